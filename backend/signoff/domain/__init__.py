@@ -1,0 +1,1 @@
+"""Pure rules of signoff: no framework, database or queue imports live here."""

@@ -1,0 +1,221 @@
+"""The item and step state machines: tables of legal transitions and the one function that applies them.
+
+The tables are data. `docs/reference/state-machine.md` is generated from them
+(`signoff docs state-machine`) and a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Generic, TypeVar
+
+from signoff.domain.errors import DomainError, ErrorCode
+
+
+class ItemState(StrEnum):
+    """Lifecycle of a workflow item."""
+
+    PENDING = "pending"
+    CHANGES_REQUESTED = "changes_requested"
+    APPROVED = "approved"
+    EXECUTING = "executing"
+    COMPLETED = "completed"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    FAILED = "failed"
+    COMPENSATING = "compensating"
+    COMPENSATED = "compensated"
+
+
+class ItemAction(StrEnum):
+    """What can happen to an item as a whole."""
+
+    REQUEST_CHANGES = "request_changes"
+    RESUBMIT = "resubmit"
+    APPROVE = "approve"
+    REJECT = "reject"
+    CANCEL = "cancel"
+    EXPIRE = "expire"
+    OVERRIDE = "override"
+    START_EXECUTION = "start_execution"
+    COMPLETE = "complete"
+    FAIL = "fail"
+    RECOVER = "recover"
+    COMPENSATE = "compensate"
+    FINISH_COMPENSATION = "finish_compensation"
+
+
+class StepState(StrEnum):
+    """Lifecycle of one step of an item."""
+
+    WAITING = "waiting"
+    ACTIVE = "active"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    CHANGES_REQUESTED = "changes_requested"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    COMPENSATED = "compensated"
+
+
+class StepAction(StrEnum):
+    """What can happen to a step."""
+
+    ACTIVATE = "activate"
+    CLAIM = "claim"
+    UNCLAIM = "unclaim"
+    VOTE = "vote"
+    APPROVE = "approve"
+    REJECT = "reject"
+    REQUEST_CHANGES = "request_changes"
+    RESUBMIT = "resubmit"
+    REASSIGN = "reassign"
+    MODIFY = "modify"
+    ESCALATE = "escalate"
+    SKIP = "skip"
+    CANCEL = "cancel"
+    EXPIRE = "expire"
+    OVERRIDE = "override"
+    START = "start"
+    COMPLETE = "complete"
+    FAIL = "fail"
+    RETRY = "retry"
+    COMPENSATE = "compensate"
+
+
+I = ItemState
+IA = ItemAction
+S = StepState
+SA = StepAction
+
+ITEM_TRANSITIONS: Mapping[tuple[ItemState, ItemAction], ItemState] = {
+    (I.PENDING, IA.REQUEST_CHANGES): I.CHANGES_REQUESTED,
+    (I.PENDING, IA.APPROVE): I.APPROVED,
+    (I.PENDING, IA.REJECT): I.REJECTED,
+    (I.PENDING, IA.CANCEL): I.CANCELLED,
+    (I.PENDING, IA.EXPIRE): I.EXPIRED,
+    (I.PENDING, IA.OVERRIDE): I.APPROVED,
+    (I.CHANGES_REQUESTED, IA.RESUBMIT): I.PENDING,
+    (I.CHANGES_REQUESTED, IA.CANCEL): I.CANCELLED,
+    (I.CHANGES_REQUESTED, IA.EXPIRE): I.EXPIRED,
+    (I.CHANGES_REQUESTED, IA.REJECT): I.REJECTED,
+    (I.APPROVED, IA.START_EXECUTION): I.EXECUTING,
+    (I.APPROVED, IA.COMPLETE): I.COMPLETED,
+    (I.APPROVED, IA.CANCEL): I.CANCELLED,
+    (I.EXECUTING, IA.COMPLETE): I.COMPLETED,
+    (I.EXECUTING, IA.FAIL): I.FAILED,
+    (I.EXECUTING, IA.COMPENSATE): I.COMPENSATING,
+    (I.FAILED, IA.RECOVER): I.EXECUTING,
+    (I.FAILED, IA.COMPENSATE): I.COMPENSATING,
+    (I.FAILED, IA.CANCEL): I.CANCELLED,
+    (I.REJECTED, IA.OVERRIDE): I.APPROVED,
+    (I.REJECTED, IA.COMPENSATE): I.COMPENSATING,
+    (I.EXPIRED, IA.OVERRIDE): I.APPROVED,
+    (I.COMPENSATING, IA.FINISH_COMPENSATION): I.COMPENSATED,
+}
+
+_OPEN_STEP = (S.WAITING, S.ACTIVE, S.CHANGES_REQUESTED)
+
+STEP_TRANSITIONS: Mapping[tuple[StepState, StepAction], StepState] = {
+    (S.WAITING, SA.ACTIVATE): S.ACTIVE,
+    (S.WAITING, SA.MODIFY): S.WAITING,
+    (S.WAITING, SA.SKIP): S.SKIPPED,
+    (S.WAITING, SA.CANCEL): S.CANCELLED,
+    (S.ACTIVE, SA.CLAIM): S.ACTIVE,
+    (S.ACTIVE, SA.UNCLAIM): S.ACTIVE,
+    (S.ACTIVE, SA.VOTE): S.ACTIVE,
+    (S.ACTIVE, SA.APPROVE): S.APPROVED,
+    (S.ACTIVE, SA.REJECT): S.REJECTED,
+    (S.ACTIVE, SA.REQUEST_CHANGES): S.CHANGES_REQUESTED,
+    (S.ACTIVE, SA.REASSIGN): S.ACTIVE,
+    (S.ACTIVE, SA.MODIFY): S.ACTIVE,
+    (S.ACTIVE, SA.ESCALATE): S.ACTIVE,
+    (S.ACTIVE, SA.SKIP): S.SKIPPED,
+    (S.ACTIVE, SA.CANCEL): S.CANCELLED,
+    (S.ACTIVE, SA.EXPIRE): S.EXPIRED,
+    (S.ACTIVE, SA.OVERRIDE): S.APPROVED,
+    (S.CHANGES_REQUESTED, SA.RESUBMIT): S.ACTIVE,
+    (S.CHANGES_REQUESTED, SA.CANCEL): S.CANCELLED,
+    (S.CHANGES_REQUESTED, SA.EXPIRE): S.EXPIRED,
+    (S.APPROVED, SA.START): S.RUNNING,
+    (S.APPROVED, SA.CANCEL): S.CANCELLED,
+    (S.APPROVED, SA.SKIP): S.SKIPPED,
+    (S.REJECTED, SA.OVERRIDE): S.APPROVED,
+    (S.EXPIRED, SA.OVERRIDE): S.APPROVED,
+    (S.RUNNING, SA.COMPLETE): S.COMPLETED,
+    (S.RUNNING, SA.FAIL): S.FAILED,
+    (S.FAILED, SA.RETRY): S.RUNNING,
+    (S.FAILED, SA.SKIP): S.SKIPPED,
+    (S.COMPLETED, SA.COMPENSATE): S.COMPENSATED,
+}
+
+OPEN_STEP_STATES: frozenset[StepState] = frozenset(_OPEN_STEP)
+"""Steps that still wait for a human (or for their dependencies)."""
+
+TERMINAL_ITEM_STATES: frozenset[ItemState] = frozenset(
+    state for state in ItemState if not any(src == state for src, _ in ITEM_TRANSITIONS)
+)
+"""Item states with no way out."""
+
+StateT = TypeVar("StateT", bound=StrEnum)
+ActionT = TypeVar("ActionT", bound=StrEnum)
+
+
+@dataclass(frozen=True)
+class StateMachine(Generic[StateT, ActionT]):
+    """A named table of legal transitions."""
+
+    name: str
+    states: type[StateT]
+    actions: type[ActionT]
+    table: Mapping[tuple[StateT, ActionT], StateT]
+
+    def next_state(self, state: StateT, action: ActionT) -> StateT:
+        """Return the state `action` leads to from `state`, or raise ILLEGAL_TRANSITION."""
+        try:
+            return self.table[(state, action)]
+        except KeyError:
+            raise DomainError(
+                ErrorCode.ILLEGAL_TRANSITION,
+                f"cannot {action.value} a {self.name} that is {state.value}",
+                details={"machine": self.name, "state": state.value, "action": action.value},
+            ) from None
+
+    def allowed_actions(self, state: StateT) -> list[ActionT]:
+        """The actions legal from `state`, in declaration order."""
+        return [action for action in self.actions if (state, action) in self.table]
+
+
+ITEM_MACHINE: StateMachine[ItemState, ItemAction] = StateMachine(
+    "item", ItemState, ItemAction, ITEM_TRANSITIONS
+)
+STEP_MACHINE: StateMachine[StepState, StepAction] = StateMachine(
+    "step", StepState, StepAction, STEP_TRANSITIONS
+)
+
+
+def render_markdown() -> str:
+    """Render both machines as the Markdown of `docs/reference/state-machine.md`."""
+    out = [
+        "# State machines",
+        "",
+        "Generated from `backend/signoff/domain/states.py` by `signoff docs state-machine`;",
+        "a test fails when this file and the tables disagree. Any pair not listed is refused",
+        "with the error code `ILLEGAL_TRANSITION` and changes nothing.",
+        "",
+    ]
+    for machine in (ITEM_MACHINE, STEP_MACHINE):
+        title = machine.name.capitalize()
+        out += [f"## {title} transitions", "", "| from | action | to |", "| --- | --- | --- |"]
+        for (src, action), dst in machine.table.items():
+            out.append(f"| `{src.value}` | `{action.value}` | `{dst.value}` |")
+        terminal = [s.value for s in machine.states if not machine.allowed_actions(s)]
+        out += ["", f"Terminal {machine.name} states: " + ", ".join(f"`{s}`" for s in terminal), ""]
+    return "\n".join(out)
