@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -42,8 +43,8 @@ class DomainError(Exception):
     code: ErrorCode
     message: str
     field: str | None = None
-    problems: list[Problem] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict)
+    problems: list[Problem] = dataclasses.field(default_factory=list)
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         super().__init__(self.message)
