@@ -1,0 +1,1 @@
+"""GraphQL and HTTP surface: thin resolvers that parse input, call one service and map results."""

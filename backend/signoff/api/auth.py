@@ -1,0 +1,113 @@
+"""Bearer tokens: verification with a fixed algorithm list, and minting for development."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import jwt
+
+from signoff.domain.actors import Principal
+from signoff.domain.errors import DomainError, ErrorCode
+from signoff.settings import Settings
+
+
+class TokenVerifier:
+    """Checks signature, `exp`, `nbf`, `iss` and `aud`; the algorithm comes from configuration."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._algorithms = list(settings.jwt_algorithms)
+        self._issuer = settings.jwt_issuer
+        self._audience = settings.jwt_audience
+        self._leeway = settings.jwt_leeway_seconds
+        if all(alg.startswith("HS") for alg in self._algorithms):
+            self._key: str = settings.effective_jwt_secret
+        else:
+            self._key = settings.public_key_pem()
+
+    def verify(self, token: str) -> Principal:
+        """The principal a valid token names; UNAUTHENTICATED with the reason otherwise."""
+        if not token:
+            raise _unauthenticated("missing bearer token")
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=self._algorithms,
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway,
+                options={"require": ["exp", "iss", "aud", "sub"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise _unauthenticated("token expired") from None
+        except jwt.InvalidAlgorithmError:
+            raise _unauthenticated("token algorithm not accepted") from None
+        except jwt.InvalidSignatureError:
+            raise _unauthenticated("token signature invalid") from None
+        except jwt.InvalidAudienceError:
+            raise _unauthenticated("token audience not accepted") from None
+        except jwt.InvalidIssuerError:
+            raise _unauthenticated("token issuer not accepted") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise _unauthenticated(f"token lacks the {exc.claim!r} claim") from None
+        except jwt.PyJWTError:
+            raise _unauthenticated("token malformed") from None
+        tenant = claims.get("tenant")
+        if not isinstance(tenant, str) or not tenant:
+            raise _unauthenticated("token lacks the 'tenant' claim")
+        return Principal(
+            user_id=str(claims["sub"]),
+            tenant_id=tenant,
+            roles=frozenset(_strings(claims.get("roles"))),
+            groups=frozenset(_strings(claims.get("groups"))),
+            environment=str(claims.get("env", "production")),
+        )
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return []
+
+
+def _unauthenticated(reason: str) -> DomainError:
+    return DomainError(ErrorCode.UNAUTHENTICATED, reason)
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer …` header, or an empty string."""
+    if not authorization:
+        return ""
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def mint_token(
+    settings: Settings,
+    *,
+    user_id: str,
+    tenant_id: str,
+    roles: Iterable[str] = (),
+    groups: Iterable[str] = (),
+    ttl_seconds: int = 3600,
+    now: float | None = None,
+) -> str:
+    """A development HS256 token; refused outside development mode."""
+    if not settings.is_development:
+        raise RuntimeError("tokens are minted only in development mode (SIGNOFF_ENVIRONMENT)")
+    algorithm = settings.jwt_algorithms[0]
+    if not algorithm.startswith("HS"):
+        raise RuntimeError("development tokens need an HMAC algorithm (SIGNOFF_JWT_ALGORITHMS)")
+    issued = int(now if now is not None else time.time())
+    claims = {
+        "sub": user_id,
+        "tenant": tenant_id,
+        "roles": list(roles),
+        "groups": list(groups),
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "iat": issued,
+        "exp": issued + ttl_seconds,
+    }
+    return jwt.encode(claims, settings.effective_jwt_secret, algorithm=algorithm)

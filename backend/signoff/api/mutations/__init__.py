@@ -1,0 +1,1 @@
+"""GraphQL mutations, one module per small group; each parses input, calls one service."""

@@ -1,0 +1,66 @@
+"""Saving and publishing templates."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from signoff.api import ids
+from signoff.api.context import SignoffContext, actor_of, services_of
+from signoff.api.errors import user_error
+from signoff.api.mutations.common import TemplatePayload
+from signoff.api.types import Template
+from signoff.domain.errors import DomainError, invalid
+from signoff.services import templates as template_services
+
+
+@strawberry.input(description="A template document (the YAML format, as JSON).")
+class SaveTemplateInput:
+    definition: JSON = strawberry.field(description="See docs/reference/templates.md.")
+    publish: bool = strawberry.field(
+        default=False, description="Publish at once instead of saving a draft."
+    )
+
+
+async def _template_payload(call: Callable[[], Awaitable[dict[str, Any]]]) -> TemplatePayload:
+    try:
+        row = await call()
+    except DomainError as exc:
+        return TemplatePayload(template=None, errors=[user_error(exc)])
+    return TemplatePayload(template=Template.from_row(row), errors=[])
+
+
+@strawberry.type
+class TemplateMutations:
+    @strawberry.mutation(
+        description="Validate and save a template as the next draft version of its key; every "
+        "problem is reported at once with the path to its field."
+    )
+    async def save_template(
+        self, info: Info[SignoffContext, Any], input: SaveTemplateInput
+    ) -> TemplatePayload:
+        actor = actor_of(info)
+
+        async def call() -> dict[str, Any]:
+            if not isinstance(input.definition, dict):
+                raise invalid("definition must be an object", "definition")
+            return await template_services.save_template(
+                actor, services_of(info), input.definition, publish=input.publish
+            )
+
+        return await _template_payload(call)
+
+    @strawberry.mutation(description="Publish a draft template version; it is immutable after.")
+    async def publish_template(
+        self, info: Info[SignoffContext, Any], id: strawberry.ID
+    ) -> TemplatePayload:
+        actor = actor_of(info)
+        return await _template_payload(
+            lambda: template_services.publish_template(
+                actor, services_of(info), ids.decode_uuid(id, "Template")
+            )
+        )

@@ -1,0 +1,98 @@
+"""The GraphQL schema: queries, mutations, and the extensions that keep it fast and safe."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from strawberry.extensions import (
+    AddValidationRules,
+    MaskErrors,
+    ParserCache,
+    ValidationCache,
+)
+from strawberry.extensions.query_depth_limiter import create_validator
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import Info
+
+from signoff.api import ids
+from signoff.api.context import SignoffContext, actor_of, services_of
+from signoff.api.errors import CodedError, should_mask
+from signoff.api.mutations.items import ItemMutations
+from signoff.api.mutations.templates import TemplateMutations
+from signoff.api.types import Template, WorkflowItem
+from signoff.db import templates as template_repo
+from signoff.domain.errors import DomainError, ErrorCode
+from signoff.services import items as item_services
+
+
+@strawberry.type(description="The authenticated caller.")
+class Viewer:
+    user_id: str = strawberry.field(description="User id (the token's `sub`).")
+    tenant_id: str = strawberry.field(description="Tenant every read and write is bound to.")
+    roles: list[str] = strawberry.field(description="Roles from the token.")
+    groups: list[str] = strawberry.field(description="Groups from the token.")
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="The authenticated caller.")
+    def viewer(self, info: Info[SignoffContext, Any]) -> Viewer:
+        principal = actor_of(info).principal
+        return Viewer(
+            user_id=principal.user_id,
+            tenant_id=principal.tenant_id,
+            roles=sorted(principal.roles),
+            groups=sorted(principal.groups),
+        )
+
+    @strawberry.field(description="One item by global id; null when absent or not visible.")
+    async def item(
+        self, info: Info[SignoffContext, Any], id: strawberry.ID
+    ) -> WorkflowItem | None:
+        actor = actor_of(info)
+        try:
+            view = await item_services.get_item(
+                actor, services_of(info), ids.decode_uuid(id, "WorkflowItem")
+            )
+        except DomainError as exc:
+            if exc.code == ErrorCode.NOT_FOUND:
+                return None
+            raise CodedError(exc) from None
+        return WorkflowItem.from_view(view)
+
+    @strawberry.field(description="Template versions of the tenant, newest first per key.")
+    async def templates(
+        self, info: Info[SignoffContext, Any], key: str | None = None
+    ) -> list[Template]:
+        actor = actor_of(info)
+        rows = await template_repo.list_for_tenant(actor.tenant_id, key)
+        return [Template.from_row(r) for r in rows]
+
+
+@strawberry.type
+class Mutation(ItemMutations, TemplateMutations):
+    """Every mutation takes an optional idempotency key and returns typed user errors."""
+
+
+def build_schema(*, max_depth: int = 12, mask_errors: bool = True) -> strawberry.Schema:
+    """The schema with its extensions, built once per process (the rules are made here once,
+    so that the validation cache stays effective)."""
+    depth_rule = create_validator(max_depth, None, None)
+    extensions: list[Any] = [
+        lambda: ParserCache(maxsize=512),
+        lambda: ValidationCache(maxsize=512),
+        lambda: AddValidationRules([depth_rule]),
+    ]
+    if mask_errors:
+        extensions.append(lambda: MaskErrors(should_mask_error=should_mask))
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        extensions=extensions,
+        config=StrawberryConfig(auto_camel_case=True),
+    )
+
+
+schema = build_schema()
+"""The schema as exported to `schema.graphql` (`signoff schema export`)."""

@@ -1,0 +1,239 @@
+"""GraphQL object types. They map rows and views; they hold no business rules."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from signoff.api import ids
+from signoff.api.context import SignoffContext, actor_of
+from signoff.db import audit as audit_repo
+from signoff.db import items as items_repo
+from signoff.domain.states import ItemState, StepState
+from signoff.domain.templates import RiskLevel, StepKind, TemplateKind
+from signoff.services.engine import ItemView
+
+ItemStateEnum = strawberry.enum(ItemState, description="Lifecycle state of an item.")
+StepStateEnum = strawberry.enum(StepState, description="Lifecycle state of a step.")
+ItemKindEnum = strawberry.enum(TemplateKind, name="ItemKind", description="What kind of item.")
+StepKindEnum = strawberry.enum(StepKind, description="What kind of step.")
+RiskLevelEnum = strawberry.enum(RiskLevel, description="Risk level, low to critical.")
+
+
+@strawberry.type(description="Who may act on a step: named users, groups and roles.")
+class Assignees:
+    users: list[str] = strawberry.field(description="User ids.")
+    groups: list[str] = strawberry.field(description="Group names.")
+    roles: list[str] = strawberry.field(description="Role names.")
+
+
+@strawberry.type(description="How many approvals a step needs.")
+class Quorum:
+    mode: str = strawberry.field(description="`any`, `all` or `n_of_m`.")
+    n: int | None = strawberry.field(description="Approvals needed for `n_of_m`.")
+
+
+@strawberry.type(description="One person's (or a policy's) decision on a step.")
+class Decision:
+    actor_id: str = strawberry.field(description="Who decided (`system` for policies).")
+    acting_for: str | None = strawberry.field(description="Whom a delegate acted for.")
+    outcome: str = strawberry.field(description="approve, reject, request_changes, ...")
+    reason: str | None = strawberry.field(description="The reason given.")
+    rule: str | None = strawberry.field(description="The policy rule that decided, if any.")
+    revision: int = strawberry.field(description="Item revision the decision belongs to.")
+    created_at: datetime = strawberry.field(description="When it was made.")
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Decision:
+        """Map a decision row."""
+        return cls(
+            actor_id=row["actor_id"],
+            acting_for=row["acting_for"],
+            outcome=row["outcome"],
+            reason=row["reason"],
+            rule=row["rule"],
+            revision=row["revision"],
+            created_at=row["created_at"],
+        )
+
+
+@strawberry.type(description="One step of an item, with its own state machine.")
+class Step:
+    id: strawberry.ID = strawberry.field(description="Global id.")
+    key: str = strawberry.field(description="The step's key in its template.")
+    name: str = strawberry.field(description="Display name.")
+    kind: StepKind = strawberry.field(description="approval, task, decision or merge.")
+    state: StepState = strawberry.field(description="Current state.")
+    assignees: Assignees = strawberry.field(description="Who may act on it.")
+    quorum: Quorum = strawberry.field(description="Approvals it needs.")
+    risk: RiskLevel = strawberry.field(description="Risk level.")
+    sensitive: bool = strawberry.field(description="Four-eyes step: overrides need a second person.")
+    action: str | None = strawberry.field(description="What an agent-plan step will do.")
+    params: JSON = strawberry.field(description="Parameters of the step (as modified).")
+    original_params: JSON | None = strawberry.field(
+        description="Parameters as submitted, when they were modified."
+    )
+    claimed_by: str | None = strawberry.field(description="Reviewer who claimed it.")
+    decision_value: str | None = strawberry.field(description="Value chosen on a decision step.")
+    activated_at: datetime | None = strawberry.field(description="When it opened for review.")
+    due_at: datetime | None = strawberry.field(description="SLA deadline.")
+    decided_at: datetime | None = strawberry.field(description="When it was resolved.")
+    version: int = strawberry.field(description="Bumped on every change of the step.")
+    raw_id: strawberry.Private[UUID]
+
+    @strawberry.field(description="Decisions on this step, oldest first.")
+    async def decisions(self, info: Info[SignoffContext, Any]) -> list[Decision]:
+        actor_of(info)
+        rows = await items_repo.decisions_of_step(self.raw_id)
+        return [Decision.from_row(r) for r in rows]
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Step:
+        """Map a step row."""
+        return cls(
+            id=strawberry.ID(ids.encode("Step", row["id"])),
+            key=row["key"],
+            name=row["name"],
+            kind=StepKind(row["kind"]),
+            state=StepState(row["state"]),
+            assignees=Assignees(**{k: list(row["assignees"].get(k, [])) for k in _ASSIGNEE_KEYS}),
+            quorum=Quorum(mode=row["quorum"].get("mode", "any"), n=row["quorum"].get("n")),
+            risk=RiskLevel(row["risk"]),
+            sensitive=row["sensitive"],
+            action=row["action"],
+            params=row["params"],
+            original_params=row["original_params"],
+            claimed_by=row["claimed_by"],
+            decision_value=row["decision_value"],
+            activated_at=row["activated_at"],
+            due_at=row["due_at"],
+            decided_at=row["decided_at"],
+            version=row["version"],
+            raw_id=row["id"],
+        )
+
+
+_ASSIGNEE_KEYS = ("users", "groups", "roles")
+
+
+@strawberry.type(description="An append-only, hash-chained record of one change.")
+class AuditEvent:
+    seq: int = strawberry.field(description="Position in the tenant's audit chain (gapless).")
+    action: str = strawberry.field(description="What happened, e.g. `step.approve`.")
+    actor_id: str = strawberry.field(description="Who did it.")
+    acting_for: str | None = strawberry.field(description="Whom a delegate acted for.")
+    reason: str | None = strawberry.field(description="The reason given.")
+    request_id: str | None = strawberry.field(description="Request that made the change.")
+    client_addr: str | None = strawberry.field(description="Client address of that request.")
+    user_agent: str | None = strawberry.field(description="User agent of that request.")
+    step_id: strawberry.ID | None = strawberry.field(description="Step concerned, if any.")
+    data: JSON = strawberry.field(description="Details of the change.")
+    occurred_at: datetime = strawberry.field(description="When it happened.")
+    hash: str = strawberry.field(description="sha256 chaining this event to the previous one.")
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> AuditEvent:
+        """Map an audit row."""
+        step = row["step_id"]
+        return cls(
+            seq=row["seq"],
+            action=row["action"],
+            actor_id=row["actor_id"],
+            acting_for=row["acting_for"],
+            reason=row["reason"],
+            request_id=row["request_id"],
+            client_addr=row["client_addr"],
+            user_agent=row["user_agent"],
+            step_id=strawberry.ID(ids.encode("Step", step)) if step else None,
+            data=row["data"],
+            occurred_at=row["occurred_at"],
+            hash=row["hash"],
+        )
+
+
+@strawberry.type(description="One thing to be signed off, with its steps.")
+class WorkflowItem:
+    id: strawberry.ID = strawberry.field(description="Global id.")
+    kind: TemplateKind = strawberry.field(description="What kind of item.")
+    title: str = strawberry.field(description="Short title shown in inboxes.")
+    state: ItemState = strawberry.field(description="Current state.")
+    priority: int = strawberry.field(description="Higher is more urgent.")
+    risk: RiskLevel = strawberry.field(description="Highest risk of its steps.")
+    requester_id: str = strawberry.field(description="Who submitted it.")
+    environment: str = strawberry.field(description="Environment it belongs to.")
+    payload: JSON = strawberry.field(description="Submitted data, validated by the template.")
+    external_ref: str | None = strawberry.field(description="External trace or decision id.")
+    revision: int = strawberry.field(description="Bumped on every resubmission.")
+    version: int = strawberry.field(
+        description="Bumped on every change; pass as `expectedVersion` to guard a mutation."
+    )
+    created_at: datetime = strawberry.field(description="When it was submitted.")
+    updated_at: datetime = strawberry.field(description="When it last changed.")
+    steps: list[Step] = strawberry.field(description="Its steps, in template order.")
+    raw_id: strawberry.Private[UUID]
+    tenant_id: strawberry.Private[str]
+
+    @strawberry.field(description="Every audit event of this item, oldest first.")
+    async def audit_events(self, info: Info[SignoffContext, Any]) -> list[AuditEvent]:
+        actor_of(info)
+        rows = await audit_repo.events_for_item(self.tenant_id, self.raw_id)
+        return [AuditEvent.from_row(r) for r in rows]
+
+    @classmethod
+    def from_view(cls, view: ItemView) -> WorkflowItem:
+        """Map an item with its steps."""
+        row = view.item
+        return cls(
+            id=strawberry.ID(ids.encode("WorkflowItem", row["id"])),
+            kind=TemplateKind(row["kind"]),
+            title=row["title"],
+            state=ItemState(row["state"]),
+            priority=row["priority"],
+            risk=RiskLevel(row["risk"]),
+            requester_id=row["requester_id"],
+            environment=row["environment"],
+            payload=row["payload"],
+            external_ref=row["external_ref"],
+            revision=row["revision"],
+            version=row["version"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            steps=[Step.from_row(s) for s in view.steps],
+            raw_id=row["id"],
+            tenant_id=row["tenant_id"],
+        )
+
+
+@strawberry.type(description="One version of a review process.")
+class Template:
+    id: strawberry.ID = strawberry.field(description="Global id.")
+    key: str = strawberry.field(description="Stable key shared by all versions.")
+    version: int = strawberry.field(description="Version number, from 1.")
+    name: str = strawberry.field(description="Display name.")
+    kind: TemplateKind = strawberry.field(description="Kind of item it reviews.")
+    status: str = strawberry.field(description="draft, published or retired.")
+    definition: JSON = strawberry.field(description="The normalised definition.")
+    created_by: str = strawberry.field(description="Who saved it.")
+    created_at: datetime = strawberry.field(description="When it was saved.")
+    published_at: datetime | None = strawberry.field(description="When it was published.")
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Template:
+        """Map a template row."""
+        return cls(
+            id=strawberry.ID(ids.encode("Template", row["id"])),
+            key=row["key"],
+            version=row["version"],
+            name=row["name"],
+            kind=TemplateKind(row["kind"]),
+            status=row["status"],
+            definition=row["definition"],
+            created_by=row["created_by"],
+            created_at=row["created_at"],
+            published_at=row["published_at"],
+        )

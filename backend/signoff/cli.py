@@ -1,0 +1,223 @@
+"""The `signoff` command: dev, serve, worker, migrate, schema, token, templates, docs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from signoff.settings import Settings, get_settings
+
+log = logging.getLogger("signoff.cli")
+
+DEMO_TENANT = "demo"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEMO_TEMPLATES = Path(__file__).resolve().parent / "demo"
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ValueError as exc:
+        sys.exit(f"configuration error: {exc}")
+
+
+def _require_services(settings: Settings) -> None:
+    missing = [n for n, v in (("DATABASE_URL", settings.database_url),
+                              ("REDIS_URL", settings.redis_url)) if not v]
+    if missing:
+        sys.exit("set " + " and ".join(f"SIGNOFF_{m}" for m in missing) +
+                 " (or run `signoff dev` for embedded ones)")
+
+
+async def _migrate(settings: Settings) -> str:
+    from signoff.db.engine import configure_engine
+    from signoff.db.migrate import apply_migrations
+
+    configure_engine(settings.database_url)
+    return await apply_migrations()
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    settings = _settings()
+    _require_services(settings)
+    print(asyncio.run(_migrate(settings)).strip() or "migrations applied")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from signoff.app import create_app
+
+    settings = _settings()
+    _require_services(settings)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    from signoff.worker import build_worker
+
+    settings = _settings()
+    _require_services(settings)
+    build_worker(settings).run()
+
+
+def cmd_dev(args: argparse.Namespace) -> None:
+    """API and worker in one process, on embedded PostgreSQL/Redis unless URLs are set."""
+    from signoff.embedded import start_embedded
+
+    base = _settings()
+    if not base.is_development:
+        sys.exit("`signoff dev` runs only with SIGNOFF_ENVIRONMENT=development")
+    embedded = None
+    if not base.database_url or not base.redis_url:
+        embedded = start_embedded(base.data_dir)
+        if not base.database_url:
+            os.environ["SIGNOFF_DATABASE_URL"] = embedded.database_url
+        if not base.redis_url:
+            os.environ["SIGNOFF_REDIS_URL"] = embedded.redis_url
+        get_settings.cache_clear()
+    settings = _settings()
+    try:
+        asyncio.run(_dev(settings, port=args.port or settings.port))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+async def _dev(settings: Settings, port: int) -> None:
+    import uvicorn
+
+    from signoff.app import create_app
+    from signoff.demo_data import seed_demo
+    from signoff.worker import build_worker
+
+    print((await _migrate(settings)).strip())
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=port, log_level="info"))
+    worker = build_worker(settings, on_startup=None, on_shutdown=None, handle_signals=False)
+
+    async def seed_when_started() -> None:
+        while not server.started:
+            await asyncio.sleep(0.05)
+        tokens = await seed_demo(settings, DEMO_TEMPLATES)
+        print(f"\nsignoff is running: http://{settings.host}:{port}/graphql")
+        print("demo tokens (tenant 'demo'; use as `Authorization: Bearer <token>`):")
+        for user, token in tokens.items():
+            print(f"  {user:6} {token}")
+
+    worker_task = asyncio.create_task(worker.async_run())
+    seed_task = asyncio.create_task(seed_when_started())
+    try:
+        await server.serve()
+    finally:
+        seed_task.cancel()
+        worker_task.cancel()
+        await worker.close()
+
+
+def cmd_token(args: argparse.Namespace) -> None:
+    from signoff.api.auth import mint_token
+
+    settings = _settings()
+    try:
+        token = mint_token(
+            settings,
+            user_id=args.user,
+            tenant_id=args.tenant,
+            roles=args.role or [],
+            groups=args.group or [],
+            ttl_seconds=args.ttl,
+        )
+    except RuntimeError as exc:
+        sys.exit(str(exc))
+    print(token)
+
+
+def cmd_schema(args: argparse.Namespace) -> None:
+    from signoff.api.schema import schema
+
+    text = schema.as_str().rstrip() + "\n"
+    target = Path(args.path)
+    if args.action == "export":
+        target.write_text(text)
+        print(f"wrote {target}")
+        return
+    if not target.exists() or target.read_text() != text:
+        sys.exit(f"{target} is out of date: run `signoff schema export`")
+    print(f"{target} is up to date")
+
+
+def cmd_templates(args: argparse.Namespace) -> None:
+    settings = _settings()
+    _require_services(settings)
+
+    async def load() -> list[dict[str, Any]]:
+        from signoff.db.engine import configure_engine
+        from signoff.domain.actors import Actor, Principal
+        from signoff.services.context import ServiceContext
+        from signoff.services.templates import load_templates
+
+        configure_engine(settings.database_url)
+        actor = Actor(Principal("cli", args.tenant, roles=frozenset(settings.admin_roles)))
+        return await load_templates(actor, ServiceContext(settings=settings), Path(args.directory))
+
+    for row in asyncio.run(load()):
+        print(f"{row['key']} v{row['version']} {row['status']}")
+
+
+def cmd_docs(args: argparse.Namespace) -> None:
+    from signoff.domain.states import render_markdown
+
+    target = REPO_ROOT / "docs" / "reference" / "state-machine.md"
+    target.write_text(render_markdown())
+    print(f"wrote {target}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="signoff", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    dev = sub.add_parser("dev", help="API + worker in one process with demo data")
+    dev.add_argument("--port", type=int, default=None)
+    dev.set_defaults(func=cmd_dev)
+    sub.add_parser("serve", help="run the API").set_defaults(func=cmd_serve)
+    sub.add_parser("worker", help="run an arq worker").set_defaults(func=cmd_worker)
+    sub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_migrate)
+    schema = sub.add_parser("schema", help="export or check schema.graphql")
+    schema.add_argument("action", choices=["export", "check"])
+    schema.add_argument("--path", default=str(REPO_ROOT / "schema.graphql"))
+    schema.set_defaults(func=cmd_schema)
+    token = sub.add_parser("token", help="mint a development token")
+    token.add_argument("--user", required=True)
+    token.add_argument("--tenant", default=DEMO_TENANT)
+    token.add_argument("--role", action="append")
+    token.add_argument("--group", action="append")
+    token.add_argument("--ttl", type=int, default=3600 * 12)
+    token.set_defaults(func=cmd_token)
+    templates = sub.add_parser("templates", help="load YAML templates")
+    templates.add_argument("action", choices=["load"])
+    templates.add_argument("directory")
+    templates.add_argument("--tenant", default=DEMO_TENANT)
+    templates.set_defaults(func=cmd_templates)
+    docs = sub.add_parser("docs", help="regenerate generated docs")
+    docs.add_argument("what", choices=["state-machine"])
+    docs.set_defaults(func=cmd_docs)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `signoff` command."""
+    logging.basicConfig(level=os.environ.get("SIGNOFF_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    args = build_parser().parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Tables, the engine and the queries of signoff. Queries live here and nowhere else."""

@@ -1,0 +1,36 @@
+"""The one PostgreSQL engine of a process.
+
+The engine object exists from import on so that tables can bind to it, but it holds no
+configuration until a composition root (the CLI, the app factory, a test session) calls
+`configure_engine`; nothing connects before then.
+"""
+
+from __future__ import annotations
+
+import os
+
+from piccolo.engine.postgres import PostgresEngine
+
+ENGINE = PostgresEngine(config={}, extensions=())
+
+PICCOLO_CONF_MODULE = "signoff.db.piccolo_conf"
+
+
+def configure_engine(database_url: str) -> PostgresEngine:
+    """Point the engine at `database_url`; called once per process before any query."""
+    if not database_url:
+        raise RuntimeError("no database configured: set SIGNOFF_DATABASE_URL")
+    ENGINE.config = {"dsn": database_url}
+    # piccolo's migration commands find the engine through PICCOLO_CONF.
+    os.environ["PICCOLO_CONF"] = PICCOLO_CONF_MODULE
+    return ENGINE
+
+
+async def start_pool(min_size: int, max_size: int) -> None:
+    """Open the connection pool; without it every query opens its own connection."""
+    await ENGINE.start_connection_pool(min_size=min_size, max_size=max_size)
+
+
+async def close_pool() -> None:
+    """Close the pool, waiting for connections in use."""
+    await ENGINE.close_connection_pool()

@@ -1,0 +1,71 @@
+"""Raw SQL through piccolo's engine: inside the current transaction when there is one."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import asyncpg
+
+from signoff.db.engine import ENGINE
+
+
+def _connection() -> asyncpg.Connection | None:
+    transaction = ENGINE.current_transaction.get()
+    return transaction.connection if transaction else None
+
+
+async def fetch(sql: str, *args: Any) -> list[asyncpg.Record]:
+    """Rows of `sql` ($1, $2 … placeholders)."""
+    conn = _connection()
+    if conn is not None:
+        return await conn.fetch(sql, *args)
+    if ENGINE.pool is None:
+        conn = await ENGINE.get_new_connection()
+        try:
+            return await conn.fetch(sql, *args)
+        finally:
+            await conn.close()
+    async with ENGINE.pool.acquire() as pooled:
+        return await pooled.fetch(sql, *args)
+
+
+async def fetchrow(sql: str, *args: Any) -> asyncpg.Record | None:
+    """The first row of `sql`, or None."""
+    rows = await fetch(sql, *args)
+    return rows[0] if rows else None
+
+
+async def execute(sql: str, *args: Any) -> None:
+    """Run `sql` for its effect."""
+    await fetch(sql, *args)
+
+
+def in_transaction() -> bool:
+    """Whether a transaction is open in this task."""
+    return _connection() is not None
+
+
+def dumps(value: Any) -> str:
+    """JSON for a jsonb parameter."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+
+
+def loads(value: str | None) -> Any:
+    """A jsonb column's value (asyncpg hands jsonb over as text)."""
+    return None if value is None else json.loads(value)
+
+
+def record_dict(record: asyncpg.Record, json_columns: Sequence[str] = ()) -> dict[str, Any]:
+    """A record as a dict, with the named jsonb columns decoded."""
+    out: dict[str, Any] = dict(record)
+    for column in json_columns:
+        if column in out:
+            out[column] = loads(out[column])
+    return out
+
+
+def params_of(mapping: Mapping[str, Any], columns: Sequence[str]) -> list[Any]:
+    """Positional parameters for `columns` taken from `mapping`."""
+    return [mapping[c] for c in columns]

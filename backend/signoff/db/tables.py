@@ -1,0 +1,160 @@
+"""piccolo table classes. The DDL itself lives in `migrations/`; a test checks that the two agree."""
+
+from __future__ import annotations
+
+from piccolo.columns import (
+    UUID,
+    BigInt,
+    BigSerial,
+    Boolean,
+    ForeignKey,
+    Integer,
+    Text,
+    Timestamptz,
+)
+from piccolo.columns.column_types import JSONB, OnDelete
+from piccolo.table import Table
+
+from signoff.db.engine import ENGINE
+
+
+class Tenant(Table, tablename="tenant", db=ENGINE):
+    """A tenant; also the head of its audit chain (`audit_seq`, `audit_hash`)."""
+
+    id = Text(primary_key=True)
+    name = Text()
+    created_at = Timestamptz()
+    audit_seq = BigInt(default=0)
+    audit_hash = Text(default="")
+
+
+class Template(Table, tablename="template", db=ENGINE):
+    """One version of a review process. Published versions never change."""
+
+    id = UUID(primary_key=True)
+    tenant_id = ForeignKey(Tenant, on_delete=OnDelete.restrict)
+    key = Text()
+    version = Integer()
+    name = Text()
+    kind = Text()
+    status = Text()
+    definition = JSONB()
+    created_by = Text()
+    created_at = Timestamptz()
+    published_at = Timestamptz(null=True, default=None)
+
+
+class WorkflowItem(Table, tablename="workflow_item", db=ENGINE):
+    """One thing to be signed off: an approval request, exception, escalation, review or plan."""
+
+    id = UUID(primary_key=True)
+    tenant_id = ForeignKey(Tenant, on_delete=OnDelete.restrict)
+    environment = Text(default="production")
+    template_id = ForeignKey(Template, on_delete=OnDelete.restrict)
+    kind = Text()
+    title = Text()
+    state = Text()
+    priority = Integer(default=0)
+    risk = Text(default="low")
+    requester_id = Text()
+    payload = JSONB()
+    plan = JSONB(null=True, default=None)
+    external_ref = Text(null=True, default=None)
+    revision = Integer(default=1)
+    version = Integer(default=1)
+    due_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz()
+    updated_at = Timestamptz()
+
+
+class Step(Table, tablename="step", db=ENGINE):
+    """One step of an item, with its own state machine."""
+
+    id = UUID(primary_key=True)
+    tenant_id = ForeignKey(Tenant, on_delete=OnDelete.restrict)
+    item_id = ForeignKey(WorkflowItem, on_delete=OnDelete.restrict)
+    key = Text()
+    name = Text()
+    kind = Text()
+    position = Integer()
+    state = Text()
+    assignees = JSONB()
+    quorum = JSONB()
+    risk = Text(default="low")
+    sensitive = Boolean(default=False)
+    action = Text(null=True, default=None)
+    params = JSONB()
+    original_params = JSONB(null=True, default=None)
+    claimed_by = Text(null=True, default=None)
+    decision_value = Text(null=True, default=None)
+    result = JSONB(null=True, default=None)
+    error = Text(null=True, default=None)
+    attempts = Integer(default=0)
+    escalation_level = Integer(default=0)
+    escalation_plan = JSONB(null=True, default=None)
+    activated_at = Timestamptz(null=True, default=None)
+    due_at = Timestamptz(null=True, default=None)
+    decided_at = Timestamptz(null=True, default=None)
+    version = Integer(default=1)
+    created_at = Timestamptz()
+    updated_at = Timestamptz()
+
+
+class Decision(Table, tablename="decision", db=ENGINE):
+    """One person's vote or decision on a step, in one revision of the item."""
+
+    id = UUID(primary_key=True)
+    tenant_id = ForeignKey(Tenant, on_delete=OnDelete.restrict)
+    item_id = ForeignKey(WorkflowItem, on_delete=OnDelete.restrict)
+    step_id = ForeignKey(Step, on_delete=OnDelete.restrict)
+    revision = Integer()
+    actor_id = Text()
+    acting_for = Text(null=True, default=None)
+    outcome = Text()
+    reason = Text(null=True, default=None)
+    rule = Text(null=True, default=None)
+    created_at = Timestamptz()
+
+
+class IdempotencyKey(Table, tablename="idempotency_key", db=ENGINE):
+    """The first result of a mutation sent with an idempotency key."""
+
+    tenant_id = ForeignKey(Tenant, on_delete=OnDelete.restrict)
+    actor_id = Text()
+    key = Text()
+    operation = Text()
+    request_hash = Text()
+    result = JSONB(null=True, default=None)
+    created_at = Timestamptz()
+
+
+class AuditEvent(Table, tablename="audit_event", db=ENGINE):
+    """An append-only, hash-chained record of one change."""
+
+    id = BigSerial(primary_key=True)
+    tenant_id = ForeignKey(Tenant, on_delete=OnDelete.restrict)
+    seq = BigInt()
+    item_id = UUID(null=True, default=None)
+    step_id = UUID(null=True, default=None)
+    action = Text()
+    actor_id = Text()
+    acting_for = Text(null=True, default=None)
+    reason = Text(null=True, default=None)
+    request_id = Text(null=True, default=None)
+    client_addr = Text(null=True, default=None)
+    user_agent = Text(null=True, default=None)
+    data = JSONB()
+    occurred_at = Timestamptz()
+    prev_hash = Text()
+    hash = Text()
+
+
+ALL_TABLES: tuple[type[Table], ...] = (
+    Tenant,
+    Template,
+    WorkflowItem,
+    Step,
+    Decision,
+    IdempotencyKey,
+    AuditEvent,
+)

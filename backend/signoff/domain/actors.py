@@ -1,0 +1,57 @@
+"""Who acts: the authenticated principal and the request it acts through."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated user (or service, or agent) inside exactly one tenant."""
+
+    user_id: str
+    tenant_id: str
+    roles: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
+    environment: str = "production"
+
+    def has_any_role(self, roles: Iterable[str]) -> bool:
+        """Whether the principal holds at least one of `roles`."""
+        return not self.roles.isdisjoint(roles)
+
+
+@dataclass(frozen=True)
+class RequestMeta:
+    """Where a change came from, recorded on its audit event."""
+
+    request_id: str | None = None
+    client_addr: str | None = None
+    user_agent: str | None = None
+
+
+SYSTEM_USER = "system"
+"""The actor id recorded for changes made by timers, policies and the sweeper."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    """A principal acting through one request; what every service receives."""
+
+    principal: Principal
+    meta: RequestMeta = field(default_factory=RequestMeta)
+
+    @property
+    def user_id(self) -> str:
+        """The acting user's id."""
+        return self.principal.user_id
+
+    @property
+    def tenant_id(self) -> str:
+        """The tenant every read and write of this actor is bound to."""
+        return self.principal.tenant_id
+
+    @classmethod
+    def system(cls, tenant_id: str, request_id: str | None = None) -> Actor:
+        """The actor for automatic changes (timers, policies) in `tenant_id`."""
+        return cls(Principal(SYSTEM_USER, tenant_id), RequestMeta(request_id=request_id))

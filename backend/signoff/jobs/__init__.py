@@ -1,0 +1,1 @@
+"""Background work run by arq workers; every job acts through the service layer."""

@@ -1,0 +1,1 @@
+"""Use cases. One use case = one transaction: check, change, audit, publish, enqueue."""

@@ -1,0 +1,28 @@
+"""What every use case needs besides its input: settings, a clock, and the job queue."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from signoff.domain.clock import Clock, SystemClock
+from signoff.settings import Settings
+
+
+class JobScheduler(Protocol):
+    """Schedules follow-up work after a commit (timers, deliveries)."""
+
+    async def schedule_timers(self, timer_ids: list[str]) -> None:
+        """Make sure the given stored timers will fire."""
+        ...
+
+
+@dataclass(frozen=True)
+class ServiceContext:
+    """Dependencies of the services, built once by a composition root."""
+
+    settings: Settings
+    clock: Clock = field(default_factory=SystemClock)
+    scheduler: JobScheduler | None = None
+    after_commit_hooks: tuple[Callable[[], Awaitable[None]], ...] = ()

@@ -1,0 +1,215 @@
+"""The transition functions of the item and step machines, and the progression of an item.
+
+Every state change of an item or a step goes through `transition_item` / `transition_step`:
+they check legality against the tables in `domain/states.py`, write the change, bump the
+versions and record the audit event, all inside the caller's unit of work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from signoff.db import items as items_repo
+from signoff.domain.actors import SYSTEM_USER
+from signoff.domain.dependencies import ready_steps, steps_to_skip
+from signoff.domain.policies import auto_approval_rule
+from signoff.domain.states import (
+    ITEM_MACHINE,
+    STEP_MACHINE,
+    ItemAction,
+    ItemState,
+    StepAction,
+    StepState,
+)
+from signoff.domain.templates import StepKind, TemplateDefinition, TemplateKind
+from signoff.services.uow import UnitOfWork
+
+RESOLVED_OK = frozenset({StepState.APPROVED, StepState.SKIPPED, StepState.COMPLETED})
+
+
+@dataclass
+class ItemView:
+    """An item row with its steps and definition, loaded (and locked) for one change."""
+
+    item: dict[str, Any]
+    steps: list[dict[str, Any]]
+    definition: TemplateDefinition
+
+    @property
+    def id(self) -> UUID:
+        """The item id."""
+        item_id: UUID = self.item["id"]
+        return item_id
+
+    @property
+    def state(self) -> ItemState:
+        """The item's current state."""
+        return ItemState(self.item["state"])
+
+    def step(self, step_id: UUID) -> dict[str, Any]:
+        """One of the item's steps by id."""
+        for step in self.steps:
+            if step["id"] == step_id:
+                return step
+        raise KeyError(step_id)
+
+    def step_by_key(self, key: str) -> dict[str, Any]:
+        """One of the item's steps by its template key."""
+        for step in self.steps:
+            if step["key"] == key:
+                return step
+        raise KeyError(key)
+
+    def step_states(self) -> dict[str, StepState]:
+        """Template key → current state, for the dependency rules."""
+        return {s["key"]: StepState(s["state"]) for s in self.steps}
+
+    def decision_values(self) -> dict[str, str]:
+        """Values chosen on decided `decision` steps, for branch selection."""
+        return {s["key"]: s["decision_value"] for s in self.steps if s["decision_value"]}
+
+
+async def transition_item(
+    uow: UnitOfWork,
+    view: ItemView,
+    action: ItemAction,
+    *,
+    changes: dict[str, Any] | None = None,
+    reason: str | None = None,
+    data: dict[str, Any] | None = None,
+    acting_for: str | None = None,
+) -> None:
+    """Move the item by `action` (or raise ILLEGAL_TRANSITION) and audit it."""
+    old = view.state
+    new = ITEM_MACHINE.next_state(old, action)
+    values = {**(changes or {}), "state": new.value}
+    await items_repo.update_item(view.id, values, uow.ctx.clock.now())
+    view.item.update(values)
+    view.item["version"] += 1
+    uow.record(
+        f"item.{action.value}",
+        item_id=view.id,
+        reason=reason,
+        acting_for=acting_for,
+        data={"from": old.value, "to": new.value, **(data or {})},
+    )
+
+
+async def transition_step(
+    uow: UnitOfWork,
+    view: ItemView,
+    step: dict[str, Any],
+    action: StepAction,
+    *,
+    changes: dict[str, Any] | None = None,
+    reason: str | None = None,
+    data: dict[str, Any] | None = None,
+    acting_for: str | None = None,
+) -> None:
+    """Move one step by `action` (or raise ILLEGAL_TRANSITION), bump the item, audit it."""
+    old = StepState(step["state"])
+    new = STEP_MACHINE.next_state(old, action)
+    values = {**(changes or {}), "state": new.value}
+    now = uow.ctx.clock.now()
+    if new != old and new not in (StepState.ACTIVE, StepState.WAITING, StepState.RUNNING):
+        values.setdefault("decided_at", now)
+    await items_repo.update_step(step["id"], values, now)
+    await items_repo.update_item(view.id, {}, now)
+    step.update(values)
+    step["version"] += 1
+    view.item["version"] += 1
+    uow.record(
+        f"step.{action.value}",
+        item_id=view.id,
+        step_id=step["id"],
+        reason=reason,
+        acting_for=acting_for,
+        data={"step": step["key"], "from": old.value, "to": new.value, **(data or {})},
+    )
+
+
+async def activate_step(uow: UnitOfWork, view: ItemView, step: dict[str, Any]) -> None:
+    """Open a step for its assignees: deadline, then policy auto-approval or merge completion."""
+    now = uow.ctx.clock.now()
+    defn = view.definition.step(step["key"])
+    due_at = now + defn.sla if defn.sla else None
+    await transition_step(
+        uow, view, step, StepAction.ACTIVATE, changes={"activated_at": now, "due_at": due_at}
+    )
+    if defn.kind == StepKind.MERGE:
+        await record_system_decision(uow, view, step, "all inbound branches resolved")
+        await transition_step(uow, view, step, StepAction.APPROVE, data={"by": "merge"})
+        return
+    policy = view.definition.auto_approval
+    rule = auto_approval_rule(policy, defn) if policy is not None else None
+    if rule:
+        await record_system_decision(uow, view, step, rule)
+        await transition_step(
+            uow, view, step, StepAction.APPROVE, data={"by": "policy", "rule": rule}
+        )
+
+
+async def record_system_decision(
+    uow: UnitOfWork, view: ItemView, step: dict[str, Any], rule: str
+) -> None:
+    """Store an approval made by the system (policy, merge), with the rule that made it."""
+    await items_repo.insert_decision(
+        {
+            "tenant_id": view.item["tenant_id"],
+            "item_id": view.id,
+            "step_id": step["id"],
+            "revision": view.item["revision"],
+            "actor_id": SYSTEM_USER,
+            "outcome": "approve_by_policy",
+            "rule": rule,
+            "now": uow.ctx.clock.now(),
+        }
+    )
+
+
+async def advance(uow: UnitOfWork, view: ItemView) -> None:
+    """Carry the item forward after a change: skip untaken branches, open ready steps, and
+    settle the item once its steps are resolved. Repeats until nothing more changes."""
+    if view.state != ItemState.PENDING:
+        return
+    changed = True
+    while changed:
+        changed = False
+        states, values = view.step_states(), view.decision_values()
+        for key in steps_to_skip(view.definition, states, values):
+            step = view.step_by_key(key)
+            if StepState(step["state"]) in (StepState.WAITING, StepState.ACTIVE):
+                await transition_step(uow, view, step, StepAction.SKIP, data={"by": "dependency"})
+                changed = True
+        states = view.step_states()
+        for key in ready_steps(view.definition, states, values):
+            await activate_step(uow, view, view.step_by_key(key))
+            changed = True
+    await settle_item(uow, view)
+
+
+async def settle_item(uow: UnitOfWork, view: ItemView) -> None:
+    """Approve, reject or expire a pending item whose steps have all been resolved."""
+    if view.state != ItemState.PENDING:
+        return
+    states = view.step_states()
+    is_plan = view.definition.kind == TemplateKind.PLAN
+    failed = [k for k, s in states.items() if s in (StepState.REJECTED, StepState.EXPIRED)]
+    if failed and not is_plan:
+        # In a review chain one refusal ends the item; what was still open is cancelled.
+        for step in view.steps:
+            if StepState(step["state"]) in (StepState.WAITING, StepState.ACTIVE):
+                await transition_step(uow, view, step, StepAction.CANCEL, data={"by": "item"})
+        expired = all(states[k] == StepState.EXPIRED for k in failed)
+        action = ItemAction.EXPIRE if expired else ItemAction.REJECT
+        await transition_item(uow, view, action, data={"steps": failed})
+        return
+    open_states = (StepState.WAITING, StepState.ACTIVE, StepState.CHANGES_REQUESTED)
+    if any(s in open_states for s in states.values()):
+        return
+    if is_plan and not any(s in RESOLVED_OK - {StepState.SKIPPED} for s in states.values()):
+        await transition_item(uow, view, ItemAction.REJECT, data={"steps": failed})
+        return
+    await transition_item(uow, view, ItemAction.APPROVE)

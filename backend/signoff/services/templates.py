@@ -1,0 +1,138 @@
+"""Template use cases: save a draft, publish it, load a directory of YAML templates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import yaml
+
+from signoff.db import templates as template_repo
+from signoff.domain.actors import Actor
+from signoff.domain.errors import DomainError, ErrorCode, forbidden, not_found
+from signoff.domain.limits import TemplateLimits
+from signoff.domain.templates import TemplateDefinition, parse_template, template_to_dict
+from signoff.services.context import ServiceContext
+from signoff.services.uow import unit_of_work
+from signoff.settings import Settings
+
+
+def template_limits(settings: Settings) -> TemplateLimits:
+    """The template limits configured for this deployment."""
+    return TemplateLimits(
+        max_steps=settings.max_steps_per_template,
+        max_dependency_depth=settings.max_dependency_depth,
+        max_payload_bytes=settings.max_payload_bytes,
+    )
+
+
+def definition_of(row: dict[str, Any], settings: Settings) -> TemplateDefinition:
+    """The parsed definition of a stored template version."""
+    return parse_template(row["definition"], template_limits(settings))
+
+
+def _require_admin(actor: Actor, ctx: ServiceContext) -> None:
+    if not actor.principal.has_any_role(ctx.settings.admin_roles):
+        raise forbidden("managing templates needs an admin role")
+
+
+async def save_template(
+    actor: Actor, ctx: ServiceContext, document: dict[str, Any], *, publish: bool = False
+) -> dict[str, Any]:
+    """Validate `document` and store it as the next version of its key (a draft unless `publish`).
+
+    An existing draft of the same key is replaced rather than piling up versions.
+    """
+    _require_admin(actor, ctx)
+    defn = parse_template(document, template_limits(ctx.settings))
+    normalized = template_to_dict(defn)
+    async with unit_of_work(actor, ctx) as uow:
+        latest = await template_repo.latest_version(actor.tenant_id, defn.key)
+        existing = [
+            r
+            for r in await template_repo.list_for_tenant(actor.tenant_id, defn.key)
+            if r["status"] == "draft"
+        ]
+        now = ctx.clock.now()
+        if existing:
+            row = await template_repo.update_draft(
+                actor.tenant_id,
+                existing[0]["id"],
+                name=defn.name,
+                kind=defn.kind.value,
+                definition=normalized,
+            )
+            action = "template.draft_updated"
+        else:
+            row = await template_repo.insert(
+                actor.tenant_id,
+                key=defn.key,
+                version=latest + 1,
+                name=defn.name,
+                kind=defn.kind.value,
+                status="draft",
+                definition=normalized,
+                created_by=actor.user_id,
+            )
+            action = "template.draft_created"
+        uow.record(action, data={"template_id": str(row["id"]), "key": defn.key,
+                                 "version": row["version"]})
+        if publish:
+            row = await template_repo.publish(actor.tenant_id, row["id"], now)
+            uow.record(
+                "template.published",
+                data={"template_id": str(row["id"]), "key": defn.key, "version": row["version"]},
+            )
+        return row
+
+
+async def publish_template(actor: Actor, ctx: ServiceContext, template_id: UUID) -> dict[str, Any]:
+    """Publish a draft; a published version is immutable from then on."""
+    _require_admin(actor, ctx)
+    async with unit_of_work(actor, ctx) as uow:
+        row = await template_repo.get(actor.tenant_id, template_id, lock=True)
+        if row is None:
+            raise not_found("template", template_id)
+        if row["status"] != "draft":
+            raise DomainError(
+                ErrorCode.TEMPLATE_IMMUTABLE, f"template version is already {row['status']}"
+            )
+        definition_of(row, ctx.settings)  # a stored draft is re-checked against today's limits
+        row = await template_repo.publish(actor.tenant_id, template_id, ctx.clock.now())
+        uow.record(
+            "template.published",
+            data={"template_id": str(row["id"]), "key": row["key"], "version": row["version"]},
+        )
+        return row
+
+
+def read_template_files(directory: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """The YAML documents of `directory` (`*.yaml`, `*.yml`), in name order."""
+    documents = []
+    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
+        data = yaml.safe_load(path.read_text())
+        if not isinstance(data, dict):
+            raise DomainError(ErrorCode.TEMPLATE_INVALID, f"{path.name}: not a mapping")
+        documents.append((path, data))
+    return documents
+
+
+async def load_templates(actor: Actor, ctx: ServiceContext, directory: Path) -> list[dict[str, Any]]:
+    """Publish every template of `directory` whose definition differs from its latest version.
+
+    Loading the same directory twice changes nothing the second time.
+    """
+    loaded = []
+    for path, document in read_template_files(directory):
+        try:
+            defn = parse_template(document, template_limits(ctx.settings))
+        except DomainError as exc:
+            exc.message = f"{path.name}: {exc.message}"
+            raise
+        current = await template_repo.find_published(actor.tenant_id, defn.key, None)
+        if current is not None and current["definition"] == template_to_dict(defn):
+            loaded.append(current)
+            continue
+        loaded.append(await save_template(actor, ctx, document, publish=True))
+    return loaded

@@ -1,0 +1,120 @@
+"""The unit of work: one transaction holding a change, its audit events and its idempotency key."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from signoff.db import audit as audit_repo
+from signoff.db import idempotency as idempotency_repo
+from signoff.db.engine import ENGINE
+from signoff.domain.actors import Actor
+from signoff.domain.errors import DomainError, ErrorCode
+from signoff.services.context import ServiceContext
+
+log = logging.getLogger("signoff.services")
+
+
+@dataclass
+class UnitOfWork:
+    """Collects the audit events of one change; they are written just before commit."""
+
+    actor: Actor
+    ctx: ServiceContext
+    events: list[dict[str, Any]] = field(default_factory=list)
+    written: list[dict[str, Any]] = field(default_factory=list)
+    _after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    def record(
+        self,
+        action: str,
+        *,
+        item_id: UUID | None = None,
+        step_id: UUID | None = None,
+        reason: str | None = None,
+        acting_for: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        """Add the audit event of one change made in this unit of work."""
+        meta = self.actor.meta
+        self.events.append(
+            {
+                "item_id": item_id,
+                "step_id": step_id,
+                "action": action,
+                "actor_id": self.actor.user_id,
+                "acting_for": acting_for,
+                "reason": reason,
+                "request_id": meta.request_id,
+                "client_addr": meta.client_addr,
+                "user_agent": meta.user_agent,
+                "data": data or {},
+                "occurred_at": self.ctx.clock.now(),
+            }
+        )
+
+    def after_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run `callback` once the transaction has committed (never if it rolls back)."""
+        self._after_commit.append(callback)
+
+
+@asynccontextmanager
+async def unit_of_work(actor: Actor, ctx: ServiceContext) -> AsyncIterator[UnitOfWork]:
+    """Open a transaction; on a clean exit write the audit events, then commit."""
+    uow = UnitOfWork(actor, ctx)
+    async with ENGINE.transaction():
+        await audit_repo.ensure_tenant(actor.tenant_id)
+        yield uow
+        if uow.events:
+            uow.written = await audit_repo.append_events(actor.tenant_id, uow.events)
+    for callback in [*uow._after_commit, *ctx.after_commit_hooks]:
+        try:
+            await callback()
+        except Exception:
+            # The change is committed; follow-up work is re-driven by the sweeper.
+            log.exception("after-commit callback failed")
+
+
+def request_fingerprint(operation: str, payload: Any) -> str:
+    """A stable hash of a mutation's input, to tell a true replay from a reused key."""
+    text = json.dumps({"op": operation, "input": payload}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+async def replayed_result(
+    uow: UnitOfWork, key: str | None, operation: str, payload: Any
+) -> dict[str, Any] | None:
+    """The stored result when `key` was used before for the same request; None to proceed.
+
+    A key reused for a different operation or input is refused, not silently replayed.
+    """
+    if not key:
+        return None
+    if len(key) > 200:
+        raise DomainError(ErrorCode.INVALID_INPUT, "idempotency key too long", "idempotencyKey")
+    fingerprint = request_fingerprint(operation, payload)
+    previous = await idempotency_repo.claim(
+        uow.actor.tenant_id, uow.actor.user_id, key, operation, fingerprint
+    )
+    if previous is None:
+        return None
+    if previous["operation"] != operation or previous["request_hash"] != fingerprint:
+        raise DomainError(
+            ErrorCode.IDEMPOTENCY_KEY_REUSED,
+            "this idempotency key was used for a different request",
+            "idempotencyKey",
+        )
+    result: dict[str, Any] = previous["result"] or {}
+    return result
+
+
+async def remember_result(uow: UnitOfWork, key: str | None, result: dict[str, Any]) -> None:
+    """Store the result of a keyed mutation in the same transaction as the change."""
+    if key:
+        await idempotency_repo.store_result(uow.actor.tenant_id, uow.actor.user_id, key, result)

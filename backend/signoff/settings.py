@@ -1,0 +1,215 @@
+"""Every setting of signoff: typed, read from `SIGNOFF_*` environment variables, documented.
+
+`docs/configuration.md` lists each setting; a test fails when one is missing there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, get_type_hints
+
+PREFIX = "SIGNOFF_"
+
+
+def _setting(default: Any, doc: str, *, secret: bool = False) -> Any:
+    """A settings field: its default, its documentation, and whether it must never be logged."""
+    if isinstance(default, list | tuple):
+        value = tuple(default)
+        return field(default=value, metadata={"doc": doc, "secret": secret})
+    return field(default=default, metadata={"doc": doc, "secret": secret})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The process configuration. Build it with `Settings.from_env()`; use `get_settings()`."""
+
+    environment: str = _setting(
+        "development",
+        "`development` or `production`. Development enables `signoff token`, GraphiQL by "
+        "default and unmasked error messages.",
+    )
+    database_url: str = _setting(
+        "",
+        "PostgreSQL URL (`postgresql://user:pass@host:5432/db`). Empty: `signoff dev` starts an "
+        "embedded PostgreSQL under `data_dir`; other commands refuse to start.",
+    )
+    redis_url: str = _setting(
+        "",
+        "Redis URL (`redis://host:6379/0`). Empty: `signoff dev` starts an embedded Redis under "
+        "`data_dir`; other commands refuse to start.",
+    )
+    redis_prefix: str = _setting(
+        "signoff",
+        "Prefix of every Redis key and of the job queue name, so that several deployments (or "
+        "test runs) can share one Redis.",
+    )
+    data_dir: str = _setting(
+        ".signoff", "Directory for the embedded PostgreSQL and Redis of `signoff dev`."
+    )
+    host: str = _setting("127.0.0.1", "Address the API listens on.")
+    port: int = _setting(8000, "Port the API listens on.")
+    public_url: str = _setting(
+        "http://127.0.0.1:8000",
+        "Base URL of the reviewer UI or API, used for links in notifications.",
+    )
+    jwt_algorithms: tuple[str, ...] = _setting(
+        ["HS256"],
+        "Accepted JWT algorithms, fixed by configuration and never taken from the token. Use "
+        "`HS256` with `jwt_secret` or `RS256`/`ES256` with `jwt_public_key`; never mix HMAC and "
+        "public-key algorithms.",
+    )
+    jwt_secret: str = _setting(
+        "",
+        "Shared HMAC secret for HS256 (at least 32 bytes). In development an insecure default "
+        "is used when empty.",
+        secret=True,
+    )
+    jwt_public_key: str = _setting(
+        "", "PEM public key for RS256/ES256 tokens (or `@/path/to/key.pem`)."
+    )
+    jwt_issuer: str = _setting("signoff-dev", "Required `iss` claim.")
+    jwt_audience: str = _setting("signoff", "Required `aud` claim.")
+    jwt_leeway_seconds: int = _setting(30, "Clock skew tolerated when checking `exp`/`nbf`.")
+    cors_origins: tuple[str, ...] = _setting(
+        [],
+        "Origins allowed for CORS and for cross-origin websocket handshakes (comma separated).",
+    )
+    graphiql: bool | None = _setting(
+        None, "Serve GraphiQL on `GET /graphql`. Default: on in development, off in production."
+    )
+    db_pool_min: int = _setting(2, "Minimum PostgreSQL connections per process.")
+    db_pool_max: int = _setting(10, "Maximum PostgreSQL connections per process.")
+    max_query_depth: int = _setting(12, "Deepest GraphQL selection accepted.")
+    max_page_size: int = _setting(100, "Largest `first` accepted by a paginated field.")
+    max_payload_bytes: int = _setting(65536, "Largest item payload (JSON bytes).")
+    max_steps_per_template: int = _setting(50, "Most steps in one template or plan.")
+    max_dependency_depth: int = _setting(10, "Longest dependency chain in a template or plan.")
+    max_open_items_per_requester: int = _setting(
+        1000, "Most open (undecided) items one requester may have at once."
+    )
+    override_roles: tuple[str, ...] = _setting(
+        ["admin", "override"], "Roles allowed to override a step."
+    )
+    admin_roles: tuple[str, ...] = _setting(
+        ["admin"], "Roles allowed to manage templates and see every item of their tenant."
+    )
+    override_min_justification: int = _setting(
+        20, "Minimum length of an override justification, in characters."
+    )
+    ws_connection_init_timeout: float = _setting(
+        10.0, "Seconds a websocket client has to send `connection_init`."
+    )
+    ws_max_subscriptions: int = _setting(20, "Most concurrent subscriptions per websocket.")
+    log_level: str = _setting("INFO", "Log level of the `signoff` loggers.")
+
+    @property
+    def is_development(self) -> bool:
+        """Development mode unlocks conveniences that must never run in production."""
+        return self.environment == "development"
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        """GraphiQL is on when asked for, or by default in development."""
+        return self.is_development if self.graphiql is None else self.graphiql
+
+    @property
+    def effective_jwt_secret(self) -> str:
+        """The HMAC secret; a fixed insecure one only in development."""
+        if self.jwt_secret:
+            return self.jwt_secret
+        if self.is_development:
+            return "signoff-development-secret-do-not-use-in-production"
+        return ""
+
+    @property
+    def job_queue_name(self) -> str:
+        """The arq queue of this deployment."""
+        return f"{self.redis_prefix}:jobs"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every field from `SIGNOFF_<FIELD>`; raise ValueError naming a bad variable."""
+        environ = os.environ if environ is None else environ
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            name = PREFIX + f.name.upper()
+            if name not in environ:
+                continue
+            raw = environ[name]
+            try:
+                values[f.name] = _convert(raw, hints[f.name])
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Refuse combinations that would be unsafe or cannot work."""
+        if self.environment not in ("development", "production"):
+            raise ValueError("SIGNOFF_ENVIRONMENT must be development or production")
+        algs = set(self.jwt_algorithms)
+        if not algs:
+            raise ValueError("SIGNOFF_JWT_ALGORITHMS must name at least one algorithm")
+        hmac_algs = {a for a in algs if a.startswith("HS")}
+        if hmac_algs and hmac_algs != algs:
+            raise ValueError("SIGNOFF_JWT_ALGORITHMS must not mix HMAC and public-key algorithms")
+        if "none" in {a.lower() for a in algs}:
+            raise ValueError("SIGNOFF_JWT_ALGORITHMS must not contain 'none'")
+        if not self.is_development and hmac_algs and len(self.jwt_secret.encode()) < 32:
+            raise ValueError("SIGNOFF_JWT_SECRET must be at least 32 bytes in production")
+        if not hmac_algs and not self.jwt_public_key:
+            raise ValueError("SIGNOFF_JWT_PUBLIC_KEY is required for public-key algorithms")
+        if self.db_pool_min < 1 or self.db_pool_max < self.db_pool_min:
+            raise ValueError("need 1 <= SIGNOFF_DB_POOL_MIN <= SIGNOFF_DB_POOL_MAX")
+
+    def public_key_pem(self) -> str:
+        """The configured public key, read from a file when given as `@path`."""
+        if self.jwt_public_key.startswith("@"):
+            return Path(self.jwt_public_key[1:]).read_text()
+        return self.jwt_public_key
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as a dict with secrets masked, for logs and diagnostics."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = "***" if f.metadata.get("secret") and value else value
+        return out
+
+
+def _convert(raw: str, hint: Any) -> Any:
+    text = raw.strip()
+    if hint in (int, "int"):
+        return int(text)
+    if hint in (float, "float"):
+        return float(text)
+    if hint == bool | None or hint is bool:
+        if text == "" and hint != bool:
+            return None
+        lowered = text.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected a boolean, got {raw!r}")
+    if hint == tuple[str, ...]:
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+    return raw
+
+
+def setting_docs() -> dict[str, str]:
+    """Environment variable name → documentation, for docs and `signoff settings`."""
+    return {PREFIX + f.name.upper(): f.metadata["doc"] for f in dataclasses.fields(Settings)}
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings.from_env()

@@ -1,0 +1,226 @@
+"""Test session: a uniquely named PostgreSQL database and Redis key prefix per run.
+
+PostgreSQL and Redis are the real ones: SIGNOFF_TEST_DATABASE_URL / SIGNOFF_TEST_REDIS_URL, or
+the machine's (127.0.0.1:5432 and :6379); on a machine without them, embedded ones are started
+under `.signoff/test` so that the test command needs nothing installed by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from signoff.api.auth import mint_token
+from signoff.app import create_app
+from signoff.db.engine import close_pool, configure_engine, start_pool
+from signoff.db.migrate import apply_migrations
+from signoff.domain.actors import Actor, Principal
+from signoff.domain.clock import ManualClock
+from signoff.embedded import EmbeddedServices, start_embedded
+from signoff.services.context import ServiceContext
+from signoff.services.templates import load_templates
+from signoff.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_TEMPLATES = REPO / "backend" / "signoff" / "demo"
+RUN_ID = uuid.uuid4().hex[:10]
+TEST_SECRET = "test-secret-that-is-at-least-32-bytes-long!"
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
+
+
+@pytest.fixture(scope="session")
+def service_urls() -> Iterator[tuple[str, str]]:
+    """Base PostgreSQL URL (admin database) and Redis URL for this run."""
+    pg = os.environ.get("SIGNOFF_TEST_DATABASE_URL", "")
+    rd = os.environ.get("SIGNOFF_TEST_REDIS_URL", "")
+    embedded: EmbeddedServices | None = None
+    if not pg and _reachable("127.0.0.1", 5432):
+        pg = "postgresql://postgres@127.0.0.1:5432/postgres"
+    if not rd and _reachable("127.0.0.1", 6379):
+        rd = "redis://127.0.0.1:6379/0"
+    if not pg or not rd:
+        embedded = start_embedded(REPO / ".signoff" / "test", database="postgres")
+        pg = pg or embedded.database_url
+        rd = rd or embedded.redis_url
+    yield pg, rd
+    if embedded is not None:
+        embedded.stop()
+
+
+@pytest.fixture(scope="session")
+async def database_url(service_urls: tuple[str, str]) -> AsyncIterator[str]:
+    """A fresh, migrated database for this test session, dropped at the end."""
+    admin_url, _ = service_urls
+    name = f"signoff_test_{RUN_ID}"
+    admin = await asyncpg.connect(admin_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    url = _with_database(admin_url, name)
+    configure_engine(url)
+    await apply_migrations()
+    await start_pool(2, 20)
+    yield url
+    await close_pool()
+    admin = await asyncpg.connect(admin_url)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def redis_url(service_urls: tuple[str, str]) -> AsyncIterator[str]:
+    """The Redis of this run; every key this run writes starts with its prefix."""
+    _, url = service_urls
+    yield url
+    client = aioredis.Redis.from_url(url)
+    async for key in client.scan_iter(match=f"signoff-test-{RUN_ID}*"):
+        await client.delete(key)
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, redis_url: str) -> Settings:
+    """Settings of the test deployment."""
+    return Settings(
+        environment="development",
+        database_url=database_url,
+        redis_url=redis_url,
+        redis_prefix=f"signoff-test-{RUN_ID}",
+        jwt_secret=TEST_SECRET,
+        cors_origins=("http://inbox.example",),
+        override_min_justification=20,
+    )
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A clock that only moves when the test moves it."""
+    return ManualClock()
+
+
+@pytest.fixture
+def services(settings: Settings, clock: ManualClock) -> ServiceContext:
+    """Service dependencies bound to the test clock."""
+    return ServiceContext(settings=settings, clock=clock)
+
+
+@pytest.fixture
+def tenant() -> str:
+    """A tenant of its own for each test, so tests never see each other's data."""
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+def actor(tenant: str, user: str, *roles: str, groups: tuple[str, ...] = ()) -> Actor:
+    """An actor in `tenant`."""
+    return Actor(Principal(user, tenant, roles=frozenset(roles), groups=frozenset(groups)))
+
+
+@pytest.fixture
+async def demo_templates(tenant: str, services: ServiceContext) -> list[dict[str, Any]]:
+    """The demo templates, published in the test's tenant."""
+    return await load_templates(actor(tenant, "admin", "admin"), services, DEMO_TEMPLATES)
+
+
+@pytest.fixture
+async def app(settings: Settings, clock: ManualClock) -> AsyncIterator[Any]:
+    """The API application, started (its lifespan entered) on the test loop."""
+    application = create_app(settings, clock=clock)
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def run() -> None:
+        # The lifespan runs in one task of its own: anyio refuses to leave it from another.
+        async with application.lifespan():
+            started.set()
+            await stop.wait()
+
+    task = asyncio.create_task(run())
+    await asyncio.wait_for(started.wait(), 10)
+    yield application
+    stop.set()
+    await task
+
+
+@pytest.fixture
+async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the app in-process."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://signoff.test") as c:
+        yield c
+
+
+class GraphQLClient:
+    """Posts GraphQL operations with a bearer token."""
+
+    def __init__(self, http: httpx.AsyncClient, settings: Settings, tenant: str) -> None:
+        self.http = http
+        self.settings = settings
+        self.tenant = tenant
+
+    def token(self, user: str, *roles: str, groups: tuple[str, ...] = ()) -> str:
+        return mint_token(
+            self.settings, user_id=user, tenant_id=self.tenant, roles=roles, groups=groups
+        )
+
+    async def run(
+        self, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None
+    ) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return await self.http.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
+
+    async def data(
+        self, query: str, variables: dict[str, Any] | None = None, *, as_user: str,
+        roles: tuple[str, ...] = (), groups: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
+        response = await self.run(
+            query, variables, token=self.token(as_user, *roles, groups=groups)
+        )
+        body = response.json()
+        assert "errors" not in body, body
+        assert response.status_code == 200
+        return body["data"]
+
+
+@pytest.fixture
+def gql(client: httpx.AsyncClient, settings: Settings, tenant: str) -> GraphQLClient:
+    """A GraphQL client for the test's tenant."""
+    return GraphQLClient(client, settings, tenant)
+
+
+async def wait_for(predicate: Any, timeout: float = 5.0, interval: float = 0.02) -> None:
+    """Poll `predicate` (sync or async) until it is true; fail after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(interval)
+
