@@ -1,0 +1,348 @@
+"""Test helpers shipped with signoff, for the core's tests and for plugin authors.
+
+``FakeChannel`` is a complete notification channel plugin that keeps what it delivers in
+memory and can be told to fail or hang; ``RecordingHTTPServer`` is a real HTTP server on
+127.0.0.1 (ephemeral port) standing in for a provider's API or a webhook receiver::
+
+    registry = NotifierRegistry(deliver_timeout=0.5)
+    fake = FakeChannel()
+    registry.register(fake, "fake")
+    registry.configure({"fake": {}})
+    fake.fail_times(2)              # two retryable failures, then success
+    await registry.deliver("fake", message, recipient)
+    assert fake.sent[0].message.subject == ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+
+from signoff.notify import (
+    ChannelCapabilities,
+    ChannelSpec,
+    ConfigProblem,
+    DeliveryResult,
+    Interaction,
+    InteractionRejected,
+    NotificationEvent,
+    Recipient,
+    RenderedMessage,
+    Secret,
+    hookimpl,
+)
+from signoff.notify.signing import timing_safe_equal
+
+__all__ = [
+    "FakeChannel",
+    "FakeChannelConfig",
+    "HTTPReply",
+    "ReceivedRequest",
+    "RecordingHTTPServer",
+    "SentMessage",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class FakeChannelConfig:
+    """Config of the fake channel. ``token``, when set, signs interactive callbacks."""
+
+    token: Secret | None = None
+    require_token: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SentMessage:
+    """One message the fake channel delivered."""
+
+    channel: str
+    message: RenderedMessage
+    recipient: Recipient
+    config: FakeChannelConfig
+
+
+class FakeChannel:
+    """An in-memory channel plugin. Register one instance per channel name.
+
+    - ``sent``: every delivered message, in order; ``attempts``: every attempt, failed or not.
+    - ``fail_times(n)``: the next n attempts fail retryably; ``fail_permanently()``: every
+      attempt fails permanently; ``hang()``: attempts never return (the registry times out).
+    - Callbacks: JSON body ``{"action", "item_id", "step_id", "actor", "key", "reason"}`` with
+      header ``x-fake-signature`` equal to the configured token.
+    """
+
+    def __init__(self, name: str = "fake", *, render: bool = True) -> None:
+        self.name = name
+        self.renders = render
+        self.sent: list[SentMessage] = []
+        self.attempts = 0
+        self._failures_left = 0
+        self._failure_error = ""
+        self._permanent_error: str | None = None
+        self._hang = False
+        self._condition: asyncio.Condition | None = None
+
+    def __repr__(self) -> str:
+        return f"FakeChannel(name={self.name!r}, sent={len(self.sent)})"
+
+    # ---- controls
+
+    def fail_times(self, count: int, error: str = "simulated retryable failure") -> None:
+        self._failures_left = count
+        self._failure_error = error
+
+    def fail_permanently(self, error: str = "simulated permanent failure") -> None:
+        self._permanent_error = error
+
+    def hang(self, hang: bool = True) -> None:
+        self._hang = hang
+
+    def reset(self) -> None:
+        self.sent.clear()
+        self.attempts = 0
+        self._failures_left = 0
+        self._permanent_error = None
+        self._hang = False
+
+    async def wait_for_sent(
+        self,
+        count: int,
+        timeout: float = 5.0,  # noqa: ASYNC109 - a test helper's own deadline
+    ) -> list[SentMessage]:
+        """Wait until at least ``count`` messages were delivered (no sleeping and hoping)."""
+        condition = self._get_condition()
+        async with condition:
+            await asyncio.wait_for(condition.wait_for(lambda: len(self.sent) >= count), timeout)
+        return list(self.sent)
+
+    def _get_condition(self) -> asyncio.Condition:
+        if self._condition is None:
+            self._condition = asyncio.Condition()
+        return self._condition
+
+    # ---- hooks
+
+    @hookimpl
+    def signoff_channels(self) -> list[ChannelSpec]:
+        return [
+            ChannelSpec(
+                name=self.name,
+                config_class=FakeChannelConfig,
+                capabilities=ChannelCapabilities(interactive_actions=True, threading=True),
+                description="In-memory channel for tests",
+            )
+        ]
+
+    @hookimpl
+    def signoff_validate_config(
+        self, channel: str, config: Mapping[str, Any]
+    ) -> list[ConfigProblem]:
+        if channel != self.name:
+            return []
+        if config["require_token"] and not config["token"]:
+            return [ConfigProblem("token", "required when require_token is set")]
+        return []
+
+    @hookimpl
+    def signoff_render(
+        self, channel: str, event: NotificationEvent, recipient: Recipient
+    ) -> RenderedMessage | None:
+        if channel != self.name or not self.renders:
+            return None
+        return RenderedMessage(
+            event_id=event.id,
+            subject=f"{event.kind}: {event.title}",
+            text=f"Hello {recipient.display_name or recipient.user_id}: {event.summary}",
+            thread_key=f"{event.tenant_id}:{event.item_id}",
+            link=event.link,
+            metadata={"renderer": "fake"},
+        )
+
+    @hookimpl
+    async def signoff_deliver(
+        self,
+        channel: str,
+        message: RenderedMessage,
+        recipient: Recipient,
+        config: FakeChannelConfig,
+    ) -> DeliveryResult | None:
+        if channel != self.name:
+            return None
+        self.attempts += 1
+        if self._hang:
+            await asyncio.Event().wait()
+        if self._permanent_error is not None:
+            return DeliveryResult.permanent(self._permanent_error)
+        if self._failures_left > 0:
+            self._failures_left -= 1
+            raise ConnectionError(self._failure_error)
+        self.sent.append(SentMessage(channel, message, recipient, config))
+        condition = self._get_condition()
+        async with condition:
+            condition.notify_all()
+        return DeliveryResult.delivered(
+            response="stored in memory", provider_message_id=f"fake-{len(self.sent)}"
+        )
+
+    @hookimpl
+    def signoff_parse_interaction(
+        self,
+        channel: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        config: FakeChannelConfig,
+    ) -> Interaction | None:
+        if channel != self.name:
+            return None
+        if config.token is not None and not timing_safe_equal(
+            headers.get("x-fake-signature", ""), config.token.reveal()
+        ):
+            raise InteractionRejected("bad signature")
+        try:
+            data = json.loads(body)
+            action = data["action"]
+            if action not in ("approve", "reject"):
+                raise ValueError(action)
+            return Interaction(
+                action=action,
+                item_id=str(data["item_id"]),
+                step_id=data.get("step_id"),
+                actor_external_id=str(data["actor"]),
+                idempotency_key=f"fake:{data['key']}",
+                reason=data.get("reason"),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InteractionRejected(f"malformed callback: {exc}") from exc
+
+
+# --------------------------------------------------------------------------- HTTP stand-in
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedRequest:
+    """One request the ``RecordingHTTPServer`` received; header names are lower-case."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPReply:
+    """What the server answers."""
+
+    status: int = 200
+    body: bytes | str | Any = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def encoded(self) -> tuple[bytes, str]:
+        if isinstance(self.body, bytes):
+            return self.body, "application/octet-stream"
+        if isinstance(self.body, str):
+            return self.body.encode(), "text/plain; charset=utf-8"
+        return json.dumps(self.body).encode(), "application/json"
+
+
+Handler = Callable[[ReceivedRequest], HTTPReply | Awaitable[HTTPReply]]
+
+
+class RecordingHTTPServer:
+    """A minimal HTTP/1.1 server (one request per connection) that records every request.
+
+    ``handler`` decides the reply (sync or async; an async handler may wait forever to test
+    client timeouts). Use as ``async with RecordingHTTPServer(handler) as server: server.url``.
+    """
+
+    def __init__(self, handler: Handler | None = None) -> None:
+        self.handler: Handler = handler or (lambda request: HTTPReply(200, b"ok"))
+        self.requests: list[ReceivedRequest] = []
+        self._server: asyncio.Server | None = None
+        self._condition = asyncio.Condition()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("server not started")
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    async def __aenter__(self) -> Self:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._server is not None:
+            self._server.close()
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._server.wait_closed()
+
+    async def wait_for_requests(
+        self,
+        count: int,
+        timeout: float = 5.0,  # noqa: ASYNC109 - a test helper's own deadline
+    ) -> list[ReceivedRequest]:
+        async with self._condition:
+            await asyncio.wait_for(
+                self._condition.wait_for(lambda: len(self.requests) >= count), timeout
+            )
+        return list(self.requests)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            request = await self._read(reader)
+            if request is None:
+                return
+            async with self._condition:
+                self.requests.append(request)
+                self._condition.notify_all()
+            reply = self.handler(request)
+            if inspect.isawaitable(reply):
+                reply = await reply
+            body, content_type = reply.encoded()
+            headers = {"content-type": content_type, **reply.headers}
+            head = f"HTTP/1.1 {reply.status} X\r\n"
+            head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            head += f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+            writer.write(head.encode() + body)
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+            if task is not None:
+                self._tasks.discard(task)
+
+    @staticmethod
+    async def _read(reader: asyncio.StreamReader) -> ReceivedRequest | None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ")
+        if len(parts) < 2:
+            return None
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            if ":" in line:
+                name, value = line.split(":", 1)
+                headers[name.strip().lower()] = value.strip()
+        body = await reader.readexactly(int(headers.get("content-length", "0")))
+        return ReceivedRequest(parts[0], parts[1], headers, body)
