@@ -109,6 +109,7 @@ CREATE UNIQUE INDEX decision_one_vote_per_person
     WHERE outcome IN ('approve', 'reject');
 
 CREATE TABLE idempotency_key (
+    id            bigserial PRIMARY KEY,
     tenant_id     text NOT NULL REFERENCES tenant(id) ON DELETE RESTRICT,
     actor_id      text NOT NULL,
     key           text NOT NULL,
@@ -116,7 +117,7 @@ CREATE TABLE idempotency_key (
     request_hash  text NOT NULL,
     result        jsonb,
     created_at    timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (tenant_id, actor_id, key)
+    UNIQUE (tenant_id, actor_id, key)
 );
 
 CREATE TABLE audit_event (

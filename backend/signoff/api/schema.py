@@ -18,8 +18,11 @@ from strawberry.types import Info
 from signoff.api import ids
 from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.errors import CodedError, should_mask
+from signoff.api.mutations.actions import ActionMutations
+from signoff.api.mutations.execution import ExecutionMutations
 from signoff.api.mutations.items import ItemMutations
 from signoff.api.mutations.templates import TemplateMutations
+from signoff.api.simulation import SimulationQueries
 from signoff.api.types import Template, WorkflowItem
 from signoff.db import templates as template_repo
 from signoff.domain.errors import DomainError, ErrorCode
@@ -34,8 +37,8 @@ class Viewer:
     groups: list[str] = strawberry.field(description="Groups from the token.")
 
 
-@strawberry.type
-class Query:
+@strawberry.type(description="Reads. Every field needs a bearer token.")
+class Query(SimulationQueries):
     @strawberry.field(description="The authenticated caller.")
     def viewer(self, info: Info[SignoffContext, Any]) -> Viewer:
         principal = actor_of(info).principal
@@ -70,8 +73,10 @@ class Query:
         return [Template.from_row(r) for r in rows]
 
 
-@strawberry.type
-class Mutation(ItemMutations, TemplateMutations):
+@strawberry.type(
+    description="Writes. Each takes an optional idempotency key and returns typed user errors."
+)
+class Mutation(ItemMutations, ActionMutations, ExecutionMutations, TemplateMutations):
     """Every mutation takes an optional idempotency key and returns typed user errors."""
 
 

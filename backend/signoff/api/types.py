@@ -15,7 +15,8 @@ from signoff.api.context import SignoffContext, actor_of
 from signoff.db import audit as audit_repo
 from signoff.db import items as items_repo
 from signoff.domain.states import ItemState, StepState
-from signoff.domain.templates import RiskLevel, StepKind, TemplateKind
+from signoff.domain.dependencies import Impact, impact_of_modification, impact_of_rejection
+from signoff.domain.templates import RiskLevel, StepKind, TemplateDefinition, TemplateKind
 from signoff.services.engine import ItemView
 
 ItemStateEnum = strawberry.enum(ItemState, description="Lifecycle state of an item.")
@@ -62,6 +63,39 @@ class Decision:
         )
 
 
+@strawberry.type(description="How a change to one step would affect a dependent step.")
+class DependencyImpact:
+    step: str = strawberry.field(description="The dependent step's key.")
+    effect: str = strawberry.field(description="blocks, enhances or optional.")
+    resolution: str = strawberry.field(description="wait, skip, fallback or ask_user.")
+    outcome: str = strawberry.field(description="What would happen: ask_user, skip, fallback, wait.")
+    fallback: JSON | None = strawberry.field(description="The fallback value that would be used.")
+    via: str = strawberry.field(description="The step whose change propagates.")
+
+    @classmethod
+    def from_impact(cls, impact: Impact) -> DependencyImpact:
+        """Map a domain impact."""
+        return cls(step=impact.step, effect=impact.effect.value,
+                   resolution=impact.resolution.value, outcome=impact.outcome.value,
+                   fallback=impact.fallback, via=impact.via)
+
+
+@strawberry.type(description="One parameter changed by a reviewer.")
+class ParamChange:
+    key: str = strawberry.field(description="Parameter name.")
+    before: JSON | None = strawberry.field(description="Submitted value (null if added).")
+    after: JSON | None = strawberry.field(description="Current value (null if removed).")
+
+
+def params_diff(original: dict[str, Any] | None, current: dict[str, Any]) -> list[ParamChange]:
+    """The changed parameters, by name."""
+    if original is None:
+        return []
+    keys = sorted(set(original) | set(current))
+    return [ParamChange(key=k, before=original.get(k), after=current.get(k))
+            for k in keys if original.get(k) != current.get(k)]
+
+
 @strawberry.type(description="One step of an item, with its own state machine.")
 class Step:
     id: strawberry.ID = strawberry.field(description="Global id.")
@@ -84,6 +118,18 @@ class Step:
     due_at: datetime | None = strawberry.field(description="SLA deadline.")
     decided_at: datetime | None = strawberry.field(description="When it was resolved.")
     version: int = strawberry.field(description="Bumped on every change of the step.")
+    attempts: int = strawberry.field(description="Execution attempts so far.")
+    result: JSON | None = strawberry.field(description="Execution result, once completed.")
+    error: str | None = strawberry.field(description="Execution error, when failed.")
+    params_diff: list[ParamChange] = strawberry.field(
+        description="Parameters a reviewer changed, submitted value against current."
+    )
+    impact_if_rejected: list[DependencyImpact] = strawberry.field(
+        description="What rejecting this step would do to the steps that depend on it."
+    )
+    impact_if_modified: list[DependencyImpact] = strawberry.field(
+        description="What modifying this step would do to the steps that depend on it."
+    )
     raw_id: strawberry.Private[UUID]
 
     @strawberry.field(description="Decisions on this step, oldest first.")
@@ -93,9 +139,17 @@ class Step:
         return [Decision.from_row(r) for r in rows]
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Step:
-        """Map a step row."""
+    def from_row(cls, row: dict[str, Any], definition: TemplateDefinition) -> Step:
+        """Map a step row; impacts come from the item's definition."""
         return cls(
+            attempts=row["attempts"],
+            result=row["result"],
+            error=row["error"],
+            params_diff=params_diff(row["original_params"], row["params"]),
+            impact_if_rejected=[DependencyImpact.from_impact(i)
+                                for i in impact_of_rejection(definition, row["key"])],
+            impact_if_modified=[DependencyImpact.from_impact(i)
+                                for i in impact_of_modification(definition, row["key"])],
             id=strawberry.ID(ids.encode("Step", row["id"])),
             key=row["key"],
             name=row["name"],
@@ -203,7 +257,7 @@ class WorkflowItem:
             version=row["version"],
             created_at=row["created_at"],
             updated_at=row["updated_at"],
-            steps=[Step.from_row(s) for s in view.steps],
+            steps=[Step.from_row(s, view.definition) for s in view.steps],
             raw_id=row["id"],
             tenant_id=row["tenant_id"],
         )

@@ -32,7 +32,7 @@ class Template(Table, tablename="template", db=ENGINE):
     """One version of a review process. Published versions never change."""
 
     id = UUID(primary_key=True)
-    tenant_id = ForeignKey(Tenant, on_delete=OnDelete.restrict)
+    tenant_id = ForeignKey(Tenant, on_delete=OnDelete.restrict, null=False)
     key = Text()
     version = Integer()
     name = Text()
@@ -48,9 +48,9 @@ class WorkflowItem(Table, tablename="workflow_item", db=ENGINE):
     """One thing to be signed off: an approval request, exception, escalation, review or plan."""
 
     id = UUID(primary_key=True)
-    tenant_id = ForeignKey(Tenant, on_delete=OnDelete.restrict)
+    tenant_id = ForeignKey(Tenant, on_delete=OnDelete.restrict, null=False)
     environment = Text(default="production")
-    template_id = ForeignKey(Template, on_delete=OnDelete.restrict)
+    template_id = ForeignKey(Template, on_delete=OnDelete.restrict, null=False)
     kind = Text()
     title = Text()
     state = Text()
@@ -71,8 +71,8 @@ class Step(Table, tablename="step", db=ENGINE):
     """One step of an item, with its own state machine."""
 
     id = UUID(primary_key=True)
-    tenant_id = ForeignKey(Tenant, on_delete=OnDelete.restrict)
-    item_id = ForeignKey(WorkflowItem, on_delete=OnDelete.restrict)
+    tenant_id = ForeignKey(Tenant, on_delete=OnDelete.restrict, null=False)
+    item_id = ForeignKey(WorkflowItem, on_delete=OnDelete.restrict, null=False)
     key = Text()
     name = Text()
     kind = Text()
@@ -104,9 +104,9 @@ class Decision(Table, tablename="decision", db=ENGINE):
     """One person's vote or decision on a step, in one revision of the item."""
 
     id = UUID(primary_key=True)
-    tenant_id = ForeignKey(Tenant, on_delete=OnDelete.restrict)
-    item_id = ForeignKey(WorkflowItem, on_delete=OnDelete.restrict)
-    step_id = ForeignKey(Step, on_delete=OnDelete.restrict)
+    tenant_id = ForeignKey(Tenant, on_delete=OnDelete.restrict, null=False)
+    item_id = ForeignKey(WorkflowItem, on_delete=OnDelete.restrict, null=False)
+    step_id = ForeignKey(Step, on_delete=OnDelete.restrict, null=False)
     revision = Integer()
     actor_id = Text()
     acting_for = Text(null=True, default=None)
@@ -119,7 +119,8 @@ class Decision(Table, tablename="decision", db=ENGINE):
 class IdempotencyKey(Table, tablename="idempotency_key", db=ENGINE):
     """The first result of a mutation sent with an idempotency key."""
 
-    tenant_id = ForeignKey(Tenant, on_delete=OnDelete.restrict)
+    id = BigSerial(primary_key=True)
+    tenant_id = ForeignKey(Tenant, on_delete=OnDelete.restrict, null=False)
     actor_id = Text()
     key = Text()
     operation = Text()
@@ -132,7 +133,7 @@ class AuditEvent(Table, tablename="audit_event", db=ENGINE):
     """An append-only, hash-chained record of one change."""
 
     id = BigSerial(primary_key=True)
-    tenant_id = ForeignKey(Tenant, on_delete=OnDelete.restrict)
+    tenant_id = ForeignKey(Tenant, on_delete=OnDelete.restrict, null=False)
     seq = BigInt()
     item_id = UUID(null=True, default=None)
     step_id = UUID(null=True, default=None)

@@ -9,12 +9,27 @@ from signoff.domain.actors import Principal
 
 
 def assignees_match(assignees: Mapping[str, Any], principal: Principal) -> bool:
-    """Whether `principal` is named by an assignee set (as a user, through a group or a role)."""
+    """Whether `principal` is named by an assignee set (as a user, through a group or a role,
+    or as somebody's delegate)."""
     return (
         principal.user_id in assignees.get("users", ())
         or not principal.groups.isdisjoint(assignees.get("groups", ()))
         or not principal.roles.isdisjoint(assignees.get("roles", ()))
+        or principal.user_id in assignees.get("delegates", {})
     )
+
+
+def delegator_of(assignees: Mapping[str, Any], principal: Principal) -> str | None:
+    """Whom `principal` acts for on a step: None when they are an assignee in their own right."""
+    own = (
+        principal.user_id in assignees.get("users", ())
+        or not principal.groups.isdisjoint(assignees.get("groups", ()))
+        or not principal.roles.isdisjoint(assignees.get("roles", ()))
+    )
+    if own:
+        return None
+    delegator: str | None = assignees.get("delegates", {}).get(principal.user_id)
+    return delegator
 
 
 def can_read_item(

@@ -12,7 +12,7 @@ from signoff.db import items as items_repo
 from signoff.db import templates as template_repo
 from signoff.domain.actors import Actor
 from signoff.domain.errors import DomainError, ErrorCode, forbidden, invalid, not_found
-from signoff.domain.permissions import assignees_match, can_read_item
+from signoff.domain.permissions import assignees_match, can_read_item, delegator_of
 from signoff.domain.policies import check_can_decide
 from signoff.domain.quorum import QuorumOutcome, evaluate
 from signoff.domain.states import STEP_MACHINE, ItemAction, ItemState, StepAction, StepState
@@ -243,6 +243,34 @@ async def act_on_step(
         return view
 
 
+async def escalate_for_revisions(
+    uow: UnitOfWork, view: ItemView, step: dict[str, Any], reason: str | None
+) -> None:
+    """Escalate a step whose request-changes loop exceeded the template's maximum revisions:
+    raise the item's priority and add the first escalation level's targets as assignees."""
+    defn = view.definition.step(step["key"])
+    assignees = dict(step["assignees"])
+    if defn.escalation:
+        targets = defn.escalation[0].targets
+        for kind, names in (("users", targets.users), ("groups", targets.groups),
+                            ("roles", targets.roles)):
+            assignees[kind] = sorted({*assignees.get(kind, []), *names})
+    await transition_step(
+        uow,
+        view,
+        step,
+        StepAction.ESCALATE,
+        reason=reason,
+        changes={"assignees": assignees, "escalation_level": step["escalation_level"] + 1},
+        data={"by": "revision_limit", "max_revisions": view.definition.max_revisions},
+    )
+    await items_repo.update_item(
+        view.id, {"priority": view.item["priority"] + 1}, uow.ctx.clock.now()
+    )
+    view.item["priority"] += 1
+    view.item["version"] += 1
+
+
 def check_version(view: ItemView, expected_version: int | None) -> None:
     """Refuse a change made against a stale copy of the item."""
     if expected_version is not None and expected_version != view.item["version"]:
@@ -254,10 +282,11 @@ def check_version(view: ItemView, expected_version: int | None) -> None:
         )
 
 
-def require_assignee(actor: Actor, step: dict[str, Any]) -> None:
-    """Only a step's assignees may act on it."""
+def require_assignee(actor: Actor, step: dict[str, Any]) -> str | None:
+    """Only a step's assignees (or their delegates) may act on it; returns the delegator."""
     if not assignees_match(step["assignees"], actor.principal):
         raise forbidden(f"you are not an assignee of step {step['key']!r}")
+    return delegator_of(step["assignees"], actor.principal)
 
 
 def require_reason(reason: str | None, why: str) -> str:
@@ -281,7 +310,7 @@ async def decide_step(actor: Actor, ctx: ServiceContext, inp: DecideStepInput) -
         }[inp.outcome]
         # Legality first: a decided step refuses every further decision the same way.
         STEP_MACHINE.next_state(StepState(step["state"]), action)
-        require_assignee(actor, step)
+        acting_for = require_assignee(actor, step)
         defn = view.definition.step(step["key"])
         reason = inp.reason
         if inp.outcome != Outcome.APPROVE:
@@ -293,8 +322,8 @@ async def decide_step(actor: Actor, ctx: ServiceContext, inp: DecideStepInput) -
         check_can_decide(
             actor=actor.user_id,
             requester=view.item["requester_id"],
-            delegator=None,
-            previous_voters=[d["actor_id"] for d in decisions],
+            delegator=acting_for,
+            previous_voters=[v for d in decisions for v in (d["actor_id"], d["acting_for"]) if v],
         )
         value = None
         if defn.options:
@@ -308,13 +337,20 @@ async def decide_step(actor: Actor, ctx: ServiceContext, inp: DecideStepInput) -
                 "step_id": step["id"],
                 "revision": revision,
                 "actor_id": actor.user_id,
+                "acting_for": acting_for,
                 "outcome": inp.outcome.value,
                 "reason": reason,
                 "now": ctx.clock.now(),
             }
         )
         if inp.outcome == Outcome.REQUEST_CHANGES:
-            await transition_step(uow, view, step, StepAction.REQUEST_CHANGES, reason=reason)
+            if revision > view.definition.max_revisions:
+                # The loop has gone round too often: escalate instead of asking again.
+                await escalate_for_revisions(uow, view, step, reason)
+                return
+            await transition_step(
+                uow, view, step, StepAction.REQUEST_CHANGES, reason=reason, acting_for=acting_for
+            )
             await transition_item(uow, view, ItemAction.REQUEST_CHANGES, reason=reason)
             return
         approvals = sum(d["outcome"] == "approve" for d in decisions) + (
@@ -331,15 +367,16 @@ async def decide_step(actor: Actor, ctx: ServiceContext, inp: DecideStepInput) -
             any_rejection_rejects=defn.any_rejection_rejects,
         )
         tally = {"approvals": approvals, "rejections": rejections, "vote": inp.outcome.value}
-        if result == QuorumOutcome.PENDING:
-            await transition_step(uow, view, step, StepAction.VOTE, reason=reason, data=tally)
-        elif result == QuorumOutcome.APPROVED:
-            changes = {"decision_value": value} if value else None
-            await transition_step(
-                uow, view, step, StepAction.APPROVE, reason=reason, changes=changes, data=tally
-            )
-        else:
-            await transition_step(uow, view, step, StepAction.REJECT, reason=reason, data=tally)
+        action = {
+            QuorumOutcome.PENDING: StepAction.VOTE,
+            QuorumOutcome.APPROVED: StepAction.APPROVE,
+            QuorumOutcome.REJECTED: StepAction.REJECT,
+        }[result]
+        changes = {"decision_value": value} if value and action == StepAction.APPROVE else None
+        await transition_step(
+            uow, view, step, action, reason=reason, changes=changes, data=tally,
+            acting_for=acting_for,
+        )
 
     return await act_on_step(
         actor,

@@ -1,0 +1,148 @@
+"""Dry-run queries: simulate a template, replay recent items through a draft."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from signoff.api import ids
+from signoff.api.context import SignoffContext, actor_of, services_of
+from signoff.api.errors import CodedError
+from signoff.api.types import Assignees
+from signoff.domain import simulation as sim
+from signoff.domain.errors import DomainError
+from signoff.domain.templates import Assignees as DomainAssignees
+from signoff.services import simulation as sim_services
+
+
+def _assignees(a: DomainAssignees) -> Assignees:
+    return Assignees(users=list(a.users), groups=list(a.groups), roles=list(a.roles))
+
+
+@strawberry.type(description="A timer that would be armed for a step.")
+class SimulatedTimer:
+    kind: str = strawberry.field(description="sla, reminder, deadline_risk or escalation.")
+    due_at: datetime = strawberry.field(description="When it would fire.")
+    level: int | None = strawberry.field(description="Escalation level, for escalations.")
+
+
+@strawberry.type(description="A step as it would run.")
+class SimulatedStep:
+    key: str = strawberry.field(description="Step key.")
+    name: str = strawberry.field(description="Display name.")
+    state: str = strawberry.field(description="The state it would end in.")
+    assignees: Assignees = strawberry.field(description="Who would be assigned.")
+    activated_at: datetime | None = strawberry.field(description="When it would open.")
+    decided_at: datetime | None = strawberry.field(description="When it would be decided.")
+    sla_due: datetime | None = strawberry.field(description="Its SLA deadline.")
+    breached: bool = strawberry.field(description="Whether the SLA would be breached.")
+    auto_approved_by: str | None = strawberry.field(description="Policy rule that would approve.")
+    timers: list[SimulatedTimer] = strawberry.field(description="Timers that would be armed.")
+
+
+@strawberry.type(description="A notification that would go out.")
+class SimulatedNotification:
+    kind: str = strawberry.field(description="assignment, reminder, deadline_risk, escalation.")
+    step: str = strawberry.field(description="Step key.")
+    recipients: Assignees = strawberry.field(description="Who would be notified.")
+    at: datetime = strawberry.field(description="When.")
+
+
+@strawberry.type(description="A rule that would fail, with the path to its field.")
+class SimulationProblem:
+    message: str = strawberry.field(description="What would fail.")
+    path: str | None = strawberry.field(description="Where.")
+
+
+@strawberry.type(description="The result of a dry run; nothing was written.")
+class Simulation:
+    outcome: str = strawberry.field(description="The item's would-be end state.")
+    steps: list[SimulatedStep] = strawberry.field(description="Steps in order.")
+    notifications: list[SimulatedNotification] = strawberry.field(description="Notifications.")
+    problems: list[SimulationProblem] = strawberry.field(description="Rules that would fail.")
+
+    @classmethod
+    def from_result(cls, result: sim.SimulationResult) -> Simulation:
+        """Map a domain simulation result."""
+        return cls(
+            outcome=result.outcome,
+            steps=[SimulatedStep(
+                key=s.key, name=s.name, state=s.state.value, assignees=_assignees(s.assignees),
+                activated_at=s.activated_at, decided_at=s.decided_at, sla_due=s.sla_due,
+                breached=s.breached, auto_approved_by=s.auto_approved_by,
+                timers=[SimulatedTimer(kind=t.kind.value, due_at=t.due_at, level=t.level)
+                        for t in s.timers]) for s in result.steps],
+            notifications=[SimulatedNotification(
+                kind=n.kind.value, step=n.step, recipients=_assignees(n.recipients), at=n.at)
+                for n in result.notifications],
+            problems=[SimulationProblem(message=p.message, path=p.path) for p in result.problems],
+        )
+
+
+@strawberry.type(description="How one real item would have gone under the draft.")
+class ReplayedItem:
+    item_id: strawberry.ID = strawberry.field(description="Global id of the item.")
+    title: str = strawberry.field(description="Its title.")
+    differences: list[JSON] = strawberry.field(
+        description="Each difference: kind (assignees, deadline, breach, outcome), step, before, "
+        "after."
+    )
+
+
+async def _definition(info: Info[SignoffContext, Any], key: str | None, version: int | None,
+                      definition: JSON | None) -> Any:
+    actor = actor_of(info)
+    document = definition if isinstance(definition, dict) else None
+    return actor, await sim_services.resolve_definition(
+        actor, services_of(info), key=key, version=version, document=document)
+
+
+@strawberry.type
+class SimulationQueries:
+    @strawberry.field(description="Dry-run a published template (by key) or a draft definition "
+                      "against a payload; writes nothing.")
+    async def simulate(
+        self, info: Info[SignoffContext, Any], payload: JSON, template_key: str | None = None,
+        template_version: int | None = None, definition: JSON | None = None,
+        decisions: JSON | None = None,
+    ) -> Simulation:
+        try:
+            actor, defn = await _definition(info, template_key, template_version, definition)
+            result = await sim_services.simulate_template(
+                actor, services_of(info), defn, payload if isinstance(payload, dict) else {},
+                decisions if isinstance(decisions, dict) else None)
+        except DomainError as exc:
+            raise CodedError(exc) from None
+        return Simulation.from_result(result)
+
+    @strawberry.field(description="Replay the last N items of a template through a changed draft "
+                      "and report what would have been different; writes nothing.")
+    async def replay_template(
+        self, info: Info[SignoffContext, Any], template_key: str, definition: JSON, last: int = 20,
+    ) -> list[ReplayedItem]:
+        try:
+            actor, draft = await _definition(info, None, None, definition)
+            replayed = await sim_services.replay_recent(actor, services_of(info), template_key,
+                                                        draft, last)
+        except DomainError as exc:
+            raise CodedError(exc) from None
+        return [ReplayedItem(item_id=strawberry.ID(ids.encode("WorkflowItem", r.item_id)),
+                             title=r.title,
+                             differences=[{"kind": d.kind, "step": d.step,
+                                           "before": _plain(d.before), "after": _plain(d.after)}
+                                          for d in r.differences]) for r in replayed]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, DomainAssignees):
+        return {"users": list(value.users), "groups": list(value.groups),
+                "roles": list(value.roles)}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value if isinstance(value, str | int | float | bool | None) else str(value)
