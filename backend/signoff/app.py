@@ -25,6 +25,7 @@ from signoff.db.engine import ENGINE, close_pool, configure_engine, start_pool
 from signoff.db.migrate import pending_migrations
 from signoff.domain.clock import Clock, SystemClock
 from signoff.domain.errors import DomainError
+from signoff.jobs.timers import ArqScheduler
 from signoff.services.context import ServiceContext
 from signoff.settings import Settings, get_settings
 
@@ -62,7 +63,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     """Build the API application for `settings` (default: from the environment)."""
     settings = settings or get_settings()
     configure_engine(settings.database_url)
-    services = ServiceContext(settings=settings, clock=clock or SystemClock())
+    clock = clock or SystemClock()
+    scheduler = ArqScheduler(settings, clock)
+    services = ServiceContext(settings=settings, clock=clock, scheduler=scheduler)
     verifier = TokenVerifier(settings)
     schema = build_schema(
         max_depth=settings.max_query_depth, mask_errors=not settings.is_development
@@ -103,6 +106,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             yield
         finally:
             await app.state.redis.aclose()
+            await scheduler.close()
             if owns_pool:
                 await close_pool()
 

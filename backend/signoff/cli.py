@@ -101,7 +101,7 @@ async def _dev(settings: Settings, port: int) -> None:
     print((await _migrate(settings)).strip())
     app = create_app(settings)
     server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=port, log_level="info"))
-    worker = build_worker(settings, on_startup=None, on_shutdown=None, handle_signals=False)
+    worker = build_worker(settings, handle_signals=False)
 
     async def seed_when_started() -> None:
         while not server.started:
@@ -172,6 +172,31 @@ def cmd_templates(args: argparse.Namespace) -> None:
         print(f"{row['key']} v{row['version']} {row['status']}")
 
 
+def cmd_sweep(args: argparse.Namespace) -> None:
+    """Re-arm every due timer once (what the worker's cron does), then exit."""
+    settings = _settings()
+    _require_services(settings)
+
+    async def sweep_once() -> int:
+        from datetime import timedelta
+
+        from signoff.db.engine import configure_engine
+        from signoff.domain.clock import SystemClock
+        from signoff.jobs.timers import ArqScheduler
+        from signoff.services.context import ServiceContext
+        from signoff.services.timers import sweep
+
+        configure_engine(settings.database_url)
+        scheduler = ArqScheduler(settings, SystemClock())
+        try:
+            ctx = ServiceContext(settings=settings, scheduler=scheduler)
+            return await sweep(ctx, timedelta(seconds=settings.timer_horizon_seconds))
+        finally:
+            await scheduler.close()
+
+    print(f"re-armed {asyncio.run(sweep_once())} due timers")
+
+
 def cmd_docs(args: argparse.Namespace) -> None:
     from signoff.domain.states import render_markdown
 
@@ -189,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="run the API").set_defaults(func=cmd_serve)
     sub.add_parser("worker", help="run an arq worker").set_defaults(func=cmd_worker)
     sub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_migrate)
+    sub.add_parser("sweep", help="re-arm due timers once").set_defaults(func=cmd_sweep)
     schema = sub.add_parser("schema", help="export or check schema.graphql")
     schema.add_argument("action", choices=["export", "check"])
     schema.add_argument("--path", default=str(REPO_ROOT / "schema.graphql"))

@@ -106,6 +106,47 @@ class Settings:
     )
     ws_max_subscriptions: int = _setting(20, "Most concurrent subscriptions per websocket.")
     log_level: str = _setting("INFO", "Log level of the `signoff` loggers.")
+    notify_channels: str = _setting(
+        "",
+        "Notification channels to enable, as a JSON object `{channel: {field: value}}` or "
+        "`@/path/to/channels.json`. Only channels named here are used; an invalid "
+        "configuration stops start-up naming plugin, channel and field.",
+        secret=True,
+    )
+    notify_max_attempts: int = _setting(
+        6, "Delivery attempts per notification before it is dead-lettered."
+    )
+    notify_backoff_base_seconds: float = _setting(
+        30.0, "Delay before the first retry; doubled for each further attempt, with jitter."
+    )
+    notify_backoff_cap_seconds: float = _setting(
+        3600.0, "Longest delay between two delivery attempts (a channel's Retry-After wins)."
+    )
+    notify_digest_threshold: int = _setting(
+        5,
+        "Low- and normal-priority notifications to one recipient on one channel within the "
+        "digest window that are sent one by one; the rest are folded into a digest.",
+    )
+    notify_digest_window_seconds: int = _setting(
+        600, "Length of the burst window, and how long held notifications wait for a digest."
+    )
+    notify_deliver_timeout_seconds: float = _setting(
+        30.0, "Longest a channel plugin may take for one delivery attempt."
+    )
+    notify_batch_size: int = _setting(
+        500, "Audit events planned, or due deliveries enqueued, per batch."
+    )
+    timer_horizon_seconds: int = _setting(
+        120,
+        "Timers due within this many seconds are handed to the job queue (deferred to their due "
+        "time); later ones wait in the database for the sweeper, so Redis holds only near-term "
+        "jobs.",
+    )
+    timer_sweep_seconds: int = _setting(
+        10,
+        "How often the sweeper re-arms due timers that have no job (after a worker crash or a "
+        "flushed Redis). Must divide 60.",
+    )
 
     @property
     def is_development(self) -> bool:

@@ -8,28 +8,51 @@ from arq import cron
 from arq.connections import RedisSettings
 from arq.worker import Worker
 
-from signoff.db.engine import close_pool, configure_engine, start_pool
+from signoff.db.engine import ENGINE, close_pool, configure_engine, start_pool
+from signoff.domain.clock import Clock, SystemClock
 from signoff.jobs.audit_check import verify_audit_chains
+from signoff.jobs.timers import ArqScheduler, fire_timer_job, sweep_timers_job
+from signoff.services.context import ServiceContext
 from signoff.settings import Settings, get_settings
 
-FUNCTIONS: list[Any] = [verify_audit_chains]
+FUNCTIONS: list[Any] = [verify_audit_chains, fire_timer_job, sweep_timers_job]
 
 
-def build_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
-    """An arq worker for `settings`; tests pass `burst=True`, `handle_signals=False`."""
+def cron_jobs(settings: Settings) -> list[Any]:
+    """Periodic jobs: the timer sweeper and the audit chain check."""
+    every = max(1, settings.timer_sweep_seconds)
+    return [
+        cron(sweep_timers_job, second=set(range(0, 60, every)), run_at_startup=True,
+             unique=True, timeout=60),
+        cron(verify_audit_chains, minute={7}, second={30}, unique=True),
+    ]
+
+
+def build_worker(
+    settings: Settings | None = None, *, clock: Clock | None = None, **overrides: Any
+) -> Worker:
+    """An arq worker for `settings`; tests pass `burst=True`, `handle_signals=False` and a clock."""
     settings = settings or get_settings()
+    clock = clock or SystemClock()
     configure_engine(settings.database_url)
 
     async def startup(ctx: dict[str, Any]) -> None:
-        await start_pool(1, max(2, settings.db_pool_max // 2))
+        # A pool already running in this process (`signoff dev`, tests) is shared.
+        ctx["owns_pool"] = ENGINE.pool is None
+        if ctx["owns_pool"]:
+            await start_pool(1, max(2, settings.db_pool_max // 2))
         ctx["settings"] = settings
+        ctx["services"] = ServiceContext(
+            settings=settings, clock=clock, scheduler=ArqScheduler(settings, clock, ctx["redis"])
+        )
 
     async def shutdown(ctx: dict[str, Any]) -> None:
-        await close_pool()
+        if ctx.get("owns_pool"):
+            await close_pool()
 
     options: dict[str, Any] = {
         "functions": FUNCTIONS,
-        "cron_jobs": [cron(verify_audit_chains, minute={7}, run_at_startup=False)],
+        "cron_jobs": cron_jobs(settings),
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "queue_name": settings.job_queue_name,
         "on_startup": startup,

@@ -23,6 +23,7 @@ from signoff.api.mutations.execution import ExecutionMutations
 from signoff.api.mutations.items import ItemMutations
 from signoff.api.mutations.templates import TemplateMutations
 from signoff.api.simulation import SimulationQueries
+from signoff.api.timers import TimerMutations, TimerQueries
 from signoff.api.types import Template, WorkflowItem
 from signoff.db import templates as template_repo
 from signoff.domain.errors import DomainError, ErrorCode
@@ -38,7 +39,7 @@ class Viewer:
 
 
 @strawberry.type(description="Reads. Every field needs a bearer token.")
-class Query(SimulationQueries):
+class Query(SimulationQueries, TimerQueries):
     @strawberry.field(description="The authenticated caller.")
     def viewer(self, info: Info[SignoffContext, Any]) -> Viewer:
         principal = actor_of(info).principal
@@ -76,7 +77,9 @@ class Query(SimulationQueries):
 @strawberry.type(
     description="Writes. Each takes an optional idempotency key and returns typed user errors."
 )
-class Mutation(ItemMutations, ActionMutations, ExecutionMutations, TemplateMutations):
+class Mutation(
+    ItemMutations, ActionMutations, ExecutionMutations, TemplateMutations, TimerMutations
+):
     """Every mutation takes an optional idempotency key and returns typed user errors."""
 
 

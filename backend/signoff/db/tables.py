@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from piccolo.columns import (
     UUID,
+    Array,
+    Date,
+    Time,
     BigInt,
     BigSerial,
     Boolean,
@@ -159,3 +162,35 @@ ALL_TABLES: tuple[type[Table], ...] = (
     IdempotencyKey,
     AuditEvent,
 )
+
+
+class Timer(Table, tablename="timer", db=ENGINE):
+    """A stored timer of a step: the truth the job queue only accelerates."""
+
+    id = UUID(primary_key=True)
+    tenant_id = ForeignKey(Tenant, on_delete=OnDelete.restrict, null=False)
+    item_id = ForeignKey(WorkflowItem, on_delete=OnDelete.restrict, null=False)
+    step_id = ForeignKey(Step, on_delete=OnDelete.restrict, null=False)
+    kind = Text()
+    level = Integer(null=True, default=None)
+    due_at = Timestamptz()
+    token = Text()
+    status = Text()
+    payload = JSONB()
+    fired_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz()
+
+
+class BusinessCalendarRow(Table, tablename="business_calendar", db=ENGINE):
+    """A tenant's working hours for SLA arithmetic."""
+
+    tenant_id = ForeignKey(Tenant, on_delete=OnDelete.restrict, null=False, primary_key=True)
+    timezone = Text()
+    workdays = Array(Integer())
+    day_start = Time()
+    day_end = Time()
+    holidays = Array(Date())
+    updated_at = Timestamptz()
+
+
+ALL_TABLES = (*ALL_TABLES, Timer, BusinessCalendarRow)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from signoff.domain.clock import Clock, SystemClock
@@ -13,8 +14,8 @@ from signoff.settings import Settings
 class JobScheduler(Protocol):
     """Schedules follow-up work after a commit (timers, deliveries)."""
 
-    async def schedule_timers(self, timer_ids: list[str]) -> None:
-        """Make sure the given stored timers will fire."""
+    async def schedule_timers(self, timers: list[tuple[str, str, datetime]]) -> None:
+        """Make sure the given stored timers (id, token, due time) will fire."""
         ...
 
 

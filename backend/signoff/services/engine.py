@@ -24,6 +24,8 @@ from signoff.domain.states import (
     StepState,
 )
 from signoff.domain.templates import StepKind, TemplateDefinition, TemplateKind
+from signoff.domain.timers import EscalationPlan
+from signoff.services.timer_arming import arm_step_timers, disarm_step_timers, rearm_remaining
 from signoff.services.uow import UnitOfWork
 
 RESOLVED_OK = frozenset({StepState.APPROVED, StepState.SKIPPED, StepState.COMPLETED})
@@ -120,6 +122,14 @@ async def transition_step(
     step.update(values)
     step["version"] += 1
     view.item["version"] += 1
+    # Time rules follow the review state: armed on entering review, void on leaving it.
+    if new == StepState.ACTIVE and old != StepState.ACTIVE:
+        plan = EscalationPlan.from_step(view.definition.step(step["key"]))
+        await arm_step_timers(uow, view.item, step, plan)
+    elif old == StepState.ACTIVE and new != StepState.ACTIVE:
+        await disarm_step_timers(uow, step)
+    elif action == StepAction.REASSIGN:
+        await rearm_remaining(uow, view.item, step)
     uow.record(
         f"step.{action.value}",
         item_id=view.id,
@@ -134,10 +144,7 @@ async def activate_step(uow: UnitOfWork, view: ItemView, step: dict[str, Any]) -
     """Open a step for its assignees: deadline, then policy auto-approval or merge completion."""
     now = uow.ctx.clock.now()
     defn = view.definition.step(step["key"])
-    due_at = now + defn.sla if defn.sla else None
-    await transition_step(
-        uow, view, step, StepAction.ACTIVATE, changes={"activated_at": now, "due_at": due_at}
-    )
+    await transition_step(uow, view, step, StepAction.ACTIVATE, changes={"activated_at": now})
     if defn.kind == StepKind.MERGE:
         await record_system_decision(uow, view, step, "all inbound branches resolved")
         await transition_step(uow, view, step, StepAction.APPROVE, data={"by": "merge"})

@@ -111,6 +111,13 @@ async def report_execution(actor: Actor, ctx: ServiceContext, inp: ReportInput) 
             await transition_step(uow, view, step, StepAction.FAIL, changes={"error": error},
                                   data={"error": error, "attempt": step["attempts"]})
             await transition_item(uow, view, ItemAction.FAIL, data={"step": step["key"]})
+            max_attempts = view.definition.step(step["key"]).max_attempts
+            if step["attempts"] >= max_attempts:
+                # No retry left (seed 004): escalate to the override holders.
+                uow.record("step.retries_exhausted", item_id=view.id, step_id=step["id"],
+                           data={"step": step["key"], "attempts": step["attempts"],
+                                 "max_attempts": max_attempts,
+                                 "escalate_to_roles": sorted(uow.ctx.settings.override_roles)})
             if view.definition.compensate_on_failure and compensation_order(view):
                 await transition_item(uow, view, ItemAction.COMPENSATE,
                                       data={"by": "template", "order": [s["key"] for s in

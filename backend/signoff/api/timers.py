@@ -1,0 +1,101 @@
+"""Operators' view of time: overdue or stuck steps, a step's timers, business calendars."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+
+from signoff.api import ids
+from signoff.api.context import SignoffContext, actor_of, services_of
+from signoff.api.errors import CodedError, UserError, user_error
+from signoff.db import timers as timer_repo
+from signoff.domain.calendar import BusinessCalendar
+from signoff.domain.errors import DomainError, forbidden
+from signoff.services import timers as timer_services
+
+
+@strawberry.type(description="A step past its SLA, or holding timers that should have fired.")
+class OverdueStep:
+    step_id: strawberry.ID = strawberry.field(description="Global id of the step.")
+    item_id: strawberry.ID = strawberry.field(description="Global id of its item.")
+    key: str = strawberry.field(description="Step key.")
+    title: str = strawberry.field(description="Item title.")
+    due_at: datetime | None = strawberry.field(description="SLA deadline.")
+    next_timer_at: datetime | None = strawberry.field(description="Earliest armed timer.")
+    stuck_timers: int = strawberry.field(
+        description="Armed timers overdue by more than a minute: run `signoff sweep` (runbook)."
+    )
+
+
+@strawberry.type(description="A stored timer of a step.")
+class StepTimer:
+    kind: str = strawberry.field(description="sla, reminder, deadline_risk or escalation.")
+    level: int | None = strawberry.field(description="Escalation level.")
+    due_at: datetime = strawberry.field(description="When it is due.")
+    status: str = strawberry.field(description="armed, fired or cancelled.")
+    fired_at: datetime | None = strawberry.field(description="When it acted.")
+
+
+@strawberry.input(description="Working hours for SLA arithmetic.")
+class BusinessCalendarInput:
+    timezone: str = strawberry.field(description="IANA time zone, e.g. Europe/Berlin.")
+    workdays: list[int] = strawberry.field(description="0 = Monday … 6 = Sunday.")
+    start: time = strawberry.field(description="Start of the working day (local).")
+    end: time = strawberry.field(description="End of the working day (local).")
+    holidays: list[date] = strawberry.field(default_factory=list, description="Days off.")
+
+
+@strawberry.type(description="Result of setting the business calendar.")
+class BusinessCalendarPayload:
+    ok: bool = strawberry.field(description="Whether it was saved.")
+    errors: list[UserError] = strawberry.field(description="Empty on success.")
+
+
+@strawberry.type
+class TimerQueries:
+    @strawberry.field(description="Overdue or stuck steps of the tenant (admins), oldest first.")
+    async def overdue_steps(self, info: Info[SignoffContext, Any], first: int = 50
+                            ) -> list[OverdueStep]:
+        actor = actor_of(info)
+        try:
+            rows = await timer_services.overdue_steps(actor, services_of(info), min(first, 500))
+        except DomainError as exc:
+            raise CodedError(exc) from None
+        return [OverdueStep(step_id=strawberry.ID(ids.encode("Step", r["step_id"])),
+                            item_id=strawberry.ID(ids.encode("WorkflowItem", r["item_id"])),
+                            key=r["key"], title=r["title"], due_at=r["due_at"],
+                            next_timer_at=r["next_timer_at"], stuck_timers=r["stuck_timers"])
+                for r in rows]
+
+    @strawberry.field(description="The timers of one step (admins).")
+    async def step_timers(self, info: Info[SignoffContext, Any], step_id: strawberry.ID
+                          ) -> list[StepTimer]:
+        actor = actor_of(info)
+        try:
+            if not actor.principal.has_any_role(services_of(info).settings.admin_roles):
+                raise forbidden("listing timers needs an admin role")
+            rows = await timer_repo.for_step(ids.decode_uuid(step_id, "Step", "stepId"))
+        except DomainError as exc:
+            raise CodedError(exc) from None
+        return [StepTimer(kind=r["kind"], level=r["level"], due_at=r["due_at"],
+                          status=r["status"], fired_at=r["fired_at"])
+                for r in rows if r["tenant_id"] == actor.tenant_id]
+
+
+@strawberry.type
+class TimerMutations:
+    @strawberry.mutation(description="Set the tenant's business calendar (admins).")
+    async def set_business_calendar(self, info: Info[SignoffContext, Any],
+                                    input: BusinessCalendarInput) -> BusinessCalendarPayload:
+        actor = actor_of(info)
+        try:
+            calendar = BusinessCalendar(timezone=input.timezone,
+                                        workdays=frozenset(input.workdays), start=input.start,
+                                        end=input.end, holidays=frozenset(input.holidays))
+            await timer_services.set_business_calendar(actor, services_of(info), calendar)
+        except DomainError as exc:
+            return BusinessCalendarPayload(ok=False, errors=[user_error(exc)])
+        return BusinessCalendarPayload(ok=True, errors=[])

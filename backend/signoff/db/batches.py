@@ -1,0 +1,40 @@
+"""Reads of many rows by id at once, for dataloaders and event fan-out (never one per row)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from signoff.db import sql
+from signoff.db.items import ITEM_JSON, STEP_JSON
+
+
+async def items_by_ids(tenant_id: str, item_ids: Sequence[UUID]) -> list[dict[str, Any]]:
+    """The items of `tenant_id` among `item_ids` (others are silently absent)."""
+    rows = await sql.fetch(
+        "SELECT * FROM workflow_item WHERE tenant_id = $1 AND id = ANY($2::uuid[])",
+        tenant_id,
+        list(item_ids),
+    )
+    return [sql.record_dict(r, ITEM_JSON) for r in rows]
+
+
+async def steps_by_ids(tenant_id: str, step_ids: Sequence[UUID]) -> list[dict[str, Any]]:
+    """The steps of `tenant_id` among `step_ids`."""
+    rows = await sql.fetch(
+        "SELECT * FROM step WHERE tenant_id = $1 AND id = ANY($2::uuid[])",
+        tenant_id,
+        list(step_ids),
+    )
+    return [sql.record_dict(r, STEP_JSON) for r in rows]
+
+
+async def templates_by_ids(tenant_id: str, template_ids: Sequence[UUID]) -> list[dict[str, Any]]:
+    """The template versions of `tenant_id` among `template_ids`."""
+    rows = await sql.fetch(
+        "SELECT * FROM template WHERE tenant_id = $1 AND id = ANY($2::uuid[])",
+        tenant_id,
+        list(template_ids),
+    )
+    return [sql.record_dict(r, ("definition",)) for r in rows]

@@ -1,0 +1,111 @@
+"""Stored timers and business calendars."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from signoff.db import sql
+
+
+async def insert_timers(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Arm timers; returns them with their ids."""
+    out = []
+    for row in rows:
+        record = await sql.fetchrow(
+            """INSERT INTO timer (tenant_id, item_id, step_id, kind, level, due_at, token,
+                status, payload, created_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, 'armed', $8::jsonb, $9) RETURNING *""",
+            row["tenant_id"], row["item_id"], row["step_id"], row["kind"], row["level"],
+            row["due_at"], row["token"], sql.dumps(row.get("payload") or {}), row["now"],
+        )
+        assert record is not None
+        out.append(sql.record_dict(record, ("payload",)))
+    return out
+
+
+async def cancel_for_step(step_id: UUID) -> list[dict[str, Any]]:
+    """Cancel every armed timer of a step; returns what was cancelled."""
+    rows = await sql.fetch(
+        "UPDATE timer SET status = 'cancelled' WHERE step_id = $1 AND status = 'armed' "
+        "RETURNING *",
+        step_id,
+    )
+    return [sql.record_dict(r, ("payload",)) for r in rows]
+
+
+async def get(timer_id: UUID) -> dict[str, Any] | None:
+    """One timer, unlocked."""
+    row = await sql.fetchrow("SELECT * FROM timer WHERE id = $1", timer_id)
+    return sql.record_dict(row, ("payload",)) if row else None
+
+
+async def lock_for_firing(timer_id: UUID) -> dict[str, Any] | None:
+    """The timer row, locked; None when another worker holds it (it will act, not us)."""
+    row = await sql.fetchrow(
+        "SELECT * FROM timer WHERE id = $1 FOR UPDATE SKIP LOCKED", timer_id
+    )
+    return sql.record_dict(row, ("payload",)) if row else None
+
+
+async def mark(timer_id: UUID, status: str, when: datetime | None) -> None:
+    """Record that a timer fired or was found void."""
+    await sql.execute(
+        "UPDATE timer SET status = $2, fired_at = $3 WHERE id = $1", timer_id, status, when
+    )
+
+
+async def due_armed(until: datetime, limit: int) -> list[dict[str, Any]]:
+    """Armed timers due at or before `until`, earliest first (the sweeper's batch)."""
+    rows = await sql.fetch(
+        """SELECT id, token, due_at, tenant_id FROM timer
+        WHERE status = 'armed' AND due_at <= $1 ORDER BY due_at LIMIT $2""",
+        until, limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def for_step(step_id: UUID) -> list[dict[str, Any]]:
+    """Every timer of a step, by due time."""
+    rows = await sql.fetch("SELECT * FROM timer WHERE step_id = $1 ORDER BY due_at, kind", step_id)
+    return [sql.record_dict(r, ("payload",)) for r in rows]
+
+
+async def overdue_steps(tenant_id: str, now: datetime, limit: int) -> list[dict[str, Any]]:
+    """Active steps past their SLA, or holding timers overdue by more than a minute (stuck)."""
+    rows = await sql.fetch(
+        """SELECT s.id AS step_id, s.item_id, s.key, s.due_at, i.title,
+            (SELECT min(t.due_at) FROM timer t WHERE t.step_id = s.id AND t.status = 'armed')
+                AS next_timer_at,
+            (SELECT count(*) FROM timer t WHERE t.step_id = s.id AND t.status = 'armed'
+                AND t.due_at < $2::timestamptz - interval '1 minute') AS stuck_timers
+        FROM step s JOIN workflow_item i ON i.id = s.item_id
+        WHERE s.tenant_id = $1 AND s.state = 'active'
+          AND (s.due_at < $2::timestamptz OR EXISTS (SELECT 1 FROM timer t WHERE t.step_id = s.id
+               AND t.status = 'armed' AND t.due_at < $2::timestamptz - interval '1 minute'))
+        ORDER BY s.due_at NULLS LAST LIMIT $3""",
+        tenant_id, now, limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def calendar_of(tenant_id: str) -> dict[str, Any] | None:
+    """The tenant's business calendar row, if it has one."""
+    row = await sql.fetchrow("SELECT * FROM business_calendar WHERE tenant_id = $1", tenant_id)
+    return dict(row) if row else None
+
+
+async def save_calendar(tenant_id: str, values: dict[str, Any], now: datetime) -> None:
+    """Create or replace the tenant's business calendar."""
+    await sql.execute(
+        """INSERT INTO business_calendar (tenant_id, timezone, workdays, day_start, day_end,
+            holidays, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+        ON CONFLICT (tenant_id) DO UPDATE SET timezone = EXCLUDED.timezone,
+            workdays = EXCLUDED.workdays, day_start = EXCLUDED.day_start,
+            day_end = EXCLUDED.day_end, holidays = EXCLUDED.holidays,
+            updated_at = EXCLUDED.updated_at""",
+        tenant_id, values["timezone"], values["workdays"], values["start"], values["end"],
+        values["holidays"], now,
+    )
