@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, get_type_hints
+from urllib.parse import urlsplit, urlunsplit
 
 PREFIX = "SIGNOFF_"
 
@@ -217,12 +218,25 @@ class Settings:
         return self.jwt_public_key
 
     def redacted(self) -> dict[str, Any]:
-        """The settings as a dict with secrets masked, for logs and diagnostics."""
+        """The settings as a dict with secrets (and passwords inside URLs) masked, for logs."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            out[f.name] = "***" if f.metadata.get("secret") and value else value
+            if f.metadata.get("secret") and value:
+                value = "***"
+            elif isinstance(value, str) and "://" in value:
+                value = _mask_url_password(value)
+            out[f.name] = value
         return out
+
+
+def _mask_url_password(url: str) -> str:
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _convert(raw: str, hint: Any) -> Any:
@@ -246,7 +260,7 @@ def _convert(raw: str, hint: Any) -> Any:
 
 
 def setting_docs() -> dict[str, str]:
-    """Environment variable name → documentation, for docs and `signoff settings`."""
+    """Environment variable name → documentation, for `docs/configuration.md`."""
     return {PREFIX + f.name.upper(): f.metadata["doc"] for f in dataclasses.fields(Settings)}
 
 

@@ -8,15 +8,12 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 
+from signoff.api.enums import ErrorCodeEnum
 from signoff.domain.errors import DomainError, ErrorCode
 
 log = logging.getLogger("signoff.api")
 
-ErrorCodeEnum = strawberry.enum(
-    ErrorCode,
-    name="ErrorCode",
-    description="Stable machine-readable error codes; clients switch on these, never on text.",
-)
+__all__ = ["ErrorCodeEnum"]
 
 
 @strawberry.type(description="One problem with the input, with the path to the offending field.")

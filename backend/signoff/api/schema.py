@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.extensions import (
@@ -18,11 +18,14 @@ from strawberry.types import Info
 from signoff.api import ids
 from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.errors import CodedError, should_mask
+from signoff.api.inbox import InboxQueries
 from signoff.api.mutations.actions import ActionMutations
 from signoff.api.mutations.execution import ExecutionMutations
 from signoff.api.mutations.items import ItemMutations
 from signoff.api.mutations.templates import TemplateMutations
+from signoff.api.notifications import NotificationMutations, NotificationQueries
 from signoff.api.simulation import SimulationQueries
+from signoff.api.subscriptions import Subscription
 from signoff.api.timers import TimerMutations, TimerQueries
 from signoff.api.types import Template, WorkflowItem
 from signoff.db import templates as template_repo
@@ -39,7 +42,7 @@ class Viewer:
 
 
 @strawberry.type(description="Reads. Every field needs a bearer token.")
-class Query(SimulationQueries, TimerQueries):
+class Query(SimulationQueries, TimerQueries, InboxQueries, NotificationQueries):
     @strawberry.field(description="The authenticated caller.")
     def viewer(self, info: Info[SignoffContext, Any]) -> Viewer:
         principal = actor_of(info).principal
@@ -52,7 +55,9 @@ class Query(SimulationQueries, TimerQueries):
 
     @strawberry.field(description="One item by global id; null when absent or not visible.")
     async def item(
-        self, info: Info[SignoffContext, Any], id: strawberry.ID
+        self,
+        info: Info[SignoffContext, Any],
+        id: Annotated[strawberry.ID, strawberry.argument(description="Global id of the item.")],
     ) -> WorkflowItem | None:
         actor = actor_of(info)
         try:
@@ -67,7 +72,9 @@ class Query(SimulationQueries, TimerQueries):
 
     @strawberry.field(description="Template versions of the tenant, newest first per key.")
     async def templates(
-        self, info: Info[SignoffContext, Any], key: str | None = None
+        self,
+        info: Info[SignoffContext, Any],
+        key: Annotated[str | None, strawberry.argument(description="Only this key.")] = None,
     ) -> list[Template]:
         actor = actor_of(info)
         rows = await template_repo.list_for_tenant(actor.tenant_id, key)
@@ -78,7 +85,12 @@ class Query(SimulationQueries, TimerQueries):
     description="Writes. Each takes an optional idempotency key and returns typed user errors."
 )
 class Mutation(
-    ItemMutations, ActionMutations, ExecutionMutations, TemplateMutations, TimerMutations
+    ItemMutations,
+    ActionMutations,
+    ExecutionMutations,
+    TemplateMutations,
+    TimerMutations,
+    NotificationMutations,
 ):
     """Every mutation takes an optional idempotency key and returns typed user errors."""
 
@@ -97,6 +109,7 @@ def build_schema(*, max_depth: int = 12, mask_errors: bool = True) -> strawberry
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(auto_camel_case=True),
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -70,15 +70,30 @@ class Simulation:
         """Map a domain simulation result."""
         return cls(
             outcome=result.outcome,
-            steps=[SimulatedStep(
-                key=s.key, name=s.name, state=s.state.value, assignees=_assignees(s.assignees),
-                activated_at=s.activated_at, decided_at=s.decided_at, sla_due=s.sla_due,
-                breached=s.breached, auto_approved_by=s.auto_approved_by,
-                timers=[SimulatedTimer(kind=t.kind.value, due_at=t.due_at, level=t.level)
-                        for t in s.timers]) for s in result.steps],
-            notifications=[SimulatedNotification(
-                kind=n.kind.value, step=n.step, recipients=_assignees(n.recipients), at=n.at)
-                for n in result.notifications],
+            steps=[
+                SimulatedStep(
+                    key=s.key,
+                    name=s.name,
+                    state=s.state.value,
+                    assignees=_assignees(s.assignees),
+                    activated_at=s.activated_at,
+                    decided_at=s.decided_at,
+                    sla_due=s.sla_due,
+                    breached=s.breached,
+                    auto_approved_by=s.auto_approved_by,
+                    timers=[
+                        SimulatedTimer(kind=t.kind.value, due_at=t.due_at, level=t.level)
+                        for t in s.timers
+                    ],
+                )
+                for s in result.steps
+            ],
+            notifications=[
+                SimulatedNotification(
+                    kind=n.kind.value, step=n.step, recipients=_assignees(n.recipients), at=n.at
+                )
+                for n in result.notifications
+            ],
             problems=[SimulationProblem(message=p.message, path=p.path) for p in result.problems],
         )
 
@@ -93,56 +108,102 @@ class ReplayedItem:
     )
 
 
-async def _definition(info: Info[SignoffContext, Any], key: str | None, version: int | None,
-                      definition: JSON | None) -> Any:
+async def _definition(
+    info: Info[SignoffContext, Any], key: str | None, version: int | None, definition: JSON | None
+) -> Any:
     actor = actor_of(info)
     document = definition if isinstance(definition, dict) else None
     return actor, await sim_services.resolve_definition(
-        actor, services_of(info), key=key, version=version, document=document)
+        actor, services_of(info), key=key, version=version, document=document
+    )
 
 
 @strawberry.type
 class SimulationQueries:
-    @strawberry.field(description="Dry-run a published template (by key) or a draft definition "
-                      "against a payload; writes nothing.")
+    @strawberry.field(
+        description="Dry-run a published template (by key) or a draft definition "
+        "against a payload; writes nothing."
+    )
     async def simulate(
-        self, info: Info[SignoffContext, Any], payload: JSON, template_key: str | None = None,
-        template_version: int | None = None, definition: JSON | None = None,
-        decisions: JSON | None = None,
+        self,
+        info: Info[SignoffContext, Any],
+        payload: Annotated[JSON, strawberry.argument(description="The would-be item payload.")],
+        template_key: Annotated[
+            str | None, strawberry.argument(description="A published template.")
+        ] = None,
+        template_version: Annotated[
+            int | None, strawberry.argument(description="Its version (default newest).")
+        ] = None,
+        definition: Annotated[
+            JSON | None, strawberry.argument(description="A draft definition instead of a key.")
+        ] = None,
+        decisions: Annotated[
+            JSON | None,
+            strawberry.argument(
+                description="Step key -> approve, reject, an option or timeout (optionally @PT5H)."
+            ),
+        ] = None,
     ) -> Simulation:
         try:
             actor, defn = await _definition(info, template_key, template_version, definition)
             result = await sim_services.simulate_template(
-                actor, services_of(info), defn, payload if isinstance(payload, dict) else {},
-                decisions if isinstance(decisions, dict) else None)
+                actor,
+                services_of(info),
+                defn,
+                payload if isinstance(payload, dict) else {},
+                decisions if isinstance(decisions, dict) else None,
+            )
         except DomainError as exc:
             raise CodedError(exc) from None
         return Simulation.from_result(result)
 
-    @strawberry.field(description="Replay the last N items of a template through a changed draft "
-                      "and report what would have been different; writes nothing.")
+    @strawberry.field(
+        description="Replay the last N items of a template through a changed draft "
+        "and report what would have been different; writes nothing."
+    )
     async def replay_template(
-        self, info: Info[SignoffContext, Any], template_key: str, definition: JSON, last: int = 20,
+        self,
+        info: Info[SignoffContext, Any],
+        template_key: Annotated[
+            str, strawberry.argument(description="Template whose items to replay.")
+        ],
+        definition: Annotated[
+            JSON, strawberry.argument(description="The changed draft definition.")
+        ],
+        last: Annotated[
+            int, strawberry.argument(description="How many recent items (max 200).")
+        ] = 20,
     ) -> list[ReplayedItem]:
         try:
             actor, draft = await _definition(info, None, None, definition)
-            replayed = await sim_services.replay_recent(actor, services_of(info), template_key,
-                                                        draft, last)
+            replayed = await sim_services.replay_recent(
+                actor, services_of(info), template_key, draft, last
+            )
         except DomainError as exc:
             raise CodedError(exc) from None
-        return [ReplayedItem(item_id=strawberry.ID(ids.encode("WorkflowItem", r.item_id)),
-                             title=r.title,
-                             differences=[{"kind": d.kind, "step": d.step,
-                                           "before": _plain(d.before), "after": _plain(d.after)}
-                                          for d in r.differences]) for r in replayed]
+        return [
+            ReplayedItem(
+                item_id=strawberry.ID(ids.encode("WorkflowItem", r.item_id)),
+                title=r.title,
+                differences=[_difference(d) for d in r.differences],
+            )
+            for r in replayed
+        ]
+
+
+def _difference(d: sim.Difference) -> Any:
+    return {"kind": d.kind, "step": d.step, "before": _plain(d.before), "after": _plain(d.after)}
 
 
 def _plain(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, DomainAssignees):
-        return {"users": list(value.users), "groups": list(value.groups),
-                "roles": list(value.roles)}
+        return {
+            "users": list(value.users),
+            "groups": list(value.groups),
+            "roles": list(value.roles),
+        }
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value if isinstance(value, str | int | float | bool | None) else str(value)

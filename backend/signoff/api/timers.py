@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.types import Info
@@ -57,22 +57,37 @@ class BusinessCalendarPayload:
 @strawberry.type
 class TimerQueries:
     @strawberry.field(description="Overdue or stuck steps of the tenant (admins), oldest first.")
-    async def overdue_steps(self, info: Info[SignoffContext, Any], first: int = 50
-                            ) -> list[OverdueStep]:
+    async def overdue_steps(
+        self,
+        info: Info[SignoffContext, Any],
+        first: Annotated[int, strawberry.argument(description="At most this many (max 500).")] = 50,
+    ) -> list[OverdueStep]:
         actor = actor_of(info)
         try:
             rows = await timer_services.overdue_steps(actor, services_of(info), min(first, 500))
         except DomainError as exc:
             raise CodedError(exc) from None
-        return [OverdueStep(step_id=strawberry.ID(ids.encode("Step", r["step_id"])),
-                            item_id=strawberry.ID(ids.encode("WorkflowItem", r["item_id"])),
-                            key=r["key"], title=r["title"], due_at=r["due_at"],
-                            next_timer_at=r["next_timer_at"], stuck_timers=r["stuck_timers"])
-                for r in rows]
+        return [
+            OverdueStep(
+                step_id=strawberry.ID(ids.encode("Step", r["step_id"])),
+                item_id=strawberry.ID(ids.encode("WorkflowItem", r["item_id"])),
+                key=r["key"],
+                title=r["title"],
+                due_at=r["due_at"],
+                next_timer_at=r["next_timer_at"],
+                stuck_timers=r["stuck_timers"],
+            )
+            for r in rows
+        ]
 
     @strawberry.field(description="The timers of one step (admins).")
-    async def step_timers(self, info: Info[SignoffContext, Any], step_id: strawberry.ID
-                          ) -> list[StepTimer]:
+    async def step_timers(
+        self,
+        info: Info[SignoffContext, Any],
+        step_id: Annotated[
+            strawberry.ID, strawberry.argument(description="Global id of the step.")
+        ],
+    ) -> list[StepTimer]:
         actor = actor_of(info)
         try:
             if not actor.principal.has_any_role(services_of(info).settings.admin_roles):
@@ -80,21 +95,38 @@ class TimerQueries:
             rows = await timer_repo.for_step(ids.decode_uuid(step_id, "Step", "stepId"))
         except DomainError as exc:
             raise CodedError(exc) from None
-        return [StepTimer(kind=r["kind"], level=r["level"], due_at=r["due_at"],
-                          status=r["status"], fired_at=r["fired_at"])
-                for r in rows if r["tenant_id"] == actor.tenant_id]
+        return [
+            StepTimer(
+                kind=r["kind"],
+                level=r["level"],
+                due_at=r["due_at"],
+                status=r["status"],
+                fired_at=r["fired_at"],
+            )
+            for r in rows
+            if r["tenant_id"] == actor.tenant_id
+        ]
 
 
 @strawberry.type
 class TimerMutations:
     @strawberry.mutation(description="Set the tenant's business calendar (admins).")
-    async def set_business_calendar(self, info: Info[SignoffContext, Any],
-                                    input: BusinessCalendarInput) -> BusinessCalendarPayload:
+    async def set_business_calendar(
+        self,
+        info: Info[SignoffContext, Any],
+        input: Annotated[
+            BusinessCalendarInput, strawberry.argument(description="The input of the mutation.")
+        ],
+    ) -> BusinessCalendarPayload:
         actor = actor_of(info)
         try:
-            calendar = BusinessCalendar(timezone=input.timezone,
-                                        workdays=frozenset(input.workdays), start=input.start,
-                                        end=input.end, holidays=frozenset(input.holidays))
+            calendar = BusinessCalendar(
+                timezone=input.timezone,
+                workdays=frozenset(input.workdays),
+                start=input.start,
+                end=input.end,
+                holidays=frozenset(input.holidays),
+            )
             await timer_services.set_business_calendar(actor, services_of(info), calendar)
         except DomainError as exc:
             return BusinessCalendarPayload(ok=False, errors=[user_error(exc)])

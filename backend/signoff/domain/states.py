@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from signoff.domain.errors import DomainError, ErrorCode
 
@@ -90,35 +90,35 @@ class StepAction(StrEnum):
     COMPENSATE = "compensate"
 
 
-I = ItemState
+IS = ItemState
 IA = ItemAction
 S = StepState
 SA = StepAction
 
 ITEM_TRANSITIONS: Mapping[tuple[ItemState, ItemAction], ItemState] = {
-    (I.PENDING, IA.REQUEST_CHANGES): I.CHANGES_REQUESTED,
-    (I.PENDING, IA.APPROVE): I.APPROVED,
-    (I.PENDING, IA.REJECT): I.REJECTED,
-    (I.PENDING, IA.CANCEL): I.CANCELLED,
-    (I.PENDING, IA.EXPIRE): I.EXPIRED,
-    (I.PENDING, IA.OVERRIDE): I.APPROVED,
-    (I.CHANGES_REQUESTED, IA.RESUBMIT): I.PENDING,
-    (I.CHANGES_REQUESTED, IA.CANCEL): I.CANCELLED,
-    (I.CHANGES_REQUESTED, IA.EXPIRE): I.EXPIRED,
-    (I.CHANGES_REQUESTED, IA.REJECT): I.REJECTED,
-    (I.APPROVED, IA.START_EXECUTION): I.EXECUTING,
-    (I.APPROVED, IA.COMPLETE): I.COMPLETED,
-    (I.APPROVED, IA.CANCEL): I.CANCELLED,
-    (I.EXECUTING, IA.COMPLETE): I.COMPLETED,
-    (I.EXECUTING, IA.FAIL): I.FAILED,
-    (I.EXECUTING, IA.COMPENSATE): I.COMPENSATING,
-    (I.FAILED, IA.RECOVER): I.EXECUTING,
-    (I.FAILED, IA.COMPENSATE): I.COMPENSATING,
-    (I.FAILED, IA.CANCEL): I.CANCELLED,
-    (I.REJECTED, IA.OVERRIDE): I.APPROVED,
-    (I.REJECTED, IA.COMPENSATE): I.COMPENSATING,
-    (I.EXPIRED, IA.OVERRIDE): I.APPROVED,
-    (I.COMPENSATING, IA.FINISH_COMPENSATION): I.COMPENSATED,
+    (IS.PENDING, IA.REQUEST_CHANGES): IS.CHANGES_REQUESTED,
+    (IS.PENDING, IA.APPROVE): IS.APPROVED,
+    (IS.PENDING, IA.REJECT): IS.REJECTED,
+    (IS.PENDING, IA.CANCEL): IS.CANCELLED,
+    (IS.PENDING, IA.EXPIRE): IS.EXPIRED,
+    (IS.PENDING, IA.OVERRIDE): IS.APPROVED,
+    (IS.CHANGES_REQUESTED, IA.RESUBMIT): IS.PENDING,
+    (IS.CHANGES_REQUESTED, IA.CANCEL): IS.CANCELLED,
+    (IS.CHANGES_REQUESTED, IA.EXPIRE): IS.EXPIRED,
+    (IS.CHANGES_REQUESTED, IA.REJECT): IS.REJECTED,
+    (IS.APPROVED, IA.START_EXECUTION): IS.EXECUTING,
+    (IS.APPROVED, IA.COMPLETE): IS.COMPLETED,
+    (IS.APPROVED, IA.CANCEL): IS.CANCELLED,
+    (IS.EXECUTING, IA.COMPLETE): IS.COMPLETED,
+    (IS.EXECUTING, IA.FAIL): IS.FAILED,
+    (IS.EXECUTING, IA.COMPENSATE): IS.COMPENSATING,
+    (IS.FAILED, IA.RECOVER): IS.EXECUTING,
+    (IS.FAILED, IA.COMPENSATE): IS.COMPENSATING,
+    (IS.FAILED, IA.CANCEL): IS.CANCELLED,
+    (IS.REJECTED, IA.OVERRIDE): IS.APPROVED,
+    (IS.REJECTED, IA.COMPENSATE): IS.COMPENSATING,
+    (IS.EXPIRED, IA.OVERRIDE): IS.APPROVED,
+    (IS.COMPENSATING, IA.FINISH_COMPENSATION): IS.COMPENSATED,
 }
 
 _OPEN_STEP = (S.WAITING, S.ACTIVE, S.CHANGES_REQUESTED)
@@ -211,7 +211,8 @@ def render_markdown() -> str:
         "with the error code `ILLEGAL_TRANSITION` and changes nothing.",
         "",
     ]
-    for machine in (ITEM_MACHINE, STEP_MACHINE):
+    machines: tuple[StateMachine[Any, Any], ...] = (ITEM_MACHINE, STEP_MACHINE)
+    for machine in machines:
         title = machine.name.capitalize()
         out += [f"## {title} transitions", "", "| from | action | to |", "| --- | --- | --- |"]
         for (src, action), dst in machine.table.items():

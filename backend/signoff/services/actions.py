@@ -101,7 +101,7 @@ async def reassign_step(actor: Actor, ctx: ServiceContext, inp: ReassignInput) -
     async def body(uow: UnitOfWork, view: ItemView, step: dict[str, Any]) -> None:
         STEP_MACHINE.next_state(StepState(step["state"]), StepAction.REASSIGN)
         reason = require_reason(inp.reason, "to reassign or delegate")
-        assignees = dict(step["assignees"])
+        assignees: dict[str, Any] = dict(step["assignees"])
         if inp.delegate_to:
             acting_for = require_assignee(actor, step)
             if acting_for is not None:
@@ -111,7 +111,7 @@ async def reassign_step(actor: Actor, ctx: ServiceContext, inp: ReassignInput) -
             delegates = dict(assignees.get("delegates", {}))
             delegates[inp.delegate_to] = actor.user_id
             assignees["delegates"] = delegates
-            data = {"delegate": inp.delegate_to, "delegator": actor.user_id}
+            data: dict[str, Any] = {"delegate": inp.delegate_to, "delegator": actor.user_id}
         else:
             if not _is_admin(actor, ctx):
                 require_assignee(actor, step)

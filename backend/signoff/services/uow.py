@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -64,15 +65,31 @@ class UnitOfWork:
         self._after_commit.append(callback)
 
 
+_CURRENT: ContextVar[UnitOfWork | None] = ContextVar("signoff_unit_of_work", default=None)
+
+
 @asynccontextmanager
 async def unit_of_work(actor: Actor, ctx: ServiceContext) -> AsyncIterator[UnitOfWork]:
-    """Open a transaction; on a clean exit write the audit events, then commit."""
+    """Open a transaction; on a clean exit write the audit events, then commit.
+
+    A unit of work opened inside another joins its transaction (piccolo nests by joining) and
+    hands its after-commit callbacks to the outermost one, so they run only after the real
+    commit.
+    """
     uow = UnitOfWork(actor, ctx)
-    async with ENGINE.transaction():
-        await audit_repo.ensure_tenant(actor.tenant_id)
-        yield uow
-        if uow.events:
-            uow.written = await audit_repo.append_events(actor.tenant_id, uow.events)
+    parent = _CURRENT.get()
+    token = _CURRENT.set(uow)
+    try:
+        async with ENGINE.transaction():
+            await audit_repo.ensure_tenant(actor.tenant_id)
+            yield uow
+            if uow.events:
+                uow.written = await audit_repo.append_events(actor.tenant_id, uow.events)
+    finally:
+        _CURRENT.reset(token)
+    if parent is not None:
+        parent._after_commit.extend(uow._after_commit)
+        return
     for callback in [*uow._after_commit, *ctx.after_commit_hooks]:
         try:
             await callback()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -108,94 +108,195 @@ class OverrideStepInput:
 @strawberry.type
 class ActionMutations:
     @strawberry.mutation(description="Claim a step so other assignees see you are on it.")
-    async def claim_step(self, info: Info[SignoffContext, Any], input: StepReasonInput
-                         ) -> ItemPayload:
+    async def claim_step(
+        self,
+        info: Info[SignoffContext, Any],
+        input: Annotated[
+            StepReasonInput, strawberry.argument(description="The input of the mutation.")
+        ],
+    ) -> ItemPayload:
         actor, ctx = actor_of(info), services_of(info)
         return await item_payload(
             lambda: actions.claim_step(actor, ctx, _step(input.step_id), _guards(input.guards))
         )
 
     @strawberry.mutation(description="Release a claim.")
-    async def unclaim_step(self, info: Info[SignoffContext, Any], input: StepReasonInput
-                           ) -> ItemPayload:
+    async def unclaim_step(
+        self,
+        info: Info[SignoffContext, Any],
+        input: Annotated[
+            StepReasonInput, strawberry.argument(description="The input of the mutation.")
+        ],
+    ) -> ItemPayload:
         actor, ctx = actor_of(info), services_of(info)
         return await item_payload(
             lambda: actions.unclaim_step(actor, ctx, _step(input.step_id), _guards(input.guards))
         )
 
     @strawberry.mutation(description="Replace a step's assignees (an assignee or an admin).")
-    async def reassign_step(self, info: Info[SignoffContext, Any], input: ReassignStepInput
-                            ) -> ItemPayload:
+    async def reassign_step(
+        self,
+        info: Info[SignoffContext, Any],
+        input: Annotated[
+            ReassignStepInput, strawberry.argument(description="The input of the mutation.")
+        ],
+    ) -> ItemPayload:
         actor, ctx = actor_of(info), services_of(info)
-        return await item_payload(lambda: actions.reassign_step(actor, ctx, actions.ReassignInput(
-            step_id=_step(input.step_id), users=tuple(input.users), groups=tuple(input.groups),
-            roles=tuple(input.roles), reason=input.reason, guards=_guards(input.guards))))
+        return await item_payload(
+            lambda: actions.reassign_step(
+                actor,
+                ctx,
+                actions.ReassignInput(
+                    step_id=_step(input.step_id),
+                    users=tuple(input.users),
+                    groups=tuple(input.groups),
+                    roles=tuple(input.roles),
+                    reason=input.reason,
+                    guards=_guards(input.guards),
+                ),
+            )
+        )
 
     @strawberry.mutation(description="Delegate your seat on a step; the delegate acts for you.")
-    async def delegate_step(self, info: Info[SignoffContext, Any], input: DelegateStepInput
-                            ) -> ItemPayload:
+    async def delegate_step(
+        self,
+        info: Info[SignoffContext, Any],
+        input: Annotated[
+            DelegateStepInput, strawberry.argument(description="The input of the mutation.")
+        ],
+    ) -> ItemPayload:
         actor, ctx = actor_of(info), services_of(info)
-        return await item_payload(lambda: actions.reassign_step(actor, ctx, actions.ReassignInput(
-            step_id=_step(input.step_id), delegate_to=input.delegate_to, reason=input.reason,
-            guards=_guards(input.guards))))
+        return await item_payload(
+            lambda: actions.reassign_step(
+                actor,
+                ctx,
+                actions.ReassignInput(
+                    step_id=_step(input.step_id),
+                    delegate_to=input.delegate_to,
+                    reason=input.reason,
+                    guards=_guards(input.guards),
+                ),
+            )
+        )
 
     @strawberry.mutation(description="Change a step's parameters before deciding it.")
-    async def modify_step_params(self, info: Info[SignoffContext, Any],
-                                 input: ModifyStepParamsInput) -> ItemPayload:
+    async def modify_step_params(
+        self,
+        info: Info[SignoffContext, Any],
+        input: Annotated[
+            ModifyStepParamsInput, strawberry.argument(description="The input of the mutation.")
+        ],
+    ) -> ItemPayload:
         actor, ctx = actor_of(info), services_of(info)
 
         async def call() -> ItemView:
             if not isinstance(input.params, dict):
                 raise invalid("params must be an object", "params")
-            return await actions.modify_step_params(actor, ctx, actions.ModifyParamsInput(
-                step_id=_step(input.step_id), params=input.params, reason=input.reason,
-                guards=_guards(input.guards)))
+            return await actions.modify_step_params(
+                actor,
+                ctx,
+                actions.ModifyParamsInput(
+                    step_id=_step(input.step_id),
+                    params=input.params,
+                    reason=input.reason,
+                    guards=_guards(input.guards),
+                ),
+            )
 
         return await item_payload(call)
 
     @strawberry.mutation(description="Resubmit an item after changes were requested.")
-    async def resubmit_item(self, info: Info[SignoffContext, Any], input: ResubmitItemInput
-                            ) -> ItemPayload:
+    async def resubmit_item(
+        self,
+        info: Info[SignoffContext, Any],
+        input: Annotated[
+            ResubmitItemInput, strawberry.argument(description="The input of the mutation.")
+        ],
+    ) -> ItemPayload:
         actor, ctx = actor_of(info), services_of(info)
 
         async def call() -> ItemView:
             if input.payload is not None and not isinstance(input.payload, dict):
                 raise invalid("payload must be an object", "payload")
-            return await actions.resubmit_item(actor, ctx, actions.ResubmitInput(
-                item_id=_item(input.item_id), payload=input.payload, title=input.title,
-                reason=input.reason, guards=_guards(input.guards)))
+            return await actions.resubmit_item(
+                actor,
+                ctx,
+                actions.ResubmitInput(
+                    item_id=_item(input.item_id),
+                    payload=input.payload,
+                    title=input.title,
+                    reason=input.reason,
+                    guards=_guards(input.guards),
+                ),
+            )
 
         return await item_payload(call)
 
     @strawberry.mutation(description="Cancel an item (for a plan: cancel all); reason required.")
-    async def cancel_item(self, info: Info[SignoffContext, Any], input: ItemReasonInput
-                          ) -> ItemPayload:
+    async def cancel_item(
+        self,
+        info: Info[SignoffContext, Any],
+        input: Annotated[
+            ItemReasonInput, strawberry.argument(description="The input of the mutation.")
+        ],
+    ) -> ItemPayload:
         actor, ctx = actor_of(info), services_of(info)
-        return await item_payload(lambda: actions.cancel_item(
-            actor, ctx, _item(input.item_id), input.reason, _guards(input.guards)))
+        return await item_payload(
+            lambda: actions.cancel_item(
+                actor, ctx, _item(input.item_id), input.reason, _guards(input.guards)
+            )
+        )
 
     @strawberry.mutation(description="Approve every open step of a plan that you may approve.")
-    async def approve_all(self, info: Info[SignoffContext, Any], input: ItemReasonInput
-                          ) -> ItemPayload:
+    async def approve_all(
+        self,
+        info: Info[SignoffContext, Any],
+        input: Annotated[
+            ItemReasonInput, strawberry.argument(description="The input of the mutation.")
+        ],
+    ) -> ItemPayload:
         actor, ctx = actor_of(info), services_of(info)
-        return await item_payload(lambda: actions.approve_all(
-            actor, ctx, _item(input.item_id), input.reason, _guards(input.guards)))
+        return await item_payload(
+            lambda: actions.approve_all(
+                actor, ctx, _item(input.item_id), input.reason, _guards(input.guards)
+            )
+        )
 
     @strawberry.mutation(description="Skip (or keep waiting) a step held by an ask_user rule.")
-    async def resolve_held_step(self, info: Info[SignoffContext, Any],
-                                input: ResolveHeldStepInput) -> ItemPayload:
+    async def resolve_held_step(
+        self,
+        info: Info[SignoffContext, Any],
+        input: Annotated[
+            ResolveHeldStepInput, strawberry.argument(description="The input of the mutation.")
+        ],
+    ) -> ItemPayload:
         actor, ctx = actor_of(info), services_of(info)
-        return await item_payload(lambda: actions.resolve_held_step(
-            actor, ctx, _step(input.step_id), input.skip, input.reason, _guards(input.guards)))
+        return await item_payload(
+            lambda: actions.resolve_held_step(
+                actor, ctx, _step(input.step_id), input.skip, input.reason, _guards(input.guards)
+            )
+        )
 
     @strawberry.mutation(
         description="Override a step: needs an override role and a strong justification; on a "
         "sensitive step the first call requests, a second person's call confirms."
     )
-    async def override_step(self, info: Info[SignoffContext, Any], input: OverrideStepInput
-                            ) -> ItemPayload:
+    async def override_step(
+        self,
+        info: Info[SignoffContext, Any],
+        input: Annotated[
+            OverrideStepInput, strawberry.argument(description="The input of the mutation.")
+        ],
+    ) -> ItemPayload:
         actor, ctx = actor_of(info), services_of(info)
-        return await item_payload(lambda: overrides.override_step(actor, ctx,
-                                  overrides.OverrideInput(step_id=_step(input.step_id),
-                                                          justification=input.justification,
-                                                          guards=_guards(input.guards))))
+        return await item_payload(
+            lambda: overrides.override_step(
+                actor,
+                ctx,
+                overrides.OverrideInput(
+                    step_id=_step(input.step_id),
+                    justification=input.justification,
+                    guards=_guards(input.guards),
+                ),
+            )
+        )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -41,8 +41,9 @@ class SubmitItemInput:
 class DecideStepInput:
     step_id: strawberry.ID = strawberry.field(description="Global id of the step.")
     reason: str | None = strawberry.field(
-        default=None, description="Why; required to reject, to request changes, and where the "
-        "template asks for a justification."
+        default=None,
+        description="Why; required to reject, to request changes, and where the "
+        "template asks for a justification.",
     )
     value: str | None = strawberry.field(
         default=None, description="The chosen option, on a `decision` step."
@@ -56,7 +57,11 @@ class DecideStepInput:
 
 
 async def _decide(
-    info: Info[SignoffContext, Any], input: DecideStepInput, outcome: item_services.Outcome
+    info: Info[SignoffContext, Any],
+    input: Annotated[
+        DecideStepInput, strawberry.argument(description="The input of the mutation.")
+    ],
+    outcome: item_services.Outcome,
 ) -> ItemPayload:
     actor = actor_of(info)
 
@@ -80,9 +85,15 @@ async def _decide(
 @strawberry.type
 class ItemMutations:
     @strawberry.mutation(description="Submit an item for review.")
-    async def submit_item(self, info: Info[SignoffContext, Any], input: SubmitItemInput) -> ItemPayload:
+    async def submit_item(
+        self,
+        info: Info[SignoffContext, Any],
+        input: Annotated[
+            SubmitItemInput, strawberry.argument(description="The input of the mutation.")
+        ],
+    ) -> ItemPayload:
         actor = actor_of(info)
-        payload = input.payload if input.payload is not None else {}
+        payload: Any = input.payload if input.payload is not None else {}
         plan = input.plan
 
         async def call() -> item_services.ItemView:
@@ -110,18 +121,30 @@ class ItemMutations:
 
     @strawberry.mutation(description="Approve a step (counts towards its quorum).")
     async def approve_step(
-        self, info: Info[SignoffContext, Any], input: DecideStepInput
+        self,
+        info: Info[SignoffContext, Any],
+        input: Annotated[
+            DecideStepInput, strawberry.argument(description="The input of the mutation.")
+        ],
     ) -> ItemPayload:
         return await _decide(info, input, item_services.Outcome.APPROVE)
 
     @strawberry.mutation(description="Reject a step; a reason is required.")
     async def reject_step(
-        self, info: Info[SignoffContext, Any], input: DecideStepInput
+        self,
+        info: Info[SignoffContext, Any],
+        input: Annotated[
+            DecideStepInput, strawberry.argument(description="The input of the mutation.")
+        ],
     ) -> ItemPayload:
         return await _decide(info, input, item_services.Outcome.REJECT)
 
     @strawberry.mutation(description="Send the item back to its requester; a reason is required.")
     async def request_changes(
-        self, info: Info[SignoffContext, Any], input: DecideStepInput
+        self,
+        info: Info[SignoffContext, Any],
+        input: Annotated[
+            DecideStepInput, strawberry.argument(description="The input of the mutation.")
+        ],
     ) -> ItemPayload:
         return await _decide(info, input, item_services.Outcome.REQUEST_CHANGES)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -41,7 +41,11 @@ class TemplateMutations:
         "problem is reported at once with the path to its field."
     )
     async def save_template(
-        self, info: Info[SignoffContext, Any], input: SaveTemplateInput
+        self,
+        info: Info[SignoffContext, Any],
+        input: Annotated[
+            SaveTemplateInput, strawberry.argument(description="The input of the mutation.")
+        ],
     ) -> TemplatePayload:
         actor = actor_of(info)
 
@@ -56,7 +60,9 @@ class TemplateMutations:
 
     @strawberry.mutation(description="Publish a draft template version; it is immutable after.")
     async def publish_template(
-        self, info: Info[SignoffContext, Any], id: strawberry.ID
+        self,
+        info: Info[SignoffContext, Any],
+        id: Annotated[strawberry.ID, strawberry.argument(description="Global id of the draft.")],
     ) -> TemplatePayload:
         actor = actor_of(info)
         return await _template_payload(

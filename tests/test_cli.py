@@ -1,0 +1,78 @@
+"""The `signoff` command: development tokens only in development; the schema check."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from signoff.api.auth import TokenVerifier
+from signoff.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+SECRET = "cli-test-secret-that-is-at-least-32-bytes"
+
+
+def signoff(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run `python -m signoff.cli` with only the given SIGNOFF_* variables set."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SIGNOFF_")}
+    return subprocess.run(
+        [sys.executable, "-m", "signoff.cli", *args],
+        env={**clean, **env},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_token_is_refused_outside_development():
+    result = signoff(
+        "token", "--user", "u", SIGNOFF_ENVIRONMENT="production", SIGNOFF_JWT_SECRET=SECRET
+    )
+    assert result.returncode != 0
+    assert result.stdout.strip() == ""  # no token printed
+    assert "development" in result.stderr
+
+
+def test_token_in_development_is_accepted_by_the_verifier():
+    result = signoff(
+        "token",
+        "--user",
+        "u",
+        "--tenant",
+        "acme",
+        "--role",
+        "admin",
+        "--role",
+        "ops",
+        SIGNOFF_JWT_SECRET=SECRET,
+    )
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    principal = TokenVerifier(Settings(jwt_secret=SECRET)).verify(token)
+    assert (principal.user_id, principal.tenant_id) == ("u", "acme")
+    assert principal.roles == frozenset({"admin", "ops"})
+
+
+def test_configuration_error_is_reported_not_raised():
+    result = signoff("token", "--user", "u", SIGNOFF_PORT="eighty")
+    assert result.returncode != 0
+    assert "SIGNOFF_PORT" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_schema_check_passes_on_the_committed_file():
+    result = signoff("schema", "check")
+    assert result.returncode == 0, result.stderr
+    assert "up to date" in result.stdout
+
+
+def test_schema_check_fails_on_a_stale_file(tmp_path):
+    stale = tmp_path / "schema.graphql"
+    stale.write_text((REPO / "schema.graphql").read_text() + "\ntype Stale { x: Int }\n")
+    result = signoff("schema", "check", "--path", str(stale))
+    assert result.returncode != 0
+    assert "signoff schema export" in result.stderr
