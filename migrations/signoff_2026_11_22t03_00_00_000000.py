@@ -91,6 +91,8 @@ CREATE INDEX step_tenant_state_due ON step (tenant_id, state, due_at);
 
 CREATE TABLE decision (
     id           uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    -- insertion order: decisions made within one instant still list in the order they happened
+    seq          bigserial NOT NULL,
     tenant_id    text NOT NULL REFERENCES tenant(id) ON DELETE RESTRICT,
     item_id      uuid NOT NULL REFERENCES workflow_item(id) ON DELETE RESTRICT,
     step_id      uuid NOT NULL REFERENCES step(id) ON DELETE RESTRICT,
@@ -102,7 +104,7 @@ CREATE TABLE decision (
     rule         text,
     created_at   timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX decision_step ON decision (step_id, revision);
+CREATE INDEX decision_step ON decision (step_id, revision, seq);
 -- one person fills at most one seat of a step's quorum in one revision
 CREATE UNIQUE INDEX decision_one_vote_per_person
     ON decision (step_id, revision, actor_id)

@@ -178,7 +178,7 @@ async def decisions_of_step(step_id: UUID, revision: int | None = None) -> list[
     """A step's decisions (of one revision, when given), oldest first."""
     rows = await sql.fetch(
         """SELECT * FROM decision WHERE step_id = $1 AND ($2::int IS NULL OR revision = $2)
-        ORDER BY created_at, id""",
+        ORDER BY created_at, seq""",
         step_id,
         revision,
     )
@@ -189,7 +189,7 @@ async def decisions_of_items(tenant_id: str, item_ids: Sequence[UUID]) -> list[d
     """The decisions of several items (for dataloaders)."""
     rows = await sql.fetch(
         """SELECT * FROM decision WHERE tenant_id = $1 AND item_id = ANY($2::uuid[])
-        ORDER BY created_at, id""",
+        ORDER BY created_at, seq""",
         tenant_id,
         list(item_ids),
     )

@@ -107,6 +107,7 @@ class Decision(Table, tablename="decision", db=ENGINE):
     """One person's vote or decision on a step, in one revision of the item."""
 
     id = UUID(primary_key=True)
+    seq = BigSerial()
     tenant_id = ForeignKey(Tenant, on_delete=OnDelete.restrict, null=False)
     item_id = ForeignKey(WorkflowItem, on_delete=OnDelete.restrict, null=False)
     step_id = ForeignKey(Step, on_delete=OnDelete.restrict, null=False)

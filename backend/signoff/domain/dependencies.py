@@ -299,3 +299,29 @@ def unmet_blocking(
             continue
         unmet.append(dep.step)
     return unmet
+
+
+def unmet_for_execution(
+    defn: TemplateDefinition, states: Mapping[str, StepState], step_key: str
+) -> list[str]:
+    """Upstream steps that must have *run* before `step_key` may start executing.
+
+    Approval is not enough at execution time: a step that hard-depends on another starts only
+    once that one completed. An upstream that will never run but resolves by `fallback` is met
+    (the fallback value stands in).
+    """
+    unmet = []
+    for dep in defn.step(step_key).depends_on:
+        if dep.effect is not DependencyEffect.BLOCKS and dep.when is None:
+            continue
+        upstream = states.get(dep.step, StepState.WAITING)
+        if upstream == StepState.COMPLETED:
+            continue
+        if dep.when is not None and upstream in SUCCEEDED and upstream != StepState.APPROVED:
+            continue
+        never_runs = upstream in RESOLVED and upstream not in (StepState.APPROVED,
+                                                                 StepState.RUNNING)
+        if never_runs and dep.resolution is Resolution.FALLBACK:
+            continue
+        unmet.append(dep.step)
+    return unmet

@@ -13,7 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from signoff.domain.actors import Actor
-from signoff.domain.dependencies import unmet_blocking
+from signoff.domain.dependencies import unmet_blocking, unmet_for_execution
 from signoff.domain.errors import DomainError, ErrorCode, forbidden, invalid
 from signoff.domain.states import ItemAction, ItemState, StepAction, StepState
 from signoff.services.actions import Guards
@@ -89,7 +89,7 @@ async def report_execution(actor: Actor, ctx: ServiceContext, inp: ReportInput) 
     async def body(uow: UnitOfWork, view: ItemView, step: dict[str, Any]) -> None:
         _require_executor(actor, view)
         if inp.status == ExecutionStatus.RUNNING:
-            blockers = unmet_blocking(view.definition, view.step_states(), step["key"])
+            blockers = unmet_for_execution(view.definition, view.step_states(), step["key"])
             if blockers:
                 raise DomainError(ErrorCode.DEPENDENCY_UNMET,
                                   f"step {step['key']!r} waits for {', '.join(blockers)}",

@@ -14,7 +14,7 @@ from signoff.domain.policies import check_override
 from signoff.domain.states import STEP_MACHINE, ItemAction, ItemState, StepAction, StepState
 from signoff.services.actions import Guards
 from signoff.services.context import ServiceContext
-from signoff.services.engine import ItemView, transition_item, transition_step
+from signoff.services.engine import RESOLVED_OK, ItemView, transition_item, transition_step
 from signoff.services.items import act_on_step
 from signoff.services.uow import UnitOfWork
 
@@ -37,6 +37,17 @@ async def override_step(actor: Actor, ctx: ServiceContext, inp: OverrideInput) -
         if view.state not in (ItemState.PENDING, ItemState.REJECTED, ItemState.EXPIRED):
             raise DomainError(ErrorCode.ILLEGAL_TRANSITION,
                               f"cannot override a step of an item that is {view.state.value}")
+        if view.state in (ItemState.REJECTED, ItemState.EXPIRED):
+            # Reviving a refused item must not skip the reviews that never happened.
+            unreviewed = [s["key"] for s in view.steps
+                          if s["id"] != step["id"] and StepState(s["state"]) not in RESOLVED_OK]
+            if unreviewed:
+                raise DomainError(
+                    ErrorCode.ILLEGAL_TRANSITION,
+                    "overriding this step would approve the item without the reviews of "
+                    + ", ".join(unreviewed),
+                    details={"unreviewed": unreviewed},
+                )
         if actor.user_id == view.item["requester_id"]:
             raise DomainError(ErrorCode.SEPARATION_OF_DUTIES,
                               "the requester cannot override their own item")

@@ -64,6 +64,7 @@ async def arm_step_timers(
         changes["escalation_plan"] = plan.to_dict()
     await items_repo.update_step(step["id"], changes, now)
     step.update(changes)
+    step["version"] += 1
     schedule_after_commit(uow, rows)
     return rows
 

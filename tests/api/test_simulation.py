@@ -1,0 +1,241 @@
+"""Dry runs through GraphQL: `simulate` (published or draft) and `replayTemplate`. Both compute
+from the service clock and write nothing."""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from signoff.db import sql
+
+DEMO = Path(__file__).resolve().parents[2] / "backend" / "signoff" / "demo"
+
+SIMULATE = """
+query($payload: JSON!, $key: String, $definition: JSON, $decisions: JSON) {
+  simulate(payload: $payload, templateKey: $key, definition: $definition, decisions: $decisions) {
+    outcome
+    steps {
+      key name state activatedAt decidedAt slaDue breached autoApprovedBy
+      assignees { users groups roles }
+      timers { kind dueAt level }
+    }
+    notifications { kind step at recipients { users groups roles } }
+    problems { message path }
+  }
+}"""
+
+REPLAY = """
+query($key: String!, $definition: JSON!, $last: Int!) {
+  replayTemplate(templateKey: $key, definition: $definition, last: $last) {
+    itemId title differences
+  }
+}"""
+
+SUBMIT = """
+mutation($input: SubmitItemInput!) {
+  submitItem(input: $input) { item { id steps { id } } errors { code message } }
+}"""
+
+APPROVE = """
+mutation($input: DecideStepInput!) {
+  approveStep(input: $input) { item { state } errors { code message } }
+}"""
+
+PARTNER = {"partner": "ACME", "value_eur": 250000}
+CHANGE = {"title": "Deploy", "system": "payments", "rollback_plan": "redeploy previous"}
+TABLES = ("workflow_item", "step", "decision", "audit_event", "template", "idempotency_key")
+
+
+def at(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def demo(key: str) -> dict[str, Any]:
+    for path in DEMO.glob("*.yaml"):
+        document = yaml.safe_load(path.read_text())
+        if document["key"] == key:
+            return document
+    raise KeyError(key)
+
+
+async def row_counts(tenant: str) -> dict[str, int]:
+    counts = {}
+    for table in TABLES:
+        row = await sql.fetchrow(f"SELECT count(*) AS n FROM {table} WHERE tenant_id = $1", tenant)
+        assert row is not None
+        counts[table] = row["n"]
+    return counts
+
+
+async def test_simulate_a_published_template(gql, tenant, clock, demo_templates):
+    clock.advance(timedelta(hours=3))
+    now = clock.now()
+    before = await row_counts(tenant)
+    data = await gql.data(SIMULATE, {"payload": PARTNER, "key": "partner-approval"}, as_user="rita")
+    result = data["simulate"]
+    assert await row_counts(tenant) == before, "simulate wrote something"
+
+    assert result["outcome"] == "approved"
+    assert result["problems"] == []
+    steps = result["steps"]
+    assert [s["key"] for s in steps] == ["manager", "legal", "executive"]
+    assert [s["state"] for s in steps] == ["approved", "approved", "approved"]
+    assert steps[0]["assignees"] == {"users": [], "groups": [], "roles": ["manager"]}
+    assert steps[1]["assignees"] == {"users": [], "groups": ["legal"], "roles": []}
+    assert steps[2]["assignees"] == {"users": [], "groups": [], "roles": ["executive"]}
+
+    manager = steps[0]
+    assert at(manager["activatedAt"]) == now
+    assert at(manager["slaDue"]) == now + timedelta(days=1)
+    assert manager["breached"] is False
+    timers = {(t["kind"], t["level"]): at(t["dueAt"]) for t in manager["timers"]}
+    assert timers[("reminder", None)] == now + timedelta(hours=8)
+    assert timers[("escalation", 1)] == now + timedelta(hours=20)
+    assert timers[("sla", None)] == now + timedelta(days=1)
+    legal = {(t["kind"], t["level"]): at(t["dueAt"]) for t in steps[1]["timers"]}
+    assert legal[("escalation", 1)] == at(steps[1]["activatedAt"]) + timedelta(days=2)
+    assert legal[("escalation", 2)] == at(steps[1]["activatedAt"]) + timedelta(days=2, hours=12)
+    assert at(steps[1]["slaDue"]) == at(steps[1]["activatedAt"]) + timedelta(days=3)
+    assert at(steps[2]["slaDue"]) == at(steps[2]["activatedAt"]) + timedelta(days=2)
+
+    assignments = [n for n in result["notifications"] if n["kind"] == "assignment"]
+    assert sorted(n["step"] for n in assignments) == ["executive", "legal", "manager"]
+    by_key = {s["key"]: s for s in steps}
+    for note in assignments:
+        assert note["at"] == by_key[note["step"]]["activatedAt"]
+        assert note["recipients"] == by_key[note["step"]]["assignees"]
+
+
+async def test_simulate_with_slow_decisions_shows_breaches_and_escalations(
+    gql, tenant, clock, demo_templates
+):
+    now = clock.now()
+    data = await gql.data(
+        SIMULATE,
+        {
+            "payload": PARTNER,
+            "key": "partner-approval",
+            "decisions": {"manager": "approve@P1DT2H", "legal": "approve@PT1H"},
+        },
+        as_user="rita",
+    )
+    steps = {s["key"]: s for s in data["simulate"]["steps"]}
+    assert steps["manager"]["breached"] is True
+    assert at(steps["manager"]["decidedAt"]) == now + timedelta(days=1, hours=2)
+    assert at(steps["legal"]["activatedAt"]) == now + timedelta(days=1, hours=2)
+    assert steps["legal"]["breached"] is False
+    kinds = {(n["kind"], n["step"]) for n in data["simulate"]["notifications"]}
+    assert ("escalation", "manager") in kinds
+    assert ("reminder", "manager") in kinds
+    assert ("escalation", "legal") not in kinds
+
+
+async def test_simulate_a_draft_definition_inline(gql, tenant, clock, demo_templates):
+    draft = demo("change-approval")
+    draft["key"] = "change-approval-v2"
+    draft["steps"][0]["sla"] = "PT2H"
+    draft["steps"][0]["assignees"] = {"users": ["ops-lead"]}
+    draft["steps"][0]["reminders"] = []
+    draft["steps"][0]["escalation"] = []
+    draft["steps"][0]["timeout_action"] = "expire"
+    before = await row_counts(tenant)
+    data = await gql.data(SIMULATE, {"payload": CHANGE, "definition": draft}, as_user="alice")
+    assert await row_counts(tenant) == before
+    [step] = data["simulate"]["steps"]
+    assert step["assignees"]["users"] == ["ops-lead"]
+    assert at(step["slaDue"]) == clock.now() + timedelta(hours=2)
+    # the draft was not saved: no such template exists
+    response = await gql.run(
+        SIMULATE, {"payload": CHANGE, "key": "change-approval-v2"}, token=gql.token("alice")
+    )
+    assert response.json()["errors"][0]["extensions"]["code"] == "TEMPLATE_NOT_PUBLISHED"
+
+
+async def test_simulate_reports_problems_of_a_bad_payload(gql, tenant, demo_templates):
+    before = await row_counts(tenant)
+    data = await gql.data(
+        SIMULATE,
+        {"payload": {"value_eur": "lots", "surprise": 1}, "key": "partner-approval"},
+        as_user="rita",
+    )
+    assert await row_counts(tenant) == before
+    paths = {p["path"] for p in data["simulate"]["problems"]}
+    assert {"payload.partner", "payload.value_eur", "payload.surprise"} <= paths
+
+
+async def test_simulate_flags_a_requester_who_is_the_only_approver(gql, tenant, demo_templates):
+    draft = demo("change-approval")
+    draft["steps"][0]["assignees"] = {"users": ["alice"]}
+    data = await gql.data(SIMULATE, {"payload": CHANGE, "definition": draft}, as_user="alice")
+    assert data["simulate"]["problems"], "the requester cannot approve their own item"
+
+
+async def test_simulate_an_invalid_draft_is_a_coded_error(gql, tenant, demo_templates):
+    draft = demo("partner-approval")
+    draft["steps"][0]["depends_on"] = ["executive"]  # a cycle
+    response = await gql.run(
+        SIMULATE, {"payload": PARTNER, "definition": draft}, token=gql.token("rita")
+    )
+    body = response.json()
+    assert body["data"] is None or body["data"]["simulate"] is None
+    assert body["errors"][0]["extensions"]["code"] == "TEMPLATE_INVALID"
+
+
+async def test_replay_recent_items_through_a_changed_draft(gql, tenant, clock, demo_templates):
+    ids = []
+    for n in range(3):
+        clock.advance(timedelta(minutes=10))
+        data = await gql.data(
+            SUBMIT,
+            {
+                "input": {
+                    "templateKey": "change-approval",
+                    "title": f"change {n}",
+                    "payload": CHANGE,
+                }
+            },
+            as_user="alice",
+        )
+        assert data["submitItem"]["errors"] == []
+        ids.append(data["submitItem"]["item"]["id"])
+        if n < 2:
+            step_id = data["submitItem"]["item"]["steps"][0]["id"]
+            approved = await gql.data(
+                APPROVE, {"input": {"stepId": step_id}}, as_user="bob", roles=("change-approver",)
+            )
+            assert approved["approveStep"]["item"]["state"] == "APPROVED"
+
+    draft = copy.deepcopy(demo("change-approval"))
+    draft["steps"][0]["assignees"] = {"roles": ["release-manager"]}
+    draft["steps"][0]["sla"] = "PT2H"
+    before = await row_counts(tenant)
+    data = await gql.data(
+        REPLAY,
+        {"key": "change-approval", "definition": draft, "last": 5},
+        as_user="root",
+        roles=("admin",),
+    )
+    assert await row_counts(tenant) == before, "replay wrote something"
+    replayed = data["replayTemplate"]
+    assert [r["itemId"] for r in replayed] == list(reversed(ids))  # newest first
+    for item in replayed:
+        kinds = {d["kind"] for d in item["differences"]}
+        assert {"assignees", "deadline"} <= kinds
+        assignees = next(d for d in item["differences"] if d["kind"] == "assignees")
+        assert assignees["step"] == "review"
+        assert assignees["before"]["roles"] == ["change-approver"]
+        assert assignees["after"]["roles"] == ["release-manager"]
+
+    # last limits how many items are replayed; an unchanged draft differs in nothing
+    data = await gql.data(
+        REPLAY,
+        {"key": "change-approval", "definition": demo("change-approval"), "last": 2},
+        as_user="root",
+        roles=("admin",),
+    )
+    assert len(data["replayTemplate"]) == 2
+    assert all(r["differences"] == [] for r in data["replayTemplate"])
