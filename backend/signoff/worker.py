@@ -11,11 +11,18 @@ from arq.worker import Worker
 from signoff.db.engine import ENGINE, close_pool, configure_engine, start_pool
 from signoff.domain.clock import Clock, SystemClock
 from signoff.jobs.audit_check import verify_audit_chains
+from signoff.jobs.notifications import (
+    deliver_job,
+    notification_sweeper,
+    plan_notifications_job,
+    prepare_notifications,
+)
 from signoff.jobs.timers import ArqScheduler, fire_timer_job, sweep_timers_job
 from signoff.services.context import ServiceContext
 from signoff.settings import Settings, get_settings
 
 FUNCTIONS: list[Any] = [verify_audit_chains, fire_timer_job, sweep_timers_job]
+FUNCTIONS += [plan_notifications_job, deliver_job, notification_sweeper]
 
 
 def cron_jobs(settings: Settings) -> list[Any]:
@@ -25,6 +32,8 @@ def cron_jobs(settings: Settings) -> list[Any]:
         cron(sweep_timers_job, second=set(range(0, 60, every)), run_at_startup=True,
              unique=True, timeout=60),
         cron(verify_audit_chains, minute={7}, second={30}, unique=True),
+        cron(notification_sweeper, second={0, 15, 30, 45}, run_at_startup=True, unique=True,
+             timeout=120),
     ]
 
 
@@ -45,6 +54,7 @@ def build_worker(
         ctx["services"] = ServiceContext(
             settings=settings, clock=clock, scheduler=ArqScheduler(settings, clock, ctx["redis"])
         )
+        prepare_notifications(ctx, settings)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         if ctx.get("owns_pool"):

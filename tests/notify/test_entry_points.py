@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from signoff.notify import NotifierRegistry, Recipient, RenderedMessage
 
 GOOD_PLUGIN = """

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
+
 from signoff.notify import (
     ChannelCapabilities,
     ChannelSpec,

@@ -47,7 +47,7 @@ async def append_events(tenant_id: str, events: Sequence[dict[str, Any]]) -> lis
     if not sql.in_transaction():
         raise RuntimeError("audit events are written only inside the transaction of their change")
     head = await sql.fetchrow(
-        "SELECT audit_seq, audit_hash FROM tenant WHERE id = $1 FOR UPDATE", tenant_id
+        "SELECT audit_seq, audit_hash FROM tenant WHERE id = $1 FOR NO KEY UPDATE", tenant_id
     )
     assert head is not None
     seq, prev = int(head["audit_seq"]), str(head["audit_hash"])

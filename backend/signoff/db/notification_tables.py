@@ -62,7 +62,9 @@ class NotificationDelivery(Table, tablename="notification_delivery", db=ENGINE):
     payload = JSONB()
     thread_key = Text(null=True, default=None)
     provider_message_id = Text(null=True, default=None)
-    digest_id = ForeignKey("self", on_delete=OnDelete.restrict, null=True, default=None)
+    digest_id: ForeignKey[NotificationDelivery] = ForeignKey(
+        "self", on_delete=OnDelete.restrict, null=True, default=None
+    )
     created_at = Timestamptz()
     updated_at = Timestamptz()
 

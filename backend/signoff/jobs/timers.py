@@ -10,6 +10,7 @@ from arq import ArqRedis, create_pool
 from arq.connections import RedisSettings
 
 from signoff.domain.clock import Clock
+from signoff.jobs.notifications import enqueue_planning
 from signoff.services import timers as timer_services
 from signoff.services.context import ServiceContext
 from signoff.settings import Settings
@@ -50,6 +51,10 @@ class ArqScheduler:
                 _defer_by=max(0.0, (due_at - now).total_seconds()),
                 _queue_name=self._settings.job_queue_name,
             )
+
+    async def plan_notifications(self, tenant_id: str, up_to_seq: int) -> None:
+        """Ask a worker to turn the tenant's new audit events into notifications."""
+        await enqueue_planning(await self.pool(), self._settings, tenant_id, up_to_seq)
 
     async def close(self) -> None:
         """Close the connection if this scheduler opened it."""

@@ -18,6 +18,10 @@ class JobScheduler(Protocol):
         """Make sure the given stored timers (id, token, due time) will fire."""
         ...
 
+    async def plan_notifications(self, tenant_id: str, up_to_seq: int) -> None:
+        """Have the tenant's audit events up to `up_to_seq` turned into notifications."""
+        ...
+
 
 @dataclass(frozen=True)
 class ServiceContext:

@@ -85,6 +85,7 @@ async def unit_of_work(actor: Actor, ctx: ServiceContext) -> AsyncIterator[UnitO
             yield uow
             if uow.events:
                 uow.written = await audit_repo.append_events(actor.tenant_id, uow.events)
+                _plan_notifications_after_commit(uow)
     finally:
         _CURRENT.reset(token)
     if parent is not None:
@@ -96,6 +97,18 @@ async def unit_of_work(actor: Actor, ctx: ServiceContext) -> AsyncIterator[UnitO
         except Exception:
             # The change is committed; follow-up work is re-driven by the sweeper.
             log.exception("after-commit callback failed")
+
+
+def _plan_notifications_after_commit(uow: UnitOfWork) -> None:
+    scheduler = uow.ctx.scheduler
+    if scheduler is None:
+        return
+    tenant_id, seq = uow.actor.tenant_id, int(uow.written[-1]["seq"])
+
+    async def plan() -> None:
+        await scheduler.plan_notifications(tenant_id, seq)
+
+    uow.after_commit(plan)
 
 
 def request_fingerprint(operation: str, payload: Any) -> str:

@@ -1,0 +1,383 @@
+"""Queries of the notification pipeline: profiles, the planning cursor, deliveries, attempts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from signoff.db import sql
+from signoff.db.engine import ENGINE
+
+PROFILE_JSON = ("addresses", "preferences")
+DELIVERY_JSON = ("payload",)
+OPEN_STATUSES = ("queued", "retrying")
+
+
+@asynccontextmanager
+async def transaction() -> AsyncIterator[None]:
+    """A transaction of the pipeline's own (planning, digests): no audit, no hooks."""
+    async with ENGINE.transaction():
+        yield
+
+
+# --------------------------------------------------------------------------- profiles
+
+
+async def get_profile(tenant_id: str, user_id: str) -> dict[str, Any] | None:
+    """One user's profile."""
+    row = await sql.fetchrow(
+        "SELECT * FROM user_profile WHERE tenant_id = $1 AND user_id = $2", tenant_id, user_id
+    )
+    return sql.record_dict(row, PROFILE_JSON) if row else None
+
+
+async def profiles_matching(
+    tenant_id: str, users: Sequence[str], groups: Sequence[str], roles: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Profiles of the named users and of every member of the named groups or roles."""
+    rows = await sql.fetch(
+        """SELECT * FROM user_profile WHERE tenant_id = $1
+        AND (user_id = ANY($2::text[]) OR groups && $3::text[] OR roles && $4::text[])
+        ORDER BY user_id""",
+        tenant_id,
+        list(users),
+        list(groups),
+        list(roles),
+    )
+    return [sql.record_dict(r, PROFILE_JSON) for r in rows]
+
+
+async def profile_by_address(tenant_id: str, channel: str, address: str) -> dict[str, Any] | None:
+    """The profile whose address on `channel` is `address` (e.g. a Slack user id)."""
+    row = await sql.fetchrow(
+        """SELECT * FROM user_profile WHERE tenant_id = $1 AND addresses ->> $2 = $3
+        ORDER BY id LIMIT 1""",
+        tenant_id,
+        channel,
+        address,
+    )
+    return sql.record_dict(row, PROFILE_JSON) if row else None
+
+
+async def upsert_profile(
+    tenant_id: str,
+    user_id: str,
+    *,
+    display_name: str | None,
+    groups: Sequence[str] | None,
+    roles: Sequence[str] | None,
+    addresses: dict[str, str] | None,
+    preferences: dict[str, Any] | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """Create or update a profile; None leaves a field as it is (or empty on create)."""
+    row = await sql.fetchrow(
+        """INSERT INTO user_profile (tenant_id, user_id, display_name, groups, roles, addresses,
+            preferences, created_at, updated_at)
+        VALUES ($1, $2, coalesce($3, ''), coalesce($4::text[], '{}'), coalesce($5::text[], '{}'),
+            coalesce($6::jsonb, '{}'::jsonb), coalesce($7::jsonb, '{}'::jsonb), $8, $8)
+        ON CONFLICT (tenant_id, user_id) DO UPDATE SET
+            display_name = coalesce($3, user_profile.display_name),
+            groups = coalesce($4::text[], user_profile.groups),
+            roles = coalesce($5::text[], user_profile.roles),
+            addresses = coalesce($6::jsonb, user_profile.addresses),
+            preferences = coalesce($7::jsonb, user_profile.preferences),
+            updated_at = $8
+        RETURNING *""",
+        tenant_id,
+        user_id,
+        display_name,
+        list(groups) if groups is not None else None,
+        list(roles) if roles is not None else None,
+        sql.dumps(addresses) if addresses is not None else None,
+        sql.dumps(preferences) if preferences is not None else None,
+        now,
+    )
+    assert row is not None
+    return sql.record_dict(row, PROFILE_JSON)
+
+
+# --------------------------------------------------------------------------- planning
+
+
+async def lock_cursor(tenant_id: str) -> int:
+    """The tenant's planning cursor, locked until commit (one planner per tenant at a time)."""
+    await sql.execute(
+        """INSERT INTO notification_cursor (tenant_id, last_seq) VALUES ($1, 0)
+        ON CONFLICT (tenant_id) DO NOTHING""",
+        tenant_id,
+    )
+    row = await sql.fetchrow(
+        "SELECT last_seq FROM notification_cursor WHERE tenant_id = $1 FOR UPDATE", tenant_id
+    )
+    assert row is not None
+    return int(row["last_seq"])
+
+
+async def advance_cursor(tenant_id: str, last_seq: int, now: datetime) -> None:
+    """Move the tenant's planning cursor to `last_seq`."""
+    await sql.execute(
+        "UPDATE notification_cursor SET last_seq = $2, updated_at = $3 WHERE tenant_id = $1",
+        tenant_id,
+        last_seq,
+        now,
+    )
+
+
+async def tenants_behind() -> list[str]:
+    """Tenants with audit events not yet planned."""
+    rows = await sql.fetch(
+        """SELECT t.id FROM tenant t LEFT JOIN notification_cursor c ON c.tenant_id = t.id
+        WHERE t.audit_seq > coalesce(c.last_seq, 0) ORDER BY t.id"""
+    )
+    return [r["id"] for r in rows]
+
+
+async def items_by_id(tenant_id: str, item_ids: Sequence[UUID]) -> dict[UUID, dict[str, Any]]:
+    """Items (the columns a notification needs) by id."""
+    rows = await sql.fetch(
+        """SELECT id, title, priority, risk, requester_id, due_at, state FROM workflow_item
+        WHERE tenant_id = $1 AND id = ANY($2::uuid[])""",
+        tenant_id,
+        list(item_ids),
+    )
+    return {r["id"]: dict(r) for r in rows}
+
+
+async def steps_by_id(tenant_id: str, step_ids: Sequence[UUID]) -> dict[UUID, dict[str, Any]]:
+    """Steps (the columns a notification needs) by id."""
+    rows = await sql.fetch(
+        """SELECT id, item_id, key, name, state, assignees, risk, due_at, escalation_level, error
+        FROM step WHERE tenant_id = $1 AND id = ANY($2::uuid[])""",
+        tenant_id,
+        list(step_ids),
+    )
+    return {r["id"]: sql.record_dict(r, ("assignees",)) for r in rows}
+
+
+async def insert_delivery(values: dict[str, Any]) -> dict[str, Any] | None:
+    """Insert a delivery unless its idempotency key exists; the new row or None."""
+    row = await sql.fetchrow(
+        """INSERT INTO notification_delivery (tenant_id, event_seq, event_kind, channel,
+            recipient_id, address, idempotency_key, status, priority, max_attempts,
+            next_attempt_at, payload, created_at, updated_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $13)
+        ON CONFLICT (idempotency_key) DO NOTHING
+        RETURNING *""",
+        values["tenant_id"],
+        values["event_seq"],
+        values["event_kind"],
+        values["channel"],
+        values["recipient_id"],
+        values["address"],
+        values["idempotency_key"],
+        values["status"],
+        values["priority"],
+        values["max_attempts"],
+        values["next_attempt_at"],
+        sql.dumps(values["payload"]),
+        values["now"],
+    )
+    return sql.record_dict(row, DELIVERY_JSON) if row else None
+
+
+async def recent_foldable_count(
+    tenant_id: str, channel: str, recipient_id: str, since: datetime, priorities: Sequence[str]
+) -> int:
+    """Deliveries of foldable priority to one recipient on one channel created since `since`."""
+    row = await sql.fetchrow(
+        """SELECT count(*) AS n FROM notification_delivery
+        WHERE tenant_id = $1 AND channel = $2 AND recipient_id = $3 AND created_at > $4
+        AND priority = ANY($5::text[]) AND event_kind <> 'digest'""",
+        tenant_id,
+        channel,
+        recipient_id,
+        since,
+        list(priorities),
+    )
+    assert row is not None
+    return int(row["n"])
+
+
+# --------------------------------------------------------------------------- digests
+
+
+async def held_groups(before: datetime) -> list[dict[str, Any]]:
+    """(tenant, channel, recipient) whose oldest held delivery was created before `before`."""
+    rows = await sql.fetch(
+        """SELECT tenant_id, channel, recipient_id FROM notification_delivery
+        WHERE status = 'digested' AND digest_id IS NULL
+        GROUP BY tenant_id, channel, recipient_id HAVING min(created_at) <= $1
+        ORDER BY 1, 2, 3""",
+        before,
+    )
+    return [dict(r) for r in rows]
+
+
+async def lock_held(tenant_id: str, channel: str, recipient_id: str) -> list[dict[str, Any]]:
+    """The held deliveries of one recipient on one channel, locked (skipping locked ones)."""
+    rows = await sql.fetch(
+        """SELECT * FROM notification_delivery
+        WHERE tenant_id = $1 AND channel = $2 AND recipient_id = $3
+        AND status = 'digested' AND digest_id IS NULL
+        ORDER BY id FOR UPDATE SKIP LOCKED""",
+        tenant_id,
+        channel,
+        recipient_id,
+    )
+    return [sql.record_dict(r, DELIVERY_JSON) for r in rows]
+
+
+async def attach_to_digest(delivery_ids: Sequence[int], digest_id: int, now: datetime) -> None:
+    """Mark held deliveries as folded into `digest_id`."""
+    await sql.execute(
+        """UPDATE notification_delivery SET digest_id = $2, updated_at = $3
+        WHERE id = ANY($1::bigint[])""",
+        list(delivery_ids),
+        digest_id,
+        now,
+    )
+
+
+# --------------------------------------------------------------------------- delivering
+
+
+async def tenant_of_delivery(delivery_id: int) -> str | None:
+    """The tenant a delivery belongs to."""
+    row = await sql.fetchrow(
+        "SELECT tenant_id FROM notification_delivery WHERE id = $1", delivery_id
+    )
+    return str(row["tenant_id"]) if row else None
+
+
+async def lock_delivery(delivery_id: int) -> dict[str, Any] | None:
+    """A delivery locked for one attempt; None when absent or another worker holds it."""
+    row = await sql.fetchrow(
+        "SELECT * FROM notification_delivery WHERE id = $1 FOR UPDATE SKIP LOCKED", delivery_id
+    )
+    return sql.record_dict(row, DELIVERY_JSON) if row else None
+
+
+async def lock_tenant_delivery(tenant_id: str, delivery_id: int) -> dict[str, Any] | None:
+    """A tenant's delivery, locked (waiting for a running attempt)."""
+    row = await sql.fetchrow(
+        "SELECT * FROM notification_delivery WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+        tenant_id,
+        delivery_id,
+    )
+    return sql.record_dict(row, DELIVERY_JSON) if row else None
+
+
+async def thread_parent(
+    tenant_id: str, channel: str, recipient_id: str, thread_key: str, before_id: int
+) -> str | None:
+    """Provider id of the first delivered message of a thread to this recipient on `channel`."""
+    row = await sql.fetchrow(
+        """SELECT provider_message_id FROM notification_delivery
+        WHERE tenant_id = $1 AND channel = $2 AND recipient_id = $3 AND thread_key = $4
+        AND provider_message_id IS NOT NULL AND id <> $5
+        ORDER BY id LIMIT 1""",
+        tenant_id,
+        channel,
+        recipient_id,
+        thread_key,
+        before_id,
+    )
+    return str(row["provider_message_id"]) if row else None
+
+
+async def insert_attempt(values: dict[str, Any]) -> None:
+    """Store one delivery attempt."""
+    await sql.execute(
+        """INSERT INTO notification_attempt (delivery_id, attempt_no, status, response, error,
+            duration_ms, started_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+        values["delivery_id"],
+        values["attempt_no"],
+        values["status"],
+        values["response"],
+        values["error"],
+        values["duration_ms"],
+        values["started_at"],
+    )
+
+
+_UPDATABLE = frozenset(
+    {
+        "status",
+        "attempts",
+        "max_attempts",
+        "next_attempt_at",
+        "last_error",
+        "thread_key",
+        "provider_message_id",
+    }
+)
+
+
+async def update_delivery(delivery_id: int, values: dict[str, Any], now: datetime) -> None:
+    """Change a delivery's state columns."""
+    unknown = set(values) - _UPDATABLE
+    if unknown:
+        raise ValueError(f"not updatable: {sorted(unknown)}")
+    columns = sorted(values)
+    assignments = ", ".join(f"{c} = ${i + 3}" for i, c in enumerate(columns))
+    await sql.execute(
+        f"UPDATE notification_delivery SET {assignments}, updated_at = $2 WHERE id = $1",  # noqa: S608 - column names come from a fixed set
+        delivery_id,
+        now,
+        *[values[c] for c in columns],
+    )
+
+
+async def due_deliveries(now: datetime, limit: int) -> list[dict[str, Any]]:
+    """Open deliveries whose next attempt is due, oldest first."""
+    rows = await sql.fetch(
+        """SELECT id, attempts FROM notification_delivery
+        WHERE status IN ('queued', 'retrying') AND next_attempt_at <= $1
+        ORDER BY next_attempt_at LIMIT $2""",
+        now,
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def dead_letters(tenant_id: str, limit: int) -> list[dict[str, Any]]:
+    """A tenant's dead-lettered deliveries, most recent first."""
+    rows = await sql.fetch(
+        """SELECT * FROM notification_delivery WHERE tenant_id = $1 AND status = 'dead'
+        ORDER BY updated_at DESC, id DESC LIMIT $2""",
+        tenant_id,
+        limit,
+    )
+    return [sql.record_dict(r, DELIVERY_JSON) for r in rows]
+
+
+async def deliveries_of_tenant(tenant_id: str) -> list[dict[str, Any]]:
+    """Every delivery of a tenant, oldest first (diagnostics and tests)."""
+    rows = await sql.fetch(
+        "SELECT * FROM notification_delivery WHERE tenant_id = $1 ORDER BY id", tenant_id
+    )
+    return [sql.record_dict(r, DELIVERY_JSON) for r in rows]
+
+
+async def attempts_of(delivery_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+    """Attempts of the given deliveries, by delivery id, in order."""
+    rows = await sql.fetch(
+        """SELECT * FROM notification_attempt WHERE delivery_id = ANY($1::bigint[])
+        ORDER BY delivery_id, attempt_no""",
+        list(delivery_ids),
+    )
+    out: dict[int, list[dict[str, Any]]] = {i: [] for i in delivery_ids}
+    for row in rows:
+        out[row["delivery_id"]].append(dict(row))
+    return out
+
+
+async def tenant_of_item(item_id: UUID) -> str | None:
+    """The tenant an item belongs to (to scope a channel callback that names only the item)."""
+    row = await sql.fetchrow("SELECT tenant_id FROM workflow_item WHERE id = $1", item_id)
+    return str(row["tenant_id"]) if row else None

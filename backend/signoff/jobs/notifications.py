@@ -1,0 +1,157 @@
+"""Notification jobs on arq: planning, one delivery attempt, and the sweeper.
+
+Jobs carry only ids; the database rows decide what happens. Job ids are deterministic
+(`{prefix}:deliver:{id}:{attempts}`) so that the after-commit enqueue, the sweeper and a
+retry never run the same attempt twice, and a lost job only waits for the next sweep.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from arq import ArqRedis
+from redis.asyncio import Redis
+
+from signoff.domain.clock import SystemClock
+from signoff.notify import NotifierRegistry
+from signoff.services import notifications as notification_services
+from signoff.services.context import ServiceContext
+from signoff.settings import Settings
+
+log = logging.getLogger("signoff.notifications")
+
+REGISTRY_KEY = "notifier_registry"
+
+
+def channel_configs(settings: Settings) -> dict[str, Mapping[str, Any]]:
+    """The `notify_channels` setting as {channel: config}; JSON text or `@path` to a file."""
+    raw = settings.notify_channels.strip()
+    if not raw:
+        return {}
+    if raw.startswith("@"):
+        raw = Path(raw[1:]).read_text()
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"SIGNOFF_NOTIFY_CHANNELS is not valid JSON: {exc.msg}") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise ValueError("SIGNOFF_NOTIFY_CHANNELS must be a JSON object of objects")
+    return data
+
+
+def build_registry(settings: Settings) -> NotifierRegistry:
+    """Channel plugins from the `signoff.notifiers` entry points, configured from settings.
+
+    A plugin that fails to load is logged and left out; an invalid channel configuration
+    raises `ConfigError` (start-up stops, naming plugin, channel and field).
+    """
+    registry = NotifierRegistry(deliver_timeout=settings.notify_deliver_timeout_seconds)
+    registry.load_entry_points()
+    registry.configure(channel_configs(settings))
+    return registry
+
+
+def prepare_notifications(ctx: dict[str, Any], settings: Settings) -> None:
+    """Worker start-up: build the registry unless one was injected (tests)."""
+    if REGISTRY_KEY not in ctx:
+        ctx[REGISTRY_KEY] = build_registry(settings)
+    log.info("notification channels enabled: %s", ctx[REGISTRY_KEY].configured_channels())
+
+
+def _registry(ctx: dict[str, Any]) -> NotifierRegistry:
+    if REGISTRY_KEY not in ctx:
+        prepare_notifications(ctx, ctx["settings"])
+    registry: NotifierRegistry = ctx[REGISTRY_KEY]
+    return registry
+
+
+def _services(ctx: dict[str, Any]) -> ServiceContext:
+    services = ctx.get("services")
+    if isinstance(services, ServiceContext):
+        return services
+    return ServiceContext(settings=ctx["settings"], clock=ctx.get("clock") or SystemClock())
+
+
+def _arq(redis: Redis) -> ArqRedis:
+    if isinstance(redis, ArqRedis):
+        return redis
+    return ArqRedis(connection_pool=redis.connection_pool)
+
+
+async def enqueue_deliveries(
+    redis: Redis, settings: Settings, due: Iterable[notification_services.Due]
+) -> None:
+    """Hand due deliveries to the queue, one job per (delivery, attempt)."""
+    pool = _arq(redis)
+    for d in due:
+        await pool.enqueue_job(
+            "deliver_job",
+            d.delivery_id,
+            _job_id=f"{settings.redis_prefix}:deliver:{d.delivery_id}:{d.attempts}",
+            _queue_name=settings.job_queue_name,
+        )
+
+
+async def enqueue_planning(
+    redis: Redis, settings: Settings, tenant_id: str, up_to_seq: int | None = None
+) -> None:
+    """After a commit: ask a worker to plan the tenant's notifications.
+
+    Planning is idempotent, so a lost or duplicate enqueue is harmless (the sweeper plans
+    what was missed). Pass the last audit sequence number written when it is known, so a
+    planner already running does not swallow the request.
+    """
+    suffix = f":{up_to_seq}" if up_to_seq is not None else ""
+    await _arq(redis).enqueue_job(
+        "plan_notifications_job",
+        tenant_id,
+        _job_id=f"{settings.redis_prefix}:plan:{tenant_id}{suffix}",
+        _queue_name=settings.job_queue_name,
+    )
+
+
+async def plan_notifications_job(ctx: dict[str, Any], tenant_id: str) -> int:
+    """arq: plan a tenant's notifications and enqueue those due now."""
+    services = _services(ctx)
+    registry = _registry(ctx)
+    if not registry.configured_channels():
+        return 0  # a worker without channels leaves the events to one that has them
+    due = await notification_services.plan_notifications(
+        services, tenant_id, channels=registry.configured_channels()
+    )
+    await enqueue_deliveries(ctx["redis"], services.settings, due)
+    return len(due)
+
+
+async def deliver_job(ctx: dict[str, Any], delivery_id: int) -> str:
+    """arq: one attempt at one delivery. Retries are scheduled in the row; the sweeper
+    enqueues them when they are due."""
+    return await notification_services.deliver(_services(ctx), _registry(ctx), delivery_id)
+
+
+async def notification_sweeper(ctx: dict[str, Any]) -> dict[str, int]:
+    """arq cron: plan every tenant that is behind, fold digests, enqueue due deliveries."""
+    services = _services(ctx)
+    channels = _registry(ctx).configured_channels()
+    if not channels:
+        # Planning would consume the events without anyone to send them to.
+        return {"planned": 0, "digests": 0, "enqueued": 0}
+    planned = 0
+    for tenant_id in await notification_services.tenants_behind():
+        try:
+            planned += len(
+                await notification_services.plan_notifications(
+                    services, tenant_id, channels=channels
+                )
+            )
+        except Exception:
+            # One tenant's bad data must not stop the others' notifications.
+            log.exception("planning notifications of tenant %r failed", tenant_id)
+    digests = await notification_services.flush_digests(services)
+    due = await notification_services.due_deliveries(services)
+    await enqueue_deliveries(ctx["redis"], services.settings, due)
+    return {"planned": planned, "digests": len(digests), "enqueued": len(due)}

@@ -1,0 +1,150 @@
+"""Notification use cases of people: operators' dead letters, profiles and preferences."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from signoff.db import notifications as repo
+from signoff.domain import notification_policy as policy
+from signoff.domain.actors import Actor
+from signoff.domain.errors import DomainError, ErrorCode, forbidden, invalid, not_found
+from signoff.services.context import ServiceContext
+from signoff.services.uow import unit_of_work
+
+
+def _uuid(value: str | None) -> UUID | None:
+    return UUID(value) if value else None
+
+
+def _require_admin(actor: Actor, ctx: ServiceContext) -> None:
+    if not actor.principal.has_any_role(ctx.settings.admin_roles):
+        raise forbidden("only an administrator may do this")
+
+
+async def dead_letters(actor: Actor, ctx: ServiceContext, limit: int) -> list[dict[str, Any]]:
+    """The tenant's dead-lettered deliveries (administrators only)."""
+    _require_admin(actor, ctx)
+    limit = max(1, min(limit, ctx.settings.max_page_size))
+    return await repo.dead_letters(actor.tenant_id, limit)
+
+
+async def attempts_of(delivery_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """The attempts of deliveries, by delivery id."""
+    return await repo.attempts_of(delivery_ids)
+
+
+async def retry_dead_letter(actor: Actor, ctx: ServiceContext, delivery_id: int) -> dict[str, Any]:
+    """Give a dead-lettered delivery a fresh set of attempts (administrators only), audited.
+
+    The delivery is due at once; the sweeper (or the caller, after commit) enqueues it.
+    """
+    _require_admin(actor, ctx)
+    async with unit_of_work(actor, ctx) as uow:
+        row = await repo.lock_tenant_delivery(actor.tenant_id, delivery_id)
+        if row is None:
+            raise not_found("notification delivery", delivery_id)
+        if row["status"] != "dead":
+            raise DomainError(
+                ErrorCode.ILLEGAL_TRANSITION,
+                f"only a dead-lettered delivery can be retried (this one is {row['status']})",
+                "id",
+            )
+        now = ctx.clock.now()
+        changes = {
+            "status": "queued",
+            "next_attempt_at": now,
+            "max_attempts": row["attempts"] + ctx.settings.notify_max_attempts,
+        }
+        await repo.update_delivery(delivery_id, changes, now)
+        uow.record(
+            "notification.retry_requested",
+            item_id=_uuid(row["payload"].get("item_id")),
+            data={
+                "delivery_id": delivery_id,
+                "channel": row["channel"],
+                "recipient_id": row["recipient_id"],
+                "attempts": row["attempts"],
+            },
+        )
+        return {**row, **changes, "updated_at": now}
+
+
+@dataclass(frozen=True)
+class ProfileInput:
+    """An administrator's view of a user: None leaves a field unchanged."""
+
+    user_id: str
+    display_name: str | None = None
+    groups: tuple[str, ...] | None = None
+    roles: tuple[str, ...] | None = None
+    addresses: dict[str, str] | None = None
+
+
+async def upsert_user_profile(
+    actor: Actor, ctx: ServiceContext, inp: ProfileInput
+) -> dict[str, Any]:
+    """Create or update a user's profile (administrators only), audited."""
+    _require_admin(actor, ctx)
+    user_id = inp.user_id.strip()
+    if not user_id or len(user_id) > 200:
+        raise invalid("userId must be 1 to 200 characters", "userId")
+    addresses = policy.check_addresses(inp.addresses) if inp.addresses is not None else None
+    async with unit_of_work(actor, ctx) as uow:
+        row = await repo.upsert_profile(
+            actor.tenant_id,
+            user_id,
+            display_name=inp.display_name,
+            groups=sorted(set(inp.groups)) if inp.groups is not None else None,
+            roles=sorted(set(inp.roles)) if inp.roles is not None else None,
+            addresses=addresses,
+            preferences=None,
+            now=ctx.clock.now(),
+        )
+        # Addresses are personal data: the audit trail names the channels, not the addresses.
+        uow.record(
+            "user_profile.upserted",
+            data={
+                "user_id": user_id,
+                "groups": row["groups"],
+                "roles": row["roles"],
+                "channels": sorted(row["addresses"]),
+            },
+        )
+        return row
+
+
+async def my_profile(actor: Actor) -> dict[str, Any]:
+    """The caller's profile (an empty one when none is stored)."""
+    row = await repo.get_profile(actor.tenant_id, actor.user_id)
+    if row is not None:
+        return row
+    return {
+        "user_id": actor.user_id,
+        "display_name": "",
+        "groups": [],
+        "roles": [],
+        "addresses": {},
+        "preferences": {},
+    }
+
+
+async def update_notification_preferences(
+    actor: Actor, ctx: ServiceContext, raw: dict[str, Any]
+) -> dict[str, Any]:
+    """Replace the caller's notification preferences (validated), audited."""
+    prefs = policy.parse_preferences(raw)
+    async with unit_of_work(actor, ctx) as uow:
+        row = await repo.upsert_profile(
+            actor.tenant_id,
+            actor.user_id,
+            display_name=None,
+            groups=None,
+            roles=None,
+            addresses=None,
+            preferences=prefs.to_dict(),
+            now=ctx.clock.now(),
+        )
+        uow.record("user_profile.preferences_updated", data={"preferences": prefs.to_dict()})
+        return row

@@ -1,0 +1,474 @@
+"""The notification pipeline: audit events → recipients → preferences → deliveries → attempts.
+
+The database holds the truth. Planning turns a tenant's audit events after its cursor into
+`notification_delivery` rows (one per event, channel and recipient, de-duplicated by an
+idempotency key) and advances the cursor in the same transaction, so it can be run any number
+of times. Delivering makes one attempt under a row lock, stores it, and schedules the next one
+with backoff or dead-letters the delivery with an audit event. The job queue only carries ids.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from signoff.db import audit as audit_repo
+from signoff.db import notifications as repo
+from signoff.domain import notification_policy as policy
+from signoff.domain.actors import Actor
+from signoff.notify import (
+    DeliveryStatus,
+    NotificationEvent,
+    NotifierRegistry,
+    Recipient,
+)
+from signoff.services.context import ServiceContext
+from signoff.services.uow import unit_of_work
+
+log = logging.getLogger("signoff.notifications")
+
+DIGEST_KIND = "digest"
+MAX_DIGEST_LINES = 50
+
+
+@dataclass(frozen=True)
+class Due:
+    """A delivery ready to be attempted: what the job queue needs to run it."""
+
+    delivery_id: int
+    attempts: int
+
+
+# --------------------------------------------------------------------------- planning
+
+
+@dataclass
+class _Batch:
+    """Rows loaded once per planning batch."""
+
+    items: dict[UUID, dict[str, Any]]
+    steps: dict[UUID, dict[str, Any]]
+
+
+async def plan_notifications(
+    ctx: ServiceContext, tenant_id: str, *, channels: Collection[str] | None = None
+) -> list[Due]:
+    """Turn the tenant's unplanned audit events into deliveries; return those due now.
+
+    Runs in one transaction holding the tenant's cursor row: concurrent planners of one
+    tenant queue up, and a crash plans nothing twice (the cursor and the deliveries commit
+    together; the idempotency key makes a re-run harmless anyway). `channels` limits planning
+    to the channels that are enabled; None plans every channel a recipient has an address on.
+    """
+    due: list[Due] = []
+    size = max(1, ctx.settings.notify_batch_size)
+    while True:
+        async with repo.transaction():
+            cursor = await repo.lock_cursor(tenant_id)
+            events = await audit_repo.events_after(tenant_id, cursor, size)
+            if not events:
+                return due
+            batch = await _load_batch(tenant_id, events)
+            for event in events:
+                due += await _plan_event(ctx, tenant_id, event, batch, channels)
+            await repo.advance_cursor(tenant_id, int(events[-1]["seq"]), ctx.clock.now())
+        if len(events) < size:
+            return due
+
+
+async def _load_batch(tenant_id: str, events: list[dict[str, Any]]) -> _Batch:
+    item_ids = {e["item_id"] for e in events if e["item_id"] is not None}
+    step_ids = {e["step_id"] for e in events if e["step_id"] is not None}
+    return _Batch(
+        items=await repo.items_by_id(tenant_id, sorted(item_ids)),
+        steps=await repo.steps_by_id(tenant_id, sorted(step_ids)),
+    )
+
+
+async def _recipients(
+    tenant_id: str, kind: str, event: dict[str, Any], item: dict[str, Any], step: dict | None
+) -> list[dict[str, Any]]:
+    """Profiles of the people an event concerns, without the actor who caused it."""
+    users: set[str] = set()
+    groups: set[str] = set()
+    roles: set[str] = set()
+    if kind in ("decision", "failure"):
+        users.add(item["requester_id"])
+    elif step is not None:
+        data = event.get("data") or {}
+        if event["action"] == "step.reassign" and "delegate" in data:
+            users.add(data["delegate"])
+        elif event["action"] == "step.reassign" and isinstance(data.get("after"), dict):
+            after = await _expand(tenant_id, data["after"])
+            before = await _expand(tenant_id, data.get("before") or {})
+            users |= {p["user_id"] for p in after} - {p["user_id"] for p in before}
+        else:
+            users, groups, roles = policy.step_assignee_sets(step["assignees"])
+    if not (users or groups or roles):
+        return []
+    profiles = await repo.profiles_matching(tenant_id, sorted(users), sorted(groups), sorted(roles))
+    keep = set(policy.without((p["user_id"] for p in profiles), {event["actor_id"]}))
+    return [p for p in profiles if p["user_id"] in keep]
+
+
+async def _expand(tenant_id: str, assignees: dict[str, Any]) -> list[dict[str, Any]]:
+    users, groups, roles = policy.step_assignee_sets(assignees)
+    if not (users or groups or roles):
+        return []
+    return await repo.profiles_matching(tenant_id, sorted(users), sorted(groups), sorted(roles))
+
+
+def _event_payload(
+    ctx: ServiceContext,
+    kind: str,
+    event: dict[str, Any],
+    item: dict[str, Any],
+    step: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The event as plugins will see it, frozen at planning time."""
+    step_name = step["name"] if step else None
+    data = event.get("data") or {}
+    summaries = {
+        "assignment": f"{step_name} needs your decision.",
+        "escalation": f"{step_name} was escalated and needs your decision.",
+        "reminder": f"Reminder: {step_name} is waiting for your decision.",
+        "deadline_risk": f"{step_name} is about to miss its deadline.",
+        "decision": f"Your request was {data.get('to', event['action'].split('.')[-1])}.",
+        "failure": f"{step_name or 'The item'} failed"
+        + (f": {step['error']}" if step and step.get("error") else "."),
+    }
+    due_at = (step or {}).get("due_at") or item.get("due_at")
+    return {
+        "kind": kind,
+        "action": event["action"],
+        "item_id": str(item["id"]),
+        "step_id": str(step["id"]) if step else None,
+        "step_key": step["key"] if step else None,
+        "title": item["title"],
+        "summary": summaries.get(kind, ""),
+        "risk": (step or {}).get("risk") or item.get("risk"),
+        "due_at": due_at.isoformat() if due_at else None,
+        "link": f"{ctx.settings.public_url.rstrip('/')}/items/{item['id']}",
+        "occurred_at": event["occurred_at"].isoformat(),
+        "actor_id": event["actor_id"],
+        "reason": event.get("reason"),
+    }
+
+
+async def _plan_event(
+    ctx: ServiceContext,
+    tenant_id: str,
+    event: dict[str, Any],
+    batch: _Batch,
+    channels: Collection[str] | None,
+) -> list[Due]:
+    kind = policy.KIND_OF_ACTION.get(event["action"])
+    if kind is None or event["item_id"] is None:
+        return []
+    item = batch.items.get(event["item_id"])
+    if item is None:
+        return []
+    step = batch.steps.get(event["step_id"]) if event["step_id"] is not None else None
+    if kind in policy.STEP_KINDS and (step is None or step["state"] != "active"):
+        # Decided (or auto-approved) before anyone had to look: nobody needs telling.
+        return []
+    payload = _event_payload(ctx, kind, event, item, step)
+    now = ctx.clock.now()
+    due: list[Due] = []
+    for profile in await _recipients(tenant_id, kind, event, item, step):
+        prefs = policy.preferences_or_default(profile["preferences"])
+        addresses = {c: a for c, a in (profile["addresses"] or {}).items() if a}
+        available = [c for c in addresses if channels is None or c in channels]
+        for channel in prefs.channels_for(kind, available):
+            row = await _insert_delivery(
+                ctx,
+                tenant_id,
+                event,
+                kind,
+                channel,
+                profile,
+                addresses[channel],
+                prefs,
+                {**payload, "recipient_name": profile["display_name"]},
+                now,
+            )
+            if row is not None and row["status"] == "queued" and row["next_attempt_at"] <= now:
+                due.append(Due(row["id"], row["attempts"]))
+    return due
+
+
+async def _insert_delivery(
+    ctx: ServiceContext,
+    tenant_id: str,
+    event: dict[str, Any],
+    kind: str,
+    channel: str,
+    profile: dict[str, Any],
+    address: str,
+    prefs: policy.Preferences,
+    payload: dict[str, Any],
+    now: datetime,
+) -> dict[str, Any] | None:
+    user = profile["user_id"]
+    priority = policy.priority_of(kind)
+    status = "queued"
+    next_at: datetime | None = now
+    if not policy.is_critical(kind):
+        next_at = (prefs.quiet_hours.until(now) if prefs.quiet_hours else None) or now
+        if prefs.wants_digest(kind) or await _is_burst(ctx, tenant_id, channel, user, priority):
+            status, next_at = "digested", None
+    return await repo.insert_delivery(
+        {
+            "tenant_id": tenant_id,
+            "event_seq": event["seq"],
+            "event_kind": kind,
+            "channel": channel,
+            "recipient_id": user,
+            "address": address,
+            "idempotency_key": f"{tenant_id}:{event['seq']}:{channel}:{user}",
+            "status": status,
+            "priority": priority,
+            "max_attempts": ctx.settings.notify_max_attempts,
+            "next_attempt_at": next_at,
+            "payload": payload,
+            "now": now,
+        }
+    )
+
+
+async def _is_burst(
+    ctx: ServiceContext, tenant_id: str, channel: str, user: str, priority: str
+) -> bool:
+    """Whether one more foldable notification would exceed the recipient's burst threshold."""
+    if priority not in policy.FOLDABLE_PRIORITIES:
+        return False
+    window = timedelta(seconds=ctx.settings.notify_digest_window_seconds)
+    recent = await repo.recent_foldable_count(
+        tenant_id, channel, user, ctx.clock.now() - window, sorted(policy.FOLDABLE_PRIORITIES)
+    )
+    return recent >= ctx.settings.notify_digest_threshold
+
+
+# --------------------------------------------------------------------------- digests
+
+
+async def flush_digests(ctx: ServiceContext) -> list[Due]:
+    """Fold held deliveries whose window has passed into one digest delivery per recipient
+    and channel; return the digests due now."""
+    now = ctx.clock.now()
+    window = timedelta(seconds=ctx.settings.notify_digest_window_seconds)
+    due: list[Due] = []
+    for group in await repo.held_groups(now - window):
+        async with repo.transaction():
+            held = await repo.lock_held(group["tenant_id"], group["channel"], group["recipient_id"])
+            if not held:
+                continue
+            row = await _insert_digest(ctx, held, now)
+            if row is None:
+                continue
+            await repo.attach_to_digest([h["id"] for h in held], row["id"], now)
+        if row["next_attempt_at"] <= now:
+            due.append(Due(row["id"], row["attempts"]))
+    return due
+
+
+async def _insert_digest(
+    ctx: ServiceContext, held: list[dict[str, Any]], now: datetime
+) -> dict[str, Any] | None:
+    first, last = held[0], held[-1]
+    tenant_id, channel, user = first["tenant_id"], first["channel"], first["recipient_id"]
+    profile = await repo.get_profile(tenant_id, user)
+    prefs = policy.preferences_or_default(profile["preferences"] if profile else None)
+    next_at = (prefs.quiet_hours.until(now) if prefs.quiet_hours else None) or now
+    lines = [
+        f"- {h['payload'].get('title', '')}: {h['payload'].get('summary', '')}"
+        for h in held[:MAX_DIGEST_LINES]
+    ]
+    if len(held) > MAX_DIGEST_LINES:
+        lines.append(f"… and {len(held) - MAX_DIGEST_LINES} more")
+    payload = {
+        **last["payload"],
+        "kind": DIGEST_KIND,
+        "title": f"{len(held)} notifications",
+        "summary": "\n".join(lines),
+        "step_id": None,
+        "folded": [h["id"] for h in held],
+        "link": ctx.settings.public_url.rstrip("/") + "/inbox",
+    }
+    return await repo.insert_delivery(
+        {
+            "tenant_id": tenant_id,
+            "event_seq": max(h["event_seq"] for h in held),
+            "event_kind": DIGEST_KIND,
+            "channel": channel,
+            "recipient_id": user,
+            "address": last["address"],
+            "idempotency_key": f"{tenant_id}:digest:{channel}:{user}:{first['id']}",
+            "status": "queued",
+            "priority": policy.priority_of(DIGEST_KIND),
+            "max_attempts": ctx.settings.notify_max_attempts,
+            "next_attempt_at": next_at,
+            "payload": payload,
+            "now": now,
+        }
+    )
+
+
+# --------------------------------------------------------------------------- delivering
+
+
+def notification_event(row: dict[str, Any]) -> NotificationEvent:
+    """The plain value a plugin receives for a delivery row."""
+    payload = row["payload"]
+    due_at = payload.get("due_at")
+    return NotificationEvent(
+        id=row["idempotency_key"],
+        kind=row["event_kind"],
+        tenant_id=row["tenant_id"],
+        item_id=payload.get("item_id") or "",
+        step_id=payload.get("step_id"),
+        title=payload.get("title") or "",
+        summary=payload.get("summary") or "",
+        priority=row["priority"],
+        risk=payload.get("risk"),
+        due_at=datetime.fromisoformat(due_at) if due_at else None,
+        link=payload.get("link"),
+        occurred_at=datetime.fromisoformat(payload["occurred_at"])
+        if payload.get("occurred_at")
+        else row["created_at"],
+        data={
+            k: payload[k]
+            for k in ("action", "step_key", "actor_id", "reason", "folded")
+            if payload.get(k) is not None
+        },
+    )
+
+
+async def deliver(ctx: ServiceContext, registry: NotifierRegistry, delivery_id: int) -> str:
+    """Make one attempt at a delivery; return what happened.
+
+    Outcomes: `delivered`, `retrying`, `dead`, `suppressed` (its channel is no longer
+    enabled), `busy` (another worker holds it), `not_due`, `missing`, or the row's status
+    when there is nothing to do. The attempt row, the new state and — for a dead letter —
+    the `notification.dead_lettered` audit event commit together.
+    """
+    tenant_id = await repo.tenant_of_delivery(delivery_id)
+    if tenant_id is None:
+        return "missing"
+    async with unit_of_work(Actor.system(tenant_id), ctx) as uow:
+        row = await repo.lock_delivery(delivery_id)
+        if row is None:
+            return "busy"
+        if row["status"] not in repo.OPEN_STATUSES:
+            return str(row["status"])
+        now = ctx.clock.now()
+        if row["next_attempt_at"] is not None and row["next_attempt_at"] > now:
+            return "not_due"
+        channel = row["channel"]
+        if channel not in registry.configured_channels():
+            await repo.update_delivery(
+                delivery_id,
+                {
+                    "status": "suppressed",
+                    "next_attempt_at": None,
+                    "last_error": f"channel {channel!r} is not enabled",
+                },
+                now,
+            )
+            return "suppressed"
+        event = notification_event(row)
+        recipient = Recipient(
+            user_id=row["recipient_id"],
+            address=row["address"],
+            display_name=row["payload"].get("recipient_name") or "",
+        )
+        message = await registry.render(channel, event, recipient)
+        if message.thread_key:
+            parent = await repo.thread_parent(
+                tenant_id, channel, row["recipient_id"], message.thread_key, delivery_id
+            )
+            if parent:
+                message = dataclasses.replace(message, thread_parent_id=parent)
+        result = await registry.deliver(channel, message, recipient)
+        attempt_no = row["attempts"] + 1
+        await repo.insert_attempt(
+            {
+                "delivery_id": delivery_id,
+                "attempt_no": attempt_no,
+                "status": result.status.value,
+                "response": result.response,
+                "error": result.error,
+                "duration_ms": result.duration_ms,
+                "started_at": now,
+            }
+        )
+        changes: dict[str, Any] = {"attempts": attempt_no, "thread_key": message.thread_key}
+        if result.ok:
+            changes |= {
+                "status": "delivered",
+                "next_attempt_at": None,
+                "last_error": None,
+                "provider_message_id": result.provider_message_id,
+            }
+            outcome = "delivered"
+        elif result.status is DeliveryStatus.FAILED_RETRYABLE and attempt_no < row["max_attempts"]:
+            delay = policy.backoff_delay(
+                attempt_no,
+                base=ctx.settings.notify_backoff_base_seconds,
+                cap=ctx.settings.notify_backoff_cap_seconds,
+                retry_after=result.retry_after,
+            )
+            changes |= {
+                "status": "retrying",
+                "next_attempt_at": now + delay,
+                "last_error": result.error,
+            }
+            outcome = "retrying"
+        else:
+            changes |= {"status": "dead", "next_attempt_at": None, "last_error": result.error}
+            outcome = "dead"
+            uow.record(
+                "notification.dead_lettered",
+                item_id=_uuid(row["payload"].get("item_id")),
+                step_id=_uuid(row["payload"].get("step_id")),
+                reason=result.error,
+                data={
+                    "delivery_id": delivery_id,
+                    "channel": channel,
+                    "recipient_id": row["recipient_id"],
+                    "event_kind": row["event_kind"],
+                    "event_seq": row["event_seq"],
+                    "attempts": attempt_no,
+                    "status": result.status.value,
+                },
+            )
+            log.error(
+                "notification %s to %r on %r dead-lettered after %s attempts: %s",
+                delivery_id,
+                row["recipient_id"],
+                channel,
+                attempt_no,
+                result.error,
+            )
+        await repo.update_delivery(delivery_id, changes, now)
+        return outcome
+
+
+def _uuid(value: str | None) -> UUID | None:
+    return UUID(value) if value else None
+
+
+async def due_deliveries(ctx: ServiceContext) -> list[Due]:
+    """Open deliveries whose next attempt is due (the sweeper hands them to the queue)."""
+    rows = await repo.due_deliveries(ctx.clock.now(), max(1, ctx.settings.notify_batch_size))
+    return [Due(r["id"], r["attempts"]) for r in rows]
+
+
+async def tenants_behind() -> list[str]:
+    """Tenants with audit events not yet planned."""
+    return await repo.tenants_behind()
