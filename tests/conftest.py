@@ -192,8 +192,13 @@ class GraphQLClient:
         )
 
     async def data(
-        self, query: str, variables: dict[str, Any] | None = None, *, as_user: str,
-        roles: tuple[str, ...] = (), groups: tuple[str, ...] = ()
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        as_user: str,
+        roles: tuple[str, ...] = (),
+        groups: tuple[str, ...] = (),
     ) -> dict[str, Any]:
         response = await self.run(
             query, variables, token=self.token(as_user, *roles, groups=groups)
@@ -223,4 +228,3 @@ async def wait_for(predicate: Any, timeout: float = 5.0, interval: float = 0.02)
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(interval)
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from signoff.db import sql
 from signoff.db.migrate import apply_migrations, expected_migration_ids, pending_migrations
 from signoff.db.tables import ALL_TABLES

@@ -12,6 +12,7 @@ from graphql import (
     GraphQLObjectType,
     specified_scalar_types,
 )
+
 from signoff.api.schema import schema
 
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schema.graphql"

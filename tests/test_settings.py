@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from signoff.settings import PREFIX, Settings, setting_docs
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"

@@ -19,13 +19,16 @@ from strawberry.types.unset import UnsetType
 
 from signoff.api.auth import TokenVerifier
 from signoff.api.context import SignoffContext, authenticate
+from signoff.api.interactions import REGISTRY_STATE_KEY, channel_interaction
 from signoff.api.schema import build_schema
 from signoff.db import sql
 from signoff.db.engine import ENGINE, close_pool, configure_engine, start_pool
 from signoff.db.migrate import pending_migrations
 from signoff.domain.clock import Clock, SystemClock
 from signoff.domain.errors import DomainError
+from signoff.jobs.notifications import build_registry
 from signoff.jobs.timers import ArqScheduler
+from signoff.realtime.hub import RealtimeHub
 from signoff.services.context import ServiceContext
 from signoff.settings import Settings, get_settings
 
@@ -67,13 +70,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     scheduler = ArqScheduler(settings, clock)
     services = ServiceContext(settings=settings, clock=clock, scheduler=scheduler)
     verifier = TokenVerifier(settings)
+    hub = RealtimeHub(settings.database_url)
     schema = build_schema(
         max_depth=settings.max_query_depth, mask_errors=not settings.is_development
     )
 
     async def context_getter(state: State) -> SignoffContext:
         # Takes `state`, not `request`: a request parameter breaks websocket connections.
-        return SignoffContext(services=services, verifier=verifier)
+        return SignoffContext(services=services, verifier=verifier, realtime=hub)
 
     base = make_graphql_controller(
         schema,
@@ -92,7 +96,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             try:
                 authenticate(context)
             except DomainError as exc:
-                raise ConnectionRejectionError({"code": exc.code.value, "message": exc.message})
+                raise ConnectionRejectionError(
+                    {"code": exc.code.value, "message": exc.message}
+                ) from None
             return await super().on_ws_connect(context)
 
     @asynccontextmanager
@@ -102,9 +108,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         if owns_pool:
             await start_pool(settings.db_pool_min, settings.db_pool_max)
         app.state.redis = aioredis.Redis.from_url(settings.redis_url)
+        app.state.realtime = hub
+        await hub.start()
         try:
             yield
         finally:
+            await hub.stop()
             await app.state.redis.aclose()
             await scheduler.close()
             if owns_pool:
@@ -116,9 +125,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         else None
     )
     return Litestar(
-        route_handlers=[GraphQLController, healthz, readyz],
+        route_handlers=[GraphQLController, healthz, readyz, channel_interaction],
         lifespan=[lifespan],
         cors_config=cors,
-        state=State({"settings": settings, "services": services}),
+        state=State(
+            {
+                "settings": settings,
+                "services": services,
+                REGISTRY_STATE_KEY: build_registry(settings),
+            }
+        ),
         debug=False,
     )

@@ -27,11 +27,17 @@ def _settings() -> Settings:
 
 
 def _require_services(settings: Settings) -> None:
-    missing = [n for n, v in (("DATABASE_URL", settings.database_url),
-                              ("REDIS_URL", settings.redis_url)) if not v]
+    missing = [
+        n
+        for n, v in (("DATABASE_URL", settings.database_url), ("REDIS_URL", settings.redis_url))
+        if not v
+    ]
     if missing:
-        sys.exit("set " + " and ".join(f"SIGNOFF_{m}" for m in missing) +
-                 " (or run `signoff dev` for embedded ones)")
+        sys.exit(
+            "set "
+            + " and ".join(f"SIGNOFF_{m}" for m in missing)
+            + " (or run `signoff dev` for embedded ones)"
+        )
 
 
 async def _migrate(settings: Settings) -> str:
@@ -104,7 +110,8 @@ async def _dev(settings: Settings, port: int) -> None:
     worker = build_worker(settings, handle_signals=False)
 
     async def seed_when_started() -> None:
-        while not server.started:
+        # uvicorn offers no event for "listening"
+        while not server.started:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         tokens = await seed_demo(settings, DEMO_TEMPLATES)
         print(f"\nsignoff is running: http://{settings.host}:{port}/graphql")
@@ -239,8 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `signoff` command."""
-    logging.basicConfig(level=os.environ.get("SIGNOFF_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("SIGNOFF_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
     args = build_parser().parse_args(argv)
     args.func(args)
 

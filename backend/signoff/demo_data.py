@@ -33,8 +33,9 @@ async def seed_demo(settings: Settings, templates_dir: Path) -> dict[str, str]:
     """Load the demo templates and submit demo items once; return a token per demo user."""
     ctx = ServiceContext(settings=settings)
     await load_templates(Actor(principal("admin")), ctx, templates_dir)
-    existing = await sql.fetchrow("SELECT count(*) AS n FROM workflow_item WHERE tenant_id = $1",
-                                  TENANT)
+    existing = await sql.fetchrow(
+        "SELECT count(*) AS n FROM workflow_item WHERE tenant_id = $1", TENANT
+    )
     if existing is not None and existing["n"] == 0:
         alice = Actor(principal("alice"))
         await submit_item(
@@ -51,6 +52,14 @@ async def seed_demo(settings: Settings, templates_dir: Path) -> dict[str, str]:
                 idempotency_key="demo-change-1",
             ),
         )
-    return {user: mint_token(settings, user_id=user, tenant_id=TENANT, roles=roles,
-                             groups=groups, ttl_seconds=12 * 3600)
-            for user, (roles, groups) in USERS.items()}
+    return {
+        user: mint_token(
+            settings,
+            user_id=user,
+            tenant_id=TENANT,
+            roles=roles,
+            groups=groups,
+            ttl_seconds=12 * 3600,
+        )
+        for user, (roles, groups) in USERS.items()
+    }

@@ -246,7 +246,7 @@ def _convert(raw: str, hint: Any) -> Any:
     if hint in (float, "float"):
         return float(text)
     if hint == bool | None or hint is bool:
-        if text == "" and hint != bool:
+        if text == "" and hint is not bool:
             return None
         lowered = text.lower()
         if lowered in ("1", "true", "yes", "on"):

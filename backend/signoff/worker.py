@@ -29,11 +29,21 @@ def cron_jobs(settings: Settings) -> list[Any]:
     """Periodic jobs: the timer sweeper and the audit chain check."""
     every = max(1, settings.timer_sweep_seconds)
     return [
-        cron(sweep_timers_job, second=set(range(0, 60, every)), run_at_startup=True,
-             unique=True, timeout=60),
+        cron(
+            sweep_timers_job,
+            second=set(range(0, 60, every)),
+            run_at_startup=True,
+            unique=True,
+            timeout=60,
+        ),
         cron(verify_audit_chains, minute={7}, second={30}, unique=True),
-        cron(notification_sweeper, second={0, 15, 30, 45}, run_at_startup=True, unique=True,
-             timeout=120),
+        cron(
+            notification_sweeper,
+            second={0, 15, 30, 45},
+            run_at_startup=True,
+            unique=True,
+            timeout=120,
+        ),
     ]
 
 

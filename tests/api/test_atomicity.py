@@ -7,6 +7,7 @@ from uuid import UUID
 
 import asyncpg
 import pytest
+
 import signoff.db.audit
 from signoff.api import ids
 from signoff.db import sql

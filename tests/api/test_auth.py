@@ -14,6 +14,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
 from signoff.api.auth import TokenVerifier
 from signoff.db import sql
 from signoff.domain.errors import DomainError, ErrorCode

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from signoff.app import create_app
 
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"

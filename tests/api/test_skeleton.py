@@ -84,9 +84,7 @@ async def test_reject_needs_reason_and_changes_nothing(gql, demo_templates):
 
 async def test_non_assignee_cannot_approve(gql, demo_templates):
     item = await submit(gql)
-    data = await gql.data(
-        APPROVE, {"input": {"stepId": item["steps"][0]["id"]}}, as_user="mallory"
-    )
+    data = await gql.data(APPROVE, {"input": {"stepId": item["steps"][0]["id"]}}, as_user="mallory")
     assert data["approveStep"]["errors"][0]["code"] == "FORBIDDEN"
 
 

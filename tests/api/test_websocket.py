@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 import uvicorn
 import websockets
-from signoff.api.auth import mint_token
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from signoff.api.auth import mint_token
 
 PROTOCOL = "graphql-transport-ws"
 TIMEOUT = 5

@@ -2,6 +2,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from signoff.domain.calendar import WALL_CLOCK, BusinessCalendar, Clockwork
 from signoff.domain.errors import DomainError, ErrorCode
 

@@ -1,4 +1,5 @@
 import pytest
+
 from signoff.domain.dependencies import (
     Impact,
     Outcome,

@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 import pytest
+
 from signoff.domain.durations import format_duration, parse_duration
 from signoff.domain.errors import DomainError, ErrorCode
 

@@ -1,4 +1,5 @@
 import pytest
+
 from signoff.domain.errors import DomainError, ErrorCode
 from signoff.domain.policies import (
     AutoApprovalPolicy,

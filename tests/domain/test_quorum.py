@@ -1,4 +1,5 @@
 import pytest
+
 from signoff.domain.quorum import QuorumOutcome, evaluate, required_approvals, seats_for
 from signoff.domain.templates import Assignees, Quorum, QuorumMode
 

@@ -3,6 +3,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
+
 from signoff.domain.calendar import WALL_CLOCK
 from signoff.domain.simulation import simulate
 from signoff.domain.states import StepState

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from signoff.domain.errors import DomainError, ErrorCode
 from signoff.domain.limits import TemplateLimits
 from signoff.domain.templates import (

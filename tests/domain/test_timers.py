@@ -2,6 +2,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from signoff.domain.calendar import WALL_CLOCK, BusinessCalendar
 from signoff.domain.errors import DomainError
 from signoff.domain.templates import EscalationActionKind, EscalationLevel, parse_template

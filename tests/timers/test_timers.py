@@ -35,14 +35,16 @@ async def scheduled(settings: Settings, clock: ManualClock):
 
 async def run_worker(settings: Settings, clock: ManualClock) -> None:
     """Drain the queue with a real arq worker in burst mode; fail on any failed job."""
-    worker = build_worker(settings, clock=clock, burst=True, poll_delay=0.01,
-                          handle_signals=False, cron_jobs=[])
+    worker = build_worker(
+        settings, clock=clock, burst=True, poll_delay=0.01, handle_signals=False, cron_jobs=[]
+    )
     await worker.async_run()
     await worker.close()
 
 
-async def tick(ctx: ServiceContext, settings: Settings, clock: ManualClock,
-               delta: timedelta) -> int:
+async def tick(
+    ctx: ServiceContext, settings: Settings, clock: ManualClock, delta: timedelta
+) -> int:
     """Move the clock, sweep due timers into the queue, and let a worker run them."""
     clock.advance(delta)
     swept = await timer_services.sweep(ctx, HORIZON)
@@ -56,15 +58,17 @@ async def actions_of(tenant: str, item_id: Any) -> list[str]:
 
 async def submit(ctx: ServiceContext, tenant: str) -> Any:
     view = await item_services.submit_item(
-        actor(tenant, "alice"), ctx,
+        actor(tenant, "alice"),
+        ctx,
         item_services.SubmitItemInput(template_key="change-approval", title="t", payload=PAYLOAD),
     )
     return view
 
 
 async def timer_rows(step_id: Any) -> list[dict[str, Any]]:
-    rows = await sql.fetch("SELECT kind, level, status FROM timer WHERE step_id = $1 "
-                           "ORDER BY due_at, kind", step_id)
+    rows = await sql.fetch(
+        "SELECT kind, level, status FROM timer WHERE step_id = $1 ORDER BY due_at, kind", step_id
+    )
     return [dict(r) for r in rows]
 
 
@@ -74,8 +78,12 @@ async def test_activation_arms_timers_and_freezes_the_plan(scheduled, tenant, de
     assert step["due_at"] == scheduled.clock.now() + timedelta(hours=8)
     assert step["escalation_plan"]["levels"][0]["after"] == "PT6H"
     kinds = [(r["kind"], r["status"]) for r in await timer_rows(step["id"])]
-    assert kinds == [("reminder", "armed"), ("escalation", "armed"),
-                     ("deadline_risk", "armed"), ("sla", "armed")]
+    assert kinds == [
+        ("reminder", "armed"),
+        ("escalation", "armed"),
+        ("deadline_risk", "armed"),
+        ("sla", "armed"),
+    ]
 
 
 async def test_reminder_escalation_and_timeout_fire_in_order(
@@ -90,13 +98,15 @@ async def test_reminder_escalation_and_timeout_fire_in_order(
     await tick(scheduled, settings, clock, timedelta(hours=2))  # 6h: escalation level 1
     await tick(scheduled, settings, clock, timedelta(minutes=30))  # 6.5h: deadline risk (80%)
     await tick(scheduled, settings, clock, timedelta(hours=2))  # 8.5h: SLA -> escalate
-    fired = (await actions_of(tenant, view.id))[len(base):]
+    fired = (await actions_of(tenant, view.id))[len(base) :]
     assert fired == ["timer.reminder", "step.escalate", "timer.deadline_risk", "step.escalate"]
 
     events = await audit_repo.events_for_item(tenant, view.id)
     level1 = [e for e in events if e["action"] == "step.escalate"][0]
     assert level1["data"]["level"] == 1 and level1["actor_id"] == "system"
-    step = (await item_services.load_view(actor(tenant, "x"), scheduled, view.id, lock=False)).steps[0]
+    step = (
+        await item_services.load_view(actor(tenant, "x"), scheduled, view.id, lock=False)
+    ).steps[0]
     assert "change-managers" in step["assignees"]["groups"]
     assert set(settings.override_roles) <= set(step["assignees"]["roles"])
     item = await sql.fetchrow("SELECT priority FROM workflow_item WHERE id = $1", view.id)
@@ -104,14 +114,15 @@ async def test_reminder_escalation_and_timeout_fire_in_order(
     assert all(r["status"] == "fired" for r in await timer_rows(step["id"]))
 
 
-async def test_decision_cancels_pending_timers(scheduled, settings, clock, tenant,
-                                               demo_templates):
+async def test_decision_cancels_pending_timers(scheduled, settings, clock, tenant, demo_templates):
     view = await submit(scheduled, tenant)
     clock.advance(timedelta(hours=1))
     await item_services.decide_step(
-        actor(tenant, "bob", "change-approver"), scheduled,
-        item_services.DecideStepInput(step_id=view.steps[0]["id"],
-                                      outcome=item_services.Outcome.APPROVE),
+        actor(tenant, "bob", "change-approver"),
+        scheduled,
+        item_services.DecideStepInput(
+            step_id=view.steps[0]["id"], outcome=item_services.Outcome.APPROVE
+        ),
     )
     assert {r["status"] for r in await timer_rows(view.steps[0]["id"])} == {"cancelled"}
     before = await actions_of(tenant, view.id)
@@ -171,12 +182,14 @@ async def test_flushed_redis_still_leads_to_exactly_one_escalation(
         private.shutdown()
 
 
-async def test_two_workers_racing_on_one_timer_act_once(scheduled, settings, clock, tenant,
-                                                       demo_templates):
+async def test_two_workers_racing_on_one_timer_act_once(
+    scheduled, settings, clock, tenant, demo_templates
+):
     view = await submit(scheduled, tenant)
     clock.advance(timedelta(hours=4))
-    row = await sql.fetchrow("SELECT id, token FROM timer WHERE step_id = $1 AND kind = "
-                             "'reminder'", view.steps[0]["id"])
+    row = await sql.fetchrow(
+        "SELECT id, token FROM timer WHERE step_id = $1 AND kind = 'reminder'", view.steps[0]["id"]
+    )
     outcomes = await asyncio.gather(
         *[timer_services.fire_timer(scheduled, row["id"], row["token"]) for _ in range(8)]
     )
@@ -184,34 +197,48 @@ async def test_two_workers_racing_on_one_timer_act_once(scheduled, settings, clo
     assert (await actions_of(tenant, view.id)).count("timer.reminder") == 1
 
     # Two real arq workers given the same timer twice (as after a sweep) still act once.
-    esc = await sql.fetchrow("SELECT id, token FROM timer WHERE step_id = $1 AND kind = "
-                             "'escalation'", view.steps[0]["id"])
+    esc = await sql.fetchrow(
+        "SELECT id, token FROM timer WHERE step_id = $1 AND kind = 'escalation'",
+        view.steps[0]["id"],
+    )
     clock.advance(timedelta(hours=2))
     pool = await scheduled.scheduler.pool()
     for n in range(2):
-        await pool.enqueue_job("fire_timer_job", str(esc["id"]), esc["token"],
-                               _job_id=f"race-{esc['id']}-{n}",
-                               _queue_name=settings.job_queue_name)
+        await pool.enqueue_job(
+            "fire_timer_job",
+            str(esc["id"]),
+            esc["token"],
+            _job_id=f"race-{esc['id']}-{n}",
+            _queue_name=settings.job_queue_name,
+        )
     await asyncio.gather(run_worker(settings, clock), run_worker(settings, clock))
     assert (await actions_of(tenant, view.id)).count("step.escalate") == 1
 
 
 async def test_stale_token_and_early_fire_do_nothing(scheduled, tenant, demo_templates):
     view = await submit(scheduled, tenant)
-    row = await sql.fetchrow("SELECT id, token FROM timer WHERE step_id = $1 AND kind = "
-                             "'reminder'", view.steps[0]["id"])
+    row = await sql.fetchrow(
+        "SELECT id, token FROM timer WHERE step_id = $1 AND kind = 'reminder'", view.steps[0]["id"]
+    )
     assert (await timer_services.fire_timer(scheduled, row["id"], "forged")).outcome == "stale"
     assert (await timer_services.fire_timer(scheduled, row["id"], row["token"])).outcome == "early"
 
 
-async def test_business_calendar_moves_deadlines_over_the_weekend(scheduled, settings, tenant,
-                                                                  demo_templates):
+async def test_business_calendar_moves_deadlines_over_the_weekend(
+    scheduled, settings, tenant, demo_templates
+):
     clock = ManualClock(datetime(2026, 11, 20, 15, 0, tzinfo=UTC))  # Friday 16:00 in Berlin
     ctx = dataclasses.replace(scheduled, clock=clock)
     await timer_services.set_business_calendar(
-        actor(tenant, "admin", "admin"), ctx,
-        BusinessCalendar(timezone="Europe/Berlin", workdays=frozenset(range(5)),
-                         start=time(9), end=time(17), holidays=frozenset({date(2026, 11, 23)})),
+        actor(tenant, "admin", "admin"),
+        ctx,
+        BusinessCalendar(
+            timezone="Europe/Berlin",
+            workdays=frozenset(range(5)),
+            start=time(9),
+            end=time(17),
+            holidays=frozenset({date(2026, 11, 23)}),
+        ),
     )
     view = await submit(ctx, tenant)
     # 1h on Friday, Monday is a holiday, 7h on Tuesday from 09:00 -> 16:00 Berlin = 15:00 UTC

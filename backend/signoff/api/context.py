@@ -13,6 +13,7 @@ from signoff.api.auth import TokenVerifier, bearer_token
 from signoff.api.errors import CodedError
 from signoff.domain.actors import Actor, RequestMeta
 from signoff.domain.errors import DomainError
+from signoff.realtime.hub import RealtimeHub
 from signoff.services.context import ServiceContext
 
 
@@ -22,6 +23,7 @@ class SignoffContext(BaseContext, kw_only=True):
     services: ServiceContext
     verifier: TokenVerifier
     connection_params: dict[str, Any] | None = None
+    realtime: RealtimeHub | None = None
     cache: dict[str, Any] = msgspec.field(default_factory=dict)
 
 

@@ -12,18 +12,28 @@ from strawberry.types import Info
 
 from signoff.api import ids
 from signoff.api.context import SignoffContext, actor_of
+from signoff.api.enums import (
+    ItemKindEnum,
+    ItemStateEnum,
+    RiskLevelEnum,
+    StepKindEnum,
+    StepStateEnum,
+)
+from signoff.api.loaders import loaders_of
 from signoff.db import audit as audit_repo
-from signoff.db import items as items_repo
-from signoff.domain.states import ItemState, StepState
 from signoff.domain.dependencies import Impact, impact_of_modification, impact_of_rejection
+from signoff.domain.states import ItemState, StepState
 from signoff.domain.templates import RiskLevel, StepKind, TemplateDefinition, TemplateKind
 from signoff.services.engine import ItemView
 
-ItemStateEnum = strawberry.enum(ItemState, description="Lifecycle state of an item.")
-StepStateEnum = strawberry.enum(StepState, description="Lifecycle state of a step.")
-ItemKindEnum = strawberry.enum(TemplateKind, name="ItemKind", description="What kind of item.")
-StepKindEnum = strawberry.enum(StepKind, description="What kind of step.")
-RiskLevelEnum = strawberry.enum(RiskLevel, description="Risk level, low to critical.")
+__all__ = ["ItemKindEnum", "ItemStateEnum", "RiskLevelEnum", "StepKindEnum", "StepStateEnum"]
+
+
+@strawberry.interface(
+    description="An object with a global id, fetchable with `node(id:)` (Relay convention)."
+)
+class Node:
+    id: strawberry.ID = strawberry.field(description="Global id.")
 
 
 @strawberry.type(description="Who may act on a step: named users, groups and roles.")
@@ -68,16 +78,23 @@ class DependencyImpact:
     step: str = strawberry.field(description="The dependent step's key.")
     effect: str = strawberry.field(description="blocks, enhances or optional.")
     resolution: str = strawberry.field(description="wait, skip, fallback or ask_user.")
-    outcome: str = strawberry.field(description="What would happen: ask_user, skip, fallback, wait.")
+    outcome: str = strawberry.field(
+        description="What would happen: ask_user, skip, fallback, wait."
+    )
     fallback: JSON | None = strawberry.field(description="The fallback value that would be used.")
     via: str = strawberry.field(description="The step whose change propagates.")
 
     @classmethod
     def from_impact(cls, impact: Impact) -> DependencyImpact:
         """Map a domain impact."""
-        return cls(step=impact.step, effect=impact.effect.value,
-                   resolution=impact.resolution.value, outcome=impact.outcome.value,
-                   fallback=impact.fallback, via=impact.via)
+        return cls(
+            step=impact.step,
+            effect=impact.effect.value,
+            resolution=impact.resolution.value,
+            outcome=impact.outcome.value,
+            fallback=impact.fallback,
+            via=impact.via,
+        )
 
 
 @strawberry.type(description="One parameter changed by a reviewer.")
@@ -92,12 +109,15 @@ def params_diff(original: dict[str, Any] | None, current: dict[str, Any]) -> lis
     if original is None:
         return []
     keys = sorted(set(original) | set(current))
-    return [ParamChange(key=k, before=original.get(k), after=current.get(k))
-            for k in keys if original.get(k) != current.get(k)]
+    return [
+        ParamChange(key=k, before=original.get(k), after=current.get(k))
+        for k in keys
+        if original.get(k) != current.get(k)
+    ]
 
 
 @strawberry.type(description="One step of an item, with its own state machine.")
-class Step:
+class Step(Node):
     id: strawberry.ID = strawberry.field(description="Global id.")
     key: str = strawberry.field(description="The step's key in its template.")
     name: str = strawberry.field(description="Display name.")
@@ -106,7 +126,9 @@ class Step:
     assignees: Assignees = strawberry.field(description="Who may act on it.")
     quorum: Quorum = strawberry.field(description="Approvals it needs.")
     risk: RiskLevel = strawberry.field(description="Risk level.")
-    sensitive: bool = strawberry.field(description="Four-eyes step: overrides need a second person.")
+    sensitive: bool = strawberry.field(
+        description="Four-eyes step: overrides need a second person."
+    )
     action: str | None = strawberry.field(description="What an agent-plan step will do.")
     params: JSON = strawberry.field(description="Parameters of the step (as modified).")
     original_params: JSON | None = strawberry.field(
@@ -131,12 +153,14 @@ class Step:
         description="What modifying this step would do to the steps that depend on it."
     )
     raw_id: strawberry.Private[UUID]
+    item_id: strawberry.Private[UUID]
 
     @strawberry.field(description="Decisions on this step, oldest first.")
     async def decisions(self, info: Info[SignoffContext, Any]) -> list[Decision]:
         actor_of(info)
-        rows = await items_repo.decisions_of_step(self.raw_id)
-        return [Decision.from_row(r) for r in rows]
+        # One statement per request for all items' decisions (see api/loaders.py).
+        rows = await loaders_of(info).decisions_by_item.load(self.item_id)
+        return [Decision.from_row(r) for r in rows if r["step_id"] == self.raw_id]
 
     @classmethod
     def from_row(cls, row: dict[str, Any], definition: TemplateDefinition) -> Step:
@@ -146,10 +170,13 @@ class Step:
             result=row["result"],
             error=row["error"],
             params_diff=params_diff(row["original_params"], row["params"]),
-            impact_if_rejected=[DependencyImpact.from_impact(i)
-                                for i in impact_of_rejection(definition, row["key"])],
-            impact_if_modified=[DependencyImpact.from_impact(i)
-                                for i in impact_of_modification(definition, row["key"])],
+            impact_if_rejected=[
+                DependencyImpact.from_impact(i) for i in impact_of_rejection(definition, row["key"])
+            ],
+            impact_if_modified=[
+                DependencyImpact.from_impact(i)
+                for i in impact_of_modification(definition, row["key"])
+            ],
             id=strawberry.ID(ids.encode("Step", row["id"])),
             key=row["key"],
             name=row["name"],
@@ -169,6 +196,7 @@ class Step:
             decided_at=row["decided_at"],
             version=row["version"],
             raw_id=row["id"],
+            item_id=row["item_id"],
         )
 
 
@@ -211,7 +239,7 @@ class AuditEvent:
 
 
 @strawberry.type(description="One thing to be signed off, with its steps.")
-class WorkflowItem:
+class WorkflowItem(Node):
     id: strawberry.ID = strawberry.field(description="Global id.")
     kind: TemplateKind = strawberry.field(description="What kind of item.")
     title: str = strawberry.field(description="Short title shown in inboxes.")
@@ -238,10 +266,22 @@ class WorkflowItem:
         rows = await audit_repo.events_for_item(self.tenant_id, self.raw_id)
         return [AuditEvent.from_row(r) for r in rows]
 
+    @strawberry.field(description="The latest decision on any of its steps, if any.")
+    async def last_decision(self, info: Info[SignoffContext, Any]) -> Decision | None:
+        actor_of(info)
+        rows = await loaders_of(info).decisions_by_item.load(self.raw_id)
+        return Decision.from_row(rows[-1]) if rows else None
+
     @classmethod
     def from_view(cls, view: ItemView) -> WorkflowItem:
         """Map an item with its steps."""
-        row = view.item
+        return cls.from_parts(view.item, view.steps, view.definition)
+
+    @classmethod
+    def from_parts(
+        cls, row: dict[str, Any], steps: list[dict[str, Any]], definition: TemplateDefinition
+    ) -> WorkflowItem:
+        """Map an item row with its step rows (in template order) and its definition."""
         return cls(
             id=strawberry.ID(ids.encode("WorkflowItem", row["id"])),
             kind=TemplateKind(row["kind"]),
@@ -257,14 +297,14 @@ class WorkflowItem:
             version=row["version"],
             created_at=row["created_at"],
             updated_at=row["updated_at"],
-            steps=[Step.from_row(s, view.definition) for s in view.steps],
+            steps=[Step.from_row(s, definition) for s in steps],
             raw_id=row["id"],
             tenant_id=row["tenant_id"],
         )
 
 
 @strawberry.type(description="One version of a review process.")
-class Template:
+class Template(Node):
     id: strawberry.ID = strawberry.field(description="Global id.")
     key: str = strawberry.field(description="Stable key shared by all versions.")
     version: int = strawberry.field(description="Version number, from 1.")

@@ -166,6 +166,7 @@ def _inbox_cte(
     if filters.due_after is not None:
         where.append(f"{due} >= {p.add(filters.due_after, 'timestamptz')}")
     now_param = p.add(now, "timestamptz")
+    # Only placeholders and fixed fragments are interpolated; every value is a parameter.
     return f"""
     mine AS (
         SELECT s.item_id,
@@ -174,6 +175,11 @@ def _inbox_cte(
                bool_and(s.claimed_by IS NULL) AS all_unclaimed
         FROM step s
         WHERE s.tenant_id = {tenant} AND s.state = 'active' AND {match}
+          -- a reviewer who filled a seat of the step in this revision has nothing left to do
+          AND NOT EXISTS (
+              SELECT 1 FROM decision d JOIN workflow_item wi ON wi.id = s.item_id
+              WHERE d.step_id = s.id AND d.revision = wi.revision AND d.actor_id = {user}
+                AND d.outcome IN ('approve', 'reject'))
         GROUP BY s.item_id
     ),
     inbox AS (
@@ -189,10 +195,10 @@ def _inbox_cte(
     ),
     filtered AS (
         SELECT * FROM inbox
-        WHERE ({p.add(filters.overdue, 'boolean')} IS NULL
-               OR inbox_overdue = {p.add(filters.overdue, 'boolean')})
-          AND ({p.add(filters.claim.value if filters.claim else None, 'text')} IS NULL
-               OR inbox_claim = {p.add(filters.claim.value if filters.claim else None, 'text')})
+        WHERE ({p.add(filters.overdue, "boolean")} IS NULL
+               OR inbox_overdue = {p.add(filters.overdue, "boolean")})
+          AND ({p.add(filters.claim.value if filters.claim else None, "text")} IS NULL
+               OR inbox_claim = {p.add(filters.claim.value if filters.claim else None, "text")})
     )"""
 
 
@@ -221,7 +227,7 @@ async def inbox_page(
     statement = f"""WITH {cte}
     SELECT * FROM filtered {keyset}
     ORDER BY sort_key {direction}, id {direction}
-    LIMIT {p.add(limit + 1, 'int')}"""
+    LIMIT {p.add(limit + 1, "int")}"""
     rows = await sql.fetch(statement, *p.values)
     items = [sql.record_dict(r, ITEM_JSON) for r in rows[:limit]]
     return items, len(rows) > limit
@@ -253,4 +259,3 @@ async def inbox_facets(
         else:
             facets[row["facet"]][row["value"]] = int(row["n"])
     return total, facets
-

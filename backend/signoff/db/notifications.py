@@ -326,7 +326,7 @@ async def update_delivery(delivery_id: int, values: dict[str, Any], now: datetim
     columns = sorted(values)
     assignments = ", ".join(f"{c} = ${i + 3}" for i, c in enumerate(columns))
     await sql.execute(
-        f"UPDATE notification_delivery SET {assignments}, updated_at = $2 WHERE id = $1",  # noqa: S608 - column names come from a fixed set
+        f"UPDATE notification_delivery SET {assignments}, updated_at = $2 WHERE id = $1",
         delivery_id,
         now,
         *[values[c] for c in columns],

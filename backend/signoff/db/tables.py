@@ -1,18 +1,18 @@
-"""piccolo table classes. The DDL itself lives in `migrations/`; a test checks that the two agree."""
+"""piccolo table classes. The DDL lives in `migrations/`; a test checks that the two agree."""
 
 from __future__ import annotations
 
 from piccolo.columns import (
     UUID,
     Array,
-    Date,
-    Time,
     BigInt,
     BigSerial,
     Boolean,
+    Date,
     ForeignKey,
     Integer,
     Text,
+    Time,
     Timestamptz,
 )
 from piccolo.columns.column_types import JSONB, OnDelete

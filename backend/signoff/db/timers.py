@@ -18,8 +18,15 @@ async def insert_timers(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             """INSERT INTO timer (tenant_id, item_id, step_id, kind, level, due_at, token,
                 status, payload, created_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7, 'armed', $8::jsonb, $9) RETURNING *""",
-            row["tenant_id"], row["item_id"], row["step_id"], row["kind"], row["level"],
-            row["due_at"], row["token"], sql.dumps(row.get("payload") or {}), row["now"],
+            row["tenant_id"],
+            row["item_id"],
+            row["step_id"],
+            row["kind"],
+            row["level"],
+            row["due_at"],
+            row["token"],
+            sql.dumps(row.get("payload") or {}),
+            row["now"],
         )
         assert record is not None
         out.append(sql.record_dict(record, ("payload",)))
@@ -29,8 +36,7 @@ async def insert_timers(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 async def cancel_for_step(step_id: UUID) -> list[dict[str, Any]]:
     """Cancel every armed timer of a step; returns what was cancelled."""
     rows = await sql.fetch(
-        "UPDATE timer SET status = 'cancelled' WHERE step_id = $1 AND status = 'armed' "
-        "RETURNING *",
+        "UPDATE timer SET status = 'cancelled' WHERE step_id = $1 AND status = 'armed' RETURNING *",
         step_id,
     )
     return [sql.record_dict(r, ("payload",)) for r in rows]
@@ -44,9 +50,7 @@ async def get(timer_id: UUID) -> dict[str, Any] | None:
 
 async def lock_for_firing(timer_id: UUID) -> dict[str, Any] | None:
     """The timer row, locked; None when another worker holds it (it will act, not us)."""
-    row = await sql.fetchrow(
-        "SELECT * FROM timer WHERE id = $1 FOR UPDATE SKIP LOCKED", timer_id
-    )
+    row = await sql.fetchrow("SELECT * FROM timer WHERE id = $1 FOR UPDATE SKIP LOCKED", timer_id)
     return sql.record_dict(row, ("payload",)) if row else None
 
 
@@ -62,7 +66,8 @@ async def due_armed(until: datetime, limit: int) -> list[dict[str, Any]]:
     rows = await sql.fetch(
         """SELECT id, token, due_at, tenant_id FROM timer
         WHERE status = 'armed' AND due_at <= $1 ORDER BY due_at LIMIT $2""",
-        until, limit,
+        until,
+        limit,
     )
     return [dict(r) for r in rows]
 
@@ -86,7 +91,9 @@ async def overdue_steps(tenant_id: str, now: datetime, limit: int) -> list[dict[
           AND (s.due_at < $2::timestamptz OR EXISTS (SELECT 1 FROM timer t WHERE t.step_id = s.id
                AND t.status = 'armed' AND t.due_at < $2::timestamptz - interval '1 minute'))
         ORDER BY s.due_at NULLS LAST LIMIT $3""",
-        tenant_id, now, limit,
+        tenant_id,
+        now,
+        limit,
     )
     return [dict(r) for r in rows]
 
@@ -106,6 +113,11 @@ async def save_calendar(tenant_id: str, values: dict[str, Any], now: datetime) -
             workdays = EXCLUDED.workdays, day_start = EXCLUDED.day_start,
             day_end = EXCLUDED.day_end, holidays = EXCLUDED.holidays,
             updated_at = EXCLUDED.updated_at""",
-        tenant_id, values["timezone"], values["workdays"], values["start"], values["end"],
-        values["holidays"], now,
+        tenant_id,
+        values["timezone"],
+        values["workdays"],
+        values["start"],
+        values["end"],
+        values["holidays"],
+        now,
     )

@@ -319,8 +319,10 @@ def unmet_for_execution(
             continue
         if dep.when is not None and upstream in SUCCEEDED and upstream != StepState.APPROVED:
             continue
-        never_runs = upstream in RESOLVED and upstream not in (StepState.APPROVED,
-                                                                 StepState.RUNNING)
+        never_runs = upstream in RESOLVED and upstream not in (
+            StepState.APPROVED,
+            StepState.RUNNING,
+        )
         if never_runs and dep.resolution is Resolution.FALLBACK:
             continue
         unmet.append(dep.step)

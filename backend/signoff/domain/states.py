@@ -1,4 +1,4 @@
-"""The item and step state machines: tables of legal transitions and the one function that applies them.
+"""The item and step state machines: tables of legal transitions and the function applying them.
 
 The tables are data. `docs/reference/state-machine.md` is generated from them
 (`signoff docs state-machine`) and a test keeps the two in step.

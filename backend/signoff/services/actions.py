@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from uuid import UUID
 
-from signoff.db import items as items_repo
 from signoff.domain.actors import Actor
 from signoff.domain.dependencies import steps_needing_user
 from signoff.domain.errors import DomainError, ErrorCode, forbidden, invalid
@@ -57,11 +56,20 @@ async def claim_step(actor: Actor, ctx: ServiceContext, step_id: UUID, g: Guards
             raise DomainError(
                 ErrorCode.ALREADY_CLAIMED, f"step is claimed by {step['claimed_by']}", "stepId"
             )
-        await transition_step(uow, view, step, StepAction.CLAIM, changes={"claimed_by": actor.user_id})
+        await transition_step(
+            uow, view, step, StepAction.CLAIM, changes={"claimed_by": actor.user_id}
+        )
 
-    return await act_on_step(actor, ctx, operation="claimStep", step_id=step_id,
-                             fingerprint={"step": str(step_id)}, idempotency_key=g.idempotency_key,
-                             expected_version=g.expected_version, body=body)
+    return await act_on_step(
+        actor,
+        ctx,
+        operation="claimStep",
+        step_id=step_id,
+        fingerprint={"step": str(step_id)},
+        idempotency_key=g.idempotency_key,
+        expected_version=g.expected_version,
+        body=body,
+    )
 
 
 async def unclaim_step(actor: Actor, ctx: ServiceContext, step_id: UUID, g: Guards) -> ItemView:
@@ -73,12 +81,25 @@ async def unclaim_step(actor: Actor, ctx: ServiceContext, step_id: UUID, g: Guar
             raise invalid("step is not claimed", "stepId")
         if step["claimed_by"] != actor.user_id and not _is_admin(actor, ctx):
             raise forbidden("only the claimer or an admin can release a claim")
-        await transition_step(uow, view, step, StepAction.UNCLAIM, changes={"claimed_by": None},
-                              data={"was": step["claimed_by"]})
+        await transition_step(
+            uow,
+            view,
+            step,
+            StepAction.UNCLAIM,
+            changes={"claimed_by": None},
+            data={"was": step["claimed_by"]},
+        )
 
-    return await act_on_step(actor, ctx, operation="unclaimStep", step_id=step_id,
-                             fingerprint={"step": str(step_id)}, idempotency_key=g.idempotency_key,
-                             expected_version=g.expected_version, body=body)
+    return await act_on_step(
+        actor,
+        ctx,
+        operation="unclaimStep",
+        step_id=step_id,
+        fingerprint={"step": str(step_id)},
+        idempotency_key=g.idempotency_key,
+        expected_version=g.expected_version,
+        body=body,
+    )
 
 
 @dataclass(frozen=True)
@@ -117,15 +138,33 @@ async def reassign_step(actor: Actor, ctx: ServiceContext, inp: ReassignInput) -
                 require_assignee(actor, step)
             if not (inp.users or inp.groups or inp.roles):
                 raise invalid("name at least one user, group or role", "users")
-            assignees = {"users": sorted(set(inp.users)), "groups": sorted(set(inp.groups)),
-                         "roles": sorted(set(inp.roles)), "delegates": {}}
+            assignees = {
+                "users": sorted(set(inp.users)),
+                "groups": sorted(set(inp.groups)),
+                "roles": sorted(set(inp.roles)),
+                "delegates": {},
+            }
             data = {"before": step["assignees"], "after": assignees}
-        await transition_step(uow, view, step, StepAction.REASSIGN, reason=reason,
-                              changes={"assignees": assignees, "claimed_by": None}, data=data)
+        await transition_step(
+            uow,
+            view,
+            step,
+            StepAction.REASSIGN,
+            reason=reason,
+            changes={"assignees": assignees, "claimed_by": None},
+            data=data,
+        )
 
-    return await act_on_step(actor, ctx, operation="reassignStep", step_id=inp.step_id,
-                             fingerprint=_fp(inp), idempotency_key=inp.guards.idempotency_key,
-                             expected_version=inp.guards.expected_version, body=body)
+    return await act_on_step(
+        actor,
+        ctx,
+        operation="reassignStep",
+        step_id=inp.step_id,
+        fingerprint=_fp(inp),
+        idempotency_key=inp.guards.idempotency_key,
+        expected_version=inp.guards.expected_version,
+        body=body,
+    )
 
 
 def _fp(inp: Any) -> dict[str, Any]:
@@ -151,20 +190,41 @@ async def modify_step_params(actor: Actor, ctx: ServiceContext, inp: ModifyParam
         STEP_MACHINE.next_state(StepState(step["state"]), StepAction.MODIFY)
         acting_for = require_assignee(actor, step)
         reason = require_reason(inp.reason, "to modify a step")
-        original = step["original_params"] if step["original_params"] is not None else step["params"]
+        original = (
+            step["original_params"] if step["original_params"] is not None else step["params"]
+        )
         await transition_step(
-            uow, view, step, StepAction.MODIFY, reason=reason, acting_for=acting_for,
+            uow,
+            view,
+            step,
+            StepAction.MODIFY,
+            reason=reason,
+            acting_for=acting_for,
             changes={"params": inp.params, "original_params": original},
             data={"before": step["params"], "after": inp.params},
         )
 
-    return await act_on_step(actor, ctx, operation="modifyStepParams", step_id=inp.step_id,
-                             fingerprint=_fp(inp), idempotency_key=inp.guards.idempotency_key,
-                             expected_version=inp.guards.expected_version, body=body)
+    return await act_on_step(
+        actor,
+        ctx,
+        operation="modifyStepParams",
+        step_id=inp.step_id,
+        fingerprint=_fp(inp),
+        idempotency_key=inp.guards.idempotency_key,
+        expected_version=inp.guards.expected_version,
+        body=body,
+    )
 
 
-async def _item_action(actor: Actor, ctx: ServiceContext, item_id: UUID, operation: str,
-                       fingerprint: dict[str, Any], g: Guards, body: Any) -> ItemView:
+async def _item_action(
+    actor: Actor,
+    ctx: ServiceContext,
+    item_id: UUID,
+    operation: str,
+    fingerprint: dict[str, Any],
+    g: Guards,
+    body: Any,
+) -> ItemView:
     async with unit_of_work(actor, ctx) as uow:
         replay = await replayed_result(uow, g.idempotency_key, operation, fingerprint)
         if replay is not None:
@@ -189,33 +249,42 @@ class ResubmitInput:
 
 async def resubmit_item(actor: Actor, ctx: ServiceContext, inp: ResubmitInput) -> ItemView:
     """Open a new revision: steps that asked for changes review again; history is kept."""
+
     async def body(uow: UnitOfWork, view: ItemView) -> None:
         if view.item["requester_id"] != actor.user_id:
             raise forbidden("only the requester can resubmit")
         ITEM_MACHINE.next_state(view.state, ItemAction.RESUBMIT)
         changes: dict[str, Any] = {"revision": view.item["revision"] + 1}
         if inp.payload is not None:
-            validate_payload(view.definition.fields, inp.payload,
-                             template_limits(ctx.settings).max_payload_bytes)
+            validate_payload(
+                view.definition.fields, inp.payload, template_limits(ctx.settings).max_payload_bytes
+            )
             changes["payload"] = inp.payload
         if inp.title is not None:
             if not inp.title.strip():
                 raise invalid("title must not be empty", "title")
             changes["title"] = inp.title.strip()
-        await transition_item(uow, view, ItemAction.RESUBMIT, changes=changes, reason=inp.reason,
-                              data={"revision": changes["revision"],
-                                    "previous_payload": view.item["payload"]})
+        await transition_item(
+            uow,
+            view,
+            ItemAction.RESUBMIT,
+            changes=changes,
+            reason=inp.reason,
+            data={"revision": changes["revision"], "previous_payload": view.item["payload"]},
+        )
         for step in view.steps:
             if StepState(step["state"]) == StepState.CHANGES_REQUESTED:
-                await transition_step(uow, view, step, StepAction.RESUBMIT,
-                                      changes={"claimed_by": None})
+                await transition_step(
+                    uow, view, step, StepAction.RESUBMIT, changes={"claimed_by": None}
+                )
         await advance(uow, view)
 
     return await _item_action(actor, ctx, inp.item_id, "resubmitItem", _fp(inp), inp.guards, body)
 
 
-async def cancel_item(actor: Actor, ctx: ServiceContext, item_id: UUID, reason: str | None,
-                      g: Guards) -> ItemView:
+async def cancel_item(
+    actor: Actor, ctx: ServiceContext, item_id: UUID, reason: str | None, g: Guards
+) -> ItemView:
     """Withdraw an item (its requester, or an admin); open steps are cancelled. For a plan this is
     'cancel all'."""
 
@@ -228,16 +297,19 @@ async def cancel_item(actor: Actor, ctx: ServiceContext, item_id: UUID, reason: 
             if (StepState(step["state"]), StepAction.CANCEL) in STEP_MACHINE.table:
                 await transition_step(uow, view, step, StepAction.CANCEL, data={"by": "item"})
 
-    return await _item_action(actor, ctx, item_id, "cancelItem", {"item": str(item_id),
-                              "reason": reason}, g, body)
+    return await _item_action(
+        actor, ctx, item_id, "cancelItem", {"item": str(item_id), "reason": reason}, g, body
+    )
 
 
-async def approve_all(actor: Actor, ctx: ServiceContext, item_id: UUID, reason: str | None,
-                      g: Guards) -> ItemView:
+async def approve_all(
+    actor: Actor, ctx: ServiceContext, item_id: UUID, reason: str | None, g: Guards
+) -> ItemView:
     """Approve every open step of a plan that the actor may approve, in one transaction."""
     async with unit_of_work(actor, ctx) as uow:
-        replay = await replayed_result(uow, g.idempotency_key, "approveAll",
-                                       {"item": str(item_id), "reason": reason})
+        replay = await replayed_result(
+            uow, g.idempotency_key, "approveAll", {"item": str(item_id), "reason": reason}
+        )
         if replay is not None:
             return await load_view(actor, ctx, item_id, lock=False)
         view = await load_view(actor, ctx, item_id, lock=True)
@@ -248,15 +320,20 @@ async def approve_all(actor: Actor, ctx: ServiceContext, item_id: UUID, reason: 
         # Steps open up as their dependencies are approved: repeat until nothing is left.
         while True:
             view = await load_view(actor, ctx, item_id, lock=True)
-            candidates = [s for s in view.steps if StepState(s["state"]) == StepState.ACTIVE
-                          and _can_approve(actor, s)]
+            candidates = [
+                s
+                for s in view.steps
+                if StepState(s["state"]) == StepState.ACTIVE and _can_approve(actor, s)
+            ]
             if not candidates:
                 break
             for step in candidates:
                 # Joins this transaction: a nested transaction is not a new one.
-                await decide_step(actor, ctx, DecideStepInput(step_id=step["id"],
-                                                              outcome=Outcome.APPROVE,
-                                                              reason=reason))
+                await decide_step(
+                    actor,
+                    ctx,
+                    DecideStepInput(step_id=step["id"], outcome=Outcome.APPROVE, reason=reason),
+                )
                 approved += 1
         if approved == 0:
             raise DomainError(ErrorCode.ILLEGAL_TRANSITION, "no open step you can approve")
@@ -273,26 +350,37 @@ def _can_approve(actor: Actor, step: dict[str, Any]) -> bool:
     return True
 
 
-async def resolve_held_step(actor: Actor, ctx: ServiceContext, step_id: UUID, skip: bool,
-                            reason: str | None, g: Guards) -> ItemView:
+async def resolve_held_step(
+    actor: Actor, ctx: ServiceContext, step_id: UUID, skip: bool, reason: str | None, g: Guards
+) -> ItemView:
     """The requester decides a step held by an `ask_user` dependency: skip it, or keep waiting
     (for an upstream override)."""
+
     async def body(uow: UnitOfWork, view: ItemView, step: dict[str, Any]) -> None:
         if view.item["requester_id"] != actor.user_id and not _is_admin(actor, ctx):
             raise forbidden("only the requester or an admin can resolve a held step")
         held = steps_needing_user(view.definition, view.step_states(), view.decision_values())
         if step["key"] not in held:
-            raise DomainError(ErrorCode.ILLEGAL_TRANSITION,
-                              f"step {step['key']!r} is not waiting for a decision of yours")
+            raise DomainError(
+                ErrorCode.ILLEGAL_TRANSITION,
+                f"step {step['key']!r} is not waiting for a decision of yours",
+            )
         text = require_reason(reason, "to resolve a held step")
         if skip:
-            await transition_step(uow, view, step, StepAction.SKIP, reason=text,
-                                  data={"by": "requester"})
+            await transition_step(
+                uow, view, step, StepAction.SKIP, reason=text, data={"by": "requester"}
+            )
         else:
             uow.record("step.hold_kept", item_id=view.id, step_id=step["id"], reason=text)
         await advance(uow, view)
 
-    return await act_on_step(actor, ctx, operation="resolveHeldStep", step_id=step_id,
-                             fingerprint={"step": str(step_id), "skip": skip, "reason": reason},
-                             idempotency_key=g.idempotency_key,
-                             expected_version=g.expected_version, body=body)
+    return await act_on_step(
+        actor,
+        ctx,
+        operation="resolveHeldStep",
+        step_id=step_id,
+        fingerprint={"step": str(step_id), "skip": skip, "reason": reason},
+        idempotency_key=g.idempotency_key,
+        expected_version=g.expected_version,
+        body=body,
+    )

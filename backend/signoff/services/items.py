@@ -94,7 +94,9 @@ async def item_definition(
     return definition_of(row, ctx.settings)
 
 
-def check_readable(actor: Actor, ctx: ServiceContext, view: ItemView, participants: list[str]) -> None:
+def check_readable(
+    actor: Actor, ctx: ServiceContext, view: ItemView, participants: list[str]
+) -> None:
     """Refuse (as NOT_FOUND, to reveal nothing) an item the actor may not read."""
     if not can_read_item(
         actor.principal,
@@ -252,8 +254,11 @@ async def escalate_for_revisions(
     assignees = dict(step["assignees"])
     if defn.escalation:
         targets = defn.escalation[0].targets
-        for kind, names in (("users", targets.users), ("groups", targets.groups),
-                            ("roles", targets.roles)):
+        for kind, names in (
+            ("users", targets.users),
+            ("groups", targets.groups),
+            ("roles", targets.roles),
+        ):
             assignees[kind] = sorted({*assignees.get(kind, []), *names})
     await transition_step(
         uow,
@@ -374,7 +379,13 @@ async def decide_step(actor: Actor, ctx: ServiceContext, inp: DecideStepInput) -
         }[result]
         changes = {"decision_value": value} if value and action == StepAction.APPROVE else None
         await transition_step(
-            uow, view, step, action, reason=reason, changes=changes, data=tally,
+            uow,
+            view,
+            step,
+            action,
+            reason=reason,
+            changes=changes,
+            data=tally,
             acting_for=acting_for,
         )
 

@@ -35,12 +35,17 @@ async def override_step(actor: Actor, ctx: ServiceContext, inp: OverrideInput) -
     async def body(uow: UnitOfWork, view: ItemView, step: dict[str, Any]) -> None:
         STEP_MACHINE.next_state(StepState(step["state"]), StepAction.OVERRIDE)
         if view.state not in (ItemState.PENDING, ItemState.REJECTED, ItemState.EXPIRED):
-            raise DomainError(ErrorCode.ILLEGAL_TRANSITION,
-                              f"cannot override a step of an item that is {view.state.value}")
+            raise DomainError(
+                ErrorCode.ILLEGAL_TRANSITION,
+                f"cannot override a step of an item that is {view.state.value}",
+            )
         if view.state in (ItemState.REJECTED, ItemState.EXPIRED):
             # Reviving a refused item must not skip the reviews that never happened.
-            unreviewed = [s["key"] for s in view.steps
-                          if s["id"] != step["id"] and StepState(s["state"]) not in RESOLVED_OK]
+            unreviewed = [
+                s["key"]
+                for s in view.steps
+                if s["id"] != step["id"] and StepState(s["state"]) not in RESOLVED_OK
+            ]
             if unreviewed:
                 raise DomainError(
                     ErrorCode.ILLEGAL_TRANSITION,
@@ -49,43 +54,81 @@ async def override_step(actor: Actor, ctx: ServiceContext, inp: OverrideInput) -
                     details={"unreviewed": unreviewed},
                 )
         if actor.user_id == view.item["requester_id"]:
-            raise DomainError(ErrorCode.SEPARATION_OF_DUTIES,
-                              "the requester cannot override their own item")
+            raise DomainError(
+                ErrorCode.SEPARATION_OF_DUTIES, "the requester cannot override their own item"
+            )
         revision = view.item["revision"]
         decisions = await items_repo.decisions_of_step(step["id"], revision)
         pending = [d for d in decisions if d["outcome"] == "override_requested"]
         first = pending[-1]["actor_id"] if pending else None
         second = actor.user_id if (step["sensitive"] and first) else None
         check_override(
-            actor.principal.roles, ctx.settings.override_roles, inp.justification,
-            ctx.settings.override_min_justification, False, None, actor.user_id,
+            actor.principal.roles,
+            ctx.settings.override_roles,
+            inp.justification,
+            ctx.settings.override_min_justification,
+            False,
+            None,
+            actor.user_id,
         )
         if step["sensitive"] and first is None:
             await _decision(uow, view, step, actor, "override_requested", inp.justification)
-            uow.record("step.override_requested", item_id=view.id, step_id=step["id"],
-                       reason=inp.justification, data={"step": step["key"]})
+            uow.record(
+                "step.override_requested",
+                item_id=view.id,
+                step_id=step["id"],
+                reason=inp.justification,
+                data={"step": step["key"]},
+            )
             return
         if step["sensitive"]:
-            check_override(actor.principal.roles, ctx.settings.override_roles, inp.justification,
-                           ctx.settings.override_min_justification, True, second, first or "")
+            check_override(
+                actor.principal.roles,
+                ctx.settings.override_roles,
+                inp.justification,
+                ctx.settings.override_min_justification,
+                True,
+                second,
+                first or "",
+            )
         await _decision(uow, view, step, actor, "override", inp.justification)
-        await transition_step(uow, view, step, StepAction.OVERRIDE, reason=inp.justification,
-                              data={"requested_by": first or actor.user_id,
-                                    "confirmed_by": second})
+        await transition_step(
+            uow,
+            view,
+            step,
+            StepAction.OVERRIDE,
+            reason=inp.justification,
+            data={"requested_by": first or actor.user_id, "confirmed_by": second},
+        )
         if view.state in (ItemState.REJECTED, ItemState.EXPIRED):
-            await transition_item(uow, view, ItemAction.OVERRIDE, reason=inp.justification,
-                                  data={"step": step["key"]})
+            await transition_item(
+                uow, view, ItemAction.OVERRIDE, reason=inp.justification, data={"step": step["key"]}
+            )
 
-    return await act_on_step(actor, ctx, operation="overrideStep", step_id=inp.step_id,
-                             fingerprint={"step": str(inp.step_id), "j": inp.justification},
-                             idempotency_key=inp.guards.idempotency_key,
-                             expected_version=inp.guards.expected_version, body=body)
+    return await act_on_step(
+        actor,
+        ctx,
+        operation="overrideStep",
+        step_id=inp.step_id,
+        fingerprint={"step": str(inp.step_id), "j": inp.justification},
+        idempotency_key=inp.guards.idempotency_key,
+        expected_version=inp.guards.expected_version,
+        body=body,
+    )
 
 
-async def _decision(uow: UnitOfWork, view: ItemView, step: dict[str, Any], actor: Actor,
-                    outcome: str, reason: str) -> None:
-    await items_repo.insert_decision({
-        "tenant_id": actor.tenant_id, "item_id": view.id, "step_id": step["id"],
-        "revision": view.item["revision"], "actor_id": actor.user_id, "outcome": outcome,
-        "reason": reason, "now": uow.ctx.clock.now(),
-    })
+async def _decision(
+    uow: UnitOfWork, view: ItemView, step: dict[str, Any], actor: Actor, outcome: str, reason: str
+) -> None:
+    await items_repo.insert_decision(
+        {
+            "tenant_id": actor.tenant_id,
+            "item_id": view.id,
+            "step_id": step["id"],
+            "revision": view.item["revision"],
+            "actor_id": actor.user_id,
+            "outcome": outcome,
+            "reason": reason,
+            "now": uow.ctx.clock.now(),
+        }
+    )

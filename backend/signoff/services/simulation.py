@@ -20,31 +20,46 @@ from signoff.services.templates import definition_of, template_limits
 
 
 async def resolve_definition(
-    actor: Actor, ctx: ServiceContext, *, key: str | None, version: int | None,
+    actor: Actor,
+    ctx: ServiceContext,
+    *,
+    key: str | None,
+    version: int | None,
     document: dict[str, Any] | None,
 ) -> TemplateDefinition:
     """A draft document given inline, or a published version by key."""
     if document is not None:
         return parse_template(document, template_limits(ctx.settings))
     if not key:
-        raise DomainError(ErrorCode.INVALID_INPUT, "give a template key or a definition",
-                          "templateKey")
+        raise DomainError(
+            ErrorCode.INVALID_INPUT, "give a template key or a definition", "templateKey"
+        )
     row = await template_repo.find_published(actor.tenant_id, key, version)
     if row is None:
-        raise DomainError(ErrorCode.TEMPLATE_NOT_PUBLISHED, f"no published template {key!r}",
-                          "templateKey")
+        raise DomainError(
+            ErrorCode.TEMPLATE_NOT_PUBLISHED, f"no published template {key!r}", "templateKey"
+        )
     return definition_of(row, ctx.settings)
 
 
 async def simulate_template(
-    actor: Actor, ctx: ServiceContext, defn: TemplateDefinition, payload: dict[str, Any],
+    actor: Actor,
+    ctx: ServiceContext,
+    defn: TemplateDefinition,
+    payload: dict[str, Any],
     decisions: dict[str, str] | None = None,
 ) -> SimulationResult:
     """What would happen if `actor` submitted `payload` now: steps, assignees, deadlines,
     escalations, notifications and the rules that would fail."""
-    return simulate(defn, payload, now=ctx.clock.now(), calendar=WALL_CLOCK,
-                    requester=actor.user_id, decisions=decisions,
-                    max_payload_bytes=ctx.settings.max_payload_bytes)
+    return simulate(
+        defn,
+        payload,
+        now=ctx.clock.now(),
+        calendar=WALL_CLOCK,
+        requester=actor.user_id,
+        decisions=decisions,
+        max_payload_bytes=ctx.settings.max_payload_bytes,
+    )
 
 
 @dataclass(frozen=True)
@@ -56,12 +71,20 @@ class ReplayedItem:
     differences: list[Difference]
 
 
-_DECIDED = {StepState.APPROVED: "approve", StepState.COMPLETED: "approve",
-            StepState.REJECTED: "reject", StepState.EXPIRED: "timeout"}
+_DECIDED = {
+    StepState.APPROVED: "approve",
+    StepState.COMPLETED: "approve",
+    StepState.REJECTED: "reject",
+    StepState.EXPIRED: "timeout",
+}
 
 
 async def replay_recent(
-    actor: Actor, ctx: ServiceContext, key: str, draft: TemplateDefinition, last: int,
+    actor: Actor,
+    ctx: ServiceContext,
+    key: str,
+    draft: TemplateDefinition,
+    last: int,
 ) -> list[ReplayedItem]:
     """Replay the last `last` items of template `key` through `draft` and report what would
     have differed (assignees, deadlines and breaches, outcomes)."""
@@ -69,7 +92,9 @@ async def replay_recent(
         """SELECT i.* FROM workflow_item i JOIN template t ON t.id = i.template_id
         WHERE i.tenant_id = $1 AND t.key = $2 AND i.plan IS NULL
         ORDER BY i.created_at DESC LIMIT $3""",
-        actor.tenant_id, key, max(1, min(last, 200)),
+        actor.tenant_id,
+        key,
+        max(1, min(last, 200)),
     )
     replayed = []
     for row in rows:
@@ -83,12 +108,18 @@ async def replay_recent(
             verdict = _DECIDED.get(StepState(step["state"]))
             if verdict is not None:
                 decisions[step["key"]] = step["decision_value"] or verdict
-        kwargs: dict[str, Any] = {"now": item["created_at"], "calendar": WALL_CLOCK,
-                                  "requester": item["requester_id"],
-                                  "max_payload_bytes": ctx.settings.max_payload_bytes}
+        kwargs: dict[str, Any] = {
+            "now": item["created_at"],
+            "calendar": WALL_CLOCK,
+            "requester": item["requester_id"],
+            "max_payload_bytes": ctx.settings.max_payload_bytes,
+        }
         before = simulate(before_defn, item["payload"], decisions=decisions, **kwargs)
-        after = simulate(draft, item["payload"],
-                         decisions={k: v for k, v in decisions.items() if draft.has_step(k)},
-                         **kwargs)
+        after = simulate(
+            draft,
+            item["payload"],
+            decisions={k: v for k, v in decisions.items() if draft.has_step(k)},
+            **kwargs,
+        )
         replayed.append(ReplayedItem(item["id"], item["title"], compare(before, after)))
     return replayed

@@ -76,8 +76,9 @@ async def save_template(
                 created_by=actor.user_id,
             )
             action = "template.draft_created"
-        uow.record(action, data={"template_id": str(row["id"]), "key": defn.key,
-                                 "version": row["version"]})
+        uow.record(
+            action, data={"template_id": str(row["id"]), "key": defn.key, "version": row["version"]}
+        )
         if publish:
             row = await template_repo.publish(actor.tenant_id, row["id"], now)
             uow.record(
@@ -118,7 +119,9 @@ def read_template_files(directory: Path) -> list[tuple[Path, dict[str, Any]]]:
     return documents
 
 
-async def load_templates(actor: Actor, ctx: ServiceContext, directory: Path) -> list[dict[str, Any]]:
+async def load_templates(
+    actor: Actor, ctx: ServiceContext, directory: Path
+) -> list[dict[str, Any]]:
     """Publish every template of `directory` whose definition differs from its latest version.
 
     Loading the same directory twice changes nothing the second time.

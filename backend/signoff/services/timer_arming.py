@@ -81,10 +81,7 @@ async def rearm_remaining(uow: UnitOfWork, item: dict[str, Any], step: dict[str,
     cancelled = await timer_repo.cancel_for_step(step["id"])
     now = uow.ctx.clock.now()
     rows = await timer_repo.insert_timers(
-        [
-            {**t, "token": secrets.token_hex(8), "now": now}
-            for t in cancelled
-        ]
+        [{**t, "token": secrets.token_hex(8), "now": now} for t in cancelled]
     )
     schedule_after_commit(uow, rows)
 

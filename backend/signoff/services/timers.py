@@ -67,26 +67,47 @@ async def fire_timer(ctx: ServiceContext, timer_id: UUID, token: str) -> FireRes
         return FireResult("fired", str(timer_id))
 
 
-async def _act(uow: UnitOfWork, view: ItemView, step: dict[str, Any], timer: dict[str, Any]) -> None:
+async def _act(
+    uow: UnitOfWork, view: ItemView, step: dict[str, Any], timer: dict[str, Any]
+) -> None:
     kind = TimerKind(timer["kind"])
     payload = timer["payload"]
     lateness = (uow.ctx.clock.now() - timer["due_at"]).total_seconds()
-    base = {"step": step["key"], "timer": str(timer["id"]), "due_at": timer["due_at"].isoformat(),
-            "lateness_seconds": lateness}
+    base = {
+        "step": step["key"],
+        "timer": str(timer["id"]),
+        "due_at": timer["due_at"].isoformat(),
+        "lateness_seconds": lateness,
+    }
     if kind == TimerKind.REMINDER:
-        uow.record("timer.reminder", item_id=view.id, step_id=step["id"],
-                   data={**base, "assignees": step["assignees"]})
+        uow.record(
+            "timer.reminder",
+            item_id=view.id,
+            step_id=step["id"],
+            data={**base, "assignees": step["assignees"]},
+        )
     elif kind == TimerKind.DEADLINE_RISK:
-        uow.record("timer.deadline_risk", item_id=view.id, step_id=step["id"],
-                   data={**base, "due": step["due_at"].isoformat() if step["due_at"] else None})
+        uow.record(
+            "timer.deadline_risk",
+            item_id=view.id,
+            step_id=step["id"],
+            data={**base, "due": step["due_at"].isoformat() if step["due_at"] else None},
+        )
     elif kind == TimerKind.ESCALATION:
         await _escalate(uow, view, step, payload, level=timer["level"], data=base)
     else:
         await _time_out(uow, view, step, payload["action"], base)
 
 
-async def _escalate(uow: UnitOfWork, view: ItemView, step: dict[str, Any],
-                    payload: dict[str, Any], *, level: int | None, data: dict[str, Any]) -> None:
+async def _escalate(
+    uow: UnitOfWork,
+    view: ItemView,
+    step: dict[str, Any],
+    payload: dict[str, Any],
+    *,
+    level: int | None,
+    data: dict[str, Any],
+) -> None:
     action = payload.get("action", "notify")
     targets = payload.get("targets") or {}
     assignees = dict(step["assignees"])
@@ -94,18 +115,31 @@ async def _escalate(uow: UnitOfWork, view: ItemView, step: dict[str, Any],
         for key in ("users", "groups", "roles"):
             assignees[key] = sorted({*assignees.get(key, []), *targets.get(key, [])})
     elif action == "reassign":
-        assignees = {"users": targets.get("users", []), "groups": targets.get("groups", []),
-                     "roles": targets.get("roles", []), "delegates": {}}
+        assignees = {
+            "users": targets.get("users", []),
+            "groups": targets.get("groups", []),
+            "roles": targets.get("roles", []),
+            "delegates": {},
+        }
     priority = view.item["priority"]
     if payload.get("priority") is not None:
         priority = max(priority, int(payload["priority"]))
     elif action == "raise_priority":
         priority += 1
     await transition_step(
-        uow, view, step, StepAction.ESCALATE,
+        uow,
+        view,
+        step,
+        StepAction.ESCALATE,
         changes={"assignees": assignees, "escalation_level": level or step["escalation_level"] + 1},
-        data={**data, "by": "timer", "level": level, "action": action, "targets": targets,
-              "before": step["assignees"] if assignees != step["assignees"] else None},
+        data={
+            **data,
+            "by": "timer",
+            "level": level,
+            "action": action,
+            "targets": targets,
+            "before": step["assignees"] if assignees != step["assignees"] else None,
+        },
     )
     if priority != view.item["priority"]:
         await items_repo.update_item(view.id, {"priority": priority}, uow.ctx.clock.now())
@@ -113,14 +147,16 @@ async def _escalate(uow: UnitOfWork, view: ItemView, step: dict[str, Any],
         view.item["version"] += 1
 
 
-async def _time_out(uow: UnitOfWork, view: ItemView, step: dict[str, Any], action: str,
-                    data: dict[str, Any]) -> None:
+async def _time_out(
+    uow: UnitOfWork, view: ItemView, step: dict[str, Any], action: str, data: dict[str, Any]
+) -> None:
     """The end of the chain: the step's timeout action."""
     if action == "expire":
         await transition_step(uow, view, step, StepAction.EXPIRE, data={**data, "by": "sla"})
     elif action == "reject":
-        await transition_step(uow, view, step, StepAction.REJECT, reason="SLA breached",
-                              data={**data, "by": "sla"})
+        await transition_step(
+            uow, view, step, StepAction.REJECT, reason="SLA breached", data={**data, "by": "sla"}
+        )
     elif action == "approve":
         # Only templates that explicitly allow it reach here (checked when the template is saved).
         await record_system_decision(uow, view, step, "timeout auto-approval")
@@ -129,9 +165,14 @@ async def _time_out(uow: UnitOfWork, view: ItemView, step: dict[str, Any], actio
         override_roles = sorted(uow.ctx.settings.override_roles)
         assignees = dict(step["assignees"])
         assignees["roles"] = sorted({*assignees.get("roles", []), *override_roles})
-        await transition_step(uow, view, step, StepAction.ESCALATE,
-                              changes={"assignees": assignees},
-                              data={**data, "by": "sla", "to_roles": override_roles})
+        await transition_step(
+            uow,
+            view,
+            step,
+            StepAction.ESCALATE,
+            changes={"assignees": assignees},
+            data={**data, "by": "sla", "to_roles": override_roles},
+        )
 
 
 async def sweep(ctx: ServiceContext, horizon: timedelta, batch: int = 5000) -> int:
@@ -144,21 +185,35 @@ async def sweep(ctx: ServiceContext, horizon: timedelta, batch: int = 5000) -> i
     return len(due)
 
 
-async def set_business_calendar(actor: Actor, ctx: ServiceContext,
-                                calendar: BusinessCalendar) -> BusinessCalendar:
+async def set_business_calendar(
+    actor: Actor, ctx: ServiceContext, calendar: BusinessCalendar
+) -> BusinessCalendar:
     """Set the tenant's working hours for SLA arithmetic (admins). Steps already in review keep
     the deadlines they were armed with."""
     if not actor.principal.has_any_role(ctx.settings.admin_roles):
         raise forbidden("setting the business calendar needs an admin role")
     async with unit_of_work(actor, ctx) as uow:
-        await timer_repo.save_calendar(actor.tenant_id, {
-            "timezone": calendar.timezone, "workdays": sorted(calendar.workdays),
-            "start": calendar.start, "end": calendar.end, "holidays": sorted(calendar.holidays),
-        }, ctx.clock.now())
-        uow.record("tenant.calendar_set", data={
-            "timezone": calendar.timezone, "workdays": sorted(calendar.workdays),
-            "start": calendar.start.isoformat(), "end": calendar.end.isoformat(),
-            "holidays": [d.isoformat() for d in sorted(calendar.holidays)]})
+        await timer_repo.save_calendar(
+            actor.tenant_id,
+            {
+                "timezone": calendar.timezone,
+                "workdays": sorted(calendar.workdays),
+                "start": calendar.start,
+                "end": calendar.end,
+                "holidays": sorted(calendar.holidays),
+            },
+            ctx.clock.now(),
+        )
+        uow.record(
+            "tenant.calendar_set",
+            data={
+                "timezone": calendar.timezone,
+                "workdays": sorted(calendar.workdays),
+                "start": calendar.start.isoformat(),
+                "end": calendar.end.isoformat(),
+                "holidays": [d.isoformat() for d in sorted(calendar.holidays)],
+            },
+        )
     return calendar
 
 

@@ -19,7 +19,6 @@ from signoff.notify import (
     RenderedMessage,
     hookimpl,
 )
-
 from signoff_email.message import EmailConfig, build_message, render
 
 CHANNEL = "email"

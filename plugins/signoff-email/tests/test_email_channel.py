@@ -13,13 +13,14 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-import signoff_email.plugin as email_plugin
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+import signoff_email.plugin as email_plugin
 from signoff.notify import (
     ConfigError,
     DeliveryStatus,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+
 from signoff.notify import (
     ChannelCapabilities,
     ChannelSpec,
@@ -21,7 +22,6 @@ from signoff.notify import (
     Secret,
     hookimpl,
 )
-
 from signoff_slack.interactions import (
     APPROVE_ACTION_ID,
     REJECT_ACTION_ID,

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import pytest
+
 import signoff_slack.plugin as slack_plugin
 from signoff.notify import (
     DeliveryStatus,

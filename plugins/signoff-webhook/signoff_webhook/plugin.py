@@ -10,6 +10,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
+
 from signoff.notify import (
     ChannelCapabilities,
     ChannelSpec,
@@ -21,7 +22,6 @@ from signoff.notify import (
     Secret,
     hookimpl,
 )
-
 from signoff_webhook.signature import SIGNATURE_HEADER, sign
 
 CHANNEL = "webhook"

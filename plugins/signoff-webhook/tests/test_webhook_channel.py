@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+
 import signoff_webhook.plugin as webhook_plugin
 from signoff.notify import DeliveryStatus, NotificationEvent, NotifierRegistry, Recipient
 from signoff.testing import HTTPReply, ReceivedRequest, RecordingHTTPServer

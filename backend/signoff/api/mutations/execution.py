@@ -8,8 +8,8 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from signoff.api.enums import described_enum
 from signoff.api.context import SignoffContext, actor_of, services_of
+from signoff.api.enums import described_enum
 from signoff.api.mutations.actions import GuardsInput, _guards, _step
 from signoff.api.mutations.common import ItemPayload, item_payload
 from signoff.domain.errors import invalid

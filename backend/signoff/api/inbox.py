@@ -1,0 +1,381 @@
+"""The reviewer inbox (Relay-style connection with facets) and `node(id:)`.
+
+A page costs a constant number of statements: the page itself, the steps of its items, their
+template versions, their decisions when asked for, and the facet counts when asked for
+(DataLoaders in `api/loaders.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+from datetime import datetime
+from enum import Enum, StrEnum
+from typing import Annotated, Any
+from uuid import UUID
+
+import strawberry
+from strawberry.types import Info
+
+from signoff.api import ids
+from signoff.api.context import SignoffContext, actor_of, services_of
+from signoff.api.enums import described_enum
+from signoff.api.errors import CodedError
+from signoff.api.loaders import definition_for, loaders_of
+from signoff.api.types import Node, Step, Template, WorkflowItem
+from signoff.db import inbox as inbox_repo
+from signoff.db import items as items_repo
+from signoff.db import templates as template_repo
+from signoff.db.inbox import ClaimState, InboxFilters, InboxOrder, InboxPrincipal, InboxSortField
+from signoff.domain.errors import DomainError, ErrorCode
+from signoff.domain.states import ItemState
+from signoff.domain.templates import RiskLevel, TemplateKind
+from signoff.services import items as item_services
+
+DEFAULT_PAGE_SIZE = 20
+
+InboxSortFieldEnum = described_enum(
+    InboxSortField,
+    "What the inbox is ordered by; ties are broken by item id.",
+    {
+        InboxSortField.DUE: "Earliest SLA deadline of the caller's active steps (else the "
+        "item's); items without one last. Ascending by default.",
+        InboxSortField.PRIORITY: "Item priority; highest first by default.",
+        InboxSortField.RISK: "Item risk level; critical first by default.",
+        InboxSortField.CREATED: "Submission time; newest first by default.",
+    },
+    name="InboxSortField",
+)
+InboxClaimEnum = described_enum(
+    ClaimState,
+    "Whether the caller's active steps of an item are claimed.",
+    {
+        ClaimState.MINE: "Claimed by the caller.",
+        ClaimState.UNCLAIMED: "Claimed by nobody.",
+        ClaimState.OTHERS: "Claimed by someone else.",
+    },
+    name="InboxClaim",
+)
+
+
+class SortDirection(StrEnum):
+    """Ascending or descending."""
+
+    ASC = "asc"
+    DESC = "desc"
+
+
+SortDirectionEnum = described_enum(
+    SortDirection,
+    "Ascending or descending order.",
+    {SortDirection.ASC: "Smallest first.", SortDirection.DESC: "Largest first."},
+)
+
+_DEFAULT_DESCENDING = {
+    InboxSortField.DUE: False,
+    InboxSortField.PRIORITY: True,
+    InboxSortField.RISK: True,
+    InboxSortField.CREATED: True,
+}
+
+
+@strawberry.input(description="Inbox filters; given ones are combined with AND.")
+class InboxFilter:
+    states: list[ItemState] | None = strawberry.field(
+        default=None, description="Item states (any of)."
+    )
+    kinds: list[TemplateKind] | None = strawberry.field(
+        default=None, description="Item kinds (any of)."
+    )
+    template_keys: list[str] | None = strawberry.field(
+        default=None, description="Template keys (any of), every version."
+    )
+    risks: list[RiskLevel] | None = strawberry.field(
+        default=None, description="Item risk levels (any of)."
+    )
+    priority_min: int | None = strawberry.field(
+        default=None, description="Only items with at least this priority."
+    )
+    due_before: datetime | None = strawberry.field(
+        default=None, description="Only items due before this time."
+    )
+    due_after: datetime | None = strawberry.field(
+        default=None, description="Only items due at or after this time."
+    )
+    overdue: bool | None = strawberry.field(
+        default=None, description="Only overdue items (true) or only items not overdue (false)."
+    )
+    claim: ClaimState | None = strawberry.field(
+        default=None, description="Only items claimed by me, unclaimed, or claimed by others."
+    )
+    text: str | None = strawberry.field(
+        default=None, description="Case-insensitive text the title contains."
+    )
+
+
+@strawberry.input(description="Inbox order; ties are broken by item id, so pages are stable.")
+class InboxSort:
+    field: InboxSortField = strawberry.field(
+        default=InboxSortField.DUE, description="Sort field (default DUE)."
+    )
+    direction: SortDirection | None = strawberry.field(
+        default=None,
+        description="Direction; default ascending for DUE, descending for the others.",
+    )
+
+
+@strawberry.type(description="Relay page information.")
+class PageInfo:
+    has_next_page: bool = strawberry.field(description="Whether items follow this page.")
+    has_previous_page: bool = strawberry.field(
+        description="Whether this page was requested after a cursor."
+    )
+    start_cursor: str | None = strawberry.field(description="Cursor of the first edge.")
+    end_cursor: str | None = strawberry.field(
+        description="Cursor of the last edge; pass as `after` for the next page."
+    )
+
+
+@strawberry.type(description="One inbox entry: an item and why it is in the caller's inbox.")
+class InboxEdge:
+    cursor: str = strawberry.field(description="Opaque position of this entry in its order.")
+    node: WorkflowItem = strawberry.field(description="The item.")
+    due_at: datetime | None = strawberry.field(
+        description="Earliest SLA deadline of the caller's active steps (else the item's)."
+    )
+    overdue: bool = strawberry.field(description="Whether that deadline has passed.")
+    claim: ClaimState = strawberry.field(description="Claim state of the caller's steps.")
+
+
+@strawberry.type(description="How many inbox items have one value of a facet.")
+class FacetCount:
+    value: str = strawberry.field(
+        description="The value, spelled as in the schema's enums (`PENDING`, `HIGH`, `MINE`) "
+        "or `true`/`false` for overdue."
+    )
+    count: int = strawberry.field(description="Number of items with that value.")
+
+
+@strawberry.type(description="Counts per filter value, over the items matching the filter.")
+class InboxFacets:
+    states: list[FacetCount] = strawberry.field(description="Per item state.")
+    kinds: list[FacetCount] = strawberry.field(description="Per item kind.")
+    risks: list[FacetCount] = strawberry.field(description="Per risk level.")
+    overdue: list[FacetCount] = strawberry.field(description="Overdue (`true`) or not.")
+    claim: list[FacetCount] = strawberry.field(description="Per claim state.")
+
+
+@strawberry.type(description="A page of the caller's inbox.")
+class InboxConnection:
+    edges: list[InboxEdge] = strawberry.field(description="The entries of this page.")
+    page_info: PageInfo = strawberry.field(description="Where this page is.")
+    who: strawberry.Private[InboxPrincipal]
+    filters: strawberry.Private[InboxFilters]
+    now: strawberry.Private[datetime]
+    counted: strawberry.Private[dict[str, Any]]
+
+    async def _counts(self) -> tuple[int, dict[str, dict[str, int]]]:
+        if "result" not in self.counted:
+            lock = self.counted.setdefault("lock", asyncio.Lock())
+            async with lock:
+                if "result" not in self.counted:
+                    self.counted["result"] = await inbox_repo.inbox_facets(
+                        self.who, self.filters, self.now
+                    )
+        result: tuple[int, dict[str, dict[str, int]]] = self.counted["result"]
+        return result
+
+    @strawberry.field(description="Number of items matching the filter (all pages).")
+    async def total_count(self) -> int:
+        total, _ = await self._counts()
+        return total
+
+    @strawberry.field(description="Counts per filter value, for the badges of a filter bar.")
+    async def facets(self) -> InboxFacets:
+        _, facets = await self._counts()
+        return InboxFacets(
+            states=_facet(facets["state"], ItemState),
+            kinds=_facet(facets["kind"], TemplateKind),
+            risks=_facet(facets["risk"], RiskLevel),
+            overdue=_facet(facets["overdue"], None),
+            claim=_facet(facets["claim"], ClaimState),
+        )
+
+
+def _facet(counts: dict[str, int], enum: type[Enum] | None) -> list[FacetCount]:
+    out = []
+    for value, count in sorted(counts.items()):
+        name = value
+        if enum is not None:
+            try:
+                name = enum(value).name
+            except ValueError:
+                name = value
+        out.append(FacetCount(value=name, count=count))
+    return out
+
+
+def _encode_page_cursor(order: InboxOrder, value: Any, item_id: UUID) -> str:
+    raw = value.isoformat() if isinstance(value, datetime) else value
+    text = json.dumps([order.field.value, order.descending, raw, str(item_id)])
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _decode_page_cursor(cursor: str, order: InboxOrder) -> inbox_repo.Keyset:
+    bad = DomainError(ErrorCode.INVALID_INPUT, "not a cursor of this inbox order", "after")
+    try:
+        text = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()).decode()
+        field, descending, raw, item_id = json.loads(text)
+        if field != order.field.value or descending != order.descending:
+            raise bad
+        if order.field in (InboxSortField.DUE, InboxSortField.CREATED):
+            value: Any = datetime.fromisoformat(raw)
+        else:
+            value = int(raw)
+        return inbox_repo.Keyset(value, UUID(item_id))
+    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError):
+        raise bad from None
+
+
+def _filters(f: InboxFilter | None) -> InboxFilters:
+    if f is None:
+        return InboxFilters()
+    return InboxFilters(
+        states=tuple(s.value for s in f.states or ()),
+        kinds=tuple(k.value for k in f.kinds or ()),
+        template_keys=tuple(f.template_keys or ()),
+        risks=tuple(r.value for r in f.risks or ()),
+        priority_min=f.priority_min,
+        due_before=f.due_before,
+        due_after=f.due_after,
+        overdue=f.overdue,
+        claim=f.claim,
+        text=f.text,
+    )
+
+
+def _order(sort: InboxSort | None) -> InboxOrder:
+    field = sort.field if sort else InboxSortField.DUE
+    direction = sort.direction if sort else None
+    descending = (
+        _DEFAULT_DESCENDING[field] if direction is None else direction == SortDirection.DESC
+    )
+    return InboxOrder(field, descending)
+
+
+@strawberry.type
+class InboxQueries:
+    """The inbox and global object lookup (a base of `Query`)."""
+
+    @strawberry.field(
+        description="Items with an active step the caller can act on (assigned to them, one "
+        "of their groups or roles, delegated or escalated to them), filtered, sorted and paged "
+        "with stable cursors."
+    )
+    async def inbox(
+        self,
+        info: Info[SignoffContext, Any],
+        filter: Annotated[
+            InboxFilter | None, strawberry.argument(description="Which items (default: all).")
+        ] = None,
+        sort: Annotated[
+            InboxSort | None, strawberry.argument(description="Order (default: DUE ascending).")
+        ] = None,
+        first: Annotated[
+            int | None,
+            strawberry.argument(description="Page size, 1 to the configured maximum (default 20)."),
+        ] = None,
+        after: Annotated[
+            str | None,
+            strawberry.argument(description="`endCursor` of the previous page, same sort."),
+        ] = None,
+    ) -> InboxConnection:
+        actor = actor_of(info)
+        services = services_of(info)
+        max_size = services.settings.max_page_size
+        size = first if first is not None else min(DEFAULT_PAGE_SIZE, max_size)
+        order = _order(sort)
+        try:
+            if not 1 <= size <= max_size:
+                raise DomainError(
+                    ErrorCode.INVALID_INPUT, f"first must be between 1 and {max_size}", "first"
+                )
+            keyset = _decode_page_cursor(after, order) if after else None
+        except DomainError as exc:
+            raise CodedError(exc) from None
+        principal = actor.principal
+        who = InboxPrincipal(
+            tenant_id=principal.tenant_id,
+            user_id=principal.user_id,
+            groups=tuple(sorted(principal.groups)),
+            roles=tuple(sorted(principal.roles)),
+        )
+        filters = _filters(filter)
+        now = services.clock.now()
+        rows, has_next = await inbox_repo.inbox_page(
+            who, filters, order, after=keyset, limit=size, now=now
+        )
+        loaders = loaders_of(info)
+        item_ids = [r["id"] for r in rows]
+        steps = await loaders.steps_by_item.load_many(item_ids)
+        definitions = await asyncio.gather(*(definition_for(loaders, services, r) for r in rows))
+        edges = []
+        for row, item_steps, definition in zip(rows, steps, definitions, strict=True):
+            loaders.items.prime(row["id"], row)
+            edges.append(
+                InboxEdge(
+                    cursor=_encode_page_cursor(order, row["sort_key"], row["id"]),
+                    node=WorkflowItem.from_parts(row, item_steps, definition),
+                    due_at=row["inbox_due"],
+                    overdue=row["inbox_overdue"],
+                    claim=ClaimState(row["inbox_claim"]),
+                )
+            )
+        return InboxConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=has_next,
+                has_previous_page=after is not None,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+            who=who,
+            filters=filters,
+            now=now,
+            counted={},
+        )
+
+    @strawberry.field(
+        description="Any object by its global id (WorkflowItem, Step, Template); null when "
+        "absent, of another tenant, or not readable by the caller."
+    )
+    async def node(
+        self,
+        info: Info[SignoffContext, Any],
+        id: Annotated[strawberry.ID, strawberry.argument(description="A global id.")],
+    ) -> Node | None:
+        actor = actor_of(info)
+        services = services_of(info)
+        try:
+            type_name, _ = ids.decode(id)
+            if type_name == "WorkflowItem":
+                view = await item_services.get_item(actor, services, ids.decode_uuid(id, type_name))
+                return WorkflowItem.from_view(view)
+            if type_name == "Step":
+                step_id = ids.decode_uuid(id, type_name)
+                item_id = await items_repo.item_id_of_step(actor.tenant_id, step_id)
+                if item_id is None:
+                    return None
+                view = await item_services.get_item(actor, services, item_id)
+                step = next(s for s in view.steps if s["id"] == step_id)
+                return Step.from_row(step, view.definition)
+            if type_name == "Template":
+                row = await template_repo.get(actor.tenant_id, ids.decode_uuid(id, type_name))
+                return Template.from_row(row) if row else None
+        except DomainError as exc:
+            if exc.code == ErrorCode.NOT_FOUND:
+                return None
+            raise CodedError(exc) from None
+        return None

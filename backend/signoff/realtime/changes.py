@@ -1,0 +1,173 @@
+"""How an audit event changes one reviewer's inbox: entered, updated or left, and why.
+
+Pure rules over an event and the item's current steps; no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from signoff.domain.actors import Principal
+from signoff.domain.permissions import assignees_match
+
+
+class ChangeKind(StrEnum):
+    """What happened to the item's place in the inbox."""
+
+    ENTERED = "entered"
+    UPDATED = "updated"
+    LEFT = "left"
+
+
+class ChangeReason(StrEnum):
+    """Why, derived from the event's action."""
+
+    ASSIGNED = "assigned"
+    CLAIMED = "claimed"
+    UNCLAIMED = "unclaimed"
+    DECIDED = "decided"
+    ESCALATED = "escalated"
+    REASSIGNED = "reassigned"
+    DELEGATED = "delegated"
+    MODIFIED = "modified"
+    DUE_SOON = "due_soon"
+    COMMENTED = "commented"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    UPDATED = "updated"
+
+
+_REASONS: Mapping[str, ChangeReason] = {
+    "step.activate": ChangeReason.ASSIGNED,
+    "item.resubmit": ChangeReason.ASSIGNED,
+    "step.resubmit": ChangeReason.ASSIGNED,
+    "step.claim": ChangeReason.CLAIMED,
+    "step.unclaim": ChangeReason.UNCLAIMED,
+    "step.vote": ChangeReason.DECIDED,
+    "step.approve": ChangeReason.DECIDED,
+    "step.reject": ChangeReason.DECIDED,
+    "step.request_changes": ChangeReason.DECIDED,
+    "step.override": ChangeReason.DECIDED,
+    "step.skip": ChangeReason.DECIDED,
+    "item.approve": ChangeReason.DECIDED,
+    "item.approve_all": ChangeReason.DECIDED,
+    "item.reject": ChangeReason.DECIDED,
+    "item.request_changes": ChangeReason.DECIDED,
+    "item.override": ChangeReason.DECIDED,
+    "step.escalate": ChangeReason.ESCALATED,
+    "step.reassign": ChangeReason.REASSIGNED,
+    "step.modify": ChangeReason.MODIFIED,
+    "step.cancel": ChangeReason.CANCELLED,
+    "item.cancel": ChangeReason.CANCELLED,
+    "step.expire": ChangeReason.EXPIRED,
+    "item.expire": ChangeReason.EXPIRED,
+}
+
+# Events that can bring an item into an inbox.
+_ENTERING = {
+    ChangeReason.ASSIGNED,
+    ChangeReason.ESCALATED,
+    ChangeReason.REASSIGNED,
+    ChangeReason.DELEGATED,
+}
+# Events after which an item that is no longer in the inbox is reported as having left it.
+_LEAVING = {
+    ChangeReason.DECIDED,
+    ChangeReason.REASSIGNED,
+    ChangeReason.DELEGATED,
+    ChangeReason.CANCELLED,
+    ChangeReason.EXPIRED,
+    ChangeReason.ESCALATED,
+}
+# Not inbox changes by themselves: the step activation that follows a submission reports it.
+_IGNORED = {"item.submitted"}
+
+
+def reason_of(action: str, data: Mapping[str, Any] | None = None) -> ChangeReason | None:
+    """The inbox-change reason of an audit action (None: not an inbox change)."""
+    if action in _IGNORED:
+        return None
+    if action == "step.reassign" and data and "delegate" in data:
+        return ChangeReason.DELEGATED
+    if action in _REASONS:
+        return _REASONS[action]
+    if action.startswith("comment."):
+        return ChangeReason.COMMENTED
+    if "remind" in action or "deadline" in action or "due_soon" in action:
+        return ChangeReason.DUE_SOON
+    return ChangeReason.UPDATED
+
+
+@dataclass(frozen=True)
+class InboxChange:
+    """One item's change in one reviewer's inbox."""
+
+    kind: ChangeKind
+    reason: ChangeReason
+
+
+SEAT_OUTCOMES = frozenset({"approve", "reject"})
+"""Decision outcomes that fill a reviewer's seat in a step's quorum."""
+
+
+def seats_taken(
+    principal: Principal, item: Mapping[str, Any], decisions: Sequence[Mapping[str, Any]]
+) -> set[Any]:
+    """Ids of the steps on which the principal already filled a seat in the item's current
+    revision (they have nothing left to do there)."""
+    return {
+        d["step_id"]
+        for d in decisions
+        if d["actor_id"] == principal.user_id
+        and d["revision"] == item["revision"]
+        and d["outcome"] in SEAT_OUTCOMES
+    }
+
+
+def in_inbox(
+    principal: Principal, steps: Sequence[Mapping[str, Any]], voted: Collection[Any] = ()
+) -> bool:
+    """Whether an item with `steps` is in the principal's inbox now: an active step names them
+    and they have not yet filled a seat on it (`voted`: ids of such steps)."""
+    return any(
+        s["state"] == "active"
+        and s["id"] not in voted
+        and assignees_match(s["assignees"], principal)
+        for s in steps
+    )
+
+
+def inbox_change(
+    event: Mapping[str, Any],
+    principal: Principal,
+    steps: Sequence[Mapping[str, Any]],
+    voted: Collection[Any] = (),
+) -> InboxChange | None:
+    """How `event` changed the principal's inbox, judged against the item's current `steps`
+    (None when it does not concern them).
+
+    An event concerns a reviewer the event's step names (or, for an item-level event, any of
+    the item's steps), or one the step named before a reassignment. Current assignees are the
+    authority: someone removed from a step no longer receives its later events.
+    """
+    reason = reason_of(event["action"], event.get("data"))
+    if reason is None:
+        return None
+    step_id = event.get("step_id")
+    step = next((s for s in steps if s["id"] == step_id), None) if step_id else None
+    named_before = assignees_match((event.get("data") or {}).get("before") or {}, principal)
+    if step is not None:
+        concerned = assignees_match(step["assignees"], principal) or named_before
+    else:
+        concerned = any(assignees_match(s["assignees"], principal) for s in steps)
+    if not concerned:
+        return None
+    if in_inbox(principal, steps, voted):
+        kind = ChangeKind.ENTERED if reason in _ENTERING else ChangeKind.UPDATED
+        return InboxChange(kind, reason)
+    if reason in _LEAVING:
+        return InboxChange(ChangeKind.LEFT, reason)
+    return None
