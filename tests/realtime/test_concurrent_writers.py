@@ -7,8 +7,6 @@ import asyncio
 import contextlib
 import random
 
-from asyncpg.exceptions import DeadlockDetectedError
-
 from signoff.db import feed, sql
 from tests.conftest import wait_for
 from tests.realtime.conftest import INBOX, TIMEOUT, Socket, global_id, submit, wait_subscribed
@@ -19,21 +17,12 @@ ITEMS_PER_WRITER = 6
 
 async def _write(services, tenant, done: asyncio.Event) -> list:
     async def writer(n: int) -> list:
-        views = []
-        for k in range(ITEMS_PER_WRITER):
-            for _attempt in range(20):
-                try:
-                    views.append(await submit(services, tenant, "change-approval", f"w{n}-{k}"))
-                    break
-                except DeadlockDetectedError:
-                    # Concurrent submissions can deadlock today: the item's FK takes KEY SHARE
-                    # on the tenant row, then `append_events` asks FOR UPDATE on it (fix:
-                    # FOR NO KEY UPDATE). A rolled-back attempt must publish nothing, which
-                    # the assertions below check; the writer retries as a client would.
-                    continue
-            else:
-                raise AssertionError("submission kept deadlocking")
-        return views
+        # No retries: concurrent submissions in one tenant must not deadlock (the audit
+        # numbering lock is FOR NO KEY UPDATE, compatible with the foreign keys' KEY SHARE).
+        return [
+            await submit(services, tenant, "change-approval", f"w{n}-{k}")
+            for k in range(ITEMS_PER_WRITER)
+        ]
 
     try:
         results = await asyncio.gather(*(writer(n) for n in range(WRITERS)))
@@ -97,7 +86,6 @@ async def test_a_reconnecting_subscriber_sees_every_change_once_in_order(
             for _ in range(rng.randint(1, 4)):
                 if len(received) == total:
                     break
-                print("recv", len(received), reconnects, flush=True)
                 change = (await socket.next(timeout=TIMEOUT))["inboxChanged"]
                 received.append(change)
                 cursor = change["cursor"]
