@@ -11,9 +11,8 @@ from strawberry.types import Info
 from signoff.api import ids
 from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.errors import CodedError, UserError, user_error
-from signoff.db import timers as timer_repo
 from signoff.domain.calendar import BusinessCalendar
-from signoff.domain.errors import DomainError, forbidden
+from signoff.domain.errors import DomainError
 from signoff.services import timers as timer_services
 
 
@@ -90,9 +89,9 @@ class TimerQueries:
     ) -> list[StepTimer]:
         actor = actor_of(info)
         try:
-            if not actor.principal.has_any_role(services_of(info).settings.admin_roles):
-                raise forbidden("listing timers needs an admin role")
-            rows = await timer_repo.for_step(ids.decode_uuid(step_id, "Step", "stepId"))
+            rows = await timer_services.step_timers(
+                actor, services_of(info), ids.decode_uuid(step_id, "Step", "stepId")
+            )
         except DomainError as exc:
             raise CodedError(exc) from None
         return [
@@ -104,7 +103,6 @@ class TimerQueries:
                 fired_at=r["fired_at"],
             )
             for r in rows
-            if r["tenant_id"] == actor.tenant_id
         ]
 
 

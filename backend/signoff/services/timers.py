@@ -222,3 +222,10 @@ async def overdue_steps(actor: Actor, ctx: ServiceContext, limit: int) -> list[d
     if not actor.principal.has_any_role(ctx.settings.admin_roles):
         raise forbidden("listing overdue steps needs an admin role")
     return await timer_repo.overdue_steps(actor.tenant_id, ctx.clock.now(), limit)
+
+
+async def step_timers(actor: Actor, ctx: ServiceContext, step_id: UUID) -> list[dict[str, Any]]:
+    """Every timer of one step of the actor's tenant (operators and admins)."""
+    if not actor.principal.has_any_role(ctx.settings.admin_roles):
+        raise forbidden("listing timers needs an admin role")
+    return [t for t in await timer_repo.for_step(step_id) if t["tenant_id"] == actor.tenant_id]
