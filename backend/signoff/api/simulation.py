@@ -199,11 +199,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, DomainAssignees):
-        return {
-            "users": list(value.users),
-            "groups": list(value.groups),
-            "roles": list(value.roles),
-        }
+        return value.to_dict()
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value if isinstance(value, str | int | float | bool | None) else str(value)

@@ -8,7 +8,7 @@ rules need the step model).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
@@ -139,6 +139,19 @@ class Assignees:
         if user_id in self.users:
             return True
         return bool(set(groups) & set(self.groups)) or bool(set(roles) & set(self.roles))
+
+    def to_dict(self) -> dict[str, list[str]]:
+        """The JSON form stored on steps, plans and timers."""
+        return {"users": list(self.users), "groups": list(self.groups), "roles": list(self.roles)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Assignees:
+        """Read back `to_dict` (extra keys such as delegates are ignored)."""
+        return cls(
+            users=tuple(data.get("users", ())),
+            groups=tuple(data.get("groups", ())),
+            roles=tuple(data.get("roles", ())),
+        )
 
     def merged(self, other: Assignees) -> Assignees:
         """The union, keeping first-seen order so that rendering stays stable."""

@@ -64,10 +64,6 @@ __all__ = [
 ]
 
 
-def _assignees_to_dict(a: Assignees) -> dict[str, list[str]]:
-    return {"users": list(a.users), "groups": list(a.groups), "roles": list(a.roles)}
-
-
 def step_to_dict(step: StepDefinition) -> dict[str, Any]:
     """One step as the document `parse_template` reads (durations as ISO-8601 strings)."""
     quorum: dict[str, Any] = {"mode": step.quorum.mode.value}
@@ -78,7 +74,7 @@ def step_to_dict(step: StepDefinition) -> dict[str, Any]:
         "name": step.name,
         "kind": step.kind.value,
         "description": step.description,
-        "assignees": _assignees_to_dict(step.assignees),
+        "assignees": step.assignees.to_dict(),
         "quorum": quorum,
         "risk": step.risk.value,
         "sla": format_duration(step.sla) if step.sla is not None else None,
@@ -88,7 +84,7 @@ def step_to_dict(step: StepDefinition) -> dict[str, Any]:
             {
                 "after": format_duration(level.after),
                 "action": level.action.value,
-                "targets": _assignees_to_dict(level.targets),
+                "targets": level.targets.to_dict(),
                 "priority": level.priority,
             }
             for level in step.escalation

@@ -58,18 +58,6 @@ class TimerSpec:
         return (self.due_at, _KIND_ORDER[self.kind], self.level or 0)
 
 
-def _assignees_to_dict(a: Assignees) -> dict[str, list[str]]:
-    return {"users": list(a.users), "groups": list(a.groups), "roles": list(a.roles)}
-
-
-def _assignees_from_dict(data: Mapping[str, Any]) -> Assignees:
-    return Assignees(
-        users=tuple(data.get("users", ())),
-        groups=tuple(data.get("groups", ())),
-        roles=tuple(data.get("roles", ())),
-    )
-
-
 @dataclass(frozen=True)
 class EscalationPlan:
     """A frozen snapshot of a step's time rules, stored on the item when the step activates."""
@@ -104,7 +92,7 @@ class EscalationPlan:
                 {
                     "after": format_duration(level.after),
                     "action": level.action.value,
-                    "targets": _assignees_to_dict(level.targets),
+                    "targets": level.targets.to_dict(),
                     "priority": level.priority,
                 }
                 for level in self.levels
@@ -125,7 +113,7 @@ class EscalationPlan:
                     EscalationLevel(
                         after=parse_duration(level["after"]),
                         action=EscalationActionKind(level.get("action", "notify")),
-                        targets=_assignees_from_dict(level.get("targets") or {}),
+                        targets=Assignees.from_dict(level.get("targets") or {}),
                         priority=level.get("priority"),
                     )
                     for level in data.get("levels", ())
@@ -165,7 +153,7 @@ class EscalationPlan:
                     level=number,
                     payload={
                         "action": level.action.value,
-                        "targets": _assignees_to_dict(level.targets),
+                        "targets": level.targets.to_dict(),
                         "priority": level.priority,
                     },
                 )

@@ -183,11 +183,7 @@ async def submit_item(actor: Actor, ctx: ServiceContext, inp: SubmitItemInput) -
                     "kind": s.kind.value,
                     "position": i,
                     "state": StepState.WAITING.value,
-                    "assignees": {
-                        "users": list(s.assignees.users),
-                        "groups": list(s.assignees.groups),
-                        "roles": list(s.assignees.roles),
-                    },
+                    "assignees": s.assignees.to_dict(),
                     "quorum": {"mode": s.quorum.mode.value, "n": s.quorum.n},
                     "risk": s.risk.value,
                     "sensitive": s.sensitive,
