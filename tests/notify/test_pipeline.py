@@ -224,8 +224,9 @@ async def test_burst_to_one_recipient_is_folded_into_a_digest(tenant, demo_templ
         await submit_change(tenant, nsvc, title=f"Change {n}")
     await run_worker(nsvc.settings, clock, registry)
 
-    # Threshold 3: three sent one by one, two held for the digest.
-    assert [m.message.subject for m in channels["fake"].sent] == [
+    # Threshold 3: three sent one by one, two held for the digest. The three deliveries run
+    # concurrently, so the order they reach the channel in is not part of the contract.
+    assert sorted(m.message.subject for m in channels["fake"].sent) == [
         f"assignment: Change {n}" for n in range(3)
     ]
     held = [r for r in await deliveries(tenant) if r["status"] == "digested"]
