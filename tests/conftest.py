@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -27,7 +26,7 @@ from signoff.db.engine import close_pool, configure_engine, start_pool
 from signoff.db.migrate import apply_migrations
 from signoff.domain.actors import Actor, Principal
 from signoff.domain.clock import ManualClock
-from signoff.embedded import EmbeddedServices, start_embedded
+from signoff.embedded import EmbeddedServices, reachable, start_embedded
 from signoff.services.context import ServiceContext
 from signoff.services.templates import load_templates
 from signoff.settings import Settings
@@ -36,14 +35,6 @@ REPO = Path(__file__).resolve().parents[1]
 DEMO_TEMPLATES = REPO / "backend" / "signoff" / "demo"
 RUN_ID = uuid.uuid4().hex[:10]
 TEST_SECRET = "test-secret-that-is-at-least-32-bytes-long!"
-
-
-def _reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def _with_database(url: str, database: str) -> str:
@@ -57,9 +48,9 @@ def service_urls() -> Iterator[tuple[str, str]]:
     pg = os.environ.get("SIGNOFF_TEST_DATABASE_URL", "")
     rd = os.environ.get("SIGNOFF_TEST_REDIS_URL", "")
     embedded: EmbeddedServices | None = None
-    if not pg and _reachable("127.0.0.1", 5432):
+    if not pg and reachable("127.0.0.1", 5432):
         pg = "postgresql://postgres@127.0.0.1:5432/postgres"
-    if not rd and _reachable("127.0.0.1", 6379):
+    if not rd and reachable("127.0.0.1", 6379):
         rd = "redis://127.0.0.1:6379/0"
     if not pg or not rd:
         embedded = start_embedded(REPO / ".signoff" / "test", database="postgres")

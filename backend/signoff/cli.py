@@ -212,6 +212,13 @@ def cmd_docs(args: argparse.Namespace) -> None:
     print(f"wrote {target}")
 
 
+def cmd_bench(args: argparse.Namespace) -> None:
+    """Run benchmark scenarios and write docs/benchmarks.md (see `signoff.bench`)."""
+    from signoff.bench.runner import command
+
+    sys.exit(command(args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="signoff", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -241,6 +248,14 @@ def build_parser() -> argparse.ArgumentParser:
     docs = sub.add_parser("docs", help="regenerate generated docs")
     docs.add_argument("what", choices=["state-machine"])
     docs.set_defaults(func=cmd_docs)
+    bench = sub.add_parser("bench", help="run the benchmarks, write docs/benchmarks.md")
+    bench.add_argument("scenarios", nargs="*", help="scenarios to run (default: all)")
+    bench.add_argument("--quick", action="store_true", help="small sizes: a development run")
+    bench.add_argument("--repeats", type=int, default=3, help="runs per figure (default 3)")
+    bench.add_argument("--keep", action="store_true", help="keep the benchmark databases")
+    bench.add_argument("--out", default=str(REPO_ROOT / "docs"), help="where to write reports")
+    bench.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -7,11 +7,21 @@ sockets, and stop with the process that started them.
 from __future__ import annotations
 
 import logging
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("signoff.embedded")
+
+
+def reachable(host: str, port: int) -> bool:
+    """Whether something accepts TCP connections at host:port (a server already running)."""
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 @dataclass
