@@ -8,8 +8,8 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
+from signoff.domain.records import TemplateVersion
 from signoff.settings import Settings, get_settings
 
 log = logging.getLogger("signoff.cli")
@@ -165,7 +165,7 @@ def cmd_templates(args: argparse.Namespace) -> None:
     settings = _settings()
     _require_services(settings)
 
-    async def load() -> list[dict[str, Any]]:
+    async def load() -> list[TemplateVersion]:
         from signoff.db.engine import configure_engine
         from signoff.domain.actors import Actor, Principal
         from signoff.services.context import ServiceContext
@@ -175,8 +175,8 @@ def cmd_templates(args: argparse.Namespace) -> None:
         actor = Actor(Principal("cli", args.tenant, roles=frozenset(settings.admin_roles)))
         return await load_templates(actor, ServiceContext(settings=settings), Path(args.directory))
 
-    for row in asyncio.run(load()):
-        print(f"{row['key']} v{row['version']} {row['status']}")
+    for version in asyncio.run(load()):
+        print(f"{version.key} v{version.version} {version.status.value}")
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:

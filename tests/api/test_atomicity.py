@@ -56,7 +56,7 @@ async def submit(tenant: str, services: Any, **overrides: Any) -> item_services.
 
 def approve_input(view: item_services.ItemView, **kwargs: Any) -> item_services.DecideStepInput:
     return item_services.DecideStepInput(
-        step_id=view.steps[0]["id"], outcome=item_services.Outcome.APPROVE, **kwargs
+        step_id=view.steps[0].id, outcome=item_services.Outcome.APPROVE, **kwargs
     )
 
 
@@ -96,7 +96,7 @@ async def test_failure_after_the_change_leaves_neither_change_nor_event(
                 approver(tenant), services, approve_input(view)
             )
             # Inside the transaction the change and its events are there...
-            assert decided.item["state"] == "approved"
+            assert decided.item.state == "approved"
             inside = await events_for_item(tenant, view.id)
             assert [e["action"] for e in inside][2:] == ["step.approve", "item.approve"]
             raise Boom
@@ -123,11 +123,11 @@ async def test_failing_audit_write_refuses_the_change(
     after = await snapshot(tenant, view.id)
     assert after == before
     assert after["steps"][0]["state"] == "active"
-    assert after["item"]["version"] == view.item["version"]
+    assert after["item"]["version"] == view.item.version
 
     # The same decision goes through once the audit trail can be written again.
     decided = await item_services.decide_step(approver(tenant), services, approve_input(view))
-    assert decided.item["state"] == "approved"
+    assert decided.item.state == "approved"
 
 
 async def audit_head(tenant: str) -> int:
@@ -145,7 +145,7 @@ async def test_one_audit_event_per_change_and_chain_verifies(tenant, services, d
         (start + 2, "step.activate"),
     ]
     assert events[0]["item_id"] == view.id and events[0]["step_id"] is None
-    assert events[1]["step_id"] == view.steps[0]["id"]
+    assert events[1]["step_id"] == view.steps[0].id
     assert all(e["actor_id"] == "alice" for e in events)
 
     await item_services.decide_step(approver(tenant), services, approve_input(view))
@@ -156,7 +156,7 @@ async def test_one_audit_event_per_change_and_chain_verifies(tenant, services, d
         (start + 3, "step.approve", "bob"),
         (start + 4, "item.approve", "bob"),
     ]
-    assert [e["step_id"] for e in events[1:3]] == [view.steps[0]["id"]] * 2
+    assert [e["step_id"] for e in events[1:3]] == [view.steps[0].id] * 2
 
     # The whole chain of the tenant, from its first event, verifies.
     chain = await events_after(tenant, 0, 1000)

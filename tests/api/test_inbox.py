@@ -117,7 +117,7 @@ async def test_filters(gql, inbox_items, clock):
 
 
 async def test_claim_filter_and_facets(gql, services, tenant, inbox_items, clock):
-    step = inbox_items["dns"].steps[0]["id"]
+    step = inbox_items["dns"].steps[0].id
     await actions.claim_step(
         actor(tenant, "bob", "change-approver"), services, step, actions.Guards()
     )
@@ -213,10 +213,10 @@ async def test_node_resolves_global_ids_with_permissions(gql, inbox_items, demo_
     deploy = inbox_items["deploy"]
     item = (await gql.data(NODE, {"id": gid(deploy)}, **BOB))["node"]
     assert item == {"id": gid(deploy), "__typename": "WorkflowItem", "title": "Deploy payments"}
-    step_id = ids.encode("Step", deploy.steps[0]["id"])
+    step_id = ids.encode("Step", deploy.steps[0].id)
     step = (await gql.data(NODE, {"id": step_id}, **BOB))["node"]
     assert step == {"id": step_id, "__typename": "Step", "key": "review"}
-    template_id = ids.encode("Template", demo_templates[0]["id"])
+    template_id = ids.encode("Template", demo_templates[0].id)
     template = (await gql.data(NODE, {"id": template_id}, **BOB))["node"]
     assert template["__typename"] == "Template"
     # Not an assignee, nor the requester: nothing is revealed.
@@ -253,7 +253,7 @@ async def test_a_page_costs_the_same_number_of_statements_whatever_its_size(
         await submit(services, tenant, "exception-request", f"exception {n}") for n in range(50)
     ]
     for view in views[::5]:  # some decisions to load: alice's votes keep them in bob's inbox
-        step = view.steps[0]["id"]
+        step = view.steps[0].id
         await item_services.decide_step(
             actor(tenant, "alice"),
             services,

@@ -173,7 +173,7 @@ async def test_assignment_reaches_all_three_channels_and_a_slack_click_approves_
         app.state.notifier_registry = registry
         await add_alice_by_graphql(gql, webhook.url + "/hook")
         view = await submit_change(tenant, nsvc)
-        step_id = view.steps[0]["id"]
+        step_id = view.steps[0].id
 
         await enqueue_planning(app.state.redis, settings, tenant)
         await run_worker(settings, clock, registry)

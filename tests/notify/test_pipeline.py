@@ -142,7 +142,7 @@ async def test_hanging_and_raising_plugins_block_nobody(tenant, demo_templates, 
     channels["broken"].fail_times(99, "boom")
 
     view = await submit_change(tenant, nsvc)  # the API transaction never waits for a channel
-    assert view.item["state"] == "pending"
+    assert view.item.state == "pending"
     await run_worker(nsvc.settings, clock, registry)
 
     assert len(channels["fine"].sent) == 1
@@ -257,7 +257,7 @@ async def test_quiet_hours_defer_normal_but_not_critical(tenant, demo_templates,
     registry, channels = fakes("fake")
     view = await submit_change(tenant, nsvc)
     step = view.steps[0]
-    await record_timer_event(tenant, nsvc, "timer.deadline_risk", view.id, step["id"])
+    await record_timer_event(tenant, nsvc, "timer.deadline_risk", view.id, step.id)
     await run_worker(nsvc.settings, clock, registry)
 
     assert [m.message.event_kind for m in channels["fake"].sent] == ["deadline_risk"]
@@ -285,7 +285,7 @@ async def test_preferences_choose_channels_and_digest_kinds(tenant, demo_templat
     )
     registry, channels = fakes("mail", "chat")
     view = await submit_change(tenant, nsvc)
-    await record_timer_event(tenant, nsvc, "timer.reminder", view.id, view.steps[0]["id"])
+    await record_timer_event(tenant, nsvc, "timer.reminder", view.id, view.steps[0].id)
     await run_worker(nsvc.settings, clock, registry)
     assert [m.message.event_kind for m in channels["chat"].sent] == ["assignment"]
     assert channels["mail"].sent == []
@@ -306,10 +306,10 @@ async def test_decision_goes_to_the_requester_and_stale_step_events_to_nobody(
     await decide_step(
         person(tenant, "alice", "change-approver"),
         nsvc,
-        DecideStepInput(step_id=step["id"], outcome=Outcome.APPROVE),
+        DecideStepInput(step_id=step.id, outcome=Outcome.APPROVE),
     )
     # A reminder fired after the decision (a late timer) notifies nobody.
-    await record_timer_event(tenant, nsvc, "timer.reminder", view.id, step["id"])
+    await record_timer_event(tenant, nsvc, "timer.reminder", view.id, step.id)
     await run_worker(nsvc.settings, clock, registry)
     sent = [(m.recipient.user_id, m.message.event_kind) for m in channels["fake"].sent]
     # The step was decided before planning ran: its assignment is not sent either.

@@ -163,12 +163,12 @@ async def approve(
     services: ServiceContext, tenant: str, view: ItemView, user: str, *roles: str
 ) -> ItemView:
     """Approve the item's first active step as `user`."""
-    step = next(s for s in view.steps if s["state"] == "active")
+    step = next(s for s in view.steps if s.state == "active")
     return await item_services.decide_step(
         actor(tenant, user, *roles),
         services,
         item_services.DecideStepInput(
-            step_id=step["id"], outcome=item_services.Outcome.APPROVE, reason="looks right"
+            step_id=step.id, outcome=item_services.Outcome.APPROVE, reason="looks right"
         ),
     )
 

@@ -129,7 +129,7 @@ async def test_item_events_resume_from_a_cursor_without_gaps(
     ws_url, hub, gql, services, tenant, demo_templates
 ):
     view = await submit(services, tenant, "change-approval", "Deploy")
-    step_id = view.steps[0]["id"]
+    step_id = view.steps[0].id
     token = gql.token("bob", "change-approver")
     variables = {"itemId": global_id("WorkflowItem", view.id)}
     async with Socket(ws_url, token) as socket:

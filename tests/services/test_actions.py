@@ -95,11 +95,9 @@ class World:
     async def fingerprint(self, item_id: UUID) -> tuple:
         view = await self.view(item_id)
         return (
-            view.item["version"],
-            view.item["state"],
-            tuple(
-                (s["state"], s["version"], str(s["assignees"]), s["claimed_by"]) for s in view.steps
-            ),
+            view.item.version,
+            view.item.state,
+            tuple((s.state, s.version, str(s.assignees), s.claimed_by) for s in view.steps),
             await self.audit_seq(),
             len(await self.decisions(item_id)),
         )
@@ -129,11 +127,11 @@ def world(tenant: str, services: ServiceContext, demo_templates: Any) -> World:
 
 async def test_claim_and_unclaim(world: World):
     view = await world.submit()
-    step_id = view.steps[0]["id"]
+    step_id = view.steps[0].id
     bob, carol = world.who("bob", "change-approver"), world.who("carol", "change-approver")
 
     claimed = await actions.claim_step(bob, world.ctx, step_id, Guards())
-    assert claimed.steps[0]["claimed_by"] == "bob"
+    assert claimed.steps[0].claimed_by == "bob"
     assert (await world.last_event(view.id, "step.claim"))["actor_id"] == "bob"
 
     refusal = await world.refused(view.id, actions.claim_step(carol, world.ctx, step_id, Guards()))
@@ -148,7 +146,7 @@ async def test_claim_and_unclaim(world: World):
     assert refusal.code == ErrorCode.FORBIDDEN
 
     released = await actions.unclaim_step(bob, world.ctx, step_id, Guards())
-    assert released.steps[0]["claimed_by"] is None
+    assert released.steps[0].claimed_by is None
     unclaim = await world.last_event(view.id, "step.unclaim")
     assert unclaim["data"]["was"] == "bob"
     refusal = await world.refused(view.id, actions.unclaim_step(bob, world.ctx, step_id, Guards()))
@@ -157,12 +155,12 @@ async def test_claim_and_unclaim(world: World):
     # now carol can claim, and an admin can release her claim
     await actions.claim_step(carol, world.ctx, step_id, Guards())
     await actions.unclaim_step(world.who("root", "admin"), world.ctx, step_id, Guards())
-    assert (await world.view(view.id)).steps[0]["claimed_by"] is None
+    assert (await world.view(view.id)).steps[0].claimed_by is None
 
 
 async def test_a_decided_step_cannot_be_claimed(world: World):
     view = await world.submit()
-    step_id = view.steps[0]["id"]
+    step_id = view.steps[0].id
     await world.decide(step_id, world.who("bob", "change-approver"))
     refusal = await world.refused(
         view.id,
@@ -176,7 +174,7 @@ async def test_a_decided_step_cannot_be_claimed(world: World):
 
 async def test_reassign_by_assignee_or_admin_with_before_and_after(world: World):
     view = await world.submit()
-    step_id = view.steps[0]["id"]
+    step_id = view.steps[0].id
     bob = world.who("bob", "change-approver")
     await actions.claim_step(bob, world.ctx, step_id, Guards())
 
@@ -205,8 +203,8 @@ async def test_reassign_by_assignee_or_admin_with_before_and_after(world: World)
         actions.ReassignInput(step_id=step_id, users=("dave",), reason="dave owns payments"),
     )
     step = after.steps[0]
-    assert step["assignees"]["users"] == ["dave"] and step["assignees"]["roles"] == []
-    assert step["claimed_by"] is None
+    assert step.assignees.users == ("dave",) and step.assignees.roles == ()
+    assert step.claimed_by is None
     event = await world.last_event(view.id, "step.reassign")
     assert event["data"]["before"]["roles"] == ["change-approver"]
     assert event["data"]["after"]["users"] == ["dave"]
@@ -220,14 +218,14 @@ async def test_reassign_by_assignee_or_admin_with_before_and_after(world: World)
         world.ctx,
         actions.ReassignInput(step_id=step_id, groups=("release",), reason="release team"),
     )
-    assert (await world.view(view.id)).steps[0]["assignees"]["groups"] == ["release"]
+    assert (await world.view(view.id)).steps[0].assignees.groups == ("release",)
     done = await world.decide(step_id, world.who("erin", groups=("release",)))
     assert done.state.value == "approved"
 
 
 async def test_delegate_acts_for_the_delegator_and_it_is_recorded(world: World):
     view = await world.submit()
-    step_id = view.steps[0]["id"]
+    step_id = view.steps[0].id
     await actions.reassign_step(
         world.who("bob", "change-approver"),
         world.ctx,
@@ -252,7 +250,7 @@ async def test_delegate_acts_for_the_delegator_and_it_is_recorded(world: World):
 async def test_a_delegate_cannot_approve_the_delegators_own_request(world: World):
     # alice is a change approver and the requester; she delegates her seat to erin
     view = await world.submit(user="alice")
-    step_id = view.steps[0]["id"]
+    step_id = view.steps[0].id
     await actions.reassign_step(
         world.who("alice", "change-approver"),
         world.ctx,
@@ -264,7 +262,7 @@ async def test_a_delegate_cannot_approve_the_delegators_own_request(world: World
 
 async def test_one_person_one_seat_also_through_a_delegation(world: World):
     view = await world.submit("exception-request", EXCEPTION, user="zed")
-    step_id = view.steps[0]["id"]
+    step_id = view.steps[0].id
     bob = world.who("bob")
     await world.decide(step_id, bob, reason="compensating control exists")
     refusal = await world.refused(view.id, world.decide(step_id, bob, reason="again"))
@@ -294,7 +292,7 @@ async def test_one_person_one_seat_also_through_a_delegation(world: World):
 async def test_requester_cannot_approve_own_item(world: World):
     view = await world.submit(user="alice")
     refusal = await world.refused(
-        view.id, world.decide(view.steps[0]["id"], world.who("alice", "change-approver"))
+        view.id, world.decide(view.steps[0].id, world.who("alice", "change-approver"))
     )
     assert refusal.code == ErrorCode.SEPARATION_OF_DUTIES
 
@@ -320,7 +318,7 @@ async def test_cancel_by_requester_or_admin_with_a_reason(world: World):
         world.who("alice"), world.ctx, view.id, "change postponed", Guards()
     )
     assert cancelled.state.value == "cancelled"
-    assert [s["state"] for s in cancelled.steps] == ["cancelled"]
+    assert [s.state for s in cancelled.steps] == ["cancelled"]
     event = await world.last_event(view.id, "item.cancel")
     assert event["reason"] == "change postponed"
     refusal = await world.refused(
@@ -340,7 +338,7 @@ async def test_cancel_by_requester_or_admin_with_a_reason(world: World):
 
 async def test_override_needs_role_justification_and_not_the_requester(world: World):
     view = await world.submit(user="alice")
-    step_id = view.steps[0]["id"]
+    step_id = view.steps[0].id
 
     def override(who: Actor, text: str) -> Any:
         return overrides.override_step(who, world.ctx, overrides.OverrideInput(step_id, text))
@@ -357,7 +355,7 @@ async def test_override_needs_role_justification_and_not_the_requester(world: Wo
         world.who("oscar", "override"), "x" * world.ctx.settings.override_min_justification
     )
     assert done.state.value == "approved"
-    assert done.steps[0]["state"] == "approved"
+    assert done.steps[0].state == "approved"
     [decision] = await world.decisions(view.id)
     assert (decision["actor_id"], decision["outcome"]) == ("oscar", "override")
     event = await world.last_event(view.id, "step.override")
@@ -367,15 +365,15 @@ async def test_override_needs_role_justification_and_not_the_requester(world: Wo
 
 async def test_override_of_a_sensitive_step_needs_a_second_person(world: World):
     view = await world.submit("exception-request", EXCEPTION, user="zed")
-    step_id = view.steps[0]["id"]
-    assert view.steps[0]["sensitive"] is True
+    step_id = view.steps[0].id
+    assert view.steps[0].sensitive is True
     oscar, paula = world.who("oscar", "override"), world.who("paula", "admin")
 
     requested = await overrides.override_step(
         oscar, world.ctx, overrides.OverrideInput(step_id, STRONG)
     )
     assert requested.state.value == "pending"
-    assert requested.steps[0]["state"] == "active"
+    assert requested.steps[0].state == "active"
     assert [d["outcome"] for d in await world.decisions(view.id)] == ["override_requested"]
     assert (await world.last_event(view.id, "step.override_requested"))["actor_id"] == "oscar"
 
@@ -391,7 +389,7 @@ async def test_override_of_a_sensitive_step_needs_a_second_person(world: World):
         paula, world.ctx, overrides.OverrideInput(step_id, STRONG + ", confirmed")
     )
     assert done.state.value == "approved"
-    assert done.steps[0]["state"] == "approved"
+    assert done.steps[0].state == "approved"
     event = await world.last_event(view.id, "step.override")
     assert event["actor_id"] == "paula"
     assert event["data"]["requested_by"] == "oscar"
@@ -400,7 +398,7 @@ async def test_override_of_a_sensitive_step_needs_a_second_person(world: World):
 
 async def test_override_brings_a_rejected_item_to_approved(world: World):
     view = await world.submit(user="alice")
-    step_id = view.steps[0]["id"]
+    step_id = view.steps[0].id
     rejected = await world.decide(
         step_id, world.who("bob", "change-approver"), Outcome.REJECT, "rollback untested"
     )
@@ -409,7 +407,7 @@ async def test_override_brings_a_rejected_item_to_approved(world: World):
         world.who("oscar", "override"), world.ctx, overrides.OverrideInput(step_id, STRONG)
     )
     assert done.state.value == "approved"
-    assert done.steps[0]["state"] == "approved"
+    assert done.steps[0].state == "approved"
     actions_ = [e["action"] for e in await world.events(view.id)]
     assert actions_[-2:] == ["step.override", "item.override"]
     item_event = await world.last_event(view.id, "item.override")
@@ -421,8 +419,8 @@ async def test_override_brings_a_rejected_item_to_approved(world: World):
 
 async def test_stale_expected_version_is_refused_and_changes_nothing(world: World):
     view = await world.submit()
-    step_id = view.steps[0]["id"]
-    stale = view.item["version"]
+    step_id = view.steps[0].id
+    stale = view.item.version
     await actions.claim_step(world.who("bob", "change-approver"), world.ctx, step_id, Guards())
     refusal = await world.refused(
         view.id,
@@ -437,7 +435,7 @@ async def test_stale_expected_version_is_refused_and_changes_nothing(world: Worl
         ),
     )
     assert refusal.code == ErrorCode.VERSION_CONFLICT
-    current = (await world.view(view.id)).item["version"]
+    current = (await world.view(view.id)).item.version
     done = await world.decide(
         step_id, world.who("carol", "change-approver"), expected_version=current
     )
@@ -450,13 +448,13 @@ async def replays_once(
     """Run a keyed call twice: the second returns the first result and writes nothing."""
     first = await call()
     item_id = item_id or first.id
-    seq, version = await world.audit_seq(), (await world.view(item_id)).item["version"]
+    seq, version = await world.audit_seq(), (await world.view(item_id)).item.version
     decisions = len(await world.decisions(item_id))
     second = await call()
     assert second.id == first.id
     assert second.state == first.state
     assert await world.audit_seq() == seq, "a replay wrote audit events"
-    assert (await world.view(item_id)).item["version"] == version, "a replay changed the item"
+    assert (await world.view(item_id)).item.version == version, "a replay changed the item"
     assert len(await world.decisions(item_id)) == decisions
     return second
 
@@ -469,7 +467,7 @@ async def test_every_mutation_replays_by_idempotency_key(world: World):
 
     # submit
     item = await replays_once(world, None, lambda: world.submit(idempotency_key="submit-1"))
-    step_id = item.steps[0]["id"]
+    step_id = item.steps[0].id
     # claim, unclaim
     await replays_once(
         world, item.id, lambda: actions.claim_step(bob, ctx, step_id, Guards("claim-1"))
@@ -527,7 +525,7 @@ async def test_every_mutation_replays_by_idempotency_key(world: World):
 
     # reject, override
     other = await world.submit()
-    other_step = other.steps[0]["id"]
+    other_step = other.steps[0].id
     await replays_once(
         world,
         other.id,
@@ -571,7 +569,7 @@ async def test_plan_mutations_replay_by_idempotency_key(world: World):
         ]
     }
     item = await world.submit("agent-plan", {}, user="agent", plan=plan)
-    steps = {s["key"]: s["id"] for s in item.steps}
+    steps = {s.key: s.id for s in item.steps}
     await replays_once(
         world,
         item.id,
@@ -616,7 +614,7 @@ async def test_plan_mutations_replay_by_idempotency_key(world: World):
         ),
     )
     view = await world.view(item.id)
-    assert next(s for s in view.steps if s["key"] == "c")["attempts"] == 2
+    assert next(s for s in view.steps if s.key == "c").attempts == 2
 
 
 # --- limits ------------------------------------------------------------------------------------
@@ -660,7 +658,7 @@ async def test_open_items_per_requester_limit(world: World):
     # somebody else is not limited by alice's open items
     await limited_world.submit(user="bob")
     # once one is decided, alice may submit again
-    await limited_world.decide(first.steps[0]["id"], world.who("carol", "change-approver"))
+    await limited_world.decide(first.steps[0].id, world.who("carol", "change-approver"))
     await limited_world.submit()
 
 
@@ -684,22 +682,22 @@ async def test_plan_with_too_many_steps_is_refused(world: World):
 
 async def test_override_of_one_step_in_a_pending_chain_only_skips_that_step(world: World):
     view = await world.submit("partner-approval", PARTNER, user="rita")
-    manager = view.steps[0]["id"]
+    manager = view.steps[0].id
     done = await overrides.override_step(
         world.who("oscar", "override"), world.ctx, overrides.OverrideInput(manager, STRONG)
     )
     assert done.state.value == "pending"
-    assert [s["state"] for s in done.steps] == ["approved", "active", "waiting"]
+    assert [s.state for s in done.steps] == ["approved", "active", "waiting"]
 
 
 async def test_override_of_a_rejected_chain_never_approves_unreviewed_steps(world: World):
     """Overriding the manager's rejection must not approve an item whose legal and (sensitive,
     four-eyes) executive reviews never happened: an approved item has no cancelled review."""
     view = await world.submit("partner-approval", PARTNER, user="rita")
-    manager = view.steps[0]["id"]
+    manager = view.steps[0].id
     rejected = await world.decide(manager, world.who("mona", "manager"), Outcome.REJECT, "no")
     assert rejected.state.value == "rejected"
-    assert [s["state"] for s in rejected.steps] == ["rejected", "cancelled", "cancelled"]
+    assert [s.state for s in rejected.steps] == ["rejected", "cancelled", "cancelled"]
     try:
         after = await overrides.override_step(
             world.who("oscar", "override"), world.ctx, overrides.OverrideInput(manager, STRONG)
@@ -707,6 +705,6 @@ async def test_override_of_a_rejected_chain_never_approves_unreviewed_steps(worl
     except DomainError:
         after = await world.view(view.id)
     if after.state.value == "approved":
-        assert [s["state"] for s in after.steps] == ["approved", "approved", "approved"], (
+        assert [s.state for s in after.steps] == ["approved", "approved", "approved"], (
             "item approved by overriding one step while the others were never reviewed"
         )

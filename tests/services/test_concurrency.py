@@ -82,7 +82,7 @@ async def test_fifty_conflicting_decisions_on_an_any_step_one_wins(
 ):
     view = await submit(tenant, services, "change-approval", PAYLOAD)
     probe = LockProbe(monkeypatch)
-    step_id = view.steps[0]["id"]
+    step_id = view.steps[0].id
 
     def decide(i: int, user: str) -> Any:
         # half approve, half reject: they conflict, not just race
@@ -104,7 +104,7 @@ async def test_fifty_conflicting_decisions_on_an_any_step_one_wins(
     won_by_approval = VOTERS.index(winner) % 2 == 0
     assert decision["outcome"] == ("approve" if won_by_approval else "reject")
     final = await item_services.get_item(actor(tenant, "requester"), services, view.id)
-    assert final.steps[0]["state"] == ("approved" if won_by_approval else "rejected")
+    assert final.steps[0].state == ("approved" if won_by_approval else "rejected")
     assert final.state.value == ("approved" if won_by_approval else "rejected")
     actions = await audit_actions(tenant, view.id)
     assert actions["step.approve"] + actions["step.reject"] == 1
@@ -135,7 +135,7 @@ async def test_fifty_approvals_on_a_three_of_fifty_step_exactly_three_count(
         publish=True,
     )
     view = await submit(tenant, services, "board-vote", {})
-    step_id = view.steps[0]["id"]
+    step_id = view.steps[0].id
     results = await asyncio.gather(
         *(
             outcome_of(
@@ -154,7 +154,7 @@ async def test_fifty_approvals_on_a_three_of_fifty_step_exactly_three_count(
     assert {d["actor_id"] for d in decisions} == winners
     assert [d["outcome"] for d in decisions] == ["approve"] * 3
     final = await item_services.get_item(actor(tenant, "requester"), services, view.id)
-    assert final.steps[0]["state"] == "approved"
+    assert final.steps[0].state == "approved"
     assert final.state.value == "approved"
     actions = await audit_actions(tenant, view.id)
     assert actions["step.vote"] == 2
@@ -181,7 +181,7 @@ async def test_twenty_concurrent_submits_with_one_key_make_one_item(
 
 async def test_concurrent_approve_and_reject_one_winner(tenant, services, demo_templates):
     view = await submit(tenant, services, "change-approval", PAYLOAD)
-    step_id = view.steps[0]["id"]
+    step_id = view.steps[0].id
     approve = item_services.decide_step(
         actor(tenant, "bob", "change-approver"),
         services,
@@ -197,7 +197,7 @@ async def test_concurrent_approve_and_reject_one_winner(tenant, services, demo_t
     final = await item_services.get_item(actor(tenant, "requester"), services, view.id)
     expected = "approved" if results[0] == "ok" else "rejected"
     assert final.state.value == expected
-    assert final.steps[0]["state"] == expected
+    assert final.steps[0].state == expected
     assert len(await decisions_of(view.id)) == 1
 
 
@@ -215,7 +215,7 @@ async def test_concurrent_decisions_with_one_expected_version_one_wins(
             "expires_on": "2026-12-31",
         },
     )
-    step_id, version = view.steps[0]["id"], view.item["version"]
+    step_id, version = view.steps[0].id, view.item.version
     calls = [
         item_services.decide_step(
             actor(tenant, user),

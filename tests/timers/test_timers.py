@@ -81,9 +81,10 @@ async def timer_rows(step_id: Any) -> list[dict[str, Any]]:
 async def test_activation_arms_timers_and_freezes_the_plan(scheduled, tenant, demo_templates):
     view = await submit(scheduled, tenant)
     step = view.steps[0]
-    assert step["due_at"] == scheduled.clock.now() + timedelta(hours=8)
-    assert step["escalation_plan"]["levels"][0]["after"] == "PT6H"
-    kinds = [(r["kind"], r["status"]) for r in await timer_rows(step["id"])]
+    assert step.due_at == scheduled.clock.now() + timedelta(hours=8)
+    assert step.escalation_plan is not None
+    assert step.escalation_plan.levels[0].after == timedelta(hours=6)
+    kinds = [(r["kind"], r["status"]) for r in await timer_rows(step.id)]
     assert kinds == [
         ("reminder", "armed"),
         ("escalation", "armed"),
@@ -113,11 +114,11 @@ async def test_reminder_escalation_and_timeout_fire_in_order(
     step = (
         await item_services.load_view(actor(tenant, "x"), scheduled, view.id, lock=False)
     ).steps[0]
-    assert "change-managers" in step["assignees"]["groups"]
-    assert set(settings.override_roles) <= set(step["assignees"]["roles"])
+    assert "change-managers" in step.assignees.groups
+    assert set(settings.override_roles) <= set(step.assignees.roles)
     item = await sql.fetchrow("SELECT priority FROM workflow_item WHERE id = $1", view.id)
     assert item["priority"] == 2
-    assert all(r["status"] == "fired" for r in await timer_rows(step["id"]))
+    assert all(r["status"] == "fired" for r in await timer_rows(step.id))
 
 
 async def test_decision_cancels_pending_timers(scheduled, settings, clock, tenant, demo_templates):
@@ -127,10 +128,10 @@ async def test_decision_cancels_pending_timers(scheduled, settings, clock, tenan
         actor(tenant, "bob", "change-approver"),
         scheduled,
         item_services.DecideStepInput(
-            step_id=view.steps[0]["id"], outcome=item_services.Outcome.APPROVE
+            step_id=view.steps[0].id, outcome=item_services.Outcome.APPROVE
         ),
     )
-    assert {r["status"] for r in await timer_rows(view.steps[0]["id"])} == {"cancelled"}
+    assert {r["status"] for r in await timer_rows(view.steps[0].id)} == {"cancelled"}
     before = await actions_of(tenant, view.id)
     await tick(scheduled, settings, clock, timedelta(hours=9))
     assert await actions_of(tenant, view.id) == before
@@ -153,7 +154,7 @@ async def test_a_crashed_run_is_fired_again_by_the_sweeper_exactly_once(
     await tick(scheduled, settings, clock, timedelta(hours=4))
     # The crash rolled the whole firing back: nothing recorded, the timer still armed.
     assert "timer.reminder" not in await actions_of(tenant, view.id)
-    assert (await timer_rows(view.steps[0]["id"]))[0]["status"] == "armed"
+    assert (await timer_rows(view.steps[0].id))[0]["status"] == "armed"
     await tick(scheduled, settings, clock, timedelta(seconds=1))
     assert (await actions_of(tenant, view.id)).count("timer.reminder") == 1
     await tick(scheduled, settings, clock, timedelta(seconds=1))
@@ -194,7 +195,7 @@ async def test_two_workers_racing_on_one_timer_act_once(
     view = await submit(scheduled, tenant)
     clock.advance(timedelta(hours=4))
     row = await sql.fetchrow(
-        "SELECT id, token FROM timer WHERE step_id = $1 AND kind = 'reminder'", view.steps[0]["id"]
+        "SELECT id, token FROM timer WHERE step_id = $1 AND kind = 'reminder'", view.steps[0].id
     )
     outcomes = await asyncio.gather(
         *[timer_services.fire_timer(scheduled, row["id"], row["token"]) for _ in range(8)]
@@ -205,7 +206,7 @@ async def test_two_workers_racing_on_one_timer_act_once(
     # Two real arq workers given the same timer twice (as after a sweep) still act once.
     esc = await sql.fetchrow(
         "SELECT id, token FROM timer WHERE step_id = $1 AND kind = 'escalation'",
-        view.steps[0]["id"],
+        view.steps[0].id,
     )
     clock.advance(timedelta(hours=2))
     pool = await scheduled.scheduler.pool()
@@ -224,7 +225,7 @@ async def test_two_workers_racing_on_one_timer_act_once(
 async def test_stale_token_and_early_fire_do_nothing(scheduled, tenant, demo_templates):
     view = await submit(scheduled, tenant)
     row = await sql.fetchrow(
-        "SELECT id, token FROM timer WHERE step_id = $1 AND kind = 'reminder'", view.steps[0]["id"]
+        "SELECT id, token FROM timer WHERE step_id = $1 AND kind = 'reminder'", view.steps[0].id
     )
     assert (await timer_services.fire_timer(scheduled, row["id"], "forged")).outcome == "stale"
     assert (await timer_services.fire_timer(scheduled, row["id"], row["token"])).outcome == "early"
@@ -248,12 +249,12 @@ async def test_business_calendar_moves_deadlines_over_the_weekend(
     )
     view = await submit(ctx, tenant)
     # 1h on Friday, Monday is a holiday, 7h on Tuesday from 09:00 -> 16:00 Berlin = 15:00 UTC
-    assert view.steps[0]["due_at"] == datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+    assert view.steps[0].due_at == datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 
 
 async def test_overdue_steps_lists_breached_and_stuck(scheduled, clock, tenant, demo_templates):
     view = await submit(scheduled, tenant)
     clock.advance(timedelta(hours=9))
     rows = await timer_services.overdue_steps(actor(tenant, "admin", "admin"), scheduled, 10)
-    assert [r["step_id"] for r in rows] == [view.steps[0]["id"]]
-    assert rows[0]["stuck_timers"] == 4
+    assert [r.step_id for r in rows] == [view.steps[0].id]
+    assert rows[0].stuck_timers == 4

@@ -29,6 +29,7 @@ from signoff.db import inbox as inbox_repo
 from signoff.db import items as items_repo
 from signoff.db import templates as template_repo
 from signoff.db.inbox import ClaimState, InboxFilters, InboxOrder, InboxPrincipal, InboxSortField
+from signoff.db.records import item_of
 from signoff.domain.errors import DomainError, ErrorCode
 from signoff.domain.states import ItemState
 from signoff.domain.templates import RiskLevel, TemplateKind
@@ -320,14 +321,15 @@ class InboxQueries:
         loaders = loaders_of(info)
         item_ids = [r["id"] for r in rows]
         steps = await loaders.steps_by_item.load_many(item_ids)
-        definitions = await asyncio.gather(*(definition_for(loaders, services, r) for r in rows))
+        items = [item_of(r) for r in rows]
+        definitions = await asyncio.gather(*(definition_for(loaders, services, i) for i in items))
         edges = []
-        for row, item_steps, definition in zip(rows, steps, definitions, strict=True):
-            loaders.items.prime(row["id"], row)
+        for row, item, item_steps, definition in zip(rows, items, steps, definitions, strict=True):
+            loaders.items.prime(item.id, item)
             edges.append(
                 InboxEdge(
                     cursor=_encode_page_cursor(order, row["sort_key"], row["id"]),
-                    node=WorkflowItem.from_parts(row, item_steps, definition),
+                    node=WorkflowItem.from_parts(item, item_steps, definition),
                     due_at=row["inbox_due"],
                     overdue=row["inbox_overdue"],
                     claim=ClaimState(row["inbox_claim"]),
@@ -369,11 +371,11 @@ class InboxQueries:
                 if item_id is None:
                     return None
                 view = await item_services.get_item(actor, services, item_id)
-                step = next(s for s in view.steps if s["id"] == step_id)
-                return Step.from_row(step, view.definition)
+                step = next(s for s in view.steps if s.id == step_id)
+                return Step.from_record(step, view.definition)
             if type_name == "Template":
                 row = await template_repo.get(actor.tenant_id, ids.decode_uuid(id, type_name))
-                return Template.from_row(row) if row else None
+                return Template.from_record(row) if row else None
         except DomainError as exc:
             if exc.code == ErrorCode.NOT_FOUND:
                 return None

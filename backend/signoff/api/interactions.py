@@ -114,4 +114,4 @@ async def channel_interaction(
         if exc.code == ErrorCode.NOT_FOUND:
             status = 404
         return _reply(status, {"ok": False, "code": exc.code.value, "message": exc.message})
-    return _reply(200, {"ok": True, "item_state": view.item["state"]})
+    return _reply(200, {"ok": True, "item_state": view.item.state.value})

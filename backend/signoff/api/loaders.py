@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from graphql import OperationType
@@ -20,55 +20,68 @@ from strawberry.types import Info
 from signoff.api.context import SignoffContext, actor_of
 from signoff.db import batches
 from signoff.db import items as items_repo
+from signoff.domain.records import Decision, Item, Step, TemplateVersion
 from signoff.domain.templates import TemplateDefinition, parse_template
 from signoff.services.context import ServiceContext
 from signoff.services.templates import definition_of, template_limits
-
-Row = dict[str, Any]
 
 
 @dataclass(frozen=True)
 class Loaders:
     """The request's loaders, all scoped to one tenant."""
 
-    items: DataLoader[UUID, Row | None]
-    steps_by_item: DataLoader[UUID, list[Row]]
-    decisions_by_item: DataLoader[UUID, list[Row]]
-    templates: DataLoader[UUID, Row | None]
+    items: DataLoader[UUID, Item | None]
+    steps_by_item: DataLoader[UUID, list[Step]]
+    decisions_by_item: DataLoader[UUID, list[Decision]]
+    templates: DataLoader[UUID, TemplateVersion | None]
     definitions: DataLoader[UUID, TemplateDefinition | None]
 
 
-def _by_id(rows: Sequence[Row], keys: Sequence[UUID]) -> list[Row | None]:
-    found = {row["id"]: row for row in rows}
+class _HasId(Protocol):
+    @property
+    def id(self) -> UUID: ...
+
+
+class _HasItemId(Protocol):
+    @property
+    def item_id(self) -> UUID: ...
+
+
+R = TypeVar("R", bound=_HasId)
+G = TypeVar("G", bound=_HasItemId)
+
+
+def _by_id(records: Sequence[R], keys: Sequence[UUID]) -> list[R | None]:
+    found = {record.id: record for record in records}
     return [found.get(k) for k in keys]
 
 
-def _grouped(rows: Sequence[Row], keys: Sequence[UUID], column: str) -> list[list[Row]]:
-    groups: dict[UUID, list[Row]] = defaultdict(list)
-    for row in rows:
-        groups[row[column]].append(row)
+def _by_item(records: Sequence[G], keys: Sequence[UUID]) -> list[list[G]]:
+    groups: dict[UUID, list[G]] = defaultdict(list)
+    for record in records:
+        groups[record.item_id].append(record)
     return [groups.get(k, []) for k in keys]
 
 
 def make_loaders(tenant_id: str, services: ServiceContext, *, cache: bool) -> Loaders:
     """Fresh loaders for one tenant."""
 
-    async def load_items(keys: list[UUID]) -> list[Row | None]:
+    async def load_items(keys: list[UUID]) -> list[Item | None]:
         return _by_id(await batches.items_by_ids(tenant_id, keys), keys)
 
-    async def load_steps(keys: list[UUID]) -> list[list[Row]]:
-        return _grouped(await items_repo.steps_of_items(tenant_id, keys), keys, "item_id")
+    async def load_steps(keys: list[UUID]) -> list[list[Step]]:
+        return _by_item(await items_repo.steps_of_items(tenant_id, keys), keys)
 
-    async def load_decisions(keys: list[UUID]) -> list[list[Row]]:
-        rows = await items_repo.decisions_of_items(tenant_id, keys)
+    async def load_decisions(keys: list[UUID]) -> list[list[Decision]]:
+        decisions = await items_repo.decisions_of_items(tenant_id, keys)
         # Oldest first; within one instant (a frozen clock) a later revision is the later one.
-        rows.sort(key=lambda r: (r["created_at"], r["seq"]))
-        return _grouped(rows, keys, "item_id")
+        decisions.sort(key=lambda d: (d.created_at, d.seq))
+        return _by_item(decisions, keys)
 
-    async def load_templates(keys: list[UUID]) -> list[Row | None]:
+    async def load_templates(keys: list[UUID]) -> list[TemplateVersion | None]:
         return _by_id(await batches.templates_by_ids(tenant_id, keys), keys)
 
-    templates: DataLoader[UUID, Row | None] = DataLoader(load_templates, cache=cache)
+    templates: DataLoader[UUID, TemplateVersion | None] = DataLoader(load_templates, cache=cache)
 
     async def load_definitions(keys: list[UUID]) -> list[TemplateDefinition | None]:
         rows = await templates.load_many(keys)
@@ -96,12 +109,12 @@ def loaders_of(info: Info[SignoffContext, Any]) -> Loaders:
 
 
 async def definition_for(
-    loaders: Loaders, services: ServiceContext, item: Row
+    loaders: Loaders, services: ServiceContext, item: Item
 ) -> TemplateDefinition:
     """The definition an item runs: its own plan's, or its template version's (batched)."""
-    if item.get("plan") is not None:
-        return parse_template(item["plan"], template_limits(services.settings))
-    definition = await loaders.definitions.load(item["template_id"])
+    if item.plan is not None:
+        return parse_template(item.plan, template_limits(services.settings))
+    definition = await loaders.definitions.load(item.template_id)
     if definition is None:
-        raise LookupError(f"template {item['template_id']} of item {item['id']} not found")
+        raise LookupError(f"template {item.template_id} of item {item.id} not found")
     return definition

@@ -77,8 +77,8 @@ class Query(SimulationQueries, TimerQueries, InboxQueries, NotificationQueries):
         key: Annotated[str | None, strawberry.argument(description="Only this key.")] = None,
     ) -> list[Template]:
         actor = actor_of(info)
-        rows = await template_repo.list_for_tenant(actor.tenant_id, key)
-        return [Template.from_row(r) for r in rows]
+        versions = await template_repo.list_for_tenant(actor.tenant_id, key)
+        return [Template.from_record(v) for v in versions]
 
 
 @strawberry.type(

@@ -27,6 +27,7 @@ from signoff.db import feed
 from signoff.domain.actors import Actor
 from signoff.domain.errors import DomainError, ErrorCode
 from signoff.domain.permissions import can_read_item
+from signoff.domain.records import Decision, Item, Step
 from signoff.realtime.changes import ChangeKind, ChangeReason, inbox_change, seats_taken
 from signoff.realtime.hub import RealtimeHub
 from signoff.services import items as item_services
@@ -174,9 +175,9 @@ class _InboxBatch:
     def __init__(self, loaders: Loaders, services: ServiceContext) -> None:
         self.loaders = loaders
         self.services = services
-        self.items: dict[UUID, dict[str, Any]] = {}
-        self.steps: dict[UUID, list[dict[str, Any]]] = {}
-        self.decisions: dict[UUID, list[dict[str, Any]]] = {}
+        self.items: dict[UUID, Item] = {}
+        self.steps: dict[UUID, list[Step]] = {}
+        self.decisions: dict[UUID, list[Decision]] = {}
 
     async def load(self, item_ids: Sequence[UUID]) -> None:
         ids_ = list(item_ids)
@@ -196,13 +197,13 @@ class _InboxBatch:
         readable = set()
         for item_id in item_ids:
             item = self.items[item_id]
-            rows = self.decisions[item_id]
+            decisions = self.decisions[item_id]
             if can_read_item(
                 actor.principal,
-                tenant_id=item["tenant_id"],
-                requester_id=item["requester_id"],
-                step_assignees=[s["assignees"] for s in self.steps[item_id]],
-                participants=[d["actor_id"] for d in rows],
+                tenant_id=item.tenant_id,
+                requester_id=item.requester_id,
+                step_assignees=[s.assignees for s in self.steps[item_id]],
+                participants=[d.actor_id for d in decisions],
                 admin_roles=self.services.settings.admin_roles,
             ):
                 readable.add(item_id)

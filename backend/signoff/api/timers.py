@@ -63,20 +63,20 @@ class TimerQueries:
     ) -> list[OverdueStep]:
         actor = actor_of(info)
         try:
-            rows = await timer_services.overdue_steps(actor, services_of(info), min(first, 500))
+            overdue = await timer_services.overdue_steps(actor, services_of(info), min(first, 500))
         except DomainError as exc:
             raise CodedError(exc) from None
         return [
             OverdueStep(
-                step_id=strawberry.ID(ids.encode("Step", r["step_id"])),
-                item_id=strawberry.ID(ids.encode("WorkflowItem", r["item_id"])),
-                key=r["key"],
-                title=r["title"],
-                due_at=r["due_at"],
-                next_timer_at=r["next_timer_at"],
-                stuck_timers=r["stuck_timers"],
+                step_id=strawberry.ID(ids.encode("Step", o.step_id)),
+                item_id=strawberry.ID(ids.encode("WorkflowItem", o.item_id)),
+                key=o.key,
+                title=o.title,
+                due_at=o.due_at,
+                next_timer_at=o.next_timer_at,
+                stuck_timers=o.stuck_timers,
             )
-            for r in rows
+            for o in overdue
         ]
 
     @strawberry.field(description="The timers of one step (admins).")
@@ -89,20 +89,20 @@ class TimerQueries:
     ) -> list[StepTimer]:
         actor = actor_of(info)
         try:
-            rows = await timer_services.step_timers(
+            timers = await timer_services.step_timers(
                 actor, services_of(info), ids.decode_uuid(step_id, "Step", "stepId")
             )
         except DomainError as exc:
             raise CodedError(exc) from None
         return [
             StepTimer(
-                kind=r["kind"],
-                level=r["level"],
-                due_at=r["due_at"],
-                status=r["status"],
-                fired_at=r["fired_at"],
+                kind=t.kind.value,
+                level=t.level,
+                due_at=t.due_at,
+                status=t.status.value,
+                fired_at=t.fired_at,
             )
-            for r in rows
+            for t in timers
         ]
 
 

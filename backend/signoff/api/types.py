@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -21,6 +22,7 @@ from signoff.api.enums import (
 )
 from signoff.api.loaders import loaders_of
 from signoff.db import audit as audit_repo
+from signoff.domain import records
 from signoff.domain.dependencies import Impact, impact_of_modification, impact_of_rejection
 from signoff.domain.states import ItemState, StepState
 from signoff.domain.templates import RiskLevel, StepKind, TemplateDefinition, TemplateKind
@@ -60,16 +62,16 @@ class Decision:
     created_at: datetime = strawberry.field(description="When it was made.")
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Decision:
-        """Map a decision row."""
+    def from_record(cls, decision: records.Decision) -> Decision:
+        """Map a decision record."""
         return cls(
-            actor_id=row["actor_id"],
-            acting_for=row["acting_for"],
-            outcome=row["outcome"],
-            reason=row["reason"],
-            rule=row["rule"],
-            revision=row["revision"],
-            created_at=row["created_at"],
+            actor_id=decision.actor_id,
+            acting_for=decision.acting_for,
+            outcome=decision.outcome.value,
+            reason=decision.reason,
+            rule=decision.rule,
+            revision=decision.revision,
+            created_at=decision.created_at,
         )
 
 
@@ -104,7 +106,13 @@ class ParamChange:
     after: JSON | None = strawberry.field(description="Current value (null if removed).")
 
 
-def params_diff(original: dict[str, Any] | None, current: dict[str, Any]) -> list[ParamChange]:
+def _json(document: Mapping[str, Any] | None) -> JSON | None:
+    return JSON(dict(document)) if document is not None else None
+
+
+def params_diff(
+    original: Mapping[str, Any] | None, current: Mapping[str, Any]
+) -> list[ParamChange]:
     """The changed parameters, by name."""
     if original is None:
         return []
@@ -159,48 +167,49 @@ class Step(Node):
     async def decisions(self, info: Info[SignoffContext, Any]) -> list[Decision]:
         actor_of(info)
         # One statement per request for all items' decisions (see api/loaders.py).
-        rows = await loaders_of(info).decisions_by_item.load(self.item_id)
-        return [Decision.from_row(r) for r in rows if r["step_id"] == self.raw_id]
+        decisions = await loaders_of(info).decisions_by_item.load(self.item_id)
+        return [Decision.from_record(d) for d in decisions if d.step_id == self.raw_id]
 
     @classmethod
-    def from_row(cls, row: dict[str, Any], definition: TemplateDefinition) -> Step:
-        """Map a step row; impacts come from the item's definition."""
+    def from_record(cls, step: records.Step, definition: TemplateDefinition) -> Step:
+        """Map a step record; impacts come from the item's definition."""
         return cls(
-            attempts=row["attempts"],
-            result=row["result"],
-            error=row["error"],
-            params_diff=params_diff(row["original_params"], row["params"]),
+            attempts=step.attempts,
+            result=_json(step.result),
+            error=step.error,
+            params_diff=params_diff(step.original_params, step.params),
             impact_if_rejected=[
-                DependencyImpact.from_impact(i) for i in impact_of_rejection(definition, row["key"])
+                DependencyImpact.from_impact(i) for i in impact_of_rejection(definition, step.key)
             ],
             impact_if_modified=[
                 DependencyImpact.from_impact(i)
-                for i in impact_of_modification(definition, row["key"])
+                for i in impact_of_modification(definition, step.key)
             ],
-            id=strawberry.ID(ids.encode("Step", row["id"])),
-            key=row["key"],
-            name=row["name"],
-            kind=StepKind(row["kind"]),
-            state=StepState(row["state"]),
-            assignees=Assignees(**{k: list(row["assignees"].get(k, [])) for k in _ASSIGNEE_KEYS}),
-            quorum=Quorum(mode=row["quorum"].get("mode", "any"), n=row["quorum"].get("n")),
-            risk=RiskLevel(row["risk"]),
-            sensitive=row["sensitive"],
-            action=row["action"],
-            params=row["params"],
-            original_params=row["original_params"],
-            claimed_by=row["claimed_by"],
-            decision_value=row["decision_value"],
-            activated_at=row["activated_at"],
-            due_at=row["due_at"],
-            decided_at=row["decided_at"],
-            version=row["version"],
-            raw_id=row["id"],
-            item_id=row["item_id"],
+            id=strawberry.ID(ids.encode("Step", step.id)),
+            key=step.key,
+            name=step.name,
+            kind=step.kind,
+            state=step.state,
+            assignees=Assignees(
+                users=list(step.assignees.users),
+                groups=list(step.assignees.groups),
+                roles=list(step.assignees.roles),
+            ),
+            quorum=Quorum(mode=step.quorum.mode.value, n=step.quorum.n),
+            risk=step.risk,
+            sensitive=step.sensitive,
+            action=step.action,
+            params=JSON(dict(step.params)),
+            original_params=_json(step.original_params),
+            claimed_by=step.claimed_by,
+            decision_value=step.decision_value,
+            activated_at=step.activated_at,
+            due_at=step.due_at,
+            decided_at=step.decided_at,
+            version=step.version,
+            raw_id=step.id,
+            item_id=step.item_id,
         )
-
-
-_ASSIGNEE_KEYS = ("users", "groups", "roles")
 
 
 @strawberry.type(description="An append-only, hash-chained record of one change.")
@@ -269,8 +278,8 @@ class WorkflowItem(Node):
     @strawberry.field(description="The latest decision on any of its steps, if any.")
     async def last_decision(self, info: Info[SignoffContext, Any]) -> Decision | None:
         actor_of(info)
-        rows = await loaders_of(info).decisions_by_item.load(self.raw_id)
-        return Decision.from_row(rows[-1]) if rows else None
+        decisions = await loaders_of(info).decisions_by_item.load(self.raw_id)
+        return Decision.from_record(decisions[-1]) if decisions else None
 
     @classmethod
     def from_view(cls, view: ItemView) -> WorkflowItem:
@@ -279,27 +288,30 @@ class WorkflowItem(Node):
 
     @classmethod
     def from_parts(
-        cls, row: dict[str, Any], steps: list[dict[str, Any]], definition: TemplateDefinition
+        cls,
+        item: records.Item,
+        steps: Sequence[records.Step],
+        definition: TemplateDefinition,
     ) -> WorkflowItem:
-        """Map an item row with its step rows (in template order) and its definition."""
+        """Map an item record with its steps (in template order) and its definition."""
         return cls(
-            id=strawberry.ID(ids.encode("WorkflowItem", row["id"])),
-            kind=TemplateKind(row["kind"]),
-            title=row["title"],
-            state=ItemState(row["state"]),
-            priority=row["priority"],
-            risk=RiskLevel(row["risk"]),
-            requester_id=row["requester_id"],
-            environment=row["environment"],
-            payload=row["payload"],
-            external_ref=row["external_ref"],
-            revision=row["revision"],
-            version=row["version"],
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            steps=[Step.from_row(s, definition) for s in steps],
-            raw_id=row["id"],
-            tenant_id=row["tenant_id"],
+            id=strawberry.ID(ids.encode("WorkflowItem", item.id)),
+            kind=item.kind,
+            title=item.title,
+            state=item.state,
+            priority=item.priority,
+            risk=item.risk,
+            requester_id=item.requester_id,
+            environment=item.environment,
+            payload=JSON(dict(item.payload)),
+            external_ref=item.external_ref,
+            revision=item.revision,
+            version=item.version,
+            created_at=item.created_at,
+            updated_at=item.updated_at,
+            steps=[Step.from_record(s, definition) for s in steps],
+            raw_id=item.id,
+            tenant_id=item.tenant_id,
         )
 
 
@@ -317,17 +329,17 @@ class Template(Node):
     published_at: datetime | None = strawberry.field(description="When it was published.")
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Template:
-        """Map a template row."""
+    def from_record(cls, template: records.TemplateVersion) -> Template:
+        """Map a template version record."""
         return cls(
-            id=strawberry.ID(ids.encode("Template", row["id"])),
-            key=row["key"],
-            version=row["version"],
-            name=row["name"],
-            kind=TemplateKind(row["kind"]),
-            status=row["status"],
-            definition=row["definition"],
-            created_by=row["created_by"],
-            created_at=row["created_at"],
-            published_at=row["published_at"],
+            id=strawberry.ID(ids.encode("Template", template.id)),
+            key=template.key,
+            version=template.version,
+            name=template.name,
+            kind=template.kind,
+            status=template.status.value,
+            definition=JSON(dict(template.definition)),
+            created_by=template.created_by,
+            created_at=template.created_at,
+            published_at=template.published_at,
         )

@@ -1,13 +1,20 @@
-"""Template versions: drafts, publishing, lookups."""
+"""Template versions: drafts, publishing, lookups. Rows become records in `db/records.py`."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from signoff.db import sql
+from signoff.db.records import TEMPLATE_JSON, template_of
+from signoff.domain.records import TemplateStatus, TemplateVersion
+from signoff.domain.template_model import TemplateKind
 
-_JSON = ("definition",)
+
+def _record(row: Any) -> TemplateVersion:
+    return template_of(sql.record_dict(row, TEMPLATE_JSON))
 
 
 async def latest_version(tenant_id: str, key: str) -> int:
@@ -26,12 +33,12 @@ async def insert(
     key: str,
     version: int,
     name: str,
-    kind: str,
-    status: str,
-    definition: dict[str, Any],
+    kind: TemplateKind,
+    status: TemplateStatus,
+    definition: Mapping[str, Any],
     created_by: str,
-    published_at: Any = None,
-) -> dict[str, Any]:
+    published_at: datetime | None = None,
+) -> TemplateVersion:
     """Store a template version and return it."""
     row = await sql.fetchrow(
         """INSERT INTO template
@@ -41,26 +48,26 @@ async def insert(
         key,
         version,
         name,
-        kind,
-        status,
-        sql.dumps(definition),
+        kind.value,
+        status.value,
+        sql.dumps(dict(definition)),
         created_by,
         published_at,
     )
     assert row is not None
-    return sql.record_dict(row, _JSON)
+    return _record(row)
 
 
-async def get(tenant_id: str, template_id: UUID, *, lock: bool = False) -> dict[str, Any] | None:
+async def get(tenant_id: str, template_id: UUID, *, lock: bool = False) -> TemplateVersion | None:
     """One template version by id, inside `tenant_id`."""
     suffix = " FOR UPDATE" if lock else ""
     row = await sql.fetchrow(
         "SELECT * FROM template WHERE tenant_id = $1 AND id = $2" + suffix, tenant_id, template_id
     )
-    return sql.record_dict(row, _JSON) if row else None
+    return _record(row) if row else None
 
 
-async def find_published(tenant_id: str, key: str, version: int | None) -> dict[str, Any] | None:
+async def find_published(tenant_id: str, key: str, version: int | None) -> TemplateVersion | None:
     """The given published version of `key`, or its newest published version."""
     if version is None:
         row = await sql.fetchrow(
@@ -77,12 +84,17 @@ async def find_published(tenant_id: str, key: str, version: int | None) -> dict[
             key,
             version,
         )
-    return sql.record_dict(row, _JSON) if row else None
+    return _record(row) if row else None
 
 
 async def update_draft(
-    tenant_id: str, template_id: UUID, *, name: str, kind: str, definition: dict[str, Any]
-) -> dict[str, Any]:
+    tenant_id: str,
+    template_id: UUID,
+    *,
+    name: str,
+    kind: TemplateKind,
+    definition: Mapping[str, Any],
+) -> TemplateVersion:
     """Replace a draft's definition."""
     row = await sql.fetchrow(
         """UPDATE template SET name = $3, kind = $4, definition = $5::jsonb
@@ -90,14 +102,14 @@ async def update_draft(
         tenant_id,
         template_id,
         name,
-        kind,
-        sql.dumps(definition),
+        kind.value,
+        sql.dumps(dict(definition)),
     )
     assert row is not None
-    return sql.record_dict(row, _JSON)
+    return _record(row)
 
 
-async def publish(tenant_id: str, template_id: UUID, when: Any) -> dict[str, Any]:
+async def publish(tenant_id: str, template_id: UUID, when: datetime) -> TemplateVersion:
     """Mark a draft published; from then on it never changes."""
     row = await sql.fetchrow(
         """UPDATE template SET status = 'published', published_at = $3
@@ -107,10 +119,10 @@ async def publish(tenant_id: str, template_id: UUID, when: Any) -> dict[str, Any
         when,
     )
     assert row is not None
-    return sql.record_dict(row, _JSON)
+    return _record(row)
 
 
-async def list_for_tenant(tenant_id: str, key: str | None = None) -> list[dict[str, Any]]:
+async def list_for_tenant(tenant_id: str, key: str | None = None) -> list[TemplateVersion]:
     """Every template version of a tenant (optionally of one key), newest first."""
     rows = await sql.fetch(
         """SELECT * FROM template WHERE tenant_id = $1 AND ($2::text IS NULL OR key = $2)
@@ -118,4 +130,4 @@ async def list_for_tenant(tenant_id: str, key: str | None = None) -> list[dict[s
         tenant_id,
         key,
     )
-    return [sql.record_dict(r, _JSON) for r in rows]
+    return [_record(r) for r in rows]

@@ -8,50 +8,57 @@ from typing import Any
 from uuid import UUID
 
 from signoff.db import sql
+from signoff.db.records import TIMER_JSON, overdue_step_of, timer_of
+from signoff.db.records import calendar_of as _calendar_of
+from signoff.domain.calendar import BusinessCalendar
+from signoff.domain.records import OverdueStep, Step, Timer
+from signoff.domain.timers import TimerSpec
 
 
-async def insert_timers(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Arm timers; returns them with their ids."""
+async def insert_timers(
+    step: Step, armed: Sequence[tuple[TimerSpec, str]], now: datetime
+) -> list[Timer]:
+    """Arm timers of `step` (each spec with its fresh token); returns them with their ids."""
     out = []
-    for row in rows:
+    for spec, token in armed:
         record = await sql.fetchrow(
             """INSERT INTO timer (tenant_id, item_id, step_id, kind, level, due_at, token,
                 status, payload, created_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7, 'armed', $8::jsonb, $9) RETURNING *""",
-            row["tenant_id"],
-            row["item_id"],
-            row["step_id"],
-            row["kind"],
-            row["level"],
-            row["due_at"],
-            row["token"],
-            sql.dumps(row.get("payload") or {}),
-            row["now"],
+            step.tenant_id,
+            step.item_id,
+            step.id,
+            spec.kind.value,
+            spec.level,
+            spec.due_at,
+            token,
+            sql.dumps(dict(spec.payload)),
+            now,
         )
         assert record is not None
-        out.append(sql.record_dict(record, ("payload",)))
+        out.append(timer_of(sql.record_dict(record, TIMER_JSON)))
     return out
 
 
-async def cancel_for_step(step_id: UUID) -> list[dict[str, Any]]:
+async def cancel_for_step(step_id: UUID) -> list[Timer]:
     """Cancel every armed timer of a step; returns what was cancelled."""
     rows = await sql.fetch(
         "UPDATE timer SET status = 'cancelled' WHERE step_id = $1 AND status = 'armed' RETURNING *",
         step_id,
     )
-    return [sql.record_dict(r, ("payload",)) for r in rows]
+    return [timer_of(sql.record_dict(r, TIMER_JSON)) for r in rows]
 
 
-async def get(timer_id: UUID) -> dict[str, Any] | None:
+async def get(timer_id: UUID) -> Timer | None:
     """One timer, unlocked."""
     row = await sql.fetchrow("SELECT * FROM timer WHERE id = $1", timer_id)
-    return sql.record_dict(row, ("payload",)) if row else None
+    return timer_of(sql.record_dict(row, TIMER_JSON)) if row else None
 
 
-async def lock_for_firing(timer_id: UUID) -> dict[str, Any] | None:
+async def lock_for_firing(timer_id: UUID) -> Timer | None:
     """The timer row, locked; None when another worker holds it (it will act, not us)."""
     row = await sql.fetchrow("SELECT * FROM timer WHERE id = $1 FOR UPDATE SKIP LOCKED", timer_id)
-    return sql.record_dict(row, ("payload",)) if row else None
+    return timer_of(sql.record_dict(row, TIMER_JSON)) if row else None
 
 
 async def mark(timer_id: UUID, status: str, when: datetime | None) -> None:
@@ -72,13 +79,13 @@ async def due_armed(until: datetime, limit: int) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-async def for_step(step_id: UUID) -> list[dict[str, Any]]:
+async def for_step(step_id: UUID) -> list[Timer]:
     """Every timer of a step, by due time."""
     rows = await sql.fetch("SELECT * FROM timer WHERE step_id = $1 ORDER BY due_at, kind", step_id)
-    return [sql.record_dict(r, ("payload",)) for r in rows]
+    return [timer_of(sql.record_dict(r, TIMER_JSON)) for r in rows]
 
 
-async def overdue_steps(tenant_id: str, now: datetime, limit: int) -> list[dict[str, Any]]:
+async def overdue_steps(tenant_id: str, now: datetime, limit: int) -> list[OverdueStep]:
     """Active steps past their SLA, or holding timers overdue by more than a minute (stuck)."""
     rows = await sql.fetch(
         """SELECT s.id AS step_id, s.item_id, s.key, s.due_at, i.title,
@@ -95,16 +102,16 @@ async def overdue_steps(tenant_id: str, now: datetime, limit: int) -> list[dict[
         now,
         limit,
     )
-    return [dict(r) for r in rows]
+    return [overdue_step_of(r) for r in rows]
 
 
-async def calendar_of(tenant_id: str) -> dict[str, Any] | None:
-    """The tenant's business calendar row, if it has one."""
+async def calendar_of(tenant_id: str) -> BusinessCalendar | None:
+    """The tenant's business calendar, if it has one."""
     row = await sql.fetchrow("SELECT * FROM business_calendar WHERE tenant_id = $1", tenant_id)
-    return dict(row) if row else None
+    return _calendar_of(row) if row else None
 
 
-async def save_calendar(tenant_id: str, values: dict[str, Any], now: datetime) -> None:
+async def save_calendar(tenant_id: str, calendar: BusinessCalendar, now: datetime) -> None:
     """Create or replace the tenant's business calendar."""
     await sql.execute(
         """INSERT INTO business_calendar (tenant_id, timezone, workdays, day_start, day_end,
@@ -114,10 +121,10 @@ async def save_calendar(tenant_id: str, values: dict[str, Any], now: datetime) -
             day_end = EXCLUDED.day_end, holidays = EXCLUDED.holidays,
             updated_at = EXCLUDED.updated_at""",
         tenant_id,
-        values["timezone"],
-        values["workdays"],
-        values["start"],
-        values["end"],
-        values["holidays"],
+        calendar.timezone,
+        sorted(calendar.workdays),
+        calendar.start,
+        calendar.end,
+        sorted(calendar.holidays),
         now,
     )

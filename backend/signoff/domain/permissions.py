@@ -6,30 +6,15 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from signoff.domain.actors import Principal
+from signoff.domain.records import StepAssignees
 
 
-def assignees_match(assignees: Mapping[str, Any], principal: Principal) -> bool:
+def assignees_match(assignees: StepAssignees | Mapping[str, Any], principal: Principal) -> bool:
     """Whether `principal` is named by an assignee set (as a user, through a group or a role,
-    or as somebody's delegate)."""
-    return (
-        principal.user_id in assignees.get("users", ())
-        or not principal.groups.isdisjoint(assignees.get("groups", ()))
-        or not principal.roles.isdisjoint(assignees.get("roles", ()))
-        or principal.user_id in assignees.get("delegates", {})
-    )
-
-
-def delegator_of(assignees: Mapping[str, Any], principal: Principal) -> str | None:
-    """Whom `principal` acts for on a step: None when they are an assignee in their own right."""
-    own = (
-        principal.user_id in assignees.get("users", ())
-        or not principal.groups.isdisjoint(assignees.get("groups", ()))
-        or not principal.roles.isdisjoint(assignees.get("roles", ()))
-    )
-    if own:
-        return None
-    delegator: str | None = assignees.get("delegates", {}).get(principal.user_id)
-    return delegator
+    or as somebody's delegate). Accepts the stored JSON form too (as in audit event data)."""
+    if not isinstance(assignees, StepAssignees):
+        assignees = StepAssignees.from_dict(assignees)
+    return assignees.matches(principal)
 
 
 def can_read_item(
@@ -37,7 +22,7 @@ def can_read_item(
     *,
     tenant_id: str,
     requester_id: str,
-    step_assignees: Iterable[Mapping[str, Any]],
+    step_assignees: Iterable[StepAssignees],
     participants: Iterable[str],
     admin_roles: Iterable[str],
 ) -> bool:
@@ -51,4 +36,4 @@ def can_read_item(
         return True
     if principal.user_id in set(participants):
         return True
-    return any(assignees_match(a, principal) for a in step_assignees)
+    return any(a.matches(principal) for a in step_assignees)

@@ -9,9 +9,12 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+from uuid import UUID
 
 from signoff.domain.actors import Principal
 from signoff.domain.permissions import assignees_match
+from signoff.domain.records import Decision, Item, Step
+from signoff.domain.states import StepState
 
 
 class ChangeKind(StrEnum):
@@ -113,29 +116,23 @@ SEAT_OUTCOMES = frozenset({"approve", "reject"})
 """Decision outcomes that fill a reviewer's seat in a step's quorum."""
 
 
-def seats_taken(
-    principal: Principal, item: Mapping[str, Any], decisions: Sequence[Mapping[str, Any]]
-) -> set[Any]:
+def seats_taken(principal: Principal, item: Item, decisions: Sequence[Decision]) -> set[UUID]:
     """Ids of the steps on which the principal already filled a seat in the item's current
     revision (they have nothing left to do there)."""
     return {
-        d["step_id"]
+        d.step_id
         for d in decisions
-        if d["actor_id"] == principal.user_id
-        and d["revision"] == item["revision"]
-        and d["outcome"] in SEAT_OUTCOMES
+        if d.actor_id == principal.user_id
+        and d.revision == item.revision
+        and d.outcome in SEAT_OUTCOMES
     }
 
 
-def in_inbox(
-    principal: Principal, steps: Sequence[Mapping[str, Any]], voted: Collection[Any] = ()
-) -> bool:
+def in_inbox(principal: Principal, steps: Sequence[Step], voted: Collection[UUID] = ()) -> bool:
     """Whether an item with `steps` is in the principal's inbox now: an active step names them
     and they have not yet filled a seat on it (`voted`: ids of such steps)."""
     return any(
-        s["state"] == "active"
-        and s["id"] not in voted
-        and assignees_match(s["assignees"], principal)
+        s.state == StepState.ACTIVE and s.id not in voted and s.assignees.matches(principal)
         for s in steps
     )
 
@@ -143,8 +140,8 @@ def in_inbox(
 def inbox_change(
     event: Mapping[str, Any],
     principal: Principal,
-    steps: Sequence[Mapping[str, Any]],
-    voted: Collection[Any] = (),
+    steps: Sequence[Step],
+    voted: Collection[UUID] = (),
 ) -> InboxChange | None:
     """How `event` changed the principal's inbox, judged against the item's current `steps`
     (None when it does not concern them).
@@ -157,12 +154,12 @@ def inbox_change(
     if reason is None:
         return None
     step_id = event.get("step_id")
-    step = next((s for s in steps if s["id"] == step_id), None) if step_id else None
+    step = next((s for s in steps if s.id == step_id), None) if step_id else None
     named_before = assignees_match((event.get("data") or {}).get("before") or {}, principal)
     if step is not None:
-        concerned = assignees_match(step["assignees"], principal) or named_before
+        concerned = step.assignees.matches(principal) or named_before
     else:
-        concerned = any(assignees_match(s["assignees"], principal) for s in steps)
+        concerned = any(s.assignees.matches(principal) for s in steps)
     if not concerned:
         return None
     if in_inbox(principal, steps, voted):

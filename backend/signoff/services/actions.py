@@ -10,6 +10,7 @@ from uuid import UUID
 from signoff.domain.actors import Actor
 from signoff.domain.dependencies import steps_needing_user
 from signoff.domain.errors import DomainError, ErrorCode, forbidden, invalid
+from signoff.domain.records import Step, StepAssignees
 from signoff.domain.states import (
     ITEM_MACHINE,
     STEP_MACHINE,
@@ -49,12 +50,12 @@ def _is_admin(actor: Actor, ctx: ServiceContext) -> bool:
 async def claim_step(actor: Actor, ctx: ServiceContext, step_id: UUID, g: Guards) -> ItemView:
     """Take a step so that other assignees see somebody is on it."""
 
-    async def body(uow: UnitOfWork, view: ItemView, step: dict[str, Any]) -> None:
-        STEP_MACHINE.next_state(StepState(step["state"]), StepAction.CLAIM)
+    async def body(uow: UnitOfWork, view: ItemView, step: Step) -> None:
+        STEP_MACHINE.next_state(step.state, StepAction.CLAIM)
         require_assignee(actor, step)
-        if step["claimed_by"] and step["claimed_by"] != actor.user_id:
+        if step.claimed_by and step.claimed_by != actor.user_id:
             raise DomainError(
-                ErrorCode.ALREADY_CLAIMED, f"step is claimed by {step['claimed_by']}", "stepId"
+                ErrorCode.ALREADY_CLAIMED, f"step is claimed by {step.claimed_by}", "stepId"
             )
         await transition_step(
             uow, view, step, StepAction.CLAIM, changes={"claimed_by": actor.user_id}
@@ -75,11 +76,11 @@ async def claim_step(actor: Actor, ctx: ServiceContext, step_id: UUID, g: Guards
 async def unclaim_step(actor: Actor, ctx: ServiceContext, step_id: UUID, g: Guards) -> ItemView:
     """Release a claim (the claimer, or an admin)."""
 
-    async def body(uow: UnitOfWork, view: ItemView, step: dict[str, Any]) -> None:
-        STEP_MACHINE.next_state(StepState(step["state"]), StepAction.UNCLAIM)
-        if step["claimed_by"] is None:
+    async def body(uow: UnitOfWork, view: ItemView, step: Step) -> None:
+        STEP_MACHINE.next_state(step.state, StepAction.UNCLAIM)
+        if step.claimed_by is None:
             raise invalid("step is not claimed", "stepId")
-        if step["claimed_by"] != actor.user_id and not _is_admin(actor, ctx):
+        if step.claimed_by != actor.user_id and not _is_admin(actor, ctx):
             raise forbidden("only the claimer or an admin can release a claim")
         await transition_step(
             uow,
@@ -87,7 +88,7 @@ async def unclaim_step(actor: Actor, ctx: ServiceContext, step_id: UUID, g: Guar
             step,
             StepAction.UNCLAIM,
             changes={"claimed_by": None},
-            data={"was": step["claimed_by"]},
+            data={"was": step.claimed_by},
         )
 
     return await act_on_step(
@@ -119,32 +120,29 @@ async def reassign_step(actor: Actor, ctx: ServiceContext, inp: ReassignInput) -
     """Reassign (an assignee or admin replaces the assignees) or delegate (an assignee hands
     their own seat to one user, who then acts for them)."""
 
-    async def body(uow: UnitOfWork, view: ItemView, step: dict[str, Any]) -> None:
-        STEP_MACHINE.next_state(StepState(step["state"]), StepAction.REASSIGN)
+    async def body(uow: UnitOfWork, view: ItemView, step: Step) -> None:
+        STEP_MACHINE.next_state(step.state, StepAction.REASSIGN)
         reason = require_reason(inp.reason, "to reassign or delegate")
-        assignees: dict[str, Any] = dict(step["assignees"])
+        assignees = step.assignees
         if inp.delegate_to:
             acting_for = require_assignee(actor, step)
             if acting_for is not None:
                 raise forbidden("a delegate cannot delegate further")
             if inp.delegate_to == actor.user_id:
                 raise invalid("cannot delegate to yourself", "delegateTo")
-            delegates = dict(assignees.get("delegates", {}))
-            delegates[inp.delegate_to] = actor.user_id
-            assignees["delegates"] = delegates
+            assignees = assignees.with_delegate(inp.delegate_to, actor.user_id)
             data: dict[str, Any] = {"delegate": inp.delegate_to, "delegator": actor.user_id}
         else:
             if not _is_admin(actor, ctx):
                 require_assignee(actor, step)
             if not (inp.users or inp.groups or inp.roles):
                 raise invalid("name at least one user, group or role", "users")
-            assignees = {
-                "users": sorted(set(inp.users)),
-                "groups": sorted(set(inp.groups)),
-                "roles": sorted(set(inp.roles)),
-                "delegates": {},
-            }
-            data = {"before": step["assignees"], "after": assignees}
+            assignees = StepAssignees(
+                users=tuple(sorted(set(inp.users))),
+                groups=tuple(sorted(set(inp.groups))),
+                roles=tuple(sorted(set(inp.roles))),
+            )
+            data = {"before": step.assignees.to_dict(), "after": assignees.to_dict()}
         await transition_step(
             uow,
             view,
@@ -186,13 +184,11 @@ class ModifyParamsInput:
 async def modify_step_params(actor: Actor, ctx: ServiceContext, inp: ModifyParamsInput) -> ItemView:
     """A reviewer changes what a step will do before deciding it (seed: MODIFY_STEP)."""
 
-    async def body(uow: UnitOfWork, view: ItemView, step: dict[str, Any]) -> None:
-        STEP_MACHINE.next_state(StepState(step["state"]), StepAction.MODIFY)
+    async def body(uow: UnitOfWork, view: ItemView, step: Step) -> None:
+        STEP_MACHINE.next_state(step.state, StepAction.MODIFY)
         acting_for = require_assignee(actor, step)
         reason = require_reason(inp.reason, "to modify a step")
-        original = (
-            step["original_params"] if step["original_params"] is not None else step["params"]
-        )
+        original = step.original_params if step.original_params is not None else step.params
         await transition_step(
             uow,
             view,
@@ -201,7 +197,7 @@ async def modify_step_params(actor: Actor, ctx: ServiceContext, inp: ModifyParam
             reason=reason,
             acting_for=acting_for,
             changes={"params": inp.params, "original_params": original},
-            data={"before": step["params"], "after": inp.params},
+            data={"before": dict(step.params), "after": inp.params},
         )
 
     return await act_on_step(
@@ -251,10 +247,10 @@ async def resubmit_item(actor: Actor, ctx: ServiceContext, inp: ResubmitInput) -
     """Open a new revision: steps that asked for changes review again; history is kept."""
 
     async def body(uow: UnitOfWork, view: ItemView) -> None:
-        if view.item["requester_id"] != actor.user_id:
+        if view.item.requester_id != actor.user_id:
             raise forbidden("only the requester can resubmit")
         ITEM_MACHINE.next_state(view.state, ItemAction.RESUBMIT)
-        changes: dict[str, Any] = {"revision": view.item["revision"] + 1}
+        changes: dict[str, Any] = {"revision": view.item.revision + 1}
         if inp.payload is not None:
             validate_payload(
                 view.definition.fields, inp.payload, template_limits(ctx.settings).max_payload_bytes
@@ -270,10 +266,10 @@ async def resubmit_item(actor: Actor, ctx: ServiceContext, inp: ResubmitInput) -
             ItemAction.RESUBMIT,
             changes=changes,
             reason=inp.reason,
-            data={"revision": changes["revision"], "previous_payload": view.item["payload"]},
+            data={"revision": changes["revision"], "previous_payload": dict(view.item.payload)},
         )
         for step in view.steps:
-            if StepState(step["state"]) == StepState.CHANGES_REQUESTED:
+            if step.state == StepState.CHANGES_REQUESTED:
                 await transition_step(
                     uow, view, step, StepAction.RESUBMIT, changes={"claimed_by": None}
                 )
@@ -289,12 +285,12 @@ async def cancel_item(
     'cancel all'."""
 
     async def body(uow: UnitOfWork, view: ItemView) -> None:
-        if view.item["requester_id"] != actor.user_id and not _is_admin(actor, ctx):
+        if view.item.requester_id != actor.user_id and not _is_admin(actor, ctx):
             raise forbidden("only the requester or an admin can cancel an item")
         text = require_reason(reason, "to cancel")
         await transition_item(uow, view, ItemAction.CANCEL, reason=text)
         for step in view.steps:
-            if (StepState(step["state"]), StepAction.CANCEL) in STEP_MACHINE.table:
+            if (step.state, StepAction.CANCEL) in STEP_MACHINE.table:
                 await transition_step(uow, view, step, StepAction.CANCEL, data={"by": "item"})
 
     return await _item_action(
@@ -321,9 +317,7 @@ async def approve_all(
         while True:
             view = await load_view(actor, ctx, item_id, lock=True)
             candidates = [
-                s
-                for s in view.steps
-                if StepState(s["state"]) == StepState.ACTIVE and _can_approve(actor, s)
+                s for s in view.steps if s.state == StepState.ACTIVE and _can_approve(actor, s)
             ]
             if not candidates:
                 break
@@ -332,7 +326,7 @@ async def approve_all(
                 await decide_step(
                     actor,
                     ctx,
-                    DecideStepInput(step_id=step["id"], outcome=Outcome.APPROVE, reason=reason),
+                    DecideStepInput(step_id=step.id, outcome=Outcome.APPROVE, reason=reason),
                 )
                 approved += 1
         if approved == 0:
@@ -342,7 +336,7 @@ async def approve_all(
         return await load_view(actor, ctx, item_id, lock=False)
 
 
-def _can_approve(actor: Actor, step: dict[str, Any]) -> bool:
+def _can_approve(actor: Actor, step: Step) -> bool:
     try:
         require_assignee(actor, step)
     except DomainError:
@@ -356,14 +350,14 @@ async def resolve_held_step(
     """The requester decides a step held by an `ask_user` dependency: skip it, or keep waiting
     (for an upstream override)."""
 
-    async def body(uow: UnitOfWork, view: ItemView, step: dict[str, Any]) -> None:
-        if view.item["requester_id"] != actor.user_id and not _is_admin(actor, ctx):
+    async def body(uow: UnitOfWork, view: ItemView, step: Step) -> None:
+        if view.item.requester_id != actor.user_id and not _is_admin(actor, ctx):
             raise forbidden("only the requester or an admin can resolve a held step")
         held = steps_needing_user(view.definition, view.step_states(), view.decision_values())
-        if step["key"] not in held:
+        if step.key not in held:
             raise DomainError(
                 ErrorCode.ILLEGAL_TRANSITION,
-                f"step {step['key']!r} is not waiting for a decision of yours",
+                f"step {step.key!r} is not waiting for a decision of yours",
             )
         text = require_reason(reason, "to resolve a held step")
         if skip:
@@ -371,7 +365,7 @@ async def resolve_held_step(
                 uow, view, step, StepAction.SKIP, reason=text, data={"by": "requester"}
             )
         else:
-            uow.record("step.hold_kept", item_id=view.id, step_id=step["id"], reason=text)
+            uow.record("step.hold_kept", item_id=view.id, step_id=step.id, reason=text)
         await advance(uow, view)
 
     return await act_on_step(

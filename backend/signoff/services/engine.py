@@ -7,7 +7,7 @@ versions and record the audit event, all inside the caller's unit of work.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from uuid import UUID
 
@@ -15,6 +15,7 @@ from signoff.db import items as items_repo
 from signoff.domain.actors import SYSTEM_USER
 from signoff.domain.dependencies import ready_steps, steps_to_skip
 from signoff.domain.policies import auto_approval_rule
+from signoff.domain.records import DecisionOutcome, Item, Step
 from signoff.domain.states import (
     ITEM_MACHINE,
     STEP_MACHINE,
@@ -33,44 +34,70 @@ RESOLVED_OK = frozenset({StepState.APPROVED, StepState.SKIPPED, StepState.COMPLE
 
 @dataclass
 class ItemView:
-    """An item row with its steps and definition, loaded (and locked) for one change."""
+    """An item with its steps and definition, loaded (and locked) for one change.
 
-    item: dict[str, Any]
-    steps: list[dict[str, Any]]
+    The records are immutable; a change replaces them here (`replace_item`, `replace_step`) so
+    that the view always holds what was last written.
+    """
+
+    item: Item
+    steps: list[Step]
     definition: TemplateDefinition
 
     @property
     def id(self) -> UUID:
         """The item id."""
-        item_id: UUID = self.item["id"]
-        return item_id
+        return self.item.id
 
     @property
     def state(self) -> ItemState:
         """The item's current state."""
-        return ItemState(self.item["state"])
+        return self.item.state
 
-    def step(self, step_id: UUID) -> dict[str, Any]:
+    def step(self, step_id: UUID) -> Step:
         """One of the item's steps by id."""
         for step in self.steps:
-            if step["id"] == step_id:
+            if step.id == step_id:
                 return step
         raise KeyError(step_id)
 
-    def step_by_key(self, key: str) -> dict[str, Any]:
+    def step_by_key(self, key: str) -> Step:
         """One of the item's steps by its template key."""
         for step in self.steps:
-            if step["key"] == key:
+            if step.key == key:
                 return step
         raise KeyError(key)
 
+    def replace_step(self, step: Step) -> Step:
+        """Hold `step` instead of the step with its id; returns it."""
+        self.steps = [step if s.id == step.id else s for s in self.steps]
+        return step
+
     def step_states(self) -> dict[str, StepState]:
         """Template key → current state, for the dependency rules."""
-        return {s["key"]: StepState(s["state"]) for s in self.steps}
+        return {s.key: s.state for s in self.steps}
 
     def decision_values(self) -> dict[str, str]:
         """Values chosen on decided `decision` steps, for branch selection."""
-        return {s["key"]: s["decision_value"] for s in self.steps if s["decision_value"]}
+        return {s.key: s.decision_value for s in self.steps if s.decision_value}
+
+
+async def save_item(uow: UnitOfWork, view: ItemView, **changes: Any) -> Item:
+    """Write `changes` to the item, bumping its version (every change to an item or its steps)."""
+    item = replace(
+        view.item, **changes, version=view.item.version + 1, updated_at=uow.ctx.clock.now()
+    )
+    await items_repo.save_item(item)
+    view.item = item
+    return item
+
+
+async def save_step(uow: UnitOfWork, view: ItemView, step: Step, **changes: Any) -> Step:
+    """Write `changes` to a step, bumping its version."""
+    current = view.step(step.id)
+    new = replace(current, **changes, version=current.version + 1, updated_at=uow.ctx.clock.now())
+    await items_repo.save_step(new)
+    return view.replace_step(new)
 
 
 async def transition_item(
@@ -86,10 +113,7 @@ async def transition_item(
     """Move the item by `action` (or raise ILLEGAL_TRANSITION) and audit it."""
     old = view.state
     new = ITEM_MACHINE.next_state(old, action)
-    values = {**(changes or {}), "state": new.value}
-    await items_repo.update_item(view.id, values, uow.ctx.clock.now())
-    view.item.update(values)
-    view.item["version"] += 1
+    await save_item(uow, view, **(changes or {}), state=new)
     uow.record(
         f"item.{action.value}",
         item_id=view.id,
@@ -102,49 +126,50 @@ async def transition_item(
 async def transition_step(
     uow: UnitOfWork,
     view: ItemView,
-    step: dict[str, Any],
+    step: Step,
     action: StepAction,
     *,
     changes: dict[str, Any] | None = None,
     reason: str | None = None,
     data: dict[str, Any] | None = None,
     acting_for: str | None = None,
-) -> None:
+) -> Step:
     """Move one step by `action` (or raise ILLEGAL_TRANSITION), bump the item, audit it."""
-    old = StepState(step["state"])
+    step = view.step(step.id)
+    old = step.state
     new = STEP_MACHINE.next_state(old, action)
-    values = {**(changes or {}), "state": new.value}
+    values: dict[str, Any] = {**(changes or {}), "state": new}
     now = uow.ctx.clock.now()
     if new != old and new not in (StepState.ACTIVE, StepState.WAITING, StepState.RUNNING):
         values.setdefault("decided_at", now)
-    await items_repo.update_step(step["id"], values, now)
-    await items_repo.update_item(view.id, {}, now)
-    step.update(values)
-    step["version"] += 1
-    view.item["version"] += 1
     # Time rules follow the review state: armed on entering review, void on leaving it.
     if new == StepState.ACTIVE and old != StepState.ACTIVE:
-        plan = EscalationPlan.from_step(view.definition.step(step["key"]))
-        await arm_step_timers(uow, view.item, step, plan)
-    elif old == StepState.ACTIVE and new != StepState.ACTIVE:
+        source = EscalationPlan.from_step(view.definition.step(step.key))
+        values["escalation_plan"], values["due_at"] = await arm_step_timers(uow, step, source)
+    step = await save_step(uow, view, step, **values)
+    await save_item(uow, view)
+    if old == StepState.ACTIVE and new != StepState.ACTIVE:
         await disarm_step_timers(uow, step)
     elif action == StepAction.REASSIGN:
-        await rearm_remaining(uow, view.item, step)
+        await rearm_remaining(uow, step)
     uow.record(
         f"step.{action.value}",
         item_id=view.id,
-        step_id=step["id"],
+        step_id=step.id,
         reason=reason,
         acting_for=acting_for,
-        data={"step": step["key"], "from": old.value, "to": new.value, **(data or {})},
+        data={"step": step.key, "from": old.value, "to": new.value, **(data or {})},
     )
+    return step
 
 
-async def activate_step(uow: UnitOfWork, view: ItemView, step: dict[str, Any]) -> None:
+async def activate_step(uow: UnitOfWork, view: ItemView, step: Step) -> None:
     """Open a step for its assignees: deadline, then policy auto-approval or merge completion."""
     now = uow.ctx.clock.now()
-    defn = view.definition.step(step["key"])
-    await transition_step(uow, view, step, StepAction.ACTIVATE, changes={"activated_at": now})
+    defn = view.definition.step(step.key)
+    step = await transition_step(
+        uow, view, step, StepAction.ACTIVATE, changes={"activated_at": now}
+    )
     if defn.kind == StepKind.MERGE:
         await record_system_decision(uow, view, step, "all inbound branches resolved")
         await transition_step(uow, view, step, StepAction.APPROVE, data={"by": "merge"})
@@ -158,21 +183,15 @@ async def activate_step(uow: UnitOfWork, view: ItemView, step: dict[str, Any]) -
         )
 
 
-async def record_system_decision(
-    uow: UnitOfWork, view: ItemView, step: dict[str, Any], rule: str
-) -> None:
+async def record_system_decision(uow: UnitOfWork, view: ItemView, step: Step, rule: str) -> None:
     """Store an approval made by the system (policy, merge), with the rule that made it."""
     await items_repo.insert_decision(
-        {
-            "tenant_id": view.item["tenant_id"],
-            "item_id": view.id,
-            "step_id": step["id"],
-            "revision": view.item["revision"],
-            "actor_id": SYSTEM_USER,
-            "outcome": "approve_by_policy",
-            "rule": rule,
-            "now": uow.ctx.clock.now(),
-        }
+        step=step,
+        revision=view.item.revision,
+        actor_id=SYSTEM_USER,
+        outcome=DecisionOutcome.APPROVE_BY_POLICY,
+        rule=rule,
+        now=uow.ctx.clock.now(),
     )
 
 
@@ -187,7 +206,7 @@ async def advance(uow: UnitOfWork, view: ItemView) -> None:
         states, values = view.step_states(), view.decision_values()
         for key in steps_to_skip(view.definition, states, values):
             step = view.step_by_key(key)
-            if StepState(step["state"]) in (StepState.WAITING, StepState.ACTIVE):
+            if step.state in (StepState.WAITING, StepState.ACTIVE):
                 await transition_step(uow, view, step, StepAction.SKIP, data={"by": "dependency"})
                 changed = True
         states = view.step_states()
@@ -207,7 +226,7 @@ async def settle_item(uow: UnitOfWork, view: ItemView) -> None:
     if failed and not is_plan:
         # In a review chain one refusal ends the item; what was still open is cancelled.
         for step in view.steps:
-            if StepState(step["state"]) in (StepState.WAITING, StepState.ACTIVE):
+            if step.state in (StepState.WAITING, StepState.ACTIVE):
                 await transition_step(uow, view, step, StepAction.CANCEL, data={"by": "item"})
         expired = all(states[k] == StepState.EXPIRED for k in failed)
         action = ItemAction.EXPIRE if expired else ItemAction.REJECT

@@ -15,6 +15,7 @@ from uuid import UUID
 from signoff.domain.actors import Actor
 from signoff.domain.dependencies import unmet_blocking, unmet_for_execution
 from signoff.domain.errors import DomainError, ErrorCode, forbidden, invalid
+from signoff.domain.records import Step
 from signoff.domain.states import ItemAction, ItemState, StepAction, StepState
 from signoff.services.actions import Guards
 from signoff.services.context import ServiceContext
@@ -55,7 +56,7 @@ class ReportInput:
 
 
 def _require_executor(actor: Actor, view: ItemView) -> None:
-    if actor.user_id != view.item["requester_id"] and EXECUTOR_ROLE not in actor.principal.roles:
+    if actor.user_id != view.item.requester_id and EXECUTOR_ROLE not in actor.principal.roles:
         raise forbidden("only the requester or an executor reports execution")
 
 
@@ -74,36 +75,36 @@ async def _finish_if_done(uow: UnitOfWork, view: ItemView) -> None:
     """Complete an executing item once no approved step is left to run."""
     if view.state != ItemState.EXECUTING:
         return
-    states = [StepState(s["state"]) for s in view.steps]
+    states = [s.state for s in view.steps]
     if any(s in (StepState.APPROVED, StepState.RUNNING) for s in states):
         runnable = [
             s
             for s in view.steps
-            if StepState(s["state"]) == StepState.APPROVED
-            and not unmet_blocking(view.definition, view.step_states(), s["key"])
+            if s.state == StepState.APPROVED
+            and not unmet_blocking(view.definition, view.step_states(), s.key)
         ]
         if runnable or any(s == StepState.RUNNING for s in states):
             return
     await transition_item(uow, view, ItemAction.COMPLETE)
 
 
-def compensation_order(view: ItemView) -> list[dict[str, Any]]:
+def compensation_order(view: ItemView) -> list[Step]:
     """Completed steps still to compensate, most recently completed first."""
-    done = [s for s in view.steps if StepState(s["state"]) == StepState.COMPLETED]
-    return sorted(done, key=lambda s: (s["decided_at"], s["position"]), reverse=True)
+    done = [s for s in view.steps if s.state == StepState.COMPLETED]
+    return sorted(done, key=lambda s: (s.decided_at, s.position), reverse=True)
 
 
 async def report_execution(actor: Actor, ctx: ServiceContext, inp: ReportInput) -> ItemView:
     """Record that a step started, completed (with its result), failed, or was compensated."""
 
-    async def body(uow: UnitOfWork, view: ItemView, step: dict[str, Any]) -> None:
+    async def body(uow: UnitOfWork, view: ItemView, step: Step) -> None:
         _require_executor(actor, view)
         if inp.status == ExecutionStatus.RUNNING:
-            blockers = unmet_for_execution(view.definition, view.step_states(), step["key"])
+            blockers = unmet_for_execution(view.definition, view.step_states(), step.key)
             if blockers:
                 raise DomainError(
                     ErrorCode.DEPENDENCY_UNMET,
-                    f"step {step['key']!r} waits for {', '.join(blockers)}",
+                    f"step {step.key!r} waits for {', '.join(blockers)}",
                     "stepId",
                     details={"unmet": blockers},
                 )
@@ -115,7 +116,7 @@ async def report_execution(actor: Actor, ctx: ServiceContext, inp: ReportInput) 
                     f"cannot start a step of an item that is {view.state.value}",
                 )
             await transition_step(
-                uow, view, step, StepAction.START, changes={"attempts": step["attempts"] + 1}
+                uow, view, step, StepAction.START, changes={"attempts": step.attempts + 1}
             )
         elif inp.status == ExecutionStatus.COMPLETED:
             await transition_step(
@@ -135,19 +136,19 @@ async def report_execution(actor: Actor, ctx: ServiceContext, inp: ReportInput) 
                 step,
                 StepAction.FAIL,
                 changes={"error": error},
-                data={"error": error, "attempt": step["attempts"]},
+                data={"error": error, "attempt": step.attempts},
             )
-            await transition_item(uow, view, ItemAction.FAIL, data={"step": step["key"]})
-            max_attempts = view.definition.step(step["key"]).max_attempts
-            if step["attempts"] >= max_attempts:
+            await transition_item(uow, view, ItemAction.FAIL, data={"step": step.key})
+            max_attempts = view.definition.step(step.key).max_attempts
+            if step.attempts >= max_attempts:
                 # No retry left (seed 004): escalate to the override holders.
                 uow.record(
                     "step.retries_exhausted",
                     item_id=view.id,
-                    step_id=step["id"],
+                    step_id=step.id,
                     data={
-                        "step": step["key"],
-                        "attempts": step["attempts"],
+                        "step": step.key,
+                        "attempts": step.attempts,
                         "max_attempts": max_attempts,
                         "escalate_to_roles": sorted(uow.ctx.settings.override_roles),
                     },
@@ -157,7 +158,7 @@ async def report_execution(actor: Actor, ctx: ServiceContext, inp: ReportInput) 
                     uow,
                     view,
                     ItemAction.COMPENSATE,
-                    data={"by": "template", "order": [s["key"] for s in compensation_order(view)]},
+                    data={"by": "template", "order": [s.key for s in compensation_order(view)]},
                 )
         else:
             await _compensate_step(uow, view, step)
@@ -179,14 +180,14 @@ async def report_execution(actor: Actor, ctx: ServiceContext, inp: ReportInput) 
     )
 
 
-async def _compensate_step(uow: UnitOfWork, view: ItemView, step: dict[str, Any]) -> None:
+async def _compensate_step(uow: UnitOfWork, view: ItemView, step: Step) -> None:
     if view.state != ItemState.COMPENSATING:
         raise DomainError(
             ErrorCode.ILLEGAL_TRANSITION, f"the item is {view.state.value}, not compensating"
         )
     order = compensation_order(view)
-    if not order or order[0]["id"] != step["id"]:
-        expected = order[0]["key"] if order else "none"
+    if not order or order[0].id != step.id:
+        expected = order[0].key if order else "none"
         raise DomainError(
             ErrorCode.ILLEGAL_TRANSITION,
             f"compensate in reverse order: next is {expected!r}",
@@ -208,17 +209,17 @@ async def recover_step(
     """Leave a failed step by retrying it, skipping it, compensating everything done so far, or
     continuing with the steps that do not depend on it."""
 
-    async def body(uow: UnitOfWork, view: ItemView, step: dict[str, Any]) -> None:
+    async def body(uow: UnitOfWork, view: ItemView, step: Step) -> None:
         _require_executor(actor, view)
-        if StepState(step["state"]) != StepState.FAILED or view.state != ItemState.FAILED:
+        if step.state != StepState.FAILED or view.state != ItemState.FAILED:
             raise DomainError(ErrorCode.ILLEGAL_TRANSITION, "only a failed step can be recovered")
         text = require_reason(reason, "to recover a failed step")
-        defn = view.definition.step(step["key"])
+        defn = view.definition.step(step.key)
         if recovery == Recovery.RETRY:
-            if step["attempts"] >= defn.max_attempts:
+            if step.attempts >= defn.max_attempts:
                 raise DomainError(
                     ErrorCode.LIMIT_EXCEEDED,
-                    f"step {step['key']!r} already ran {step['attempts']} of "
+                    f"step {step.key!r} already ran {step.attempts} of "
                     f"{defn.max_attempts} attempts",
                 )
             await transition_item(
@@ -230,7 +231,7 @@ async def recover_step(
                 step,
                 StepAction.RETRY,
                 reason=text,
-                changes={"attempts": step["attempts"] + 1, "error": None},
+                changes={"attempts": step.attempts + 1, "error": None},
             )
         elif recovery == Recovery.SKIP:
             await transition_step(uow, view, step, StepAction.SKIP, reason=text)
@@ -244,7 +245,7 @@ async def recover_step(
                 view,
                 ItemAction.COMPENSATE,
                 reason=text,
-                data={"order": [s["key"] for s in compensation_order(view)]},
+                data={"order": [s.key for s in compensation_order(view)]},
             )
             if not compensation_order(view):
                 await transition_item(uow, view, ItemAction.FINISH_COMPENSATION)
@@ -254,16 +255,16 @@ async def recover_step(
                 uow, view, ItemAction.RECOVER, reason=text, data={"recovery": recovery.value}
             )
             for other in view.steps:
-                if StepState(other["state"]) == StepState.APPROVED and step[
-                    "key"
-                ] in unmet_blocking(view.definition, view.step_states(), other["key"]):
+                if other.state == StepState.APPROVED and step.key in unmet_blocking(
+                    view.definition, view.step_states(), other.key
+                ):
                     await transition_step(
                         uow,
                         view,
                         other,
                         StepAction.SKIP,
                         reason=text,
-                        data={"by": "failed_dependency", "failed": step["key"]},
+                        data={"by": "failed_dependency", "failed": step.key},
                     )
             await _finish_if_done(uow, view)
 

@@ -12,9 +12,10 @@ from signoff.db import items as items_repo
 from signoff.db import templates as template_repo
 from signoff.domain.actors import Actor
 from signoff.domain.errors import DomainError, ErrorCode, forbidden, invalid, not_found
-from signoff.domain.permissions import assignees_match, can_read_item, delegator_of
+from signoff.domain.permissions import can_read_item
 from signoff.domain.policies import check_can_decide
 from signoff.domain.quorum import QuorumOutcome, evaluate
+from signoff.domain.records import DecisionOutcome, Item, Step, people_of
 from signoff.domain.states import STEP_MACHINE, ItemAction, ItemState, StepAction, StepState
 from signoff.domain.templates import (
     TemplateDefinition,
@@ -25,7 +26,13 @@ from signoff.domain.templates import (
     validate_payload,
 )
 from signoff.services.context import ServiceContext
-from signoff.services.engine import ItemView, advance, transition_item, transition_step
+from signoff.services.engine import (
+    ItemView,
+    advance,
+    save_item,
+    transition_item,
+    transition_step,
+)
 from signoff.services.templates import definition_of, template_limits
 from signoff.services.uow import UnitOfWork, remember_result, replayed_result, unit_of_work
 
@@ -80,16 +87,14 @@ async def load_view(actor: Actor, ctx: ServiceContext, item_id: UUID, *, lock: b
     if item is None:
         raise not_found("item", item_id)
     steps = await items_repo.steps_of(actor.tenant_id, item_id)
-    return ItemView(item, steps, await item_definition(actor.tenant_id, item, ctx))
+    return ItemView(item, steps, await item_definition(item, ctx))
 
 
-async def item_definition(
-    tenant_id: str, item: dict[str, Any], ctx: ServiceContext
-) -> TemplateDefinition:
+async def item_definition(item: Item, ctx: ServiceContext) -> TemplateDefinition:
     """The definition an item runs: its plan's, or its template version's."""
-    if item.get("plan") is not None:
-        return parse_template(item["plan"], template_limits(ctx.settings))
-    row = await template_repo.get(tenant_id, item["template_id"])
+    if item.plan is not None:
+        return parse_template(item.plan, template_limits(ctx.settings))
+    row = await template_repo.get(item.tenant_id, item.template_id)
     assert row is not None
     return definition_of(row, ctx.settings)
 
@@ -100,9 +105,9 @@ def check_readable(
     """Refuse (as NOT_FOUND, to reveal nothing) an item the actor may not read."""
     if not can_read_item(
         actor.principal,
-        tenant_id=view.item["tenant_id"],
-        requester_id=view.item["requester_id"],
-        step_assignees=[s["assignees"] for s in view.steps],
+        tenant_id=view.item.tenant_id,
+        requester_id=view.item.requester_id,
+        step_assignees=[s.assignees for s in view.steps],
         participants=participants,
         admin_roles=ctx.settings.admin_roles,
     ):
@@ -113,7 +118,7 @@ async def get_item(actor: Actor, ctx: ServiceContext, item_id: UUID) -> ItemView
     """Read one item the actor may see."""
     view = await load_view(actor, ctx, item_id, lock=False)
     decisions = await items_repo.decisions_of_items(actor.tenant_id, [item_id])
-    check_readable(actor, ctx, view, [d["actor_id"] for d in decisions])
+    check_readable(actor, ctx, view, [d.actor_id for d in decisions])
     return view
 
 
@@ -157,61 +162,39 @@ async def submit_item(actor: Actor, ctx: ServiceContext, inp: SubmitItemInput) -
         now = ctx.clock.now()
         risk = max((s.risk for s in defn.steps), key=lambda r: r.rank)
         item = await items_repo.insert_item(
-            {
-                "tenant_id": actor.tenant_id,
-                "environment": inp.environment,
-                "template_id": row["id"],
-                "kind": defn.kind.value,
-                "title": title,
-                "state": ItemState.PENDING.value,
-                "priority": inp.priority,
-                "risk": risk.value,
-                "requester_id": actor.user_id,
-                "payload": inp.payload,
-                "plan": plan_doc,
-                "external_ref": inp.external_ref,
-                "now": now,
-            }
+            tenant_id=actor.tenant_id,
+            environment=inp.environment,
+            template_id=row.id,
+            kind=defn.kind,
+            title=title,
+            state=ItemState.PENDING,
+            priority=inp.priority,
+            risk=risk,
+            requester_id=actor.user_id,
+            payload=inp.payload,
+            plan=plan_doc,
+            external_ref=inp.external_ref,
+            now=now,
         )
-        await items_repo.insert_steps(
-            actor.tenant_id,
-            item["id"],
-            [
-                {
-                    "key": s.key,
-                    "name": s.name,
-                    "kind": s.kind.value,
-                    "position": i,
-                    "state": StepState.WAITING.value,
-                    "assignees": s.assignees.to_dict(),
-                    "quorum": {"mode": s.quorum.mode.value, "n": s.quorum.n},
-                    "risk": s.risk.value,
-                    "sensitive": s.sensitive,
-                    "action": s.action,
-                    "params": s.params,
-                    "now": now,
-                }
-                for i, s in enumerate(defn.steps)
-            ],
-        )
+        steps = await items_repo.insert_steps(item, defn.steps, StepState.WAITING, now)
         uow.record(
             "item.submitted",
-            item_id=item["id"],
+            item_id=item.id,
             data={
-                "template": row["key"],
-                "template_version": row["version"],
+                "template": row.key,
+                "template_version": row.version,
                 "title": title,
                 "external_ref": inp.external_ref,
                 "steps": [s.key for s in defn.steps],
             },
         )
-        view = ItemView(item, await items_repo.steps_of(actor.tenant_id, item["id"]), defn)
+        view = ItemView(item, steps, defn)
         await advance(uow, view)
-        await remember_result(uow, inp.idempotency_key, {"item_id": str(item["id"])})
+        await remember_result(uow, inp.idempotency_key, {"item_id": str(item.id)})
         return view
 
 
-StepBody = Callable[[UnitOfWork, ItemView, dict[str, Any]], Awaitable[None]]
+StepBody = Callable[[UnitOfWork, ItemView, Step], Awaitable[None]]
 
 
 async def act_on_step(
@@ -242,52 +225,42 @@ async def act_on_step(
 
 
 async def escalate_for_revisions(
-    uow: UnitOfWork, view: ItemView, step: dict[str, Any], reason: str | None
+    uow: UnitOfWork, view: ItemView, step: Step, reason: str | None
 ) -> None:
     """Escalate a step whose request-changes loop exceeded the template's maximum revisions:
     raise the item's priority and add the first escalation level's targets as assignees."""
-    defn = view.definition.step(step["key"])
-    assignees = dict(step["assignees"])
+    defn = view.definition.step(step.key)
+    assignees = step.assignees
     if defn.escalation:
-        targets = defn.escalation[0].targets
-        for kind, names in (
-            ("users", targets.users),
-            ("groups", targets.groups),
-            ("roles", targets.roles),
-        ):
-            assignees[kind] = sorted({*assignees.get(kind, []), *names})
+        assignees = assignees.merged(defn.escalation[0].targets)
     await transition_step(
         uow,
         view,
         step,
         StepAction.ESCALATE,
         reason=reason,
-        changes={"assignees": assignees, "escalation_level": step["escalation_level"] + 1},
+        changes={"assignees": assignees, "escalation_level": step.escalation_level + 1},
         data={"by": "revision_limit", "max_revisions": view.definition.max_revisions},
     )
-    await items_repo.update_item(
-        view.id, {"priority": view.item["priority"] + 1}, uow.ctx.clock.now()
-    )
-    view.item["priority"] += 1
-    view.item["version"] += 1
+    await save_item(uow, view, priority=view.item.priority + 1)
 
 
 def check_version(view: ItemView, expected_version: int | None) -> None:
     """Refuse a change made against a stale copy of the item."""
-    if expected_version is not None and expected_version != view.item["version"]:
+    if expected_version is not None and expected_version != view.item.version:
         raise DomainError(
             ErrorCode.VERSION_CONFLICT,
-            f"item is at version {view.item['version']}, not {expected_version}",
+            f"item is at version {view.item.version}, not {expected_version}",
             "expectedVersion",
-            details={"current_version": view.item["version"]},
+            details={"current_version": view.item.version},
         )
 
 
-def require_assignee(actor: Actor, step: dict[str, Any]) -> str | None:
+def require_assignee(actor: Actor, step: Step) -> str | None:
     """Only a step's assignees (or their delegates) may act on it; returns the delegator."""
-    if not assignees_match(step["assignees"], actor.principal):
-        raise forbidden(f"you are not an assignee of step {step['key']!r}")
-    return delegator_of(step["assignees"], actor.principal)
+    if not step.assignees.matches(actor.principal):
+        raise forbidden(f"you are not an assignee of step {step.key!r}")
+    return step.assignees.delegator_of(actor.principal)
 
 
 def require_reason(reason: str | None, why: str) -> str:
@@ -303,28 +276,28 @@ def require_reason(reason: str | None, why: str) -> str:
 async def decide_step(actor: Actor, ctx: ServiceContext, inp: DecideStepInput) -> ItemView:
     """Approve, reject or request changes on a step, counting towards its quorum."""
 
-    async def body(uow: UnitOfWork, view: ItemView, step: dict[str, Any]) -> None:
+    async def body(uow: UnitOfWork, view: ItemView, step: Step) -> None:
         action = {
             Outcome.APPROVE: StepAction.APPROVE,
             Outcome.REJECT: StepAction.REJECT,
             Outcome.REQUEST_CHANGES: StepAction.REQUEST_CHANGES,
         }[inp.outcome]
         # Legality first: a decided step refuses every further decision the same way.
-        STEP_MACHINE.next_state(StepState(step["state"]), action)
+        STEP_MACHINE.next_state(step.state, action)
         acting_for = require_assignee(actor, step)
-        defn = view.definition.step(step["key"])
+        defn = view.definition.step(step.key)
         reason = inp.reason
         if inp.outcome != Outcome.APPROVE:
             reason = require_reason(reason, f"to {inp.outcome.value.replace('_', ' ')}")
         elif defn.justification_required:
-            reason = require_reason(reason, f"to approve step {step['key']!r}")
-        revision = view.item["revision"]
-        decisions = await items_repo.decisions_of_step(step["id"], revision)
+            reason = require_reason(reason, f"to approve step {step.key!r}")
+        revision = view.item.revision
+        decisions = await items_repo.decisions_of_step(step.id, revision)
         check_can_decide(
             actor=actor.user_id,
-            requester=view.item["requester_id"],
+            requester=view.item.requester_id,
             delegator=acting_for,
-            previous_voters=[v for d in decisions for v in (d["actor_id"], d["acting_for"]) if v],
+            previous_voters=people_of(decisions),
         )
         value = None
         if defn.options:
@@ -332,17 +305,13 @@ async def decide_step(actor: Actor, ctx: ServiceContext, inp: DecideStepInput) -
                 raise invalid(f"value must be one of {list(defn.options)}", "value")
             value = inp.value
         await items_repo.insert_decision(
-            {
-                "tenant_id": actor.tenant_id,
-                "item_id": view.id,
-                "step_id": step["id"],
-                "revision": revision,
-                "actor_id": actor.user_id,
-                "acting_for": acting_for,
-                "outcome": inp.outcome.value,
-                "reason": reason,
-                "now": ctx.clock.now(),
-            }
+            step=step,
+            revision=revision,
+            actor_id=actor.user_id,
+            acting_for=acting_for,
+            outcome=DecisionOutcome(inp.outcome.value),
+            reason=reason,
+            now=ctx.clock.now(),
         )
         if inp.outcome == Outcome.REQUEST_CHANGES:
             if revision > view.definition.max_revisions:
@@ -354,10 +323,10 @@ async def decide_step(actor: Actor, ctx: ServiceContext, inp: DecideStepInput) -
             )
             await transition_item(uow, view, ItemAction.REQUEST_CHANGES, reason=reason)
             return
-        approvals = sum(d["outcome"] == "approve" for d in decisions) + (
+        approvals = sum(d.outcome == DecisionOutcome.APPROVE for d in decisions) + (
             inp.outcome == Outcome.APPROVE
         )
-        rejections = sum(d["outcome"] == "reject" for d in decisions) + (
+        rejections = sum(d.outcome == DecisionOutcome.REJECT for d in decisions) + (
             inp.outcome == Outcome.REJECT
         )
         result = evaluate(

@@ -4,14 +4,14 @@ elevated role and a strong justification, and on a sensitive step a second perso
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 from uuid import UUID
 
 from signoff.db import items as items_repo
 from signoff.domain.actors import Actor
 from signoff.domain.errors import DomainError, ErrorCode
 from signoff.domain.policies import check_override
-from signoff.domain.states import STEP_MACHINE, ItemAction, ItemState, StepAction, StepState
+from signoff.domain.records import DecisionOutcome, Step
+from signoff.domain.states import STEP_MACHINE, ItemAction, ItemState, StepAction
 from signoff.services.actions import Guards
 from signoff.services.context import ServiceContext
 from signoff.services.engine import RESOLVED_OK, ItemView, transition_item, transition_step
@@ -32,8 +32,8 @@ async def override_step(actor: Actor, ctx: ServiceContext, inp: OverrideInput) -
     """Approve a step by override. On a sensitive step the first call only records the request;
     a second holder of an override role, not the requester of the override, completes it."""
 
-    async def body(uow: UnitOfWork, view: ItemView, step: dict[str, Any]) -> None:
-        STEP_MACHINE.next_state(StepState(step["state"]), StepAction.OVERRIDE)
+    async def body(uow: UnitOfWork, view: ItemView, step: Step) -> None:
+        STEP_MACHINE.next_state(step.state, StepAction.OVERRIDE)
         if view.state not in (ItemState.PENDING, ItemState.REJECTED, ItemState.EXPIRED):
             raise DomainError(
                 ErrorCode.ILLEGAL_TRANSITION,
@@ -42,9 +42,7 @@ async def override_step(actor: Actor, ctx: ServiceContext, inp: OverrideInput) -
         if view.state in (ItemState.REJECTED, ItemState.EXPIRED):
             # Reviving a refused item must not skip the reviews that never happened.
             unreviewed = [
-                s["key"]
-                for s in view.steps
-                if s["id"] != step["id"] and StepState(s["state"]) not in RESOLVED_OK
+                s.key for s in view.steps if s.id != step.id and s.state not in RESOLVED_OK
             ]
             if unreviewed:
                 raise DomainError(
@@ -53,15 +51,15 @@ async def override_step(actor: Actor, ctx: ServiceContext, inp: OverrideInput) -
                     + ", ".join(unreviewed),
                     details={"unreviewed": unreviewed},
                 )
-        if actor.user_id == view.item["requester_id"]:
+        if actor.user_id == view.item.requester_id:
             raise DomainError(
                 ErrorCode.SEPARATION_OF_DUTIES, "the requester cannot override their own item"
             )
-        revision = view.item["revision"]
-        decisions = await items_repo.decisions_of_step(step["id"], revision)
-        pending = [d for d in decisions if d["outcome"] == "override_requested"]
-        first = pending[-1]["actor_id"] if pending else None
-        second = actor.user_id if (step["sensitive"] and first) else None
+        revision = view.item.revision
+        decisions = await items_repo.decisions_of_step(step.id, revision)
+        pending = [d for d in decisions if d.outcome == DecisionOutcome.OVERRIDE_REQUESTED]
+        first = pending[-1].actor_id if pending else None
+        second = actor.user_id if (step.sensitive and first) else None
         check_override(
             actor.principal.roles,
             ctx.settings.override_roles,
@@ -71,17 +69,19 @@ async def override_step(actor: Actor, ctx: ServiceContext, inp: OverrideInput) -
             None,
             actor.user_id,
         )
-        if step["sensitive"] and first is None:
-            await _decision(uow, view, step, actor, "override_requested", inp.justification)
+        if step.sensitive and first is None:
+            await _decision(
+                uow, view, step, actor, DecisionOutcome.OVERRIDE_REQUESTED, inp.justification
+            )
             uow.record(
                 "step.override_requested",
                 item_id=view.id,
-                step_id=step["id"],
+                step_id=step.id,
                 reason=inp.justification,
-                data={"step": step["key"]},
+                data={"step": step.key},
             )
             return
-        if step["sensitive"]:
+        if step.sensitive:
             check_override(
                 actor.principal.roles,
                 ctx.settings.override_roles,
@@ -91,7 +91,7 @@ async def override_step(actor: Actor, ctx: ServiceContext, inp: OverrideInput) -
                 second,
                 first or "",
             )
-        await _decision(uow, view, step, actor, "override", inp.justification)
+        await _decision(uow, view, step, actor, DecisionOutcome.OVERRIDE, inp.justification)
         await transition_step(
             uow,
             view,
@@ -102,7 +102,7 @@ async def override_step(actor: Actor, ctx: ServiceContext, inp: OverrideInput) -
         )
         if view.state in (ItemState.REJECTED, ItemState.EXPIRED):
             await transition_item(
-                uow, view, ItemAction.OVERRIDE, reason=inp.justification, data={"step": step["key"]}
+                uow, view, ItemAction.OVERRIDE, reason=inp.justification, data={"step": step.key}
             )
 
     return await act_on_step(
@@ -118,17 +118,18 @@ async def override_step(actor: Actor, ctx: ServiceContext, inp: OverrideInput) -
 
 
 async def _decision(
-    uow: UnitOfWork, view: ItemView, step: dict[str, Any], actor: Actor, outcome: str, reason: str
+    uow: UnitOfWork,
+    view: ItemView,
+    step: Step,
+    actor: Actor,
+    outcome: DecisionOutcome,
+    reason: str,
 ) -> None:
     await items_repo.insert_decision(
-        {
-            "tenant_id": actor.tenant_id,
-            "item_id": view.id,
-            "step_id": step["id"],
-            "revision": view.item["revision"],
-            "actor_id": actor.user_id,
-            "outcome": outcome,
-            "reason": reason,
-            "now": uow.ctx.clock.now(),
-        }
+        step=step,
+        revision=view.item.revision,
+        actor_id=actor.user_id,
+        outcome=outcome,
+        reason=reason,
+        now=uow.ctx.clock.now(),
     )

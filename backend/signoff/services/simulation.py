@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 from signoff.db import items as items_repo
-from signoff.db import sql
 from signoff.db import templates as template_repo
 from signoff.domain.actors import Actor
 from signoff.domain.calendar import WALL_CLOCK
@@ -66,7 +66,7 @@ async def simulate_template(
 class ReplayedItem:
     """One real item played through the published template and through the draft."""
 
-    item_id: Any
+    item_id: UUID
     title: str
     differences: list[Difference]
 
@@ -88,38 +88,30 @@ async def replay_recent(
 ) -> list[ReplayedItem]:
     """Replay the last `last` items of template `key` through `draft` and report what would
     have differed (assignees, deadlines and breaches, outcomes)."""
-    rows = await sql.fetch(
-        """SELECT i.* FROM workflow_item i JOIN template t ON t.id = i.template_id
-        WHERE i.tenant_id = $1 AND t.key = $2 AND i.plan IS NULL
-        ORDER BY i.created_at DESC LIMIT $3""",
-        actor.tenant_id,
-        key,
-        max(1, min(last, 200)),
-    )
+    items = await items_repo.recent_items_of_template(actor.tenant_id, key, max(1, min(last, 200)))
     replayed = []
-    for row in rows:
-        item = sql.record_dict(row, ("payload", "plan"))
-        template_row = await template_repo.get(actor.tenant_id, item["template_id"])
+    for item in items:
+        template_row = await template_repo.get(actor.tenant_id, item.template_id)
         assert template_row is not None
         before_defn = definition_of(template_row, ctx.settings)
-        steps = await items_repo.steps_of(actor.tenant_id, item["id"])
+        steps = await items_repo.steps_of(actor.tenant_id, item.id)
         decisions = {}
         for step in steps:
-            verdict = _DECIDED.get(StepState(step["state"]))
+            verdict = _DECIDED.get(step.state)
             if verdict is not None:
-                decisions[step["key"]] = step["decision_value"] or verdict
+                decisions[step.key] = step.decision_value or verdict
         kwargs: dict[str, Any] = {
-            "now": item["created_at"],
+            "now": item.created_at,
             "calendar": WALL_CLOCK,
-            "requester": item["requester_id"],
+            "requester": item.requester_id,
             "max_payload_bytes": ctx.settings.max_payload_bytes,
         }
-        before = simulate(before_defn, item["payload"], decisions=decisions, **kwargs)
+        before = simulate(before_defn, item.payload, decisions=decisions, **kwargs)
         after = simulate(
             draft,
-            item["payload"],
+            item.payload,
             decisions={k: v for k, v in decisions.items() if draft.has_step(k)},
             **kwargs,
         )
-        replayed.append(ReplayedItem(item["id"], item["title"], compare(before, after)))
+        replayed.append(ReplayedItem(item.id, item.title, compare(before, after)))
     return replayed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -12,6 +13,7 @@ from signoff.db import templates as template_repo
 from signoff.domain.actors import Actor
 from signoff.domain.errors import DomainError, ErrorCode, forbidden, not_found
 from signoff.domain.limits import TemplateLimits
+from signoff.domain.records import TemplateStatus, TemplateVersion
 from signoff.domain.templates import TemplateDefinition, parse_template, template_to_dict
 from signoff.services.context import ServiceContext
 from signoff.services.uow import unit_of_work
@@ -27,9 +29,9 @@ def template_limits(settings: Settings) -> TemplateLimits:
     )
 
 
-def definition_of(row: dict[str, Any], settings: Settings) -> TemplateDefinition:
+def definition_of(row: TemplateVersion, settings: Settings) -> TemplateDefinition:
     """The parsed definition of a stored template version."""
-    return parse_template(row["definition"], template_limits(settings))
+    return parse_template(row.definition, template_limits(settings))
 
 
 def _require_admin(actor: Actor, ctx: ServiceContext) -> None:
@@ -38,8 +40,8 @@ def _require_admin(actor: Actor, ctx: ServiceContext) -> None:
 
 
 async def save_template(
-    actor: Actor, ctx: ServiceContext, document: dict[str, Any], *, publish: bool = False
-) -> dict[str, Any]:
+    actor: Actor, ctx: ServiceContext, document: Mapping[str, Any], *, publish: bool = False
+) -> TemplateVersion:
     """Validate `document` and store it as the next version of its key (a draft unless `publish`).
 
     An existing draft of the same key is replaced rather than piling up versions.
@@ -52,15 +54,15 @@ async def save_template(
         existing = [
             r
             for r in await template_repo.list_for_tenant(actor.tenant_id, defn.key)
-            if r["status"] == "draft"
+            if r.status == TemplateStatus.DRAFT
         ]
         now = ctx.clock.now()
         if existing:
             row = await template_repo.update_draft(
                 actor.tenant_id,
-                existing[0]["id"],
+                existing[0].id,
                 name=defn.name,
-                kind=defn.kind.value,
+                kind=defn.kind,
                 definition=normalized,
             )
             action = "template.draft_updated"
@@ -70,40 +72,40 @@ async def save_template(
                 key=defn.key,
                 version=latest + 1,
                 name=defn.name,
-                kind=defn.kind.value,
-                status="draft",
+                kind=defn.kind,
+                status=TemplateStatus.DRAFT,
                 definition=normalized,
                 created_by=actor.user_id,
             )
             action = "template.draft_created"
         uow.record(
-            action, data={"template_id": str(row["id"]), "key": defn.key, "version": row["version"]}
+            action, data={"template_id": str(row.id), "key": defn.key, "version": row.version}
         )
         if publish:
-            row = await template_repo.publish(actor.tenant_id, row["id"], now)
+            row = await template_repo.publish(actor.tenant_id, row.id, now)
             uow.record(
                 "template.published",
-                data={"template_id": str(row["id"]), "key": defn.key, "version": row["version"]},
+                data={"template_id": str(row.id), "key": defn.key, "version": row.version},
             )
         return row
 
 
-async def publish_template(actor: Actor, ctx: ServiceContext, template_id: UUID) -> dict[str, Any]:
+async def publish_template(actor: Actor, ctx: ServiceContext, template_id: UUID) -> TemplateVersion:
     """Publish a draft; a published version is immutable from then on."""
     _require_admin(actor, ctx)
     async with unit_of_work(actor, ctx) as uow:
         row = await template_repo.get(actor.tenant_id, template_id, lock=True)
         if row is None:
             raise not_found("template", template_id)
-        if row["status"] != "draft":
+        if row.status != TemplateStatus.DRAFT:
             raise DomainError(
-                ErrorCode.TEMPLATE_IMMUTABLE, f"template version is already {row['status']}"
+                ErrorCode.TEMPLATE_IMMUTABLE, f"template version is already {row.status.value}"
             )
         definition_of(row, ctx.settings)  # a stored draft is re-checked against today's limits
         row = await template_repo.publish(actor.tenant_id, template_id, ctx.clock.now())
         uow.record(
             "template.published",
-            data={"template_id": str(row["id"]), "key": row["key"], "version": row["version"]},
+            data={"template_id": str(row.id), "key": row.key, "version": row.version},
         )
         return row
 
@@ -121,7 +123,7 @@ def read_template_files(directory: Path) -> list[tuple[Path, dict[str, Any]]]:
 
 async def load_templates(
     actor: Actor, ctx: ServiceContext, directory: Path
-) -> list[dict[str, Any]]:
+) -> list[TemplateVersion]:
     """Publish every template of `directory` whose definition differs from its latest version.
 
     Loading the same directory twice changes nothing the second time.
@@ -134,7 +136,7 @@ async def load_templates(
             exc.message = f"{path.name}: {exc.message}"
             raise
         current = await template_repo.find_published(actor.tenant_id, defn.key, None)
-        if current is not None and current["definition"] == template_to_dict(defn):
+        if current is not None and current.definition == template_to_dict(defn):
             loaded.append(current)
             continue
         loaded.append(await save_template(actor, ctx, document, publish=True))

@@ -8,23 +8,26 @@ flushed Redis, a race); the row lock, its token and the step's state make only o
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from signoff.db import items as items_repo
 from signoff.db import timers as timer_repo
 from signoff.domain.actors import Actor
 from signoff.domain.calendar import BusinessCalendar
 from signoff.domain.errors import forbidden
+from signoff.domain.records import OverdueStep, Step, StepAssignees, Timer, TimerStatus
 from signoff.domain.states import StepAction, StepState
+from signoff.domain.template_model import Assignees
 from signoff.domain.timers import TimerKind
 from signoff.services.context import ServiceContext
 from signoff.services.engine import (
     ItemView,
     advance,
     record_system_decision,
+    save_item,
     transition_step,
 )
 from signoff.services.items import load_view
@@ -46,19 +49,19 @@ async def fire_timer(ctx: ServiceContext, timer_id: UUID, token: str) -> FireRes
     probe = await timer_repo.get(timer_id)
     if probe is None:
         return FireResult("missing", str(timer_id))
-    actor = Actor.system(probe["tenant_id"], request_id=f"timer:{timer_id}")
+    actor = Actor.system(probe.tenant_id, request_id=f"timer:{timer_id}")
     async with unit_of_work(actor, ctx) as uow:
         timer = await timer_repo.lock_for_firing(timer_id)
         if timer is None:
             return FireResult("busy", str(timer_id))
-        if timer["status"] != "armed" or timer["token"] != token:
+        if timer.status != TimerStatus.ARMED or timer.token != token:
             return FireResult("stale", str(timer_id))
         now = ctx.clock.now()
-        if timer["due_at"] > now:
+        if timer.due_at > now:
             return FireResult("early", str(timer_id))
-        view = await load_view(actor, ctx, timer["item_id"], lock=True)
-        step = view.step(timer["step_id"])
-        if StepState(step["state"]) != StepState.ACTIVE:
+        view = await load_view(actor, ctx, timer.item_id, lock=True)
+        step = view.step(timer.step_id)
+        if step.state != StepState.ACTIVE:
             await timer_repo.mark(timer_id, "cancelled", None)
             return FireResult("step_not_active", str(timer_id))
         await timer_repo.mark(timer_id, "fired", now)
@@ -67,34 +70,32 @@ async def fire_timer(ctx: ServiceContext, timer_id: UUID, token: str) -> FireRes
         return FireResult("fired", str(timer_id))
 
 
-async def _act(
-    uow: UnitOfWork, view: ItemView, step: dict[str, Any], timer: dict[str, Any]
-) -> None:
-    kind = TimerKind(timer["kind"])
-    payload = timer["payload"]
-    lateness = (uow.ctx.clock.now() - timer["due_at"]).total_seconds()
+async def _act(uow: UnitOfWork, view: ItemView, step: Step, timer: Timer) -> None:
+    kind = timer.kind
+    payload = timer.payload
+    lateness = (uow.ctx.clock.now() - timer.due_at).total_seconds()
     base = {
-        "step": step["key"],
-        "timer": str(timer["id"]),
-        "due_at": timer["due_at"].isoformat(),
+        "step": step.key,
+        "timer": str(timer.id),
+        "due_at": timer.due_at.isoformat(),
         "lateness_seconds": lateness,
     }
     if kind == TimerKind.REMINDER:
         uow.record(
             "timer.reminder",
             item_id=view.id,
-            step_id=step["id"],
-            data={**base, "assignees": step["assignees"]},
+            step_id=step.id,
+            data={**base, "assignees": step.assignees.to_dict()},
         )
     elif kind == TimerKind.DEADLINE_RISK:
         uow.record(
             "timer.deadline_risk",
             item_id=view.id,
-            step_id=step["id"],
-            data={**base, "due": step["due_at"].isoformat() if step["due_at"] else None},
+            step_id=step.id,
+            data={**base, "due": step.due_at.isoformat() if step.due_at else None},
         )
     elif kind == TimerKind.ESCALATION:
-        await _escalate(uow, view, step, payload, level=timer["level"], data=base)
+        await _escalate(uow, view, step, payload, level=timer.level, data=base)
     else:
         await _time_out(uow, view, step, payload["action"], base)
 
@@ -102,26 +103,20 @@ async def _act(
 async def _escalate(
     uow: UnitOfWork,
     view: ItemView,
-    step: dict[str, Any],
-    payload: dict[str, Any],
+    step: Step,
+    payload: Mapping[str, Any],
     *,
     level: int | None,
     data: dict[str, Any],
 ) -> None:
     action = payload.get("action", "notify")
-    targets = payload.get("targets") or {}
-    assignees = dict(step["assignees"])
+    targets = Assignees.from_dict(payload.get("targets") or {})
+    assignees = step.assignees
     if action == "add_assignees":
-        for key in ("users", "groups", "roles"):
-            assignees[key] = sorted({*assignees.get(key, []), *targets.get(key, [])})
+        assignees = assignees.merged(targets)
     elif action == "reassign":
-        assignees = {
-            "users": targets.get("users", []),
-            "groups": targets.get("groups", []),
-            "roles": targets.get("roles", []),
-            "delegates": {},
-        }
-    priority = view.item["priority"]
+        assignees = StepAssignees.of(targets)
+    priority = view.item.priority
     if payload.get("priority") is not None:
         priority = max(priority, int(payload["priority"]))
     elif action == "raise_priority":
@@ -131,24 +126,22 @@ async def _escalate(
         view,
         step,
         StepAction.ESCALATE,
-        changes={"assignees": assignees, "escalation_level": level or step["escalation_level"] + 1},
+        changes={"assignees": assignees, "escalation_level": level or step.escalation_level + 1},
         data={
             **data,
             "by": "timer",
             "level": level,
             "action": action,
-            "targets": targets,
-            "before": step["assignees"] if assignees != step["assignees"] else None,
+            "targets": targets.to_dict(),
+            "before": step.assignees.to_dict() if assignees != step.assignees else None,
         },
     )
-    if priority != view.item["priority"]:
-        await items_repo.update_item(view.id, {"priority": priority}, uow.ctx.clock.now())
-        view.item["priority"] = priority
-        view.item["version"] += 1
+    if priority != view.item.priority:
+        await save_item(uow, view, priority=priority)
 
 
 async def _time_out(
-    uow: UnitOfWork, view: ItemView, step: dict[str, Any], action: str, data: dict[str, Any]
+    uow: UnitOfWork, view: ItemView, step: Step, action: str, data: dict[str, Any]
 ) -> None:
     """The end of the chain: the step's timeout action."""
     if action == "expire":
@@ -163,8 +156,7 @@ async def _time_out(
         await transition_step(uow, view, step, StepAction.APPROVE, data={**data, "by": "sla"})
     else:
         override_roles = sorted(uow.ctx.settings.override_roles)
-        assignees = dict(step["assignees"])
-        assignees["roles"] = sorted({*assignees.get("roles", []), *override_roles})
+        assignees = step.assignees.merged(Assignees(roles=tuple(override_roles)))
         await transition_step(
             uow,
             view,
@@ -193,17 +185,7 @@ async def set_business_calendar(
     if not actor.principal.has_any_role(ctx.settings.admin_roles):
         raise forbidden("setting the business calendar needs an admin role")
     async with unit_of_work(actor, ctx) as uow:
-        await timer_repo.save_calendar(
-            actor.tenant_id,
-            {
-                "timezone": calendar.timezone,
-                "workdays": sorted(calendar.workdays),
-                "start": calendar.start,
-                "end": calendar.end,
-                "holidays": sorted(calendar.holidays),
-            },
-            ctx.clock.now(),
-        )
+        await timer_repo.save_calendar(actor.tenant_id, calendar, ctx.clock.now())
         uow.record(
             "tenant.calendar_set",
             data={
@@ -217,15 +199,15 @@ async def set_business_calendar(
     return calendar
 
 
-async def overdue_steps(actor: Actor, ctx: ServiceContext, limit: int) -> list[dict[str, Any]]:
+async def overdue_steps(actor: Actor, ctx: ServiceContext, limit: int) -> list[OverdueStep]:
     """Steps past their SLA or with timers that should have fired (operators and admins)."""
     if not actor.principal.has_any_role(ctx.settings.admin_roles):
         raise forbidden("listing overdue steps needs an admin role")
     return await timer_repo.overdue_steps(actor.tenant_id, ctx.clock.now(), limit)
 
 
-async def step_timers(actor: Actor, ctx: ServiceContext, step_id: UUID) -> list[dict[str, Any]]:
+async def step_timers(actor: Actor, ctx: ServiceContext, step_id: UUID) -> list[Timer]:
     """Every timer of one step of the actor's tenant (operators and admins)."""
     if not actor.principal.has_any_role(ctx.settings.admin_roles):
         raise forbidden("listing timers needs an admin role")
-    return [t for t in await timer_repo.for_step(step_id) if t["tenant_id"] == actor.tenant_id]
+    return [t for t in await timer_repo.for_step(step_id) if t.tenant_id == actor.tenant_id]

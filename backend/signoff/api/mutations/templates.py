@@ -15,6 +15,7 @@ from signoff.api.errors import user_error
 from signoff.api.mutations.common import TemplatePayload
 from signoff.api.types import Template
 from signoff.domain.errors import DomainError, invalid
+from signoff.domain.records import TemplateVersion
 from signoff.services import templates as template_services
 
 
@@ -26,12 +27,12 @@ class SaveTemplateInput:
     )
 
 
-async def _template_payload(call: Callable[[], Awaitable[dict[str, Any]]]) -> TemplatePayload:
+async def _template_payload(call: Callable[[], Awaitable[TemplateVersion]]) -> TemplatePayload:
     try:
-        row = await call()
+        version = await call()
     except DomainError as exc:
         return TemplatePayload(template=None, errors=[user_error(exc)])
-    return TemplatePayload(template=Template.from_row(row), errors=[])
+    return TemplatePayload(template=Template.from_record(version), errors=[])
 
 
 @strawberry.type
@@ -49,7 +50,7 @@ class TemplateMutations:
     ) -> TemplatePayload:
         actor = actor_of(info)
 
-        async def call() -> dict[str, Any]:
+        async def call() -> TemplateVersion:
             if not isinstance(input.definition, dict):
                 raise invalid("definition must be an object", "definition")
             return await template_services.save_template(
