@@ -255,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--keep", action="store_true", help="keep the benchmark databases")
     bench.add_argument("--out", default=str(REPO_ROOT / "docs"), help="where to write reports")
     bench.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    bench.add_argument("--profile", action="store_true", help="py-spy every started process")
     bench.set_defaults(func=cmd_bench)
     return parser
 

@@ -15,6 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from signoff.bench import Figure, Run, ScenarioResult, Target, alternate, percentile
+from signoff.bench.profile import summarize
 from signoff.bench.report import load, record, render, save
 
 TOY = Path(__file__).resolve().parent / "toy_bench.py"
@@ -157,3 +158,16 @@ def test_report_keeps_other_sections(tmp_path):
     assert "## one - first" in text and "## two - second, again" in text
     assert "**f**: because" in text  # a missed target says why
     assert "- second\n" not in text
+
+
+def test_profile_summary_counts_inclusive_and_self(tmp_path):
+    stacks = tmp_path / "serve-0.stacks"
+    stacks.write_text(
+        "main (a.py:1);handle (site-packages/x/y.py:5);query (backend/signoff/db/sql.py:9) 3\n"
+        "main (a.py:1);handle (site-packages/x/y.py:5) 1\n"
+    )
+    text = summarize(stacks)
+    assert "serve-0.stacks: 4 samples" in text
+    assert "  100.0%   0.0%  main (a.py)" in text
+    assert "   75.0%  75.0%  query (signoff/db/sql.py)" in text
+    assert "\n 25.0%  handle (x/y.py)" in text

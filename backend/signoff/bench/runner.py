@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from signoff.bench import report
+from signoff.bench import profile, report
 from signoff.bench.env import BenchConfig, BenchEnv, Servers, with_database
 from signoff.bench.machine import describe_machine
 from signoff.bench.model import Scenario
@@ -85,16 +85,23 @@ async def run_scenarios(
     json_path, md_path = out_dir / "benchmarks.json", out_dir / "benchmarks.md"
     outcomes = []
     for scenario in selected:
-        log.warning("bench: running %s", scenario.name)
+        log.info("bench: running %s", scenario.name)
         started, clock = datetime.now(UTC), time.perf_counter()
         error = None
         result = scenario.result()
+        env: BenchEnv | None = None
         try:
             async with BenchEnv.open(config, scenario.name) as env:
                 result = await scenario.run(env)
         except Exception:
             error = traceback.format_exc(limit=8)
             log.error("bench: %s failed\n%s", scenario.name, error)
+        if config.profile and env is not None:
+            summary = env.work_dir / "profile.txt"
+            summary.write_text(
+                "\n".join(profile.summarize(p) for p in sorted(env.work_dir.glob("*.stacks")))
+            )
+            log.info("bench: %s profile summary in %s", scenario.name, summary)
         seconds = time.perf_counter() - clock
         run: dict[str, Any] = {
             "started_at": started.strftime("%Y-%m-%d %H:%M UTC"),
@@ -113,6 +120,10 @@ async def run_scenarios(
 
 def command(args: argparse.Namespace) -> int:
     """Run `signoff bench`; the exit status is 1 when a scenario failed."""
+    # a log line per request would cost the load generator CPU and bury the progress lines
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("piccolo").setLevel(logging.WARNING)
+    log.setLevel(logging.INFO)
     scenarios = all_scenarios()
     if args.list:
         for scenario in scenarios.values():
@@ -120,7 +131,11 @@ def command(args: argparse.Namespace) -> int:
         return 0
     with resolve_servers() as servers:
         config = BenchConfig(
-            servers=servers, quick=args.quick, repeats=max(1, args.repeats), keep=args.keep
+            servers=servers,
+            quick=args.quick,
+            repeats=max(1, args.repeats),
+            keep=args.keep,
+            profile=args.profile,
         )
         try:
             outcomes = asyncio.run(run_scenarios(scenarios, args.scenarios, config, Path(args.out)))
