@@ -149,6 +149,14 @@ class Settings:
         "flushed Redis). Must divide 60.",
     )
 
+    comment_max_chars: int = _setting(
+        10000, "Longest comment body, in characters (after trimming surrounding whitespace)."
+    )
+    comment_max_mentions: int = _setting(20, "Most distinct `@mentions` in one comment.")
+    comment_max_per_item: int = _setting(
+        5000, "Most comments (replies included, deleted ones too) on one item."
+    )
+
     @property
     def is_development(self) -> bool:
         """Development mode unlocks conveniences that must never run in production."""

@@ -16,10 +16,12 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
 from signoff.api import ids
+from signoff.api.comments import CommentQueries
 from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.errors import CodedError, should_mask
 from signoff.api.inbox import InboxQueries
 from signoff.api.mutations.actions import ActionMutations
+from signoff.api.mutations.comments import CommentMutations
 from signoff.api.mutations.execution import ExecutionMutations
 from signoff.api.mutations.items import ItemMutations
 from signoff.api.mutations.templates import TemplateMutations
@@ -42,7 +44,7 @@ class Viewer:
 
 
 @strawberry.type(description="Reads. Every field needs a bearer token.")
-class Query(SimulationQueries, TimerQueries, InboxQueries, NotificationQueries):
+class Query(SimulationQueries, TimerQueries, InboxQueries, NotificationQueries, CommentQueries):
     @strawberry.field(description="The authenticated caller.")
     def viewer(self, info: Info[SignoffContext, Any]) -> Viewer:
         principal = actor_of(info).principal
@@ -91,6 +93,7 @@ class Mutation(
     TemplateMutations,
     TimerMutations,
     NotificationMutations,
+    CommentMutations,
 ):
     """Every mutation takes an optional idempotency key and returns typed user errors."""
 

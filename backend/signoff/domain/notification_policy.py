@@ -28,6 +28,9 @@ KIND_OF_ACTION: Mapping[str, str] = {
     "item.fail": "failure",
     "timer.reminder": "reminder",
     "timer.deadline_risk": "deadline_risk",
+    # Only the people a comment newly `@mentions` (and who may read the item) are told.
+    "comment.created": "mention",
+    "comment.edited": "mention",
 }
 
 #: Priority of each notification kind (`NotificationEvent.priority`).

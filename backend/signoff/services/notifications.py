@@ -20,13 +20,14 @@ from uuid import UUID
 from signoff.db import audit as audit_repo
 from signoff.db import notifications as repo
 from signoff.domain import notification_policy as policy
-from signoff.domain.actors import Actor
+from signoff.domain.actors import Actor, Principal
 from signoff.notify import (
     DeliveryStatus,
     NotificationEvent,
     NotifierRegistry,
     Recipient,
 )
+from signoff.services import comments as comment_services
 from signoff.services.context import ServiceContext
 from signoff.services.uow import unit_of_work
 
@@ -116,6 +117,25 @@ async def _recipients(
     return [p for p in profiles if p["user_id"] in keep]
 
 
+async def _mention_recipients(
+    ctx: ServiceContext, tenant_id: str, event: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Profiles of the people a comment change newly mentions who may read the item."""
+    data = event.get("data") or {}
+    mentioned = policy.without(data.get("mentioned") or [], {event["actor_id"]})
+    if not mentioned:
+        return []
+    profiles = await repo.profiles_matching(tenant_id, mentioned, [], [])
+    people = [
+        Principal(p["user_id"], tenant_id, frozenset(p["roles"]), frozenset(p["groups"]))
+        for p in profiles
+        if p["user_id"] in mentioned
+    ]
+    readers = await comment_services.mention_readers(ctx, tenant_id, event["item_id"], people)
+    allowed = {p.user_id for p in readers}
+    return [p for p in profiles if p["user_id"] in allowed]
+
+
 async def _expand(tenant_id: str, assignees: dict[str, Any]) -> list[dict[str, Any]]:
     users, groups, roles = policy.step_assignee_sets(assignees)
     if not (users or groups or roles):
@@ -139,6 +159,7 @@ def _event_payload(
         "reminder": f"Reminder: {step_name} is waiting for your decision.",
         "deadline_risk": f"{step_name} is about to miss its deadline.",
         "decision": f"Your request was {data.get('to', event['action'].split('.')[-1])}.",
+        "mention": f"{event['actor_id']} mentioned you in a comment.",
         "failure": f"{step_name or 'The item'} failed"
         + (f": {step['error']}" if step and step.get("error") else "."),
     }
@@ -157,6 +178,7 @@ def _event_payload(
         "occurred_at": event["occurred_at"].isoformat(),
         "actor_id": event["actor_id"],
         "reason": event.get("reason"),
+        "comment_id": data.get("comment_id") if kind == "mention" else None,
     }
 
 
@@ -180,7 +202,12 @@ async def _plan_event(
     payload = _event_payload(ctx, kind, event, item, step)
     now = ctx.clock.now()
     due: list[Due] = []
-    for profile in await _recipients(tenant_id, kind, event, item, step):
+    recipients = (
+        await _mention_recipients(ctx, tenant_id, event)
+        if kind == "mention"
+        else await _recipients(tenant_id, kind, event, item, step)
+    )
+    for profile in recipients:
         prefs = policy.preferences_or_default(profile["preferences"])
         addresses = {c: a for c, a in (profile["addresses"] or {}).items() if a}
         available = [c for c in addresses if channels is None or c in channels]
@@ -343,7 +370,7 @@ def notification_event(row: dict[str, Any]) -> NotificationEvent:
         else row["created_at"],
         data={
             k: payload[k]
-            for k in ("action", "step_key", "actor_id", "reason", "folded")
+            for k in ("action", "step_key", "actor_id", "reason", "folded", "comment_id")
             if payload.get(k) is not None
         },
     )
