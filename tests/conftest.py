@@ -92,7 +92,9 @@ async def redis_url(service_urls: tuple[str, str]) -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str, redis_url: str) -> Settings:
+def settings(
+    database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
     """Settings of the test deployment."""
     return Settings(
         environment="development",
@@ -102,6 +104,7 @@ def settings(database_url: str, redis_url: str) -> Settings:
         jwt_secret=TEST_SECRET,
         cors_origins=("http://inbox.example",),
         override_min_justification=20,
+        evidence_local_dir=str(tmp_path_factory.mktemp("evidence")),
     )
 
 

@@ -19,6 +19,7 @@ from strawberry.types.unset import UnsetType
 
 from signoff.api.auth import TokenVerifier
 from signoff.api.context import SignoffContext, authenticate
+from signoff.api.evidence_http import download_evidence, receive_evidence_upload
 from signoff.api.interactions import REGISTRY_STATE_KEY, channel_interaction
 from signoff.api.schema import build_schema
 from signoff.db import sql
@@ -31,6 +32,7 @@ from signoff.jobs.timers import ArqScheduler
 from signoff.realtime.hub import RealtimeHub
 from signoff.services.context import ServiceContext
 from signoff.settings import Settings, get_settings
+from signoff.storage.factory import storage_for
 
 log = logging.getLogger("signoff.app")
 
@@ -68,7 +70,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     configure_engine(settings.database_url)
     clock = clock or SystemClock()
     scheduler = ArqScheduler(settings, clock)
-    services = ServiceContext(settings=settings, clock=clock, scheduler=scheduler)
+    services = ServiceContext(
+        settings=settings, clock=clock, scheduler=scheduler, storage=storage_for(settings)
+    )
     verifier = TokenVerifier(settings)
     hub = RealtimeHub(settings.database_url)
     schema = build_schema(
@@ -125,13 +129,21 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         else None
     )
     return Litestar(
-        route_handlers=[GraphQLController, healthz, readyz, channel_interaction],
+        route_handlers=[
+            GraphQLController,
+            healthz,
+            readyz,
+            channel_interaction,
+            receive_evidence_upload,
+            download_evidence,
+        ],
         lifespan=[lifespan],
         cors_config=cors,
         state=State(
             {
                 "settings": settings,
                 "services": services,
+                "verifier": verifier,
                 REGISTRY_STATE_KEY: build_registry(settings),
             }
         ),

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -157,6 +158,59 @@ class Settings:
         5000, "Most comments (replies included, deleted ones too) on one item."
     )
 
+    evidence_storage: str = _setting(
+        "local",
+        "Where evidence files are kept: `local` (a directory) or `s3` (an S3-compatible store).",
+    )
+    evidence_local_dir: str = _setting(
+        "", "Directory of the `local` evidence store. Empty: `evidence/` under `data_dir`."
+    )
+    evidence_s3_bucket: str = _setting("", "Bucket of the `s3` evidence store.")
+    evidence_s3_prefix: str = _setting("", "Key prefix inside the bucket (e.g. `signoff/`).")
+    evidence_s3_endpoint: str = _setting(
+        "", "Endpoint URL of an S3-compatible store (MinIO, Ceph, ...). Empty: AWS S3."
+    )
+    evidence_s3_region: str = _setting("", "Region of the bucket. Empty: from the environment.")
+    evidence_s3_access_key_id: str = _setting(
+        "", "Access key id. Empty: the usual AWS credential sources (environment, role)."
+    )
+    evidence_s3_secret_access_key: str = _setting(
+        "", "Secret access key for `evidence_s3_access_key_id`.", secret=True
+    )
+    evidence_max_bytes: int = _setting(
+        26_214_400, "Largest evidence file, in bytes (default 25 MiB)."
+    )
+    evidence_content_types: tuple[str, ...] = _setting(
+        [
+            "application/pdf",
+            "application/json",
+            "text/plain",
+            "text/csv",
+            "text/markdown",
+            "image/png",
+            "image/jpeg",
+            "image/gif",
+            "image/webp",
+            "application/zip",
+            "application/x-ndjson",
+            "application/octet-stream",
+        ],
+        "Media types an evidence file may have (parameters such as `charset` aside).",
+    )
+    evidence_max_per_item: int = _setting(100, "Most evidence files attached to one item.")
+    evidence_upload_ttl_seconds: int = _setting(
+        900, "How long an upload URL stays valid; an unfinished upload is discarded after it."
+    )
+    evidence_download_ttl_seconds: int = _setting(
+        300, "How long a download URL handed out in `Evidence.downloadUrl` stays valid."
+    )
+    url_signing_secret: str = _setting(
+        "",
+        "HMAC key signing evidence upload and download URLs (at least 32 bytes). Empty: derived "
+        "from `jwt_secret`; required in production when tokens use a public-key algorithm.",
+        secret=True,
+    )
+
     @property
     def is_development(self) -> bool:
         """Development mode unlocks conveniences that must never run in production."""
@@ -175,6 +229,20 @@ class Settings:
         if self.is_development:
             return "signoff-development-secret-do-not-use-in-production"
         return ""
+
+    @property
+    def effective_url_signing_secret(self) -> bytes:
+        """The key signing evidence URLs: its own, or one derived from the JWT secret (never
+        the JWT secret itself, so that a URL can never pass for a bearer token)."""
+        if self.url_signing_secret:
+            return self.url_signing_secret.encode()
+        base = self.effective_jwt_secret or "signoff-development-url-key-do-not-use-in-production"
+        return hashlib.sha256(b"signoff evidence urls\n" + base.encode()).digest()
+
+    @property
+    def evidence_dir(self) -> Path:
+        """Directory of the local evidence store."""
+        return Path(self.evidence_local_dir or Path(self.data_dir) / "evidence")
 
     @property
     def job_queue_name(self) -> str:
@@ -216,6 +284,17 @@ class Settings:
             raise ValueError("SIGNOFF_JWT_SECRET must be at least 32 bytes in production")
         if not hmac_algs and not self.jwt_public_key:
             raise ValueError("SIGNOFF_JWT_PUBLIC_KEY is required for public-key algorithms")
+        if not self.is_development and not hmac_algs and len(self.url_signing_secret) < 32:
+            raise ValueError(
+                "SIGNOFF_URL_SIGNING_SECRET (at least 32 bytes) is required in production with "
+                "public-key JWT algorithms"
+            )
+        if self.evidence_storage not in ("local", "s3"):
+            raise ValueError("SIGNOFF_EVIDENCE_STORAGE must be local or s3")
+        if self.evidence_storage == "s3" and not self.evidence_s3_bucket:
+            raise ValueError(
+                "SIGNOFF_EVIDENCE_S3_BUCKET is required with SIGNOFF_EVIDENCE_STORAGE=s3"
+            )
         if self.db_pool_min < 1 or self.db_pool_max < self.db_pool_min:
             raise ValueError("need 1 <= SIGNOFF_DB_POOL_MIN <= SIGNOFF_DB_POOL_MAX")
 

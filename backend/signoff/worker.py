@@ -11,6 +11,7 @@ from arq.worker import Worker
 from signoff.db.engine import ENGINE, close_pool, configure_engine, start_pool
 from signoff.domain.clock import Clock, SystemClock
 from signoff.jobs.audit_check import verify_audit_chains
+from signoff.jobs.evidence import sweep_evidence_uploads
 from signoff.jobs.notifications import (
     deliver_job,
     notification_sweeper,
@@ -23,6 +24,7 @@ from signoff.settings import Settings, get_settings
 
 FUNCTIONS: list[Any] = [verify_audit_chains, fire_timer_job, sweep_timers_job]
 FUNCTIONS += [plan_notifications_job, deliver_job, notification_sweeper]
+FUNCTIONS += [sweep_evidence_uploads]
 
 
 def cron_jobs(settings: Settings) -> list[Any]:
@@ -44,6 +46,7 @@ def cron_jobs(settings: Settings) -> list[Any]:
             unique=True,
             timeout=120,
         ),
+        cron(sweep_evidence_uploads, second={20}, unique=True, timeout=120),
     ]
 
 

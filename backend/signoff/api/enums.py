@@ -94,6 +94,12 @@ ERROR_CODES = {
     ErrorCode.DEPENDENCY_UNMET: "A step it depends on has not succeeded.",
     ErrorCode.ALREADY_DECIDED: "The step was already decided.",
     ErrorCode.ALREADY_CLAIMED: "Somebody else claimed the step.",
+    ErrorCode.CONTENT_TYPE_NOT_ALLOWED: "Files of this media type are not accepted (or it is "
+    "not the declared one).",
+    ErrorCode.INTEGRITY_CHECK_FAILED: "The bytes do not match their sha256 (declared on "
+    "upload, or recorded for a stored file).",
+    ErrorCode.UPLOAD_EXPIRED: "The upload URL expired; ask for a new one.",
+    ErrorCode.UPLOAD_IN_PROGRESS: "Another upload to this URL is running.",
 }
 
 ItemStateEnum = described_enum(ItemState, "Lifecycle state of an item.", ITEM_STATES)

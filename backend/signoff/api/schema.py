@@ -19,7 +19,9 @@ from signoff.api import ids
 from signoff.api.comments import CommentQueries
 from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.errors import CodedError, should_mask
+from signoff.api.evidence import EvidenceMutations, EvidenceQueries
 from signoff.api.inbox import InboxQueries
+from signoff.api.incidents import IncidentMutations, IncidentQueries
 from signoff.api.mutations.actions import ActionMutations
 from signoff.api.mutations.comments import CommentMutations
 from signoff.api.mutations.execution import ExecutionMutations
@@ -44,7 +46,15 @@ class Viewer:
 
 
 @strawberry.type(description="Reads. Every field needs a bearer token.")
-class Query(SimulationQueries, TimerQueries, InboxQueries, NotificationQueries, CommentQueries):
+class Query(
+    SimulationQueries,
+    TimerQueries,
+    InboxQueries,
+    NotificationQueries,
+    CommentQueries,
+    EvidenceQueries,
+    IncidentQueries,
+):
     @strawberry.field(description="The authenticated caller.")
     def viewer(self, info: Info[SignoffContext, Any]) -> Viewer:
         principal = actor_of(info).principal
@@ -94,6 +104,8 @@ class Mutation(
     TimerMutations,
     NotificationMutations,
     CommentMutations,
+    EvidenceMutations,
+    IncidentMutations,
 ):
     """Every mutation takes an optional idempotency key and returns typed user errors."""
 

@@ -9,6 +9,7 @@ from typing import Protocol
 
 from signoff.domain.clock import Clock, SystemClock
 from signoff.settings import Settings
+from signoff.storage import ObjectStorage
 
 
 class JobScheduler(Protocol):
@@ -31,3 +32,4 @@ class ServiceContext:
     clock: Clock = field(default_factory=SystemClock)
     scheduler: JobScheduler | None = None
     after_commit_hooks: tuple[Callable[[], Awaitable[None]], ...] = ()
+    storage: ObjectStorage | None = None
