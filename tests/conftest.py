@@ -222,3 +222,49 @@ async def wait_for(predicate: Any, timeout: float = 5.0, interval: float = 0.02)
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(interval)
+
+
+class StatementLog:
+    """The SQL statements sent to PostgreSQL while recording: one per round trip, once a
+    statement is prepared (asyncpg caches prepared statements per connection)."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+        self.recording = False
+
+    def __len__(self) -> int:
+        return len(self.statements)
+
+    def matching(self, fragment: str) -> list[str]:
+        """The recorded statements containing `fragment`."""
+        return [s for s in self.statements if fragment in s]
+
+    def clear(self) -> None:
+        self.statements.clear()
+
+    def __enter__(self) -> StatementLog:
+        self.clear()
+        self.recording = True
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.recording = False
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> StatementLog:
+    """Record the statements every asyncpg connection sends (`with statements: ...`)."""
+    log = StatementLog()
+    for name in ("fetch", "fetchrow", "fetchval", "execute", "executemany"):
+        original = getattr(asyncpg.Connection, name)
+
+        def recorder(original: Any = original) -> Any:
+            async def send(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+                if log.recording:
+                    log.statements.append(" ".join(query.split()))
+                return await original(self, query, *args, **kwargs)
+
+            return send
+
+        monkeypatch.setattr(asyncpg.Connection, name, recorder())
+    return log

@@ -63,9 +63,11 @@ class World:
         )
 
     async def audit_seq(self) -> int:
-        row = await sql.fetchrow("SELECT audit_seq FROM tenant WHERE id = $1", self.tenant)
+        row = await sql.fetchrow(
+            "SELECT coalesce(max(seq), 0) AS seq FROM audit_event WHERE tenant_id = $1", self.tenant
+        )
         assert row is not None
-        return int(row["audit_seq"])
+        return int(row["seq"])
 
     async def events(self, item_id: UUID) -> list[dict[str, Any]]:
         rows = await sql.fetch(

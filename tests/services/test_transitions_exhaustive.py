@@ -80,7 +80,9 @@ async def snapshot(tenant: str, item_id: UUID) -> dict[str, Any]:
     step = await sql.fetchrow(
         "SELECT id, state, version FROM step WHERE item_id = $1 ORDER BY position", item_id
     )
-    head = await sql.fetchrow("SELECT audit_seq FROM tenant WHERE id = $1", tenant)
+    head = await sql.fetchrow(
+        "SELECT max(seq) AS audit_seq FROM audit_event WHERE tenant_id = $1", tenant
+    )
     assert item is not None and step is not None and head is not None
     return {
         "item_state": item["state"],

@@ -1,21 +1,26 @@
-"""Appending to and reading the audit trail."""
+"""Appending to, reading and verifying the audit trail."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from signoff.db import sql
-from signoff.domain.audit import event_hash
+from signoff.domain.audit import (
+    GENESIS_HASH,
+    BreakKind,
+    ChainBreak,
+    canonical,
+    chain_hashes,
+    content_digest,
+    verify_events,
+)
 
 REALTIME_CHANNEL = "signoff_events"
 
-_COLUMNS = (
-    "tenant_id",
-    "seq",
-    "item_id",
-    "step_id",
+_TEXT_COLUMNS = (
     "action",
     "actor_id",
     "acting_for",
@@ -23,65 +28,70 @@ _COLUMNS = (
     "request_id",
     "client_addr",
     "user_agent",
-    "data",
-    "occurred_at",
-    "prev_hash",
-    "hash",
 )
 
 
-async def ensure_tenant(tenant_id: str) -> None:
-    """Create the tenant row on first use (a token may name a tenant not yet seen)."""
-    await sql.execute(
-        "INSERT INTO tenant (id, name) VALUES ($1, $1) ON CONFLICT (id) DO NOTHING", tenant_id
-    )
+class ChainMismatchError(RuntimeError):
+    """The database linked events differently from the application's chain definition."""
 
 
 async def append_events(tenant_id: str, events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Number, chain and insert `events` in the current transaction.
+    """Number, chain and insert `events` in the current transaction, in one statement.
 
-    The tenant row is locked until commit, so one tenant's events are numbered in commit
-    order without gaps: a reader that resumes after sequence N never misses an event that
-    commits later with a smaller number.
+    `audit_append` takes the tenant's audit lock (a transaction-level advisory lock) and holds
+    it until commit, so one tenant's events are numbered in commit order without gaps: a reader
+    that resumes after sequence N never misses an event that commits later with a smaller
+    number. Call it as the last statement of the transaction: the lock is held only from here
+    to the commit.
     """
     if not sql.in_transaction():
         raise RuntimeError("audit events are written only inside the transaction of their change")
+    # The stored content is exactly the canonical content its digest was taken over.
+    rows = [
+        {**event, "tenant_id": tenant_id, "data": canonical(event.get("data") or {})}
+        for event in events
+    ]
+    digests = [content_digest(row) for row in rows]
     head = await sql.fetchrow(
-        "SELECT audit_seq, audit_hash FROM tenant WHERE id = $1 FOR NO KEY UPDATE", tenant_id
+        """SELECT first_seq, prev_hash, last_hash FROM audit_append($1, $2, $3::uuid[],
+            $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+            $11::text[], $12::jsonb[], $13::timestamptz[], $14::text[])""",
+        tenant_id,
+        REALTIME_CHANNEL,
+        [_uuid(row.get("item_id")) for row in rows],
+        [_uuid(row.get("step_id")) for row in rows],
+        *[[row.get(column) for row in rows] for column in _TEXT_COLUMNS],
+        [sql.dumps(row["data"]) for row in rows],
+        [_aware(row["occurred_at"]) for row in rows],
+        digests,
     )
     assert head is not None
-    seq, prev = int(head["audit_seq"]), str(head["audit_hash"])
-    rows: list[dict[str, Any]] = []
-    for event in events:
-        seq += 1
-        row = {**event, "tenant_id": tenant_id, "seq": seq, "prev_hash": prev}
-        row["hash"] = event_hash(prev, row)
-        prev = row["hash"]
-        rows.append(row)
-    await sql.execute(
-        f"""INSERT INTO audit_event ({", ".join(_COLUMNS)})
-        SELECT * FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::uuid[], $5::text[],
-            $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
-            $12::jsonb[], $13::timestamptz[], $14::text[], $15::text[])""",
-        *[[_param(row, c) for row in rows] for c in _COLUMNS],
-    )
-    await sql.execute(
-        "UPDATE tenant SET audit_seq = $2, audit_hash = $3 WHERE id = $1", tenant_id, seq, prev
-    )
-    # Delivered to listeners only if and when the transaction commits.
-    await sql.execute(
-        "SELECT pg_notify($1, $2)", REALTIME_CHANNEL, sql.dumps({"tenant": tenant_id, "seq": seq})
-    )
+    links = chain_hashes(head["prev_hash"], tenant_id, int(head["first_seq"]), digests)
+    if links[-1][2] != head["last_hash"]:
+        raise ChainMismatchError(f"tenant {tenant_id}: database and application links differ")
+    for row, digest, (seq, prev, current) in zip(rows, digests, links, strict=True):
+        row.update(seq=seq, prev_hash=prev, hash=current, content_digest=digest)
     return rows
 
 
-def _param(row: dict[str, Any], column: str) -> Any:
-    value = row.get(column)
-    if column == "data":
-        return sql.dumps(value or {})
-    if column in ("item_id", "step_id") and value is not None and not isinstance(value, UUID):
-        return UUID(str(value))
-    return value
+def _aware(value: datetime) -> datetime:
+    # asyncpg would read a naive time as local; the digest reads it as UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _uuid(value: Any) -> UUID | None:
+    if value is None or isinstance(value, UUID):
+        return value
+    return UUID(str(value))
+
+
+async def chain_head(tenant_id: str) -> tuple[int, str]:
+    """The seq and hash of the tenant's last event ((0, "") before its first)."""
+    row = await sql.fetchrow(
+        "SELECT seq, hash FROM audit_event WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1",
+        tenant_id,
+    )
+    return (int(row["seq"]), str(row["hash"])) if row else (0, GENESIS_HASH)
 
 
 async def events_for_item(tenant_id: str, item_id: UUID) -> list[dict[str, Any]]:
@@ -103,3 +113,67 @@ async def events_after(tenant_id: str, after_seq: int, limit: int) -> list[dict[
         limit,
     )
     return [sql.record_dict(r, ("data",)) for r in rows]
+
+
+async def verify_chain(
+    tenant_id: str,
+    from_seq: int = 1,
+    *,
+    check_content: bool = True,
+    batch_size: int = 2_000,
+) -> ChainBreak | None:
+    """Verify the tenant's chain from `from_seq` to its head; the first break, or None.
+
+    The event before `from_seq` is the trusted anchor (the empty genesis hash when starting at
+    1). Events are read in batches up to the head read at the start, so events committed while
+    checking are left for the next check. With `check_content=False` only the links are
+    checked (see `domain.audit.verify_events`). Events removed from the end of the trail leave
+    no break in what remains: compare the head with a seq and hash kept elsewhere (an export)
+    to detect that.
+    """
+    head_seq, _ = await chain_head(tenant_id)
+    from_seq = max(1, from_seq)
+    if from_seq > head_seq:
+        return None
+    anchor: str | None = GENESIS_HASH
+    if from_seq > 1:
+        before = await sql.fetchrow(
+            "SELECT hash FROM audit_event WHERE tenant_id = $1 AND seq = $2",
+            tenant_id,
+            from_seq - 1,
+        )
+        if before is None:
+            return ChainBreak(from_seq - 1, BreakKind.MISSING, "the anchor event is absent")
+        anchor = str(before["hash"])
+    cursor, last_hash = from_seq - 1, anchor
+    while cursor < head_seq:
+        rows = await sql.fetch(
+            """SELECT * FROM audit_event WHERE tenant_id = $1 AND seq > $2 AND seq <= $3
+            ORDER BY seq LIMIT $4""",
+            tenant_id,
+            cursor,
+            head_seq,
+            batch_size,
+        )
+        if not rows:
+            break
+        events = [sql.record_dict(r, ("data",)) for r in rows]
+        broken = verify_events(
+            events, anchor=last_hash, first_seq=cursor + 1, check_content=check_content
+        )
+        if broken is not None:
+            return broken
+        cursor, last_hash = int(events[-1]["seq"]), str(events[-1]["hash"])
+    if cursor < head_seq:
+        return ChainBreak(cursor + 1, BreakKind.MISSING, f"the last event is seq {head_seq}")
+    return None
+
+
+async def tenants_with_events() -> list[tuple[str, int]]:
+    """Every tenant with the seq of its last event (0 before its first), by tenant id."""
+    rows = await sql.fetch(
+        """SELECT t.id, coalesce((SELECT e.seq FROM audit_event e WHERE e.tenant_id = t.id
+            ORDER BY e.seq DESC LIMIT 1), 0) AS seq
+        FROM tenant t ORDER BY t.id"""
+    )
+    return [(str(r["id"]), int(r["seq"])) for r in rows]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+import asyncpg
 from piccolo.engine.postgres import PostgresEngine
 
 ENGINE = PostgresEngine(config={}, extensions=())
@@ -27,8 +28,19 @@ def configure_engine(database_url: str) -> PostgresEngine:
 
 
 async def start_pool(min_size: int, max_size: int) -> None:
-    """Open the connection pool; without it every query opens its own connection."""
-    await ENGINE.start_connection_pool(min_size=min_size, max_size=max_size)
+    """Open the connection pool; without it every query opens its own connection.
+
+    Pooled connections never carry session state (no LISTEN, session advisory lock, cursor or
+    plain SET — use SET LOCAL and transaction-level locks; the realtime listener has its own
+    connection), so a released connection is only rolled back if a transaction is open, not
+    reset by asyncpg's default query: that would be one more round trip per transaction.
+    """
+    await ENGINE.start_connection_pool(min_size=min_size, max_size=max_size, reset=_rollback_only)
+
+
+async def _rollback_only(connection: asyncpg.Connection) -> None:
+    # asyncpg has already rolled back an open transaction before calling this.
+    return None
 
 
 async def close_pool() -> None:

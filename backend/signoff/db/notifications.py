@@ -131,7 +131,9 @@ async def tenants_behind() -> list[str]:
     """Tenants with audit events not yet planned."""
     rows = await sql.fetch(
         """SELECT t.id FROM tenant t LEFT JOIN notification_cursor c ON c.tenant_id = t.id
-        WHERE t.audit_seq > coalesce(c.last_seq, 0) ORDER BY t.id"""
+        WHERE EXISTS (SELECT 1 FROM audit_event e
+            WHERE e.tenant_id = t.id AND e.seq > coalesce(c.last_seq, 0))
+        ORDER BY t.id"""
     )
     return [r["id"] for r in rows]
 

@@ -22,13 +22,11 @@ from signoff.db.engine import ENGINE
 
 
 class Tenant(Table, tablename="tenant", db=ENGINE):
-    """A tenant; also the head of its audit chain (`audit_seq`, `audit_hash`)."""
+    """A tenant."""
 
     id = Text(primary_key=True)
     name = Text()
     created_at = Timestamptz()
-    audit_seq = BigInt(default=0)
-    audit_hash = Text(default="")
 
 
 class Template(Table, tablename="template", db=ENGINE):
@@ -152,6 +150,7 @@ class AuditEvent(Table, tablename="audit_event", db=ENGINE):
     occurred_at = Timestamptz()
     prev_hash = Text()
     hash = Text()
+    content_digest = Text(null=True, default=None)
 
 
 ALL_TABLES: tuple[type[Table], ...] = (

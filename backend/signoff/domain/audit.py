@@ -1,18 +1,34 @@
-"""The audit chain: how an event is hashed onto its predecessor, and how a chain is checked."""
+"""The audit chain: what an event's digest covers, how events link, and how a chain is checked.
+
+Each event stores a digest of its content (`content_digest`: sha256 of the canonical JSON of
+`CONTENT_FIELDS`), and its `hash` links it to its predecessor:
+
+    hash = sha256_hex(prev_hash + "\\n" + tenant_id + "\\n" + str(seq) + "\\n" + content_digest)
+
+The link covers the digest, not the content, so an event's content can later be redacted or
+purged while the chain still verifies; the content check then tells which events no longer match
+their digest. The database computes the same link (`audit_append` in the migrations): the two
+must stay identical, and every append checks that they are.
+
+Events written before content digests existed (`content_digest` empty) were hashed over all
+their fields at once (`legacy_event_hash`); the verifier accepts either form.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 GENESIS_HASH = ""
 
-HASHED_FIELDS = (
-    "tenant_id",
-    "seq",
+CONTENT_FIELDS = (
     "item_id",
     "step_id",
     "action",
@@ -26,41 +42,152 @@ HASHED_FIELDS = (
     "occurred_at",
 )
 
+LEGACY_HASHED_FIELDS = ("tenant_id", "seq", *CONTENT_FIELDS)
 
-def _canonical(value: Any) -> Any:
+
+def canonical(value: Any) -> Any:
+    """`value` as plain JSON values, the form an event's content is stored and digested in.
+
+    Datetimes become ISO 8601 in UTC (a naive one is taken as UTC), mappings get string keys,
+    anything else that JSON lacks (UUIDs, enums, …) becomes its string. A float with an
+    integral value becomes that integer and a non-finite one its string, because `jsonb`
+    stores numbers as decimals and hands `1e16` back as `10000000000000000`: canonical content
+    reads back from the database as exactly what was digested.
+    """
+    if isinstance(value, float):
+        return _canonical_float(value)
     if isinstance(value, datetime):
-        return value.isoformat()
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return aware.astimezone(UTC).isoformat()
     if isinstance(value, Mapping):
-        return {str(k): _canonical(v) for k, v in value.items()}
+        return {str(k): canonical(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_canonical(v) for v in value]
+        return [canonical(v) for v in value]
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return str(value)
 
 
-def event_hash(prev_hash: str, event: Mapping[str, Any]) -> str:
-    """sha256 over the previous hash and the canonical JSON of the event's hashed fields."""
-    body = {name: _canonical(event.get(name)) for name in HASHED_FIELDS}
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256((prev_hash + "\n" + text).encode()).hexdigest()
+def _canonical_float(value: float) -> int | float | str:
+    if not math.isfinite(value):
+        return str(value)
+    exact = Decimal(repr(value))
+    return int(exact) if exact == exact.to_integral_value() else value
+
+
+def _json(body: Any) -> str:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def content_digest(event: Mapping[str, Any]) -> str:
+    """sha256 (hex) of the canonical JSON of the event's `CONTENT_FIELDS`."""
+    body = {name: canonical(event.get(name)) for name in CONTENT_FIELDS}
+    return hashlib.sha256(_json(body).encode()).hexdigest()
+
+
+def link_hash(prev_hash: str, tenant_id: str, seq: int, digest: str) -> str:
+    """The hash that chains an event (`tenant_id`, `seq`, `digest`) onto `prev_hash`."""
+    text = f"{prev_hash}\n{tenant_id}\n{seq}\n{digest}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def legacy_event_hash(prev_hash: str, event: Mapping[str, Any]) -> str:
+    """The hash of an event written before content digests: over every field at once."""
+    body = {name: _legacy_canonical(event.get(name)) for name in LEGACY_HASHED_FIELDS}
+    return hashlib.sha256((prev_hash + "\n" + _json(body)).encode()).hexdigest()
+
+
+def _legacy_canonical(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _legacy_canonical(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_legacy_canonical(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def chain_hashes(
+    prev_hash: str, tenant_id: str, first_seq: int, digests: Iterable[str]
+) -> list[tuple[int, str, str]]:
+    """(seq, prev_hash, hash) of events with `digests` appended after `prev_hash`."""
+    links = []
+    seq = first_seq
+    for digest in digests:
+        current = link_hash(prev_hash, tenant_id, seq, digest)
+        links.append((seq, prev_hash, current))
+        prev_hash = current
+        seq += 1
+    return links
+
+
+class BreakKind(StrEnum):
+    """Why a chain does not verify at an event."""
+
+    MISSING = "missing"
+    """An event is absent: the numbers skip it, or the head names events that are not there."""
+    LINK = "link"
+    """The event's `prev_hash` is not its predecessor's hash (events removed or reordered)."""
+    HASH = "hash"
+    """The event's `hash` is not the link of its `prev_hash`, tenant, seq and digest."""
+    CONTENT = "content"
+    """The event's content no longer matches its stored digest (changed, or redacted)."""
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    """The first event at which a chain does not verify, and why."""
+
+    seq: int
+    kind: BreakKind
+    detail: str
+
+    def __str__(self) -> str:
+        return f"seq {self.seq}: {self.kind.value} ({self.detail})"
+
+
+def verify_events(
+    events: Iterable[Mapping[str, Any]],
+    *,
+    anchor: str | None = None,
+    first_seq: int | None = None,
+    check_content: bool = True,
+) -> ChainBreak | None:
+    """The first break in one tenant's `events` (in `seq` order), or None if they verify.
+
+    `anchor` is the trusted hash of the event before the first one (`GENESIS_HASH` when the
+    chain starts at seq 1); without it the first event's `prev_hash` is trusted. `first_seq`
+    is the seq the first event must have. With `check_content` each event's content is also
+    checked against its digest; without it only the links are (a trail whose content was
+    redacted still proves that no event was added, removed or reordered).
+    """
+    prev = anchor
+    expected = first_seq
+    for event in events:
+        seq = int(event["seq"])
+        if expected is not None and seq != expected:
+            return ChainBreak(expected, BreakKind.MISSING, f"next event found is seq {seq}")
+        if prev is not None and event["prev_hash"] != prev:
+            return ChainBreak(seq, BreakKind.LINK, "prev_hash is not the previous event's hash")
+        digest = event.get("content_digest")
+        if digest:
+            if link_hash(event["prev_hash"], event["tenant_id"], seq, digest) != event["hash"]:
+                return ChainBreak(seq, BreakKind.HASH, "hash does not match its link")
+            if check_content and content_digest(event) != digest:
+                return ChainBreak(seq, BreakKind.CONTENT, "content does not match its digest")
+        elif legacy_event_hash(event["prev_hash"], event) != event["hash"]:
+            return ChainBreak(seq, BreakKind.HASH, "hash does not match the event")
+        prev = event["hash"]
+        expected = seq + 1
+    return None
 
 
 def first_broken_link(events: Iterable[Mapping[str, Any]]) -> int | None:
-    """The `seq` of the first event whose hash or link does not verify, or None if all do.
+    """The `seq` of the first event that does not verify (see `verify_events`), or None.
 
-    `events` must be one tenant's events in `seq` order, starting anywhere: the first event's
-    `prev_hash` is trusted as the anchor.
+    The first event's `prev_hash` is trusted as the anchor.
     """
-    prev: str | None = None
-    expected_seq: int | None = None
-    for event in events:
-        if expected_seq is not None and event["seq"] != expected_seq:
-            return int(expected_seq)
-        if prev is not None and event["prev_hash"] != prev:
-            return int(event["seq"])
-        if event_hash(event["prev_hash"], event) != event["hash"]:
-            return int(event["seq"])
-        prev = event["hash"]
-        expected_seq = int(event["seq"]) + 1
-    return None
+    broken = verify_events(events)
+    return broken.seq if broken is not None else None

@@ -14,6 +14,7 @@ from uuid import UUID
 
 from signoff.db import audit as audit_repo
 from signoff.db import idempotency as idempotency_repo
+from signoff.db import tenants as tenant_repo
 from signoff.db.engine import ENGINE
 from signoff.domain.actors import Actor
 from signoff.domain.errors import DomainError, ErrorCode
@@ -68,9 +69,42 @@ class UnitOfWork:
 _CURRENT: ContextVar[UnitOfWork | None] = ContextVar("signoff_unit_of_work", default=None)
 
 
+class KnownTenants:
+    """Tenants this process has seen committed in a database, so that a write need not create
+    them again. Bounded: past `limit` entries it starts afresh (costing one upsert each)."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._limit = limit
+        self._known: set[tuple[str, str]] = set()
+
+    def __contains__(self, tenant_id: str) -> bool:
+        return (_database(), tenant_id) in self._known
+
+    def add(self, tenant_id: str) -> None:
+        """Remember that `tenant_id` exists (call after the commit that made sure of it)."""
+        if len(self._known) >= self._limit:
+            self._known.clear()
+        self._known.add((_database(), tenant_id))
+
+    def clear(self) -> None:
+        """Forget every tenant."""
+        self._known.clear()
+
+
+def _database() -> str:
+    return str(ENGINE.config.get("dsn", ""))
+
+
+KNOWN_TENANTS = KnownTenants()
+
+
 @asynccontextmanager
 async def unit_of_work(actor: Actor, ctx: ServiceContext) -> AsyncIterator[UnitOfWork]:
     """Open a transaction; on a clean exit write the audit events, then commit.
+
+    The events are numbered and chained by the last statement before the commit, which holds
+    the tenant's chain head until the commit. A tenant this process has not seen yet is
+    created in the first transaction that names it (and remembered once that commits).
 
     A unit of work opened inside another joins its transaction (piccolo nests by joining) and
     hands its after-commit callbacks to the outermost one, so they run only after the real
@@ -78,16 +112,21 @@ async def unit_of_work(actor: Actor, ctx: ServiceContext) -> AsyncIterator[UnitO
     """
     uow = UnitOfWork(actor, ctx)
     parent = _CURRENT.get()
+    outermost = ENGINE.current_transaction.get() is None
+    tenant_known = actor.tenant_id in KNOWN_TENANTS
     token = _CURRENT.set(uow)
     try:
         async with ENGINE.transaction():
-            await audit_repo.ensure_tenant(actor.tenant_id)
+            if not tenant_known:
+                await tenant_repo.ensure_tenant(actor.tenant_id)
             yield uow
             if uow.events:
                 uow.written = await audit_repo.append_events(actor.tenant_id, uow.events)
                 _plan_notifications_after_commit(uow)
     finally:
         _CURRENT.reset(token)
+    if outermost and not tenant_known:
+        KNOWN_TENANTS.add(actor.tenant_id)
     if parent is not None:
         parent._after_commit.extend(uow._after_commit)
         return

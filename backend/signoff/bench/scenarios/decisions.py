@@ -63,9 +63,10 @@ INSERT INTO decision (tenant_id, item_id, step_id, revision, actor_id, outcome, 
 UPDATE step SET state = 'approved', decided_at = now(), version = version + 1,
   updated_at = now() WHERE id = :step_id;
 INSERT INTO audit_event (tenant_id, seq, item_id, step_id, action, actor_id, data,
-  occurred_at, prev_hash, hash)
+  occurred_at, prev_hash, hash, content_digest)
   VALUES (:tenant_id, nextval('bench_event_seq'), :item_id, :step_id, 'step.approved',
-    'pgbench-' || :k, '{"outcome": "approve"}', now(), '', md5(:k::text));
+    'pgbench-' || :k, '{"outcome": "approve"}', now(), '', md5(:k::text),
+    md5(:k::text) || md5(:k::text));
 SELECT pg_notify('signoff_events', '{"tenant": "' || :tenant_id || '", "seq": ' || :k || '}');
 END;
 """
