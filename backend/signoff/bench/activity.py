@@ -56,18 +56,19 @@ class Activity:
 
 
 class ActivitySampler:
-    """``async with ActivitySampler(dsn, database) as sampler: ...; sampler.activity``."""
+    """``async with ActivitySampler(conn, database) as sampler: ...; sampler.activity``.
 
-    def __init__(self, dsn: str, database: str, interval: float = 0.05) -> None:
-        self._dsn = dsn
+    Samples through `conn` (a connection of its own, not used for anything else meanwhile).
+    """
+
+    def __init__(self, conn: asyncpg.Connection, database: str, interval: float = 0.05) -> None:
+        self._conn = conn
         self._database = database
         self._interval = interval
         self.activity = Activity()
         self._task: asyncio.Task[None] | None = None
-        self._conn: asyncpg.Connection | None = None
 
     async def __aenter__(self) -> Self:
-        self._conn = await asyncpg.connect(self._dsn)
         self._task = asyncio.create_task(self._sample(self._conn))
         return self
 
@@ -81,8 +82,6 @@ class ActivitySampler:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._conn is not None:
-            await self._conn.close()
 
     async def _sample(self, conn: asyncpg.Connection) -> None:
         statement = await conn.prepare(_QUERY)

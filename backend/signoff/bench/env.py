@@ -187,6 +187,7 @@ class BenchEnv:
         )
         self.processes: list[Process] = []
         self._services: ServiceContext | None = None
+        self._sampling_conn: asyncpg.Connection | None = None
 
     # ------------------------------------------------------------------ sizes
 
@@ -262,6 +263,10 @@ class BenchEnv:
             )
         return self._services
 
+    async def close_services(self) -> None:
+        """Close the in-process pool of `services()` (frees its connections before a run)."""
+        await self._close_services()
+
     async def _close_services(self) -> None:
         if self._services is not None:
             self._services = None
@@ -269,13 +274,30 @@ class BenchEnv:
 
     async def connect(self) -> asyncpg.Connection:
         """An asyncpg connection to the bench database, closed at the end."""
-        conn: asyncpg.Connection = await asyncpg.connect(self.database_url)
+        for attempt in range(1, 7):
+            try:
+                conn: asyncpg.Connection = await asyncpg.connect(self.database_url)
+                break
+            except asyncpg.TooManyConnectionsError:
+                # a shared server out of connections is a moment, not a result
+                if attempt == 6:
+                    raise
+                log.warning("the server has no connection to spare; retrying")
+                await asyncio.sleep(2.0 * attempt)
         self._stack.push_async_callback(conn.close)
         return conn
 
-    def sample_activity(self, interval: float = 0.05) -> ActivitySampler:
-        """Sample what the bench database's connections do (``async with``; `.activity`)."""
-        return ActivitySampler(self.database_url, self.database, interval)
+    @asynccontextmanager
+    async def sample_activity(self, interval: float = 0.05) -> AsyncIterator[ActivitySampler]:
+        """Sample what the bench database's connections do (``async with``; `.activity`).
+
+        One connection serves every sampling of the scenario: a busy shared server may have
+        no connection to spare in the middle of a run.
+        """
+        if self._sampling_conn is None:
+            self._sampling_conn = await self.connect()
+        async with ActivitySampler(self._sampling_conn, self.database, interval) as sampler:
+            yield sampler
 
     def token(
         self,
@@ -421,14 +443,23 @@ class BenchEnv:
         for name, value in (variables or {}).items():
             args += ["--define", f"{name}={value}"]
         args.append(self.database_url)
-        proc = await asyncio.create_subprocess_exec(
-            *args,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            cwd=self.work_dir,
-        )
-        out_bytes, _ = await proc.communicate()
-        output = out_bytes.decode(errors="replace")
+        for attempt in range(1, 7):
+            proc = await asyncio.create_subprocess_exec(
+                *args,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                cwd=self.work_dir,
+            )
+            out_bytes, _ = await proc.communicate()
+            output = out_bytes.decode(errors="replace")
+            # A shared server out of connections is a moment, not a result: try again.
+            if proc.returncode == 0 or "too many clients" not in output or attempt == 6:
+                break
+            log.warning("pgbench: the server has no connections to spare; retrying")
+            for stale in self.work_dir.glob(f"pgbench-{tag}.*"):
+                if stale != script_path:
+                    stale.unlink()
+            await asyncio.sleep(2.0 * attempt)
         if proc.returncode != 0:
             raise RuntimeError(f"pgbench failed ({proc.returncode}):\n{output[-3000:]}")
         match = re.search(r"^tps = ([0-9.]+)", output, re.MULTILINE)

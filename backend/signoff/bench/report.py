@@ -122,8 +122,10 @@ def _summary(entries: list[tuple[ScenarioResult, dict[str, Any]]]) -> str:
 
 
 def _anchor(result: ScenarioResult) -> str:
-    text = f"{result.name} {result.title}".lower()
-    return "".join(c if c.isalnum() else "-" for c in text.replace(" — ", " ")).strip("-")
+    """The anchor GitHub gives the section's heading: punctuation dropped, spaces to hyphens."""
+    text = f"{result.name} {result.title}".strip().lower()
+    kept = "".join(c for c in text if c.isalnum() or c in " -_")
+    return kept.replace(" ", "-")
 
 
 def _section(result: ScenarioResult, run: dict[str, Any]) -> str:
