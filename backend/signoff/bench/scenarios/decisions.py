@@ -296,17 +296,21 @@ async def run(env: BenchEnv) -> ScenarioResult:
     per_client = max(10, math.ceil(rate * 1.5 * (seconds + warmup) / CLIENTS))
     pg_targets = env.size(4000, 800)
     sides: dict[str, ApiSide] = {}
+    loaded = []
     for index, layout in enumerate(layouts()):
         base = index * pg_targets
         targets = await pgbench_targets(env, ctx, layout, base, pg_targets)
         pools = {n: await assignments(ctx, layout, env.repeats, per_client) for n in (1, 2)}
-        await conn.execute("VACUUM ANALYZE")
-        log.info(
-            "decisions: %s: %d steps per client per run loaded after %.0f s; measuring",
-            layout.label,
-            per_client,
-            time.perf_counter() - started,
-        )
+        loaded.append((layout, base, targets, pools))
+    # the loader's connections are not needed any more: a shared server may be short of them
+    await env.close_services()
+    await conn.execute("VACUUM ANALYZE")
+    log.info(
+        "decisions: %d steps per client per run loaded after %.0f s; measuring",
+        per_client,
+        time.perf_counter() - started,
+    )
+    for layout, base, targets, pools in loaded:
         one = sides[f"{layout.label}/1"] = ApiSide(env, layout, seconds, warmup, api[:1], watched)
         two = sides[f"{layout.label}/2"] = ApiSide(env, layout, seconds, warmup, api, watched)
 
