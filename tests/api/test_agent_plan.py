@@ -11,7 +11,8 @@ import pytest
 ITEM_FIELDS = """
   id state version
   steps {
-    id key state action risk params originalParams attempts result error
+    id key state action risk declaredRisk params originalParams attempts result error
+    hold { upstreams options }
     paramsDiff { key before after }
     impactIfRejected { step effect resolution outcome via }
     impactIfModified { step effect resolution outcome via }
@@ -228,6 +229,10 @@ async def test_plan_modified_rejected_approved_and_executed(submit_plan, demo_te
     )
     draft = plan.step("draft")
     assert draft["state"] == "ACTIVE"
+    # what was predicted happens: send relied on the draft as submitted; it is held for the
+    # requester to choose (ask_user), and its assignees are told
+    assert plan.states()["send"] == "HELD"
+    assert plan.step("send")["hold"]["upstreams"] == ["draft"]
     assert draft["originalParams"] == {"to": "john@example.com", "subject": "Summary"}
     assert draft["params"] == {"to": "john@example.com", "subject": "Meeting summary", "cc": "me"}
     assert draft["paramsDiff"] == [
@@ -269,13 +274,13 @@ async def test_plan_modified_rejected_approved_and_executed(submit_plan, demo_te
     assert plan.item["state"] == "PENDING"
     assert plan.states()["calendar"] == "REJECTED"
     assert plan.states()["notes"] == "SKIPPED"  # blocks + skip
-    assert plan.states()["invite"] == "WAITING"  # blocks + ask_user: held for a person
+    assert plan.states()["invite"] == "HELD"  # blocks + ask_user: held for a person
 
     # only a held step can be resolved, only by the requester (or an admin)
     assert (
         await plan.refused(
             RESOLVE,
-            {"stepId": plan.step("send")["id"], "skip": True, "reason": "not held"},
+            {"stepId": plan.step("draft")["id"], "option": "SKIP", "reason": "not held"},
             AGENT,
         )
         == "ILLEGAL_TRANSITION"
@@ -283,7 +288,7 @@ async def test_plan_modified_rejected_approved_and_executed(submit_plan, demo_te
     assert (
         await plan.refused(
             RESOLVE,
-            {"stepId": plan.step("invite")["id"], "skip": True, "reason": "drop it"},
+            {"stepId": plan.step("invite")["id"], "option": "SKIP", "reason": "drop it"},
             "sam",
             ("agent-supervisor",),
         )
@@ -291,10 +296,17 @@ async def test_plan_modified_rejected_approved_and_executed(submit_plan, demo_te
     )
     await plan.ok(
         RESOLVE,
-        {"stepId": plan.step("invite")["id"], "skip": True, "reason": "no meeting, no invite"},
+        {"stepId": plan.step("invite")["id"], "option": "SKIP", "reason": "no meeting, no invite"},
         AGENT,
     )
     assert plan.states()["invite"] == "SKIPPED"
+    # send goes on waiting for the modified draft
+    await plan.ok(
+        RESOLVE,
+        {"stepId": plan.step("send")["id"], "option": "RETRY", "reason": "the new draft is fine"},
+        AGENT,
+    )
+    assert plan.states()["send"] == "WAITING"
 
     # approve the rest at once: draft, then send which opens once draft is approved
     await plan.supervise(APPROVE_ALL, {"itemId": plan.item["id"], "reason": "looks right"})
@@ -342,10 +354,15 @@ async def test_plan_modified_rejected_approved_and_executed(submit_plan, demo_te
         "step.activate",  # draft
         "step.activate",  # calendar
         "step.modify",
+        "step.hold",  # send: the draft it relied on changed
+        "step.dependency_conflict",
         "step.modify",
         "step.reject",  # calendar
+        "step.hold",  # invite
+        "step.dependency_conflict",
         "step.skip",  # notes
         "step.skip",  # invite, by the requester
+        "step.release",  # send, by the requester: wait for the new draft
         "step.approve",  # draft
         "step.activate",  # send
         "step.approve",  # send
@@ -398,9 +415,11 @@ async def test_auto_approval_by_policy_records_the_rule_and_spares_high_risk(
             {"key": "post", "action": "post_message", "risk": "medium"},
         ]
     )
+    # an allowed action at a low enough assessed risk is approved by the policy; an agent
+    # that declares more risk than the template's for the action raises it (events)
     assert plan.states() == {
         "contacts": "APPROVED",
-        "events": "APPROVED",
+        "events": "ACTIVE",
         "mails": "ACTIVE",
         "wipe": "ACTIVE",
         "post": "ACTIVE",
@@ -408,16 +427,20 @@ async def test_auto_approval_by_policy_records_the_rule_and_spares_high_risk(
     contacts = plan.step("contacts")["decisions"]
     assert [(d["actorId"], d["outcome"]) for d in contacts] == [("system", "approve_by_policy")]
     assert "low-risk-agent-steps" in contacts[0]["rule"]
-    assert "low risk is below medium" in contacts[0]["rule"]
-    events = plan.step("events")["decisions"]
-    assert [d["actorId"] for d in events] == ["system"]
-    assert "'list_events'" in events[0]["rule"]
-    for key in ("mails", "wipe", "post"):
+    assert "'search_contacts' at low risk (below medium)" in contacts[0]["rule"]
+    assert (plan.step("events")["risk"], plan.step("events")["declaredRisk"]) == (
+        "MEDIUM",
+        "MEDIUM",
+    )
+    # an action the template does not list is high, whatever the agent says
+    assert plan.step("post")["risk"] == "HIGH"
+    for key in ("events", "mails", "wipe", "post"):
         assert plan.step(key)["decisions"] == []
     audit = (await plan.read())["auditEvents"]
     by_policy = [e for e in audit if e["action"] == "step.approve" and e["data"].get("by")]
-    assert {e["data"]["step"] for e in by_policy} == {"contacts", "events"}
+    assert {e["data"]["step"] for e in by_policy} == {"contacts"}
     assert all(e["data"]["by"] == "policy" and e["data"]["rule"] for e in by_policy)
+    assert by_policy[0]["data"]["risk"] == "low" and by_policy[0]["data"]["declared_risk"] == "low"
 
 
 async def test_a_plan_of_only_low_risk_steps_is_approved_without_a_person(

@@ -46,6 +46,7 @@ mutation($input: DecideStepInput!) {
 }"""
 
 PARTNER = {"partner": "ACME", "value_eur": 250000}
+ADMIN: dict[str, Any] = {"as_user": "root", "roles": ("admin",)}
 CHANGE = {"title": "Deploy", "system": "payments", "rollback_plan": "redeploy previous"}
 TABLES = ("workflow_item", "step", "decision", "audit_event", "template", "idempotency_key")
 
@@ -75,7 +76,7 @@ async def test_simulate_a_published_template(gql, tenant, clock, demo_templates)
     clock.advance(timedelta(hours=3))
     now = clock.now()
     before = await row_counts(tenant)
-    data = await gql.data(SIMULATE, {"payload": PARTNER, "key": "partner-approval"}, as_user="rita")
+    data = await gql.data(SIMULATE, {"payload": PARTNER, "key": "partner-approval"}, **ADMIN)
     result = data["simulate"]
     assert await row_counts(tenant) == before, "simulate wrote something"
 
@@ -121,7 +122,7 @@ async def test_simulate_with_slow_decisions_shows_breaches_and_escalations(
             "key": "partner-approval",
             "decisions": {"manager": "approve@P1DT2H", "legal": "approve@PT1H"},
         },
-        as_user="rita",
+        **ADMIN,
     )
     steps = {s["key"]: s for s in data["simulate"]["steps"]}
     assert steps["manager"]["breached"] is True
@@ -150,7 +151,9 @@ async def test_simulate_a_draft_definition_inline(gql, tenant, clock, demo_templ
     assert at(step["slaDue"]) == clock.now() + timedelta(hours=2)
     # the draft was not saved: no such template exists
     response = await gql.run(
-        SIMULATE, {"payload": CHANGE, "key": "change-approval-v2"}, token=gql.token("alice")
+        SIMULATE,
+        {"payload": CHANGE, "key": "change-approval-v2"},
+        token=gql.token("root", "admin"),
     )
     assert response.json()["errors"][0]["extensions"]["code"] == "TEMPLATE_NOT_PUBLISHED"
 
@@ -160,7 +163,7 @@ async def test_simulate_reports_problems_of_a_bad_payload(gql, tenant, demo_temp
     data = await gql.data(
         SIMULATE,
         {"payload": {"value_eur": "lots", "surprise": 1}, "key": "partner-approval"},
-        as_user="rita",
+        **ADMIN,
     )
     assert await row_counts(tenant) == before
     paths = {p["path"] for p in data["simulate"]["problems"]}

@@ -48,15 +48,15 @@ def test_plan_example_in_docs_adopts_onto_the_demo_base():
     assert defn.topological_order() == ["lookup", "email"]
 
 
-def test_plan_outcome_is_partial_when_some_steps_are_rejected():
+def test_a_plan_goes_ahead_with_the_steps_people_approved():
     base = parse_template(
         yaml.safe_load((ROOT / "backend/signoff/demo/agent-plan.yaml").read_text())
     )
     defn = plan_to_template(
         {
             "steps": [
-                {"key": "a", "action": "x", "risk": "medium"},
-                {"key": "b", "action": "y", "risk": "medium"},
+                {"key": "a", "action": "create_event", "risk": "medium"},
+                {"key": "b", "action": "update_task", "risk": "medium"},
             ]
         },
         base,
@@ -69,4 +69,5 @@ def test_plan_outcome_is_partial_when_some_steps_are_rejected():
         requester="agent",
         decisions={"b": "reject"},
     )
-    assert result.outcome == "partially_approved"
+    assert result.outcome == "approved"
+    assert [s.state.value for s in result.steps] == ["approved", "rejected"]

@@ -129,7 +129,7 @@ def test_reminders_are_sorted_even_beyond_sla():
         (
             template(step("a", quorum={"mode": "n_of_m", "n": 2})),
             "steps[0].quorum.n",
-            "only 1 named user",
+            "hold only 1 seat",
         ),
         (template(step("a", kind="decision", options=["yes"])), "steps[0].options", "at least 2"),
         (template(step("a", options=["yes", "no"])), "steps[0].options", "only decision steps"),
@@ -282,11 +282,46 @@ def test_all_quorum_with_only_groups_is_allowed():
     assert defn.step("a").quorum.mode is QuorumMode.ALL
 
 
-def test_n_of_m_with_groups_is_unbounded():
+def test_a_quorum_the_seats_cannot_meet_is_refused_when_saved():
+    with pytest.raises(DomainError) as refused:
+        parse_template(
+            template(step("a", assignees={"roles": ["r"]}, quorum={"mode": "n_of_m", "n": 7}))
+        )
+    assert [p.path for p in refused.value.problems] == ["steps[0].quorum.n"]
+    # a group or role holds as many seats as the template states
     defn = parse_template(
-        template(step("a", assignees={"roles": ["r"]}, quorum={"mode": "n_of_m", "n": 7}))
+        template(
+            step(
+                "a",
+                assignees={"roles": ["r"], "users": ["u"], "seats": {"r": 6}},
+                quorum={"mode": "n_of_m", "n": 7},
+            )
+        )
     )
-    assert defn.step("a").quorum.n == 7
+    assert defn.step("a").quorum.n == 7 and defn.step("a").assignees.seat_count == 7
+    assert defn.step("a").needed == 7
+
+
+def test_seat_counts_must_name_a_group_or_role_of_the_step():
+    with pytest.raises(DomainError) as refused:
+        parse_template(
+            template(step("a", assignees={"users": ["u"], "roles": ["r"], "seats": {"x": 2}}))
+        )
+    assert [p.path for p in refused.value.problems] == ["steps[0].assignees.seats.x"]
+
+
+def test_an_escalation_that_reassigns_must_leave_seats_enough():
+    data = template(
+        step(
+            "a",
+            assignees={"users": ["u", "v"]},
+            quorum={"mode": "n_of_m", "n": 2},
+            escalation=[{"after": "PT1H", "action": "reassign", "targets": {"roles": ["boss"]}}],
+        )
+    )
+    with pytest.raises(DomainError) as refused:
+        parse_template(data)
+    assert [p.path for p in refused.value.problems] == ["steps[0].escalation[0].targets"]
 
 
 def test_quorum_shorthand_string():
@@ -489,7 +524,8 @@ def test_plan_to_template():
     assert email.assignees.roles == ("agent-supervisor",)
     assert email.sla == timedelta(hours=4)
     assert email.name == "Email John"
-    assert defn.step("task").risk is RiskLevel.MEDIUM  # unspecified risk is not assumed low
+    # unspecified: the template's risk for the action (create_task is low in the demo map)
+    assert defn.step("task").risk is RiskLevel.LOW and defn.step("task").declared_risk is None
     assert defn.auto_approval == base_plan_template().auto_approval
     assert defn.compensate_on_failure
 
@@ -512,9 +548,8 @@ def test_plan_problems_point_into_the_plan():
 
 
 def test_plan_cannot_inherit_auto_approve_timeout_on_high_risk():
-    base = parse_template(
-        template(step("p", timeout_action="approve", allow_auto_approve=True), kind="plan")
-    )
+    data = template(step("p", timeout_action="approve", allow_auto_approve=True), kind="plan")
+    base = parse_template({**data, "action_risks": {"a": "low"}})
     defn = plan_to_template(
         {
             "steps": [

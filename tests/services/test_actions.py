@@ -13,7 +13,8 @@ import pytest
 from signoff.db import sql
 from signoff.domain.actors import Actor, Principal
 from signoff.domain.errors import DomainError, ErrorCode
-from signoff.services import actions, execution, overrides
+from signoff.domain.snapshot import HoldOption
+from signoff.services import actions, engine, execution, overrides
 from signoff.services import items as item_services
 from signoff.services.actions import Guards
 from signoff.services.context import ServiceContext
@@ -58,9 +59,7 @@ class World:
         )
 
     async def view(self, item_id: UUID) -> ItemView:
-        return await item_services.load_view(
-            self.who("admin", "admin"), self.ctx, item_id, lock=False
-        )
+        return await engine.load_view(self.who("admin", "admin"), self.ctx, item_id)
 
     async def audit_seq(self) -> int:
         row = await sql.fetchrow(
@@ -249,17 +248,21 @@ async def test_delegate_acts_for_the_delegator_and_it_is_recorded(world: World):
     assert (approve["actor_id"], approve["acting_for"]) == ("erin", "bob")
 
 
-async def test_a_delegate_cannot_approve_the_delegators_own_request(world: World):
-    # alice is a change approver and the requester; she delegates her seat to erin
+async def test_a_requester_cannot_delegate_a_seat_of_their_own_item(world: World):
+    # alice is a change approver and the requester: she holds no seat to hand to erin
     view = await world.submit(user="alice")
     step_id = view.steps[0].id
-    await actions.reassign_step(
-        world.who("alice", "change-approver"),
-        world.ctx,
-        actions.ReassignInput(step_id=step_id, delegate_to="erin", reason="away"),
+    refusal = await world.refused(
+        view.id,
+        actions.reassign_step(
+            world.who("alice", "change-approver"),
+            world.ctx,
+            actions.ReassignInput(step_id=step_id, delegate_to="erin", reason="away"),
+        ),
     )
-    refusal = await world.refused(view.id, world.decide(step_id, world.who("erin")))
     assert refusal.code == ErrorCode.SEPARATION_OF_DUTIES
+    refusal = await world.refused(view.id, world.decide(step_id, world.who("erin")))
+    assert refusal.code == ErrorCode.FORBIDDEN
 
 
 async def test_one_person_one_seat_also_through_a_delegation(world: World):
@@ -269,13 +272,30 @@ async def test_one_person_one_seat_also_through_a_delegation(world: World):
     await world.decide(step_id, bob, reason="compensating control exists")
     refusal = await world.refused(view.id, world.decide(step_id, bob, reason="again"))
     assert refusal.code == ErrorCode.SEPARATION_OF_DUTIES
-    # bob hands his seat to erin: erin cannot fill it again
+    # bob's seat is filled: there is nothing left for him to hand to erin
+    refusal = await world.refused(
+        view.id,
+        actions.reassign_step(
+            bob,
+            world.ctx,
+            actions.ReassignInput(step_id=step_id, delegate_to="erin", reason="away"),
+        ),
+    )
+    assert refusal.code == ErrorCode.ILLEGAL_TRANSITION
+    # carol's seat is not: erin may fill it for her, once, and never a second seat
     await actions.reassign_step(
-        bob,
+        world.who("carol"),
         world.ctx,
         actions.ReassignInput(step_id=step_id, delegate_to="erin", reason="away"),
     )
-    refusal = await world.refused(view.id, world.decide(step_id, world.who("erin"), reason="ok"))
+    refusal = await world.refused(
+        view.id,
+        actions.reassign_step(
+            world.who("alice"),
+            world.ctx,
+            actions.ReassignInput(step_id=step_id, delegate_to="erin", reason="me too"),
+        ),
+    )
     assert refusal.code == ErrorCode.SEPARATION_OF_DUTIES
     # a delegate cannot delegate further
     refusal = await world.refused(
@@ -287,8 +307,9 @@ async def test_one_person_one_seat_also_through_a_delegation(world: World):
         ),
     )
     assert refusal.code == ErrorCode.FORBIDDEN
-    done = await world.decide(step_id, world.who("carol"), reason="agree")
+    done = await world.decide(step_id, world.who("erin"), reason="agree")
     assert done.state.value == "approved"
+    assert [s.acting_for for s in done.steps[0].seats if s.filled] == [None, "carol"]
 
 
 async def test_requester_cannot_approve_own_item(world: World):
@@ -464,7 +485,7 @@ async def replays_once(
 async def test_every_mutation_replays_by_idempotency_key(world: World):
     ctx = world.ctx
     alice, bob = world.who("alice"), world.who("bob", "change-approver")
-    carol = world.who("carol", "change-approver")
+    erin = world.who("erin")
     admin, oscar = world.who("root", "admin"), world.who("oscar", "override")
 
     # submit
@@ -505,7 +526,7 @@ async def test_every_mutation_replays_by_idempotency_key(world: World):
         world,
         item.id,
         lambda: world.decide(
-            step_id, carol, Outcome.REQUEST_CHANGES, "add a window", idempotency_key="rc-1"
+            step_id, erin, Outcome.REQUEST_CHANGES, "add a window", idempotency_key="rc-1"
         ),
     )
     await replays_once(
@@ -521,7 +542,7 @@ async def test_every_mutation_replays_by_idempotency_key(world: World):
     )
     # approve
     done = await replays_once(
-        world, item.id, lambda: world.decide(step_id, carol, idempotency_key="ap-1")
+        world, item.id, lambda: world.decide(step_id, bob, idempotency_key="ap-1")
     )
     assert done.state.value == "approved"
 
@@ -583,7 +604,11 @@ async def test_plan_mutations_replay_by_idempotency_key(world: World):
     await replays_once(
         world,
         item.id,
-        lambda: actions.resolve_held_step(agent, ctx, steps["b"], True, "skip it", Guards("rh-1")),
+        lambda: actions.resolve_held_step(
+            agent,
+            ctx,
+            actions.ResolveHeldInput(steps["b"], HoldOption.SKIP, "skip it", guards=Guards("rh-1")),
+        ),
     )
     await replays_once(
         world, item.id, lambda: actions.approve_all(sam, ctx, item.id, "fine", Guards("aa-1"))

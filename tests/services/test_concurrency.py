@@ -62,19 +62,17 @@ class LockProbe:
 
     def __init__(self, monkeypatch: Any) -> None:
         self.inside = self.most = 0
-        original = items_repo.get_item
+        original = items_repo.lock_item
 
-        async def get_item(tenant_id: str, item_id: UUID, *, lock: bool = False) -> Any:
-            if not lock:
-                return await original(tenant_id, item_id, lock=lock)
+        async def lock_item(tenant_id: str, **which: Any) -> Any:
             self.inside += 1
             self.most = max(self.most, self.inside)
             try:
-                return await original(tenant_id, item_id, lock=lock)
+                return await original(tenant_id, **which)
             finally:
                 self.inside -= 1
 
-        monkeypatch.setattr(items_repo, "get_item", get_item)
+        monkeypatch.setattr(items_repo, "lock_item", lock_item)
 
 
 async def test_fifty_conflicting_decisions_on_an_any_step_one_wins(

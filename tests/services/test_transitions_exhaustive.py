@@ -20,6 +20,7 @@ from signoff.db import sql
 from signoff.domain.actors import Actor, Principal
 from signoff.domain.clock import ManualClock
 from signoff.domain.errors import DomainError, ErrorCode
+from signoff.domain.run import Run
 from signoff.domain.states import (
     ITEM_MACHINE,
     STEP_MACHINE,
@@ -29,9 +30,9 @@ from signoff.domain.states import (
     StepState,
     render_markdown,
 )
+from signoff.services import engine
 from signoff.services import items as item_services
 from signoff.services.context import ServiceContext
-from signoff.services.engine import transition_item, transition_step
 from signoff.services.templates import load_templates
 from signoff.services.uow import unit_of_work
 
@@ -116,8 +117,10 @@ async def test_step_transition(bench: Bench, state: StepState, action: StepActio
 
     async def apply() -> None:
         async with unit_of_work(who, bench.ctx) as uow:
-            view = await item_services.load_view(who, bench.ctx, item_id, lock=True)
-            await transition_step(uow, view, view.step(before["step_id"]), action)
+            view, context = await engine.lock_view(who, bench.ctx, item_id=item_id)
+            run = Run(view.snapshot, view.definition, context)
+            run.move(view.step(before["step_id"]).key, action)
+            await engine.apply(uow, view, run.result())
 
     if legal:
         await apply()
@@ -157,8 +160,10 @@ async def test_item_transition(bench: Bench, state: ItemState, action: ItemActio
 
     async def apply() -> None:
         async with unit_of_work(who, bench.ctx) as uow:
-            view = await item_services.load_view(who, bench.ctx, item_id, lock=True)
-            await transition_item(uow, view, action)
+            view, context = await engine.lock_view(who, bench.ctx, item_id=item_id)
+            run = Run(view.snapshot, view.definition, context)
+            run.move_item(action)
+            await engine.apply(uow, view, run.result())
 
     if legal:
         await apply()

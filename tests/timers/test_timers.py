@@ -15,6 +15,7 @@ from signoff.db import sql
 from signoff.domain.calendar import BusinessCalendar
 from signoff.domain.clock import ManualClock
 from signoff.jobs.timers import ArqScheduler
+from signoff.services import engine
 from signoff.services import items as item_services
 from signoff.services import timers as timer_services
 from signoff.services.context import ServiceContext
@@ -111,9 +112,7 @@ async def test_reminder_escalation_and_timeout_fire_in_order(
     events = await audit_repo.events_for_item(tenant, view.id)
     level1 = [e for e in events if e["action"] == "step.escalate"][0]
     assert level1["data"]["level"] == 1 and level1["actor_id"] == "system"
-    step = (
-        await item_services.load_view(actor(tenant, "x"), scheduled, view.id, lock=False)
-    ).steps[0]
+    step = (await engine.load_view(actor(tenant, "x"), scheduled, view.id)).steps[0]
     assert "change-managers" in step.assignees.groups
     assert set(settings.override_roles) <= set(step.assignees.roles)
     item = await sql.fetchrow("SELECT priority FROM workflow_item WHERE id = $1", view.id)
@@ -141,16 +140,17 @@ async def test_a_crashed_run_is_fired_again_by_the_sweeper_exactly_once(
     scheduled, settings, clock, tenant, demo_templates, monkeypatch
 ):
     view = await submit(scheduled, tenant)
-    real_act = timer_services._act
+    real_apply = timer_services.apply
     crashes = {"left": 1}
 
-    async def crash_once(*args: Any, **kwargs: Any) -> None:
-        await real_act(*args, **kwargs)
+    async def crash_once(*args: Any, **kwargs: Any) -> Any:
+        written = await real_apply(*args, **kwargs)
         if crashes["left"]:
             crashes["left"] -= 1
             raise RuntimeError("worker died mid-job")
+        return written
 
-    monkeypatch.setattr(timer_services, "_act", crash_once)
+    monkeypatch.setattr(timer_services, "apply", crash_once)
     await tick(scheduled, settings, clock, timedelta(hours=4))
     # The crash rolled the whole firing back: nothing recorded, the timer still armed.
     assert "timer.reminder" not in await actions_of(tenant, view.id)

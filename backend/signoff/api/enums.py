@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 import strawberry
 
 from signoff.domain.errors import ErrorCode
+from signoff.domain.records import SeatVote
+from signoff.domain.snapshot import HoldOption
 from signoff.domain.states import ItemState, StepState
 from signoff.domain.templates import RiskLevel, StepKind, TemplateKind
 
@@ -46,6 +48,10 @@ ITEM_STATES = {
 }
 STEP_STATES = {
     StepState.WAITING: "Waits for the steps it depends on.",
+    StepState.HELD: (
+        "An upstream step did not succeed and the template asks a person what to do: "
+        "retry it, skip this step, provide the value by hand, or cancel the item."
+    ),
     StepState.ACTIVE: "Open for its assignees to decide.",
     StepState.APPROVED: "Approved (by people, a policy, or an override).",
     StepState.REJECTED: "Rejected.",
@@ -102,11 +108,26 @@ ERROR_CODES = {
     ErrorCode.UPLOAD_IN_PROGRESS: "Another upload to this URL is running.",
 }
 
+HOLD_OPTIONS = {
+    HoldOption.RETRY: "Review the failed upstream steps again (their seats vote anew).",
+    HoldOption.SKIP: "Skip the held step.",
+    HoldOption.PROVIDE: "Give by hand the value the failed upstream steps would have provided.",
+    HoldOption.CANCEL: "Cancel the whole item.",
+}
+SEAT_VOTES = {
+    SeatVote.APPROVE: "The seat approved.",
+    SeatVote.REJECT: "The seat rejected.",
+}
+
 ItemStateEnum = described_enum(ItemState, "Lifecycle state of an item.", ITEM_STATES)
 StepStateEnum = described_enum(StepState, "Lifecycle state of a step.", STEP_STATES)
 ItemKindEnum = described_enum(TemplateKind, "What kind of item.", ITEM_KINDS, name="ItemKind")
 StepKindEnum = described_enum(StepKind, "What kind of step.", STEP_KINDS)
 RiskLevelEnum = described_enum(RiskLevel, "Risk level, low to critical.", RISK_LEVELS)
+HoldOptionEnum = described_enum(
+    HoldOption, "What may be done about a step held for a person.", HOLD_OPTIONS
+)
+SeatVoteEnum = described_enum(SeatVote, "The vote that fills a seat.", SEAT_VOTES)
 ErrorCodeEnum = described_enum(
     ErrorCode,
     "Stable machine-readable error codes; clients switch on these, never on text.",

@@ -372,7 +372,7 @@ class InboxQueries:
                     return None
                 view = await item_services.get_item(actor, services, item_id)
                 step = next(s for s in view.steps if s.id == step_id)
-                return Step.from_record(step, view.definition)
+                return Step.from_record(step, view.definition, view.snapshot)
             if type_name == "Template":
                 row = await template_repo.get(actor.tenant_id, ids.decode_uuid(id, type_name))
                 return Template.from_record(row) if row else None

@@ -90,7 +90,7 @@ class Simulation:
             ],
             notifications=[
                 SimulatedNotification(
-                    kind=n.kind.value, step=n.step, recipients=_assignees(n.recipients), at=n.at
+                    kind=n.kind, step=n.step, recipients=_assignees(n.recipients), at=n.at
                 )
                 for n in result.notifications
             ],

@@ -14,21 +14,33 @@ from strawberry.types import Info
 from signoff.api import ids
 from signoff.api.context import SignoffContext, actor_of
 from signoff.api.enums import (
+    HoldOptionEnum,
     ItemKindEnum,
     ItemStateEnum,
     RiskLevelEnum,
+    SeatVoteEnum,
     StepKindEnum,
     StepStateEnum,
 )
 from signoff.api.loaders import loaders_of
 from signoff.db import audit as audit_repo
-from signoff.domain import records
-from signoff.domain.dependencies import Impact, impact_of_modification, impact_of_rejection
+from signoff.domain import progression, records
+from signoff.domain.calendar import WALL_CLOCK
+from signoff.domain.records import SeatVote
+from signoff.domain.snapshot import HoldOption
 from signoff.domain.states import ItemState, StepState
 from signoff.domain.templates import RiskLevel, StepKind, TemplateDefinition, TemplateKind
 from signoff.services.engine import ItemView
 
-__all__ = ["ItemKindEnum", "ItemStateEnum", "RiskLevelEnum", "StepKindEnum", "StepStateEnum"]
+__all__ = [
+    "HoldOptionEnum",
+    "ItemKindEnum",
+    "ItemStateEnum",
+    "RiskLevelEnum",
+    "SeatVoteEnum",
+    "StepKindEnum",
+    "StepStateEnum",
+]
 
 
 @strawberry.interface(
@@ -81,19 +93,21 @@ class DependencyImpact:
     effect: str = strawberry.field(description="blocks, enhances or optional.")
     resolution: str = strawberry.field(description="wait, skip, fallback or ask_user.")
     outcome: str = strawberry.field(
-        description="What would happen: ask_user, skip, fallback, wait."
+        description="What would happen to it: skip, ask_user (held for a person), fallback "
+        "(goes on with the fallback value), cancel (the item would end), none (goes on), "
+        "wait."
     )
     fallback: JSON | None = strawberry.field(description="The fallback value that would be used.")
     via: str = strawberry.field(description="The step whose change propagates.")
 
     @classmethod
-    def from_impact(cls, impact: Impact) -> DependencyImpact:
+    def from_impact(cls, impact: progression.Impact) -> DependencyImpact:
         """Map a domain impact."""
         return cls(
             step=impact.step,
             effect=impact.effect.value,
             resolution=impact.resolution.value,
-            outcome=impact.outcome.value,
+            outcome=impact.outcome,
             fallback=impact.fallback,
             via=impact.via,
         )
@@ -124,6 +138,43 @@ def params_diff(
     ]
 
 
+@strawberry.type(description="One seat of a step's quorum, fixed when the step activates.")
+class Seat:
+    holder: str | None = strawberry.field(
+        description="The person holding it; null while it is open to a group or role."
+    )
+    group: str | None = strawberry.field(description="The group whose members may fill it.")
+    role: str | None = strawberry.field(description="The role whose holders may fill it.")
+    delegate: str | None = strawberry.field(description="Who may fill it for its holder.")
+    vote: SeatVote | None = strawberry.field(description="The vote that filled it, if any.")
+    filled_by: str | None = strawberry.field(description="Who filled it.")
+    acting_for: str | None = strawberry.field(description="Whom a delegate filled it for.")
+
+    @classmethod
+    def from_record(cls, seat: records.Seat) -> Seat:
+        """Map a seat."""
+        return cls(
+            holder=seat.holder,
+            group=seat.group,
+            role=seat.role,
+            delegate=seat.delegate,
+            vote=seat.vote,
+            filled_by=seat.filled_by,
+            acting_for=seat.acting_for,
+        )
+
+
+@strawberry.type(description="Why a step is held for a person, and what may be done about it.")
+class StepHold:
+    upstreams: list[str] = strawberry.field(
+        description="Keys of the upstream steps that did not succeed."
+    )
+    since: datetime = strawberry.field(description="When the step was held.")
+    options: list[HoldOption] = strawberry.field(
+        description="What the requester (or an admin) may choose with `resolveHeldStep`."
+    )
+
+
 @strawberry.type(description="One step of an item, with its own state machine.")
 class Step(Node):
     id: strawberry.ID = strawberry.field(description="Global id.")
@@ -133,7 +184,31 @@ class Step(Node):
     state: StepState = strawberry.field(description="Current state.")
     assignees: Assignees = strawberry.field(description="Who may act on it.")
     quorum: Quorum = strawberry.field(description="Approvals it needs.")
-    risk: RiskLevel = strawberry.field(description="Risk level.")
+    risk: RiskLevel = strawberry.field(
+        description="Risk assessed by signoff: the template's risk for the step's action (an "
+        "action it does not list is high), raised by the declared risk, never lowered."
+    )
+    declared_risk: RiskLevel | None = strawberry.field(
+        description="Risk the submitter (an agent) declared for a plan step."
+    )
+    needed: int = strawberry.field(
+        description="Approvals that decide the step (fixed when it activates)."
+    )
+    seats: list[Seat] = strawberry.field(
+        description="The seats of its quorum, fixed when it activates; votes fill them."
+    )
+    hold: StepHold | None = strawberry.field(
+        description="Set while the step is held for a person (state HELD)."
+    )
+    expected_outcome: str | None = strawberry.field(
+        description="What the plan step is expected to achieve (seed 003 plan metadata)."
+    )
+    estimated_time: str | None = strawberry.field(
+        description="How long the plan step is expected to take, as the agent said."
+    )
+    required_permissions: list[str] = strawberry.field(
+        description="Permissions the plan step needs, as the agent said."
+    )
     sensitive: bool = strawberry.field(
         description="Four-eyes step: overrides need a second person."
     )
@@ -154,14 +229,31 @@ class Step(Node):
     params_diff: list[ParamChange] = strawberry.field(
         description="Parameters a reviewer changed, submitted value against current."
     )
-    impact_if_rejected: list[DependencyImpact] = strawberry.field(
-        description="What rejecting this step would do to the steps that depend on it."
-    )
-    impact_if_modified: list[DependencyImpact] = strawberry.field(
-        description="What modifying this step would do to the steps that depend on it."
-    )
     raw_id: strawberry.Private[UUID]
     item_id: strawberry.Private[UUID]
+    snapshot: strawberry.Private[progression.Snapshot]
+    definition: strawberry.Private[TemplateDefinition]
+
+    def _impacts(self, modified: bool) -> list[DependencyImpact]:
+        # The progression itself, run on a copy of the item: a prediction cannot differ from
+        # what the engine then does.
+        context = progression.Context(self.snapshot.item.updated_at, WALL_CLOCK)
+        found = progression.impacts(
+            self.snapshot, self.definition, self.key, context, modified=modified
+        )
+        return [DependencyImpact.from_impact(i) for i in found]
+
+    @strawberry.field(
+        description="What rejecting this step now would do to the steps that depend on it."
+    )
+    def impact_if_rejected(self) -> list[DependencyImpact]:
+        return self._impacts(modified=False)
+
+    @strawberry.field(
+        description="What modifying this step now would do to the steps that depend on it."
+    )
+    def impact_if_modified(self) -> list[DependencyImpact]:
+        return self._impacts(modified=True)
 
     @strawberry.field(description="Decisions on this step, oldest first.")
     async def decisions(self, info: Info[SignoffContext, Any]) -> list[Decision]:
@@ -171,20 +263,29 @@ class Step(Node):
         return [Decision.from_record(d) for d in decisions if d.step_id == self.raw_id]
 
     @classmethod
-    def from_record(cls, step: records.Step, definition: TemplateDefinition) -> Step:
-        """Map a step record; impacts come from the item's definition."""
+    def from_record(
+        cls, step: records.Step, definition: TemplateDefinition, snapshot: progression.Snapshot
+    ) -> Step:
+        """Map a step record of the item in `snapshot`, which runs `definition`."""
+        planned = definition.step(step.key)
+        hold = None
+        if step.hold is not None:
+            upstreams = list(step.hold.upstreams)
+            hold = StepHold(upstreams=upstreams, since=step.hold.since, options=list(HoldOption))
         return cls(
             attempts=step.attempts,
             result=_json(step.result),
             error=step.error,
             params_diff=params_diff(step.original_params, step.params),
-            impact_if_rejected=[
-                DependencyImpact.from_impact(i) for i in impact_of_rejection(definition, step.key)
-            ],
-            impact_if_modified=[
-                DependencyImpact.from_impact(i)
-                for i in impact_of_modification(definition, step.key)
-            ],
+            declared_risk=step.declared_risk,
+            needed=step.needed,
+            seats=[Seat.from_record(s) for s in step.seats],
+            hold=hold,
+            expected_outcome=planned.expected_outcome or None,
+            estimated_time=planned.estimated_time or None,
+            required_permissions=list(planned.required_permissions),
+            snapshot=snapshot,
+            definition=definition,
             id=strawberry.ID(ids.encode("Step", step.id)),
             key=step.key,
             name=step.name,
@@ -266,6 +367,9 @@ class WorkflowItem(Node):
     created_at: datetime = strawberry.field(description="When it was submitted.")
     updated_at: datetime = strawberry.field(description="When it last changed.")
     steps: list[Step] = strawberry.field(description="Its steps, in template order.")
+    summary: str | None = strawberry.field(
+        description="What the plan does, in the submitter's words (seed 003 plan summary)."
+    )
     raw_id: strawberry.Private[UUID]
     tenant_id: strawberry.Private[str]
 
@@ -294,6 +398,7 @@ class WorkflowItem(Node):
         definition: TemplateDefinition,
     ) -> WorkflowItem:
         """Map an item record with its steps (in template order) and its definition."""
+        snapshot = progression.Snapshot(item, tuple(steps))
         return cls(
             id=strawberry.ID(ids.encode("WorkflowItem", item.id)),
             kind=item.kind,
@@ -309,7 +414,8 @@ class WorkflowItem(Node):
             version=item.version,
             created_at=item.created_at,
             updated_at=item.updated_at,
-            steps=[Step.from_record(s, definition) for s in steps],
+            steps=[Step.from_record(s, definition, snapshot) for s in steps],
+            summary=definition.summary or None,
             raw_id=item.id,
             tenant_id=item.tenant_id,
         )

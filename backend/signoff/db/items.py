@@ -1,118 +1,248 @@
-"""Workflow items, their steps and decisions. Rows become records in `db/records.py`."""
+"""Workflow items, their steps and decisions. Rows become records in `db/records.py`.
+
+Writes take whole records: the engine computes what a change leaves behind and each row is
+written once per transaction, several steps in one statement.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from signoff.db import sql
-from signoff.db.records import ITEM_JSON, STEP_JSON, decision_of, item_of, step_of
+from signoff.db.records import (
+    ITEM_JSON,
+    STEP_JSON,
+    calendar_of,
+    decision_of,
+    item_of,
+    step_of,
+)
+from signoff.domain.calendar import BusinessCalendar
 from signoff.domain.records import Decision, DecisionOutcome, Item, Step
-from signoff.domain.states import ItemState, StepState
-from signoff.domain.template_model import RiskLevel, StepDefinition, TemplateKind
 
 __all__ = [
     "ITEM_JSON",
     "STEP_JSON",
+    "NewDecisionRow",
     "count_open_items",
     "decisions_of_items",
     "decisions_of_step",
     "get_item",
-    "insert_decision",
+    "insert_decisions",
     "insert_item",
     "insert_steps",
     "item_id_of_step",
+    "lock_item",
     "recent_items_of_template",
     "save_item",
-    "save_step",
+    "save_steps",
     "steps_of",
     "steps_of_items",
 ]
 
 
-async def insert_item(
-    *,
-    tenant_id: str,
-    environment: str,
-    template_id: UUID,
-    kind: TemplateKind,
-    title: str,
-    state: ItemState,
-    priority: int,
-    risk: RiskLevel,
-    requester_id: str,
-    payload: Mapping[str, Any],
-    plan: Mapping[str, Any] | None,
-    external_ref: str | None,
-    now: datetime,
-) -> Item:
-    """Store a new item and return it."""
-    row = await sql.fetchrow(
-        """INSERT INTO workflow_item (tenant_id, environment, template_id, kind, title, state,
-            priority, risk, requester_id, payload, plan, external_ref, created_at, updated_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12, $13, $13)
-        RETURNING *""",
-        tenant_id,
-        environment,
-        template_id,
-        kind.value,
-        title,
-        state.value,
-        priority,
-        risk.value,
-        requester_id,
-        sql.dumps(dict(payload)),
-        sql.dumps(dict(plan)) if plan is not None else None,
-        external_ref,
-        now,
-    )
-    assert row is not None
-    return item_of(sql.record_dict(row, ITEM_JSON))
+def _doc(value: Mapping[str, Any] | None) -> str | None:
+    return sql.dumps(dict(value)) if value is not None else None
 
 
-async def insert_steps(
-    item: Item, steps: Sequence[StepDefinition], state: StepState, now: datetime
-) -> list[Step]:
-    """Store an item's steps (one statement), in template order, and return them."""
-    rows = await sql.fetch(
-        """INSERT INTO step (tenant_id, item_id, key, name, kind, position, state, assignees,
-            quorum, risk, sensitive, action, params, created_at, updated_at)
-        SELECT $1, $2, s.key, s.name, s.kind, s.position, $3, s.assignees, s.quorum, s.risk,
-            s.sensitive, s.action, s.params, $4, $4
-        FROM unnest($5::text[], $6::text[], $7::text[], $8::int[], $9::jsonb[], $10::jsonb[],
-            $11::text[], $12::bool[], $13::text[], $14::jsonb[])
-            AS s(key, name, kind, position, assignees, quorum, risk, sensitive, action, params)
-        RETURNING *""",
-        item.tenant_id,
+async def insert_item(item: Item) -> None:
+    """Store a new item as the record says."""
+    await sql.execute(
+        """INSERT INTO workflow_item (id, tenant_id, environment, template_id, kind, title, state,
+            priority, risk, requester_id, payload, plan, external_ref, revision, version, due_at,
+            created_at, updated_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, $13, $14, $15,
+            $16, $17, $18)""",
         item.id,
-        state.value,
-        now,
-        [s.key for s in steps],
-        [s.name for s in steps],
-        [s.kind.value for s in steps],
-        list(range(len(steps))),
-        [sql.dumps({**s.assignees.to_dict(), "delegates": {}}) for s in steps],
-        [sql.dumps({"mode": s.quorum.mode.value, "n": s.quorum.n}) for s in steps],
-        [s.risk.value for s in steps],
-        [s.sensitive for s in steps],
-        [s.action for s in steps],
-        [sql.dumps(dict(s.params)) for s in steps],
+        item.tenant_id,
+        item.environment,
+        item.template_id,
+        item.kind.value,
+        item.title,
+        item.state.value,
+        item.priority,
+        item.risk.value,
+        item.requester_id,
+        sql.dumps(dict(item.payload)),
+        _doc(item.plan),
+        item.external_ref,
+        item.revision,
+        item.version,
+        item.due_at,
+        item.created_at,
+        item.updated_at,
     )
-    records = [step_of(sql.record_dict(r, STEP_JSON)) for r in rows]
-    return sorted(records, key=lambda s: s.position)
 
 
-async def get_item(tenant_id: str, item_id: UUID, *, lock: bool = False) -> Item | None:
-    """One item of `tenant_id`; `lock` holds its row until commit (serialises actions on it)."""
-    suffix = " FOR UPDATE" if lock else ""
+_STEP_COLUMNS = (
+    ("state", "text"),
+    ("assignees", "jsonb"),
+    ("params", "jsonb"),
+    ("original_params", "jsonb"),
+    ("claimed_by", "text"),
+    ("decision_value", "text"),
+    ("result", "jsonb"),
+    ("error", "text"),
+    ("attempts", "int"),
+    ("escalation_level", "int"),
+    ("escalation_plan", "jsonb"),
+    ("activated_at", "timestamptz"),
+    ("due_at", "timestamptz"),
+    ("decided_at", "timestamptz"),
+    ("risk", "text"),
+    ("seats", "jsonb"),
+    ("needed", "int"),
+    ("declared_risk", "text"),
+    ("waived", "text"),  # a text[] per row travels as its JSON form through unnest
+    ("hold", "jsonb"),
+    ("version", "int"),
+    ("updated_at", "timestamptz"),
+)
+
+
+def _changeable(step: Step) -> list[Any]:
+    """The changeable columns of `step`, in `_STEP_COLUMNS` order, as bound parameters."""
+    return [
+        step.state.value,
+        sql.dumps(step.assignees.to_dict()),
+        sql.dumps(dict(step.params)),
+        _doc(step.original_params),
+        step.claimed_by,
+        step.decision_value,
+        _doc(step.result),
+        step.error,
+        step.attempts,
+        step.escalation_level,
+        sql.dumps(step.escalation_plan.to_dict()) if step.escalation_plan else None,
+        step.activated_at,
+        step.due_at,
+        step.decided_at,
+        step.risk.value,
+        sql.dumps([s.to_dict() for s in step.seats]),
+        step.needed,
+        step.declared_risk.value if step.declared_risk else None,
+        sql.dumps(list(step.waived)),
+        sql.dumps(step.hold.to_dict()) if step.hold else None,
+        step.version,
+        step.updated_at,
+    ]
+
+
+def _assignment(column: str, kind: str) -> str:
+    if column == "waived":
+        return "waived = ARRAY(SELECT jsonb_array_elements_text(u.waived::jsonb))"
+    return f"{column} = u.{column}" + ("::jsonb" if kind == "jsonb" else "")
+
+
+_UNNEST_TYPES = {"jsonb": "text"}
+
+
+async def insert_steps(steps: Sequence[Step]) -> None:
+    """Store new steps as the records say (one statement)."""
+    if not steps:
+        return
+    fixed = ("id", "tenant_id", "item_id", "key", "name", "kind", "position", "quorum",
+             "sensitive", "action", "created_at")  # fmt: skip
+    columns = [*fixed, *(c for c, _ in _STEP_COLUMNS)]
+    types = ["uuid", "text", "uuid", "text", "text", "text", "int", "text", "bool", "text",
+             "timestamptz", *(_UNNEST_TYPES.get(k, k) for _, k in _STEP_COLUMNS)]  # fmt: skip
+    rows = [
+        [
+            s.id,
+            s.tenant_id,
+            s.item_id,
+            s.key,
+            s.name,
+            s.kind.value,
+            s.position,
+            sql.dumps({"mode": s.quorum.mode.value, "n": s.quorum.n}),
+            s.sensitive,
+            s.action,
+            s.created_at,
+            *_changeable(s),
+        ]
+        for s in steps
+    ]
+    arrays = [list(column) for column in zip(*rows, strict=True)]
+    unnest = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(types))
+    kinds = {**dict(_STEP_COLUMNS), "quorum": "jsonb"}
+    values = [_assignment(c, kinds.get(c, "")).split(" = ", 1)[1] for c in columns]
+    await sql.execute(
+        f"""INSERT INTO step ({", ".join(columns)})
+        SELECT {", ".join(values)} FROM unnest({unnest}) AS u({", ".join(columns)})""",
+        *arrays,
+    )
+
+
+async def save_steps(steps: Sequence[Step]) -> None:
+    """Write every changeable column of each step as its record holds it (one statement)."""
+    if not steps:
+        return
+    columns = ["id", *(c for c, _ in _STEP_COLUMNS)]
+    types = ["uuid", *(_UNNEST_TYPES.get(k, k) for _, k in _STEP_COLUMNS)]
+    rows = [[s.id, *_changeable(s)] for s in steps]
+    arrays = [list(column) for column in zip(*rows, strict=True)]
+    unnest = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(types))
+    assignments = ", ".join(_assignment(c, k) for c, k in _STEP_COLUMNS)
+    await sql.execute(
+        f"""UPDATE step SET {assignments}
+        FROM unnest({unnest}) AS u({", ".join(columns)})
+        WHERE step.id = u.id""",
+        *arrays,
+    )
+
+
+async def save_item(item: Item) -> None:
+    """Write every changeable column of `item` as the record holds it (version included)."""
+    await sql.execute(
+        """UPDATE workflow_item SET state = $2, payload = $3::jsonb, plan = $4::jsonb,
+            revision = $5, priority = $6, due_at = $7, title = $8, version = $9,
+            updated_at = $10
+        WHERE id = $1""",
+        item.id,
+        item.state.value,
+        sql.dumps(dict(item.payload)),
+        _doc(item.plan),
+        item.revision,
+        item.priority,
+        item.due_at,
+        item.title,
+        item.version,
+        item.updated_at,
+    )
+
+
+async def get_item(tenant_id: str, item_id: UUID) -> Item | None:
+    """One item of `tenant_id`, unlocked."""
     row = await sql.fetchrow(
-        "SELECT * FROM workflow_item WHERE tenant_id = $1 AND id = $2" + suffix,
-        tenant_id,
-        item_id,
+        "SELECT * FROM workflow_item WHERE tenant_id = $1 AND id = $2", tenant_id, item_id
     )
     return item_of(sql.record_dict(row, ITEM_JSON)) if row else None
+
+
+async def lock_item(
+    tenant_id: str, *, item_id: UUID | None = None, step_id: UUID | None = None
+) -> tuple[Item, BusinessCalendar | None] | None:
+    """The item (by its id, or the id of one of its steps) locked until commit, with its
+    tenant's business calendar: one statement for what every change needs first."""
+    row = await sql.fetchrow(
+        """SELECT i.*, c.timezone AS cal_timezone, c.workdays AS cal_workdays,
+            c.day_start AS cal_day_start, c.day_end AS cal_day_end, c.holidays AS cal_holidays
+        FROM workflow_item i LEFT JOIN business_calendar c ON c.tenant_id = i.tenant_id
+        WHERE i.tenant_id = $1
+          AND i.id = coalesce($2, (SELECT item_id FROM step WHERE tenant_id = $1 AND id = $3))
+        FOR UPDATE OF i""",
+        tenant_id,
+        item_id,
+        step_id,
+    )
+    if row is None:
+        return None
+    values = sql.record_dict(row, ITEM_JSON)
+    calendar = calendar_of(values, "cal_") if values["cal_timezone"] is not None else None
+    return item_of(values), calendar
 
 
 async def item_id_of_step(tenant_id: str, step_id: UUID) -> UUID | None:
@@ -144,89 +274,38 @@ async def steps_of_items(tenant_id: str, item_ids: Sequence[UUID]) -> list[Step]
     return [step_of(sql.record_dict(r, STEP_JSON)) for r in rows]
 
 
-def _json_or_null(value: Mapping[str, Any] | None) -> str | None:
-    return sql.dumps(dict(value)) if value is not None else None
+NewDecisionRow = tuple[
+    Step, int, str, DecisionOutcome, str | None, str | None, str | None, int | None
+]
+"""(step, revision, actor, outcome, acting_for, reason, rule, seat) of a decision to store."""
 
 
-async def save_step(step: Step) -> None:
-    """Write every changeable column of `step` as the record holds it (version included)."""
+async def insert_decisions(rows: Sequence[NewDecisionRow], now: Any) -> None:
+    """Store decisions (votes, rejections, overrides, rules that decided), one statement."""
+    if not rows:
+        return
     await sql.execute(
-        """UPDATE step SET state = $2, assignees = $3::jsonb, params = $4::jsonb,
-            original_params = $5::jsonb, claimed_by = $6, decision_value = $7,
-            result = $8::jsonb, error = $9, attempts = $10, escalation_level = $11,
-            escalation_plan = $12::jsonb, activated_at = $13, due_at = $14, decided_at = $15,
-            risk = $16, version = $17, updated_at = $18
-        WHERE id = $1""",
-        step.id,
-        step.state.value,
-        sql.dumps(step.assignees.to_dict()),
-        sql.dumps(dict(step.params)),
-        _json_or_null(step.original_params),
-        step.claimed_by,
-        step.decision_value,
-        _json_or_null(step.result),
-        step.error,
-        step.attempts,
-        step.escalation_level,
-        sql.dumps(step.escalation_plan.to_dict()) if step.escalation_plan else None,
-        step.activated_at,
-        step.due_at,
-        step.decided_at,
-        step.risk.value,
-        step.version,
-        step.updated_at,
-    )
-
-
-async def save_item(item: Item) -> None:
-    """Write every changeable column of `item` as the record holds it (version included)."""
-    await sql.execute(
-        """UPDATE workflow_item SET state = $2, payload = $3::jsonb, plan = $4::jsonb,
-            revision = $5, priority = $6, due_at = $7, title = $8, version = $9,
-            updated_at = $10
-        WHERE id = $1""",
-        item.id,
-        item.state.value,
-        sql.dumps(dict(item.payload)),
-        _json_or_null(item.plan),
-        item.revision,
-        item.priority,
-        item.due_at,
-        item.title,
-        item.version,
-        item.updated_at,
-    )
-
-
-async def insert_decision(
-    *,
-    step: Step,
-    revision: int,
-    actor_id: str,
-    outcome: DecisionOutcome,
-    now: datetime,
-    acting_for: str | None = None,
-    reason: str | None = None,
-    rule: str | None = None,
-) -> Decision:
-    """Store one decision (a vote, a rejection, an override, ...) and return it."""
-    row = await sql.fetchrow(
-        """INSERT INTO decision (tenant_id, item_id, step_id, revision, actor_id, acting_for,
-            outcome, reason, rule, created_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *""",
-        step.tenant_id,
-        step.item_id,
-        step.id,
-        revision,
-        actor_id,
-        acting_for,
-        outcome.value,
-        reason,
-        rule,
+        """INSERT INTO decision (tenant_id, item_id, step_id, revision, actor_id, outcome,
+            acting_for, reason, rule, seat, created_at)
+        SELECT u.tenant_id, u.item_id, u.step_id, u.revision, u.actor_id, u.outcome,
+            u.acting_for, u.reason, u.rule, u.seat, $11
+        FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::int[], $5::text[], $6::text[],
+            $7::text[], $8::text[], $9::text[], $10::int[]) WITH ORDINALITY
+            AS u(tenant_id, item_id, step_id, revision, actor_id, outcome, acting_for, reason,
+                rule, seat, n)
+        ORDER BY u.n""",
+        [r[0].tenant_id for r in rows],
+        [r[0].item_id for r in rows],
+        [r[0].id for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        [r[3].value for r in rows],
+        [r[4] for r in rows],
+        [r[5] for r in rows],
+        [r[6] for r in rows],
+        [r[7] for r in rows],
         now,
     )
-    assert row is not None
-    return decision_of(row)
 
 
 async def decisions_of_step(step_id: UUID, revision: int | None = None) -> list[Decision]:

@@ -14,8 +14,10 @@ from signoff.domain.calendar import BusinessCalendar
 from signoff.domain.records import (
     Decision,
     DecisionOutcome,
+    Hold,
     Item,
     OverdueStep,
+    Seat,
     Step,
     StepAssignees,
     TemplateStatus,
@@ -28,7 +30,16 @@ from signoff.domain.template_model import Quorum, QuorumMode, RiskLevel, StepKin
 from signoff.domain.timers import EscalationPlan, TimerKind
 
 ITEM_JSON = ("payload", "plan")
-STEP_JSON = ("assignees", "quorum", "params", "original_params", "result", "escalation_plan")
+STEP_JSON = (
+    "assignees",
+    "quorum",
+    "params",
+    "original_params",
+    "result",
+    "escalation_plan",
+    "seats",
+    "hold",
+)
 TIMER_JSON = ("payload",)
 TEMPLATE_JSON = ("definition",)
 
@@ -67,6 +78,7 @@ def step_of(row: Mapping[str, Any]) -> Step:
     """A step record from a `step` row."""
     quorum = _json(row["quorum"]) or {}
     plan = _json(row["escalation_plan"])
+    hold = _json(row["hold"])
     return Step(
         id=row["id"],
         tenant_id=row["tenant_id"],
@@ -96,6 +108,11 @@ def step_of(row: Mapping[str, Any]) -> Step:
         version=row["version"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        seats=tuple(Seat.from_dict(s) for s in _json(row["seats"]) or ()),
+        needed=row["needed"],
+        declared_risk=RiskLevel(row["declared_risk"]) if row["declared_risk"] else None,
+        waived=tuple(row["waived"] or ()),
+        hold=Hold.from_dict(hold) if hold else None,
     )
 
 
@@ -114,6 +131,7 @@ def decision_of(row: Mapping[str, Any]) -> Decision:
         reason=row["reason"],
         rule=row["rule"],
         created_at=row["created_at"],
+        seat=row["seat"],
     )
 
 
@@ -165,12 +183,13 @@ def overdue_step_of(row: Mapping[str, Any]) -> OverdueStep:
     )
 
 
-def calendar_of(row: Mapping[str, Any]) -> BusinessCalendar:
-    """A tenant's business calendar from its `business_calendar` row."""
+def calendar_of(row: Mapping[str, Any], prefix: str = "") -> BusinessCalendar:
+    """A tenant's business calendar from its `business_calendar` row (columns named with
+    `prefix` when joined to another table)."""
     return BusinessCalendar(
-        timezone=row["timezone"],
-        workdays=frozenset(row["workdays"]),
-        start=row["day_start"],
-        end=row["day_end"],
-        holidays=frozenset(row["holidays"] or ()),
+        timezone=row[prefix + "timezone"],
+        workdays=frozenset(row[prefix + "workdays"]),
+        start=row[prefix + "day_start"],
+        end=row[prefix + "day_end"],
+        holidays=frozenset(row[prefix + "holidays"] or ()),
     )

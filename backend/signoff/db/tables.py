@@ -99,6 +99,11 @@ class Step(Table, tablename="step", db=ENGINE):
     version = Integer(default=1)
     created_at = Timestamptz()
     updated_at = Timestamptz()
+    seats = JSONB(default=[])
+    needed = Integer(default=1)
+    declared_risk = Text(null=True, default=None)
+    waived = Array(Text())
+    hold = JSONB(null=True, default=None)
 
 
 class Decision(Table, tablename="decision", db=ENGINE):
@@ -116,6 +121,7 @@ class Decision(Table, tablename="decision", db=ENGINE):
     reason = Text(null=True, default=None)
     rule = Text(null=True, default=None)
     created_at = Timestamptz()
+    seat = Integer(null=True, default=None)
 
 
 class IdempotencyKey(Table, tablename="idempotency_key", db=ENGINE):

@@ -15,36 +15,40 @@ from signoff.domain.records import OverdueStep, Step, Timer
 from signoff.domain.timers import TimerSpec
 
 
-async def insert_timers(
-    step: Step, armed: Sequence[tuple[TimerSpec, str]], now: datetime
-) -> list[Timer]:
-    """Arm timers of `step` (each spec with its fresh token); returns them with their ids."""
-    out = []
-    for spec, token in armed:
-        record = await sql.fetchrow(
-            """INSERT INTO timer (tenant_id, item_id, step_id, kind, level, due_at, token,
-                status, payload, created_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, 'armed', $8::jsonb, $9) RETURNING *""",
-            step.tenant_id,
-            step.item_id,
-            step.id,
-            spec.kind.value,
-            spec.level,
-            spec.due_at,
-            token,
-            sql.dumps(dict(spec.payload)),
-            now,
-        )
-        assert record is not None
-        out.append(timer_of(sql.record_dict(record, TIMER_JSON)))
-    return out
-
-
-async def cancel_for_step(step_id: UUID) -> list[Timer]:
-    """Cancel every armed timer of a step; returns what was cancelled."""
+async def insert_timers(armed: Sequence[tuple[Step, TimerSpec, str]], now: datetime) -> list[Timer]:
+    """Arm timers (each for its step, with its fresh token) in one statement; returns them."""
+    if not armed:
+        return []
     rows = await sql.fetch(
-        "UPDATE timer SET status = 'cancelled' WHERE step_id = $1 AND status = 'armed' RETURNING *",
-        step_id,
+        """INSERT INTO timer (tenant_id, item_id, step_id, kind, level, due_at, token, status,
+            payload, created_at)
+        SELECT u.tenant_id, u.item_id, u.step_id, u.kind, u.level, u.due_at, u.token, 'armed',
+            u.payload::jsonb, $9
+        FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::int[],
+            $6::timestamptz[], $7::text[], $8::text[])
+            AS u(tenant_id, item_id, step_id, kind, level, due_at, token, payload)
+        RETURNING *""",
+        [step.tenant_id for step, _, _ in armed],
+        [step.item_id for step, _, _ in armed],
+        [step.id for step, _, _ in armed],
+        [spec.kind.value for _, spec, _ in armed],
+        [spec.level for _, spec, _ in armed],
+        [spec.due_at for _, spec, _ in armed],
+        [token for _, _, token in armed],
+        [sql.dumps(dict(spec.payload)) for _, spec, _ in armed],
+        now,
+    )
+    return [timer_of(sql.record_dict(r, TIMER_JSON)) for r in rows]
+
+
+async def cancel_for_steps(step_ids: Sequence[UUID]) -> list[Timer]:
+    """Cancel every armed timer of the steps; returns what was cancelled."""
+    if not step_ids:
+        return []
+    rows = await sql.fetch(
+        """UPDATE timer SET status = 'cancelled'
+        WHERE step_id = ANY($1::uuid[]) AND status = 'armed' RETURNING *""",
+        list(step_ids),
     )
     return [timer_of(sql.record_dict(r, TIMER_JSON)) for r in rows]
 

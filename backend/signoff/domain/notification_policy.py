@@ -22,6 +22,7 @@ KIND_OF_ACTION: Mapping[str, str] = {
     "step.activate": "assignment",
     "step.reassign": "assignment",
     "step.escalate": "escalation",
+    "step.dependency_conflict": "dependency_conflict",
     "item.approve": "decision",
     "item.reject": "decision",
     "step.fail": "failure",
@@ -37,6 +38,7 @@ KIND_OF_ACTION: Mapping[str, str] = {
 PRIORITY_OF_KIND: Mapping[str, str] = {
     "deadline_risk": "urgent",
     "escalation": "high",
+    "dependency_conflict": "high",
     "failure": "high",
     "assignment": "normal",
     "mention": "normal",

@@ -1,23 +1,28 @@
-"""Policies: when automation may decide, and who may decide at all.
+"""Policies: when automation may decide, and what an override and a justification need.
 
 Auto-approval (seed 003 "approval preferences") lets a template approve low-stakes steps without
-a person. Separation of duties and the override rules are the counterweight: they are the
-reason an approval means something, so they are checked here, in one place, and never relaxed
-by a policy.
+a person. Separation of duties (`seats.py`) and the override rules are the counterweight: they
+are the reason an approval means something, so they are checked in one place each, and never
+relaxed by a policy.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 
 from signoff.domain.errors import DomainError, ErrorCode
-from signoff.domain.template_model import AutoApprovalPolicy, StepDefinition, StepKind
+from signoff.domain.template_model import (
+    AutoApprovalPolicy,
+    RiskLevel,
+    StepDefinition,
+    StepKind,
+)
 
 __all__ = [
     "DEFAULT_MIN_JUSTIFICATION",
+    "MAX_REASON",
     "AutoApprovalPolicy",
     "auto_approval_rule",
-    "check_can_decide",
     "check_justification",
     "check_override",
 ]
@@ -25,72 +30,63 @@ __all__ = [
 DEFAULT_MIN_JUSTIFICATION = 20
 """Shortest justification accepted for an override: long enough to say why, not "ok"."""
 
+MAX_REASON = 4000
+"""Longest reason or justification accepted."""
 
-def auto_approval_rule(policy: AutoApprovalPolicy | None, step: StepDefinition) -> str | None:
-    """The rule, in words for the audit trail, under which `policy` approves `step`; else None.
 
-    Sensitive steps and high or critical risk are never auto-approved, whatever the policy says:
-    a policy is written once by an admin, the harm of a wrong high-risk decision is not bounded
-    by that admin's foresight. Merge steps decide nothing, so no rule applies to them.
+def auto_approval_rule(
+    policy: AutoApprovalPolicy | None, step: StepDefinition, risk: RiskLevel
+) -> str | None:
+    """The rule, in words for the audit trail, under which `policy` approves `step` whose
+    assessed risk is `risk`; else None.
+
+    A policy naming actions approves only a listed action whose assessed risk is below its
+    `below_risk` (low only, when it names none): the action alone never decides, because the
+    risk an agent declares about itself cannot lower what the template assessed. Sensitive
+    steps and high or critical risk are never auto-approved, whatever the policy says; merge
+    steps decide nothing, and a decision step needs a person to choose its branch.
     """
-    if policy is None or step.sensitive or step.risk.is_elevated:
+    if policy is None or step.sensitive or risk.is_elevated:
         return None
-    if step.kind is StepKind.MERGE:
+    if step.kind in (StepKind.MERGE, StepKind.DECISION):
         return None
-    if policy.below_risk is not None and step.risk.rank < policy.below_risk.rank:
-        return f"policy {policy.name!r}: {step.risk.value} risk is below {policy.below_risk.value}"
-    if step.action is not None and step.action in policy.actions:
-        return f"policy {policy.name!r}: action {step.action!r} is approved automatically"
+    below = policy.below_risk
+    if policy.actions:
+        below = below or RiskLevel.MEDIUM
+        if step.action in policy.actions and risk.rank < below.rank:
+            return (
+                f"policy {policy.name!r}: action {step.action!r} at {risk.value} risk "
+                f"(below {below.value}) is approved automatically"
+            )
+        return None
+    if below is not None and risk.rank < below.rank:
+        return f"policy {policy.name!r}: {risk.value} risk is below {below.value}"
     return None
 
 
-def _sod(message: str, **details: object) -> DomainError:
-    return DomainError(ErrorCode.SEPARATION_OF_DUTIES, message, details=dict(details))
-
-
-def check_can_decide(
-    actor: str,
-    requester: str | None,
-    delegator: str | None = None,
-    previous_voters: Iterable[str] = (),
-) -> None:
-    """Refuse a vote that would break separation of duties.
-
-    `delegator` is the person `actor` stands in for, if acting under a delegation. The rules: a
-    requester cannot approve their own item; one person fills at most one seat (a delegate
-    cannot vote again for a delegator who already voted, nor vote both as themself and as the
-    delegate); a delegate cannot approve the delegator's own request.
-    """
-    voters: Collection[str] = set(previous_voters)
-    if requester is not None and actor == requester:
-        raise _sod("the requester cannot decide their own item", actor=actor)
-    if delegator is not None and delegator == requester:
-        raise _sod(
-            "a delegate cannot decide the delegator's own request",
-            actor=actor,
-            delegator=delegator,
-        )
-    if actor in voters:
-        raise _sod("one person fills at most one seat: you already voted", actor=actor)
-    if delegator is not None and delegator in voters:
-        raise _sod(
-            "one person fills at most one seat: the delegator already voted",
-            actor=actor,
-            delegator=delegator,
-        )
-
-
-def check_justification(required: bool, justification: str | None, min_length: int = 1) -> None:
-    """Refuse a decision on a step requiring a justification when none (or too short) is given."""
-    if not required:
-        return
+def check_justification(
+    required: bool,
+    justification: str | None,
+    min_length: int = 1,
+    *,
+    why: str = "",
+    field: str = "reason",
+) -> str | None:
+    """The trimmed justification, or JUSTIFICATION_REQUIRED when one is required and missing
+    or shorter than `min_length`; INVALID_INPUT when longer than `MAX_REASON`."""
     text = (justification or "").strip()
-    if len(text) < max(min_length, 1):
+    if len(text) > MAX_REASON:
         raise DomainError(
-            ErrorCode.JUSTIFICATION_REQUIRED,
-            f"this step requires a justification of at least {max(min_length, 1)} characters",
-            field="justification",
+            ErrorCode.INVALID_INPUT, f"{field} is longer than {MAX_REASON} characters", field
         )
+    if not required:
+        return text or None
+    if len(text) < max(min_length, 1):
+        what = "a reason" if min_length <= 1 else f"a {field} of at least {min_length} characters"
+        raise DomainError(
+            ErrorCode.JUSTIFICATION_REQUIRED, f"{what} is required {why}".strip(), field
+        )
+    return text
 
 
 def check_override(
@@ -98,16 +94,13 @@ def check_override(
     elevated_roles: Iterable[str],
     justification: str | None,
     min_length: int,
-    sensitive: bool,
-    second_approver: str | None,
-    actor_id: str,
-) -> None:
-    """Refuse an override that lacks the role, the justification or the second pair of eyes.
+) -> str:
+    """The justification of an override, or why it is refused.
 
     An override bypasses the normal decision, so it is never a side path: it needs one of the
-    elevated roles (FORBIDDEN otherwise), a justification of at least `min_length` characters
-    (JUSTIFICATION_REQUIRED), and on a sensitive step a second approver who is not the
-    overrider (SEPARATION_OF_DUTIES).
+    elevated roles (FORBIDDEN otherwise) and a justification of at least `min_length`
+    characters (JUSTIFICATION_REQUIRED). The second pair of eyes on a sensitive step is the
+    progression's business (a request, then another person's confirmation).
     """
     elevated = set(elevated_roles)
     if not elevated or elevated.isdisjoint(actor_roles):
@@ -115,18 +108,8 @@ def check_override(
             ErrorCode.FORBIDDEN,
             "overriding needs one of the roles: " + (", ".join(sorted(elevated)) or "(none set)"),
         )
-    text = (justification or "").strip()
-    if len(text) < max(min_length, 1):
-        raise DomainError(
-            ErrorCode.JUSTIFICATION_REQUIRED,
-            f"an override needs a justification of at least {max(min_length, 1)} characters",
-            field="justification",
-        )
-    if sensitive:
-        if not second_approver:
-            raise _sod("overriding a sensitive step needs a second approver", actor=actor_id)
-        if second_approver == actor_id:
-            raise _sod(
-                "the second approver of an override must be someone other than the overrider",
-                actor=actor_id,
-            )
+    text = check_justification(
+        True, justification, min_length, why="to override", field="justification"
+    )
+    assert text is not None
+    return text

@@ -89,6 +89,81 @@ class StepAssignees:
         return cls(spec.users, spec.groups, spec.roles, dict(data.get("delegates") or {}))
 
 
+class SeatVote(StrEnum):
+    """What fills a seat."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+@dataclass(frozen=True, slots=True)
+class Seat:
+    """One place in a step's quorum, fixed when the step activates.
+
+    A seat is held by a named person (`holder`), or is open to any member of a `group` or
+    holder of a `role`. Its `delegate` may fill it for the holder. Once a vote fills it,
+    `filled_by` (and `acting_for`, for a delegate) say who; a filled seat never changes hands.
+    """
+
+    holder: str | None = None
+    group: str | None = None
+    role: str | None = None
+    delegate: str | None = None
+    vote: SeatVote | None = None
+    filled_by: str | None = None
+    acting_for: str | None = None
+
+    @property
+    def filled(self) -> bool:
+        """Whether a vote fills the seat."""
+        return self.vote is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form stored on the step row (only what is set)."""
+        out = {
+            "holder": self.holder,
+            "group": self.group,
+            "role": self.role,
+            "delegate": self.delegate,
+            "vote": self.vote.value if self.vote else None,
+            "filled_by": self.filled_by,
+            "acting_for": self.acting_for,
+        }
+        return {k: v for k, v in out.items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Seat:
+        """Read back `to_dict`."""
+        vote = data.get("vote")
+        return cls(
+            holder=data.get("holder"),
+            group=data.get("group"),
+            role=data.get("role"),
+            delegate=data.get("delegate"),
+            vote=SeatVote(vote) if vote else None,
+            filled_by=data.get("filled_by"),
+            acting_for=data.get("acting_for"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Why a step is held for a person (`ask_user`): the upstream steps that did not succeed,
+    and the options offered (retry, skip, provide the value by hand, cancel)."""
+
+    upstreams: tuple[str, ...]
+    since: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form stored on the step row."""
+        return {"upstreams": list(self.upstreams), "since": self.since.isoformat()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Hold:
+        """Read back `to_dict`."""
+        return cls(tuple(data["upstreams"]), datetime.fromisoformat(data["since"]))
+
+
 @dataclass(frozen=True, slots=True)
 class Item:
     """One workflow item, as stored."""
@@ -145,6 +220,11 @@ class Step:
     version: int
     created_at: datetime
     updated_at: datetime
+    seats: tuple[Seat, ...] = ()
+    needed: int = 1
+    declared_risk: RiskLevel | None = None
+    waived: tuple[str, ...] = ()
+    hold: Hold | None = None
 
 
 class DecisionOutcome(StrEnum):
@@ -174,6 +254,7 @@ class Decision:
     reason: str | None
     rule: str | None
     created_at: datetime
+    seat: int | None = None
 
     @property
     def people(self) -> tuple[str, ...]:

@@ -1,57 +1,60 @@
 """Simulation: a dry run of a template against an input, writing nothing.
 
-It answers "what would happen if this item were submitted now": the steps in order, who they go
-to, when they activate and fall due, which notifications would go out and which auto-approval
-rules would fire, and what is wrong (payload problems, a requester who would approve their own
-item). Problems are returned, not raised, so that an editor can show them all beside the plan.
-`compare` diffs two runs, for replaying past items through a changed draft before publishing.
+It answers "what would happen if this item were submitted now" by running the same progression
+the engine runs (`domain/progression.py`) on the records a submission would store
+(`domain/intake.py`), with a clock that jumps from one event to the next: decisions as the
+scenario says, timers as they come due. What it reports is therefore what the engine would do:
+the steps with their assignees, activation, deadlines and end states, the notifications the
+audit trail would cause, the auto-approval rules that fire, and the problems (payload, a
+requester who would have to decide their own item, steps held for a person). `compare` diffs
+two runs, for replaying past items through a changed draft before publishing.
 
 By default every step is decided (approved, or a decision step's first option) the instant it
 activates. `decisions` overrides that per step, with one of:
 
 - `approve` / `approved`, `reject` / `rejected`, a decision step's option value;
-- `timeout`: nobody acts, the SLA deadline applies the step's timeout action;
+- `timeout`: nobody acts, the step's timers (reminders, escalations, the SLA) decide;
 - any of the above followed by `@` and an ISO-8601 duration (`approve@PT5H`): decided after that
   much counted time (per the calendar) from activation, so deadlines and breaches show.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+import heapq
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
+from uuid import UUID
 
+from signoff.domain.actors import Principal
 from signoff.domain.calendar import Clockwork
-from signoff.domain.dependencies import RESOLVED, evaluate_step, ready_steps, settle
-from signoff.domain.dependencies import Readiness as _Readiness
 from signoff.domain.durations import parse_duration
 from signoff.domain.errors import DomainError, Problem
+from signoff.domain.events import Event, Submit, TimerFired, Vote, VoteOutcome
+from signoff.domain.intake import new_item, new_steps
 from signoff.domain.limits import DEFAULT_LIMITS
+from signoff.domain.notification_policy import KIND_OF_ACTION, STEP_KINDS
 from signoff.domain.payloads import payload_problems
-from signoff.domain.policies import auto_approval_rule
-from signoff.domain.quorum import required_approvals, seats_for
+from signoff.domain.progression import Context, Progress, Snapshot, progress
+from signoff.domain.records import DecisionOutcome, Seat, Step
 from signoff.domain.states import StepState
-from signoff.domain.template_model import (
-    Assignees,
-    EscalationActionKind,
-    StepDefinition,
-    StepKind,
-    TemplateDefinition,
-    TemplateKind,
-    TimeoutAction,
-)
-from signoff.domain.timers import TimerKind, TimerSpec, plan_timers
+from signoff.domain.template_model import Assignees, StepDefinition, StepKind, TemplateDefinition
+from signoff.domain.timers import TimerKind, TimerSpec
+
+SIMULATED = UUID(int=0)
+_MAX_EVENTS = 10_000
 
 
-class NotificationKind(StrEnum):
-    """The notifications a simulation reports."""
+@dataclass(frozen=True)
+class Decided:
+    """How a step is decided in a scenario: `verdict` after `delay` from its activation
+    (`counted` by the calendar, or wall-clock time when replaying real items)."""
 
-    ASSIGNMENT = "assignment"
-    REMINDER = "reminder"
-    DEADLINE_RISK = "deadline_risk"
-    ESCALATION = "escalation"
+    verdict: str
+    delay: timedelta | None = None
+    counted: bool = True
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,7 @@ class SimulatedStep:
 class SimulatedNotification:
     """A notification that would go out: its kind, step, recipients and time."""
 
-    kind: NotificationKind
+    kind: str
     step: str
     recipients: Assignees
     at: datetime
@@ -93,7 +96,7 @@ class AutoApproval:
 
 @dataclass(frozen=True)
 class SimulationResult:
-    """Everything a dry run found. `outcome` is the item's would-be end state."""
+    """Everything a dry run found. `outcome` is the item's would-be state."""
 
     template_key: str
     outcome: str
@@ -117,20 +120,13 @@ class Difference:
     after: Any
 
 
-@dataclass(frozen=True)
-class _Plan:
-    verdict: str
-    delay: timedelta | None
-
-
 _APPROVE = {"approve", "approved"}
 _REJECT = {"reject", "rejected"}
 
 
-def _read_decision(step: StepDefinition, raw: str | None, problems: list[Problem]) -> _Plan:
+def read_decision(step: StepDefinition, raw: str, problems: list[Problem]) -> Decided:
+    """Parse a scenario's decision for `step` (`approve@PT5H`, `timeout`, an option...)."""
     default = step.options[0] if step.kind is StepKind.DECISION else "approve"
-    if raw is None:
-        return _Plan(default, None)
     verdict, _, delay_text = raw.partition("@")
     verdict = verdict.strip()
     delay = None
@@ -148,78 +144,102 @@ def _read_decision(step: StepDefinition, raw: str | None, problems: list[Problem
                 f"decisions.{step.key}",
             )
         )
-        return _Plan(default, delay)
+        return Decided(default, delay)
     if verdict in _APPROVE and step.kind is StepKind.DECISION:
         verdict = default
-    return _Plan(verdict, delay)
+    return Decided(verdict, delay)
 
 
-def _separation_problems(
-    defn: TemplateDefinition, requester: str, skipped: set[str]
-) -> list[Problem]:
-    problems = []
-    for i, step in enumerate(defn.steps):
-        if step.kind is StepKind.MERGE or step.key in skipped:
-            continue
-        a = step.assignees
-        if requester not in a.users or a.groups or a.roles:
-            continue
-        others = len(set(a.users) - {requester})
-        if others == 0:
-            problems.append(
-                Problem(
-                    f"separation of duties: requester {requester!r} is the only assignee of "
-                    f"step {step.key!r} and may not approve their own item",
-                    f"steps[{i}].assignees",
+def _voter(seat: Seat, index: int) -> Principal:
+    """A stand-in for whoever fills `seat` in a dry run."""
+    if seat.holder:
+        return Principal(seat.holder, "simulation")
+    name = seat.group or seat.role or "someone"
+    return Principal(
+        f"{name} member {index + 1}",
+        "simulation",
+        groups=frozenset({seat.group}) if seat.group else frozenset(),
+        roles=frozenset({seat.role}) if seat.role else frozenset(),
+    )
+
+
+def _votes(step: Step, verdict: str) -> list[Vote]:
+    """Votes on `step`'s unfilled seats, in seat order, enough to carry `verdict`."""
+    outcome = VoteOutcome.REJECT if verdict in _REJECT else VoteOutcome.APPROVE
+    value = verdict if step.kind is StepKind.DECISION and verdict not in _APPROVE else None
+    return [
+        Vote(step.key, _voter(seat, i), outcome, "simulated decision", value)
+        for i, seat in enumerate(step.seats)
+        if not seat.filled
+    ]
+
+
+class _Scenario:
+    """The dry run's clock and queue: events in time order, each through the progression."""
+
+    def __init__(
+        self,
+        defn: TemplateDefinition,
+        snapshot: Snapshot,
+        context: Context,
+        plans: Mapping[str, Decided],
+    ) -> None:
+        self.defn, self.snapshot, self.context, self.plans = defn, snapshot, context, plans
+        self.queue: list[tuple[datetime, int, Any]] = []
+        self.counter = itertools.count()
+        self.runs: list[tuple[datetime, Progress]] = []
+        self.armed: dict[str, tuple[TimerSpec, ...]] = {}
+        self.asked: dict[str, Assignees] = {}
+
+    def push(self, at: datetime, item: Any) -> None:
+        heapq.heappush(self.queue, (at, next(self.counter), item))
+
+    def apply(self, at: datetime, event: Event) -> Progress | None:
+        try:
+            result = progress(self.snapshot, self.defn, event, self.context.at(at))
+        except DomainError:
+            return None
+        self.snapshot = result.after
+        self.runs.append((at, result))
+        self._follow(at, result)
+        return result
+
+    def _follow(self, at: datetime, result: Progress) -> None:
+        for change in result.timers:
+            self.armed.setdefault(change.step, change.arm)
+            for spec in change.arm:
+                self.push(spec.due_at, TimerFired(change.step, spec.kind, spec.due_at, spec.level))
+        for entry in result.entries:
+            if entry.action == "step.activate" and entry.step:
+                self.asked.setdefault(entry.step, result.after.step(entry.step).assignees.spec)
+            if entry.action in ("step.activate", "step.resubmit", "step.reopen") and entry.step:
+                plan = self.plans.get(entry.step) or read_decision(
+                    self.defn.step(entry.step), "approve", []
                 )
-            )
-        elif others < required_approvals(step.quorum, seats_for(step.quorum, a)):
-            problems.append(
-                Problem(
-                    f"separation of duties: without the requester {requester!r}, step "
-                    f"{step.key!r} has {others} eligible approvers, fewer than its quorum needs",
-                    f"steps[{i}].quorum",
-                )
-            )
-    return problems
+                if plan.verdict == "timeout":
+                    continue
+                due = at
+                if plan.delay is not None:
+                    due = (
+                        self.context.calendar.add(at, plan.delay)
+                        if plan.counted
+                        else at + plan.delay
+                    )
+                self.push(due, (entry.step, plan.verdict))
 
-
-def _fired(
-    step: StepDefinition, timers: list[TimerSpec], until: datetime | None
-) -> list[SimulatedNotification]:
-    """Notifications from the timers that fire before the step is decided at `until`."""
-    out = []
-    for timer in timers:
-        if timer.kind is TimerKind.SLA or (until is not None and timer.due_at >= until):
-            continue
-        if timer.kind is TimerKind.ESCALATION:
-            targets = Assignees(
-                users=tuple(timer.payload["targets"]["users"]),
-                groups=tuple(timer.payload["targets"]["groups"]),
-                roles=tuple(timer.payload["targets"]["roles"]),
-            )
-            if timer.payload["action"] == EscalationActionKind.RAISE_PRIORITY.value:
-                targets = step.assignees
-            out.append(
-                SimulatedNotification(
-                    NotificationKind.ESCALATION, step.key, targets, timer.due_at, timer.level
-                )
-            )
-        else:
-            out.append(
-                SimulatedNotification(
-                    NotificationKind(timer.kind.value), step.key, step.assignees, timer.due_at
-                )
-            )
-    return out
-
-
-_TIMEOUT_STATE = {
-    TimeoutAction.APPROVE: StepState.APPROVED,
-    TimeoutAction.REJECT: StepState.REJECTED,
-    TimeoutAction.EXPIRE: StepState.EXPIRED,
-    TimeoutAction.ESCALATE: StepState.ACTIVE,
-}
+    def run(self) -> None:
+        for _ in range(_MAX_EVENTS):
+            if not self.queue:
+                return
+            at, _n, item = heapq.heappop(self.queue)
+            if isinstance(item, tuple):
+                key, verdict = item
+                for vote in _votes(self.snapshot.step(key), verdict):
+                    if self.snapshot.step(key).state is not StepState.ACTIVE:
+                        break
+                    self.apply(at, vote)
+            else:
+                self.apply(at, item)
 
 
 def simulate(
@@ -229,152 +249,151 @@ def simulate(
     now: datetime,
     calendar: Clockwork,
     requester: str,
-    decisions: Mapping[str, str] | None = None,
+    decisions: Mapping[str, str | Decided] | None = None,
     max_payload_bytes: int = DEFAULT_LIMITS.max_payload_bytes,
+    override_roles: frozenset[str] = frozenset(),
 ) -> SimulationResult:
     """Play `defn` forward from `now` for an item with `payload` submitted by `requester`.
 
     Pure: reads its arguments, returns a value, writes nothing and sends nothing.
     """
-    decisions = dict(decisions or {})
     problems: list[Problem] = list(payload_problems(defn.fields, payload, max_payload_bytes))
-    for key in decisions:
+    plans: dict[str, Decided] = {}
+    for key, raw in (decisions or {}).items():
         if not defn.has_step(key):
             problems.append(Problem(f"unknown step {key!r}", f"decisions.{key}"))
-
-    states: dict[str, StepState] = {k: StepState.WAITING for k in defn.topological_order()}
-    values: dict[str, str] = {}
-    resolved_at: dict[str, datetime] = {}
-    results: dict[str, SimulatedStep] = {}
-    notifications: list[SimulatedNotification] = []
-    autos: list[AutoApproval] = []
-
-    def start_time(step: StepDefinition) -> datetime:
-        ups = [resolved_at[d.step] for d in step.depends_on if d.step in resolved_at]
-        return max([now, *ups])
-
-    while True:
-        settled = settle(defn, states, values)
-        for key, state in settled.items():
-            if state is StepState.SKIPPED and states[key] is not StepState.SKIPPED:
-                resolved_at[key] = start_time(defn.step(key))
-        states = settled
-        ready = ready_steps(defn, states, values)
-        if not ready:
-            break
-        for key in ready:
-            step = defn.step(key)
-            results[key] = _run_step(
-                step, defn, start_time(step), calendar, decisions.get(key), problems, notifications
-            )
-            if results[key].auto_approved_by:
-                autos.append(AutoApproval(key, results[key].auto_approved_by or ""))
-            states[key] = results[key].state
-            if results[key].decision is not None:
-                values[key] = results[key].decision or ""
-            if states[key] in RESOLVED and results[key].decided_at is not None:
-                resolved_at[key] = results[key].decided_at or now
-
-    for i, key in enumerate(defn.topological_order()):
-        if states[key] is StepState.WAITING:
-            verdict = evaluate_step(defn, states, values, key)
-            if verdict.readiness is _Readiness.ASK_USER:
-                problems.append(
-                    Problem(
-                        f"step {key!r} would wait for a person to choose how to go on without "
-                        + ", ".join(repr(s) for s in verdict.waiting_on),
-                        f"steps[{i}].depends_on",
-                    )
-                )
-    skipped = {k for k, s in states.items() if s is StepState.SKIPPED}
-    problems.extend(_separation_problems(defn, requester, skipped))
-
-    steps = tuple(
-        results.get(key)
-        or SimulatedStep(
-            key, defn.step(key).name, defn.step(key).kind, defn.step(key).assignees, states[key]
-        )
-        for key in defn.topological_order()
+        elif isinstance(raw, Decided):
+            plans[key] = raw
+        else:
+            plans[key] = read_decision(defn.step(key), str(raw), problems)
+    item = new_item(
+        defn,
+        tenant_id="simulation",
+        template_id=SIMULATED,
+        requester_id=requester,
+        title=defn.name,
+        payload=payload,
+        now=now,
+        item_id=SIMULATED,
     )
+    context = Context(now, calendar, override_roles=override_roles)
+    scenario = _Scenario(defn, Snapshot(item, new_steps(item, defn)), context, plans)
+    scenario.push(now, Submit())
+    scenario.run()
+    return _result(defn, requester, scenario, problems)
+
+
+def replay(
+    defn: TemplateDefinition,
+    item: Any,
+    events: Sequence[tuple[datetime, Event]],
+    context: Context,
+) -> Snapshot:
+    """Fold `events` (each at its time) over a fresh submission of `item`: the snapshot the
+    engine reaches after the same events. Refused events change nothing, as in the engine."""
+    snapshot = Snapshot(item, new_steps(item, defn))
+    for at, event in [(item.created_at, Submit()), *events]:
+        try:
+            snapshot = progress(snapshot, defn, event, context.at(at)).after
+        except DomainError:
+            continue
+    return snapshot
+
+
+def _result(
+    defn: TemplateDefinition,
+    requester: str,
+    scenario: _Scenario,
+    problems: list[Problem],
+) -> SimulationResult:
+    final = scenario.snapshot
+    notifications: list[SimulatedNotification] = []
+    rules: dict[str, str] = {}
+    for at, result in scenario.runs:
+        after = {s.key: s for s in result.after.steps}
+        for entry in result.entries:
+            if entry.action == "step.dependency_conflict" and entry.step:
+                problems.append(_held(defn, entry.step, entry.data.get("upstreams", ())))
+            kind = KIND_OF_ACTION.get(entry.action)
+            if kind is None or entry.step is None or kind in ("decision", "failure"):
+                continue
+            if kind in STEP_KINDS and after[entry.step].state is not StepState.ACTIVE:
+                continue  # the planner drops what concerns a step no longer open
+            recipients = after[entry.step].assignees.spec
+            level = entry.data.get("level")
+            if entry.action == "step.escalate" and entry.data.get("targets"):
+                recipients = Assignees.from_dict(entry.data["targets"])
+            notifications.append(SimulatedNotification(kind, entry.step, recipients, at, level))
+            if entry.data.get("by") == "unfillable_seats":
+                problems.append(_unfillable(defn, requester, entry.step))
+        for decision in result.decisions:
+            if (
+                decision.outcome is DecisionOutcome.APPROVE_BY_POLICY
+                and decision.rule
+                and defn.step(decision.step).kind is not StepKind.MERGE
+            ):
+                rules[decision.step] = decision.rule
+    steps = tuple(
+        _simulated(
+            s,
+            scenario.asked.get(s.key, s.assignees.spec),
+            scenario.armed.get(s.key, ()),
+            rules.get(s.key),
+        )
+        for s in final.steps
+    )
+    order = {k: i for i, k in enumerate(defn.topological_order())}
     return SimulationResult(
         template_key=defn.key,
-        outcome=_outcome(defn, states),
-        steps=steps,
-        notifications=tuple(sorted(notifications, key=lambda n: (n.at, n.step, n.kind.value))),
-        auto_approvals=tuple(autos),
+        outcome=final.item.state.value,
+        steps=tuple(sorted(steps, key=lambda s: order[s.key])),
+        notifications=tuple(sorted(notifications, key=lambda n: (n.at, n.step, n.kind))),
+        auto_approvals=tuple(
+            AutoApproval(k, rules[k]) for k in sorted(rules, key=order.__getitem__)
+        ),
         problems=tuple(problems),
     )
 
 
-def _run_step(
-    step: StepDefinition,
-    defn: TemplateDefinition,
-    at: datetime,
-    calendar: Clockwork,
-    raw_decision: str | None,
-    problems: list[Problem],
-    notifications: list[SimulatedNotification],
+def _held(defn: TemplateDefinition, key: str, upstreams: Sequence[str]) -> Problem:
+    index = [s.key for s in defn.steps].index(key)
+    return Problem(
+        f"step {key!r} would wait for a person to choose how to go on without "
+        + ", ".join(repr(u) for u in upstreams),
+        f"steps[{index}].depends_on",
+    )
+
+
+def _unfillable(defn: TemplateDefinition, requester: str, key: str) -> Problem:
+    index = [s.key for s in defn.steps].index(key)
+    return Problem(
+        f"separation of duties: without the requester {requester!r}, step {key!r} has too "
+        "few seats for its quorum; it would escalate as soon as it opens",
+        f"steps[{index}].assignees",
+    )
+
+
+def _simulated(
+    step: Step, asked: Assignees, timers: tuple[TimerSpec, ...], rule: str | None
 ) -> SimulatedStep:
-    base = SimulatedStep(
-        step.key, step.name, step.kind, step.assignees, StepState.ACTIVE, activated_at=at
+    """One step as it ended, with the people it was put to when it opened."""
+    due = step.due_at
+    decided = step.decided_at
+    late = due is not None and (decided is None or decided >= due)
+    return SimulatedStep(
+        key=step.key,
+        name=step.name,
+        kind=step.kind,
+        assignees=asked,
+        state=step.state,
+        activated_at=step.activated_at,
+        decided_at=decided,
+        sla_due=due,
+        breached=late and step.activated_at is not None and step.state is not StepState.SKIPPED,
+        decision=step.decision_value,
+        auto_approved_by=rule,
+        timers=tuple(t for t in timers if t.kind is not TimerKind.HOLD),
     )
-    if step.kind is StepKind.MERGE:
-        return replace(base, state=StepState.APPROVED, decided_at=at)
-    rule = auto_approval_rule(defn.auto_approval, step)
-    if rule is not None and raw_decision is None:
-        return replace(base, state=StepState.APPROVED, decided_at=at, auto_approved_by=rule)
-    timers = plan_timers(step, at, calendar)
-    sla_due = next((t.due_at for t in timers if t.kind is TimerKind.SLA), None)
-    notifications.append(
-        SimulatedNotification(NotificationKind.ASSIGNMENT, step.key, step.assignees, at)
-    )
-    plan = _read_decision(step, raw_decision, problems)
-    decided_at: datetime | None = at if plan.delay is None else calendar.add(at, plan.delay)
-    verdict = plan.verdict
-    timed_out = verdict == "timeout" or (
-        sla_due is not None
-        and decided_at is not None
-        and decided_at > sla_due
-        and step.timeout_action is not TimeoutAction.ESCALATE
-    )
-    if timed_out:
-        decided_at = sla_due  # None: no SLA, nobody acts, the step waits for ever
-        state = _TIMEOUT_STATE[step.timeout_action] if sla_due else StepState.ACTIVE
-        if state is StepState.ACTIVE:
-            decided_at = None
-        decision = None
-    elif verdict in _REJECT:
-        state, decision = StepState.REJECTED, None
-    else:
-        state = StepState.APPROVED
-        decision = verdict if step.kind is StepKind.DECISION else None
-    notifications.extend(_fired(step, timers, decided_at))
-    return replace(
-        base,
-        state=state,
-        decided_at=decided_at,
-        sla_due=sla_due,
-        breached=sla_due is not None and (timed_out or decided_at is None or decided_at > sla_due),
-        decision=decision,
-        timers=tuple(timers),
-    )
-
-
-def _outcome(defn: TemplateDefinition, states: Mapping[str, StepState]) -> str:
-    values = set(states.values())
-    approved = bool(values & {StepState.APPROVED, StepState.COMPLETED, StepState.RUNNING})
-    failed = "rejected" if StepState.REJECTED in values else None
-    failed = failed or ("expired" if StepState.EXPIRED in values else None)
-    if failed and defn.kind is not TemplateKind.PLAN:
-        return failed  # an ordinary item is all or nothing: one refusal decides it
-    if values & {StepState.ACTIVE, StepState.CHANGES_REQUESTED}:
-        return "pending"
-    if StepState.WAITING in values and not failed:
-        return "pending"  # held for a person (ask_user)
-    if failed:
-        # a plan goes ahead with the steps people approved
-        return "partially_approved" if approved else failed
-    return "approved" if approved else "skipped"
 
 
 def compare(before: SimulationResult, after: SimulationResult) -> list[Difference]:
@@ -418,11 +437,12 @@ def _count_by_step(notifications: tuple[SimulatedNotification, ...]) -> dict[str
 
 __all__ = [
     "AutoApproval",
+    "Decided",
     "Difference",
-    "NotificationKind",
     "SimulatedNotification",
     "SimulatedStep",
     "SimulationResult",
     "compare",
+    "replay",
     "simulate",
 ]

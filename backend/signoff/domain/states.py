@@ -52,6 +52,7 @@ class StepState(StrEnum):
     """Lifecycle of one step of an item."""
 
     WAITING = "waiting"
+    HELD = "held"
     ACTIVE = "active"
     APPROVED = "approved"
     REJECTED = "rejected"
@@ -69,6 +70,9 @@ class StepAction(StrEnum):
     """What can happen to a step."""
 
     ACTIVATE = "activate"
+    HOLD = "hold"
+    RELEASE = "release"
+    REOPEN = "reopen"
     CLAIM = "claim"
     UNCLAIM = "unclaim"
     VOTE = "vote"
@@ -121,13 +125,18 @@ ITEM_TRANSITIONS: Mapping[tuple[ItemState, ItemAction], ItemState] = {
     (IS.COMPENSATING, IA.FINISH_COMPENSATION): IS.COMPENSATED,
 }
 
-_OPEN_STEP = (S.WAITING, S.ACTIVE, S.CHANGES_REQUESTED)
+_OPEN_STEP = (S.WAITING, S.HELD, S.ACTIVE, S.CHANGES_REQUESTED)
 
 STEP_TRANSITIONS: Mapping[tuple[StepState, StepAction], StepState] = {
     (S.WAITING, SA.ACTIVATE): S.ACTIVE,
     (S.WAITING, SA.MODIFY): S.WAITING,
     (S.WAITING, SA.SKIP): S.SKIPPED,
     (S.WAITING, SA.CANCEL): S.CANCELLED,
+    (S.WAITING, SA.HOLD): S.HELD,
+    (S.HELD, SA.RELEASE): S.WAITING,
+    (S.HELD, SA.SKIP): S.SKIPPED,
+    (S.HELD, SA.EXPIRE): S.EXPIRED,
+    (S.HELD, SA.CANCEL): S.CANCELLED,
     (S.ACTIVE, SA.CLAIM): S.ACTIVE,
     (S.ACTIVE, SA.UNCLAIM): S.ACTIVE,
     (S.ACTIVE, SA.VOTE): S.ACTIVE,
@@ -148,11 +157,14 @@ STEP_TRANSITIONS: Mapping[tuple[StepState, StepAction], StepState] = {
     (S.APPROVED, SA.CANCEL): S.CANCELLED,
     (S.APPROVED, SA.SKIP): S.SKIPPED,
     (S.REJECTED, SA.OVERRIDE): S.APPROVED,
+    (S.REJECTED, SA.REOPEN): S.ACTIVE,
     (S.EXPIRED, SA.OVERRIDE): S.APPROVED,
+    (S.EXPIRED, SA.REOPEN): S.ACTIVE,
     (S.RUNNING, SA.COMPLETE): S.COMPLETED,
     (S.RUNNING, SA.FAIL): S.FAILED,
     (S.FAILED, SA.RETRY): S.RUNNING,
     (S.FAILED, SA.SKIP): S.SKIPPED,
+    (S.FAILED, SA.ESCALATE): S.FAILED,
     (S.COMPLETED, SA.COMPENSATE): S.COMPENSATED,
 }
 

@@ -107,15 +107,18 @@ class EscalationActionKind(StrEnum):
 
 @dataclass(frozen=True)
 class Assignees:
-    """Who may act on a step: named users, groups and roles.
+    """Who may decide a step: named users, groups and roles, and the seats each holds.
 
-    Groups and roles are resolved to people by the service at activation time; the domain
-    cannot know how many people they hold, so they count as an unbounded number of seats.
+    A named user is one seat. A group or a role is as many seats as `counts` states for its
+    name (one when it states nothing): any member may fill one of them. Seats are counted
+    from the template, not from a directory, so a quorum is known when the template is saved
+    (see docs/reference/separation-of-duties.md).
     """
 
     users: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
     roles: tuple[str, ...] = ()
+    counts: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def is_empty(self) -> bool:
@@ -127,12 +130,18 @@ class Assignees:
         """The number of named entries (users + groups + roles), not of people."""
         return len(self.users) + len(self.groups) + len(self.roles)
 
+    def count_of(self, name: str) -> int:
+        """Seats a group or role holds (one unless the template states more)."""
+        return self.counts.get(name, 1)
+
     @property
-    def seats(self) -> int | None:
-        """Distinct eligible people when known: the named users, or None with any group/role."""
-        if self.groups or self.roles:
-            return None
-        return len(set(self.users))
+    def seat_count(self) -> int:
+        """Seats these assignees hold: one per distinct user, the stated count per group/role."""
+        return (
+            len(set(self.users))
+            + sum(self.count_of(g) for g in dict.fromkeys(self.groups))
+            + sum(self.count_of(r) for r in dict.fromkeys(self.roles))
+        )
 
     def matches(self, user_id: str, groups: Iterable[str] = (), roles: Iterable[str] = ()) -> bool:
         """Whether a person with these groups and roles is one of the assignees."""
@@ -140,9 +149,16 @@ class Assignees:
             return True
         return bool(set(groups) & set(self.groups)) or bool(set(roles) & set(self.roles))
 
-    def to_dict(self) -> dict[str, list[str]]:
-        """The JSON form stored on steps, plans and timers."""
-        return {"users": list(self.users), "groups": list(self.groups), "roles": list(self.roles)}
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form stored on steps, plans and timers (seat counts only when stated)."""
+        out: dict[str, Any] = {
+            "users": list(self.users),
+            "groups": list(self.groups),
+            "roles": list(self.roles),
+        }
+        if self.counts:
+            out["seats"] = dict(self.counts)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Assignees:
@@ -151,6 +167,7 @@ class Assignees:
             users=tuple(data.get("users", ())),
             groups=tuple(data.get("groups", ())),
             roles=tuple(data.get("roles", ())),
+            counts=dict(data.get("seats") or {}),
         )
 
     def merged(self, other: Assignees) -> Assignees:
@@ -159,6 +176,7 @@ class Assignees:
             users=tuple(dict.fromkeys(self.users + other.users)),
             groups=tuple(dict.fromkeys(self.groups + other.groups)),
             roles=tuple(dict.fromkeys(self.roles + other.roles)),
+            counts={**self.counts, **other.counts},
         )
 
 
@@ -168,6 +186,14 @@ class Quorum:
 
     mode: QuorumMode = QuorumMode.ANY
     n: int | None = None
+
+    def needed(self, seats: int) -> int:
+        """Approvals that decide a step with `seats` seats: 1, n, or every seat."""
+        if self.mode is QuorumMode.ANY:
+            return 1
+        if self.mode is QuorumMode.N_OF_M:
+            return max(self.n or 1, 1)
+        return max(seats, 1)
 
 
 @dataclass(frozen=True)
@@ -220,19 +246,25 @@ class StepDefinition:
     any_rejection_rejects: bool = True
     allow_auto_approve: bool = False
     description: str = ""
+    reassignable_by: tuple[str, ...] = ()
+    expected_outcome: str = ""
+    estimated_time: str = ""
+    required_permissions: tuple[str, ...] = ()
+    declared_risk: RiskLevel | None = None
 
     @property
-    def seats(self) -> int | None:
-        """Eligible distinct people, None when groups or roles make it unbounded."""
-        return self.assignees.seats
+    def needed(self) -> int:
+        """Approvals the template requires of this step."""
+        return self.quorum.needed(self.assignees.seat_count)
 
 
 @dataclass(frozen=True)
 class AutoApprovalPolicy:
     """A template's standing permission to approve some steps without a person (seed 003).
 
-    A step qualifies when its risk is strictly below `below_risk`, or its `action` is listed in
-    `actions`. `policies.auto_approval_rule` adds the limits no policy can lift.
+    With `actions`, a step qualifies only when its action is listed *and* its assessed risk is
+    below `below_risk` (low by default); without, when its risk is below `below_risk`.
+    `policies.auto_approval_rule` adds the limits no policy can lift.
     """
 
     below_risk: RiskLevel | None = None
@@ -253,6 +285,8 @@ class TemplateDefinition:
     max_revisions: int = 3
     compensate_on_failure: bool = False
     auto_approval: AutoApprovalPolicy | None = None
+    action_risks: Mapping[str, RiskLevel] = field(default_factory=dict)
+    summary: str = ""
 
     def step(self, key: str) -> StepDefinition:
         """The step with this key, or NOT_FOUND."""

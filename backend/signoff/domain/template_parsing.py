@@ -9,10 +9,9 @@ can underline it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
-from signoff.domain.durations import format_duration, parse_duration
+from signoff.domain.durations import format_duration
 from signoff.domain.errors import DomainError, ErrorCode, Problem
 from signoff.domain.limits import DEFAULT_LIMITS, TemplateLimits
 from signoff.domain.payloads import FIELD_TYPES
@@ -35,10 +34,9 @@ from signoff.domain.template_model import (
     TemplateKind,
     TimeoutAction,
 )
+from signoff.domain.template_reader import Reader, type_name
 
 __all__ = ["Reader", "invalid_template", "parse_template"]
-
-E = TypeVar("E", bound=StrEnum)
 
 _TEMPLATE_KEYS = {
     "key",
@@ -50,6 +48,8 @@ _TEMPLATE_KEYS = {
     "max_revisions",
     "compensate_on_failure",
     "auto_approval",
+    "action_risks",
+    "summary",
 }
 _STEP_KEYS = {
     "key",
@@ -73,129 +73,13 @@ _STEP_KEYS = {
     "max_attempts",
     "any_rejection_rejects",
     "allow_auto_approve",
+    "reassignable_by",
+    "expected_outcome",
+    "estimated_time",
+    "required_permissions",
+    "declared_risk",
 }
 _FIELD_SPEC_KEYS = {"type", "required", "max_length", "enum", "description"}
-_MISSING = object()
-
-
-class Reader:
-    """Reads typed values out of untrusted mappings, recording problems instead of raising."""
-
-    def __init__(self) -> None:
-        self.problems: list[Problem] = []
-
-    def add(self, path: str, message: str) -> None:
-        self.problems.append(Problem(message, path))
-
-    def mapping(self, value: Any, path: str) -> Mapping[str, Any] | None:
-        if not isinstance(value, Mapping):
-            self.add(path, f"expected a mapping, got {_type_name(value)}")
-            return None
-        return value
-
-    def unknown_keys(self, data: Mapping[str, Any], allowed: set[str], path: str) -> None:
-        for key in data:
-            if key not in allowed:
-                self.add(_join(path, str(key)), f"unknown key {key!r}")
-
-    def text(
-        self, data: Mapping[str, Any], key: str, path: str, *, required: bool = False
-    ) -> str | None:
-        value = data.get(key, _MISSING)
-        if value is _MISSING or value is None:
-            if required:
-                self.add(_join(path, key), "required")
-            return None
-        if not isinstance(value, str):
-            self.add(_join(path, key), f"expected a string, got {_type_name(value)}")
-            return None
-        if required and not value.strip():
-            self.add(_join(path, key), "must not be empty")
-            return None
-        return value
-
-    def flag(self, data: Mapping[str, Any], key: str, path: str, default: bool) -> bool:
-        value = data.get(key, default)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            self.add(_join(path, key), f"expected true or false, got {_type_name(value)}")
-            return default
-        return value
-
-    def integer(
-        self, data: Mapping[str, Any], key: str, path: str, default: int | None, minimum: int
-    ) -> int | None:
-        value = data.get(key, default)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.add(_join(path, key), f"expected an integer, got {_type_name(value)}")
-            return default
-        if value < minimum:
-            self.add(_join(path, key), f"must be at least {minimum}")
-            return default
-        return value
-
-    def choice(
-        self, data: Mapping[str, Any], key: str, path: str, enum: type[E], default: E | None
-    ) -> E | None:
-        value = data.get(key)
-        if value is None:
-            if default is None:
-                self.add(_join(path, key), "required")
-            return default
-        try:
-            return enum(value)
-        except ValueError:
-            allowed = ", ".join(m.value for m in enum)
-            self.add(_join(path, key), f"unknown value {value!r} (allowed: {allowed})")
-            return default
-
-    def duration(self, value: Any, path: str, *, positive: bool = True) -> Any:
-        try:
-            td = parse_duration(value)
-        except DomainError as exc:
-            self.add(path, exc.message)
-            return None
-        if positive and not td:
-            self.add(path, "must be longer than zero")
-            return None
-        return td
-
-    def strings(self, value: Any, path: str) -> tuple[str, ...]:
-        if value is None:
-            return ()
-        if not isinstance(value, list | tuple):
-            self.add(path, f"expected a list of strings, got {_type_name(value)}")
-            return ()
-        out = []
-        for i, item in enumerate(value):
-            if isinstance(item, str) and item.strip():
-                out.append(item)
-            else:
-                self.add(f"{path}[{i}]", "expected a non-empty string")
-        return tuple(out)
-
-    def items(self, value: Any, path: str) -> list[Any]:
-        if value is None:
-            return []
-        if not isinstance(value, list | tuple):
-            self.add(path, f"expected a list, got {_type_name(value)}")
-            return []
-        return list(value)
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    return {dict: "mapping", list: "list", str: "string", bool: "boolean"}.get(
-        type(value), type(value).__name__
-    )
 
 
 def parse_template(
@@ -219,6 +103,8 @@ def parse_template(
     compensate = reader.flag(root, "compensate_on_failure", "", False)
     fields = _parse_fields(reader, root.get("fields"))
     policy = _parse_policy(reader, root.get("auto_approval"))
+    action_risks = _parse_action_risks(reader, root.get("action_risks"))
+    summary = reader.text(root, "summary", "") or ""
 
     raw_steps = root.get("steps")
     if raw_steps is None:
@@ -254,6 +140,8 @@ def parse_template(
         max_revisions=max_revisions,
         compensate_on_failure=compensate,
         auto_approval=policy,
+        action_risks=action_risks,
+        summary=summary,
     )
 
 
@@ -304,6 +192,18 @@ def _parse_fields(reader: Reader, value: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _parse_action_risks(reader: Reader, value: Any) -> dict[str, RiskLevel]:
+    if value is None:
+        return {}
+    data = reader.mapping(value, "action_risks")
+    risks: dict[str, RiskLevel] = {}
+    for action in data or {}:
+        level = reader.choice(data or {}, action, "action_risks", RiskLevel, None)
+        if level is not None:
+            risks[str(action)] = level
+    return risks
+
+
 def _parse_policy(reader: Reader, value: Any) -> AutoApprovalPolicy | None:
     if value is None:
         return None
@@ -329,11 +229,28 @@ def _parse_assignees(reader: Reader, value: Any, path: str) -> Assignees:
     data = reader.mapping(value, path)
     if data is None:
         return Assignees()
-    reader.unknown_keys(data, {"users", "groups", "roles"}, path)
+    reader.unknown_keys(data, {"users", "groups", "roles", "seats"}, path)
+    groups = reader.strings(data.get("groups"), f"{path}.groups")
+    roles = reader.strings(data.get("roles"), f"{path}.roles")
+    counts: dict[str, int] = {}
+    raw_counts = data.get("seats")
+    stated = reader.mapping(raw_counts, f"{path}.seats") if raw_counts is not None else None
+    for name, count in (stated or {}).items():
+        cpath = f"{path}.seats.{name}"
+        if (name in groups) == (name in roles):
+            reader.add(
+                cpath,
+                "names both a group and a role" if name in groups else "names no group or role",
+            )
+        elif isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            reader.add(cpath, "expected a number of seats of at least 1")
+        else:
+            counts[str(name)] = count
     return Assignees(
         users=reader.strings(data.get("users"), f"{path}.users"),
-        groups=reader.strings(data.get("groups"), f"{path}.groups"),
-        roles=reader.strings(data.get("roles"), f"{path}.roles"),
+        groups=groups,
+        roles=roles,
+        counts=counts,
     )
 
 
@@ -356,16 +273,17 @@ def _parse_quorum(reader: Reader, value: Any, path: str, assignees: Assignees) -
         reader.add(f"{path}.n", "required for the n_of_m mode")
         return Quorum(mode)
     if isinstance(raw_n, bool) or not isinstance(raw_n, int):
-        reader.add(f"{path}.n", f"expected an integer, got {_type_name(raw_n)}")
+        reader.add(f"{path}.n", f"expected an integer, got {type_name(raw_n)}")
         return Quorum(mode)
     if raw_n < 1:
         reader.add(f"{path}.n", "must be at least 1")
-    seats = assignees.seats
-    if seats is not None and raw_n > seats:
+    seats = assignees.seat_count
+    if raw_n > seats:
         reader.add(
             f"{path}.n",
-            f"needs {raw_n} approvals but only {seats} named user"
-            f"{'s are' if seats != 1 else ' is'} assigned",
+            f"needs {raw_n} approvals but its assignees hold only {seats} seat"
+            f"{'s' if seats != 1 else ''} (a group or role holds one unless assignees.seats "
+            "states more)",
         )
     return Quorum(mode, raw_n)
 
@@ -475,11 +393,12 @@ def _parse_step(
         reader.add(f"{path}.options", "a decision step needs at least 2 distinct options")
     elif kind is not StepKind.DECISION and options:
         reader.add(f"{path}.options", "only decision steps have options")
+    quorum_after_reassign(reader, escalation, quorum, f"{path}.escalation")
     params = data.get("params")
     if params is None:
         params = {}
     elif not isinstance(params, Mapping):
-        reader.add(f"{path}.params", f"expected a mapping, got {_type_name(params)}")
+        reader.add(f"{path}.params", f"expected a mapping, got {type_name(params)}")
         params = {}
     step = StepDefinition(
         key=key or "",
@@ -503,6 +422,17 @@ def _parse_step(
         max_attempts=reader.integer(data, "max_attempts", path, 3, 1) or 3,
         any_rejection_rejects=reader.flag(data, "any_rejection_rejects", path, True),
         allow_auto_approve=allow_auto,
+        reassignable_by=reader.strings(data.get("reassignable_by"), f"{path}.reassignable_by"),
+        expected_outcome=reader.text(data, "expected_outcome", path) or "",
+        estimated_time=reader.text(data, "estimated_time", path) or "",
+        required_permissions=reader.strings(
+            data.get("required_permissions"), f"{path}.required_permissions"
+        ),
+        declared_risk=(
+            reader.choice(data, "declared_risk", path, RiskLevel, None)
+            if data.get("declared_risk") is not None
+            else None
+        ),
     )
     # a step without a usable key cannot take part in graph checks
     if key is None and len(reader.problems) > before:
@@ -510,12 +440,28 @@ def _parse_step(
     return step
 
 
+def quorum_after_reassign(
+    reader: Reader, levels: tuple[EscalationLevel, ...], quorum: Quorum, path: str
+) -> None:
+    """An escalation level that reassigns a step must leave seats enough for its quorum."""
+    if quorum.mode is not QuorumMode.N_OF_M or quorum.n is None:
+        return
+    for i, level in enumerate(levels):
+        seats = level.targets.seat_count
+        if level.action is EscalationActionKind.REASSIGN and seats < quorum.n:
+            reader.add(
+                f"{path}[{i}].targets",
+                f"reassigning to {seats} seat{'s' if seats != 1 else ''} cannot meet the "
+                f"quorum of {quorum.n}",
+            )
+
+
 def _parse_ratio(reader: Reader, data: Mapping[str, Any], path: str, sla: Any) -> float | None:
     value = data.get("deadline_risk_ratio")
     if value is None:
         return DEFAULT_DEADLINE_RISK_RATIO if sla is not None else None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        reader.add(f"{path}.deadline_risk_ratio", f"expected a number, got {_type_name(value)}")
+        reader.add(f"{path}.deadline_risk_ratio", f"expected a number, got {type_name(value)}")
         return None
     if not 0 < value < 1:
         reader.add(f"{path}.deadline_risk_ratio", "must be between 0 and 1 (exclusive)")

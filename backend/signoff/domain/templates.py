@@ -108,6 +108,11 @@ def step_to_dict(step: StepDefinition) -> dict[str, Any]:
         "max_attempts": step.max_attempts,
         "any_rejection_rejects": step.any_rejection_rejects,
         "allow_auto_approve": step.allow_auto_approve,
+        "reassignable_by": list(step.reassignable_by),
+        "expected_outcome": step.expected_outcome,
+        "estimated_time": step.estimated_time,
+        "required_permissions": list(step.required_permissions),
+        "declared_risk": step.declared_risk.value if step.declared_risk else None,
     }
 
 
@@ -122,6 +127,8 @@ def template_to_dict(defn: TemplateDefinition) -> dict[str, Any]:
         "fields": {name: dict(spec) for name, spec in defn.fields.items()},
         "max_revisions": defn.max_revisions,
         "compensate_on_failure": defn.compensate_on_failure,
+        "action_risks": {action: risk.value for action, risk in defn.action_risks.items()},
+        "summary": defn.summary,
         "auto_approval": None
         if policy is None
         else {
@@ -133,7 +140,24 @@ def template_to_dict(defn: TemplateDefinition) -> dict[str, Any]:
     }
 
 
-_PLAN_STEP_KEYS = {"key", "action", "description", "params", "risk", "depends_on", "name"}
+_PLAN_STEP_KEYS = {
+    "key",
+    "action",
+    "description",
+    "params",
+    "risk",
+    "depends_on",
+    "name",
+    "expected_outcome",
+    "estimated_time",
+    "required_permissions",
+}
+# seed 003 spells the plan metadata in camelCase; both spellings are kept
+_PLAN_ALIASES = {
+    "expectedOutcome": "expected_outcome",
+    "estimatedTime": "estimated_time",
+    "requiredPermissions": "required_permissions",
+}
 _PROTOTYPE_FIELDS = (
     "assignees",
     "quorum",
@@ -147,7 +171,20 @@ _PROTOTYPE_FIELDS = (
     "max_attempts",
     "any_rejection_rejects",
     "allow_auto_approve",
+    "reassignable_by",
 )
+
+
+def assess_risk(
+    action: str | None, declared: RiskLevel | None, base: TemplateDefinition
+) -> RiskLevel:
+    """The risk the system assigns a plan step: what the template declares for its action
+    (`action_risks`; an action it does not list is high), raised, never lowered, by the risk
+    the agent declares."""
+    known = base.action_risks.get(action or "", RiskLevel.HIGH)
+    if declared is not None and declared.rank > known.rank:
+        return declared
+    return known
 
 
 def plan_to_template(
@@ -157,12 +194,14 @@ def plan_to_template(
 ) -> TemplateDefinition:
     """Turn an agent-submitted plan into a `plan` template, one approval step per plan step.
 
-    The plan says *what* each step does (action, params, risk, dependencies); `base` says *who*
+    The plan says *what* each step does (action, params, declared risk, dependencies, and the
+    seed's metadata: expected outcome, estimated time, required permissions); `base` says *who*
     reviews and *how fast*: its first step is the prototype whose assignees, quorum, SLA,
     reminders and escalation every plan step inherits, and its item-level settings (fields,
-    revisions, compensation, auto-approval policy) carry over. The result goes through
-    `parse_template`, so a plan gets exactly the validation an author's template gets, with
-    paths such as `steps[1].depends_on[0].step` pointing into the submitted plan.
+    revisions, compensation, auto-approval policy, per-action risks) carry over. Each step's
+    risk is assessed by `assess_risk`; the agent's own figure is kept as `declared_risk`. The
+    result goes through `parse_template`, so a plan gets exactly the validation an author's
+    template gets, with paths such as `steps[1].depends_on[0].step` pointing into the plan.
     """
     reader = Reader()
     data = reader.mapping(plan, "")
@@ -170,6 +209,7 @@ def plan_to_template(
         raise invalid_template(reader.problems)
     reader.unknown_keys(data, {"title", "summary", "steps"}, "")
     title = reader.text(data, "title", "")
+    summary = reader.text(data, "summary", "")
     if not base.steps:  # pragma: no cover - a parsed template always has steps
         raise DomainError(ErrorCode.TEMPLATE_INVALID, "the base template has no steps")
     prototype = step_to_dict(base.steps[0])
@@ -183,8 +223,11 @@ def plan_to_template(
         if step is None:
             steps.append(raw)
             continue
+        step = {_PLAN_ALIASES.get(k, k): v for k, v in step.items()}
         reader.unknown_keys(step, _PLAN_STEP_KEYS, spath)
         action = reader.text(step, "action", spath, required=True)
+        declared = reader.choice(step, "risk", spath, RiskLevel, None) if step.get("risk") else None
+        assessed = assess_risk(action, declared, base)
         merged = {k: prototype[k] for k in _PROTOTYPE_FIELDS}
         merged.update(
             {
@@ -192,16 +235,17 @@ def plan_to_template(
                 "name": step.get("name") or step.get("description") or action or step.get("key"),
                 "kind": StepKind.APPROVAL.value,
                 "description": step.get("description") or "",
-                "risk": step.get("risk") or RiskLevel.MEDIUM.value,
+                "risk": assessed.value,
+                "declared_risk": declared.value if declared else None,
                 "action": action,
                 "params": step.get("params") or {},
                 "depends_on": step.get("depends_on") or [],
+                "expected_outcome": step.get("expected_outcome"),
+                "estimated_time": step.get("estimated_time"),
+                "required_permissions": step.get("required_permissions"),
             }
         )
-        known_risk = merged["risk"] in {r.value for r in RiskLevel}
-        if merged["timeout_action"] == TimeoutAction.APPROVE.value and (
-            not known_risk or RiskLevel(merged["risk"]).is_elevated
-        ):
+        if merged["timeout_action"] == TimeoutAction.APPROVE.value and assessed.is_elevated:
             # an inherited auto-approve timeout must not reach a risky plan step
             merged["timeout_action"] = TimeoutAction.EXPIRE.value
         steps.append(merged)
@@ -209,6 +253,8 @@ def plan_to_template(
     document.update({"kind": TemplateKind.PLAN.value, "steps": steps})
     if title:
         document["name"] = title
+    if summary:
+        document["summary"] = summary
     try:
         defn = parse_template(document, limits)
     except DomainError as exc:

@@ -32,7 +32,11 @@ class TimerKind(StrEnum):
     REMINDER = "reminder"
     DEADLINE_RISK = "deadline_risk"
     ESCALATION = "escalation"
+    HOLD = "hold"
 
+
+DEFAULT_HOLD_TIMEOUT = timedelta(days=1)
+"""How long a step held for a person waits when it has no SLA of its own."""
 
 # at the same instant, nudge before warning, warn before escalating, escalate before timing out
 _KIND_ORDER = {
@@ -40,6 +44,7 @@ _KIND_ORDER = {
     TimerKind.DEADLINE_RISK: 1,
     TimerKind.ESCALATION: 2,
     TimerKind.SLA: 3,
+    TimerKind.HOLD: 4,
 }
 
 
@@ -178,6 +183,11 @@ def plan_timers(
     `after`, and the SLA deadline itself, whose payload names the timeout action.
     """
     return EscalationPlan.from_step(step).timers(activated_at, calendar)
+
+
+def hold_timer(step: StepDefinition, since: datetime, calendar: Clockwork) -> TimerSpec:
+    """The timer of a step held for a person: due after the step's SLA (or a day)."""
+    return TimerSpec(TimerKind.HOLD, calendar.add(since, step.sla or DEFAULT_HOLD_TIMEOUT))
 
 
 def next_priority(current: int, level: EscalationLevel) -> int:

@@ -1,22 +1,29 @@
 """Dry runs: play a template against an input, or replay recent items through a changed draft.
-Nothing here writes."""
+Both run the engine's own progression on records that are never stored. Nothing here writes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
 from signoff.db import items as items_repo
 from signoff.db import templates as template_repo
 from signoff.domain.actors import Actor
-from signoff.domain.calendar import WALL_CLOCK
-from signoff.domain.errors import DomainError, ErrorCode
-from signoff.domain.simulation import Difference, SimulationResult, compare, simulate
+from signoff.domain.errors import DomainError, ErrorCode, forbidden
+from signoff.domain.records import Step
+from signoff.domain.simulation import Decided, Difference, SimulationResult, compare, simulate
 from signoff.domain.states import StepState
 from signoff.domain.templates import TemplateDefinition, parse_template
 from signoff.services.context import ServiceContext
 from signoff.services.templates import definition_of, template_limits
+from signoff.services.timer_arming import tenant_calendar
+
+
+def _require_template_admin(actor: Actor, ctx: ServiceContext, what: str) -> None:
+    if not actor.principal.has_any_role(ctx.settings.admin_roles):
+        raise forbidden(f"{what} needs the template-admin permission (an admin role)")
 
 
 async def resolve_definition(
@@ -27,13 +34,15 @@ async def resolve_definition(
     version: int | None,
     document: dict[str, Any] | None,
 ) -> TemplateDefinition:
-    """A draft document given inline, or a published version by key."""
+    """A draft document given inline (anyone may try their own), or a published version by
+    key (template admins only: a published template is the tenant's, not the caller's)."""
     if document is not None:
         return parse_template(document, template_limits(ctx.settings))
     if not key:
         raise DomainError(
             ErrorCode.INVALID_INPUT, "give a template key or a definition", "templateKey"
         )
+    _require_template_admin(actor, ctx, "simulating a published template")
     row = await template_repo.find_published(actor.tenant_id, key, version)
     if row is None:
         raise DomainError(
@@ -49,16 +58,17 @@ async def simulate_template(
     payload: dict[str, Any],
     decisions: dict[str, str] | None = None,
 ) -> SimulationResult:
-    """What would happen if `actor` submitted `payload` now: steps, assignees, deadlines,
-    escalations, notifications and the rules that would fail."""
+    """What would happen if `actor` submitted `payload` now: steps, assignees, deadlines (by the
+    tenant's calendar), escalations, notifications and the rules that would fail."""
     return simulate(
         defn,
         payload,
         now=ctx.clock.now(),
-        calendar=WALL_CLOCK,
+        calendar=await tenant_calendar(actor.tenant_id),
         requester=actor.user_id,
         decisions=decisions,
         max_payload_bytes=ctx.settings.max_payload_bytes,
+        override_roles=frozenset(ctx.settings.override_roles),
     )
 
 
@@ -71,12 +81,29 @@ class ReplayedItem:
     differences: list[Difference]
 
 
-_DECIDED = {
+_VERDICT = {
     StepState.APPROVED: "approve",
+    StepState.RUNNING: "approve",
     StepState.COMPLETED: "approve",
+    StepState.FAILED: "approve",
+    StepState.COMPENSATED: "approve",
     StepState.REJECTED: "reject",
-    StepState.EXPIRED: "timeout",
 }
+
+
+def real_decisions(steps: list[Step]) -> dict[str, Decided]:
+    """How each step of a real item was decided, and how long after it opened (wall-clock
+    time), so that a replay shows the deadlines it met or breached. A step nobody decided
+    (expired, still open) is left to its timers."""
+    decided: dict[str, Decided] = {}
+    for step in steps:
+        verdict = _VERDICT.get(step.state)
+        if verdict is None or step.activated_at is None or step.decided_at is None:
+            decided[step.key] = Decided("timeout")
+            continue
+        delay = max(step.decided_at - step.activated_at, timedelta(0))
+        decided[step.key] = Decided(step.decision_value or verdict, delay, counted=False)
+    return decided
 
 
 async def replay_recent(
@@ -87,26 +114,27 @@ async def replay_recent(
     last: int,
 ) -> list[ReplayedItem]:
     """Replay the last `last` items of template `key` through `draft` and report what would
-    have differed (assignees, deadlines and breaches, outcomes)."""
+    have differed (assignees, deadlines and breaches, outcomes). Template admins only: it
+    reads every item of the template."""
+    _require_template_admin(actor, ctx, "replaying a template's items")
+    calendar = await tenant_calendar(actor.tenant_id)
     items = await items_repo.recent_items_of_template(actor.tenant_id, key, max(1, min(last, 200)))
     replayed = []
     for item in items:
-        template_row = await template_repo.get(actor.tenant_id, item.template_id)
-        assert template_row is not None
-        before_defn = definition_of(template_row, ctx.settings)
+        version = await template_repo.get(actor.tenant_id, item.template_id)
+        assert version is not None
         steps = await items_repo.steps_of(actor.tenant_id, item.id)
-        decisions = {}
-        for step in steps:
-            verdict = _DECIDED.get(step.state)
-            if verdict is not None:
-                decisions[step.key] = step.decision_value or verdict
+        decisions = real_decisions(steps)
         kwargs: dict[str, Any] = {
             "now": item.created_at,
-            "calendar": WALL_CLOCK,
+            "calendar": calendar,
             "requester": item.requester_id,
             "max_payload_bytes": ctx.settings.max_payload_bytes,
+            "override_roles": frozenset(ctx.settings.override_roles),
         }
-        before = simulate(before_defn, item.payload, decisions=decisions, **kwargs)
+        before = simulate(
+            definition_of(version, ctx.settings), item.payload, decisions=decisions, **kwargs
+        )
         after = simulate(
             draft,
             item.payload,

@@ -1,19 +1,20 @@
-"""Arming and disarming a step's timers, inside the transaction that changes the step.
+"""Writing a change's timers, inside the transaction that changes the steps.
 
-A step's time rules are frozen onto it (`escalation_plan`) the first time it activates, so a
-later template edit never changes a running escalation. Each arming gets a fresh token: a job
-carrying an older token finds nothing to do.
+The progression says, per step, which timers to void, which to arm again at the same times,
+and which to arm new (`TimerChange`); each arming gets a fresh token, so a job carrying an older
+token finds nothing to do. Timers are handed to the job queue only after commit.
 """
 
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from collections.abc import Mapping, Sequence
 
 from signoff.db import timers as timer_repo
 from signoff.domain.calendar import WALL_CLOCK, Clockwork
 from signoff.domain.records import Step, Timer
-from signoff.domain.timers import EscalationPlan, TimerKind, TimerSpec
+from signoff.domain.snapshot import TimerChange
+from signoff.domain.timers import TimerSpec
 from signoff.services.uow import UnitOfWork
 
 
@@ -23,41 +24,27 @@ async def tenant_calendar(tenant_id: str) -> Clockwork:
     return WALL_CLOCK if calendar is None else calendar
 
 
-async def arm_step_timers(
-    uow: UnitOfWork, step: Step, plan_source: EscalationPlan
-) -> tuple[EscalationPlan, datetime | None]:
-    """Arm the step's timers from now and schedule them after commit. Returns the plan to
-    freeze onto the step (its own when it has one, else `plan_source`) and its SLA deadline."""
-    now = uow.ctx.clock.now()
-    plan = step.escalation_plan or plan_source
-    calendar = await tenant_calendar(step.tenant_id)
-    specs = plan.timers(now, calendar)
-    armed = await timer_repo.insert_timers(
-        step, [(spec, secrets.token_hex(8)) for spec in specs], now
-    )
-    schedule_after_commit(uow, armed)
-    return plan, next((s.due_at for s in specs if s.kind == TimerKind.SLA), None)
-
-
-async def disarm_step_timers(uow: UnitOfWork, step: Step) -> list[Timer]:
-    """Cancel a step's armed timers (it was decided, cancelled, or left review)."""
-    return await timer_repo.cancel_for_step(step.id)
-
-
-async def rearm_remaining(uow: UnitOfWork, step: Step) -> None:
-    """Void the tokens of a step's pending timers and arm them again at the same times
-    (after a reassignment: jobs scheduled before it must not act)."""
-    cancelled = await timer_repo.cancel_for_step(step.id)
-    now = uow.ctx.clock.now()
-    armed = await timer_repo.insert_timers(
-        step,
-        [
-            (TimerSpec(t.kind, t.due_at, t.level, dict(t.payload)), secrets.token_hex(8))
-            for t in cancelled
-        ],
-        now,
-    )
-    schedule_after_commit(uow, armed)
+async def apply_timer_changes(
+    uow: UnitOfWork, steps: Mapping[str, Step], changes: Sequence[TimerChange]
+) -> None:
+    """Void, re-arm and arm the steps' timers as `changes` say (two statements at most), and
+    schedule what was armed after commit."""
+    if not changes:
+        return
+    voided = [steps[c.step].id for c in changes if c.cancel or c.keep]
+    cancelled = await timer_repo.cancel_for_steps(voided)
+    kept = {steps[c.step].id: steps[c.step] for c in changes if c.keep and not c.cancel}
+    armed = [(steps[c.step], spec, secrets.token_hex(8)) for c in changes for spec in c.arm]
+    armed += [
+        (
+            kept[t.step_id],
+            TimerSpec(t.kind, t.due_at, t.level, dict(t.payload)),
+            secrets.token_hex(8),
+        )
+        for t in cancelled
+        if t.step_id in kept
+    ]
+    schedule_after_commit(uow, await timer_repo.insert_timers(armed, uow.ctx.clock.now()))
 
 
 def schedule_after_commit(uow: UnitOfWork, timers: list[Timer]) -> None:

@@ -8,30 +8,20 @@ flushed Redis, a race); the row lock, its token and the step's state make only o
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 from uuid import UUID
 
 from signoff.db import timers as timer_repo
 from signoff.domain.actors import Actor
 from signoff.domain.calendar import BusinessCalendar
 from signoff.domain.errors import forbidden
-from signoff.domain.records import OverdueStep, Step, StepAssignees, Timer, TimerStatus
-from signoff.domain.states import StepAction, StepState
-from signoff.domain.template_model import Assignees
-from signoff.domain.timers import TimerKind
+from signoff.domain.events import TimerFired
+from signoff.domain.progression import progress
+from signoff.domain.records import OverdueStep, Timer, TimerStatus
 from signoff.services.context import ServiceContext
-from signoff.services.engine import (
-    ItemView,
-    advance,
-    record_system_decision,
-    save_item,
-    transition_step,
-)
-from signoff.services.items import load_view
-from signoff.services.uow import UnitOfWork, unit_of_work
+from signoff.services.engine import apply, lock_view
+from signoff.services.uow import unit_of_work
 
 log = logging.getLogger("signoff.timers")
 
@@ -45,7 +35,8 @@ class FireResult:
 
 
 async def fire_timer(ctx: ServiceContext, timer_id: UUID, token: str) -> FireResult:
-    """Act on one due timer if it is still armed with `token` and its step still in review."""
+    """Act on one due timer if it is still armed with `token`: the progression decides what it
+    does (nothing, when its step left the state it was armed for: the timer is then void)."""
     probe = await timer_repo.get(timer_id)
     if probe is None:
         return FireResult("missing", str(timer_id))
@@ -59,112 +50,16 @@ async def fire_timer(ctx: ServiceContext, timer_id: UUID, token: str) -> FireRes
         now = ctx.clock.now()
         if timer.due_at > now:
             return FireResult("early", str(timer_id))
-        view = await load_view(actor, ctx, timer.item_id, lock=True)
+        view, context = await lock_view(actor, ctx, item_id=timer.item_id)
         step = view.step(timer.step_id)
-        if step.state != StepState.ACTIVE:
+        event = TimerFired(step.key, timer.kind, timer.due_at, timer.level, str(timer.id))
+        result = progress(view.snapshot, view.definition, event, context)
+        if not result.entries:
             await timer_repo.mark(timer_id, "cancelled", None)
             return FireResult("step_not_active", str(timer_id))
         await timer_repo.mark(timer_id, "fired", now)
-        await _act(uow, view, step, timer)
-        await advance(uow, view)
+        await apply(uow, view, result)
         return FireResult("fired", str(timer_id))
-
-
-async def _act(uow: UnitOfWork, view: ItemView, step: Step, timer: Timer) -> None:
-    kind = timer.kind
-    payload = timer.payload
-    lateness = (uow.ctx.clock.now() - timer.due_at).total_seconds()
-    base = {
-        "step": step.key,
-        "timer": str(timer.id),
-        "due_at": timer.due_at.isoformat(),
-        "lateness_seconds": lateness,
-    }
-    if kind == TimerKind.REMINDER:
-        uow.record(
-            "timer.reminder",
-            item_id=view.id,
-            step_id=step.id,
-            data={**base, "assignees": step.assignees.to_dict()},
-        )
-    elif kind == TimerKind.DEADLINE_RISK:
-        uow.record(
-            "timer.deadline_risk",
-            item_id=view.id,
-            step_id=step.id,
-            data={**base, "due": step.due_at.isoformat() if step.due_at else None},
-        )
-    elif kind == TimerKind.ESCALATION:
-        await _escalate(uow, view, step, payload, level=timer.level, data=base)
-    else:
-        await _time_out(uow, view, step, payload["action"], base)
-
-
-async def _escalate(
-    uow: UnitOfWork,
-    view: ItemView,
-    step: Step,
-    payload: Mapping[str, Any],
-    *,
-    level: int | None,
-    data: dict[str, Any],
-) -> None:
-    action = payload.get("action", "notify")
-    targets = Assignees.from_dict(payload.get("targets") or {})
-    assignees = step.assignees
-    if action == "add_assignees":
-        assignees = assignees.merged(targets)
-    elif action == "reassign":
-        assignees = StepAssignees.of(targets)
-    priority = view.item.priority
-    if payload.get("priority") is not None:
-        priority = max(priority, int(payload["priority"]))
-    elif action == "raise_priority":
-        priority += 1
-    await transition_step(
-        uow,
-        view,
-        step,
-        StepAction.ESCALATE,
-        changes={"assignees": assignees, "escalation_level": level or step.escalation_level + 1},
-        data={
-            **data,
-            "by": "timer",
-            "level": level,
-            "action": action,
-            "targets": targets.to_dict(),
-            "before": step.assignees.to_dict() if assignees != step.assignees else None,
-        },
-    )
-    if priority != view.item.priority:
-        await save_item(uow, view, priority=priority)
-
-
-async def _time_out(
-    uow: UnitOfWork, view: ItemView, step: Step, action: str, data: dict[str, Any]
-) -> None:
-    """The end of the chain: the step's timeout action."""
-    if action == "expire":
-        await transition_step(uow, view, step, StepAction.EXPIRE, data={**data, "by": "sla"})
-    elif action == "reject":
-        await transition_step(
-            uow, view, step, StepAction.REJECT, reason="SLA breached", data={**data, "by": "sla"}
-        )
-    elif action == "approve":
-        # Only templates that explicitly allow it reach here (checked when the template is saved).
-        await record_system_decision(uow, view, step, "timeout auto-approval")
-        await transition_step(uow, view, step, StepAction.APPROVE, data={**data, "by": "sla"})
-    else:
-        override_roles = sorted(uow.ctx.settings.override_roles)
-        assignees = step.assignees.merged(Assignees(roles=tuple(override_roles)))
-        await transition_step(
-            uow,
-            view,
-            step,
-            StepAction.ESCALATE,
-            changes={"assignees": assignees},
-            data={**data, "by": "sla", "to_roles": override_roles},
-        )
 
 
 async def sweep(ctx: ServiceContext, horizon: timedelta, batch: int = 5000) -> int:

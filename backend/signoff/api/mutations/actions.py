@@ -12,6 +12,7 @@ from signoff.api import ids
 from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.mutations.common import ItemPayload, item_payload
 from signoff.domain.errors import invalid
+from signoff.domain.snapshot import HoldOption
 from signoff.services import actions, overrides
 from signoff.services.actions import Guards
 from signoff.services.engine import ItemView
@@ -91,8 +92,16 @@ class StepReasonInput:
 @strawberry.input(description="Choose what happens to a step held by an `ask_user` dependency.")
 class ResolveHeldStepInput:
     step_id: strawberry.ID = strawberry.field(description="Global id of the held step.")
-    skip: bool = strawberry.field(description="Skip it (true) or keep it waiting (false).")
+    option: HoldOption = strawberry.field(
+        description="Retry the failed upstream steps, skip this step, provide the value by "
+        "hand, or cancel the item."
+    )
     reason: str = strawberry.field(description="Why.")
+    value: JSON | None = strawberry.field(
+        default=None,
+        description="With PROVIDE: the value the upstream steps would have provided (an "
+        "object, merged into the step's params).",
+    )
     guards: GuardsInput | None = strawberry.field(default=None, description="Guards.")
 
 
@@ -262,7 +271,9 @@ class ActionMutations:
             )
         )
 
-    @strawberry.mutation(description="Skip (or keep waiting) a step held by an ask_user rule.")
+    @strawberry.mutation(
+        description="Decide a step held by an ask_user dependency (the requester or an admin)."
+    )
     async def resolve_held_step(
         self,
         info: Info[SignoffContext, Any],
@@ -271,11 +282,23 @@ class ActionMutations:
         ],
     ) -> ItemPayload:
         actor, ctx = actor_of(info), services_of(info)
-        return await item_payload(
-            lambda: actions.resolve_held_step(
-                actor, ctx, _step(input.step_id), input.skip, input.reason, _guards(input.guards)
+
+        async def call() -> ItemView:
+            if input.value is not None and not isinstance(input.value, dict):
+                raise invalid("value must be an object", "value")
+            return await actions.resolve_held_step(
+                actor,
+                ctx,
+                actions.ResolveHeldInput(
+                    step_id=_step(input.step_id),
+                    option=input.option,
+                    reason=input.reason,
+                    value=input.value,
+                    guards=_guards(input.guards),
+                ),
             )
-        )
+
+        return await item_payload(call)
 
     @strawberry.mutation(
         description="Override a step: needs an override role and a strong justification; on a "
