@@ -27,6 +27,7 @@ from signoff.domain.errors import DomainError, ErrorCode, invalid
 from signoff.domain.evidence import EvidenceSource
 from signoff.domain.records import Decision
 from signoff.domain.states import ItemState
+from signoff.services import engine
 from signoff.services import evidence as evidence_services
 from signoff.services import items as item_services
 from signoff.services.context import ServiceContext
@@ -219,7 +220,7 @@ async def _open(
                 return await item_services.get_item(actor, ctx, UUID(replay["item_id"]))
             if reviewed is not None:
                 # Checked again under the item's lock: it may have changed since it was read.
-                locked = await item_services.load_view(actor, ctx, reviewed.id, lock=True)
+                locked, _context = await engine.lock_view(actor, ctx, item_id=reviewed.id)
                 _check_reopenable(locked, expected_version)
             view = await item_services.submit_item(
                 actor,
@@ -282,7 +283,7 @@ async def _open(
 
 
 def _check_reopenable(view: ItemView, expected_version: int | None) -> None:
-    item_services.check_version(view, expected_version)
+    engine.check_version(view, expected_version)
     if view.state not in DECIDED:
         raise DomainError(
             ErrorCode.ILLEGAL_TRANSITION,
