@@ -68,9 +68,14 @@ async def test_pgbench_transaction_writes_a_decision(
             )
             state = await conn.fetchval("SELECT state FROM step WHERE id = $1::uuid", step_id)
             event = await conn.fetchrow(
-                "SELECT action, seq FROM audit_event WHERE step_id = $1::uuid "
+                "SELECT action, seq, prev_hash FROM audit_event WHERE step_id = $1::uuid "
                 "AND actor_id LIKE 'pgbench-%'",
                 step_id,
+            )
+            before = await conn.fetchrow(
+                "SELECT seq, hash FROM audit_event WHERE tenant_id = $1 AND seq = $2 - 1",
+                tenant,
+                event["seq"] if event else 0,
             )
         finally:
             await transaction.rollback()
@@ -78,7 +83,8 @@ async def test_pgbench_transaction_writes_a_decision(
         assert decision["actor_id"].startswith("pgbench-")
         assert state == "approved"
         assert event is not None and event["action"] == "step.approved"
-        assert event["seq"] >= 1_000_000_000_000
+        # numbered and linked after the tenant's last event, as signoff's own appends are
+        assert before is not None and event["prev_hash"] == before["hash"]
         left = await conn.fetchval("SELECT to_regclass('bench_decision_target') IS NOT NULL")
         assert left is False  # nothing of the benchmark stays in the test database
     finally:

@@ -48,9 +48,12 @@ APPROVE = """mutation Approve($input: DecideStepInput!) {
 }"""
 
 # The minimal decision transaction on the real tables: lock the item, insert the decision,
-# update the step, insert the audit event, notify. Targets cycle through a table of existing
-# steps; the actor id is unique per transaction so the one-vote-per-person index never
-# refuses, and event numbers come from a sequence far above the tenants' own numbers.
+# update the step, insert the audit event and notify — the last two through `audit_append`,
+# the one statement signoff itself numbers, chains and announces events with (so one tenant's
+# pgbench transactions take turns at its chain head exactly as approvals do). Targets cycle
+# through a table of existing steps; the actor id is unique per transaction so the
+# one-vote-per-person index never refuses. The event's content digest is a digest of its
+# actor, not of its canonical content: these events live in pgbench's own tenants.
 PGBENCH_SCRIPT = """\
 SELECT s.k, t.tenant_id, t.item_id, t.step_id
   FROM (SELECT nextval('bench_decision_seq') AS k) s
@@ -62,12 +65,11 @@ INSERT INTO decision (tenant_id, item_id, step_id, revision, actor_id, outcome, 
   VALUES (:tenant_id, :item_id, :step_id, 1, 'pgbench-' || :k, 'approve', now());
 UPDATE step SET state = 'approved', decided_at = now(), version = version + 1,
   updated_at = now() WHERE id = :step_id;
-INSERT INTO audit_event (tenant_id, seq, item_id, step_id, action, actor_id, data,
-  occurred_at, prev_hash, hash, content_digest)
-  VALUES (:tenant_id, nextval('bench_event_seq'), :item_id, :step_id, 'step.approved',
-    'pgbench-' || :k, '{"outcome": "approve"}', now(), '', md5(:k::text),
-    md5(:k::text) || md5(:k::text));
-SELECT pg_notify('signoff_events', '{"tenant": "' || :tenant_id || '", "seq": ' || :k || '}');
+SELECT first_seq FROM audit_append(:tenant_id, 'signoff_events',
+  ARRAY[:item_id::uuid], ARRAY[:step_id::uuid], ARRAY['step.approved'],
+  ARRAY['pgbench-' || :k], '{NULL}', '{NULL}', '{NULL}', '{NULL}', '{NULL}',
+  ARRAY['{"outcome": "approve"}'::jsonb], ARRAY[now()],
+  ARRAY[encode(sha256(convert_to('pgbench-' || :k, 'UTF8')), 'hex')]);
 END;
 """
 
@@ -76,7 +78,6 @@ CREATE TABLE IF NOT EXISTS bench_decision_target (
     n integer PRIMARY KEY, tenant_id text NOT NULL, item_id uuid NOT NULL, step_id uuid NOT NULL
 );
 CREATE SEQUENCE IF NOT EXISTS bench_decision_seq;
-CREATE SEQUENCE IF NOT EXISTS bench_event_seq START 1000000000000;
 """
 
 
