@@ -6,12 +6,15 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import redis.asyncio as aioredis
 from litestar import Litestar, Response, get
+from litestar.background_tasks import BackgroundTasks
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.types import Dependencies
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.litestar import make_graphql_controller
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -64,6 +67,11 @@ async def readyz(state: State) -> Response[dict[str, Any]]:
     return Response({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
 
+async def sub_response() -> Response[Any]:
+    """The response a GraphQL resolver may add headers or a status to (one per request)."""
+    return Response({}, background=BackgroundTasks([]))
+
+
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Litestar:
     """Build the API application for `settings` (default: from the environment)."""
     settings = settings or get_settings()
@@ -95,6 +103,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     )
 
     class GraphQLController(base):  # type: ignore[valid-type,misc]
+        # strawberry provides the sub-response with a sync function run in a worker thread:
+        # a thread hop on every request. The same response, built on the event loop.
+        dependencies: ClassVar[Dependencies] = {
+            **base.dependencies,
+            "response": Provide(sub_response),
+        }
+
         async def on_ws_connect(self, context: Any) -> UnsetType | dict[str, object] | None:
             """Authenticate the websocket once, from the `connection_init` payload."""
             try:

@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from signoff.domain.records import TemplateVersion
 from signoff.settings import Settings, get_settings
@@ -54,6 +55,19 @@ def cmd_migrate(args: argparse.Namespace) -> None:
     print(asyncio.run(_migrate(settings)).strip() or "migrations applied")
 
 
+def server_options(settings: Settings, port: int) -> dict[str, Any]:
+    """uvicorn's options: uvloop and httptools (`uvicorn[standard]`), the access log only when
+    `SIGNOFF_ACCESS_LOG` asks for it, the server's messages at `SIGNOFF_LOG_LEVEL`."""
+    return {
+        "host": settings.host,
+        "port": port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "access_log": settings.access_log,
+        "log_level": settings.log_level.lower(),
+    }
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
@@ -61,7 +75,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     settings = _settings()
     _require_services(settings)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(create_app(settings), **server_options(settings, settings.port))
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
@@ -106,7 +120,7 @@ async def _dev(settings: Settings, port: int) -> None:
 
     print((await _migrate(settings)).strip())
     app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=port, log_level="info"))
+    server = uvicorn.Server(uvicorn.Config(app, **server_options(settings, port)))
     worker = build_worker(settings, handle_signals=False)
 
     async def seed_when_started() -> None:

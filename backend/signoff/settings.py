@@ -107,7 +107,14 @@ class Settings:
         10.0, "Seconds a websocket client has to send `connection_init`."
     )
     ws_max_subscriptions: int = _setting(20, "Most concurrent subscriptions per websocket.")
-    log_level: str = _setting("INFO", "Log level of the `signoff` loggers.")
+    log_level: str = _setting(
+        "INFO", "Log level of the `signoff` loggers and of the HTTP server's own messages."
+    )
+    access_log: bool = _setting(
+        False,
+        "Log one line per HTTP request (the server's access log). Off by default: it costs a "
+        "few percent of CPU per request; a load balancer's log usually serves instead.",
+    )
     notify_channels: str = _setting(
         "",
         "Notification channels to enable, as a JSON object `{channel: {field: value}}` or "

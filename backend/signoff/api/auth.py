@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 
 import jwt
 
@@ -13,9 +14,24 @@ from signoff.settings import Settings
 
 
 class TokenVerifier:
-    """Checks signature, `exp`, `nbf`, `iss` and `aud`; the algorithm comes from configuration."""
+    """Checks signature, `exp`, `nbf`, `iss` and `aud`; the algorithm comes from configuration.
 
-    def __init__(self, settings: Settings) -> None:
+    A token that verified is remembered with its expiry (at most `cache_size` tokens, least
+    recently used dropped first), so a client's next requests skip the signature check; a
+    remembered token is refused from the same instant a full check would refuse it
+    (`exp + leeway`, PyJWT's rule), read from `clock` (seconds since the epoch).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        cache_size: int = 4096,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._cache_size = cache_size
+        self._clock = clock
         self._algorithms = list(settings.jwt_algorithms)
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
@@ -29,6 +45,26 @@ class TokenVerifier:
         """The principal a valid token names; UNAUTHENTICATED with the reason otherwise."""
         if not token:
             raise _unauthenticated("missing bearer token")
+        remembered = self._cache.get(token)
+        if remembered is not None:
+            principal, expires = remembered
+            if self._clock() < expires:
+                self._cache.move_to_end(token)
+                return principal
+            del self._cache[token]
+            raise _unauthenticated("token expired")
+        principal, expires = self._check(token)
+        self._cache[token] = (principal, expires)
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return principal
+
+    @property
+    def cached_tokens(self) -> int:
+        """How many verified tokens are remembered."""
+        return len(self._cache)
+
+    def _check(self, token: str) -> tuple[Principal, float]:
         try:
             claims = jwt.decode(
                 token,
@@ -56,13 +92,15 @@ class TokenVerifier:
         tenant = claims.get("tenant")
         if not isinstance(tenant, str) or not tenant:
             raise _unauthenticated("token lacks the 'tenant' claim")
-        return Principal(
+        principal = Principal(
             user_id=str(claims["sub"]),
             tenant_id=tenant,
             roles=frozenset(_strings(claims.get("roles"))),
             groups=frozenset(_strings(claims.get("groups"))),
             environment=str(claims.get("env", "production")),
         )
+        # PyJWT refuses a token once `exp <= now - leeway`.
+        return principal, float(int(claims["exp"]) + self._leeway)
 
 
 def _strings(value: object) -> list[str]:

@@ -13,7 +13,6 @@ from typing import Any
 from uuid import UUID
 
 from signoff.db import items as items_repo
-from signoff.db import templates as template_repo
 from signoff.domain.actors import Actor
 from signoff.domain.calendar import WALL_CLOCK, Clockwork
 from signoff.domain.errors import DomainError, ErrorCode, not_found
@@ -23,7 +22,7 @@ from signoff.domain.records import Item, Step
 from signoff.domain.states import ItemState
 from signoff.domain.templates import TemplateDefinition, parse_template
 from signoff.services.context import ServiceContext
-from signoff.services.templates import definition_of, template_limits
+from signoff.services.templates import stored_definition, template_limits
 from signoff.services.timer_arming import apply_timer_changes
 from signoff.services.uow import UnitOfWork, remember_result, replayed_result, unit_of_work
 
@@ -79,9 +78,7 @@ async def item_definition(item: Item, ctx: ServiceContext) -> TemplateDefinition
     """The definition an item runs: its plan's, or its template version's."""
     if item.plan is not None:
         return parse_template(item.plan, template_limits(ctx.settings))
-    row = await template_repo.get(item.tenant_id, item.template_id)
-    assert row is not None
-    return definition_of(row, ctx.settings)
+    return await stored_definition(item.tenant_id, item.template_id, ctx.settings)
 
 
 async def load_view(actor: Actor, ctx: ServiceContext, item_id: UUID) -> ItemView:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,66 @@ def template_limits(settings: Settings) -> TemplateLimits:
     )
 
 
+class DefinitionCache:
+    """Parsed definitions of template versions that never change again (published or retired),
+    by tenant, version id and limits; the least recently used go first past `size`. The
+    definitions are shared: frozen, and never to be modified by a caller."""
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple[str, UUID, TemplateLimits], TemplateDefinition] = (
+            OrderedDict()
+        )
+        self.parses = 0
+        """How many definitions were parsed (misses), for tests and diagnostics."""
+
+    def get(self, key: tuple[str, UUID, TemplateLimits]) -> TemplateDefinition | None:
+        """The cached definition of `key`, or None."""
+        found = self._entries.get(key)
+        if found is not None:
+            self._entries.move_to_end(key)
+        return found
+
+    def parse(self, row: TemplateVersion, limits: TemplateLimits) -> TemplateDefinition:
+        """Parse `row`'s definition, keeping it when the version can no longer change."""
+        self.parses += 1
+        definition = parse_template(row.definition, limits)
+        if row.status != TemplateStatus.DRAFT:
+            self._entries[(row.tenant_id, row.id, limits)] = definition
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return definition
+
+    def clear(self) -> None:
+        """Forget every definition."""
+        self._entries.clear()
+
+
+DEFINITIONS = DefinitionCache()
+
+
 def definition_of(row: TemplateVersion, settings: Settings) -> TemplateDefinition:
-    """The parsed definition of a stored template version."""
-    return parse_template(row.definition, template_limits(settings))
+    """The parsed definition of a stored template version (parsed once per published version
+    and limits, then cached)."""
+    limits = template_limits(settings)
+    if row.status == TemplateStatus.DRAFT:
+        return DEFINITIONS.parse(row, limits)
+    cached = DEFINITIONS.get((row.tenant_id, row.id, limits))
+    return cached if cached is not None else DEFINITIONS.parse(row, limits)
+
+
+async def stored_definition(
+    tenant_id: str, template_id: UUID, settings: Settings
+) -> TemplateDefinition:
+    """The parsed definition of a template version by id, without reading it again once it is
+    cached; NOT_FOUND when the tenant has no such version."""
+    cached = DEFINITIONS.get((tenant_id, template_id, template_limits(settings)))
+    if cached is not None:
+        return cached
+    row = await template_repo.get(tenant_id, template_id)
+    if row is None:
+        raise not_found("template", template_id)
+    return definition_of(row, settings)
 
 
 def _require_admin(actor: Actor, ctx: ServiceContext) -> None:
