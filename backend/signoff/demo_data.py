@@ -17,7 +17,7 @@ USERS: dict[str, tuple[list[str], list[str]]] = {
     # user: (roles, groups)
     "alice": (["requester"], ["engineering"]),
     "bob": (["change-approver"], ["change-managers"]),
-    "carol": (["change-approver", "legal"], ["legal"]),
+    "carol": (["change-approver", "legal", "incident-reviewer"], ["legal"]),
     "dave": (["executive"], ["executives"]),
     "admin": (["admin"], []),
 }

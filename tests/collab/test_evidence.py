@@ -3,6 +3,7 @@ with the hash, tampering refused on read, nothing half-written after a failed up
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import tracemalloc
 from collections.abc import AsyncIterator
@@ -284,3 +285,35 @@ async def test_upload_and_download_stream_in_bounded_memory(esvc, store, tenant,
         tracemalloc.stop()
     assert received == size
     assert peak < 4 * 1024 * 1024, f"peak {peak} bytes for a {size}-byte file"
+
+
+async def test_concurrent_puts_to_one_url_attach_exactly_one_file(
+    esvc, store, tenant, demo_templates
+):
+    view = await submit(esvc, tenant, "change-approval", "Deploy")
+    data = b"q" * 300_000
+    ticket = await evidence_services.request_upload(
+        actor(tenant, "dave"),
+        esvc,
+        Request(file_name="a.txt", content_type="text/plain", size=len(data), item_id=view.id),
+    )
+    results = await asyncio.gather(
+        *[
+            evidence_services.receive_upload(esvc, ticket.token, "text/plain", chunks_of(data))
+            for _ in range(4)
+        ],
+        return_exceptions=True,
+    )
+    winners = [r for r in results if not isinstance(r, BaseException)]
+    losers = [r for r in results if isinstance(r, BaseException)]
+    assert len(winners) == 1
+    assert all(
+        isinstance(e, DomainError) and e.code in (ErrorCode.UPLOAD_IN_PROGRESS, ErrorCode.NOT_FOUND)
+        for e in losers
+    ), losers
+    assert store.keys() == [winners[0].storage_key]
+    assert store.incomplete_uploads() == []
+    assert [e.id for e in await evidence_repo.evidence_of_item(tenant, view.id, None)] == [
+        winners[0].id
+    ]
+    assert await read_all(esvc, tenant, winners[0].id) == data
