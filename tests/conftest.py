@@ -8,9 +8,11 @@ under `.signoff/test` so that the test command needs nothing installed by hand.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -19,7 +21,9 @@ import asyncpg
 import httpx
 import pytest
 import redis.asyncio as aioredis
+import uvicorn
 
+from signoff import outbound
 from signoff.api.auth import mint_token
 from signoff.app import create_app
 from signoff.db.engine import close_pool, configure_engine, start_pool
@@ -105,7 +109,15 @@ def settings(
         cors_origins=("http://inbox.example",),
         override_min_justification=20,
         evidence_local_dir=str(tmp_path_factory.mktemp("evidence")),
+        # the loopback receivers of the notification tests, allow-listed explicitly
+        outbound_allow=("127.0.0.1/32",),
     )
+
+
+@pytest.fixture(autouse=True)
+def outbound_policy(settings: Settings) -> None:
+    """Outbound requests follow the test deployment's allow-list."""
+    outbound.configure(settings)
 
 
 @pytest.fixture
@@ -137,23 +149,69 @@ async def demo_templates(tenant: str, services: ServiceContext) -> list[dict[str
     return await load_templates(actor(tenant, "admin", "admin"), services, DEMO_TEMPLATES)
 
 
-@pytest.fixture
-async def app(settings: Settings, clock: ManualClock) -> AsyncIterator[Any]:
-    """The API application, started (its lifespan entered) on the test loop."""
-    application = create_app(settings, clock=clock)
+@asynccontextmanager
+async def running_app(application: Any) -> AsyncIterator[Any]:
+    """`application` with its lifespan entered on the test loop (in a task of its own: anyio
+    refuses to leave a lifespan from another task)."""
     started, stop = asyncio.Event(), asyncio.Event()
 
     async def run() -> None:
-        # The lifespan runs in one task of its own: anyio refuses to leave it from another.
         async with application.lifespan():
             started.set()
             await stop.wait()
 
     task = asyncio.create_task(run())
     await asyncio.wait_for(started.wait(), 10)
-    yield application
-    stop.set()
-    await task
+    try:
+        yield application
+    finally:
+        stop.set()
+        await task
+
+
+@pytest.fixture
+async def app(settings: Settings, clock: ManualClock) -> AsyncIterator[Any]:
+    """The API application, started (its lifespan entered) on the test loop."""
+    async with running_app(create_app(settings, clock=clock)) as application:
+        yield application
+
+
+@asynccontextmanager
+async def served(application: Any) -> AsyncIterator[str]:
+    """`application` (lifespan already entered) served by uvicorn on a loopback port of its
+    own, on the test loop; yields its `host:port`."""
+    server = uvicorn.Server(
+        uvicorn.Config(application, host="127.0.0.1", port=0, lifespan="off", log_level="warning")
+    )
+    task = asyncio.create_task(server.serve())
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while not server.started:
+        if task.done():
+            task.result()  # surface a startup failure instead of timing out
+        assert loop.time() < deadline, "uvicorn did not start"
+        await asyncio.sleep(0.01)
+    try:
+        yield f"127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+@pytest.fixture
+def app_client(settings: Settings, clock: ManualClock) -> Any:
+    """`async with app_client(**setting_changes) as http:` an HTTP client of a separately built
+    application whose settings differ from the test deployment's."""
+
+    @asynccontextmanager
+    async def start(**changes: Any) -> AsyncIterator[httpx.AsyncClient]:
+        application = create_app(dataclasses.replace(settings, **changes), clock=clock)
+        async with running_app(application):
+            transport = httpx.ASGITransport(app=application)
+            async with httpx.AsyncClient(transport=transport, base_url="http://signoff.test") as c:
+                yield c
+
+    return start
 
 
 @pytest.fixture

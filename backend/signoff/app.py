@@ -5,34 +5,29 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
-from typing import Any, ClassVar
+from typing import Any
 
 import redis.asyncio as aioredis
 from litestar import Litestar, Response, get
-from litestar.background_tasks import BackgroundTasks
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
-from litestar.di import Provide
-from litestar.types import Dependencies
-from strawberry.exceptions import ConnectionRejectionError
-from strawberry.litestar import make_graphql_controller
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
-from strawberry.types.unset import UnsetType
 
 from signoff.api.auth import TokenVerifier
-from signoff.api.context import SignoffContext, authenticate
+from signoff.api.context import SignoffContext
+from signoff.api.controller import graphql_controller
 from signoff.api.evidence_http import download_evidence, receive_evidence_upload
 from signoff.api.interactions import REGISTRY_STATE_KEY, channel_interaction
+from signoff.api.ratelimit import RateLimiter
 from signoff.api.schema import build_schema
+from signoff.api.ws_sessions import SocketCaps
 from signoff.db import sql
 from signoff.db.engine import ENGINE, close_pool, configure_engine, start_pool
 from signoff.db.migrate import pending_migrations
 from signoff.domain.clock import Clock, SystemClock
-from signoff.domain.errors import DomainError
 from signoff.jobs.notifications import build_registry
 from signoff.jobs.timers import ArqScheduler
 from signoff.realtime.hub import RealtimeHub
+from signoff.request_ids import request_id_middleware
 from signoff.services.context import ServiceContext
 from signoff.settings import Settings, get_settings
 from signoff.storage.factory import storage_for
@@ -67,11 +62,6 @@ async def readyz(state: State) -> Response[dict[str, Any]]:
     return Response({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
 
-async def sub_response() -> Response[Any]:
-    """The response a GraphQL resolver may add headers or a status to (one per request)."""
-    return Response({}, background=BackgroundTasks([]))
-
-
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Litestar:
     """Build the API application for `settings` (default: from the environment)."""
     settings = settings or get_settings()
@@ -83,42 +73,24 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     )
     verifier = TokenVerifier(settings)
     hub = RealtimeHub(settings.database_url)
-    schema = build_schema(
-        max_depth=settings.max_query_depth, mask_errors=not settings.is_development
+    limiter = (
+        RateLimiter(
+            settings.redis_url,
+            settings.redis_prefix,
+            settings.rate_limit_capacity,
+            settings.rate_limit_per_second,
+        )
+        if settings.rate_limit_capacity
+        else None
     )
+    schema = build_schema(settings, limiter=limiter)
 
     async def context_getter(state: State) -> SignoffContext:
         # Takes `state`, not `request`: a request parameter breaks websocket connections.
         return SignoffContext(services=services, verifier=verifier, realtime=hub)
 
-    base = make_graphql_controller(
-        schema,
-        path="/graphql",
-        graphql_ide="graphiql" if settings.graphiql_enabled else None,
-        context_getter=context_getter,
-        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
-        connection_init_wait_timeout=timedelta(seconds=settings.ws_connection_init_timeout),
-        max_subscriptions_per_connection=settings.ws_max_subscriptions,
-        allowed_origins=settings.cors_origins,
-    )
-
-    class GraphQLController(base):  # type: ignore[valid-type,misc]
-        # strawberry provides the sub-response with a sync function run in a worker thread:
-        # a thread hop on every request. The same response, built on the event loop.
-        dependencies: ClassVar[Dependencies] = {
-            **base.dependencies,
-            "response": Provide(sub_response),
-        }
-
-        async def on_ws_connect(self, context: Any) -> UnsetType | dict[str, object] | None:
-            """Authenticate the websocket once, from the `connection_init` payload."""
-            try:
-                authenticate(context)
-            except DomainError as exc:
-                raise ConnectionRejectionError(
-                    {"code": exc.code.value, "message": exc.message}
-                ) from None
-            return await super().on_ws_connect(context)
+    caps = SocketCaps(settings)
+    controller = graphql_controller(schema, settings, context_getter, caps)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -134,6 +106,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         finally:
             await hub.stop()
             await app.state.redis.aclose()
+            if limiter is not None:
+                await limiter.close()
+            await caps.close()
             await scheduler.close()
             if owns_pool:
                 await close_pool()
@@ -145,7 +120,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     )
     return Litestar(
         route_handlers=[
-            GraphQLController,
+            controller,
             healthz,
             readyz,
             channel_interaction,
@@ -153,6 +128,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             download_evidence,
         ],
         lifespan=[lifespan],
+        middleware=[request_id_middleware],  # type: ignore[list-item]
         cors_config=cors,
         state=State(
             {
@@ -163,4 +139,5 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             }
         ),
         debug=False,
+        request_max_body_size=settings.max_request_bytes,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from signoff.domain.records import TemplateVersion
+from signoff.request_ids import LOG_FORMAT, install_log_filter
 from signoff.settings import Settings, get_settings
 
 log = logging.getLogger("signoff.cli")
@@ -25,6 +27,28 @@ def _settings() -> Settings:
         return get_settings()
     except ValueError as exc:
         sys.exit(f"configuration error: {exc}")
+
+
+DEVELOPMENT_JWT_SECRET = "signoff-development-secret-do-not-use-in-production"
+"""The fixed, public secret of `signoff dev` (and of `signoff token` beside it). `serve` and
+`worker` refuse it; nothing else knows it."""
+
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+def _require_safe_start(settings: Settings) -> None:
+    """`serve` and `worker` start only with an explicit environment and, for tokens, a key of
+    their own: never the development secret, never none."""
+    if "SIGNOFF_ENVIRONMENT" not in os.environ:
+        sys.exit(
+            "set SIGNOFF_ENVIRONMENT=production (or development) to start; "
+            "for a local try-out run `signoff dev`"
+        )
+    hmac = all(alg.startswith("HS") for alg in settings.jwt_algorithms)
+    if hmac and not settings.jwt_secret:
+        sys.exit("set SIGNOFF_JWT_SECRET (or SIGNOFF_JWT_PUBLIC_KEY with RS256/ES256)")
+    if hmac and settings.jwt_secret == DEVELOPMENT_JWT_SECRET and not settings.is_development:
+        sys.exit("SIGNOFF_JWT_SECRET is the public development secret: set a secret of your own")
 
 
 def _require_services(settings: Settings) -> None:
@@ -74,6 +98,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from signoff.app import create_app
 
     settings = _settings()
+    _require_safe_start(settings)
     _require_services(settings)
     uvicorn.run(create_app(settings), **server_options(settings, settings.port))
 
@@ -82,17 +107,23 @@ def cmd_worker(args: argparse.Namespace) -> None:
     from signoff.worker import build_worker
 
     settings = _settings()
+    _require_safe_start(settings)
     _require_services(settings)
     build_worker(settings).run()
 
 
 def cmd_dev(args: argparse.Namespace) -> None:
-    """API and worker in one process, on embedded PostgreSQL/Redis unless URLs are set."""
+    """API and worker in one process, on embedded PostgreSQL/Redis unless URLs are set; on
+    loopback only, with the development secret unless another is set."""
     from signoff.embedded import start_embedded
 
+    os.environ.setdefault("SIGNOFF_JWT_SECRET", DEVELOPMENT_JWT_SECRET)
+    get_settings.cache_clear()
     base = _settings()
     if not base.is_development:
         sys.exit("`signoff dev` runs only with SIGNOFF_ENVIRONMENT=development")
+    if base.host not in LOOPBACK_HOSTS:
+        sys.exit("`signoff dev` listens on loopback only (SIGNOFF_HOST=127.0.0.1)")
     embedded = None
     if not base.database_url or not base.redis_url:
         embedded = start_embedded(base.data_dir)
@@ -147,6 +178,8 @@ def cmd_token(args: argparse.Namespace) -> None:
     from signoff.api.auth import mint_token
 
     settings = _settings()
+    if settings.is_development and not settings.jwt_secret:
+        settings = dataclasses.replace(settings, jwt_secret=DEVELOPMENT_JWT_SECRET)
     try:
         token = mint_token(
             settings,
@@ -276,10 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `signoff` command."""
-    logging.basicConfig(
-        level=os.environ.get("SIGNOFF_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    logging.basicConfig(level=os.environ.get("SIGNOFF_LOG_LEVEL", "INFO"), format=LOG_FORMAT)
+    install_log_filter()
     args = build_parser().parse_args(argv)
     args.func(args)
 

@@ -32,7 +32,8 @@ class Settings:
 
     environment: str = _setting(
         "development",
-        "`development` or `production`. Development enables `signoff token`, GraphiQL by "
+        "`development` or `production`; `serve` and `worker` refuse to start unless it is set "
+        "explicitly. Development enables `signoff token`, GraphiQL and introspection by "
         "default and unmasked error messages.",
     )
     database_url: str = _setting(
@@ -67,8 +68,9 @@ class Settings:
     )
     jwt_secret: str = _setting(
         "",
-        "Shared HMAC secret for HS256 (at least 32 bytes). In development an insecure default "
-        "is used when empty.",
+        "Shared HMAC secret for HS256 (at least 32 bytes; required by `serve`). Only `signoff "
+        "dev` (and `signoff token` in development) fall back to a fixed, public development "
+        "secret when it is empty.",
         secret=True,
     )
     jwt_public_key: str = _setting(
@@ -88,7 +90,40 @@ class Settings:
     db_pool_max: int = _setting(10, "Maximum PostgreSQL connections per process.")
     max_query_depth: int = _setting(12, "Deepest GraphQL selection accepted.")
     max_page_size: int = _setting(100, "Largest `first` accepted by a paginated field.")
+    max_query_cost: int = _setting(
+        1000,
+        "Highest static cost (database statements at most) of one GraphQL operation; see "
+        "docs/reference/limits.md.",
+    )
+    max_query_nodes: int = _setting(
+        500000, "Most objects one GraphQL response may hold, as computed before it runs."
+    )
+    max_query_aliases: int = _setting(
+        50, "Most aliases in one GraphQL document, fragments included as often as spread."
+    )
+    max_query_tokens: int = _setting(
+        10000, "Most lexical tokens in one GraphQL document (checked while parsing)."
+    )
+    rate_limit_capacity: int = _setting(
+        5000,
+        "Cost points in each caller's bucket (per user, or per address without a token); "
+        "every request takes its cost, at least 1. 0 turns the rate limit off.",
+    )
+    rate_limit_per_second: float = _setting(
+        50.0, "Cost points given back to each bucket per second."
+    )
+    query_timeout_seconds: float = _setting(
+        30.0, "Longest a query or mutation may run before it is abandoned (TIMEOUT)."
+    )
+    introspection: str = _setting(
+        "",
+        "`on`, `off`, or `admins` (only callers with an admin role). Default: on in "
+        "development, off in production.",
+    )
     max_payload_bytes: int = _setting(65536, "Largest item payload (JSON bytes).")
+    max_request_bytes: int = _setting(
+        2_000_000, "Largest HTTP request body accepted (larger ones get HTTP 413)."
+    )
     max_steps_per_template: int = _setting(50, "Most steps in one template or plan.")
     max_dependency_depth: int = _setting(10, "Longest dependency chain in a template or plan.")
     max_open_items_per_requester: int = _setting(
@@ -107,6 +142,12 @@ class Settings:
         10.0, "Seconds a websocket client has to send `connection_init`."
     )
     ws_max_subscriptions: int = _setting(20, "Most concurrent subscriptions per websocket.")
+    ws_max_sockets_per_user: int = _setting(
+        20, "Most websockets one user may hold open at once, across every API process."
+    )
+    ws_max_sockets_per_address: int = _setting(
+        200, "Most websockets one client address may hold open at once, across every API process."
+    )
     log_level: str = _setting(
         "INFO", "Log level of the `signoff` loggers and of the HTTP server's own messages."
     )
@@ -121,6 +162,13 @@ class Settings:
         "`@/path/to/channels.json`. Only channels named here are used; an invalid "
         "configuration stops start-up naming plugin, channel and field.",
         secret=True,
+    )
+    outbound_allow: tuple[str, ...] = _setting(
+        [],
+        "Non-public destinations notification deliveries may reach anyway: CIDR ranges "
+        "(`10.20.0.0/16`) or host names (comma separated). Loopback, private, link-local and "
+        "other non-public addresses are refused otherwise, after DNS resolution and on "
+        "redirects.",
     )
     notify_max_attempts: int = _setting(
         6, "Delivery attempts per notification before it is dead-lettered."
@@ -229,13 +277,16 @@ class Settings:
         return self.is_development if self.graphiql is None else self.graphiql
 
     @property
+    def effective_introspection(self) -> str:
+        """Whether schema introspection is served: `on`, `off` or `admins`."""
+        if self.introspection:
+            return self.introspection
+        return "on" if self.is_development else "off"
+
+    @property
     def effective_jwt_secret(self) -> str:
-        """The HMAC secret; a fixed insecure one only in development."""
-        if self.jwt_secret:
-            return self.jwt_secret
-        if self.is_development:
-            return "signoff-development-secret-do-not-use-in-production"
-        return ""
+        """The HMAC secret. There is no built-in one: `signoff dev` supplies its own."""
+        return self.jwt_secret
 
     @property
     def effective_url_signing_secret(self) -> bytes:
@@ -302,6 +353,12 @@ class Settings:
             raise ValueError(
                 "SIGNOFF_EVIDENCE_S3_BUCKET is required with SIGNOFF_EVIDENCE_STORAGE=s3"
             )
+        if self.introspection not in ("", "on", "off", "admins"):
+            raise ValueError("SIGNOFF_INTROSPECTION must be on, off or admins")
+        if self.rate_limit_capacity and self.rate_limit_capacity < self.max_query_cost:
+            raise ValueError("SIGNOFF_RATE_LIMIT_CAPACITY must be at least SIGNOFF_MAX_QUERY_COST")
+        if self.rate_limit_per_second <= 0:
+            raise ValueError("SIGNOFF_RATE_LIMIT_PER_SECOND must be positive")
         if self.db_pool_min < 1 or self.db_pool_max < self.db_pool_min:
             raise ValueError("need 1 <= SIGNOFF_DB_POOL_MIN <= SIGNOFF_DB_POOL_MAX")
 

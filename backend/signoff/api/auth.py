@@ -40,6 +40,8 @@ class TokenVerifier:
             self._key: str = settings.effective_jwt_secret
         else:
             self._key = settings.public_key_pem()
+        if not self._key:
+            raise ValueError("no token key configured (SIGNOFF_JWT_SECRET or _PUBLIC_KEY)")
 
     def verify(self, token: str) -> Principal:
         """The principal a valid token names; UNAUTHENTICATED with the reason otherwise."""

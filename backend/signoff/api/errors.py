@@ -57,4 +57,6 @@ def should_mask(error: GraphQLError) -> bool:
     original = error.original_error
     if original is None or isinstance(original, DomainError | CodedError):
         return False
+    if error.path is None and isinstance(original, ValueError | TypeError | OverflowError):
+        return False  # a scalar refused a literal while the document was validated
     return not isinstance(original, GraphQLError)

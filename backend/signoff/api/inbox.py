@@ -235,6 +235,8 @@ def _decode_page_cursor(cursor: str, order: InboxOrder) -> inbox_repo.Keyset:
             value: Any = datetime.fromisoformat(raw)
         else:
             value = int(raw)
+            if not -(2**31) <= value < 2**31:
+                raise bad
         return inbox_repo.Keyset(value, UUID(item_id))
     except (binascii.Error, UnicodeDecodeError, ValueError, TypeError):
         raise bad from None

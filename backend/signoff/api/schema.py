@@ -6,28 +6,30 @@ from typing import Annotated, Any
 
 import strawberry
 from strawberry.extensions import (
-    AddValidationRules,
-    MaskErrors,
+    MaxTokensLimiter,
     ParserCache,
     ValidationCache,
 )
-from strawberry.extensions.query_depth_limiter import create_validator
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
 from signoff.api import ids
 from signoff.api.comments import CommentQueries
 from signoff.api.context import SignoffContext, actor_of, services_of
-from signoff.api.errors import CodedError, should_mask
+from signoff.api.errors import CodedError
 from signoff.api.evidence import EvidenceMutations, EvidenceQueries
+from signoff.api.guarded_schema import GuardedSchema
 from signoff.api.inbox import InboxQueries
 from signoff.api.incidents import IncidentMutations, IncidentQueries
+from signoff.api.inputs import DocumentGuard, InputGuard
+from signoff.api.limits import LimitPolicy, QueryLimits
 from signoff.api.mutations.actions import ActionMutations
 from signoff.api.mutations.comments import CommentMutations
 from signoff.api.mutations.execution import ExecutionMutations
 from signoff.api.mutations.items import ItemMutations
 from signoff.api.mutations.templates import TemplateMutations
 from signoff.api.notifications import NotificationMutations, NotificationQueries
+from signoff.api.ratelimit import RateLimiter
 from signoff.api.simulation import SimulationQueries
 from signoff.api.subscriptions import Subscription
 from signoff.api.timers import TimerMutations, TimerQueries
@@ -35,6 +37,7 @@ from signoff.api.types import Template, WorkflowItem
 from signoff.db import templates as template_repo
 from signoff.domain.errors import DomainError, ErrorCode
 from signoff.services import items as item_services
+from signoff.settings import Settings
 
 
 @strawberry.type(description="The authenticated caller.")
@@ -110,23 +113,31 @@ class Mutation(
     """Every mutation takes an optional idempotency key and returns typed user errors."""
 
 
-def build_schema(*, max_depth: int = 12, mask_errors: bool = True) -> strawberry.Schema:
-    """The schema with its extensions, built once per process (the rules are made here once,
-    so that the validation cache stays effective)."""
-    depth_rule = create_validator(max_depth, None, None)
+def build_schema(
+    settings: Settings | None = None, *, limiter: RateLimiter | None = None
+) -> strawberry.Schema:
+    """The schema with its extensions, built once per process. Validation rules are made here
+    once, so that the validation cache stays effective; see docs/reference/limits.md."""
+    settings = settings or Settings()
+    policy = LimitPolicy.from_settings(settings)
+    production = not settings.is_development
     extensions: list[Any] = [
+        lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
+        DocumentGuard,
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
-        lambda: AddValidationRules([depth_rule]),
+        InputGuard,
+        lambda: QueryLimits(policy=policy, limiter=limiter),
     ]
-    if mask_errors:
-        extensions.append(lambda: MaskErrors(should_mask_error=should_mask))
-    return strawberry.Schema(
+    return GuardedSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
-        config=StrawberryConfig(auto_camel_case=True),
+        config=StrawberryConfig(auto_camel_case=True, disable_field_suggestions=production),
+        timeout=settings.query_timeout_seconds or None,
+        mask=production,
+        hide_suggestions=production,
     )
 
 

@@ -14,7 +14,7 @@ from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.errors import CodedError
 from signoff.api.types import Assignees
 from signoff.domain import simulation as sim
-from signoff.domain.errors import DomainError
+from signoff.domain.errors import DomainError, invalid
 from signoff.domain.templates import Assignees as DomainAssignees
 from signoff.services import simulation as sim_services
 
@@ -145,6 +145,10 @@ class SimulationQueries:
         ] = None,
     ) -> Simulation:
         try:
+            if decisions is not None and not (
+                isinstance(decisions, dict) and all(isinstance(v, str) for v in decisions.values())
+            ):
+                raise invalid("an object of step key to decision text", "decisions")
             actor, defn = await _definition(info, template_key, template_version, definition)
             result = await sim_services.simulate_template(
                 actor,

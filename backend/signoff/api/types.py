@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import strawberry
@@ -373,10 +373,16 @@ class WorkflowItem(Node):
     raw_id: strawberry.Private[UUID]
     tenant_id: strawberry.Private[str]
 
-    @strawberry.field(description="Every audit event of this item, oldest first.")
-    async def audit_events(self, info: Info[SignoffContext, Any]) -> list[AuditEvent]:
+    @strawberry.field(description="The audit events of this item, oldest first.")
+    async def audit_events(
+        self,
+        info: Info[SignoffContext, Any],
+        first: Annotated[
+            int, strawberry.argument(description="At most this many (1 to 500).")
+        ] = 100,
+    ) -> list[AuditEvent]:
         actor_of(info)
-        rows = await audit_repo.events_for_item(self.tenant_id, self.raw_id)
+        rows = await audit_repo.events_for_item(self.tenant_id, self.raw_id, limit=first)
         return [AuditEvent.from_row(r) for r in rows]
 
     @strawberry.field(description="The latest decision on any of its steps, if any.")

@@ -94,12 +94,15 @@ async def chain_head(tenant_id: str) -> tuple[int, str]:
     return (int(row["seq"]), str(row["hash"])) if row else (0, GENESIS_HASH)
 
 
-async def events_for_item(tenant_id: str, item_id: UUID) -> list[dict[str, Any]]:
-    """Every audit event of one item, oldest first."""
+async def events_for_item(
+    tenant_id: str, item_id: UUID, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """The audit events of one item, oldest first (the first `limit` of them, if given)."""
     rows = await sql.fetch(
-        "SELECT * FROM audit_event WHERE tenant_id = $1 AND item_id = $2 ORDER BY seq",
+        "SELECT * FROM audit_event WHERE tenant_id = $1 AND item_id = $2 ORDER BY seq LIMIT $3",
         tenant_id,
         item_id,
+        limit,
     )
     return [sql.record_dict(r, ("data",)) for r in rows]
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from signoff import outbound
 from signoff.notify import (
     ChannelCapabilities,
     ChannelSpec,
@@ -229,8 +230,10 @@ async def signoff_deliver(
         if message.thread_parent_id and ":" in message.thread_parent_id:
             payload["thread_ts"] = message.thread_parent_id.split(":", 1)[1]
     try:
-        async with httpx.AsyncClient(timeout=config.timeout_seconds) as client:
+        async with outbound.client(timeout=config.timeout_seconds) as client:
             response = await client.post(url, content=json.dumps(payload), headers=headers)
+    except outbound.OutboundRefused as exc:
+        return DeliveryResult.permanent(str(exc))
     except httpx.TimeoutException:
         return DeliveryResult.retryable(f"timed out after {config.timeout_seconds:g}s")
     except httpx.TransportError as exc:

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from signoff import outbound
 from signoff.notify import (
     ChannelCapabilities,
     ChannelSpec,
@@ -170,10 +171,12 @@ async def signoff_deliver(
         SIGNATURE_HEADER: sign(body, [s.reveal() for s in config.secrets]),
     }
     try:
-        async with httpx.AsyncClient(
+        async with outbound.client(
             timeout=config.timeout_seconds, verify=config.verify_tls, follow_redirects=False
         ) as client:
             response = await client.post(url, content=body, headers=headers)
+    except outbound.OutboundRefused as exc:
+        return DeliveryResult.permanent(str(exc))
     except httpx.TimeoutException:
         return DeliveryResult.retryable(f"timed out after {config.timeout_seconds:g}s")
     except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:

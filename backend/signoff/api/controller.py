@@ -1,0 +1,105 @@
+"""The GraphQL HTTP and websocket endpoint: strawberry's Litestar controller with signoff's
+connection rules (websocket authentication, request bodies that cannot hurt the parser)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, ClassVar
+
+import strawberry
+from litestar import Response
+from litestar.background_tasks import BackgroundTasks
+from litestar.di import Provide
+from litestar.types import Dependencies
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.litestar import make_graphql_controller
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.unset import UnsetType
+
+from signoff.api.context import SignoffContext, authenticate
+from signoff.api.ws_sessions import SocketCaps, session_handler
+from signoff.domain.errors import DomainError
+from signoff.settings import Settings
+
+MAX_JSON_DEPTH = 64
+
+
+async def sub_response() -> Response[Any]:
+    """The response a GraphQL resolver may add headers or a status to (one per request)."""
+    return Response({}, background=BackgroundTasks([]))
+
+
+def decode_request_json(data: str | bytes) -> object:
+    """JSON of a request body or websocket message; anything the decoder cannot take (too
+    deep, a number too long for an int) is a JSONDecodeError, i.e. a 400 / a 4400 close."""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    depth = 0
+    in_string = escaped = False
+    for char in text:  # a cheap bracket scan, so the recursive decoder never runs too deep
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise json.JSONDecodeError("nested too deeply", text, 0)
+        elif char in "]}":
+            depth -= 1
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        if isinstance(exc, json.JSONDecodeError):
+            raise
+        raise json.JSONDecodeError(str(exc)[:200], text, 0) from None
+
+
+def graphql_controller(
+    schema: strawberry.Schema,
+    settings: Settings,
+    context_getter: Callable[..., Awaitable[SignoffContext]],
+    caps: SocketCaps | None = None,
+) -> type:
+    """The controller class serving `schema` on `/graphql` (HTTP and graphql-transport-ws,
+    whose sessions follow their token: `api/ws_sessions.py`)."""
+    base = make_graphql_controller(
+        schema,
+        path="/graphql",
+        graphql_ide="graphiql" if settings.graphiql_enabled else None,
+        context_getter=context_getter,
+        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        connection_init_wait_timeout=timedelta(seconds=settings.ws_connection_init_timeout),
+        max_subscriptions_per_connection=settings.ws_max_subscriptions,
+        allowed_origins=settings.cors_origins,
+    )
+
+    class GraphQLController(base):  # type: ignore[valid-type,misc]
+        # strawberry provides the sub-response with a sync function run in a worker thread:
+        # a thread hop on every request. The same response, built on the event loop.
+        dependencies: ClassVar[Dependencies] = {
+            **base.dependencies,
+            "response": Provide(sub_response),
+        }
+        graphql_transport_ws_handler_class = session_handler(settings, caps)
+
+        def decode_json(self, data: str | bytes) -> object:
+            return decode_request_json(data)
+
+        async def on_ws_connect(self, context: Any) -> UnsetType | dict[str, object] | None:
+            """Authenticate the websocket from the `connection_init` payload."""
+            try:
+                authenticate(context)
+            except DomainError as exc:
+                raise ConnectionRejectionError(
+                    {"code": exc.code.value, "message": exc.message}
+                ) from None
+            return await super().on_ws_connect(context)
+
+    return GraphQLController

@@ -1,0 +1,154 @@
+"""The schema as the server runs it: an execution timeout, one log line per refusal, and every
+error finished the same way (masked when unexpected, suggestions hidden in production, the
+request id in `extensions`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.types import ExecutionContext, ExecutionResult
+
+from signoff.api.errors import should_mask
+from signoff.domain.errors import DomainError, ErrorCode
+from signoff.request_ids import current_request_id
+
+log = logging.getLogger("signoff.api")
+
+_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
+UNEXPECTED = "Unexpected error."
+
+
+class GuardedSchema(strawberry.Schema):
+    """A strawberry schema whose operations time out, whose errors are logged once each and
+    reach the client finished by `finish_error`."""
+
+    def __init__(
+        self,
+        *args: Any,
+        timeout: float | None = None,
+        mask: bool = True,
+        hide_suggestions: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.timeout = timeout
+        self.mask = mask
+        self.hide_suggestions = hide_suggestions
+
+    async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        """Run the operation; past the timeout it is cancelled (its transaction rolls back)."""
+        try:
+            async with asyncio.timeout(self.timeout or None):
+                result = await super().execute(*args, **kwargs)
+        except TimeoutError:
+            log.warning("operation timed out after %s s", self.timeout)
+            error = GraphQLError(
+                f"The operation took longer than {self.timeout:g} s and was abandoned; "
+                "nothing it did was kept.",
+                extensions={"code": ErrorCode.TIMEOUT.value},
+            )
+            result = ExecutionResult(data=None, errors=[error])
+        return self._finish(result)
+
+    async def subscribe(self, *args: Any, **kwargs: Any) -> Any:
+        """Subscribe; every result pushed is finished like a query's."""
+        return self._finish_any(await super().subscribe(*args, **kwargs))
+
+    async def stream(self, *args: Any, **kwargs: Any) -> Any:
+        """Any operation over the websocket; its results are finished like a query's."""
+        return self._finish_any(await super().stream(*args, **kwargs))
+
+    def _finish_any(self, results: Any) -> Any:
+        if hasattr(results, "__aiter__"):
+            return self._finish_each(results)
+        return self._finish(results)
+
+    async def _finish_each(self, results: AsyncGenerator[Any, None]) -> AsyncIterator[Any]:
+        try:
+            async for result in results:
+                yield self._finish(result)
+        finally:
+            await results.aclose()
+
+    def _finish(self, result: Any) -> Any:
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = [
+                finish_error(e, mask=self.mask, hide_suggestions=self.hide_suggestions)
+                for e in errors
+            ]
+        return result
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Refusals are one line each (a refused token at WARNING, without a traceback);
+        unexpected failures are logged with their traceback."""
+        seen: set[tuple[str, str]] = set()
+        for error in errors:
+            if should_mask(error):
+                original = error.original_error
+                log.error(
+                    "unexpected error at %s: %s",
+                    ".".join(str(p) for p in error.path or ()) or "-",
+                    error.message,
+                    exc_info=(type(original), original, original.__traceback__)
+                    if original is not None
+                    else None,
+                )
+                continue
+            code = str((error.extensions or {}).get("code") or "GRAPHQL_VALIDATION_FAILED")
+            if (code, error.message) in seen:
+                continue
+            seen.add((code, error.message))
+            level = logging.WARNING if code == ErrorCode.UNAUTHENTICATED.value else logging.INFO
+            log.log(level, "refused %s: %s", code, error.message)
+
+
+def _request_id() -> dict[str, str]:
+    request_id = current_request_id()
+    return {"requestId": request_id} if request_id else {}
+
+
+def finish_error(error: GraphQLError, *, mask: bool, hide_suggestions: bool) -> GraphQLError:
+    """The error as the client sees it: masked when unexpected (if `mask`), without "Did you
+    mean" suggestions (if `hide_suggestions`), always with a `code` and the request id."""
+    if should_mask(error):
+        return GraphQLError(
+            UNEXPECTED if mask else error.message,
+            nodes=error.nodes,
+            path=error.path,
+            original_error=None if mask else error.original_error,
+            extensions={"code": "INTERNAL_ERROR", **_request_id()},
+        )
+    message = error.message
+    if hide_suggestions:
+        message = _SUGGESTION.sub("", message)
+    extensions = dict(error.extensions or {})
+    original = error.original_error
+    if "code" not in extensions:
+        if isinstance(original, DomainError):
+            extensions["code"] = original.code.value
+        elif "more than" in message and "tokens" in message:
+            extensions["code"] = ErrorCode.LIMIT_EXCEEDED.value
+            extensions["limit"] = "tokens"
+        elif original is None or isinstance(original, GraphQLError):
+            extensions["code"] = "GRAPHQL_VALIDATION_FAILED"
+        else:  # a scalar refusing a literal while the document is validated
+            extensions["code"] = ErrorCode.INVALID_INPUT.value
+    extensions.update(_request_id())
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source if not error.nodes else None,
+        positions=error.positions if not error.nodes else None,
+        path=error.path,
+        original_error=original,
+        extensions=extensions,
+    )

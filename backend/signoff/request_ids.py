@@ -1,0 +1,92 @@
+"""Request ids: taken from `X-Request-Id` when it is well formed, made up otherwise, echoed in
+the response, carried by a context variable onto every log line and into the audit trail."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from contextvars import ContextVar
+from typing import Any
+
+HEADER = "x-request-id"
+_HEADER_BYTES = HEADER.encode()
+_WELL_FORMED = re.compile(r"[A-Za-z0-9._:-]{1,100}")
+_current: ContextVar[str | None] = ContextVar("signoff_request_id", default=None)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def current_request_id() -> str | None:
+    """The id of the request this task serves, if any."""
+    return _current.get()
+
+
+def accept_or_create(given: str | None) -> str:
+    """The client's id when it is safe to log and store (1 to 100 of `A-Za-z0-9._:-`), else a
+    fresh one, so that a header can never inject text into logs."""
+    if given and _WELL_FORMED.fullmatch(given):
+        return given
+    return uuid.uuid4().hex
+
+
+def request_id_middleware(app: ASGIApp) -> ASGIApp:
+    """ASGI middleware: settles the request id, puts it into the request's headers (so every
+    reader downstream sees the same one), the context variable and the response headers."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await app(scope, receive, send)
+            return
+        headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != HEADER.encode()]
+        given = next(
+            (
+                v.decode("latin-1")
+                for k, v in scope.get("headers", [])
+                if k.lower() == b"x-request-id"
+            ),
+            None,
+        )
+        request_id = accept_or_create(given)
+        headers.append((_HEADER_BYTES, request_id.encode()))
+        scope = {**scope, "headers": headers}
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] in ("http.response.start", "websocket.accept"):
+                out = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != HEADER.encode()
+                ]
+                out.append((HEADER.encode(), request_id.encode()))
+                message = {**message, "headers": out}
+            await send(message)
+
+        token = _current.set(request_id)
+        try:
+            await app(scope, receive, send_with_id)
+        finally:
+            _current.reset(token)
+
+    return middleware
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds `request_id` to every record ("-" outside a request), for the log format."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = _current.get() or "-"
+        return True
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+
+
+def install_log_filter() -> None:
+    """Give every handler of the root logger the request id filter."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RequestIdFilter) for f in handler.filters):
+            handler.addFilter(RequestIdFilter())

@@ -1,0 +1,165 @@
+"""Websocket sessions follow their token, on a real socket (uvicorn + the websockets client):
+closed with 4403 when the token expires, refreshed by a `ping` carrying a new token, and capped
+per user and per address across processes. Every wait is for a frame, with a generous timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import websockets
+from websockets.exceptions import ConnectionClosed
+
+from signoff.api.auth import mint_token
+from signoff.app import create_app
+from tests.conftest import running_app, served
+
+PROTOCOL = "graphql-transport-ws"
+WAIT = 20  # seconds: generous, the frames come much sooner
+
+
+@pytest.fixture
+def ws_server(settings, clock):
+    """`async with ws_server(**setting_changes) as url:` a served app with those settings."""
+
+    @asynccontextmanager
+    async def start(**changes: Any) -> AsyncIterator[str]:
+        application = create_app(dataclasses.replace(settings, **changes), clock=clock)
+        async with running_app(application), served(application) as address:
+            yield f"ws://{address}/graphql"
+
+    return start
+
+
+async def receive(ws: Any) -> dict[str, Any]:
+    message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), WAIT))
+    return message
+
+
+async def close_frame(ws: Any) -> tuple[int | None, str | None]:
+    """Wait for the server to close the socket; its code and reason."""
+    with pytest.raises(ConnectionClosed):
+        while True:
+            await asyncio.wait_for(ws.recv(), WAIT)
+    return ws.close_code, ws.close_reason
+
+
+async def connect(url: str, token: str) -> Any:
+    ws = await websockets.connect(url, subprotocols=[PROTOCOL])
+    await ws.send(
+        json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
+    )
+    return ws
+
+
+async def viewer(ws: Any, op_id: str) -> dict[str, Any]:
+    await ws.send(
+        json.dumps(
+            {"id": op_id, "type": "subscribe", "payload": {"query": "{ viewer { userId roles } }"}}
+        )
+    )
+    message = await receive(ws)
+    assert message["type"] == "next", message
+    assert (await receive(ws))["type"] == "complete"
+    return message["payload"]["data"]["viewer"]
+
+
+def token(settings, tenant: str, user: str, ttl: int, *roles: str) -> str:
+    return mint_token(settings, user_id=user, tenant_id=tenant, roles=roles, ttl_seconds=ttl)
+
+
+async def test_the_server_closes_the_socket_when_the_token_expires(ws_server, settings, tenant):
+    async with ws_server(jwt_leeway_seconds=0) as url:
+        short = token(settings, tenant, "alice", 2)
+        expires = time.time() + 2
+        ws = await connect(url, short)
+        assert (await receive(ws))["type"] == "connection_ack"
+        assert (await viewer(ws, "1"))["userId"] == "alice"
+        code, reason = await close_frame(ws)
+    assert (code, reason) == (4403, "Token expired")
+    assert time.time() >= expires - 1  # not earlier than the token's own expiry (1 s rounding)
+
+
+async def test_a_ping_with_a_fresh_token_keeps_the_session_and_updates_its_roles(
+    ws_server, settings, tenant
+):
+    async with ws_server(jwt_leeway_seconds=0) as url:
+        ws = await connect(url, token(settings, tenant, "alice", 2))
+        assert (await receive(ws))["type"] == "connection_ack"
+        fresh = token(settings, tenant, "alice", 60, "approver")
+        await ws.send(json.dumps({"type": "ping", "payload": {"authorization": f"Bearer {fresh}"}}))
+        pong = await receive(ws)
+        assert pong["type"] == "pong"
+        assert pong["payload"]["expiresAt"] > time.time() + 30
+        # past the first token's expiry the socket still serves, with the new roles
+        while time.time() < pong["payload"]["expiresAt"] - 58 + 1:
+            await asyncio.sleep(0.1)
+        assert await viewer(ws, "2") == {"userId": "alice", "roles": ["approver"]}
+        await ws.close()
+
+
+@pytest.mark.parametrize("other", ["bob", "not a token"])
+async def test_a_refresh_with_another_users_or_a_bad_token_closes_the_socket(
+    ws_server, settings, tenant, other
+):
+    async with ws_server() as url:
+        ws = await connect(url, token(settings, tenant, "alice", 60))
+        assert (await receive(ws))["type"] == "connection_ack"
+        replacement = other if " " in other else token(settings, tenant, other, 60, "admin")
+        await ws.send(
+            json.dumps({"type": "ping", "payload": {"authorization": f"Bearer {replacement}"}})
+        )
+        code, reason = await close_frame(ws)
+    assert code == 4403
+    assert reason.startswith("Refresh refused")
+
+
+async def test_a_plain_ping_is_still_answered(ws_server, settings, tenant):
+    async with ws_server() as url:
+        ws = await connect(url, token(settings, tenant, "alice", 60))
+        assert (await receive(ws))["type"] == "connection_ack"
+        await ws.send(json.dumps({"type": "ping"}))
+        assert (await receive(ws))["type"] == "pong"
+        await ws.close()
+
+
+async def test_open_sockets_are_capped_per_user_across_processes(ws_server, settings, tenant):
+    """Two served apps share the caps through Redis; a closed socket frees its seat."""
+    limits = {"ws_max_sockets_per_user": 2}
+    async with ws_server(**limits) as one, ws_server(**limits) as two:
+        alice = token(settings, tenant, "alice", 60)
+        first, second = await connect(one, alice), await connect(two, alice)
+        assert (await receive(first))["type"] == "connection_ack"
+        assert (await receive(second))["type"] == "connection_ack"
+        third = await connect(one, alice)
+        assert await close_frame(third) == (4429, "Too many sockets (user)")
+        bob = await connect(two, token(settings, tenant, "bob", 60))
+        assert (await receive(bob))["type"] == "connection_ack"
+        await first.close()
+        await first.wait_closed()
+        fourth = await connect(two, alice)
+        for _ in range(50):  # the server releases the lease as it shuts the socket down
+            message = json.loads(await asyncio.wait_for(fourth.recv(), WAIT))
+            if message["type"] == "connection_ack":
+                break
+        for ws in (second, bob, fourth):
+            await ws.close()
+
+
+async def test_open_sockets_are_capped_per_address(ws_server, settings, tenant):
+    async with ws_server(ws_max_sockets_per_address=2) as url:
+        opened = []
+        for user in ("u1", "u2"):
+            ws = await connect(url, token(settings, tenant, user, 60))
+            assert (await receive(ws))["type"] == "connection_ack"
+            opened.append(ws)
+        third = await connect(url, token(settings, tenant, "u3", 60))
+        assert await close_frame(third) == (4429, "Too many sockets (address)")
+        for ws in opened:
+            await ws.close()
