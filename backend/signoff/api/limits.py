@@ -11,6 +11,7 @@ execution it refunds what the result did not need, and reports the cost in
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -138,6 +139,39 @@ def limit_error(limit: str, found: int, maximum: int, totals: Totals) -> GraphQL
     )
 
 
+class CostCache:
+    """Static totals by (query text, operation, integer variables): the only inputs the
+    analysis depends on besides the schema, so a repeated query is priced once."""
+
+    def __init__(self, maxsize: int = 512) -> None:
+        self._entries: OrderedDict[tuple[Any, ...], Totals] = OrderedDict()
+        self._maxsize = maxsize
+
+    def totals(self, ctx: Any, model: CostModel) -> Totals:
+        """The totals of the operation of `ctx` (a strawberry execution context)."""
+        variables = _variables(ctx.variables)
+        ints = tuple(
+            sorted(
+                (k, v)
+                for k, v in variables.items()
+                if isinstance(v, int) and not isinstance(v, bool)
+            )
+        )
+        key = (ctx.query, ctx.operation_name, ints)
+        found = self._entries.get(key)
+        if found is None:
+            found = analyse(
+                ctx.schema._schema, ctx.graphql_document, ctx.operation_name, variables, model
+            )
+            if ctx.query is not None:
+                self._entries[key] = found
+                if len(self._entries) > self._maxsize:
+                    self._entries.popitem(last=False)
+        else:
+            self._entries.move_to_end(key)
+        return found
+
+
 class QueryLimits(SchemaExtension):
     """Refuses operations over the static limits and charges the caller's cost budget."""
 
@@ -146,10 +180,12 @@ class QueryLimits(SchemaExtension):
         *,
         policy: LimitPolicy,
         limiter: RateLimiter | None = None,
+        cache: CostCache | None = None,
         execution_context: Any = None,
     ) -> None:
         self.policy = policy
         self.limiter = limiter
+        self.cache = cache or CostCache(maxsize=1)
         self.totals: Totals | None = None
         self.bucket: BucketState | None = None
         self.actual: int | None = None
@@ -158,13 +194,7 @@ class QueryLimits(SchemaExtension):
         ctx = self.execution_context
         # ValidationCache (earlier in the list) has set the validation errors by now.
         if ctx.pre_execution_errors == [] and ctx.graphql_document is not None:
-            self.totals = analyse(
-                ctx.schema._schema,
-                ctx.graphql_document,
-                ctx.operation_name,
-                _variables(ctx.variables),
-                self.policy.model,
-            )
+            self.totals = self.cache.totals(ctx, self.policy.model)
             errors = self._violations(self.totals)
             if errors:
                 ctx.pre_execution_errors = errors

@@ -22,7 +22,7 @@ from signoff.api.guarded_schema import GuardedSchema
 from signoff.api.inbox import InboxQueries
 from signoff.api.incidents import IncidentMutations, IncidentQueries
 from signoff.api.inputs import DocumentGuard, InputGuard
-from signoff.api.limits import LimitPolicy, QueryLimits
+from signoff.api.limits import CostCache, LimitPolicy, QueryLimits
 from signoff.api.mutations.actions import ActionMutations
 from signoff.api.mutations.comments import CommentMutations
 from signoff.api.mutations.execution import ExecutionMutations
@@ -120,6 +120,7 @@ def build_schema(
     once, so that the validation cache stays effective; see docs/reference/limits.md."""
     settings = settings or Settings()
     policy = LimitPolicy.from_settings(settings)
+    costs = CostCache(maxsize=512)
     production = not settings.is_development
     extensions: list[Any] = [
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
@@ -127,7 +128,7 @@ def build_schema(
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
         InputGuard,
-        lambda: QueryLimits(policy=policy, limiter=limiter),
+        lambda: QueryLimits(policy=policy, limiter=limiter, cache=costs),
     ]
     return GuardedSchema(
         query=Query,
