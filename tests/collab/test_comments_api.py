@@ -103,9 +103,17 @@ async def test_a_thread_through_the_api(gql, services, tenant, demo_templates):
 async def test_refusals_are_typed_and_change_nothing(gql, services, tenant, demo_templates):
     view = await submit(services, tenant, "change-approval", "Deploy")
     item_id = global_id("WorkflowItem", view.id)
+    # Unclean text is refused by the API's input layer before the mutation runs.
+    for body in ("x" * 10001, "a\x00b"):
+        response = await gql.run(
+            ADD, {"input": {"itemId": item_id, "body": body}}, token=gql.token("dave")
+        )
+        (error,) = response.json()["errors"]
+        assert (error["extensions"]["code"], error["extensions"]["field"]) == (
+            "INVALID_INPUT",
+            "input.body",
+        )
     cases = [
-        ({"itemId": item_id, "body": "x" * 10001}, "dave", "INVALID_INPUT", "body"),
-        ({"itemId": item_id, "body": "a\x00b"}, "dave", "INVALID_INPUT", "body"),
         ({"body": "nowhere"}, "dave", "INVALID_INPUT", "itemId"),
         ({"itemId": "not-an-id", "body": "x"}, "dave", "INVALID_INPUT", "itemId"),
         ({"stepId": item_id, "body": "x"}, "dave", "INVALID_INPUT", "stepId"),

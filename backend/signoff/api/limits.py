@@ -51,10 +51,17 @@ def cost_model(settings: Settings) -> CostModel:
         "Query.simulate": FieldCost(weight=2),
         "Query.replayTemplate": FieldCost(weight=5),
         "Query.viewer": FieldCost(),
+        "Query.comments": FieldCost(weight=2),
+        "Query.comment": FieldCost(weight=2),
+        "Query.evidence": FieldCost(weight=2, max_items=page),
+        "Query.incidentReview": FieldCost(weight=3),
+        "Query.incidentReviewsOf": FieldCost(weight=3, max_items=_ERRORS),
+        "Query.precedent": FieldCost(weight=3),
         "Subscription.itemEvents": FieldCost(weight=3),
         "Subscription.inboxChanged": FieldCost(weight=3),
         # per-object statements
         "WorkflowItem.auditEvents": FieldCost(weight=1),
+        "Comment.revisions": FieldCost(weight=1, max_items=_ERRORS),
         # bounds of lists without paging
         "WorkflowItem.steps": FieldCost(max_items=steps),
         "Step.decisions": FieldCost(max_items=_ERRORS),
@@ -85,6 +92,11 @@ def cost_model(settings: Settings) -> CostModel:
         "Simulation.notifications": FieldCost(max_items=steps * 10),
         "Simulation.problems": FieldCost(max_items=_NAMES),
         "SimulatedStep.timers": FieldCost(max_items=20),
+        "Comment.mentions": FieldCost(max_items=_NAMES),
+        "CommentRevision.mentions": FieldCost(max_items=_NAMES),
+        "PrecedentEntry.matchedBy": FieldCost(max_items=20),
+        "PrecedentEntry.decisions": FieldCost(max_items=_ERRORS),
+        "EvidenceUpload.headers": FieldCost(max_items=20),
     }
     for payload in (
         "ItemPayload",
@@ -93,6 +105,8 @@ def cost_model(settings: Settings) -> CostModel:
         "NotificationDeliveryPayload",
         "NotificationPreferencesPayload",
         "UserProfilePayload",
+        "CommentPayload",
+        "EvidenceUploadPayload",
     ):
         bounds[f"{payload}.errors"] = FieldCost(max_items=_ERRORS)
     return CostModel(fields=bounds, default_page=min(20, page), mutation_weight=10)
