@@ -6,7 +6,12 @@ import pytest
 from signoff.domain.calendar import WALL_CLOCK, BusinessCalendar
 from signoff.domain.errors import DomainError
 from signoff.domain.templates import EscalationActionKind, EscalationLevel, parse_template
-from signoff.domain.timers import EscalationPlan, TimerKind, next_priority, plan_timers
+from signoff.domain.timers import EscalationPlan, TimerKind, next_priority
+
+
+def plan_timers(step, at, calendar):
+    return EscalationPlan.from_step(step).timers(at, calendar)
+
 
 T0 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 

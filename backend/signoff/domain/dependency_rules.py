@@ -3,6 +3,8 @@ dependents, and the choices on a step held for a person (seed 003 dependency con
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from signoff.domain.dependencies import (
     FAILED_FOR_NOW,
     RESOLVED,
@@ -87,6 +89,7 @@ def resolve_hold(run: Run, event: ResolveHold) -> None:
     if event.option is HoldOption.SKIP:
         run.move(key, StepAction.SKIP, reason=reason, data={**data, "by": "requester"}, hold=None)
     elif event.option is HoldOption.RETRY:
+        reopened = False
         for upstream in upstreams:
             current = run.steps[upstream]
             if current.state not in FAILED_FOR_NOW - {StepState.FAILED}:
@@ -98,6 +101,10 @@ def resolve_hold(run: Run, event: ResolveHold) -> None:
                     )
                 continue  # still under review (it was modified): wait for it
             seats = cleared(current.seats)
+            if not reopened:
+                # votes of a new round are a new revision (one vote per person and revision)
+                run.item = replace(run.item, revision=run.item.revision + 1)
+                reopened = True
             run.move(
                 upstream,
                 StepAction.REOPEN,

@@ -9,7 +9,7 @@ are the submitter's data, not ours.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -56,18 +56,6 @@ class StepAssignees:
     def matches(self, principal: Principal) -> bool:
         """Whether `principal` may act on the step: named, or somebody's delegate."""
         return self.names(principal) or principal.user_id in self.delegates
-
-    def delegator_of(self, principal: Principal) -> str | None:
-        """Whom `principal` acts for: None when they are an assignee in their own right."""
-        if self.names(principal):
-            return None
-        return self.delegates.get(principal.user_id)
-
-    def with_delegate(self, delegate: str, delegator: str) -> StepAssignees:
-        """These assignees with `delegate` acting for `delegator`."""
-        return StepAssignees(
-            self.users, self.groups, self.roles, {**self.delegates, delegate: delegator}
-        )
 
     def merged(self, other: Assignees) -> StepAssignees:
         """These assignees plus everyone `other` names (sorted, without duplicates)."""
@@ -256,11 +244,6 @@ class Decision:
     created_at: datetime
     seat: int | None = None
 
-    @property
-    def people(self) -> tuple[str, ...]:
-        """The person who decided and the one they stood in for, if any."""
-        return (self.actor_id, self.acting_for) if self.acting_for else (self.actor_id,)
-
 
 class TimerStatus(StrEnum):
     """Where a stored timer stands."""
@@ -324,8 +307,3 @@ class OverdueStep:
     due_at: datetime | None
     next_timer_at: datetime | None
     stuck_timers: int
-
-
-def people_of(decisions: Iterable[Decision]) -> set[str]:
-    """Everyone who decided (or was stood in for) in `decisions`."""
-    return {person for d in decisions for person in d.people}

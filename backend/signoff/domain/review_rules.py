@@ -388,6 +388,13 @@ def override(run: Run, event: Override) -> None:
         event.justification,
         run.ctx.override_min_justification,
     )
+    voted = {p for seat in step.seats for p in (seat.filled_by, seat.acting_for) if p}
+    if user in voted:
+        raise DomainError(
+            ErrorCode.SEPARATION_OF_DUTIES,
+            "you voted on this step: overriding it takes someone else",
+            details={"actor": user},
+        )
     first = event.requested_by
     if step.sensitive and first is None:
         run.decide(key, user, DecisionOutcome.OVERRIDE_REQUESTED, reason=text)

@@ -57,10 +57,6 @@ class Snapshot:
         """The step with this template key."""
         return next(s for s in self.steps if s.key == key)
 
-    def key_of(self, step_id: Any) -> str:
-        """The template key of the step with this id."""
-        return next(s.key for s in self.steps if s.id == step_id)
-
 
 @dataclass(frozen=True)
 class Entry:

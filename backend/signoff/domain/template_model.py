@@ -8,7 +8,7 @@ rules need the step model).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
@@ -125,11 +125,6 @@ class Assignees:
         """True when nobody at all could act on the step."""
         return not (self.users or self.groups or self.roles)
 
-    @property
-    def size(self) -> int:
-        """The number of named entries (users + groups + roles), not of people."""
-        return len(self.users) + len(self.groups) + len(self.roles)
-
     def count_of(self, name: str) -> int:
         """Seats a group or role holds (one unless the template states more)."""
         return self.counts.get(name, 1)
@@ -142,12 +137,6 @@ class Assignees:
             + sum(self.count_of(g) for g in dict.fromkeys(self.groups))
             + sum(self.count_of(r) for r in dict.fromkeys(self.roles))
         )
-
-    def matches(self, user_id: str, groups: Iterable[str] = (), roles: Iterable[str] = ()) -> bool:
-        """Whether a person with these groups and roles is one of the assignees."""
-        if user_id in self.users:
-            return True
-        return bool(set(groups) & set(self.groups)) or bool(set(roles) & set(self.roles))
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form stored on steps, plans and timers (seat counts only when stated)."""
@@ -302,10 +291,6 @@ class TemplateDefinition:
     def dependents(self, key: str) -> list[StepDefinition]:
         """Steps that depend directly on `key`, in declaration order."""
         return [s for s in self.steps if any(d.step == key for d in s.depends_on)]
-
-    def roots(self) -> list[str]:
-        """Steps with no dependencies: the ones activated when an item starts."""
-        return [s.key for s in self.steps if not s.depends_on]
 
     def topological_order(self) -> list[str]:
         """Step keys with every step after all its upstream steps.

@@ -174,17 +174,6 @@ class EscalationPlan:
         return sorted(out, key=lambda t: t.sort_key)
 
 
-def plan_timers(
-    step: StepDefinition, activated_at: datetime, calendar: Clockwork
-) -> list[TimerSpec]:
-    """The timers to arm when `step` activates at `activated_at`, sorted by due time.
-
-    One per reminder, one deadline-risk warning at ratio x SLA, one per escalation level at its
-    `after`, and the SLA deadline itself, whose payload names the timeout action.
-    """
-    return EscalationPlan.from_step(step).timers(activated_at, calendar)
-
-
 def hold_timer(step: StepDefinition, since: datetime, calendar: Clockwork) -> TimerSpec:
     """The timer of a step held for a person: due after the step's SLA (or a day)."""
     return TimerSpec(TimerKind.HOLD, calendar.add(since, step.sla or DEFAULT_HOLD_TIMEOUT))
