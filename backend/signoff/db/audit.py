@@ -10,6 +10,7 @@ from uuid import UUID
 from signoff.db import sql
 from signoff.domain.audit import (
     GENESIS_HASH,
+    REDACTABLE_FIELDS,
     BreakKind,
     ChainBreak,
     canonical,
@@ -83,6 +84,38 @@ def _uuid(value: Any) -> UUID | None:
     if value is None or isinstance(value, UUID):
         return value
     return UUID(str(value))
+
+
+async def redact_event(
+    tenant_id: str,
+    seq: int,
+    *,
+    at: datetime,
+    clear: Sequence[str] = (),
+    data: dict[str, Any] | None = None,
+) -> bool:
+    """Redact one event: empty the `clear` columns and, if given, replace its `data`.
+
+    The lawful change to the trail, and the only UPDATE the append-only trigger lets through:
+    `clear` names columns of `REDACTABLE_FIELDS`; `data`, if given, must be the event's data
+    with keys removed or values replaced by `redaction_marker(value)` (the trigger refuses
+    anything else with `insufficient_privilege`). The event keeps its digest and links, and is
+    marked redacted at `at`. False if the event does not exist.
+    """
+    unknown = set(clear) - set(REDACTABLE_FIELDS)
+    if unknown:
+        raise ValueError(f"not redactable: {sorted(unknown)}")
+    assignments = ", ".join(f"{name} = NULL" for name in clear)
+    row = await sql.fetchrow(
+        f"""UPDATE audit_event SET {assignments + ", " if assignments else ""}
+            data = coalesce($3::jsonb, data), redacted_at = greatest(redacted_at, $4)
+        WHERE tenant_id = $1 AND seq = $2 RETURNING seq""",
+        tenant_id,
+        seq,
+        None if data is None else sql.dumps(canonical(data)),
+        _aware(at),
+    )
+    return row is not None
 
 
 async def chain_head(tenant_id: str) -> tuple[int, str]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
+from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 from piccolo.apps.migrations.commands.forwards import run_forwards
 
 from signoff.db.engine import ENGINE
@@ -63,6 +65,29 @@ async def run_sql_script(script: str) -> None:
             await conn.execute(script)
     finally:
         await conn.close()
+
+
+def sql_migration(
+    migration_id: str, description: str, forwards: str, backwards: str
+) -> Callable[[], Awaitable[MigrationManager]]:
+    """The `forwards` entry point of a migration that runs one SQL script each way."""
+
+    async def make() -> MigrationManager:
+        manager = MigrationManager(
+            migration_id=migration_id, app_name="signoff", description=description
+        )
+
+        async def run() -> None:
+            await run_sql_script(forwards)
+
+        async def run_backwards() -> None:
+            await run_sql_script(backwards)
+
+        manager.add_raw(run)
+        manager.add_raw_backwards(run_backwards)
+        return manager
+
+    return make
 
 
 async def pending_migrations() -> list[str]:

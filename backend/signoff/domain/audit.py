@@ -10,8 +10,15 @@ purged while the chain still verifies; the content check then tells which events
 their digest. The database computes the same link (`audit_append` in the migrations): the two
 must stay identical, and every append checks that they are.
 
+Redaction is the one change the trail allows after the fact (the database's append-only trigger
+refuses every other): the columns in `REDACTABLE_FIELDS` become empty, and values inside `data`
+are removed or replaced by a marker holding their digest (`redaction_marker`). A redacted event
+keeps its digest, so its links verify; it is marked (`redacted_at`) and its content is not
+checked against the digest any more.
+
 Events written before content digests existed (`content_digest` empty) were hashed over all
-their fields at once (`legacy_event_hash`); the verifier accepts either form.
+their fields at once (`legacy_event_hash`); the verifier accepts either form. They cannot be
+redacted: their hash covers their content.
 """
 
 from __future__ import annotations
@@ -43,6 +50,11 @@ CONTENT_FIELDS = (
 )
 
 LEGACY_HASHED_FIELDS = ("tenant_id", "seq", *CONTENT_FIELDS)
+
+REDACTABLE_FIELDS = ("acting_for", "reason", "request_id", "client_addr", "user_agent")
+"""Text columns a redaction may empty (besides values inside `data`)."""
+
+REDACTION_KEY = "redacted_sha256"
 
 
 def canonical(value: Any) -> Any:
@@ -83,6 +95,25 @@ def content_digest(event: Mapping[str, Any]) -> str:
     """sha256 (hex) of the canonical JSON of the event's `CONTENT_FIELDS`."""
     body = {name: canonical(event.get(name)) for name in CONTENT_FIELDS}
     return hashlib.sha256(_json(body).encode()).hexdigest()
+
+
+def redaction_marker(value: Any) -> dict[str, str]:
+    """What replaces a redacted value inside an event's `data`: the digest of its canonical JSON.
+
+    The database accepts exactly this shape in place of a value (`audit_data_redacts`), so a
+    redaction can take content away but never write new content in.
+    """
+    return {REDACTION_KEY: hashlib.sha256(_json(canonical(value)).encode()).hexdigest()}
+
+
+def is_redaction_marker(value: Any) -> bool:
+    """Whether `value` is a marker left by `redaction_marker`."""
+    return (
+        isinstance(value, Mapping)
+        and set(value) == {REDACTION_KEY}
+        and isinstance(value[REDACTION_KEY], str)
+        and len(value[REDACTION_KEY]) == 64
+    )
 
 
 def link_hash(prev_hash: str, tenant_id: str, seq: int, digest: str) -> str:
@@ -161,7 +192,8 @@ def verify_events(
     chain starts at seq 1); without it the first event's `prev_hash` is trusted. `first_seq`
     is the seq the first event must have. With `check_content` each event's content is also
     checked against its digest; without it only the links are (a trail whose content was
-    redacted still proves that no event was added, removed or reordered).
+    redacted still proves that no event was added, removed or reordered). Events marked as
+    redacted (`redacted_at`) are checked by their links only.
     """
     prev = anchor
     expected = first_seq
@@ -175,7 +207,8 @@ def verify_events(
         if digest:
             if link_hash(event["prev_hash"], event["tenant_id"], seq, digest) != event["hash"]:
                 return ChainBreak(seq, BreakKind.HASH, "hash does not match its link")
-            if check_content and content_digest(event) != digest:
+            redacted = event.get("redacted_at") is not None
+            if check_content and not redacted and content_digest(event) != digest:
                 return ChainBreak(seq, BreakKind.CONTENT, "content does not match its digest")
         elif legacy_event_hash(event["prev_hash"], event) != event["hash"]:
             return ChainBreak(seq, BreakKind.HASH, "hash does not match the event")
