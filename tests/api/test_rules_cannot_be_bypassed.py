@@ -4,6 +4,9 @@ the rules say."""
 
 from __future__ import annotations
 
+from signoff.db import sql
+from signoff.services import notification_admin
+from signoff.services import notifications as notification_services
 from tests.api.conftest import (
     ADMIN,
     APPROVE,
@@ -15,6 +18,7 @@ from tests.api.conftest import (
     approval,
     step_of,
 )
+from tests.conftest import actor
 
 REPLAY = """query($key: String!, $definition: JSON!) {
   replayTemplate(templateKey: $key, definition: $definition, last: 10) {
@@ -198,7 +202,16 @@ async def test_in_a_review_chain_a_fallback_or_optional_dependent_goes_on_after_
     assert item["state"] == "APPROVED"
 
 
-async def test_retries_exhausted_escalate_through_the_steps_escalation_chain(desk):
+async def test_retries_exhausted_escalate_through_the_steps_escalation_chain(
+    desk, tenant, services
+):
+    await notification_admin.upsert_user_profile(
+        actor(tenant, "root", "admin"),
+        services,
+        notification_admin.ProfileInput(
+            "sid", addresses={"fake": "sid@example.com"}, groups=("sre",)
+        ),
+    )
     await desk.publish(
         {
             "key": "one-shot",
@@ -232,7 +245,13 @@ async def test_retries_exhausted_escalate_through_the_steps_escalation_chain(des
     assert item["priority"] == 4  # as far as the chain raises it
     assert "sre" in step_of(item, "x")["assignees"]["groups"]
     actions = [e["action"] for e in (await desk.read(item))["auditEvents"]]
-    assert actions[-2:] == ["step.retries_exhausted", "step.escalate"]  # notifies them
+    assert actions[-2:] == ["step.retries_exhausted", "step.escalate"]
+    # the failed step waits for a person to recover it: its new assignees are told
+    await notification_services.plan_notifications(services, tenant, channels=["fake"])
+    told = await sql.fetch(
+        "SELECT recipient_id, event_kind FROM notification_delivery WHERE tenant_id = $1", tenant
+    )
+    assert [(r["recipient_id"], r["event_kind"]) for r in told] == [("sid", "escalation")]
 
 
 async def test_replaying_a_template_needs_the_template_admin_permission(desk, gql):

@@ -245,6 +245,21 @@ def backoff_delay(
     return timedelta(seconds=pick)
 
 
+def concerns_open_step(kind: str, step_state: str | None, data: Mapping[str, Any]) -> bool:
+    """Whether a notification of `kind` about a step in `step_state` still needs telling.
+
+    Step kinds (assignments, reminders, escalations, deadline warnings) are for a step someone
+    must act on: an active one, or a failed plan step whose retries are exhausted, which
+    escalates to people who must recover it (retry, skip or compensate). A step decided before
+    anyone had to look needs nobody told. Other kinds always concern their step.
+    """
+    if kind not in STEP_KINDS:
+        return True
+    if step_state == "active":
+        return True
+    return kind == "escalation" and step_state == "failed" and data.get("by") == "retries_exhausted"
+
+
 def step_assignee_sets(assignees: Mapping[str, Any]) -> tuple[set[str], set[str], set[str]]:
     """(users, groups, roles) a step's assignees name; delegates count as users."""
     users = set(assignees.get("users") or []) | set((assignees.get("delegates") or {}).keys())

@@ -35,7 +35,7 @@ from signoff.domain.errors import DomainError, Problem
 from signoff.domain.events import Event, Submit, TimerFired, Vote, VoteOutcome
 from signoff.domain.intake import new_item, new_steps
 from signoff.domain.limits import DEFAULT_LIMITS
-from signoff.domain.notification_policy import KIND_OF_ACTION, STEP_KINDS
+from signoff.domain.notification_policy import KIND_OF_ACTION, concerns_open_step
 from signoff.domain.payloads import payload_problems
 from signoff.domain.progression import Context, Progress, Snapshot, progress
 from signoff.domain.records import DecisionOutcome, Seat, Step
@@ -317,7 +317,7 @@ def _result(
             kind = KIND_OF_ACTION.get(entry.action)
             if kind is None or entry.step is None or kind in ("decision", "failure"):
                 continue
-            if kind in STEP_KINDS and after[entry.step].state is not StepState.ACTIVE:
+            if not concerns_open_step(kind, after[entry.step].state.value, entry.data):
                 continue  # the planner drops what concerns a step no longer open
             recipients = after[entry.step].assignees.spec
             level = entry.data.get("level")

@@ -196,8 +196,8 @@ async def _plan_event(
     if item is None:
         return []
     step = batch.steps.get(event["step_id"]) if event["step_id"] is not None else None
-    if kind in policy.STEP_KINDS and (step is None or step["state"] != "active"):
-        # Decided (or auto-approved) before anyone had to look: nobody needs telling.
+    state = step["state"] if step is not None else None
+    if not policy.concerns_open_step(kind, state, event.get("data") or {}):
         return []
     payload = _event_payload(ctx, kind, event, item, step)
     now = ctx.clock.now()
