@@ -6,7 +6,10 @@ import pytest
 
 from signoff.db import sql
 from signoff.db.migrate import apply_migrations, expected_migration_ids, pending_migrations
-from signoff.db.tables import ALL_TABLES
+from signoff.db.retention_tables import RETENTION_TABLES
+from signoff.db.tables import ALL_TABLES as CORE_TABLES
+
+ALL_TABLES = (*CORE_TABLES, *RETENTION_TABLES)
 
 
 async def applied_ids() -> list[str]:

@@ -135,6 +135,10 @@ class Settings:
     admin_roles: tuple[str, ...] = _setting(
         ["admin"], "Roles allowed to manage templates and see every item of their tenant."
     )
+    legal_hold_roles: tuple[str, ...] = _setting(
+        ["admin", "legal"],
+        "Roles allowed to place and release legal holds (and to see an item's hold).",
+    )
     override_min_justification: int = _setting(
         20, "Minimum length of an override justification, in characters."
     )

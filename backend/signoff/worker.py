@@ -18,17 +18,19 @@ from signoff.jobs.notifications import (
     plan_notifications_job,
     prepare_notifications,
 )
+from signoff.jobs.retention import apply_retention_job
 from signoff.jobs.timers import ArqScheduler, fire_timer_job, sweep_timers_job
 from signoff.services.context import ServiceContext
 from signoff.settings import Settings, get_settings
 
 FUNCTIONS: list[Any] = [verify_audit_chains, fire_timer_job, sweep_timers_job]
 FUNCTIONS += [plan_notifications_job, deliver_job, notification_sweeper]
-FUNCTIONS += [sweep_evidence_uploads]
+FUNCTIONS += [sweep_evidence_uploads, apply_retention_job]
 
 
 def cron_jobs(settings: Settings) -> list[Any]:
-    """Periodic jobs: the timer sweeper and the audit chain check."""
+    """Periodic jobs: the timer sweeper, the audit chain check, the notification and upload
+    sweepers, and retention (hourly)."""
     every = max(1, settings.timer_sweep_seconds)
     return [
         cron(
@@ -47,6 +49,7 @@ def cron_jobs(settings: Settings) -> list[Any]:
             timeout=120,
         ),
         cron(sweep_evidence_uploads, second={20}, unique=True, timeout=120),
+        cron(apply_retention_job, minute={41}, second={10}, unique=True, timeout=3600),
     ]
 
 

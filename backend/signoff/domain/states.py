@@ -176,6 +176,18 @@ TERMINAL_ITEM_STATES: frozenset[ItemState] = frozenset(
 )
 """Item states with no way out."""
 
+DECIDED_ITEM_STATES: tuple[ItemState, ...] = (
+    ItemState.APPROVED,
+    ItemState.REJECTED,
+    ItemState.EXPIRED,
+    ItemState.CANCELLED,
+    ItemState.COMPLETED,
+    ItemState.FAILED,
+    ItemState.COMPENSATED,
+)
+"""Items whose review is over (even if an override may still revive a rejected or expired
+one): what incident reviews reopen and what retention may remove content from."""
+
 StateT = TypeVar("StateT", bound=StrEnum)
 ActionT = TypeVar("ActionT", bound=StrEnum)
 

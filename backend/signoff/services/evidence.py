@@ -410,7 +410,7 @@ async def open_content(actor: Actor, ctx: ServiceContext, evidence_id: UUID) -> 
     just verified, hashed again on the way (a change in between ends the stream with an error).
     """
     record = await get_evidence(actor, ctx, evidence_id)
-    if record.storage_key is None:
+    if record.storage_key is None or record.purged_at is not None:
         raise DomainError(ErrorCode.NOT_FOUND, "the content of this evidence was purged")
     storage = storage_of(ctx)
     try:

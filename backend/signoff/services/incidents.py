@@ -26,7 +26,7 @@ from signoff.domain.actors import Actor
 from signoff.domain.errors import DomainError, ErrorCode, invalid
 from signoff.domain.evidence import EvidenceSource
 from signoff.domain.records import Decision
-from signoff.domain.states import ItemState
+from signoff.domain.states import DECIDED_ITEM_STATES
 from signoff.services import engine
 from signoff.services import evidence as evidence_services
 from signoff.services import items as item_services
@@ -37,15 +37,7 @@ from signoff.services.uow import remember_result, replayed_result, unit_of_work
 DEFAULT_TEMPLATE = "incident-review"
 MAX_REF = 500
 MAX_SUBJECT = 200
-DECIDED = (
-    ItemState.APPROVED,
-    ItemState.REJECTED,
-    ItemState.EXPIRED,
-    ItemState.CANCELLED,
-    ItemState.COMPLETED,
-    ItemState.FAILED,
-    ItemState.COMPENSATED,
-)
+DECIDED = DECIDED_ITEM_STATES
 SOURCE_KINDS = ("trace", "decision")
 
 

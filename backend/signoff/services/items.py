@@ -14,6 +14,7 @@ from signoff.domain.events import Submit, Vote, VoteOutcome
 from signoff.domain.intake import new_item, new_steps
 from signoff.domain.permissions import can_read_item
 from signoff.domain.progression import Snapshot, progress
+from signoff.domain.retention import digest_of
 from signoff.domain.templates import (
     TemplateKind,
     plan_to_template,
@@ -151,6 +152,8 @@ async def submit_item(actor: Actor, ctx: ServiceContext, inp: SubmitItemInput) -
                 "title": title,
                 "external_ref": inp.external_ref,
                 "steps": [s.key for s in defn.steps],
+                # the chain keeps the payload's digest: retention may remove the payload
+                "payload_sha256": digest_of(inp.payload),
             }
         )
         context = context_for(ctx, await tenant_calendar(actor.tenant_id))

@@ -1,0 +1,30 @@
+"""Retention run by the worker: the tenants' policies applied to the items that are due."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from signoff.services.retention import apply_retention
+
+log = logging.getLogger("signoff.jobs")
+
+
+async def apply_retention_job(ctx: dict[str, Any]) -> dict[str, int]:
+    """Redact or purge the content of every item its tenant's policy makes due (cron, hourly);
+    items on legal hold are left alone."""
+    report = await apply_retention(ctx["services"])
+    if report.applied or report.object_failures:
+        log.info(
+            "retention: %s items, %s evidence objects deleted, %s deletions to retry, %s held",
+            len(report.applied),
+            report.objects_deleted,
+            report.object_failures,
+            report.held,
+        )
+    return {
+        "applied": len(report.applied),
+        "held": report.held,
+        "objects_deleted": report.objects_deleted,
+        "object_failures": report.object_failures,
+    }

@@ -1,0 +1,290 @@
+"""Retention use cases: set a tenant's policies, place and release legal holds, and apply the
+policies to the items that are due (the scheduled job and `signoff retention run`).
+
+Applying a policy to an item is one unit of work: the item locked, its hold and history
+checked again under the lock, its payload, comment bodies and evidence descriptions removed,
+and its `item.retention_applied` audit event written — or nothing. Evidence objects are deleted
+from the store after the commit (a slow call never runs inside the transaction); a deletion
+that fails is retried by the next run, and the file is refused for download from the commit on.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from signoff.db import items as items_repo
+from signoff.db import retention as repo
+from signoff.domain.actors import Actor
+from signoff.domain.errors import DomainError, ErrorCode, not_found
+from signoff.domain.retention import (
+    RetentionPolicy,
+    Verdict,
+    check_policy,
+    check_reason,
+    digest_of,
+    policy_for,
+    require_admin,
+    require_hold_role,
+    retained_payload,
+    verdict,
+)
+from signoff.services.context import ServiceContext
+from signoff.services.evidence import storage_of
+from signoff.services.uow import remember_result, replayed_result, unit_of_work
+from signoff.storage import StorageError
+
+log = logging.getLogger("signoff.services.retention")
+
+BATCH = 200
+
+
+@dataclass(frozen=True)
+class SetPolicyInput:
+    """A tenant's policy: for one template (`template_key`), or the default (None or '')."""
+
+    days: int
+    action: str
+    template_key: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class HoldInput:
+    """Place or release a legal hold on an item."""
+
+    item_id: UUID
+    reason: str
+    idempotency_key: str | None = None
+
+
+@dataclass
+class RetentionReport:
+    """What one run of retention did."""
+
+    applied: list[UUID] = field(default_factory=list)
+    held: int = 0
+    objects_deleted: int = 0
+    object_failures: int = 0
+
+
+def _policy_data(policy: RetentionPolicy | None) -> dict[str, Any] | None:
+    if policy is None:
+        return None
+    return {"template_key": policy.template_key, "days": policy.days, "action": policy.action}
+
+
+async def set_policy(actor: Actor, ctx: ServiceContext, inp: SetPolicyInput) -> RetentionPolicy:
+    """Create or replace a retention policy (admins; audited as `retention.policy_set`)."""
+    require_admin(actor.principal, ctx.settings.admin_roles)
+    policy = check_policy(inp.template_key, inp.days, inp.action)
+    async with unit_of_work(actor, ctx) as uow:
+        before = await repo.put_policy(actor.tenant_id, policy, actor.user_id, ctx.clock.now())
+        uow.record(
+            "retention.policy_set",
+            reason=inp.reason,
+            data={"before": _policy_data(before), "after": _policy_data(policy)},
+        )
+    return policy
+
+
+async def remove_policy(
+    actor: Actor, ctx: ServiceContext, template_key: str | None, reason: str | None = None
+) -> RetentionPolicy:
+    """Remove a retention policy (admins; audited as `retention.policy_removed`); NOT_FOUND
+    when there is none for that template."""
+    require_admin(actor.principal, ctx.settings.admin_roles)
+    key = (template_key or "").strip()
+    async with unit_of_work(actor, ctx) as uow:
+        removed = await repo.delete_policy(actor.tenant_id, key)
+        if removed is None:
+            raise not_found("retention policy", repr(key or "default"))
+        uow.record(
+            "retention.policy_removed", reason=reason, data={"before": _policy_data(removed)}
+        )
+    return removed
+
+
+async def list_policies(actor: Actor, ctx: ServiceContext) -> list[RetentionPolicy]:
+    """The tenant's retention policies (admins)."""
+    require_admin(actor.principal, ctx.settings.admin_roles)
+    return await repo.policies_of(actor.tenant_id)
+
+
+async def place_hold(actor: Actor, ctx: ServiceContext, inp: HoldInput) -> repo.LegalHoldRecord:
+    """Put an item on legal hold: retention leaves it alone until the hold is released.
+    Legal hold roles only; audited as `item.legal_hold_placed`."""
+    require_hold_role(actor.principal, ctx.settings.legal_hold_roles)
+    reason = check_reason(inp.reason)
+    async with unit_of_work(actor, ctx) as uow:
+        replay = await replayed_result(
+            uow, inp.idempotency_key, "placeLegalHold", {"item": str(inp.item_id), "r": reason}
+        )
+        if replay is not None:
+            return _replayed_hold(inp.item_id, replay)
+        await _lock(actor, inp.item_id)
+        if await repo.hold_of(actor.tenant_id, inp.item_id) is not None:
+            raise DomainError(ErrorCode.ILLEGAL_TRANSITION, "the item is already on legal hold")
+        hold = await repo.place_hold(
+            actor.tenant_id, inp.item_id, reason, actor.user_id, ctx.clock.now()
+        )
+        uow.record("item.legal_hold_placed", item_id=inp.item_id, reason=reason, data={})
+        await remember_result(uow, inp.idempotency_key, _hold_result(hold))
+    return hold
+
+
+async def release_hold(actor: Actor, ctx: ServiceContext, inp: HoldInput) -> repo.LegalHoldRecord:
+    """Release an item's legal hold (legal hold roles; audited as `item.legal_hold_released`,
+    with who placed it and when). A replay of the same key returns the released hold."""
+    require_hold_role(actor.principal, ctx.settings.legal_hold_roles)
+    reason = check_reason(inp.reason)
+    async with unit_of_work(actor, ctx) as uow:
+        replay = await replayed_result(
+            uow, inp.idempotency_key, "releaseLegalHold", {"item": str(inp.item_id), "r": reason}
+        )
+        if replay is not None:
+            return _replayed_hold(inp.item_id, replay)
+        await _lock(actor, inp.item_id)
+        released = await repo.release_hold(actor.tenant_id, inp.item_id)
+        if released is None:
+            raise DomainError(ErrorCode.ILLEGAL_TRANSITION, "the item is not on legal hold")
+        uow.record(
+            "item.legal_hold_released",
+            item_id=inp.item_id,
+            reason=reason,
+            data={
+                "placed_by": released.placed_by,
+                "placed_at": released.placed_at,
+                "placed_reason": released.reason,
+            },
+        )
+        await remember_result(uow, inp.idempotency_key, _hold_result(released))
+    return released
+
+
+def _hold_result(hold: repo.LegalHoldRecord) -> dict[str, Any]:
+    return {
+        "reason": hold.reason,
+        "placed_by": hold.placed_by,
+        "placed_at": hold.placed_at.isoformat(),
+    }
+
+
+def _replayed_hold(item_id: UUID, result: dict[str, Any]) -> repo.LegalHoldRecord:
+    return repo.LegalHoldRecord(
+        item_id, result["reason"], result["placed_by"], datetime.fromisoformat(result["placed_at"])
+    )
+
+
+async def _lock(actor: Actor, item_id: UUID) -> None:
+    # Holds and retention serialise on the item row: a purge never misses a hold placed
+    # while it runs.
+    if await items_repo.lock_item(actor.tenant_id, item_id=item_id) is None:
+        raise not_found("item", item_id)
+
+
+async def hold_of(actor: Actor, ctx: ServiceContext, item_id: UUID) -> repo.LegalHoldRecord | None:
+    """The item's legal hold, for someone with a legal hold role (None for anyone else)."""
+    if not actor.principal.has_any_role(ctx.settings.legal_hold_roles):
+        return None
+    return await repo.hold_of(actor.tenant_id, item_id)
+
+
+async def retention_of(
+    actor: Actor, ctx: ServiceContext, item_id: UUID
+) -> repo.ItemRetentionRecord | None:
+    """What retention did to an item the caller has already been allowed to read."""
+    return await repo.retention_of(actor.tenant_id, item_id)
+
+
+async def apply_retention(
+    ctx: ServiceContext, tenant_id: str | None = None, *, limit: int | None = None
+) -> RetentionReport:
+    """Apply every tenant's policies (or `tenant_id`'s) to the items due at the clock's now;
+    then delete the stored objects of purged evidence. Safe to run concurrently and again:
+    each item is decided under its lock and handled once."""
+    report = RetentionReport()
+    tenants = [tenant_id] if tenant_id else await repo.tenants_with_policies()
+    for tenant in tenants:
+        await _apply_tenant(ctx, tenant, report, limit)
+        await _delete_objects(ctx, tenant, report)
+    return report
+
+
+async def _apply_tenant(
+    ctx: ServiceContext, tenant_id: str, report: RetentionReport, limit: int | None
+) -> None:
+    seen: set[UUID] = set()
+    while limit is None or len(report.applied) < limit:
+        now = ctx.clock.now()
+        candidates = [c for c in await repo.due_candidates(tenant_id, now, BATCH) if c not in seen]
+        if not candidates:
+            return
+        for item_id in candidates:
+            if limit is not None and len(report.applied) >= limit:
+                return
+            seen.add(item_id)
+            outcome = await apply_to_item(ctx, tenant_id, item_id)
+            if outcome is Verdict.DUE:
+                report.applied.append(item_id)
+            elif outcome is Verdict.HELD:
+                report.held += 1
+
+
+async def apply_to_item(ctx: ServiceContext, tenant_id: str, item_id: UUID) -> Verdict:
+    """Apply the governing policy to one item if it is due now; what was decided."""
+    actor = Actor.system(tenant_id)
+    async with unit_of_work(actor, ctx) as uow:
+        locked = await items_repo.lock_item(tenant_id, item_id=item_id)
+        if locked is None:
+            return Verdict.NO_POLICY
+        item, _ = locked
+        facts = await repo.facts_of(tenant_id, item_id, item.template_id)
+        policy = policy_for(await repo.policies_of(tenant_id), facts.template_key)
+        now = ctx.clock.now()
+        decided = verdict(
+            state=item.state,
+            last_changed=item.updated_at,
+            policy=policy,
+            held=facts.held,
+            applied=facts.applied,
+            now=now,
+        )
+        if decided is not Verdict.DUE:
+            return decided
+        assert policy is not None
+        digest = digest_of(dict(item.payload))
+        version = await repo.replace_payload(
+            tenant_id, item_id, retained_payload(item.payload, policy.action), now
+        )
+        comments = await repo.purge_comment_bodies(tenant_id, item_id, now)
+        evidence = await repo.purge_evidence(tenant_id, item_id, now)
+        await repo.record_applied(tenant_id, item_id, policy, digest, now)
+        uow.record(
+            "item.retention_applied",
+            item_id=item_id,
+            data={
+                "policy": _policy_data(policy),
+                "payload_sha256": digest,
+                "comment_revisions": comments,
+                "evidence": evidence,
+                "version": version,
+            },
+        )
+    return Verdict.DUE
+
+
+async def _delete_objects(ctx: ServiceContext, tenant_id: str, report: RetentionReport) -> None:
+    storage = storage_of(ctx)
+    for evidence_id, key in await repo.objects_to_delete(tenant_id):
+        try:
+            await storage.delete(key)
+        except StorageError:
+            report.object_failures += 1
+            log.warning("could not delete purged evidence %s; retried next run", evidence_id)
+            continue
+        await repo.forget_object(tenant_id, evidence_id)
+        report.objects_deleted += 1
