@@ -1,4 +1,4 @@
-"""The `signoff` command: dev, serve, worker, migrate, schema, token, templates, docs."""
+"""The `signoff` command: dev, serve, worker, migrate, schema, token, templates, docs, audit."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from signoff import audit_cli
 from signoff.domain.records import TemplateVersion
 from signoff.request_ids import LOG_FORMAT, install_log_filter
 from signoff.settings import Settings, get_settings
@@ -304,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--list", action="store_true", help="list the scenarios and exit")
     bench.add_argument("--profile", action="store_true", help="py-spy every started process")
     bench.set_defaults(func=cmd_bench)
+    audit_cli.add_parser(sub)
     return parser
 
 
@@ -312,6 +314,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=os.environ.get("SIGNOFF_LOG_LEVEL", "INFO"), format=LOG_FORMAT)
     install_log_filter()
     args = build_parser().parse_args(argv)
+    if args.command == "audit":
+        args.func(args, _settings())
+        return
     args.func(args)
 
 

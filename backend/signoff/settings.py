@@ -139,6 +139,11 @@ class Settings:
         ["admin", "legal"],
         "Roles allowed to place and release legal holds (and to see an item's hold).",
     )
+    auditor_roles: tuple[str, ...] = _setting(
+        ["auditor"],
+        "Roles allowed to verify the audit chain, export the audit trail and see the client "
+        "address and user agent of audit events (admins may too).",
+    )
     override_min_justification: int = _setting(
         20, "Minimum length of an override justification, in characters."
     )

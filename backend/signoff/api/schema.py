@@ -14,6 +14,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
 from signoff.api import ids
+from signoff.api.audit import AuditQueries
 from signoff.api.comments import CommentQueries
 from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.errors import CodedError
@@ -57,6 +58,7 @@ class Query(
     CommentQueries,
     EvidenceQueries,
     IncidentQueries,
+    AuditQueries,
 ):
     @strawberry.field(description="The authenticated caller.")
     def viewer(self, info: Info[SignoffContext, Any]) -> Viewer:

@@ -12,7 +12,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from signoff.api import ids
-from signoff.api.context import SignoffContext, actor_of
+from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.enums import (
     HoldOptionEnum,
     ItemKindEnum,
@@ -23,13 +23,13 @@ from signoff.api.enums import (
     StepStateEnum,
 )
 from signoff.api.loaders import loaders_of
-from signoff.db import audit as audit_repo
 from signoff.domain import progression, records
 from signoff.domain.calendar import WALL_CLOCK
 from signoff.domain.records import SeatVote
 from signoff.domain.snapshot import HoldOption
 from signoff.domain.states import ItemState, StepState
 from signoff.domain.templates import RiskLevel, StepKind, TemplateDefinition, TemplateKind
+from signoff.services import audit as audit_services
 from signoff.services.engine import ItemView
 
 __all__ = [
@@ -321,8 +321,19 @@ class AuditEvent:
     acting_for: str | None = strawberry.field(description="Whom a delegate acted for.")
     reason: str | None = strawberry.field(description="The reason given.")
     request_id: str | None = strawberry.field(description="Request that made the change.")
-    client_addr: str | None = strawberry.field(description="Client address of that request.")
-    user_agent: str | None = strawberry.field(description="User agent of that request.")
+    client_addr: str | None = strawberry.field(
+        description="Client address of that request; null unless the caller is an auditor or admin."
+    )
+    user_agent: str | None = strawberry.field(
+        description="User agent of that request; null unless the caller is an auditor or admin."
+    )
+    environment: str | None = strawberry.field(
+        description="Environment of the principal who made the change (null on events written "
+        "before it was recorded)."
+    )
+    redacted_at: datetime | None = strawberry.field(
+        description="When the event's content was redacted (its chain links still verify)."
+    )
     step_id: strawberry.ID | None = strawberry.field(description="Step concerned, if any.")
     data: JSON = strawberry.field(description="Details of the change.")
     occurred_at: datetime = strawberry.field(description="When it happened.")
@@ -341,6 +352,8 @@ class AuditEvent:
             request_id=row["request_id"],
             client_addr=row["client_addr"],
             user_agent=row["user_agent"],
+            environment=row.get("environment"),
+            redacted_at=row.get("redacted_at"),
             step_id=strawberry.ID(ids.encode("Step", step)) if step else None,
             data=row["data"],
             occurred_at=row["occurred_at"],
@@ -381,8 +394,9 @@ class WorkflowItem(Node):
             int, strawberry.argument(description="At most this many (1 to 500).")
         ] = 100,
     ) -> list[AuditEvent]:
-        actor_of(info)
-        rows = await audit_repo.events_for_item(self.tenant_id, self.raw_id, limit=first)
+        rows = await audit_services.item_events(
+            actor_of(info), services_of(info), self.raw_id, limit=first
+        )
         return [AuditEvent.from_row(r) for r in rows]
 
     @strawberry.field(description="The latest decision on any of its steps, if any.")

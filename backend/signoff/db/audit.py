@@ -30,6 +30,7 @@ _TEXT_COLUMNS = (
     "client_addr",
     "user_agent",
 )
+_OPTIONAL_TEXT_COLUMNS = ("environment",)
 
 
 class ChainMismatchError(RuntimeError):
@@ -56,7 +57,7 @@ async def append_events(tenant_id: str, events: Sequence[dict[str, Any]]) -> lis
     head = await sql.fetchrow(
         """SELECT first_seq, prev_hash, last_hash FROM audit_append($1, $2, $3::uuid[],
             $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-            $11::text[], $12::jsonb[], $13::timestamptz[], $14::text[])""",
+            $11::text[], $12::jsonb[], $13::timestamptz[], $14::text[], $15::text[])""",
         tenant_id,
         REALTIME_CHANNEL,
         [_uuid(row.get("item_id")) for row in rows],
@@ -65,6 +66,7 @@ async def append_events(tenant_id: str, events: Sequence[dict[str, Any]]) -> lis
         [sql.dumps(row["data"]) for row in rows],
         [_aware(row["occurred_at"]) for row in rows],
         digests,
+        *[[row.get(column) for row in rows] for column in _OPTIONAL_TEXT_COLUMNS],
     )
     assert head is not None
     links = chain_hashes(head["prev_hash"], tenant_id, int(head["first_seq"]), digests)
@@ -157,8 +159,10 @@ async def verify_chain(
     *,
     check_content: bool = True,
     batch_size: int = 2_000,
+    to_seq: int | None = None,
 ) -> ChainBreak | None:
-    """Verify the tenant's chain from `from_seq` to its head; the first break, or None.
+    """Verify the tenant's chain from `from_seq` to its head (or `to_seq`); the first break, or
+    None.
 
     The event before `from_seq` is the trusted anchor (the empty genesis hash when starting at
     1). Events are read in batches up to the head read at the start, so events committed while
@@ -168,6 +172,8 @@ async def verify_chain(
     to detect that.
     """
     head_seq, _ = await chain_head(tenant_id)
+    if to_seq is not None:
+        head_seq = min(head_seq, to_seq)
     from_seq = max(1, from_seq)
     if from_seq > head_seq:
         return None

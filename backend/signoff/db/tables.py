@@ -158,6 +158,7 @@ class AuditEvent(Table, tablename="audit_event", db=ENGINE):
     hash = Text()
     content_digest = Text(null=True, default=None)
     redacted_at = Timestamptz(null=True, default=None)
+    environment = Text(null=True, default=None)
 
 
 ALL_TABLES: tuple[type[Table], ...] = (

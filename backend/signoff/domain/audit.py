@@ -51,6 +51,10 @@ CONTENT_FIELDS = (
 
 LEGACY_HASHED_FIELDS = ("tenant_id", "seq", *CONTENT_FIELDS)
 
+OPTIONAL_CONTENT_FIELDS = ("environment",)
+"""Content recorded since a later version: digested only when present, so that the digests of
+events written before it stay as they were."""
+
 REDACTABLE_FIELDS = ("acting_for", "reason", "request_id", "client_addr", "user_agent")
 """Text columns a redaction may empty (besides values inside `data`)."""
 
@@ -92,8 +96,12 @@ def _json(body: Any) -> str:
 
 
 def content_digest(event: Mapping[str, Any]) -> str:
-    """sha256 (hex) of the canonical JSON of the event's `CONTENT_FIELDS`."""
+    """sha256 (hex) of the canonical JSON of the event's `CONTENT_FIELDS` (and of those of
+    `OPTIONAL_CONTENT_FIELDS` it has)."""
     body = {name: canonical(event.get(name)) for name in CONTENT_FIELDS}
+    for name in OPTIONAL_CONTENT_FIELDS:
+        if event.get(name) is not None:
+            body[name] = canonical(event[name])
     return hashlib.sha256(_json(body).encode()).hexdigest()
 
 

@@ -37,3 +37,11 @@ def can_read_item(
     if principal.user_id in set(participants):
         return True
     return any(a.matches(principal) for a in step_assignees)
+
+
+def can_audit(
+    principal: Principal, *, auditor_roles: Iterable[str], admin_roles: Iterable[str]
+) -> bool:
+    """Auditors and admins: they verify and export the audit trail and see where each change
+    came from (client address, user agent), which other readers of an item do not."""
+    return principal.has_any_role(auditor_roles) or principal.has_any_role(admin_roles)

@@ -56,6 +56,7 @@ class UnitOfWork:
                 "request_id": meta.request_id,
                 "client_addr": meta.client_addr,
                 "user_agent": meta.user_agent,
+                "environment": self.actor.principal.environment,
                 "data": data or {},
                 "occurred_at": self.ctx.clock.now(),
             }
