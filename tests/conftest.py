@@ -84,6 +84,40 @@ async def database_url(service_urls: tuple[str, str]) -> AsyncIterator[str]:
     await admin.close()
 
 
+# The login role the application connects as in tests: a member of `signoff_app` (created by
+# the migrations), neither superuser nor owner. Roles belong to the whole cluster and several
+# test runs share it, so it is created only if missing (never dropped).
+APP_LOGIN_ROLE = "signoff_app_test"
+CREATE_APP_LOGIN_ROLE = f"""
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_LOGIN_ROLE}') THEN
+        CREATE ROLE {APP_LOGIN_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS IN ROLE signoff_app;
+    END IF;
+EXCEPTION
+    WHEN duplicate_object OR unique_violation THEN NULL;
+END
+$$;
+"""
+
+
+def _with_user(url: str, user: str) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, f"{user}@{host}", parts.path, parts.query, parts.fragment))
+
+
+@pytest.fixture(scope="session")
+async def app_database_url(database_url: str) -> str:
+    """The test database as the application's login role (row-level security applies)."""
+    admin = await asyncpg.connect(database_url)
+    try:
+        await admin.execute(CREATE_APP_LOGIN_ROLE)
+    finally:
+        await admin.close()
+    return _with_user(database_url, APP_LOGIN_ROLE)
+
+
 @pytest.fixture(scope="session")
 async def redis_url(service_urls: tuple[str, str]) -> AsyncIterator[str]:
     """The Redis of this run; every key this run writes starts with its prefix."""

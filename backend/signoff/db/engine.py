@@ -8,11 +8,84 @@ configuration until a composition root (the CLI, the app factory, a test session
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
-from piccolo.engine.postgres import PostgresEngine
+from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
 
-ENGINE = PostgresEngine(config={}, extensions=())
+from signoff.db import scope as tenant_scope
+
+
+class ScopedTransaction(PostgresTransaction):
+    """A transaction that declares its tenant scope (`signoff.db.scope`) in the same round trip
+    as BEGIN, so row-level security binds every statement in it; the settings are
+    transaction-local and leave nothing on the pooled connection."""
+
+    __slots__ = ("scope",)
+
+    async def begin(self) -> None:
+        self.scope = tenant_scope.current()
+        if self.scope is None:
+            await self.transaction.start()
+            return
+        await self.connection.execute(self.scope.begin_statement())
+
+    async def commit(self) -> None:
+        if self.scope is None:
+            await self.transaction.commit()
+        else:
+            await self.connection.execute("COMMIT")
+        self._committed = True
+
+    async def rollback(self) -> None:
+        if self.scope is None:
+            await self.transaction.rollback()
+        else:
+            await self.connection.execute("ROLLBACK")
+        self._rolled_back = True
+
+
+class ScopedEngine(PostgresEngine):
+    """piccolo's engine whose transactions declare the task's tenant scope, and whose
+    statements outside a transaction run in one of their own when a scope is set."""
+
+    def transaction(self, allow_nested: bool = True) -> ScopedTransaction:
+        return ScopedTransaction(engine=self, allow_nested=allow_nested)
+
+    async def _run_in_pool(self, query: str, args: Sequence[Any] | None = None) -> Any:
+        if self.pool is None:
+            raise ValueError("A pool isn't currently running.")
+        async with self.pool.acquire() as connection:
+            return await fetch_scoped(connection, query, *(args or ()))
+
+    async def _run_in_new_connection(self, query: str, args: Sequence[Any] | None = None) -> Any:
+        connection = await self.get_new_connection()
+        try:
+            return await fetch_scoped(connection, query, *(args or ()))
+        finally:
+            await connection.close()
+
+
+async def fetch_scoped(connection: asyncpg.Connection, query: str, *args: Any) -> Any:
+    """`query` on a connection outside any transaction: alone when no scope is set, else in a
+    transaction of its own that declares the scope (three round trips instead of one)."""
+    current = tenant_scope.current()
+    if current is None:
+        return await connection.fetch(query, *args)
+    await connection.execute(current.begin_statement())
+    try:
+        rows = await connection.fetch(query, *args)
+    except Exception:
+        # (on cancellation the pool's release rolls back)
+        if not connection.is_closed():
+            await connection.execute("ROLLBACK")
+        raise
+    await connection.execute("COMMIT")
+    return rows
+
+
+ENGINE = ScopedEngine(config={}, extensions=())
 
 PICCOLO_CONF_MODULE = "signoff.db.piccolo_conf"
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from signoff.db.engine import ENGINE
+from signoff.db.engine import ENGINE, fetch_scoped
 
 
 def _connection() -> asyncpg.Connection | None:
@@ -24,11 +24,13 @@ async def fetch(sql: str, *args: Any) -> list[asyncpg.Record]:
     if ENGINE.pool is None:
         conn = await ENGINE.get_new_connection()
         try:
-            return await conn.fetch(sql, *args)
+            rows: list[asyncpg.Record] = await fetch_scoped(conn, sql, *args)
+            return rows
         finally:
             await conn.close()
     async with ENGINE.pool.acquire() as pooled:
-        return await pooled.fetch(sql, *args)
+        rows = await fetch_scoped(pooled, sql, *args)
+        return rows
 
 
 async def fetchrow(sql: str, *args: Any) -> asyncpg.Record | None:

@@ -14,6 +14,7 @@ from uuid import UUID
 
 from signoff.db import audit as audit_repo
 from signoff.db import idempotency as idempotency_repo
+from signoff.db import scope as tenant_scope
 from signoff.db import tenants as tenant_repo
 from signoff.db.engine import ENGINE
 from signoff.domain.actors import Actor
@@ -113,17 +114,21 @@ async def unit_of_work(actor: Actor, ctx: ServiceContext) -> AsyncIterator[UnitO
     """
     uow = UnitOfWork(actor, ctx)
     parent = _CURRENT.get()
-    outermost = ENGINE.current_transaction.get() is None
+    outer = ENGINE.current_transaction.get()
+    outermost = outer is None
+    if outer is not None:
+        await _join(outer, actor.tenant_id)
     tenant_known = actor.tenant_id in KNOWN_TENANTS
     token = _CURRENT.set(uow)
     try:
-        async with ENGINE.transaction():
-            if not tenant_known:
-                await tenant_repo.ensure_tenant(actor.tenant_id)
-            yield uow
-            if uow.events:
-                uow.written = await audit_repo.append_events(actor.tenant_id, uow.events)
-                _plan_notifications_after_commit(uow)
+        with tenant_scope.tenant(actor.tenant_id):
+            async with ENGINE.transaction():
+                if not tenant_known:
+                    await tenant_repo.ensure_tenant(actor.tenant_id)
+                yield uow
+                if uow.events:
+                    uow.written = await audit_repo.append_events(actor.tenant_id, uow.events)
+                    _plan_notifications_after_commit(uow)
     finally:
         _CURRENT.reset(token)
     if outermost and not tenant_known:
@@ -137,6 +142,20 @@ async def unit_of_work(actor: Actor, ctx: ServiceContext) -> AsyncIterator[UnitO
         except Exception:
             # The change is committed; follow-up work is re-driven by the sweeper.
             log.exception("after-commit callback failed")
+
+
+async def _join(outer: Any, tenant_id: str) -> None:
+    """A unit of work joins an open transaction only if that transaction is bound to the same
+    tenant (its scope is fixed at BEGIN); one opened without a scope is bound to the tenant
+    now, for the rest of its life."""
+    bound = getattr(outer, "scope", None)
+    if bound is None:
+        await tenant_repo.bind_transaction(tenant_id)
+        outer.scope = tenant_scope.Scope(tenant=tenant_id)
+    elif bound.all_tenants or bound.tenant != tenant_id:
+        raise RuntimeError(
+            f"a unit of work for tenant {tenant_id!r} cannot join a transaction bound to {bound}"
+        )
 
 
 def _plan_notifications_after_commit(uow: UnitOfWork) -> None:

@@ -1,0 +1,80 @@
+"""Which tenant's rows the database shows: the scope every transaction declares at BEGIN.
+
+Row-level security (migration `2026-11-30T05`) shows and accepts only rows of the tenant named
+by the transaction-local setting `signoff.tenant`; `signoff.db.engine` sets it in the same
+round trip as BEGIN from the scope current in the task (a context variable). Nothing is left on
+a pooled connection: the setting ends with its transaction.
+
+Code that legitimately works across tenants (the timer sweeper, the audit check, the
+notification sweep) opens `all_tenants()` explicitly; this is the only way to see more than one
+tenant, and the code paths that use it are listed in docs/security.md.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+# A tenant id as the database policies compare it; anything else is refused before SQL.
+_TENANT_ID = re.compile(r"[A-Za-z0-9_.:@-]{1,200}")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A tenant (`tenant`), or every tenant (`all_tenants`)."""
+
+    tenant: str | None = None
+    all_tenants: bool = False
+
+    def begin_statement(self) -> str:
+        """BEGIN and the transaction-local settings of this scope, as one simple query."""
+        tenant = self.tenant or ""
+        if tenant and not _TENANT_ID.fullmatch(tenant):
+            raise ValueError("not a tenant id")
+        everyone = "on" if self.all_tenants else ""
+        return (
+            "BEGIN; SELECT set_config('signoff.tenant', '"
+            + tenant
+            + "', true), set_config('signoff.all_tenants', '"
+            + everyone
+            + "', true)"
+        )
+
+
+_SCOPE: ContextVar[Scope | None] = ContextVar("signoff_tenant_scope", default=None)
+
+
+def current() -> Scope | None:
+    """The scope of the running task, if any."""
+    return _SCOPE.get()
+
+
+def valid_tenant_id(tenant_id: str) -> bool:
+    """Whether `tenant_id` has the shape of a tenant id."""
+    return bool(_TENANT_ID.fullmatch(tenant_id))
+
+
+@contextmanager
+def tenant(tenant_id: str) -> Iterator[Scope]:
+    """Bind the transactions opened inside to `tenant_id`'s rows."""
+    if not valid_tenant_id(tenant_id):
+        raise ValueError("not a tenant id")
+    token = _SCOPE.set(Scope(tenant=tenant_id))
+    try:
+        yield _SCOPE.get() or Scope()
+    finally:
+        _SCOPE.reset(token)
+
+
+@contextmanager
+def all_tenants() -> Iterator[Scope]:
+    """Let the transactions opened inside see every tenant's rows: for the jobs that span
+    tenants (sweeper, audit check), never for work done on behalf of a user."""
+    token = _SCOPE.set(Scope(all_tenants=True))
+    try:
+        yield _SCOPE.get() or Scope()
+    finally:
+        _SCOPE.reset(token)
