@@ -124,8 +124,11 @@ async def redis_url(service_urls: tuple[str, str]) -> AsyncIterator[str]:
     _, url = service_urls
     yield url
     client = aioredis.Redis.from_url(url)
-    async for key in client.scan_iter(match=f"signoff-test-{RUN_ID}*"):
-        await client.delete(key)
+    # arq keeps a job under `arq:job:<job id>` (and `arq:in-progress:`, `arq:retry:`,
+    # `arq:result:`); every job id of this run starts with its prefix.
+    for pattern in (f"signoff-test-{RUN_ID}*", f"arq:*:signoff-test-{RUN_ID}*"):
+        async for key in client.scan_iter(match=pattern):
+            await client.delete(key)
     await client.aclose()
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from signoff.settings import PREFIX, Settings, setting_docs
+from signoff.settings import PREFIX, Settings, SettingsError, setting_docs
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 GOOD_SECRET = "x" * 32
@@ -170,3 +170,26 @@ def test_redacted_masks_passwords_in_service_urls():
     assert "s3cret" not in redacted["redis_url"]
     assert redacted["database_url"].startswith("postgresql://signoff:")
     assert redacted["database_url"].endswith("@db:5432/signoff")
+
+
+@pytest.mark.parametrize("raw", ["7", "0", "-5", "90", "45"])
+def test_a_sweep_interval_that_does_not_divide_60_is_refused(raw):
+    with pytest.raises(SettingsError, match="SIGNOFF_TIMER_SWEEP_SECONDS must divide 60"):
+        Settings.from_env({"SIGNOFF_TIMER_SWEEP_SECONDS": raw})
+
+
+@pytest.mark.parametrize("raw", ["1", "5", "15", "30", "60"])
+def test_sweep_intervals_that_divide_60_are_accepted(raw):
+    settings = Settings.from_env({"SIGNOFF_TIMER_SWEEP_SECONDS": raw})
+    assert settings.timer_sweep_seconds == int(raw)
+
+
+def test_a_horizon_shorter_than_the_sweep_interval_is_refused():
+    env = {"SIGNOFF_TIMER_SWEEP_SECONDS": "30", "SIGNOFF_TIMER_HORIZON_SECONDS": "20"}
+    with pytest.raises(SettingsError, match="SIGNOFF_TIMER_HORIZON_SECONDS"):
+        Settings.from_env(env)
+
+
+def test_timer_tenants_is_a_list():
+    settings = Settings.from_env({"SIGNOFF_TIMER_TENANTS": "acme, globex"})
+    assert settings.timer_tenants == ("acme", "globex")

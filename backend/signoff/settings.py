@@ -18,6 +18,10 @@ from urllib.parse import urlsplit, urlunsplit
 PREFIX = "SIGNOFF_"
 
 
+class SettingsError(ValueError):
+    """A setting (or a combination of settings) that cannot work; the message names it."""
+
+
 def _setting(default: Any, doc: str, *, secret: bool = False) -> Any:
     """A settings field: its default, its documentation, and whether it must never be logged."""
     if isinstance(default, list | tuple):
@@ -211,7 +215,13 @@ class Settings:
     timer_sweep_seconds: int = _setting(
         10,
         "How often the sweeper re-arms due timers that have no job (after a worker crash or a "
-        "flushed Redis). Must divide 60.",
+        "flushed Redis), in seconds. Must divide 60 (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30 or "
+        "60) and be at most `timer_horizon_seconds`.",
+    )
+    timer_tenants: tuple[str, ...] = _setting(
+        [],
+        "Tenants whose timers this worker sweeps and fires (comma separated). Empty: every "
+        "tenant. Lets a tenant have workers of its own.",
     )
 
     comment_max_chars: int = _setting(
@@ -318,7 +328,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read every field from `SIGNOFF_<FIELD>`; raise ValueError naming a bad variable."""
+        """Read every field from `SIGNOFF_<FIELD>`; raise SettingsError naming a bad variable."""
         environ = os.environ if environ is None else environ
         hints = get_type_hints(cls)
         values: dict[str, Any] = {}
@@ -330,7 +340,7 @@ class Settings:
             try:
                 values[f.name] = _convert(raw, hints[f.name])
             except ValueError as exc:
-                raise ValueError(f"{name}: {exc}") from None
+                raise SettingsError(f"{name}: {exc}") from None
         settings = cls(**values)
         settings.validate()
         return settings
@@ -338,38 +348,52 @@ class Settings:
     def validate(self) -> None:
         """Refuse combinations that would be unsafe or cannot work."""
         if self.environment not in ("development", "production"):
-            raise ValueError("SIGNOFF_ENVIRONMENT must be development or production")
+            raise SettingsError("SIGNOFF_ENVIRONMENT must be development or production")
         algs = set(self.jwt_algorithms)
         if not algs:
-            raise ValueError("SIGNOFF_JWT_ALGORITHMS must name at least one algorithm")
+            raise SettingsError("SIGNOFF_JWT_ALGORITHMS must name at least one algorithm")
         hmac_algs = {a for a in algs if a.startswith("HS")}
         if hmac_algs and hmac_algs != algs:
-            raise ValueError("SIGNOFF_JWT_ALGORITHMS must not mix HMAC and public-key algorithms")
+            raise SettingsError(
+                "SIGNOFF_JWT_ALGORITHMS must not mix HMAC and public-key algorithms"
+            )
         if "none" in {a.lower() for a in algs}:
-            raise ValueError("SIGNOFF_JWT_ALGORITHMS must not contain 'none'")
+            raise SettingsError("SIGNOFF_JWT_ALGORITHMS must not contain 'none'")
         if not self.is_development and hmac_algs and len(self.jwt_secret.encode()) < 32:
-            raise ValueError("SIGNOFF_JWT_SECRET must be at least 32 bytes in production")
+            raise SettingsError("SIGNOFF_JWT_SECRET must be at least 32 bytes in production")
         if not hmac_algs and not self.jwt_public_key:
-            raise ValueError("SIGNOFF_JWT_PUBLIC_KEY is required for public-key algorithms")
+            raise SettingsError("SIGNOFF_JWT_PUBLIC_KEY is required for public-key algorithms")
         if not self.is_development and not hmac_algs and len(self.url_signing_secret) < 32:
-            raise ValueError(
+            raise SettingsError(
                 "SIGNOFF_URL_SIGNING_SECRET (at least 32 bytes) is required in production with "
                 "public-key JWT algorithms"
             )
         if self.evidence_storage not in ("local", "s3"):
-            raise ValueError("SIGNOFF_EVIDENCE_STORAGE must be local or s3")
+            raise SettingsError("SIGNOFF_EVIDENCE_STORAGE must be local or s3")
         if self.evidence_storage == "s3" and not self.evidence_s3_bucket:
-            raise ValueError(
+            raise SettingsError(
                 "SIGNOFF_EVIDENCE_S3_BUCKET is required with SIGNOFF_EVIDENCE_STORAGE=s3"
             )
         if self.introspection not in ("", "on", "off", "admins"):
-            raise ValueError("SIGNOFF_INTROSPECTION must be on, off or admins")
+            raise SettingsError("SIGNOFF_INTROSPECTION must be on, off or admins")
         if self.rate_limit_capacity and self.rate_limit_capacity < self.max_query_cost:
-            raise ValueError("SIGNOFF_RATE_LIMIT_CAPACITY must be at least SIGNOFF_MAX_QUERY_COST")
+            raise SettingsError(
+                "SIGNOFF_RATE_LIMIT_CAPACITY must be at least SIGNOFF_MAX_QUERY_COST"
+            )
         if self.rate_limit_per_second <= 0:
-            raise ValueError("SIGNOFF_RATE_LIMIT_PER_SECOND must be positive")
+            raise SettingsError("SIGNOFF_RATE_LIMIT_PER_SECOND must be positive")
         if self.db_pool_min < 1 or self.db_pool_max < self.db_pool_min:
-            raise ValueError("need 1 <= SIGNOFF_DB_POOL_MIN <= SIGNOFF_DB_POOL_MAX")
+            raise SettingsError("need 1 <= SIGNOFF_DB_POOL_MIN <= SIGNOFF_DB_POOL_MAX")
+        if not 1 <= self.timer_sweep_seconds <= 60 or 60 % self.timer_sweep_seconds:
+            raise SettingsError(
+                "SIGNOFF_TIMER_SWEEP_SECONDS must divide 60 (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30 "
+                f"or 60), not {self.timer_sweep_seconds}"
+            )
+        if self.timer_horizon_seconds < self.timer_sweep_seconds:
+            raise SettingsError(
+                "SIGNOFF_TIMER_HORIZON_SECONDS must be at least SIGNOFF_TIMER_SWEEP_SECONDS: "
+                "timers coming due between two sweeps would wait for the next one"
+            )
 
     def public_key_pem(self) -> str:
         """The configured public key, read from a file when given as `@path`."""

@@ -229,8 +229,12 @@ async def test_burst_to_one_recipient_is_folded_into_a_digest(tenant, demo_templ
     assert sorted(m.message.subject for m in channels["fake"].sent) == [
         f"assignment: Change {n}" for n in range(3)
     ]
+    sent_alone = [r for r in await deliveries(tenant) if r["status"] == "delivered"]
+    assert sorted(r["payload"]["title"] for r in sent_alone) == [f"Change {n}" for n in range(3)]
+    assert all(r["attempts"] == 1 for r in sent_alone)  # each of the three sent exactly once
     held = [r for r in await deliveries(tenant) if r["status"] == "digested"]
     assert len(held) == 2 and all(r["digest_id"] is None for r in held)
+    assert sorted(r["payload"]["title"] for r in held) == ["Change 3", "Change 4"]
 
     clock.advance(timedelta(seconds=300))
     await run_worker(nsvc.settings, clock, registry)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -25,6 +26,18 @@ from tests.conftest import actor
 
 PAYLOAD = {"title": "Deploy", "system": "payments", "rollback_plan": "redeploy previous"}
 HORIZON = timedelta(seconds=120)
+
+
+@pytest.fixture
+def settings(settings: Settings, tenant: str) -> Settings:
+    """The session's settings with a job queue of this test's own and timers scoped to its
+    tenant. Every test's clock starts at the same instant in one shared database, so an
+    unscoped sweep would hand other tests' due timers to this test's worker."""
+    return dataclasses.replace(
+        settings,
+        redis_prefix=f"{settings.redis_prefix}-t{uuid.uuid4().hex[:8]}",
+        timer_tenants=(tenant,),
+    )
 
 
 @pytest.fixture
@@ -215,7 +228,7 @@ async def test_two_workers_racing_on_one_timer_act_once(
             "fire_timer_job",
             str(esc["id"]),
             esc["token"],
-            _job_id=f"race-{esc['id']}-{n}",
+            _job_id=f"{settings.redis_prefix}:race:{esc['id']}:{n}",
             _queue_name=settings.job_queue_name,
         )
     await asyncio.gather(run_worker(settings, clock), run_worker(settings, clock))

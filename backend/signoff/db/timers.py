@@ -72,13 +72,19 @@ async def mark(timer_id: UUID, status: str, when: datetime | None) -> None:
     )
 
 
-async def due_armed(until: datetime, limit: int) -> list[dict[str, Any]]:
-    """Armed timers due at or before `until`, earliest first (the sweeper's batch)."""
+async def due_armed(
+    until: datetime, limit: int, tenants: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """Armed timers due at or before `until`, earliest first (the sweeper's batch); only those
+    of `tenants` when any are named."""
     rows = await sql.fetch(
         """SELECT id, token, due_at, tenant_id FROM timer
-        WHERE status = 'armed' AND due_at <= $1 ORDER BY due_at LIMIT $2""",
+        WHERE status = 'armed' AND due_at <= $1
+          AND (cardinality($3::text[]) = 0 OR tenant_id = ANY($3::text[]))
+        ORDER BY due_at LIMIT $2""",
         until,
         limit,
+        list(tenants),
     )
     return [dict(r) for r in rows]
 

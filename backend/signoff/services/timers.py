@@ -64,10 +64,11 @@ async def fire_timer(ctx: ServiceContext, timer_id: UUID, token: str) -> FireRes
 
 async def sweep(ctx: ServiceContext, horizon: timedelta, batch: int = 5000) -> int:
     """Hand every armed timer due within `horizon` to the job queue again. Jobs are keyed by
-    timer and token, so timers still queued are not duplicated; lost ones come back."""
+    timer and token, so timers still queued are not duplicated; lost ones come back. Only the
+    timers of `timer_tenants` when that setting names any."""
     if ctx.scheduler is None:
         raise RuntimeError("sweeping needs a job scheduler")
-    due = await timer_repo.due_armed(ctx.clock.now() + horizon, batch)
+    due = await timer_repo.due_armed(ctx.clock.now() + horizon, batch, ctx.settings.timer_tenants)
     await ctx.scheduler.schedule_timers([(str(t["id"]), t["token"], t["due_at"]) for t in due])
     return len(due)
 
