@@ -218,6 +218,11 @@ class Settings:
         "flushed Redis), in seconds. Must divide 60 (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30 or "
         "60) and be at most `timer_horizon_seconds`.",
     )
+    timer_batch_size: int = _setting(
+        200,
+        "Due timers fired per transaction. Larger batches fire faster but hold their items' "
+        "locks longer (a person acting on one of them waits for the batch).",
+    )
     timer_tenants: tuple[str, ...] = _setting(
         [],
         "Tenants whose timers this worker sweeps and fires (comma separated). Empty: every "
@@ -389,6 +394,8 @@ class Settings:
                 "SIGNOFF_TIMER_SWEEP_SECONDS must divide 60 (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30 "
                 f"or 60), not {self.timer_sweep_seconds}"
             )
+        if self.timer_batch_size < 1:
+            raise SettingsError("SIGNOFF_TIMER_BATCH_SIZE must be at least 1")
         if self.timer_horizon_seconds < self.timer_sweep_seconds:
             raise SettingsError(
                 "SIGNOFF_TIMER_HORIZON_SECONDS must be at least SIGNOFF_TIMER_SWEEP_SECONDS: "

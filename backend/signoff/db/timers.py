@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 from signoff.db import sql
@@ -60,33 +59,74 @@ async def get(timer_id: UUID) -> Timer | None:
 
 
 async def lock_for_firing(timer_id: UUID) -> Timer | None:
-    """The timer row, locked; None when another worker holds it (it will act, not us)."""
-    row = await sql.fetchrow("SELECT * FROM timer WHERE id = $1 FOR UPDATE SKIP LOCKED", timer_id)
+    """The timer row, locked until commit. Lock its item first: every writer of a timer holds
+    its item's lock, so this never waits on another writer."""
+    row = await sql.fetchrow("SELECT * FROM timer WHERE id = $1 FOR UPDATE", timer_id)
     return timer_of(sql.record_dict(row, TIMER_JSON)) if row else None
 
 
-async def mark(timer_id: UUID, status: str, when: datetime | None) -> None:
-    """Record that a timer fired or was found void."""
+async def mark(marks: Sequence[tuple[UUID, str, datetime | None]]) -> None:
+    """Record that timers fired or were found void: (id, status, fired_at), one statement."""
+    if not marks:
+        return
     await sql.execute(
-        "UPDATE timer SET status = $2, fired_at = $3 WHERE id = $1", timer_id, status, when
+        """UPDATE timer SET status = u.status, fired_at = u.fired_at
+        FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS u(id, status, fired_at)
+        WHERE timer.id = u.id""",
+        [m[0] for m in marks],
+        [m[1] for m in marks],
+        [m[2] for m in marks],
     )
 
 
-async def due_armed(
-    until: datetime, limit: int, tenants: Sequence[str] = ()
-) -> list[dict[str, Any]]:
-    """Armed timers due at or before `until`, earliest first (the sweeper's batch); only those
-    of `tenants` when any are named."""
+async def next_due_tenant(now: datetime, tenants: Sequence[str], skip: Sequence[str]) -> str | None:
+    """The tenant of the earliest armed timer due at `now` (among `tenants` when any are
+    named), leaving out `skip`; None when nothing is due."""
+    row = await sql.fetchrow(
+        """SELECT tenant_id FROM timer
+        WHERE status = 'armed' AND due_at <= $1
+          AND (cardinality($2::text[]) = 0 OR tenant_id = ANY($2::text[]))
+          AND NOT tenant_id = ANY($3::text[])
+        ORDER BY due_at LIMIT 1""",
+        now,
+        list(tenants),
+        list(skip),
+    )
+    return str(row["tenant_id"]) if row else None
+
+
+async def claim_due(tenant_id: str, now: datetime, limit: int) -> list[Timer]:
+    """The tenant's earliest armed timers due at `now`, locked until commit, leaving out those
+    another transaction holds (another worker claimed them)."""
     rows = await sql.fetch(
-        """SELECT id, token, due_at, tenant_id FROM timer
+        """SELECT * FROM timer
+        WHERE status = 'armed' AND due_at <= $2 AND tenant_id = $1
+        ORDER BY due_at LIMIT $3
+        FOR UPDATE SKIP LOCKED""",
+        tenant_id,
+        now,
+        limit,
+    )
+    return [timer_of(sql.record_dict(r, TIMER_JSON)) for r in rows]
+
+
+async def due_slots(
+    until: datetime, slot_seconds: float, tenants: Sequence[str] = ()
+) -> list[tuple[datetime, int]]:
+    """The armed timers due at or before `until`, counted per slot: (the slot's end, count),
+    each due time rounded up to a multiple of `slot_seconds` (only `tenants` when named)."""
+    rows = await sql.fetch(
+        """SELECT to_timestamp(ceil(extract(epoch FROM due_at) / $2) * $2) AS slot,
+            count(*) AS timers
+        FROM timer
         WHERE status = 'armed' AND due_at <= $1
           AND (cardinality($3::text[]) = 0 OR tenant_id = ANY($3::text[]))
-        ORDER BY due_at LIMIT $2""",
+        GROUP BY 1 ORDER BY 1""",
         until,
-        limit,
+        slot_seconds,
         list(tenants),
     )
-    return [dict(r) for r in rows]
+    return [(r["slot"], r["timers"]) for r in rows]
 
 
 async def for_step(step_id: UUID) -> list[Timer]:

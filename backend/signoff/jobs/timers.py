@@ -1,13 +1,24 @@
-"""Timer jobs on arq: scheduling after commit, firing, and the sweeper."""
+"""Timer jobs on arq: scheduling after commit, firing in batches, and the sweeper.
+
+A job does not carry timers: it fires whatever is due when it runs (the database holds the
+truth). Jobs are keyed by due slot (`{prefix}:timers:{slot in ms}`), so however many timers
+fall in one slot, the queue holds one job for them; they are written to Redis in one pipelined
+transaction per hand-over.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import math
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from arq import ArqRedis, create_pool
 from arq.connections import RedisSettings
+from arq.constants import job_key_prefix
+from arq.jobs import serialize_job
 
 from signoff.domain.clock import Clock
 from signoff.jobs.notifications import enqueue_planning
@@ -17,10 +28,11 @@ from signoff.settings import Settings
 
 
 class ArqScheduler:
-    """Hands stored timers to arq: one job per (timer, token), deferred to its due time.
+    """Hands stored timers to arq: one job per due slot within the horizon, deferred to the
+    slot's end; a slot already past is the current one.
 
-    Timers beyond the horizon are left to the sweeper. The job id makes re-scheduling
-    idempotent while a job is queued; the database row decides whether it acts.
+    Timers beyond the horizon are left to the sweeper. A job id is its slot, so handing a slot
+    over again while its job waits changes nothing; the database decides what fires.
     """
 
     def __init__(self, settings: Settings, clock: Clock, pool: ArqRedis | None = None) -> None:
@@ -35,22 +47,39 @@ class ArqScheduler:
             self._pool = await create_pool(RedisSettings.from_dsn(self._settings.redis_url))
         return self._pool
 
-    async def schedule_timers(self, timers: list[tuple[str, str, datetime]]) -> None:
-        """Enqueue each timer due within the horizon, deferred by its remaining time."""
+    async def schedule_timers(self, due_times: Sequence[datetime]) -> None:
+        """Make sure a firing job waits for every slot of `due_times` within the horizon."""
         now = self._clock.now()
-        horizon = timedelta(seconds=self._settings.timer_horizon_seconds)
+        horizon = now + timedelta(seconds=self._settings.timer_horizon_seconds)
+        slots = {slot_of(due, now) for due in due_times if due <= horizon}
+        await self._enqueue({self._job_id(slot): (slot - now).total_seconds() for slot in slots})
+
+    async def fire_again_now(self) -> None:
+        """Queue a firing job to run at once (a run that stopped at its limit continues)."""
+        await self._enqueue({f"{self._job_id(self._clock.now())}:more:{time.time_ns()}": 0.0})
+
+    def _job_id(self, slot: datetime) -> str:
+        return f"{self._settings.redis_prefix}:timers:{round(slot.timestamp() * 1000)}"
+
+    async def _enqueue(self, jobs: dict[str, float]) -> None:
+        """Write the jobs (id -> seconds to wait) as arq's `enqueue_job` would, in one
+        transaction: `SET NX` leaves a job that is already queued or running alone, `ZADD NX`
+        keeps its place in the queue."""
+        if not jobs:
+            return
         pool = await self.pool()
-        for timer_id, token, due_at in timers:
-            if due_at - now > horizon:
-                continue
-            await pool.enqueue_job(
-                "fire_timer_job",
-                timer_id,
-                token,
-                _job_id=f"{self._settings.redis_prefix}:timer:{timer_id}:{token}",
-                _defer_by=max(0.0, (due_at - now).total_seconds()),
-                _queue_name=self._settings.job_queue_name,
-            )
+        enqueued_ms = round(time.time() * 1000)
+        payload = serialize_job(
+            "fire_due_timers_job", (), {}, None, enqueued_ms, serializer=pool.job_serializer
+        )
+        queue = self._settings.job_queue_name
+        async with pool.pipeline(transaction=True) as pipe:
+            for job_id, wait in sorted(jobs.items()):
+                score = enqueued_ms + max(0, round(wait * 1000))
+                expires_ms = score - enqueued_ms + pool.expires_extra_ms
+                pipe.set(job_key_prefix + job_id, payload, px=expires_ms, nx=True)
+                pipe.zadd(queue, {job_id: score}, nx=True)
+            await pipe.execute()
 
     async def plan_notifications(self, tenant_id: str, up_to_seq: int) -> None:
         """Ask a worker to turn the tenant's new audit events into notifications."""
@@ -63,15 +92,32 @@ class ArqScheduler:
             self._pool = None
 
 
+def slot_of(due_at: datetime, now: datetime) -> datetime:
+    """The end of the slot `due_at` falls in; a slot already past is the current one."""
+    width = timer_services.TIMER_SLOT_SECONDS
+    slot = math.ceil(max(due_at, now).timestamp() / width) * width
+    return datetime.fromtimestamp(slot, UTC)
+
+
+async def fire_due_timers_job(ctx: dict[str, Any]) -> dict[str, int]:
+    """arq entry point: fire every due timer, in batches; queue a follow-up when the run
+    stopped at its limit."""
+    services: ServiceContext = ctx["services"]
+    firing = await timer_services.fire_due(services)
+    if firing.more and isinstance(services.scheduler, ArqScheduler):
+        await services.scheduler.fire_again_now()
+    return {"fired": firing.fired, "void": firing.void, "batches": firing.batches}
+
+
 async def fire_timer_job(ctx: dict[str, Any], timer_id: str, token: str) -> str:
-    """arq entry point: fire one timer."""
+    """arq entry point: fire one timer (jobs queued per timer by earlier releases)."""
     services: ServiceContext = ctx["services"]
     result = await timer_services.fire_timer(services, UUID(timer_id), token)
     return result.outcome
 
 
 async def sweep_timers_job(ctx: dict[str, Any]) -> int:
-    """arq cron entry point: re-arm due timers that have no job."""
+    """arq cron entry point: hand due timers that have no job to the queue again."""
     services: ServiceContext = ctx["services"]
     horizon = timedelta(seconds=services.settings.timer_horizon_seconds)
     return await timer_services.sweep(services, horizon)

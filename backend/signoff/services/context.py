@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -15,8 +15,9 @@ from signoff.storage import ObjectStorage
 class JobScheduler(Protocol):
     """Schedules follow-up work after a commit (timers, deliveries)."""
 
-    async def schedule_timers(self, timers: list[tuple[str, str, datetime]]) -> None:
-        """Make sure the given stored timers (id, token, due time) will fire."""
+    async def schedule_timers(self, due_times: Sequence[datetime]) -> None:
+        """Make sure stored timers due at these times will fire (a job fires whatever is due
+        when it runs, so only the times matter)."""
         ...
 
     async def plan_notifications(self, tenant_id: str, up_to_seq: int) -> None:

@@ -52,9 +52,9 @@ def schedule_after_commit(uow: UnitOfWork, timers: list[Timer]) -> None:
     scheduler = uow.ctx.scheduler
     if scheduler is None or not timers:
         return
-    ids = [(str(t.id), t.token, t.due_at) for t in timers]
+    due_times = [t.due_at for t in timers]
 
     async def schedule() -> None:
-        await scheduler.schedule_timers(ids)
+        await scheduler.schedule_timers(due_times)
 
     uow.after_commit(schedule)

@@ -2,28 +2,39 @@
 person, so its effect is audited and published like any other change.
 
 At least once, at most once: a timer may be handed to workers several times (after a crash, a
-flushed Redis, a race); the row lock, its token and the step's state make only one act.
+flushed Redis, a race); the item's and the timer's row locks, the timer's status and the step's
+state make only one act. Due timers are fired in batches: one transaction per batch of a
+tenant's due timers, one audit append for all of them.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from uuid import UUID
 
+from signoff.db import items as items_repo
 from signoff.db import timers as timer_repo
 from signoff.domain.actors import Actor
-from signoff.domain.calendar import BusinessCalendar
+from signoff.domain.calendar import WALL_CLOCK, BusinessCalendar
 from signoff.domain.errors import forbidden
 from signoff.domain.events import TimerFired
-from signoff.domain.progression import progress
-from signoff.domain.records import OverdueStep, Timer, TimerStatus
+from signoff.domain.progression import Context, progress
+from signoff.domain.records import OverdueStep, Step, Timer, TimerStatus
+from signoff.domain.timers import TimerSpec
 from signoff.services.context import ServiceContext
-from signoff.services.engine import apply, lock_view
-from signoff.services.uow import unit_of_work
+from signoff.services.engine import ItemView, apply, context_for, item_definition, lock_view
+from signoff.services.uow import UnitOfWork, unit_of_work
+
+Mark = tuple[UUID, str, datetime | None]
 
 log = logging.getLogger("signoff.timers")
+
+
+TIMER_SLOT_SECONDS = 0.5
+"""Timers are handed to the job queue by due time rounded up to this: one job per slot fires
+every timer due by then, however many there are."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +45,39 @@ class FireResult:
     timer_id: str
 
 
+@dataclass(frozen=True)
+class Firing:
+    """What one round of `fire_due` did: timers fired, timers found void, and whether timers
+    may still be due (the round stopped at its limit)."""
+
+    fired: int = 0
+    void: int = 0
+    batches: int = 0
+    more: bool = False
+
+
+async def _fire(
+    uow: UnitOfWork, view: ItemView, context: Context, timer: Timer, marks: list[Mark]
+) -> tuple[str, ItemView, bool]:
+    """Act on one locked, armed, due timer of the locked `view`: (outcome, the view after,
+    whether the item's timers changed). Its mark is appended to `marks`; when its effect voids
+    or re-arms timers it is written at once, before the effect, so that the timer is not
+    re-armed as if it were still pending."""
+    uow.act_as(Actor.system(timer.tenant_id, request_id=f"timer:{timer.id}"))
+    step = view.step(timer.step_id)
+    event = TimerFired(step.key, timer.kind, timer.due_at, timer.level, str(timer.id))
+    result = progress(view.snapshot, view.definition, event, context)
+    if not result.entries:
+        marks.append((timer.id, "cancelled", None))
+        return "step_not_active", view, False
+    mark = (timer.id, "fired", context.now)
+    if result.timers:
+        await timer_repo.mark([mark])
+    else:
+        marks.append(mark)
+    return "fired", await apply(uow, view, result), bool(result.timers)
+
+
 async def fire_timer(ctx: ServiceContext, timer_id: UUID, token: str) -> FireResult:
     """Act on one due timer if it is still armed with `token`: the progression decides what it
     does (nothing, when its step left the state it was armed for: the timer is then void)."""
@@ -42,35 +86,100 @@ async def fire_timer(ctx: ServiceContext, timer_id: UUID, token: str) -> FireRes
         return FireResult("missing", str(timer_id))
     actor = Actor.system(probe.tenant_id, request_id=f"timer:{timer_id}")
     async with unit_of_work(actor, ctx) as uow:
+        view, context = await lock_view(actor, ctx, item_id=probe.item_id)
         timer = await timer_repo.lock_for_firing(timer_id)
         if timer is None:
-            return FireResult("busy", str(timer_id))
+            return FireResult("missing", str(timer_id))
         if timer.status != TimerStatus.ARMED or timer.token != token:
             return FireResult("stale", str(timer_id))
-        now = ctx.clock.now()
-        if timer.due_at > now:
+        if timer.due_at > context.now:
             return FireResult("early", str(timer_id))
-        view, context = await lock_view(actor, ctx, item_id=timer.item_id)
-        step = view.step(timer.step_id)
-        event = TimerFired(step.key, timer.kind, timer.due_at, timer.level, str(timer.id))
-        result = progress(view.snapshot, view.definition, event, context)
-        if not result.entries:
-            await timer_repo.mark(timer_id, "cancelled", None)
-            return FireResult("step_not_active", str(timer_id))
-        await timer_repo.mark(timer_id, "fired", now)
-        await apply(uow, view, result)
-        return FireResult("fired", str(timer_id))
+        marks: list[Mark] = []
+        outcome, _, _ = await _fire(uow, view, context, timer, marks)
+        await timer_repo.mark(marks)
+        return FireResult(outcome, str(timer_id))
 
 
-async def sweep(ctx: ServiceContext, horizon: timedelta, batch: int = 5000) -> int:
-    """Hand every armed timer due within `horizon` to the job queue again. Jobs are keyed by
-    timer and token, so timers still queued are not duplicated; lost ones come back. Only the
-    timers of `timer_tenants` when that setting names any."""
+async def fire_batch(ctx: ServiceContext, tenant_id: str, limit: int) -> Firing:
+    """Fire up to `limit` of the tenant's due timers in one transaction.
+
+    The earliest due timers no other worker holds are claimed (row locks), then their items
+    (an item another transaction holds is left, with its timers, for a later round: neither
+    lock ever waits, so a batch cannot deadlock with a person's change, which locks the item
+    first). Each timer acts through the progression like a person would, and every mark,
+    change and audit event commits together. A timer whose effect changes its item's timers
+    ends that item's turn: the item's other due timers are read again in the next batch.
+    """
+    actor = Actor.system(tenant_id, request_id="timers")
+    async with unit_of_work(actor, ctx) as uow:
+        now = ctx.clock.now()
+        timers = await timer_repo.claim_due(tenant_id, now, limit)
+        if not timers:
+            return Firing()
+        items, calendar = await items_repo.lock_items(
+            tenant_id, sorted({t.item_id for t in timers})
+        )
+        if not items:
+            return Firing(batches=1)
+        steps: dict[UUID, list[Step]] = {i.id: [] for i in items}
+        for step in await items_repo.steps_of_items(tenant_id, list(steps)):
+            steps[step.item_id].append(step)
+        context = context_for(ctx, calendar or WALL_CLOCK)
+        pending: dict[UUID, list[Timer]] = {}
+        for timer in sorted(timers, key=firing_order):
+            if timer.item_id in steps:
+                pending.setdefault(timer.item_id, []).append(timer)
+        marks: list[Mark] = []
+        fired = void = 0
+        for item in items:
+            view = ItemView(item, tuple(steps[item.id]), await item_definition(item, ctx))
+            for timer in pending.get(item.id, []):
+                outcome, view, timers_changed = await _fire(uow, view, context, timer, marks)
+                fired += outcome == "fired"
+                void += outcome != "fired"
+                if timers_changed:
+                    break
+        await timer_repo.mark(marks)
+    return Firing(fired=fired, void=void, batches=1)
+
+
+async def fire_due(
+    ctx: ServiceContext, *, batch: int | None = None, max_batches: int = 100
+) -> Firing:
+    """Fire every armed timer due now (of `timer_tenants` when set), tenant by tenant, in
+    batches of `timer_batch_size`. Several workers may run this at once: each batch skips the
+    items another holds. Stops after `max_batches` with `more` set, for a follow-up job."""
+    size = batch or ctx.settings.timer_batch_size
+    fired = void = batches = 0
+    skip: list[str] = []
+    while batches < max_batches:
+        tenant = await timer_repo.next_due_tenant(ctx.clock.now(), ctx.settings.timer_tenants, skip)
+        if tenant is None:
+            return Firing(fired, void, batches)
+        done = await fire_batch(ctx, tenant, size)
+        fired, void, batches = fired + done.fired, void + done.void, batches + 1
+        if not done.fired and not done.void:
+            skip.append(tenant)  # its due items are all held elsewhere: a later run takes them
+    return Firing(fired, void, batches, more=True)
+
+
+async def sweep(ctx: ServiceContext, horizon: timedelta) -> int:
+    """Hand every armed timer due within `horizon` to the job queue again (one job per due
+    slot, keyed by the slot, so slots still queued are not duplicated and lost ones come
+    back); only those of `timer_tenants` when that setting names any. Returns how many timers
+    were handed over."""
     if ctx.scheduler is None:
         raise RuntimeError("sweeping needs a job scheduler")
-    due = await timer_repo.due_armed(ctx.clock.now() + horizon, batch, ctx.settings.timer_tenants)
-    await ctx.scheduler.schedule_timers([(str(t["id"]), t["token"], t["due_at"]) for t in due])
-    return len(due)
+    slots = await timer_repo.due_slots(
+        ctx.clock.now() + horizon, TIMER_SLOT_SECONDS, ctx.settings.timer_tenants
+    )
+    await ctx.scheduler.schedule_timers([slot for slot, _ in slots])
+    return sum(count for _, count in slots)
+
+
+def firing_order(timer: Timer) -> tuple[datetime, int, int]:
+    """Due time, then the kind's order at one instant, then level (as the plan sorts them)."""
+    return TimerSpec(timer.kind, timer.due_at, timer.level).sort_key
 
 
 async def set_business_calendar(

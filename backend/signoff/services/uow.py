@@ -63,6 +63,13 @@ class UnitOfWork:
             }
         )
 
+    def act_as(self, actor: Actor) -> None:
+        """Record the following events as `actor`'s (the same tenant: one transaction of
+        system work, e.g. a batch of timers, each event with its own request id)."""
+        if actor.tenant_id != self.actor.tenant_id:
+            raise ValueError("a unit of work stays in one tenant")
+        self.actor = actor
+
     def after_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Run `callback` once the transaction has committed (never if it rolls back)."""
         self._after_commit.append(callback)
