@@ -22,10 +22,12 @@ from signoff.db import notifications as repo
 from signoff.domain import notification_policy as policy
 from signoff.domain.actors import Actor, Principal
 from signoff.notify import (
+    DeliveryResult,
     DeliveryStatus,
     NotificationEvent,
     NotifierRegistry,
     Recipient,
+    RenderedMessage,
 )
 from signoff.services import comments as comment_services
 from signoff.services.context import ServiceContext
@@ -376,18 +378,53 @@ def notification_event(row: dict[str, Any]) -> NotificationEvent:
     )
 
 
+CLAIM_MARGIN = timedelta(seconds=30)
+"""How long a claimed delivery stays claimed beyond the longest its plugin calls may take."""
+
+
 async def deliver(ctx: ServiceContext, registry: NotifierRegistry, delivery_id: int) -> str:
     """Make one attempt at a delivery; return what happened.
 
+    No transaction is open while a plugin renders or sends: the delivery is claimed (locked,
+    checked open and due, its next attempt moved past the longest the plugin calls may take,
+    so that another job for it finds it not due) and committed; the plugin renders and
+    sends; then the attempt row, the new state and — for a dead letter — the
+    `notification.dead_lettered` audit event commit together. A worker that dies between
+    claim and record leaves the delivery open; it is tried again when the claim runs out.
+
     Outcomes: `delivered`, `retrying`, `dead`, `suppressed` (its channel is no longer
-    enabled), `busy` (another worker holds it), `not_due`, `missing`, or the row's status
-    when there is nothing to do. The attempt row, the new state and — for a dead letter —
-    the `notification.dead_lettered` audit event commit together.
+    enabled), `busy` (another worker is claiming it), `not_due` (claimed by another attempt,
+    or not due yet), `missing`, or the row's status when there is nothing to do.
     """
     tenant_id = await repo.tenant_of_delivery(delivery_id)
     if tenant_id is None:
         return "missing"
-    async with unit_of_work(Actor.system(tenant_id), ctx) as uow:
+    claimed = await _claim(ctx, registry, tenant_id, delivery_id)
+    if isinstance(claimed, str):
+        return claimed
+    row, started = claimed
+    channel = row["channel"]
+    recipient = Recipient(
+        user_id=row["recipient_id"],
+        address=row["address"],
+        display_name=row["payload"].get("recipient_name") or "",
+    )
+    message = await registry.render(channel, notification_event(row), recipient)
+    if message.thread_key:
+        parent = await repo.thread_parent(
+            tenant_id, channel, row["recipient_id"], message.thread_key, delivery_id
+        )
+        if parent:
+            message = dataclasses.replace(message, thread_parent_id=parent)
+    result = await registry.deliver(channel, message, recipient)
+    return await _record(ctx, tenant_id, delivery_id, message, result, started)
+
+
+async def _claim(
+    ctx: ServiceContext, registry: NotifierRegistry, tenant_id: str, delivery_id: int
+) -> tuple[dict[str, Any], datetime] | str:
+    """Claim an open, due delivery for one attempt: (its row, when) or why not."""
+    async with unit_of_work(Actor.system(tenant_id), ctx):
         row = await repo.lock_delivery(delivery_id)
         if row is None:
             return "busy"
@@ -408,20 +445,28 @@ async def deliver(ctx: ServiceContext, registry: NotifierRegistry, delivery_id: 
                 now,
             )
             return "suppressed"
-        event = notification_event(row)
-        recipient = Recipient(
-            user_id=row["recipient_id"],
-            address=row["address"],
-            display_name=row["payload"].get("recipient_name") or "",
+        plugin_time = timedelta(seconds=registry.render_timeout + registry.deliver_timeout)
+        await repo.update_delivery(
+            delivery_id, {"next_attempt_at": now + plugin_time + CLAIM_MARGIN}, now
         )
-        message = await registry.render(channel, event, recipient)
-        if message.thread_key:
-            parent = await repo.thread_parent(
-                tenant_id, channel, row["recipient_id"], message.thread_key, delivery_id
-            )
-            if parent:
-                message = dataclasses.replace(message, thread_parent_id=parent)
-        result = await registry.deliver(channel, message, recipient)
+        return row, now
+
+
+async def _record(
+    ctx: ServiceContext,
+    tenant_id: str,
+    delivery_id: int,
+    message: RenderedMessage,
+    result: DeliveryResult,
+    started: datetime,
+) -> str:
+    """Store the attempt and the delivery's new state (one transaction)."""
+    async with unit_of_work(Actor.system(tenant_id), ctx) as uow:
+        row = await repo.lock_tenant_delivery(tenant_id, delivery_id)
+        if row is None:
+            return "missing"
+        now = ctx.clock.now()
+        channel = row["channel"]
         attempt_no = row["attempts"] + 1
         await repo.insert_attempt(
             {
@@ -431,9 +476,13 @@ async def deliver(ctx: ServiceContext, registry: NotifierRegistry, delivery_id: 
                 "response": result.response,
                 "error": result.error,
                 "duration_ms": result.duration_ms,
-                "started_at": now,
+                "started_at": started,
             }
         )
+        if row["status"] not in repo.OPEN_STATUSES:
+            # Another attempt settled it while this one outlived its claim: keep its outcome.
+            await repo.update_delivery(delivery_id, {"attempts": attempt_no}, now)
+            return str(row["status"])
         changes: dict[str, Any] = {"attempts": attempt_no, "thread_key": message.thread_key}
         if result.ok:
             changes |= {

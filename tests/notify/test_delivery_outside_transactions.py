@@ -1,0 +1,59 @@
+"""A channel plugin sends with no database transaction of ours open: claim, commit, deliver,
+record. Checked from inside a real webhook receiver, on PostgreSQL's own view of sessions."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import asyncpg
+
+from signoff.jobs.notifications import build_registry
+from signoff.settings import Settings
+from signoff.testing import HTTPReply, ReceivedRequest, RecordingHTTPServer
+from tests.notify.conftest import add_profile, deliveries, run_worker, submit_change
+
+SECRET = "webhook-secret-0123456789"
+OPEN_TRANSACTIONS = """SELECT pid, state, left(query, 200) AS query FROM pg_stat_activity
+    WHERE datname = current_database() AND pid <> pg_backend_pid()
+      AND state IN ('idle in transaction', 'idle in transaction (aborted)')"""
+
+
+def webhook_settings(base: Settings) -> Settings:
+    channels = {"webhook": {"secrets": [SECRET], "timeout_seconds": 5}}
+    return dataclasses.replace(base, notify_channels=json.dumps(channels))
+
+
+async def test_no_transaction_is_open_while_a_channel_delivers(
+    tenant, demo_templates, nsvc, clock, database_url
+):
+    seen: list[list[dict[str, Any]]] = []
+
+    async def receiver(request: ReceivedRequest) -> HTTPReply:
+        # While this request is held, the worker's delivery call is waiting on it.
+        conn = await asyncpg.connect(database_url)
+        try:
+            seen.append([dict(r) for r in await conn.fetch(OPEN_TRANSACTIONS)])
+        finally:
+            await conn.close()
+        status = 500 if len(seen) == 1 else 200  # a retry goes through the same path
+        return HTTPReply(status, {"ok": status == 200})
+
+    async with RecordingHTTPServer(receiver) as hook:
+        settings = webhook_settings(nsvc.settings)
+        registry = build_registry(settings)
+        await add_profile(
+            tenant, nsvc, "alice", {"webhook": hook.url + "/in"}, roles=("change-approver",)
+        )
+        await submit_change(tenant, nsvc)
+        await run_worker(settings, clock, registry)
+        (row,) = await deliveries(tenant)
+        assert row["status"] == "retrying" and row["attempts"] == 1
+        clock.set(row["next_attempt_at"])
+        await run_worker(settings, clock, registry)
+
+    assert len(hook.requests) == 2
+    assert seen == [[], []]
+    (row,) = await deliveries(tenant)
+    assert row["status"] == "delivered" and row["attempts"] == 2
