@@ -252,6 +252,52 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     print(f"re-armed {asyncio.run(sweep_once())} due timers")
 
 
+def cmd_retention(args: argparse.Namespace) -> None:
+    """Apply retention once (what the worker's hourly job does), or set, list and remove a
+    tenant's policies (audited as the admin `cli`)."""
+    settings = _settings()
+    _require_services(settings)
+    if args.action != "run" and not args.tenant:
+        sys.exit(f"retention {args.action} needs --tenant")
+
+    async def run() -> list[str]:
+        from signoff.db.engine import configure_engine
+        from signoff.domain.actors import Actor, Principal
+        from signoff.services import retention
+        from signoff.services.context import ServiceContext
+
+        configure_engine(settings.database_url)
+        ctx = ServiceContext(settings=settings)
+        admin = Actor(Principal("cli", args.tenant or "", frozenset(settings.admin_roles)))
+        if args.action == "run":
+            report = await retention.apply_retention(ctx, args.tenant)
+            return [
+                f"content removed from {len(report.applied)} items ({report.held} on legal "
+                f"hold); {report.objects_deleted} evidence objects deleted, "
+                f"{report.object_failures} to retry"
+            ]
+        if args.action == "set":
+            if args.days is None or args.mode is None:
+                sys.exit("retention set needs --days and --action")
+            inp = retention.SetPolicyInput(args.days, args.mode, args.template, args.reason)
+            await retention.set_policy(admin, ctx, inp)
+        elif args.action == "remove":
+            await retention.remove_policy(admin, ctx, args.template, args.reason)
+        policies = await retention.list_policies(admin, ctx)
+        return [
+            f"{p.template_key or '(default)'}: {p.action.value} after {p.days} days"
+            for p in policies
+        ]
+
+    from signoff.domain.errors import DomainError
+
+    try:
+        lines = asyncio.run(run())
+    except DomainError as exc:
+        sys.exit(f"{exc.code}: {exc.message}")
+    print("\n".join(lines) if lines else "no retention policy")
+
+
 def cmd_docs(args: argparse.Namespace) -> None:
     from signoff.domain.states import render_markdown
 
@@ -293,6 +339,14 @@ def build_parser() -> argparse.ArgumentParser:
     templates.add_argument("directory")
     templates.add_argument("--tenant", default=DEMO_TENANT)
     templates.set_defaults(func=cmd_templates)
+    retention = sub.add_parser("retention", help="apply retention, or manage its policies")
+    retention.add_argument("action", choices=["run", "set", "list", "remove"])
+    retention.add_argument("--tenant", help="the tenant (run: all tenants when omitted)")
+    retention.add_argument("--template", help="a template key (default: the tenant's default)")
+    retention.add_argument("--days", type=int)
+    retention.add_argument("--action", dest="mode", choices=["redact", "purge"])
+    retention.add_argument("--reason")
+    retention.set_defaults(func=cmd_retention)
     docs = sub.add_parser("docs", help="regenerate generated docs")
     docs.add_argument("what", choices=["state-machine"])
     docs.set_defaults(func=cmd_docs)

@@ -57,6 +57,9 @@ def cost_model(settings: Settings) -> CostModel:
         "Query.incidentReview": FieldCost(weight=3),
         "Query.incidentReviewsOf": FieldCost(weight=3, max_items=_ERRORS),
         "Query.precedent": FieldCost(weight=3),
+        "Query.retentionPolicies": FieldCost(weight=1, max_items=_NAMES),
+        "Query.legalHold": FieldCost(weight=1),
+        "Query.itemRetention": FieldCost(weight=4),
         "Subscription.itemEvents": FieldCost(weight=3),
         "Subscription.inboxChanged": FieldCost(weight=3),
         # per-object statements
@@ -111,6 +114,8 @@ def cost_model(settings: Settings) -> CostModel:
         "UserProfilePayload",
         "CommentPayload",
         "EvidenceUploadPayload",
+        "RetentionPolicyPayload",
+        "LegalHoldPayload",
     ):
         bounds[f"{payload}.errors"] = FieldCost(max_items=_ERRORS)
     return CostModel(fields=bounds, default_page=min(20, page), mutation_weight=10)

@@ -31,6 +31,7 @@ from signoff.api.mutations.items import ItemMutations
 from signoff.api.mutations.templates import TemplateMutations
 from signoff.api.notifications import NotificationMutations, NotificationQueries
 from signoff.api.ratelimit import RateLimiter
+from signoff.api.retention import RetentionMutations, RetentionQueries
 from signoff.api.simulation import SimulationQueries
 from signoff.api.subscriptions import Subscription
 from signoff.api.timers import TimerMutations, TimerQueries
@@ -59,6 +60,7 @@ class Query(
     EvidenceQueries,
     IncidentQueries,
     AuditQueries,
+    RetentionQueries,
 ):
     @strawberry.field(description="The authenticated caller.")
     def viewer(self, info: Info[SignoffContext, Any]) -> Viewer:
@@ -111,6 +113,7 @@ class Mutation(
     CommentMutations,
     EvidenceMutations,
     IncidentMutations,
+    RetentionMutations,
 ):
     """Every mutation takes an optional idempotency key and returns typed user errors."""
 

@@ -9,33 +9,17 @@ from typing import Any
 from uuid import UUID
 
 from signoff.db import sql
-from signoff.domain.retention import RETAINED_STATES, RetentionAction, RetentionPolicy
+from signoff.domain.retention import (
+    RETAINED_STATES,
+    ItemRetentionRecord,
+    LegalHoldRecord,
+    RetentionAction,
+    RetentionPolicy,
+)
 
 # The literal list of the partial index `workflow_item_retention` (a parameter would not let
 # the planner use it).
 _RETAINED = ", ".join(f"'{s.value}'" for s in sorted(RETAINED_STATES))
-
-
-@dataclass(frozen=True)
-class LegalHoldRecord:
-    """An item on legal hold."""
-
-    item_id: UUID
-    reason: str
-    placed_by: str
-    placed_at: datetime
-
-
-@dataclass(frozen=True)
-class ItemRetentionRecord:
-    """What retention did to one item."""
-
-    item_id: UUID
-    action: RetentionAction
-    policy_key: str
-    days: int
-    payload_sha256: str
-    applied_at: datetime
 
 
 @dataclass(frozen=True)

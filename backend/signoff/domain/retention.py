@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
+from uuid import UUID
 
 from signoff.domain.actors import Principal
 from signoff.domain.audit import canonical
@@ -67,6 +68,28 @@ class RetentionPolicy:
     def age(self) -> timedelta:
         """How long after its last change a decided item keeps its content."""
         return timedelta(days=self.days)
+
+
+@dataclass(frozen=True)
+class LegalHoldRecord:
+    """An item on legal hold."""
+
+    item_id: UUID
+    reason: str
+    placed_by: str
+    placed_at: datetime
+
+
+@dataclass(frozen=True)
+class ItemRetentionRecord:
+    """What retention did to one item."""
+
+    item_id: UUID
+    action: RetentionAction
+    policy_key: str
+    days: int
+    payload_sha256: str
+    applied_at: datetime
 
 
 def check_policy(template_key: str | None, days: int, action: str) -> RetentionPolicy:

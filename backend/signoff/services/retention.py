@@ -21,6 +21,8 @@ from signoff.db import retention as repo
 from signoff.domain.actors import Actor
 from signoff.domain.errors import DomainError, ErrorCode, not_found
 from signoff.domain.retention import (
+    ItemRetentionRecord,
+    LegalHoldRecord,
     RetentionPolicy,
     Verdict,
     check_policy,
@@ -114,7 +116,7 @@ async def list_policies(actor: Actor, ctx: ServiceContext) -> list[RetentionPoli
     return await repo.policies_of(actor.tenant_id)
 
 
-async def place_hold(actor: Actor, ctx: ServiceContext, inp: HoldInput) -> repo.LegalHoldRecord:
+async def place_hold(actor: Actor, ctx: ServiceContext, inp: HoldInput) -> LegalHoldRecord:
     """Put an item on legal hold: retention leaves it alone until the hold is released.
     Legal hold roles only; audited as `item.legal_hold_placed`."""
     require_hold_role(actor.principal, ctx.settings.legal_hold_roles)
@@ -136,7 +138,7 @@ async def place_hold(actor: Actor, ctx: ServiceContext, inp: HoldInput) -> repo.
     return hold
 
 
-async def release_hold(actor: Actor, ctx: ServiceContext, inp: HoldInput) -> repo.LegalHoldRecord:
+async def release_hold(actor: Actor, ctx: ServiceContext, inp: HoldInput) -> LegalHoldRecord:
     """Release an item's legal hold (legal hold roles; audited as `item.legal_hold_released`,
     with who placed it and when). A replay of the same key returns the released hold."""
     require_hold_role(actor.principal, ctx.settings.legal_hold_roles)
@@ -165,7 +167,7 @@ async def release_hold(actor: Actor, ctx: ServiceContext, inp: HoldInput) -> rep
     return released
 
 
-def _hold_result(hold: repo.LegalHoldRecord) -> dict[str, Any]:
+def _hold_result(hold: LegalHoldRecord) -> dict[str, Any]:
     return {
         "reason": hold.reason,
         "placed_by": hold.placed_by,
@@ -173,8 +175,8 @@ def _hold_result(hold: repo.LegalHoldRecord) -> dict[str, Any]:
     }
 
 
-def _replayed_hold(item_id: UUID, result: dict[str, Any]) -> repo.LegalHoldRecord:
-    return repo.LegalHoldRecord(
+def _replayed_hold(item_id: UUID, result: dict[str, Any]) -> LegalHoldRecord:
+    return LegalHoldRecord(
         item_id, result["reason"], result["placed_by"], datetime.fromisoformat(result["placed_at"])
     )
 
@@ -186,7 +188,7 @@ async def _lock(actor: Actor, item_id: UUID) -> None:
         raise not_found("item", item_id)
 
 
-async def hold_of(actor: Actor, ctx: ServiceContext, item_id: UUID) -> repo.LegalHoldRecord | None:
+async def hold_of(actor: Actor, ctx: ServiceContext, item_id: UUID) -> LegalHoldRecord | None:
     """The item's legal hold, for someone with a legal hold role (None for anyone else)."""
     if not actor.principal.has_any_role(ctx.settings.legal_hold_roles):
         return None
@@ -195,7 +197,7 @@ async def hold_of(actor: Actor, ctx: ServiceContext, item_id: UUID) -> repo.Lega
 
 async def retention_of(
     actor: Actor, ctx: ServiceContext, item_id: UUID
-) -> repo.ItemRetentionRecord | None:
+) -> ItemRetentionRecord | None:
     """What retention did to an item the caller has already been allowed to read."""
     return await repo.retention_of(actor.tenant_id, item_id)
 
