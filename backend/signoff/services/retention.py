@@ -18,6 +18,7 @@ from uuid import UUID
 
 from signoff.db import items as items_repo
 from signoff.db import retention as repo
+from signoff.db import scope
 from signoff.domain.actors import Actor
 from signoff.domain.errors import DomainError, ErrorCode, not_found
 from signoff.domain.retention import (
@@ -209,10 +210,16 @@ async def apply_retention(
     then delete the stored objects of purged evidence. Safe to run concurrently and again:
     each item is decided under its lock and handled once."""
     report = RetentionReport()
-    tenants = [tenant_id] if tenant_id else await repo.tenants_with_policies()
+    if tenant_id:
+        tenants = [tenant_id]
+    else:
+        # The one read across tenants: which of them have a policy.
+        with scope.all_tenants():
+            tenants = await repo.tenants_with_policies()
     for tenant in tenants:
-        await _apply_tenant(ctx, tenant, report, limit)
-        await _delete_objects(ctx, tenant, report)
+        with scope.tenant(tenant):
+            await _apply_tenant(ctx, tenant, report, limit)
+            await _delete_objects(ctx, tenant, report)
     return report
 
 
