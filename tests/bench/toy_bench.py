@@ -68,7 +68,10 @@ async def toy(env: BenchEnv) -> ScenarioResult:
             "higher",
             runs.series("signoff", "throughput"),
             baseline=Figure("plain HTTP", "1/s", "higher", runs.series("baseline", "throughput")),
-            target=Target.at_least(1),
+            # "answered at all": two clients each get at least one answer, so only an API
+            # that answers nothing (or needs minutes for two requests) misses it, whatever
+            # the machine's load; a per-second target here failed on a busy machine.
+            target=Target.at_least(0.01),
             if_missed="the API answered nothing",
         )
     )
