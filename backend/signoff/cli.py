@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,10 @@ def cmd_dev(args: argparse.Namespace) -> None:
             os.environ["SIGNOFF_REDIS_URL"] = embedded.redis_url
         get_settings.cache_clear()
     settings = _settings()
+    # uvicorn handles SIGTERM itself, then restores the previous handler and raises the signal
+    # again once it has shut down; with the default handler that kills the process before the
+    # `finally` below, leaving the embedded servers running. Treat SIGTERM like Ctrl-C.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         asyncio.run(_dev(settings, port=args.port or settings.port))
     except KeyboardInterrupt:
@@ -141,6 +146,10 @@ def cmd_dev(args: argparse.Namespace) -> None:
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 async def _dev(settings: Settings, port: int) -> None:
