@@ -76,3 +76,35 @@ def test_schema_check_fails_on_a_stale_file(tmp_path):
     result = signoff("schema", "check", "--path", str(stale))
     assert result.returncode != 0
     assert "signoff schema export" in result.stderr
+
+
+def test_token_refuses_a_lifetime_that_is_not_positive():
+    for ttl in ("-120", "0", "soon"):
+        result = signoff(
+            "token", "--user", "alice", "--ttl", ttl, SIGNOFF_ENVIRONMENT="development"
+        )
+        assert result.returncode == 2, result
+        assert "argument --ttl" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert result.stdout == ""
+    accepted = signoff("token", "--user", "alice", "--ttl", "60", SIGNOFF_ENVIRONMENT="development")
+    assert accepted.returncode == 0, accepted.stderr
+    assert accepted.stdout.count(".") == 2  # a JWT
+
+
+def test_importing_the_engine_connects_to_nothing():
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SIGNOFF_", "PG"))}
+    result = subprocess.run(
+        [sys.executable, "-c", "import signoff.db.engine, signoff.db.piccolo_conf"],
+        # a server that is not there: piccolo's own check would warn about it
+        env={**clean, "PGHOST": "127.0.0.1", "PGPORT": "1"},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert "database" not in result.stderr.lower()
+    assert "version" not in result.stderr.lower()

@@ -148,6 +148,17 @@ def cmd_dev(args: argparse.Namespace) -> None:
             embedded.stop()
 
 
+def _positive_seconds(text: str) -> int:
+    """A number of seconds greater than zero (argparse turns the error into a usage line)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of seconds: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {value}")
+    return value
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -341,7 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--tenant", default=DEMO_TENANT)
     token.add_argument("--role", action="append")
     token.add_argument("--group", action="append")
-    token.add_argument("--ttl", type=int, default=3600 * 12)
+    token.add_argument(
+        "--ttl", type=_positive_seconds, default=3600 * 12, help="lifetime in seconds (> 0)"
+    )
     token.set_defaults(func=cmd_token)
     templates = sub.add_parser("templates", help="load YAML templates")
     templates.add_argument("action", choices=["load"])

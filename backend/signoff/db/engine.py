@@ -48,7 +48,15 @@ class ScopedTransaction(PostgresTransaction):
 
 class ScopedEngine(PostgresEngine):
     """piccolo's engine whose transactions declare the task's tenant scope, and whose
-    statements outside a transaction run in one of their own when a scope is set."""
+    statements outside a transaction run in one of their own when a scope is set.
+
+    It skips piccolo's check at construction: piccolo connects to the configured server to log
+    its version as soon as the engine is built, and at import the configuration is still empty,
+    so it would probe the machine's default PostgreSQL (printing another server's version, or a
+    warning where there is none)."""
+
+    async def check_version(self) -> None:
+        return None
 
     def transaction(self, allow_nested: bool = True) -> ScopedTransaction:
         return ScopedTransaction(engine=self, allow_nested=allow_nested)
