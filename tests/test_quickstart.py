@@ -76,7 +76,7 @@ def _alive(pid: int) -> bool:
 @pytest.mark.timeout(STARTUP_SECONDS + 180)
 def test_readme_quick_start_runs_as_written_and_stops_cleanly():
     examples = _graphql_examples()
-    assert len(examples) == 2, "the quick start shows a submission and an approval"
+    assert len(examples) == 3, "the quick start: a submission, an approval, the decision read"
     port = _free_port()
     # Not pytest's tmp_path: the embedded PostgreSQL runs as an unprivileged user who must
     # reach its data directory, and every pytest session starting on the machine resets the
@@ -150,6 +150,12 @@ def test_readme_quick_start_runs_as_written_and_stops_cleanly():
             assert approved["errors"] == []
             assert approved["item"]["state"] == "APPROVED"
             assert "The item is now `APPROVED`" in README
+            item = run(examples[2], "alice", {"itemId": submitted["item"]["id"]})["node"]
+            assert item["state"] == "APPROVED"
+            decided = [d for s in item["steps"] for d in s["decisions"]]
+            assert [(d["actorId"], d["reason"]) for d in decided] == [
+                ("bob", "rollback plan checked")
+            ]
 
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=60) == 0, "".join(lines[-20:])
@@ -167,7 +173,7 @@ def test_readme_quick_start_runs_as_written_and_stops_cleanly():
         shutil.rmtree(tmp_path, ignore_errors=True)
 
 
-@pytest.mark.parametrize("example", range(2))
+@pytest.mark.parametrize("example", range(3))
 def test_readme_examples_are_valid_against_the_schema(example):
     from graphql import build_schema, parse, validate
 
