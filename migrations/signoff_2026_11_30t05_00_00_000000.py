@@ -13,8 +13,9 @@
 - `tenant` (keyed by `id`) and `notification_attempt` (tenant through its delivery) get the same
   rule in their own terms.
 - `signoff_isolate_tenant_tables()` applies all of this to every table that has a `tenant_id`
-  column and grants the application role its privileges; a later migration that adds a table
-  calls it again (it is idempotent). tests/audit/test_row_level_security.py fails for any table
+  column and grants the application role its privileges; it is idempotent, and
+  `signoff.db.migrate.apply_migrations` calls it after every run, so tables added by later
+  migrations are isolated too. tests/audit/test_row_level_security.py fails for any table
   with a `tenant_id` column that is not isolated.
 """
 

@@ -37,7 +37,13 @@ def expected_migration_ids() -> list[str]:
 
 
 async def apply_migrations() -> str:
-    """Apply every pending migration under an advisory lock; return piccolo's report."""
+    """Apply every pending migration under an advisory lock; return piccolo's report.
+
+    Every run ends by isolating every table with a `tenant_id` column (row-level security,
+    the tenant policy, the application role's grants: `signoff_isolate_tenant_tables()`, an
+    idempotent function of migration `2026-11-30T05`), so a table a later migration adds is
+    isolated without its author remembering to.
+    """
     dsn = ENGINE.config["dsn"]
     lock_conn = await asyncpg.connect(dsn)
     try:
@@ -47,6 +53,10 @@ async def apply_migrations() -> str:
             result = await run_forwards(app_name="signoff")
         if not result.success:
             raise RuntimeError(f"migration failed: {result.message}\n{out.getvalue()}")
+        if await lock_conn.fetchval(
+            "SELECT to_regprocedure('signoff_isolate_tenant_tables()') IS NOT NULL"
+        ):
+            await lock_conn.execute("SELECT signoff_isolate_tenant_tables()")
         return out.getvalue()
     finally:
         await lock_conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
