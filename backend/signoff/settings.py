@@ -94,6 +94,11 @@ class Settings:
     db_pool_max: int = _setting(10, "Maximum PostgreSQL connections per process.")
     max_query_depth: int = _setting(12, "Deepest GraphQL selection accepted.")
     max_page_size: int = _setting(100, "Largest `first` accepted by a paginated field.")
+    inbox_count_limit: int = _setting(
+        1000,
+        "Most inbox items counted for `totalCount` and `facets`; above it the counts cover the "
+        "first ones and `countsExact` is false (docs/inbox.md).",
+    )
     max_query_cost: int = _setting(
         1000,
         "Highest static cost (database statements at most) of one GraphQL operation; see "

@@ -174,28 +174,40 @@ class InboxConnection:
     page_info: PageInfo = strawberry.field(description="Where this page is.")
     who: strawberry.Private[InboxPrincipal]
     filters: strawberry.Private[InboxFilters]
+    order: strawberry.Private[InboxOrder]
+    count_limit: strawberry.Private[int]
     now: strawberry.Private[datetime]
     counted: strawberry.Private[dict[str, Any]]
 
-    async def _counts(self) -> tuple[int, dict[str, dict[str, int]]]:
+    async def _counts(self) -> inbox_repo.InboxCounts:
         if "result" not in self.counted:
             lock = self.counted.setdefault("lock", asyncio.Lock())
             async with lock:
                 if "result" not in self.counted:
-                    self.counted["result"] = await inbox_repo.inbox_facets(
-                        self.who, self.filters, self.now
+                    self.counted["result"] = await inbox_repo.inbox_counts(
+                        self.who, self.filters, self.order, self.now, limit=self.count_limit
                     )
-        result: tuple[int, dict[str, dict[str, int]]] = self.counted["result"]
+        result: inbox_repo.InboxCounts = self.counted["result"]
         return result
 
-    @strawberry.field(description="Number of items matching the filter (all pages).")
+    @strawberry.field(
+        description="Number of items matching the filter (all pages), counted up to the "
+        "server's counting limit (`SIGNOFF_INBOX_COUNT_LIMIT`); see `countsExact`."
+    )
     async def total_count(self) -> int:
-        total, _ = await self._counts()
-        return total
+        return (await self._counts()).total
+
+    @strawberry.field(
+        description="Whether `totalCount` and `facets` are exact. False when more items match "
+        "than the counting limit: both then count the first items of this order up to the "
+        'limit (show them as "1000+").'
+    )
+    async def counts_exact(self) -> bool:
+        return (await self._counts()).exact
 
     @strawberry.field(description="Counts per filter value, for the badges of a filter bar.")
     async def facets(self) -> InboxFacets:
-        _, facets = await self._counts()
+        facets = (await self._counts()).facets
         return InboxFacets(
             states=_facet(facets["state"], ItemState),
             kinds=_facet(facets["kind"], TemplateKind),
@@ -347,6 +359,8 @@ class InboxQueries:
             ),
             who=who,
             filters=filters,
+            order=order,
+            count_limit=services.settings.inbox_count_limit,
             now=now,
             counted={},
         )

@@ -1,14 +1,23 @@
 """The reviewer inbox: items with an active step the caller can act on, filtered, sorted, paged.
 
-The query starts from the caller's ACTIVE steps (partial indexes, see the inbox migration) and
-joins their items by primary key: its cost follows the size of one reviewer's inbox, not the
-number of items in the database. Pages are keyset pages on (sort value, item id), so a page
-never shifts when items are added or removed before it.
+It reads `inbox_entry` (migration `2026-11-30T01`): one row per active step and principal the
+step names (`u:<user>` for a named user or a delegate, `g:<group>`, `r:<role>`), kept by
+triggers in the same transaction as the step or item change, indexed by (tenant, principal,
+sort value, item id) for each sort field. A reader's inbox is the merge of one index range per
+principal key they hold, read from the keyset cursor onwards; the merge is stopped by the
+page's LIMIT, so a page costs the same at 50 or 50,000 entries (no Sort over the reader's rows;
+`tests/api/test_inbox_plan.py` checks the plan).
+
+An item may appear several times in that merge (two of the reader's steps, or one step naming
+them and their role). Exactly one of its entries represents it: the reader's entry with the
+smallest (due, principal, step id) among those on steps they have not already voted on in this
+revision; the representative's `due` is the item's due time for the reader, so the item sits
+at the right place in every order. A per-row lookup of the item's other entries (a handful)
+decides it, and also gives the claim state over the reader's steps.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -82,18 +91,16 @@ class Keyset:
     item_id: UUID
 
 
-_SORT_KEYS = {
-    InboxSortField.DUE: f"coalesce(coalesce(m.step_due, i.due_at), '{NO_DUE_DATE}'::timestamptz)",
-    InboxSortField.PRIORITY: "i.priority",
-    InboxSortField.RISK: (
-        "CASE i.risk WHEN 'critical' THEN 3 WHEN 'high' THEN 2 WHEN 'medium' THEN 1 ELSE 0 END"
-    ),
-    InboxSortField.CREATED: "i.created_at",
+_SORT_COLUMNS = {
+    InboxSortField.DUE: "due",
+    InboxSortField.PRIORITY: "priority",
+    InboxSortField.RISK: "risk_rank",
+    InboxSortField.CREATED: "created_at",
 }
 _SORT_CASTS = {
     InboxSortField.DUE: "timestamptz",
     InboxSortField.PRIORITY: "int",
-    InboxSortField.RISK: "int",
+    InboxSortField.RISK: "smallint",
     InboxSortField.CREATED: "timestamptz",
 }
 
@@ -109,25 +116,13 @@ class _Params:
         return f"${len(self.values)}{'::' + cast if cast else ''}"
 
 
-def _jsonpath_key(key: str) -> str:
-    # A JSON string literal is a valid jsonpath quoted key (same escapes).
-    return json.dumps(key)
-
-
-def _assignee_match(p: _Params, who: InboxPrincipal) -> str:
-    """Whether step `s` names the principal: `@>` per user/group/role so that the GIN index on
-    active steps' assignees serves each branch; delegates are a map keyed by the delegate."""
-    branches = [
-        f"s.assignees @> {p.add(sql.dumps({'users': [who.user_id]}), 'jsonb')}",
-        f"s.assignees @? {p.add('$.delegates.' + _jsonpath_key(who.user_id), 'jsonpath')}",
+def principal_keys(who: InboxPrincipal) -> list[str]:
+    """The entry principals a reader holds: their user, groups and roles."""
+    return [
+        f"u:{who.user_id}",
+        *(f"g:{g}" for g in sorted(set(who.groups))),
+        *(f"r:{r}" for r in sorted(set(who.roles))),
     ]
-    branches += [
-        f"s.assignees @> {p.add(sql.dumps({'groups': [g]}), 'jsonb')}" for g in sorted(who.groups)
-    ]
-    branches += [
-        f"s.assignees @> {p.add(sql.dumps({'roles': [r]}), 'jsonb')}" for r in sorted(who.roles)
-    ]
-    return "(" + " OR ".join(branches) + ")"
 
 
 def _like_pattern(text: str) -> str:
@@ -135,71 +130,152 @@ def _like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _inbox_cte(
-    p: _Params, who: InboxPrincipal, filters: InboxFilters, now: datetime, sort_key: str
-) -> str:
-    """`inbox`: one row per item in the caller's inbox with the computed columns every filter,
-    sort and facet needs."""
-    tenant = p.add(who.tenant_id)
-    user = p.add(who.user_id)
-    match = _assignee_match(p, who)
-    where = [f"i.tenant_id = {tenant}"]
+def _entry_conditions(p: _Params, tenant: str, filters: InboxFilters, now: datetime) -> list[str]:
+    """Filters that an entry answers by itself (item columns copied onto it, and its due
+    time, which is the item's for the one entry that represents it)."""
+    where = []
     if filters.states:
-        where.append(f"i.state = ANY({p.add(list(filters.states), 'text[]')})")
+        where.append(f"e.item_state = ANY({p.add(list(filters.states), 'text[]')})")
     if filters.kinds:
-        where.append(f"i.kind = ANY({p.add(list(filters.kinds), 'text[]')})")
+        where.append(f"e.kind = ANY({p.add(list(filters.kinds), 'text[]')})")
     if filters.risks:
-        where.append(f"i.risk = ANY({p.add(list(filters.risks), 'text[]')})")
+        where.append(f"e.risk = ANY({p.add(list(filters.risks), 'text[]')})")
     if filters.priority_min is not None:
-        where.append(f"i.priority >= {p.add(filters.priority_min, 'int')}")
+        where.append(f"e.priority >= {p.add(filters.priority_min, 'int')}")
     if filters.template_keys:
         keys = p.add(list(filters.template_keys), "text[]")
+        # An array built once (an init plan), so each branch stays a plain index scan.
         where.append(
-            f"i.template_id IN (SELECT t.id FROM template t WHERE t.tenant_id = {tenant} "
-            f"AND t.key = ANY({keys}))"
+            f"e.template_id = ANY(ARRAY(SELECT t.id FROM template t WHERE t.tenant_id = "
+            f"{tenant} AND t.key = ANY({keys})))"
         )
     if filters.text and filters.text.strip():
-        where.append(f"i.title ILIKE {p.add(_like_pattern(filters.text.strip()))}")
-    due = "coalesce(m.step_due, i.due_at)"
+        where.append(f"e.title ILIKE {p.add(_like_pattern(filters.text.strip()))}")
     if filters.due_before is not None:
-        where.append(f"{due} < {p.add(filters.due_before, 'timestamptz')}")
+        where.append(f"e.due < {p.add(filters.due_before, 'timestamptz')}")
     if filters.due_after is not None:
-        where.append(f"{due} >= {p.add(filters.due_after, 'timestamptz')}")
-    now_param = p.add(now, "timestamptz")
-    # Only placeholders and fixed fragments are interpolated; every value is a parameter.
-    return f"""
-    mine AS (
-        SELECT s.item_id,
-               min(s.due_at) AS step_due,
-               bool_or(s.claimed_by = {user}) AS claimed_mine,
-               bool_and(s.claimed_by IS NULL) AS all_unclaimed
-        FROM step s
-        WHERE s.tenant_id = {tenant} AND s.state = 'active' AND {match}
-          -- a reviewer who filled a seat of the step in this revision has nothing left to do
-          AND NOT EXISTS (
-              SELECT 1 FROM decision d JOIN workflow_item wi ON wi.id = s.item_id
-              WHERE d.step_id = s.id AND d.revision = wi.revision AND d.actor_id = {user}
-                AND d.outcome IN ('approve', 'reject'))
-        GROUP BY s.item_id
-    ),
-    inbox AS (
-        SELECT i.*,
-               {due} AS inbox_due,
-               coalesce({due} < {now_param}, false) AS inbox_overdue,
-               CASE WHEN m.claimed_mine THEN 'mine'
-                    WHEN m.all_unclaimed THEN 'unclaimed'
-                    ELSE 'others' END AS inbox_claim,
-               {sort_key} AS sort_key
-        FROM mine m JOIN workflow_item i ON i.id = m.item_id
-        WHERE {" AND ".join(where)}
-    ),
-    filtered AS (
-        SELECT * FROM inbox
-        WHERE ({p.add(filters.overdue, "boolean")} IS NULL
-               OR inbox_overdue = {p.add(filters.overdue, "boolean")})
-          AND ({p.add(filters.claim.value if filters.claim else None, "text")} IS NULL
-               OR inbox_claim = {p.add(filters.claim.value if filters.claim else None, "text")})
-    )"""
+        # Entries without a deadline carry the sentinel, which is not a due time.
+        where.append(
+            f"e.due >= {p.add(filters.due_after, 'timestamptz')} "
+            f"AND e.due < '{NO_DUE_DATE}'::timestamptz"
+        )
+    if filters.overdue is not None:
+        op = "<" if filters.overdue else ">="
+        where.append(f"e.due {op} {p.add(now, 'timestamptz')}")
+    return where
+
+
+def _mine(p: _Params, who: InboxPrincipal, tenant: str, user: str) -> str:
+    """Entries `o` of the same item as `e` that are the reader's and still theirs to act on."""
+    keys = p.add(principal_keys(who), "text[]")
+    return f"""o.item_id = e.item_id AND o.principal = ANY({keys}) AND o.tenant_id = {tenant}
+              -- a reviewer who filled a seat of the step in this revision has nothing left
+              AND NOT EXISTS (
+                  SELECT 1 FROM decision d
+                  WHERE d.step_id = o.step_id AND d.revision = o.revision
+                    AND d.actor_id = {user} AND d.outcome IN ('approve', 'reject'))"""
+
+
+def _claim_of(mine: str, user: str, wanted: str | None = None) -> str:
+    """A lateral subquery `claim`: the claim `state` over the reader's steps of `e`'s item
+    (or, given a wanted state, whether it is that one: `claim.wanted`)."""
+    state = f"""CASE WHEN bool_or(o.claimed_by = {user}) THEN 'mine'
+                    WHEN bool_and(o.claimed_by IS NULL) THEN 'unclaimed'
+                    ELSE 'others' END"""
+    # A boolean column, not a comparison in the outer WHERE: the planner then assumes half
+    # the rows pass (instead of 0.5%) and keeps reading the ordered index.
+    column = f"({state}) = {wanted} AS wanted" if wanted else f"{state} AS state"
+    return f"""LATERAL (
+        SELECT {column}
+        FROM inbox_entry o
+        WHERE {mine}
+    ) claim"""
+
+
+def _inbox_rows(
+    p: _Params,
+    who: InboxPrincipal,
+    filters: InboxFilters,
+    order: InboxOrder,
+    now: datetime,
+    after: Keyset | None,
+    limit: int,
+) -> str:
+    """A subquery `e` of the first `limit` inbox rows in `order` (after `after`): one per
+    item, from its representative entry, with `sort_key`, `due` (the item's due time for the
+    reader), `item_id`, `item_state`, `kind` and `risk`; rows from different principals'
+    ranges arrive unmerged, each range in `order`."""
+    tenant = p.add(who.tenant_id)
+    user = p.add(who.user_id)
+    column = _SORT_COLUMNS[order.field]
+    conditions = _entry_conditions(p, tenant, filters, now)
+    if after is not None:
+        op = "<" if order.descending else ">"
+        value = p.add(after.value, _SORT_CASTS[order.field])
+        conditions.append(f"(e.{column}, e.item_id) {op} ({value}, {p.add(after.item_id, 'uuid')})")
+    mine = _mine(p, who, tenant, user)
+    claim_join, claim_where = "", ""
+    if filters.claim is not None:
+        claim_join = f"CROSS JOIN {_claim_of(mine, user, p.add(filters.claim.value))}"
+        claim_where = " AND claim.wanted"
+    extra = "".join(f" AND {c}" for c in conditions)
+    direction = "DESC" if order.descending else "ASC"
+    limit_param = p.add(limit, "int")
+    # One index range per principal key, read in the requested order from the cursor and
+    # stopped at the LIMIT; each row checked against the item's other entries (a handful) to
+    # keep only the entry that represents the item for this reader.
+    branches = [
+        f"""(SELECT e.item_id, e.{column} AS sort_key, e.due, e.item_state, e.kind, e.risk
+        FROM inbox_entry e
+        CROSS JOIN LATERAL (
+            -- whether `e` is the entry that represents its item (a boolean column, for the
+            -- planner's estimate: see `_claim_of`)
+            SELECT o.principal = e.principal AND o.step_id = e.step_id AS is_it
+            FROM inbox_entry o
+            WHERE {mine}
+            ORDER BY o.due, o.principal, o.step_id LIMIT 1
+        ) rep
+        {claim_join}
+        WHERE e.tenant_id = {tenant} AND e.principal = {p.add(key)}{extra}
+          AND rep.is_it{claim_where}
+        ORDER BY e.{column} {direction}, e.item_id {direction}
+        LIMIT {limit_param})"""
+        for key in principal_keys(who)
+    ]
+    return "(\n    " + "\n    UNION ALL\n    ".join(branches) + "\n    ) e"
+
+
+def page_statement(
+    who: InboxPrincipal,
+    filters: InboxFilters,
+    order: InboxOrder,
+    *,
+    after: Keyset | None,
+    limit: int,
+    now: datetime,
+) -> tuple[str, list[Any]]:
+    """The statement of one inbox page (and its parameters): the page's entries, their claim
+    state, then their items by primary key."""
+    p = _Params()
+    source = _inbox_rows(p, who, filters, order, now, after, limit + 1)
+    direction = "DESC" if order.descending else "ASC"
+    tenant = p.add(who.tenant_id)
+    user = p.add(who.user_id)
+    statement = f"""WITH page AS (
+    SELECT e.item_id, e.sort_key, e.due FROM {source}
+    ORDER BY e.sort_key {direction}, e.item_id {direction}
+    LIMIT {p.add(limit + 1, "int")}
+    )
+    SELECT i.*,
+        CASE WHEN e.due = '{NO_DUE_DATE}'::timestamptz THEN NULL ELSE e.due END AS inbox_due,
+        e.due < {p.add(now, "timestamptz")} AS inbox_overdue,
+        claim.state AS inbox_claim,
+        e.sort_key
+    FROM page e
+    CROSS JOIN {_claim_of(_mine(p, who, tenant, user), user)}
+    JOIN workflow_item i ON i.id = e.item_id
+    ORDER BY e.sort_key {direction}, e.item_id {direction}"""
+    return statement, p.values
 
 
 async def inbox_page(
@@ -214,21 +290,11 @@ async def inbox_page(
     """Up to `limit` inbox rows after `after` in `order`, and whether more follow.
 
     Each row is the item with `inbox_due` (the earliest deadline of the caller's active steps,
-    else the item's), `inbox_overdue`, `inbox_claim` and `sort_key` (the keyset value).
+    where a step without one counts the item's), `inbox_overdue`, `inbox_claim` and `sort_key`
+    (the keyset value).
     """
-    p = _Params()
-    cte = _inbox_cte(p, who, filters, now, _SORT_KEYS[order.field])
-    direction = "DESC" if order.descending else "ASC"
-    keyset = ""
-    if after is not None:
-        op = "<" if order.descending else ">"
-        value = p.add(after.value, _SORT_CASTS[order.field])
-        keyset = f"WHERE (sort_key, id) {op} ({value}, {p.add(after.item_id, 'uuid')})"
-    statement = f"""WITH {cte}
-    SELECT * FROM filtered {keyset}
-    ORDER BY sort_key {direction}, id {direction}
-    LIMIT {p.add(limit + 1, "int")}"""
-    rows = await sql.fetch(statement, *p.values)
+    statement, values = page_statement(who, filters, order, after=after, limit=limit, now=now)
+    rows = await sql.fetch(statement, *values)
     items = [sql.record_dict(r, ITEM_JSON) for r in rows[:limit]]
     return items, len(rows) > limit
 
@@ -236,20 +302,52 @@ async def inbox_page(
 FACETS = ("state", "kind", "risk", "overdue", "claim")
 
 
-async def inbox_facets(
-    who: InboxPrincipal, filters: InboxFilters, now: datetime
-) -> tuple[int, dict[str, dict[str, int]]]:
-    """The number of inbox items matching `filters`, and their counts per value of each facet
-    (state, kind, risk, overdue, claim), in one statement."""
+@dataclass(frozen=True)
+class InboxCounts:
+    """How many inbox items match a filter, and how many have each value of each facet.
+
+    `exact` is false when more than the counting limit match: the counts then cover the first
+    `limit` items of the inbox in the requested order, and `total` is that limit."""
+
+    total: int
+    facets: dict[str, dict[str, int]]
+    exact: bool
+
+
+async def inbox_counts(
+    who: InboxPrincipal,
+    filters: InboxFilters,
+    order: InboxOrder,
+    now: datetime,
+    *,
+    limit: int,
+) -> InboxCounts:
+    """The number of inbox items matching `filters` and their counts per value of each facet
+    (state, kind, risk, overdue, claim), in one statement that reads at most `limit` + 1 items
+    (the first ones in `order`), so its cost is bounded whatever the inbox holds."""
     p = _Params()
-    cte = _inbox_cte(p, who, filters, now, "0")
-    statement = f"""WITH {cte}
-    SELECT 'state' AS facet, state AS value, count(*) AS n FROM filtered GROUP BY state
-    UNION ALL SELECT 'kind', kind, count(*) FROM filtered GROUP BY kind
-    UNION ALL SELECT 'risk', risk, count(*) FROM filtered GROUP BY risk
-    UNION ALL SELECT 'overdue', inbox_overdue::text, count(*) FROM filtered GROUP BY inbox_overdue
-    UNION ALL SELECT 'claim', inbox_claim, count(*) FROM filtered GROUP BY inbox_claim
-    UNION ALL SELECT 'total', '', count(*) FROM filtered"""
+    source = _inbox_rows(p, who, filters, order, now, None, limit + 1)
+    direction = "DESC" if order.descending else "ASC"
+    tenant = p.add(who.tenant_id)
+    user = p.add(who.user_id)
+    statement = f"""WITH head AS MATERIALIZED (
+        SELECT e.item_id, e.item_state, e.kind, e.risk,
+            e.due < {p.add(now, "timestamptz")} AS overdue
+        FROM {source}
+        ORDER BY e.sort_key {direction}, e.item_id {direction}
+        LIMIT {p.add(limit + 1, "int")}
+    ),
+    counted AS (
+        SELECT e.*, claim.state AS claim
+        FROM (SELECT * FROM head LIMIT {p.add(limit, "int")}) e
+        CROSS JOIN {_claim_of(_mine(p, who, tenant, user), user)}
+    )
+    SELECT 'state' AS facet, item_state AS value, count(*) AS n FROM counted GROUP BY item_state
+    UNION ALL SELECT 'kind', kind, count(*) FROM counted GROUP BY kind
+    UNION ALL SELECT 'risk', risk, count(*) FROM counted GROUP BY risk
+    UNION ALL SELECT 'overdue', overdue::text, count(*) FROM counted GROUP BY overdue
+    UNION ALL SELECT 'claim', claim, count(*) FROM counted GROUP BY claim
+    UNION ALL SELECT 'total', '', count(*) FROM head"""
     rows = await sql.fetch(statement, *p.values)
     facets: dict[str, dict[str, int]] = {name: {} for name in FACETS}
     total = 0
@@ -258,4 +356,4 @@ async def inbox_facets(
             total = int(row["n"])
         else:
             facets[row["facet"]][row["value"]] = int(row["n"])
-    return total, facets
+    return InboxCounts(min(total, limit), facets, total <= limit)
