@@ -131,3 +131,33 @@ async def test_production_gives_no_suggestions(app_client, query):
 async def test_development_still_suggests(client):
     body = (await client.post("/graphql", json={"query": "{ viewr { userId } }"})).json()
     assert "Did you mean" in body["errors"][0]["message"]
+
+
+@pytest.mark.parametrize("command", ["serve", "worker", "dev"])
+def test_a_bad_channel_configuration_stops_start_up_with_one_line_per_problem(command):
+    channels = '{"webhook": {"timeout": "x"}, "nope": {}}'
+    result = signoff(
+        command,
+        SIGNOFF_ENVIRONMENT="development",
+        SIGNOFF_JWT_SECRET=SECRET,
+        SIGNOFF_NOTIFY_CHANNELS=channels,
+        **URLS,
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "plugin 'webhook', channel 'webhook', field 'timeout': unknown field" in result.stderr
+    assert "channel 'nope': no plugin provides it" in result.stderr
+
+
+def test_channel_configuration_that_is_not_json_is_one_line():
+    result = signoff(
+        "worker",
+        SIGNOFF_ENVIRONMENT="development",
+        SIGNOFF_JWT_SECRET=SECRET,
+        SIGNOFF_NOTIFY_CHANNELS="{not json",
+        **URLS,
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+    assert "SIGNOFF_NOTIFY_CHANNELS is not valid JSON" in result.stderr

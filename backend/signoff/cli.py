@@ -53,6 +53,18 @@ def _require_safe_start(settings: Settings) -> None:
         sys.exit("SIGNOFF_JWT_SECRET is the public development secret: set a secret of your own")
 
 
+def _require_channels(settings: Settings) -> None:
+    """A notification channel configuration that cannot work stops start-up with one line per
+    problem (plugin, channel, field), not a traceback from inside the process."""
+    from signoff.jobs.notifications import build_registry
+    from signoff.notify.registry import RegistryError
+
+    try:
+        build_registry(settings)
+    except (RegistryError, ValueError, OSError) as exc:
+        sys.exit(f"configuration error: {exc}")
+
+
 def _require_services(settings: Settings) -> None:
     missing = [
         n
@@ -102,6 +114,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     settings = _settings()
     _require_safe_start(settings)
     _require_services(settings)
+    _require_channels(settings)
     uvicorn.run(create_app(settings), **server_options(settings, settings.port))
 
 
@@ -111,6 +124,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
     settings = _settings()
     _require_safe_start(settings)
     _require_services(settings)
+    _require_channels(settings)
     build_worker(settings).run()
 
 
@@ -126,6 +140,7 @@ def cmd_dev(args: argparse.Namespace) -> None:
         sys.exit("`signoff dev` runs only with SIGNOFF_ENVIRONMENT=development")
     if base.host not in LOOPBACK_HOSTS:
         sys.exit("`signoff dev` listens on loopback only (SIGNOFF_HOST=127.0.0.1)")
+    _require_channels(base)
     embedded = None
     if not base.database_url or not base.redis_url:
         embedded = start_embedded(base.data_dir)
