@@ -7,9 +7,6 @@ switched off (`session_replication_role = replica`), committed, in a tenant of t
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -151,20 +148,9 @@ async def test_a_bad_first_seq_is_a_typed_error(gql):
     assert error["extensions"]["code"] == "INVALID_INPUT"
 
 
-def signoff_audit(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("SIGNOFF_")}
-    return subprocess.run(
-        [sys.executable, "-m", "signoff.cli", "audit", *args],
-        env={**clean, "SIGNOFF_DATABASE_URL": database_url},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-async def test_the_command_exits_non_zero_naming_the_first_break(database_url, tenant):
+async def test_the_command_exits_non_zero_naming_the_first_break(
+    database_url, tenant, signoff_audit
+):
     await five_events(tenant)
     healthy = signoff_audit(database_url, "verify", "--tenant", tenant)
     assert healthy.returncode == 0, healthy.stderr

@@ -1,0 +1,356 @@
+"""Audit exports: what a filter selects, how rows are written, the manifest, and checking a file.
+
+An export is the tenant's audit events up to a fixed head (`to_seq`, the head when it was
+requested), in `seq` order, as NDJSON (one JSON object a line) or CSV (a header, then one
+record a row). Each row carries the event's content, its content digest and its links, so a
+file can be checked on its own (`verify_export`): every row's link and digest, the order, and
+— for an unfiltered export, whose rows are a contiguous segment of the chain — that each row
+links to the one before. The manifest written beside the file records what it holds (row
+count, time range, filter, the segment's first and last hashes) and the file's sha256.
+
+In CSV an empty cell is an empty text or no value at all: CSV cannot tell them apart, so the
+content check tries both readings of the empty cells before calling a row changed.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import itertools
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from signoff.domain.audit import canonical, content_digest, link_hash
+
+
+class ExportFormat(StrEnum):
+    """The file format of an export."""
+
+    NDJSON = "ndjson"
+    CSV = "csv"
+
+
+class EventKind(StrEnum):
+    """Families of audit events a filter can ask for."""
+
+    APPROVALS = "approvals"
+    ESCALATIONS = "escalations"
+    COMMENTS = "comments"
+    OVERRIDES = "overrides"
+    NOTIFICATIONS = "notifications"
+
+
+KIND_ACTIONS: dict[EventKind, tuple[str, ...]] = {
+    # decisions on steps and the item outcomes they lead to
+    EventKind.APPROVALS: (
+        "step.approve",
+        "step.approved",
+        "step.reject",
+        "step.vote",
+        "step.request_changes",
+        "item.approve",
+        "item.approve_all",
+        "item.reject",
+        "item.request_changes",
+    ),
+    EventKind.ESCALATIONS: (
+        "step.escalate",
+        "step.expire",
+        "step.retries_exhausted",
+        "item.expire",
+        "timer.reminder",
+        "timer.deadline_risk",
+    ),
+    EventKind.COMMENTS: ("comment.%",),
+    EventKind.OVERRIDES: ("step.override", "step.override_requested", "item.override"),
+    EventKind.NOTIFICATIONS: ("notification.%",),
+}
+"""The actions of each kind, as SQL LIKE patterns (`%` for any rest)."""
+
+
+def action_patterns(kinds: Iterable[EventKind]) -> list[str]:
+    """The LIKE patterns of the actions of `kinds`."""
+    return sorted({p for kind in kinds for p in KIND_ACTIONS[kind]})
+
+
+@dataclass(frozen=True)
+class ExportFilter:
+    """Which events an export holds; every field narrows it, none means all."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    template_key: str | None = None
+    item_id: UUID | None = None
+    actor_id: str | None = None
+    kinds: tuple[EventKind, ...] = ()
+
+    @property
+    def is_empty(self) -> bool:
+        """Whether it selects every event (the file is then a contiguous chain segment)."""
+        return self == ExportFilter()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The filter as plain JSON values (for the manifest and the stored request)."""
+        return {
+            "since": canonical(self.since),
+            "until": canonical(self.until),
+            "template_key": self.template_key,
+            "item_id": canonical(self.item_id),
+            "actor_id": self.actor_id,
+            "kinds": [k.value for k in self.kinds],
+        }
+
+    @classmethod
+    def from_dict(cls, value: Mapping[str, Any]) -> ExportFilter:
+        """The filter `to_dict` wrote."""
+        return cls(
+            since=_time(value.get("since")),
+            until=_time(value.get("until")),
+            template_key=value.get("template_key"),
+            item_id=UUID(value["item_id"]) if value.get("item_id") else None,
+            actor_id=value.get("actor_id"),
+            kinds=tuple(EventKind(k) for k in value.get("kinds") or ()),
+        )
+
+
+def _time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+COLUMNS = (
+    "tenant_id",
+    "seq",
+    "occurred_at",
+    "action",
+    "actor_id",
+    "acting_for",
+    "item_id",
+    "step_id",
+    "environment",
+    "reason",
+    "request_id",
+    "client_addr",
+    "user_agent",
+    "data",
+    "redacted_at",
+    "content_digest",
+    "prev_hash",
+    "hash",
+)
+"""The columns of an export, in file order."""
+
+_TEXT_COLUMNS = tuple(c for c in COLUMNS if c not in ("seq", "data"))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return canonical(value)
+    if isinstance(value, UUID):
+        return str(value)
+    return value
+
+
+def ndjson_lines(rows: Iterable[Mapping[str, Any]]) -> bytes:
+    """Rows as NDJSON. `data` is the stored JSON text, written as it is."""
+    out = []
+    for row in rows:
+        head = {c: _plain(row[c]) for c in COLUMNS if c != "data"}
+        text = json.dumps(head, ensure_ascii=False, separators=(",", ":"))
+        out.append(f'{text[:-1]},"data":{row["data"]}}}\n')
+    return "".join(out).encode()
+
+
+def csv_header() -> bytes:
+    """The CSV header line."""
+    return (",".join(COLUMNS) + "\r\n").encode()
+
+
+def csv_rows(rows: Iterable[Mapping[str, Any]]) -> bytes:
+    """Rows as CSV records (`data` as its JSON text; no value as an empty cell)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    for row in rows:
+        writer.writerow(["" if row[c] is None else _plain(row[c]) for c in COLUMNS])
+    return buffer.getvalue().encode()
+
+
+def encode_rows(fmt: ExportFormat, rows: Sequence[Mapping[str, Any]]) -> bytes:
+    """One chunk of the file: `rows` in `fmt`."""
+    return ndjson_lines(rows) if fmt is ExportFormat.NDJSON else csv_rows(rows)
+
+
+@dataclass
+class ManifestBuilder:
+    """Follows an export as it is written: rows, time range, chain segment, sha256."""
+
+    tenant_id: str
+    fmt: ExportFormat
+    filter: ExportFilter
+    to_seq: int
+    rows: int = 0
+    size: int = 0
+    first: dict[str, Any] = field(default_factory=dict)
+    last: dict[str, Any] = field(default_factory=dict)
+    earliest: datetime | None = None
+    latest: datetime | None = None
+    _sha: Any = field(default_factory=hashlib.sha256)
+
+    def add_rows(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Count `rows` (in seq order) into the manifest."""
+        if not rows:
+            return
+        if not self.first:
+            self.first = {"seq": rows[0]["seq"], "prev_hash": rows[0]["prev_hash"]}
+            self.first["hash"] = rows[0]["hash"]
+        self.last = {"seq": rows[-1]["seq"], "hash": rows[-1]["hash"]}
+        self.rows += len(rows)
+        for row in rows:
+            at = row["occurred_at"]
+            if self.earliest is None or at < self.earliest:
+                self.earliest = at
+            if self.latest is None or at > self.latest:
+                self.latest = at
+
+    def add_bytes(self, chunk: bytes) -> None:
+        """Hash and count bytes written to the file."""
+        self._sha.update(chunk)
+        self.size += len(chunk)
+
+    def manifest(self, generated_at: datetime, export_id: str | None = None) -> dict[str, Any]:
+        """The manifest of the file written so far."""
+        return {
+            "export_id": export_id,
+            "tenant_id": self.tenant_id,
+            "format": self.fmt.value,
+            "filter": self.filter.to_dict(),
+            "rows": self.rows,
+            "time_range": {"first": canonical(self.earliest), "last": canonical(self.latest)},
+            "chain": {
+                "to_seq": self.to_seq,
+                "contiguous": self.filter.is_empty,
+                "first_seq": self.first.get("seq"),
+                "first_prev_hash": self.first.get("prev_hash"),
+                "first_hash": self.first.get("hash"),
+                "last_seq": self.last.get("seq"),
+                "last_hash": self.last.get("hash"),
+            },
+            "sha256": self._sha.hexdigest(),
+            "bytes": self.size,
+            "generated_at": canonical(generated_at),
+        }
+
+
+# -- checking a file on its own --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportProblem:
+    """Why an exported file does not verify; `row` is 1-based (0: the file as a whole)."""
+
+    row: int
+    seq: int | None
+    detail: str
+
+    def __str__(self) -> str:
+        where = f"row {self.row}" + (f" (seq {self.seq})" if self.seq is not None else "")
+        return f"{where}: {self.detail}" if self.row else self.detail
+
+
+def read_rows(fmt: ExportFormat, lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """Parse a file's rows back into events (text lines, newline included)."""
+    if fmt is ExportFormat.NDJSON:
+        for line in lines:
+            if line.strip():
+                yield json.loads(line)
+        return
+    reader = csv.reader(lines)
+    header = next(reader, None)
+    if header is None:
+        return
+    if tuple(header) != COLUMNS:
+        raise ValueError("the CSV header is not an audit export's")
+    for record in reader:
+        if len(record) != len(COLUMNS):
+            raise ValueError(f"line {reader.line_num}: {len(record)} cells, not {len(COLUMNS)}")
+        row: dict[str, Any] = {
+            c: (v if v != "" else None) for c, v in zip(COLUMNS, record, strict=True)
+        }
+        row["seq"] = int(record[1])
+        row["prev_hash"] = row["prev_hash"] or ""  # the first event links to the empty hash
+        row["data"] = json.loads(record[COLUMNS.index("data")])
+        yield row
+
+
+def _digest_matches(row: Mapping[str, Any], fmt: ExportFormat) -> bool:
+    event = dict(row)
+    event["occurred_at"] = datetime.fromisoformat(row["occurred_at"]).astimezone(UTC)
+    if content_digest(event) == row["content_digest"]:
+        return True
+    if fmt is not ExportFormat.CSV:
+        return False
+    # An empty CSV cell was either an empty text or no value: try the other readings.
+    empty = [c for c in _TEXT_COLUMNS if event.get(c) is None]
+    for size in range(1, len(empty) + 1):
+        for chosen in itertools.combinations(empty, size):
+            if content_digest({**event, **dict.fromkeys(chosen, "")}) == row["content_digest"]:
+                return True
+    return False
+
+
+def verify_export(
+    rows: Iterable[Mapping[str, Any]],
+    manifest: Mapping[str, Any],
+    *,
+    check_content: bool = True,
+) -> ExportProblem | None:
+    """The first problem of a file's `rows` against its `manifest`, or None if it verifies.
+
+    Checks each row's link (hash of its prev_hash, tenant, seq and digest), its content against
+    its digest (redacted rows by their link only), that seqs increase, and, for a contiguous
+    export, that each row links to the one before; then that the count and the segment's
+    first and last hashes are those of the manifest. The file's sha256 is checked by the
+    caller, who reads its bytes.
+    """
+    fmt = ExportFormat(manifest["format"])
+    chain = manifest["chain"]
+    tenant = manifest["tenant_id"]
+    previous: Mapping[str, Any] | None = None
+    count = 0
+    for count, row in enumerate(rows, start=1):
+        seq = int(row["seq"])
+        if row["tenant_id"] != tenant:
+            return ExportProblem(count, seq, f"belongs to tenant {row['tenant_id']!r}")
+        if seq > chain["to_seq"]:
+            return ExportProblem(count, seq, "beyond the head the export was made at")
+        if previous is not None:
+            if seq <= int(previous["seq"]):
+                return ExportProblem(count, seq, "out of order")
+            if chain["contiguous"] and (
+                seq != int(previous["seq"]) + 1 or row["prev_hash"] != previous["hash"]
+            ):
+                return ExportProblem(count, seq, "does not link to the row before (link)")
+        if link_hash(row["prev_hash"], tenant, seq, row["content_digest"]) != row["hash"]:
+            return ExportProblem(count, seq, "hash does not match its link (hash)")
+        redacted = row.get("redacted_at") is not None
+        if check_content and not redacted and not _digest_matches(row, fmt):
+            return ExportProblem(count, seq, "content does not match its digest (content)")
+        if count == 1 and (
+            seq != chain["first_seq"]
+            or row["prev_hash"] != chain["first_prev_hash"]
+            or row["hash"] != chain["first_hash"]
+        ):
+            return ExportProblem(count, seq, "is not the first event the manifest names")
+        previous = row
+    if count != manifest["rows"]:
+        return ExportProblem(0, None, f"{count} rows, the manifest says {manifest['rows']}")
+    if previous is not None and (
+        previous["seq"] != chain["last_seq"] or previous["hash"] != chain["last_hash"]
+    ):
+        return ExportProblem(0, None, "the last row is not the last event the manifest names")
+    return None

@@ -1,0 +1,200 @@
+"""Exported files: streamed from the database, checked later on their own.
+
+What must always hold: an export holds exactly the events its filter selects, in seq order, up
+to the head it was made at; its file verifies alone against its manifest (sha256, count, links,
+digests, the chain segment's ends), in NDJSON and CSV; any change to the file is named.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+
+from signoff.db import audit as audit_repo
+from signoff.db.engine import ENGINE
+from signoff.db.tenants import ensure_tenant
+from signoff.domain.audit_export import EventKind, ExportFilter, ExportFormat, read_rows
+from signoff.services.audit_exports import export_to_file, manifest_path, verify_file
+
+REPO = Path(__file__).resolve().parents[2]
+START = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
+ACTIONS = ["item.submitted", "step.approve", "comment.created", "step.escalate", "step.override"]
+
+
+def event(n: int, item: Any) -> dict[str, Any]:
+    return {
+        "occurred_at": START + timedelta(seconds=n),
+        "action": ACTIONS[n % len(ACTIONS)],
+        "actor_id": f"user{n % 3}",
+        "item_id": item,
+        "reason": "within the change window" if n % 4 == 0 else None,
+        "data": {"n": n, "title": f"Change {n}"},
+    }
+
+
+async def load(tenant: str, count: int, batch: int = 2_000, items: int = 4) -> list[Any]:
+    await ensure_tenant(tenant)
+    item_ids = [uuid4() for _ in range(items)]
+    for first in range(0, count, batch):
+        async with ENGINE.transaction():
+            await audit_repo.append_events(
+                tenant,
+                [event(n, item_ids[n % items]) for n in range(first, min(count, first + batch))],
+            )
+    return item_ids
+
+
+async def test_a_100k_event_export_streams_and_verifies_alone(database_url, tenant, tmp_path):
+    await load(tenant, 100_000, batch=5_000)
+    path = tmp_path / "trail.ndjson"
+    manifest = await export_to_file(tenant, ExportFilter(), ExportFormat.NDJSON, path)
+    assert manifest["rows"] == 100_000
+    head_seq, head_hash = await audit_repo.chain_head(tenant)
+    chain = manifest["chain"]
+    assert (chain["first_seq"], chain["first_prev_hash"]) == (1, "")
+    assert (chain["last_seq"], chain["last_hash"]) == (head_seq, head_hash)
+    assert chain["contiguous"] and chain["to_seq"] == head_seq
+    assert manifest["time_range"] == {
+        "first": START.isoformat(),
+        "last": (START + timedelta(seconds=99_999)).isoformat(),
+    }
+    assert json.loads(manifest_path(path).read_text()) == manifest
+    assert verify_file(path) is None
+    with path.open() as lines:
+        assert sum(1 for _ in lines) == 100_000
+
+
+TRICKY = [
+    {"reason": "", "acting_for": None, "data": {"empty": "", "none": None}},
+    {"reason": 'quotes " and , commas\nand a newline', "data": {"f": 1.5, "big": 2**70}},
+    {"reason": "ünïcödé 🎉", "client_addr": "::1", "user_agent": "", "data": {}},
+]
+
+
+@pytest.mark.parametrize("fmt", list(ExportFormat))
+async def test_both_formats_round_trip_awkward_content_and_redactions(
+    database_url, tenant, tmp_path, fmt
+):
+    await ensure_tenant(tenant)
+    async with ENGINE.transaction():
+        await audit_repo.append_events(
+            tenant,
+            [{"occurred_at": START, "action": "a", "actor_id": "u", **c} for c in TRICKY],
+        )
+        await audit_repo.append_events(
+            tenant,
+            [{"occurred_at": START, "action": "b", "actor_id": "u", "reason": "secret"}],
+        )
+    async with ENGINE.transaction():
+        await audit_repo.redact_event(tenant, 4, at=START, clear=("reason",))
+    path = tmp_path / f"trail.{fmt.value}"
+    manifest = await export_to_file(tenant, ExportFilter(), fmt, path)
+    assert manifest["rows"] == 4 and manifest["format"] == fmt.value
+    assert verify_file(path) is None
+
+
+def rewrite(path: Path, change: Any) -> None:
+    """Apply `change` to the file's lines and give the manifest the new sha256 and size, as a
+    forger who rewrote both would."""
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(change(lines)))
+    manifest = json.loads(manifest_path(path).read_text())
+    body = path.read_bytes()
+    manifest.update(sha256=hashlib.sha256(body).hexdigest(), bytes=len(body))
+    manifest_path(path).write_text(json.dumps(manifest))
+
+
+def edit_line(k: int, old: str, new: str) -> Any:
+    def change(lines: list[str]) -> list[str]:
+        assert old in lines[k]
+        return [*lines[:k], lines[k].replace(old, new), *lines[k + 1 :]]
+
+    return change
+
+
+async def test_any_change_to_a_file_is_named(database_url, tenant, tmp_path):
+    await load(tenant, 10, batch=10)
+    path = tmp_path / "trail.ndjson"
+    await export_to_file(tenant, ExportFilter(), ExportFormat.NDJSON, path)
+    original = path.read_bytes(), manifest_path(path).read_text()
+
+    def restore() -> None:
+        path.write_bytes(original[0])
+        manifest_path(path).write_text(original[1])
+
+    # a byte changed, manifest untouched: the sha256 says so
+    path.write_bytes(original[0].replace(b"Change 3", b"Change 4"))
+    problem = verify_file(path)
+    assert problem is not None and "sha256" in problem.detail
+    cases = [
+        (edit_line(3, '"Change 3"', '"Change 4"'), 4, "content"),
+        (edit_line(5, '"actor_id":"user2"', '"actor_id":"user0"'), 6, "content"),
+        (lambda lines: lines[:4] + lines[5:], 6, "link"),
+        (lambda lines: [lines[1], lines[0], *lines[2:]], 2, "not the first event"),
+        (lambda lines: [lines[0], lines[2], lines[1], *lines[3:]], 3, "link"),
+        (lambda lines: lines[:-1], None, "rows"),
+    ]
+    for change, seq, word in cases:
+        restore()
+        rewrite(path, change)
+        problem = verify_file(path)
+        assert problem is not None and problem.seq == seq and word in str(problem), problem
+    restore()
+    assert verify_file(path) is None
+
+
+async def test_filters_select_exactly_their_events(database_url, tenant, tmp_path):
+    items = await load(tenant, 40, batch=40)
+    everything = await audit_repo.events_after(tenant, 0, 100)
+    filters = {
+        "kinds": (
+            ExportFilter(kinds=(EventKind.APPROVALS, EventKind.OVERRIDES)),
+            lambda e: e["action"] in ("step.approve", "step.override"),
+        ),
+        "comments": (
+            ExportFilter(kinds=(EventKind.COMMENTS,)),
+            lambda e: e["action"] == "comment.created",
+        ),
+        "actor": (ExportFilter(actor_id="user1"), lambda e: e["actor_id"] == "user1"),
+        "item": (ExportFilter(item_id=items[2]), lambda e: e["item_id"] == items[2]),
+        "time": (
+            ExportFilter(since=START + timedelta(seconds=5), until=START + timedelta(seconds=9)),
+            lambda e: 5 <= e["data"]["n"] < 9,
+        ),
+    }
+    for name, (f, wanted) in filters.items():
+        path = tmp_path / f"{name}.csv"
+        manifest = await export_to_file(tenant, f, ExportFormat.CSV, path)
+        expected = [e["seq"] for e in everything if wanted(e)]
+        assert manifest["rows"] == len(expected) > 0, name
+        assert not manifest["chain"]["contiguous"]
+        assert manifest["filter"] == f.to_dict()
+        assert verify_file(path) is None, name
+        with path.open(newline="") as text:
+            rows = list(read_rows(ExportFormat.CSV, text))
+        assert [r["seq"] for r in rows] == expected, name
+
+
+async def test_the_command_exports_and_verifies_a_file(
+    database_url, tenant, tmp_path, signoff_audit
+):
+    await load(tenant, 25, batch=25)
+    path = tmp_path / "out" / "trail.csv"
+    done = signoff_audit(
+        database_url, "export", "--tenant", tenant, "--out", str(path), "--format", "csv"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "25 rows" in done.stdout and path.exists() and manifest_path(path).exists()
+    # no database needed to check it
+    checked = signoff_audit("postgresql://nowhere.invalid/none", "verify", "--file", str(path))
+    assert checked.returncode == 0, checked.stderr
+    assert "ok, 25 rows" in checked.stdout
+    path.write_text(path.read_text().replace("Change 7", "Change 8"))
+    broken = signoff_audit("postgresql://nowhere.invalid/none", "verify", "--file", str(path))
+    assert broken.returncode == 1 and "BROKEN" in broken.stdout
