@@ -72,7 +72,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         settings=settings, clock=clock, scheduler=scheduler, storage=storage_for(settings)
     )
     verifier = TokenVerifier(settings)
-    hub = RealtimeHub(settings.database_url)
+    hub = RealtimeHub(
+        settings.database_url,
+        poll_interval=settings.realtime_poll_seconds,
+        max_queued_events=settings.ws_max_queued_events,
+    )
     limiter = (
         RateLimiter(
             settings.redis_url,

@@ -160,6 +160,16 @@ class Settings:
         10.0, "Seconds a websocket client has to send `connection_init`."
     )
     ws_max_subscriptions: int = _setting(20, "Most concurrent subscriptions per websocket.")
+    ws_max_queued_events: int = _setting(
+        1000,
+        "Most events queued for one subscription that is not keeping up; past it the queue is "
+        "dropped and the subscription ends with `ResyncRequired` (resubscribe from its cursor).",
+    )
+    realtime_poll_seconds: float = _setting(
+        2.0,
+        "Seconds between the fallback reads of a tenant's event feed when no notification "
+        "arrives (one read per tenant per API process, whatever the number of subscribers).",
+    )
     ws_max_sockets_per_user: int = _setting(
         20, "Most websockets one user may hold open at once, across every API process."
     )

@@ -57,14 +57,20 @@ def hub(app: Any) -> Any:
 INBOX = """
 subscription($after: String) {
   inboxChanged(after: $after) {
-    cursor seq kind reason action actorId itemId stepId
-    item { id title state steps { key state } }
+    ... on InboxChange {
+      cursor seq kind reason action actorId itemId stepId
+      item { id title state steps { key state } }
+    }
+    ... on ResyncRequired { __typename cursor seq }
   }
 }"""
 
 ITEM_EVENTS = """
 subscription($itemId: ID!, $after: String) {
-  itemEvents(itemId: $itemId, after: $after) { cursor seq action actorId itemId stepId data }
+  itemEvents(itemId: $itemId, after: $after) {
+    ... on ItemEvent { cursor seq action actorId itemId stepId data }
+    ... on ResyncRequired { __typename cursor seq }
+  }
 }"""
 
 

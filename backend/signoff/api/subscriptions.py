@@ -29,7 +29,7 @@ from signoff.domain.errors import DomainError, ErrorCode
 from signoff.domain.permissions import can_read_item
 from signoff.domain.records import Decision, Item, Step
 from signoff.realtime.changes import ChangeKind, ChangeReason, inbox_change, seats_taken
-from signoff.realtime.hub import RealtimeHub
+from signoff.realtime.hub import FeedBatch, RealtimeHub, Resync
 from signoff.services import items as item_services
 from signoff.services.context import ServiceContext
 
@@ -142,6 +142,34 @@ class InboxChange:
     )
 
 
+@strawberry.type(
+    description="The subscriber fell too far behind and its queued events were dropped: "
+    "nothing after `cursor` was sent. The subscription ends with this message; subscribe again "
+    "with `after: cursor` to receive the rest, in order, from the stored feed."
+)
+class ResyncRequired:
+    cursor: str = strawberry.field(
+        description="The position of the last event delivered (or the starting point)."
+    )
+    seq: int = strawberry.field(description="The tenant's audit sequence number of `cursor`.")
+
+
+InboxChangedMessage = Annotated[
+    InboxChange | ResyncRequired,
+    strawberry.union(
+        "InboxChangedMessage",
+        description="An inbox change, or the marker that the subscriber must resubscribe.",
+    ),
+]
+ItemEventsMessage = Annotated[
+    ItemEvent | ResyncRequired,
+    strawberry.union(
+        "ItemEventsMessage",
+        description="An item's event, or the marker that the subscriber must resubscribe.",
+    ),
+]
+
+
 def _hub(info: Info[SignoffContext, Any]) -> RealtimeHub:
     hub = info.context.realtime
     if hub is None:
@@ -158,28 +186,38 @@ async def _start_cursor(actor: Actor, after: str | None) -> int:
         raise CodedError(exc) from None
 
 
-async def _readable(actor: Actor, services: ServiceContext, item_id: UUID) -> bool:
-    try:
-        await item_services.get_item(actor, services, item_id)
-    except DomainError as exc:
-        if exc.code == ErrorCode.NOT_FOUND:
-            return False
-        raise
-    return True
+def _resync(tenant_id: str, seq: int) -> ResyncRequired:
+    return ResyncRequired(cursor=encode_cursor(tenant_id, seq), seq=seq)
 
 
-class _InboxBatch:
-    """The current rows of the items one batch of events touches (a constant number of
-    statements per batch, whatever its size)."""
+class _BatchState:
+    """The current rows of the items one batch of events touches, read once per batch for
+    every subscriber of the process that is given the batch (a constant number of statements
+    per batch, whatever its size and however many subscribe), and the objects pushed from it,
+    built once and shared by every subscriber who sees the same thing."""
 
-    def __init__(self, loaders: Loaders, services: ServiceContext) -> None:
+    def __init__(self, batch: FeedBatch, loaders: Loaders, services: ServiceContext) -> None:
+        self.batch = batch
         self.loaders = loaders
         self.services = services
         self.items: dict[UUID, Item] = {}
         self.steps: dict[UUID, list[Step]] = {}
         self.decisions: dict[UUID, list[Decision]] = {}
 
+    @classmethod
+    async def of(cls, batch: FeedBatch, tenant_id: str, services: ServiceContext) -> _BatchState:
+        """The batch's state, loaded by its first reader and shared with the others."""
+
+        async def load() -> _BatchState:
+            state = cls(batch, make_loaders(tenant_id, services, cache=True), services)
+            await state.load(list(dict.fromkeys(e["item_id"] for e in batch if e["item_id"])))
+            return state
+
+        return await batch.shared(_BatchState, load)
+
     async def load(self, item_ids: Sequence[UUID]) -> None:
+        if not item_ids:
+            return
         ids_ = list(item_ids)
         rows = await self.loaders.items.load_many(ids_)
         steps = await self.loaders.steps_by_item.load_many(ids_)
@@ -192,41 +230,69 @@ class _InboxBatch:
                 self.steps[item_id] = item_steps
                 self.decisions[item_id] = item_decisions
 
-    def readers(self, actor: Actor, item_ids: Sequence[UUID]) -> set[UUID]:
-        """The items among `item_ids` the actor may read now."""
-        readable = set()
-        for item_id in item_ids:
-            item = self.items[item_id]
-            decisions = self.decisions[item_id]
-            if can_read_item(
-                actor.principal,
-                tenant_id=item.tenant_id,
-                requester_id=item.requester_id,
-                step_assignees=[s.assignees for s in self.steps[item_id]],
-                participants=[d.actor_id for d in decisions],
-                admin_roles=self.services.settings.admin_roles,
-            ):
-                readable.add(item_id)
-        return readable
+    def readable(self, actor: Actor, item_id: UUID) -> bool:
+        """Whether the actor may read the item now (the rule of `services.items.get_item`)."""
+        item = self.items.get(item_id)
+        if item is None:
+            return False
+        return can_read_item(
+            actor.principal,
+            tenant_id=item.tenant_id,
+            requester_id=item.requester_id,
+            step_assignees=[s.assignees for s in self.steps[item_id]],
+            participants=[d.actor_id for d in self.decisions[item_id]],
+            admin_roles=self.services.settings.admin_roles,
+        )
 
     async def item(self, item_id: UUID) -> WorkflowItem:
-        row = self.items[item_id]
-        definition = await definition_for(self.loaders, self.services, row)
-        return WorkflowItem.from_parts(row, self.steps[item_id], definition)
+        async def build() -> WorkflowItem:
+            row = self.items[item_id]
+            definition = await definition_for(self.loaders, self.services, row)
+            return WorkflowItem.from_parts(row, self.steps[item_id], definition)
+
+        return await self.batch.shared(("item", item_id), build)
+
+    async def item_event(self, event: dict[str, Any]) -> ItemEvent:
+        async def build() -> ItemEvent:
+            return ItemEvent.from_row(event)
+
+        return await self.batch.shared(("event", event["seq"]), build)
+
+    async def inbox_change(
+        self, event: dict[str, Any], kind: ChangeKind, reason: ChangeReason, readable: bool
+    ) -> InboxChange:
+        async def build() -> InboxChange:
+            item_id = event["item_id"]
+            step = event["step_id"]
+            return InboxChange(
+                cursor=encode_cursor(event["tenant_id"], event["seq"]),
+                seq=event["seq"],
+                kind=kind,
+                reason=reason,
+                action=event["action"],
+                actor_id=event["actor_id"],
+                item_id=strawberry.ID(ids.encode("WorkflowItem", item_id)),
+                step_id=strawberry.ID(ids.encode("Step", step)) if step else None,
+                occurred_at=event["occurred_at"],
+                item=await self.item(item_id) if readable else None,
+            )
+
+        return await self.batch.shared(("inbox", event["seq"], kind, reason, readable), build)
 
 
 @strawberry.type(description="Live updates over graphql-transport-ws. Resume with `after`.")
 class Subscription:
     @strawberry.subscription(
         description="Every event of one item the caller may read: first those after `after` "
-        "(when given), in order, then live ones. Ends when the caller may no longer read it."
+        "(when given), in order, then live ones. Ends when the caller may no longer read it, "
+        "or with `ResyncRequired` when the caller fell too far behind."
     )
     async def item_events(
         self,
         info: Info[SignoffContext, Any],
         item_id: Annotated[strawberry.ID, strawberry.argument(description="The item.")],
         after: Annotated[str | None, strawberry.argument(description=_AFTER)] = None,
-    ) -> AsyncGenerator[ItemEvent, None]:
+    ) -> AsyncGenerator[ItemEventsMessage, None]:
         actor = actor_of(info)
         services = services_of(info)
         hub = _hub(info)
@@ -237,36 +303,41 @@ class Subscription:
             raise CodedError(exc) from None
         start = await _start_cursor(actor, after)
         async for batch in hub.batches(actor.tenant_id, start):
+            if isinstance(batch, Resync):
+                yield _resync(actor.tenant_id, batch.seq)
+                return
             events = [e for e in batch if e["item_id"] == raw_id]
             if not events:
                 continue
+            state = await _BatchState.of(batch, actor.tenant_id, services)
             # Authorised per batch, against the item as it is now.
-            if not await _readable(actor, services, raw_id):
+            if not state.readable(actor, raw_id):
                 return
             for event in events:
-                yield ItemEvent.from_row(event)
+                yield await state.item_event(event)
 
     @strawberry.subscription(
         description="Items entering, changing in and leaving the caller's inbox, with the "
-        "reason: first the changes after `after` (when given), in order, then live ones."
+        "reason: first the changes after `after` (when given), in order, then live ones. Ends "
+        "with `ResyncRequired` when the caller fell too far behind."
     )
     async def inbox_changed(
         self,
         info: Info[SignoffContext, Any],
         after: Annotated[str | None, strawberry.argument(description=_AFTER)] = None,
-    ) -> AsyncGenerator[InboxChange, None]:
+    ) -> AsyncGenerator[InboxChangedMessage, None]:
         actor = actor_of(info)
         services = services_of(info)
         hub = _hub(info)
         start = await _start_cursor(actor, after)
-        loaders = make_loaders(actor.tenant_id, services, cache=False)
         last: OrderedDict[UUID, ChangeKind] = OrderedDict()
         async for batch in hub.batches(actor.tenant_id, start):
-            item_ids = list(dict.fromkeys(e["item_id"] for e in batch if e["item_id"]))
-            if not item_ids:
+            if isinstance(batch, Resync):
+                yield _resync(actor.tenant_id, batch.seq)
+                return
+            if not any(e["item_id"] for e in batch):
                 continue
-            state = _InboxBatch(loaders, services)
-            await state.load(item_ids)
+            state = await _BatchState.of(batch, actor.tenant_id, services)
             changes = []
             for event in batch:
                 item_id = event["item_id"]
@@ -290,21 +361,6 @@ class Subscription:
                 if len(last) > _REMEMBERED_ITEMS:
                     last.popitem(last=False)
                 changes.append((event, kind, change.reason))
-            if not changes:
-                continue
-            readable = state.readers(actor, list({e["item_id"] for e, _, _ in changes}))
             for event, kind, reason in changes:
-                item_id = event["item_id"]
-                step = event["step_id"]
-                yield InboxChange(
-                    cursor=encode_cursor(event["tenant_id"], event["seq"]),
-                    seq=event["seq"],
-                    kind=kind,
-                    reason=reason,
-                    action=event["action"],
-                    actor_id=event["actor_id"],
-                    item_id=strawberry.ID(ids.encode("WorkflowItem", item_id)),
-                    step_id=strawberry.ID(ids.encode("Step", step)) if step else None,
-                    occurred_at=event["occurred_at"],
-                    item=await state.item(item_id) if item_id in readable else None,
-                )
+                readable = state.readable(actor, event["item_id"])
+                yield await state.inbox_change(event, kind, reason, readable)

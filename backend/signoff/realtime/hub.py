@@ -1,12 +1,19 @@
-"""Cross-process fan-out of committed events: one LISTEN connection per process, the database
-as the source of every event.
+"""Cross-process fan-out of committed events: one LISTEN connection per process, one reader per
+tenant per process, the database as the source of every event.
 
 A change's transaction writes its audit events and `pg_notify('signoff_events', {tenant, seq})`;
 PostgreSQL delivers the notification on commit to every process's listener. A notification
-carries no event: it only wakes the subscribers of that tenant, who then read the events after
-their own cursor from `audit_event`. So a lost notification (listener reconnecting, a process
-paused) only delays delivery until the next poll, and the order and completeness of what a
+carries no event: it only wakes the process's reader of that tenant (`_TenantFeed`), which reads
+the events after its cursor from `audit_event` once and hands the same batch to every
+subscriber of the tenant in the process. So the database work per event does not grow with the
+number of subscribers, a lost notification (listener reconnecting, a process paused) only
+delays delivery until the reader's next poll, and the order and completeness of what a
 subscriber receives is the database's.
+
+Each subscriber has a bounded queue. A subscriber that does not keep up (a client that does not
+read) gets its queue replaced by a single `Resync` marker carrying the cursor of the last event
+it was given: it can resubscribe from there (replay comes from the database), and the process
+never buffers without bound.
 """
 
 from __future__ import annotations
@@ -15,30 +22,175 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
-from typing import Any
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import asyncpg
 
 from signoff.db import audit as audit_repo
+from signoff.db import feed as feed_repo
+from signoff.db import scope as tenant_scope
 
 log = logging.getLogger("signoff.realtime")
 
 CHANNEL = audit_repo.REALTIME_CHANNEL
 
+T = TypeVar("T")
 
-class _Waiter:
-    """One subscriber's wake-up flag."""
 
-    __slots__ = ("event", "tenant_id")
+class FeedBatch(list[dict[str, Any]]):
+    """Consecutive events of one tenant, oldest first, with a memo that every subscriber given
+    this batch shares: what is derived from the batch alone (the touched items' rows, a pushed
+    object) is computed once for all of them."""
 
-    def __init__(self, tenant_id: str) -> None:
+    __slots__ = ("_memo",)
+
+    def __init__(self, events: Iterable[dict[str, Any]] = ()) -> None:
+        super().__init__(events)
+        self._memo: dict[Any, asyncio.Future[Any]] = {}
+
+    async def shared(self, key: Any, make: Callable[[], Awaitable[T]]) -> T:
+        """The value of `make()` under `key`, computed once per batch: concurrent callers wait
+        for the first one's result. A caller cancelled while waiting does not cancel it."""
+        future = self._memo.get(key)
+        if future is None:
+            future = asyncio.ensure_future(make())
+            self._memo[key] = future
+        result: T = await asyncio.shield(future)
+        return result
+
+
+@dataclass(frozen=True)
+class Resync:
+    """The subscriber fell too far behind: its queued events were dropped. Everything up to
+    `seq` was delivered; resubscribe after it to receive the rest from the database."""
+
+    seq: int
+
+
+class _Subscriber:
+    """One subscription stream's bounded queue of batches."""
+
+    __slots__ = ("limit", "overflowed", "queue", "queued", "tenant_id", "wake")
+
+    def __init__(self, tenant_id: str, limit: int) -> None:
         self.tenant_id = tenant_id
-        self.event = asyncio.Event()
+        self.limit = limit
+        self.queue: deque[FeedBatch] = deque()
+        self.queued = 0
+        self.overflowed = False
+        self.wake = asyncio.Event()
+
+    def push(self, batch: FeedBatch) -> None:
+        if self.overflowed:
+            return
+        if self.queue and self.queued + len(batch) > self.limit:
+            # Never buffer without bound: drop what is queued, keep only the marker. (A batch
+            # always fits an empty queue, so the bound is the limit plus one batch.)
+            self.queue.clear()
+            self.queued = 0
+            self.overflowed = True
+        else:
+            self.queue.append(batch)
+            self.queued += len(batch)
+        self.wake.set()
+
+    def pop(self) -> FeedBatch:
+        batch = self.queue.popleft()
+        self.queued -= len(batch)
+        return batch
+
+
+class _TenantFeed:
+    """The single reader of one tenant's events in this process."""
+
+    def __init__(self, hub: RealtimeHub, tenant_id: str) -> None:
+        self.hub = hub
+        self.tenant_id = tenant_id
+        self.cursor = 0
+        self.subscribers: set[_Subscriber] = set()
+        self.wake = asyncio.Event()
+        self.ready = asyncio.Event()
+        self.reads = 0
+        self.batches = 0
+        # The reader works for one tenant only: its reads are bound to it (row-level security).
+        with tenant_scope.tenant(tenant_id):
+            self.task = asyncio.create_task(self._run(), name=f"signoff-feed-{tenant_id}")
+
+    def stop(self) -> None:
+        self.task.cancel()
+
+    async def _run(self) -> None:
+        hub = self.hub
+        loop = asyncio.get_running_loop()
+        delay = hub._reconnect_delay
+        while True:
+            try:
+                self.cursor = await feed_repo.tenant_head(self.tenant_id)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("realtime feed start failed (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        self.ready.set()
+        gap_since: float | None = None
+        while True:
+            self.wake.clear()
+            try:
+                self.reads += 1
+                rows = await audit_repo.events_after(self.tenant_id, self.cursor, hub.batch_size)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("realtime feed read failed (%s); retrying", type(exc).__name__)
+                await self._wait(hub.poll_interval)
+                continue
+            ready = FeedBatch()
+            for row in rows:
+                if row["seq"] != self.cursor + len(ready) + 1:
+                    break
+                ready.append(row)
+            if ready:
+                self.cursor = ready[-1]["seq"]
+                gap_since = None
+                self.batches += 1
+                for subscriber in self.subscribers:
+                    subscriber.push(ready)
+            if len(ready) < len(rows):
+                # Numbers are gapless in commit order (see `append_events`): a hole is an event
+                # not yet visible. Wait for it; skip it only once it is old (logged), so that a
+                # broken chain cannot stall every stream of the tenant.
+                now = loop.time()
+                gap_since = gap_since if gap_since is not None else now
+                if now - gap_since >= hub._gap_grace:
+                    log.error(
+                        "tenant %s: events %d..%d missing; skipping",
+                        self.tenant_id,
+                        self.cursor + 1,
+                        rows[len(ready)]["seq"] - 1,
+                    )
+                    self.cursor = rows[len(ready)]["seq"] - 1
+                    gap_since = None
+                    continue
+                await self._wait(min(0.1, hub.poll_interval))
+                continue
+            if len(rows) == hub.batch_size:
+                continue  # more to read
+            await self._wait(hub.poll_interval)
+
+    async def _wait(self, seconds: float) -> None:
+        # The timeout is the fallback: a missed notification costs at most one poll interval.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), seconds)
 
 
 class RealtimeHub:
-    """Wakes a process's subscribers when their tenant commits events; tracks their tasks."""
+    """Wakes a process's tenant readers when their tenant commits events, hands each batch to
+    the tenant's subscribers in the process, and tracks the subscription tasks."""
 
     def __init__(
         self,
@@ -46,6 +198,7 @@ class RealtimeHub:
         *,
         poll_interval: float = 2.0,
         batch_size: int = 200,
+        max_queued_events: int = 1000,
         keepalive: float = 10.0,
         reconnect_delay: float = 0.5,
         gap_grace: float = 5.0,
@@ -53,10 +206,11 @@ class RealtimeHub:
         self._dsn = database_url
         self.poll_interval = poll_interval
         self.batch_size = batch_size
+        self.max_queued_events = max_queued_events
         self._keepalive = keepalive
         self._reconnect_delay = reconnect_delay
         self._gap_grace = gap_grace
-        self._waiters: dict[str, set[_Waiter]] = {}
+        self._feeds: dict[str, _TenantFeed] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._listener: asyncio.Task[None] | None = None
         self._connection: asyncpg.Connection | None = None
@@ -85,7 +239,16 @@ class RealtimeHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
             self._listener = None
-        self._wake_all()
+        feeds = list(self._feeds.values())
+        for feed in feeds:
+            feed.stop()
+            for subscriber in feed.subscribers:
+                subscriber.wake.set()
+            feed.ready.set()
+        for feed in feeds:
+            with contextlib.suppress(asyncio.CancelledError):
+                await feed.task
+        self._feeds.clear()
 
     @property
     def listener_pid(self) -> int | None:
@@ -100,7 +263,23 @@ class RealtimeHub:
     @property
     def subscriber_count(self) -> int:
         """Registered subscription streams."""
-        return sum(len(w) for w in self._waiters.values())
+        return sum(len(f.subscribers) for f in self._feeds.values())
+
+    @property
+    def feed_count(self) -> int:
+        """Tenant readers running in this process (one per tenant with subscribers)."""
+        return len(self._feeds)
+
+    def feed_stats(self, tenant_id: str) -> tuple[int, int]:
+        """How many times this process's reader of `tenant_id` read the event table, and how
+        many batches it handed out (0, 0 when it is not running)."""
+        feed = self._feeds.get(tenant_id)
+        return (feed.reads, feed.batches) if feed is not None else (0, 0)
+
+    def feed_cursor(self, tenant_id: str) -> int | None:
+        """The last event this process's reader of `tenant_id` has handed out (None: none)."""
+        feed = self._feeds.get(tenant_id)
+        return feed.cursor if feed is not None and feed.ready.is_set() else None
 
     # -- listening -------------------------------------------------------------------------
 
@@ -144,88 +323,89 @@ class RealtimeHub:
         except (ValueError, KeyError, TypeError):
             log.warning("ignoring malformed realtime notification")
             return
-        for waiter in self._waiters.get(tenant_id, ()):
-            waiter.event.set()
+        feed = self._feeds.get(tenant_id)
+        if feed is not None:
+            feed.wake.set()
 
     def _wake_all(self) -> None:
-        for waiters in self._waiters.values():
-            for waiter in waiters:
-                waiter.event.set()
+        for feed in self._feeds.values():
+            feed.wake.set()
 
     # -- subscribing -----------------------------------------------------------------------
 
-    def _register(self, tenant_id: str) -> _Waiter:
-        waiter = _Waiter(tenant_id)
-        self._waiters.setdefault(tenant_id, set()).add(waiter)
+    def _feed(self, tenant_id: str) -> _TenantFeed:
+        feed = self._feeds.get(tenant_id)
+        if feed is None:
+            feed = self._feeds[tenant_id] = _TenantFeed(self, tenant_id)
+        return feed
+
+    def _register(self, feed: _TenantFeed) -> _Subscriber:
+        subscriber = _Subscriber(feed.tenant_id, self.max_queued_events)
+        feed.subscribers.add(subscriber)
         task = asyncio.current_task()
         if task is not None and task not in self._tasks:
             self._tasks.add(task)
             # The operation task may be cancelled while the stream is suspended at a `yield`
             # (its `finally` then runs only when the generator is collected): forget the task
-            # and its waiter as soon as the task ends, whatever way it ends.
-            task.add_done_callback(lambda t: self._forget(t, waiter))
-        return waiter
+            # and its subscriber as soon as the task ends, whatever way it ends.
+            task.add_done_callback(lambda t: self._forget(t, subscriber))
+        return subscriber
 
-    def _forget(self, task: asyncio.Task[Any] | None, waiter: _Waiter) -> None:
-        waiters = self._waiters.get(waiter.tenant_id)
-        if waiters is not None:
-            waiters.discard(waiter)
-            if not waiters:
-                del self._waiters[waiter.tenant_id]
+    def _forget(self, task: asyncio.Task[Any] | None, subscriber: _Subscriber) -> None:
+        feed = self._feeds.get(subscriber.tenant_id)
+        if feed is not None:
+            feed.subscribers.discard(subscriber)
+            if not feed.subscribers:
+                # Nobody left to read for: stop the tenant's reader.
+                feed.stop()
+                del self._feeds[subscriber.tenant_id]
         if task is not None:
             self._tasks.discard(task)
 
-    async def batches(self, tenant_id: str, after_seq: int) -> AsyncIterator[list[dict[str, Any]]]:
+    async def batches(self, tenant_id: str, after_seq: int) -> AsyncIterator[FeedBatch | Resync]:
         """Every event of `tenant_id` after `after_seq`, in sequence order, in batches: first
-        the backlog, then live, until the hub stops or the consumer stops iterating.
-
-        Sequence numbers are gapless in commit order (see `append_events`), so "seq > cursor"
-        never skips an event that commits later. A hole in the numbers is therefore treated as
-        not yet visible: delivery stops before it and retries; only a hole older than
-        `gap_grace` seconds is skipped (logged), so that a broken chain cannot stall a stream.
+        the backlog (read from the database by this stream alone), then the live batches of the
+        tenant's reader (shared with every other stream of the tenant), until the hub stops or
+        the consumer stops iterating. A stream that falls more than `max_queued_events` behind
+        gets a `Resync` and ends.
         """
-        waiter = self._register(tenant_id)
-        loop = asyncio.get_running_loop()
-        cursor = after_seq
-        gap_since: float | None = None
+        feed = self._feed(tenant_id)
+        subscriber = self._register(feed)
         try:
+            await feed.ready.wait()
+            # Every batch the reader reads from now on reaches the queue (batches it read
+            # before this line are skipped below by their numbers); what lies up to
+            # `live_from` is committed and visible, so the backlog is read from the table.
+            live_from = feed.cursor
+            cursor = after_seq
+            while cursor < live_from and not self._closed:
+                with tenant_scope.tenant(tenant_id):
+                    rows = await audit_repo.events_after(
+                        tenant_id, cursor, min(self.batch_size, live_from - cursor)
+                    )
+                backlog = FeedBatch(r for r in rows if r["seq"] <= live_from)
+                if not backlog:
+                    break
+                cursor = backlog[-1]["seq"]
+                yield backlog
+            cursor = max(cursor, live_from)
             while not self._closed:
-                waiter.event.clear()
-                rows = await audit_repo.events_after(tenant_id, cursor, self.batch_size)
-                ready: list[dict[str, Any]] = []
-                for row in rows:
-                    if row["seq"] != cursor + len(ready) + 1:
-                        break
-                    ready.append(row)
-                if ready:
-                    cursor = ready[-1]["seq"]
-                    gap_since = None
-                    yield ready
-                if len(ready) < len(rows):
-                    now = loop.time()
-                    gap_since = gap_since if gap_since is not None else now
-                    if now - gap_since >= self._gap_grace:
-                        log.error(
-                            "tenant %s: events %d..%d missing; skipping",
-                            tenant_id,
-                            cursor + 1,
-                            rows[len(ready)]["seq"] - 1,
-                        )
-                        cursor = rows[len(ready)]["seq"] - 1
-                        gap_since = None
-                        continue
-                    await self._wait(waiter, min(0.1, self.poll_interval))
+                if subscriber.overflowed:
+                    yield Resync(cursor)
+                    return
+                if not subscriber.queue:
+                    subscriber.wake.clear()
+                    await subscriber.wake.wait()
                     continue
-                if len(rows) == self.batch_size:
-                    continue  # more backlog
-                await self._wait(waiter, self.poll_interval)
+                batch = subscriber.pop()
+                if batch[0]["seq"] <= cursor:  # the caller's cursor was ahead of the reader
+                    batch = FeedBatch(e for e in batch if e["seq"] > cursor)
+                    if not batch:
+                        continue
+                cursor = batch[-1]["seq"]
+                yield batch
         finally:
-            self._forget(None, waiter)
-
-    async def _wait(self, waiter: _Waiter, seconds: float) -> None:
-        # The timeout is the fallback: a missed notification costs at most one poll interval.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(waiter.event.wait(), seconds)
+            self._forget(None, subscriber)
 
 
 async def _close_quietly(conn: asyncpg.Connection) -> None:

@@ -1,0 +1,195 @@
+"""Fan-out cost does not grow with subscribers: one reader per tenant per process, the rows an
+event touches read once per batch for all subscribers, and a subscriber that does not read is
+bounded (its queue becomes a resync marker) without losing anything for good."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import dataclasses
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from signoff.db import feed, sql
+from signoff.db.engine import ENGINE
+from signoff.realtime.hub import RealtimeHub, Resync
+from tests.conftest import wait_for
+from tests.realtime.conftest import INBOX, TIMEOUT, Socket, submit, wait_subscribed
+
+_INTROSPECTION = re.compile(r"pg_catalog|'jit'")
+# Statements made while this is set are the writer's (the test's own changes), not fan-out.
+_WRITING: contextvars.ContextVar[bool] = contextvars.ContextVar("writing", default=False)
+
+
+@pytest.fixture
+def settings(settings: Any) -> Any:
+    # No fallback polls during the test: every read the feed makes answers a notification.
+    return dataclasses.replace(settings, realtime_poll_seconds=3600.0)
+
+
+@contextlib.contextmanager
+def fanout_statements(tenant: str) -> Iterator[list[str]]:
+    """The statements about `tenant` sent to PostgreSQL through the process's pool while the
+    block runs, except the writer's own (asyncpg's query loggers on every pooled connection;
+    the pool is shared with whatever else runs in the process)."""
+    statements: list[str] = []
+
+    def log(record: Any) -> None:
+        # asyncpg calls loggers with `call_soon`, which keeps the caller's context. Its own
+        # type introspection (once per connection and type) is not fan-out work either.
+        if (
+            not _WRITING.get()
+            and not _INTROSPECTION.search(record.query)
+            and tenant in (record.args or ())
+        ):
+            statements.append(record.query)
+
+    pool: Any = ENGINE.pool
+    assert pool is not None
+    holders = list(pool._holders)
+    for holder in holders:
+        if holder._con is None:  # connect every pooled connection so that all are watched
+            pytest.fail("pool connection not open")
+        holder._con.add_query_logger(log)
+    try:
+        yield statements
+    finally:
+        for holder in holders:
+            if holder._con is not None:
+                holder._con.remove_query_logger(log)
+
+
+async def _write(services: Any, tenant: str, title: str) -> None:
+    token = _WRITING.set(True)
+    try:
+        await submit(services, tenant, "change-approval", title)
+    finally:
+        _WRITING.reset(token)
+
+
+@dataclasses.dataclass(frozen=True)
+class Measured:
+    statements: list[str]
+    reads: int
+    """Reads of the event feed by the tenant's reader."""
+    batches: int
+    """Batches it handed to the subscribers."""
+
+    def count(self, table: str) -> int:
+        return sum(1 for s in self.statements if re.search(rf"\bFROM {table}\b", s))
+
+
+async def _measure(ws_url, hub, gql, services, tenant, subscribers: int, rounds: int) -> Measured:
+    # Several principals (users, a group): the shared reads do not depend on who subscribes.
+    tokens = [
+        gql.token(f"u{n}", "change-approver", groups=("ops",) if n % 2 else ())
+        for n in range(subscribers)
+    ]
+    sockets = [Socket(ws_url, token) for token in tokens]
+    for socket in sockets:
+        await socket.open()
+        await socket.subscribe(INBOX)
+    try:
+        await wait_subscribed(hub, subscribers)
+        # Warm up: the tenant's reader has started and every socket is live.
+        await _write(services, tenant, "warm-up")
+        for socket in sockets:
+            assert (await socket.next())["inboxChanged"]["kind"] == "ENTERED"
+        reads, batches = hub.feed_stats(tenant)
+        with fanout_statements(tenant) as statements:
+            for n in range(rounds):
+                await _write(services, tenant, f"change {n}")
+                # Every subscriber has it before the next change.
+                for socket in sockets:
+                    assert (await socket.next())["inboxChanged"]["kind"] == "ENTERED"
+        assert hub.feed_count == 1
+        reads_after, batches_after = hub.feed_stats(tenant)
+        return Measured(statements, reads_after - reads, batches_after - batches)
+    finally:
+        for socket in sockets:
+            await socket.close()
+        await wait_for(lambda: hub.subscriber_count == 0 and hub.feed_count == 0, timeout=TIMEOUT)
+
+
+async def test_database_work_per_event_does_not_grow_with_subscribers(
+    ws_url, hub, gql, services, tenant, demo_templates
+):
+    rounds = 3
+    pool: Any = ENGINE.pool
+    # Open every pooled connection first, so that the loggers see all of them.
+    held = [await pool.acquire() for _ in range(pool.get_max_size())]
+    for connection in held:
+        await pool.release(connection)
+
+    one = await _measure(ws_url, hub, gql, services, tenant, 1, rounds)
+    fifty = await _measure(ws_url, hub, gql, services, tenant, 50, rounds)
+    for measured in (one, fifty):
+        # The event feed is read by the tenant's reader only; the rows the events touch are
+        # read at most once per batch, however many subscribers (of different principals)
+        # it goes to. How a change's events split into batches depends on timing, the bound
+        # does not.
+        assert measured.count("audit_event") == measured.reads
+        assert rounds <= measured.batches <= measured.reads
+        for table in ("workflow_item", "step", "decision", "template"):
+            assert measured.count(table) <= measured.batches, (table, measured)
+        assert len(measured.statements) <= measured.reads + 4 * measured.batches
+    assert one.count("workflow_item") > 0, "the measurement does not see the fan-out's reads"
+    # The same kinds of statement, whether one subscriber or fifty.
+    assert set(fifty.statements) == set(one.statements)
+
+
+async def test_a_subscriber_that_does_not_read_gets_a_resync_marker_and_loses_nothing(
+    services, tenant, demo_templates, settings
+):
+    hub = RealtimeHub(settings.database_url, poll_interval=3600.0, max_queued_events=2)
+    await hub.start()
+    try:
+        start = await feed.tenant_head(tenant)
+        stream = hub.batches(tenant, start)
+
+        async def change_once_subscribed() -> None:
+            await wait_for(lambda: hub.feed_cursor(tenant) is not None, timeout=TIMEOUT)
+            await submit(services, tenant, "change-approval", "read")
+
+        # The stream is read by this task (a subscription's stream belongs to its task).
+        writer = asyncio.create_task(change_once_subscribed())
+        async with asyncio.timeout(TIMEOUT):  # not wait_for: that would run it in a task
+            delivered = await anext(stream)
+        await writer
+        assert not isinstance(delivered, Resync)
+        cursor = delivered[-1]["seq"]
+        # The subscriber stops reading; changes keep coming.
+        for n in range(4):
+            await submit(services, tenant, "change-approval", f"unread {n}")
+        head = await feed.tenant_head(tenant)
+        await wait_for(lambda: hub.feed_cursor(tenant) == head, timeout=TIMEOUT)
+        # Its queue is bounded: what it missed is replaced by one marker, then it ends.
+        async with asyncio.timeout(TIMEOUT):
+            marker = await anext(stream)
+        assert marker == Resync(cursor)
+        with pytest.raises(StopAsyncIteration):
+            async with asyncio.timeout(TIMEOUT):
+                await anext(stream)
+        assert hub.subscriber_count == 0
+
+        # Resuming from the marker's cursor replays the rest from the database, in order.
+        seen: list[int] = []
+        async with contextlib.aclosing(hub.batches(tenant, marker.seq)) as resumed:
+            while not seen or seen[-1] < head:
+                async with asyncio.timeout(TIMEOUT):
+                    batch = await anext(resumed)
+                assert not isinstance(batch, Resync)
+                seen += [e["seq"] for e in batch]
+        assert seen == list(range(cursor + 1, head + 1))
+        rows = await sql.fetch(
+            "SELECT count(*) AS n FROM audit_event WHERE tenant_id = $1 AND seq > $2",
+            tenant,
+            cursor,
+        )
+        assert rows[0]["n"] == len(seen)
+    finally:
+        await hub.stop()
