@@ -2,14 +2,15 @@
 parallel branches, merges, quorums over users, groups and roles, dependencies with every effect
 and resolution, SLAs with every timeout action) and random sequences of actions by random
 people (the requester, assignees, group members, role holders, strangers, admins, overriders,
-delegates) and by time (timers coming due).
+delegates), by the executor (execution reports and recoveries) and by time (timers coming due).
 
 After every sequence:
 
 (a) the progression replayed purely, from a fresh submission, with the events the engine took,
     reaches exactly the step and item states the engine stored (simulation = what happens);
-(b) no step is approved unless it holds `needed` votes from distinct people who are not the
-    requester, or an audited override, auto-approval, timeout or merge rule;
+(b) no step is approved (nor running, completed, failed or compensated, which follow an
+    approval) unless it holds `needed` votes from distinct people who are not the requester,
+    or an audited override, auto-approval, timeout or merge rule;
 (c) the tenant's audit chain verifies;
 (d) every refused action changed nothing (checked as it happens).
 """
@@ -33,13 +34,14 @@ from signoff.db import sql
 from signoff.domain.actors import Actor, Principal
 from signoff.domain.calendar import WALL_CLOCK
 from signoff.domain.errors import DomainError
+from signoff.domain.events import ExecutionStatus, Recovery
 from signoff.domain.intake import new_item
-from signoff.domain.records import DecisionOutcome, SeatVote
+from signoff.domain.records import DecisionOutcome, SeatVote, Step
 from signoff.domain.simulation import replay
 from signoff.domain.snapshot import Context, HoldOption, Snapshot
 from signoff.domain.states import ItemState, StepState
 from signoff.domain.templates import plan_to_template
-from signoff.services import actions, engine, overrides
+from signoff.services import actions, engine, execution, overrides
 from signoff.services import items as item_services
 from signoff.services import timers as timer_services
 from signoff.services.context import ServiceContext
@@ -154,6 +156,8 @@ def templates(draw: Any) -> dict[str, Any]:
 
 
 people = st.sampled_from(sorted(PEOPLE))
+#: Stands for someone who could fill an open seat of the step a move aims at.
+SEATED = "@seat"
 deciders = st.sampled_from(["u1", "u2", "u3", "gm1", "gm2", "rm", "u1", "u2", "u3"])
 KINDS = (
     ["vote"] * 8
@@ -169,15 +173,45 @@ KINDS = (
         "claim",
         "resubmit",
         "cancel",
+        "report",
+        "report",
+        "recover",
     ]
 )
+#: What an executor reports: mostly what fits the step's state (a run that goes well or
+#: fails), sometimes any status.
+REPORTS = ["goes well"] * 3 + ["fails"] * 2 + list(ExecutionStatus)
+#: The report that fits a step's state, for a run that goes well and one that fails.
+FITTING = {
+    "goes well": {
+        StepState.RUNNING: ExecutionStatus.COMPLETED,
+        StepState.COMPLETED: ExecutionStatus.COMPENSATED,
+    },
+    "fails": {StepState.RUNNING: ExecutionStatus.FAILED},
+}
+
+
+@st.composite
+def executions(draw: Any) -> tuple[Any, ...]:
+    """An execution report or a recovery, mostly by the requester (the agent executes; a
+    stranger may not)."""
+    step = draw(st.integers(0, 4))
+    if draw(st.integers(0, 3)) == 0:
+        recovery = draw(st.sampled_from(list(Recovery)))
+        return ("recover", draw(st.sampled_from([REQUESTER] * 3 + ["x"])), step, recovery)
+    return (
+        "report",
+        draw(st.sampled_from([REQUESTER] * 4 + ["x"])),
+        step,
+        draw(st.sampled_from(REPORTS)),
+    )
 
 
 @st.composite
 def moves(draw: Any) -> tuple[Any, ...]:
     """One action: mostly votes by people likely to hold a seat, some by anyone."""
     kind = draw(st.sampled_from(KINDS))
-    who = draw(st.one_of(deciders, deciders, people))
+    who = draw(st.one_of(st.just(SEATED), st.just(SEATED), st.just(SEATED), deciders, people))
     step = draw(st.integers(0, 4))
     if kind == "vote":
         verdict = draw(st.sampled_from(["approve"] * 4 + ["reject", "changes"]))
@@ -200,10 +234,14 @@ def moves(draw: Any) -> tuple[Any, ...]:
         )
     if kind == "time":
         return (kind, draw(st.sampled_from([20, 40, 70])))
-    if kind in ("resubmit", "cancel"):
+    if kind == "resubmit":
         return (kind, draw(st.sampled_from([REQUESTER, REQUESTER, "adm", "x"])))
+    if kind == "cancel":  # rarely done, so that most sequences play out
+        return (kind, draw(st.sampled_from([REQUESTER, "adm", "x", "x"])))
     if kind == "override":
         return (kind, draw(st.sampled_from(["ov", "adm", REQUESTER, "x"])), step)
+    if kind in ("report", "recover"):
+        return draw(executions())
     return (kind, who, step)
 
 
@@ -252,17 +290,56 @@ async def fingerprint(tenant: str, item_id: uuid.UUID) -> tuple[Any, ...]:
     return (tuple(item), [tuple(s) for s in steps], events["n"], decisions["n"], timers["n"])
 
 
+def _seated(step: Step, pick: int) -> str | None:
+    """Someone who could fill an open seat of `step` (its holder, delegate, a member of its
+    group or a holder of its role; the requester too, who must then be refused)."""
+    candidates: list[str] = []
+    for seat in (seat for seat in step.seats if not seat.filled):
+        candidates += [name for name in (seat.holder, seat.delegate) if name in PEOPLE]
+        candidates += [
+            p.user_id
+            for p in PEOPLE.values()
+            if (seat.group and seat.group in p.groups) or (seat.role and seat.role in p.roles)
+        ]
+    return candidates[pick % len(candidates)] if candidates else None
+
+
+#: The steps an action is mostly aimed at: those where it can happen.
+AIMED = {
+    "vote": (StepState.ACTIVE,),
+    "resolve": (StepState.HELD,),
+    "report": (StepState.APPROVED, StepState.RUNNING, StepState.COMPLETED),
+    "recover": (StepState.FAILED,),
+}
+
+
+#: Item states in which execution reports and recoveries can happen.
+EXECUTABLE = (ItemState.APPROVED, ItemState.EXECUTING, ItemState.FAILED, ItemState.COMPENSATING)
+
+
+def _effective(move: tuple[Any, ...], view: engine.ItemView) -> tuple[Any, ...]:
+    """The move to make: an execution move before there is anything to execute helps the
+    review along instead (an approval by someone seated), so that executions do happen."""
+    if move[0] in ("report", "recover") and view.state not in EXECUTABLE:
+        return ("vote", SEATED, move[2], "approve")
+    return move
+
+
 def _call(
     move: tuple[Any, ...], view: engine.ItemView, ctx: ServiceContext, tenant: str
 ) -> Callable[[], Awaitable[Any]] | None:
     kind, *args = move
-    person = PEOPLE.get(args[0]) if args and isinstance(args[0], str) else None
-    who = Actor(Principal(person.user_id, tenant, person.roles, person.groups)) if person else None
     # mostly aim at a step where the action can happen (an open one, a held one), sometimes not
-    aimed = {"vote": StepState.ACTIVE, "resolve": StepState.HELD}.get(kind, StepState.ACTIVE)
-    targets = [s for s in view.steps if s.state is aimed] or list(view.steps)
+    aimed = AIMED.get(kind, (StepState.ACTIVE,))
+    targets = [s for s in view.steps if s.state in aimed] or list(view.steps)
     pool = list(view.steps) if len(args) > 1 and args[1] == 4 else targets
-    step = pool[args[1] % len(pool)].id if len(args) > 1 and kind != "time" else None
+    record = pool[args[1] % len(pool)] if len(args) > 1 and kind != "time" else None
+    step = record.id if record else None
+    name = args[0] if args and isinstance(args[0], str) else None
+    if name == SEATED:
+        name = _seated(record, args[1]) if record else None
+    person = PEOPLE.get(name) if name else None
+    who = Actor(Principal(person.user_id, tenant, person.roles, person.groups)) if person else None
     g = actions.Guards()
     if kind == "vote" and who and step:
         outcome = {"approve": item_services.Outcome.APPROVE, "reject": item_services.Outcome.REJECT,
@@ -291,6 +368,16 @@ def _call(
         return lambda: overrides.override_step(
             who, ctx, overrides.OverrideInput(step, JUSTIFICATION)
         )
+    if kind == "report" and who and record:
+        status = args[2]
+        if status in FITTING:
+            status = FITTING[status].get(record.state, ExecutionStatus.RUNNING)
+        error = "the service answered 503" if status is ExecutionStatus.FAILED else None
+        result = {"done": True} if status is ExecutionStatus.COMPLETED else None
+        report = execution.ReportInput(record.id, status, result, error)
+        return lambda: execution.report_execution(who, ctx, report)
+    if kind == "recover" and who and step:
+        return lambda: execution.recover_step(who, ctx, step, args[2], "the cause is fixed", g)
     if kind == "claim" and who and step:
         return lambda: actions.claim_step(who, ctx, step, g)
     if kind == "resubmit" and who:
@@ -311,6 +398,10 @@ async def fire_due(recorder: Recorder, ctx: ServiceContext, item_id: uuid.UUID) 
         await recorder.run(timer_services.fire_timer(ctx, row["id"], row["token"]))
 
 
+#: Step states reached only through an approval (execution follows it).
+WERE_APPROVED = ("approved", "running", "completed", "failed", "compensated")
+
+
 async def check_votes(item_id: uuid.UUID) -> None:
     """(b): an approved step holds `needed` votes of distinct people other than the requester,
     each a stored decision, or an audited rule or override approved it."""
@@ -319,7 +410,7 @@ async def check_votes(item_id: uuid.UUID) -> None:
     audit = await sql.fetch(
         "SELECT action, step_id, data::text AS data FROM audit_event WHERE item_id = $1", item_id
     )
-    for step in (engine_step for engine_step in steps if engine_step["state"] == "approved"):
+    for step in (engine_step for engine_step in steps if engine_step["state"] in WERE_APPROVED):
         own = [d for d in decisions if d["step_id"] == step["id"]]
         if any(d["outcome"] in (DecisionOutcome.OVERRIDE, DecisionOutcome.APPROVE_BY_POLICY) and
                (d["rule"] or d["outcome"] == DecisionOutcome.OVERRIDE) for d in own):  # fmt: skip
@@ -361,13 +452,17 @@ def _comparable(snapshot: Snapshot) -> Any:
 
 @pytest.mark.timeout(600)
 @hsettings(
-    max_examples=40,
+    max_examples=50,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(document=templates(), sequence=st.lists(moves(), min_size=3, max_size=16))
+@given(
+    document=templates(),
+    sequence=st.lists(moves(), min_size=3, max_size=24),
+    execution=st.lists(executions(), max_size=8),
+)
 async def test_the_engine_does_what_the_progression_predicts_and_keeps_the_rules(
-    services, tenant, clock, monkeypatch, document, sequence
+    services, tenant, clock, monkeypatch, document, sequence, execution
 ):
     admin = Actor(Principal("adm", tenant, frozenset({"admin"})))
     plan = document.pop("plan", None)
@@ -389,12 +484,13 @@ async def test_the_engine_does_what_the_progression_predicts_and_keeps_the_rules
             ),
         )
     )
-    for move in sequence:
+    for move in [*sequence, *execution]:  # reviewing, then mostly executing
         if move[0] == "time":
             clock.advance(timedelta(minutes=move[1]))
             await fire_due(recorder, services, view.id)
             continue
         view = await engine.load_view(admin, services, view.id)
+        move = _effective(move, view)
         call = _call(move, view, services, tenant)
         if call is None:
             continue
