@@ -39,6 +39,19 @@ async def vote(tenant: str, services: ServiceContext, view: ItemView, user: str,
     )
 
 
+async def an_hour_later(
+    tenant: str, services: ServiceContext, clock: Any, view: ItemView, kind: str
+) -> ItemView:
+    """The item after an hour passed and its step's timer of `kind` fired."""
+    clock.advance(timedelta(hours=1))
+    row = await sql.fetchrow(
+        "SELECT id, token FROM timer WHERE step_id = $1 AND kind = $2", view.steps[0].id, kind
+    )
+    assert row is not None
+    await timers.fire_timer(services, row["id"], row["token"])
+    return await item_services.get_item(actor(tenant, "root", "admin"), services, view.id)
+
+
 async def refused(call: Any) -> ErrorCode:
     with pytest.raises(DomainError) as refusal:
         await call
@@ -176,12 +189,71 @@ async def test_escalation_targets_never_seat_the_requester(tenant, services, clo
             ],
         },
     )
-    clock.advance(timedelta(hours=1))
-    row = await sql.fetchrow(
-        "SELECT id, token FROM timer WHERE step_id = $1 AND kind = 'escalation'", view.steps[0].id
-    )
-    assert row is not None
-    await timers.fire_timer(services, row["id"], row["token"])
-    after = await item_services.get_item(actor(tenant, "root", "admin"), services, view.id)
+    after = await an_hour_later(tenant, services, clock, view, "escalation")
     assert [s.holder for s in after.steps[0].seats] == ["bob", "cat"]
     assert after.steps[0].state is StepState.ACTIVE
+
+
+async def test_a_timeout_escalation_never_seats_the_requester_who_holds_an_override_role(
+    tenant, services, clock
+):
+    view = await open_item(
+        tenant,
+        services,
+        {"assignees": {"users": ["bob"]}, "sla": "PT1H", "timeout_action": "escalate"},
+    )
+    view = await an_hour_later(tenant, services, clock, view, "sla")
+    roles = {s.role for s in view.steps[0].seats if s.role}
+    assert roles == set(services.settings.override_roles)  # they join with a seat each
+    assert await refused(vote(tenant, services, view, "rita", "override")) == (
+        ErrorCode.SEPARATION_OF_DUTIES
+    )
+    view = await vote(tenant, services, view, "olga", "override")
+    assert view.state.value == "approved"
+
+
+@pytest.mark.parametrize(
+    "step, fire",
+    [
+        # activation: the requester is short of an `all` step, and the first escalation
+        # level names only users, the requester among them
+        (
+            {
+                "assignees": {"users": ["rita", "ann"]},
+                "quorum": "all",
+                "escalation": [
+                    {"after": "PT1H", "action": "add_assignees", "targets": {"users": ["rita"]}}
+                ],
+            },
+            None,
+        ),
+        # an escalation level reassigns a 2-of-3 step to two users, one of them the requester
+        (
+            {
+                "assignees": {"users": ["bob", "cat", "dan"]},
+                "quorum": {"mode": "n_of_m", "n": 2},
+                "escalation": [
+                    {"after": "PT1H", "action": "reassign", "targets": {"users": ["rita", "ann"]}}
+                ],
+            },
+            "escalation",
+        ),
+    ],
+)
+async def test_seats_the_escalation_targets_cannot_fill_open_to_the_override_roles(
+    tenant, services, clock, step, fire
+):
+    view = await open_item(tenant, services, step)
+    if fire is not None:
+        view = await an_hour_later(tenant, services, clock, view, fire)
+    seats = view.steps[0].seats
+    assert len(seats) >= view.steps[0].needed, "a step that can never be decided"
+    assert [s.holder for s in seats if s.holder] == ["ann"]
+    assert "rita" not in {s.holder for s in seats}
+    view = await vote(tenant, services, view, "ann")
+    assert view.state.value == "pending"
+    assert await refused(vote(tenant, services, view, "rita", "admin")) == (
+        ErrorCode.SEPARATION_OF_DUTIES
+    )
+    view = await vote(tenant, services, view, "root", "admin")
+    assert view.state.value == "approved"

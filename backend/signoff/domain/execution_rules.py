@@ -101,7 +101,7 @@ def _retries_exhausted(run: Run, key: str) -> None:
     targets = reduce(
         Assignees.merged,
         [level.targets for level in levels],
-        Assignees(roles=tuple(sorted(run.ctx.override_roles))),
+        run.override_roles,
     )
     run.note(
         "step.retries_exhausted",

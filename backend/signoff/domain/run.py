@@ -25,7 +25,7 @@ from signoff.domain.dependencies import (
 )
 from signoff.domain.policies import auto_approval_rule
 from signoff.domain.records import DecisionOutcome, Hold, Step
-from signoff.domain.seats import added, assignees_of, open_seats, seats_for, shortfall
+from signoff.domain.seats import added, assignees_of, covering, seats_for, shortfall
 from signoff.domain.snapshot import (
     Context,
     Entry,
@@ -91,6 +91,11 @@ class Run:
     def requester(self) -> str:
         """The item's requester."""
         return self.item.requester_id
+
+    @property
+    def override_roles(self) -> Assignees:
+        """The override roles, as assignees (who steps fall back on)."""
+        return Assignees(roles=tuple(sorted(self.ctx.override_roles)))
 
     @property
     def is_plan(self) -> bool:
@@ -282,10 +287,11 @@ class Run:
         targets = (
             level.targets
             if level is not None and not level.targets.is_empty
-            else Assignees(roles=tuple(sorted(self.ctx.override_roles)))
+            else self.override_roles
         )
-        seats = added(step.seats, targets, self.requester)
-        seats += open_seats(targets, shortfall(seats, step.needed))
+        seats = covering(
+            added(step.seats, targets, self.requester), targets, step.needed, self.override_roles
+        )
         self.move(
             key,
             StepAction.ESCALATE,

@@ -229,6 +229,16 @@ def open_seats(targets: Assignees, count: int) -> tuple[Seat, ...]:
     return ()
 
 
+def covering(
+    seats: Sequence[Seat], targets: Assignees, needed: int, fallback: Assignees
+) -> tuple[Seat, ...]:
+    """`seats` with enough open seats added to reach `needed`: open to the first group or role
+    of `targets`, else (targets that name only users, the requester among them) to the first
+    of `fallback` (the override roles), so that a step never waits for seats nobody can fill."""
+    covered = tuple(seats) + open_seats(targets, shortfall(seats, needed))
+    return covered + open_seats(fallback, shortfall(covered, needed))
+
+
 def shortfall(seats: Sequence[Seat], needed: int) -> int:
     """How many more seats the step needs to be able to reach its quorum at all."""
     return max(needed - len(seats), 0)

@@ -8,10 +8,9 @@ from signoff.domain.actors import SYSTEM_USER
 from signoff.domain.events import TimerFired
 from signoff.domain.records import DecisionOutcome
 from signoff.domain.run import Run
-from signoff.domain.seats import added, assignees_of, open_seats, shortfall
+from signoff.domain.seats import added, assignees_of, covering
 from signoff.domain.states import StepAction, StepState
 from signoff.domain.template_model import (
-    Assignees,
     EscalationActionKind,
     EscalationLevel,
     QuorumMode,
@@ -69,7 +68,7 @@ def _escalate(
         seats = added(tuple(s for s in step.seats if s.filled), level.targets, run.requester)
         if step.quorum.mode is QuorumMode.ALL:
             needed = max(len(seats), 1)
-        seats += open_seats(level.targets, shortfall(seats, needed))
+        seats = covering(seats, level.targets, needed, run.override_roles)
     run.move(
         key,
         StepAction.ESCALATE,
@@ -104,12 +103,12 @@ def _time_out(run: Run, key: str, action: TimeoutAction, base: dict[str, object]
         run.move(key, StepAction.APPROVE, data=data)
     else:
         step = run.steps[key]
-        roles = tuple(sorted(run.ctx.override_roles))
-        seats = added(step.seats, Assignees(roles=roles), run.requester)
+        roles = run.override_roles
+        seats = added(step.seats, roles, run.requester)
         run.move(
             key,
             StepAction.ESCALATE,
-            data={**data, "to_roles": list(roles)},
+            data={**data, "to_roles": list(roles.roles)},
             seats=seats,
             assignees=assignees_of(seats),
         )
