@@ -280,7 +280,7 @@ async def test_a_page_costs_the_same_number_of_statements_whatever_its_size(
 
     (small, _), (large, edges) = await cost(10), await cost(50)
     assert small == large
-    assert large == 5  # page, steps, templates, decisions, facets
+    assert large == 6  # event head, page, steps, templates, decisions, facets
     decided = [e["node"] for e in edges if e["node"]["lastDecision"] is not None]
     assert len(decided) == 10
     assert all(n["lastDecision"] == {"actorId": "alice", "outcome": "approve"} for n in decided)

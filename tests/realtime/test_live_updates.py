@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from signoff.api.subscriptions import encode_cursor
+from signoff.api.event_cursors import encode_cursor
 from signoff.services import actions
 from tests.conftest import actor, wait_for
 from tests.realtime.conftest import (

@@ -12,7 +12,9 @@ from strawberry.types import Info
 from signoff.api import ids
 from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.errors import CodedError
+from signoff.api.event_cursors import EVENT_CURSOR_DESCRIPTION, encode_cursor
 from signoff.api.inbox import PageInfo
+from signoff.db import feed
 from signoff.domain.comments import CommentRecord, CommentRevisionRecord
 from signoff.domain.errors import DomainError, ErrorCode
 from signoff.services import comments as comment_services
@@ -128,6 +130,7 @@ class CommentEdge:
 class CommentConnection:
     edges: list[CommentEdge] = strawberry.field(description="The comments of this page.")
     page_info: PageInfo = strawberry.field(description="Where this page is.")
+    event_cursor: str = strawberry.field(description=EVENT_CURSOR_DESCRIPTION)
 
 
 def _cursor(seq: int) -> str:
@@ -171,14 +174,13 @@ class CommentQueries:
                 raise DomainError(
                     ErrorCode.INVALID_INPUT, f"first must be between 1 and {max_size}", "first"
                 )
-            records = await comment_services.list_comments(
-                actor,
-                services,
-                ids.decode_uuid(item_id, "WorkflowItem", "itemId"),
-                step_id=ids.decode_uuid(step_id, "Step", "stepId") if step_id else None,
-                after_seq=_after(after) if after else None,
-                limit=size + 1,
-            )
+            raw_item = ids.decode_uuid(item_id, "WorkflowItem", "itemId")
+            raw_step = ids.decode_uuid(step_id, "Step", "stepId") if step_id else None
+            after_seq = _after(after) if after else None
+            async with feed.snapshot_read(actor.tenant_id) as head:
+                records = await comment_services.list_comments(
+                    actor, services, raw_item, step_id=raw_step, after_seq=after_seq, limit=size + 1
+                )
         except DomainError as exc:
             raise CodedError(exc) from None
         page = records[:size]
@@ -191,6 +193,7 @@ class CommentQueries:
                 start_cursor=edges[0].cursor if edges else None,
                 end_cursor=edges[-1].cursor if edges else None,
             ),
+            event_cursor=encode_cursor(actor.tenant_id, head),
         )
 
     @strawberry.field(description="One comment by global id; null when absent or not visible.")

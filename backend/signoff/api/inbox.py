@@ -23,8 +23,10 @@ from signoff.api import ids
 from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.enums import described_enum
 from signoff.api.errors import CodedError
+from signoff.api.event_cursors import EVENT_CURSOR_DESCRIPTION, encode_cursor
 from signoff.api.loaders import definition_for, loaders_of
 from signoff.api.types import Node, Step, Template, WorkflowItem
+from signoff.db import feed
 from signoff.db import inbox as inbox_repo
 from signoff.db import items as items_repo
 from signoff.db import templates as template_repo
@@ -172,6 +174,7 @@ class InboxFacets:
 class InboxConnection:
     edges: list[InboxEdge] = strawberry.field(description="The entries of this page.")
     page_info: PageInfo = strawberry.field(description="Where this page is.")
+    event_cursor: str = strawberry.field(description=EVENT_CURSOR_DESCRIPTION)
     who: strawberry.Private[InboxPrincipal]
     filters: strawberry.Private[InboxFilters]
     order: strawberry.Private[InboxOrder]
@@ -329,9 +332,10 @@ class InboxQueries:
         )
         filters = _filters(filter)
         now = services.clock.now()
-        rows, has_next = await inbox_repo.inbox_page(
-            who, filters, order, after=keyset, limit=size, now=now
-        )
+        async with feed.snapshot_read(who.tenant_id) as head:
+            rows, has_next = await inbox_repo.inbox_page(
+                who, filters, order, after=keyset, limit=size, now=now
+            )
         loaders = loaders_of(info)
         item_ids = [r["id"] for r in rows]
         steps = await loaders.steps_by_item.load_many(item_ids)
@@ -357,6 +361,7 @@ class InboxQueries:
                 start_cursor=edges[0].cursor if edges else None,
                 end_cursor=edges[-1].cursor if edges else None,
             ),
+            event_cursor=encode_cursor(who.tenant_id, head),
             who=who,
             filters=filters,
             order=order,

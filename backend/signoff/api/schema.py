@@ -18,6 +18,7 @@ from signoff.api.audit import AuditQueries
 from signoff.api.comments import CommentQueries
 from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.errors import CodedError
+from signoff.api.event_cursors import encode_cursor
 from signoff.api.evidence import EvidenceMutations, EvidenceQueries
 from signoff.api.guarded_schema import GuardedSchema
 from signoff.api.inbox import InboxQueries
@@ -36,6 +37,7 @@ from signoff.api.simulation import SimulationQueries
 from signoff.api.subscriptions import Subscription
 from signoff.api.timers import TimerMutations, TimerQueries
 from signoff.api.types import Template, WorkflowItem
+from signoff.db import feed
 from signoff.db import templates as template_repo
 from signoff.domain.errors import DomainError, ErrorCode
 from signoff.services import items as item_services
@@ -80,14 +82,16 @@ class Query(
     ) -> WorkflowItem | None:
         actor = actor_of(info)
         try:
-            view = await item_services.get_item(
-                actor, services_of(info), ids.decode_uuid(id, "WorkflowItem")
-            )
+            raw_id = ids.decode_uuid(id, "WorkflowItem")
+            async with feed.snapshot_read(actor.tenant_id) as head:
+                view = await item_services.get_item(actor, services_of(info), raw_id)
         except DomainError as exc:
             if exc.code == ErrorCode.NOT_FOUND:
                 return None
             raise CodedError(exc) from None
-        return WorkflowItem.from_view(view)
+        item = WorkflowItem.from_view(view)
+        item.event_cursor = encode_cursor(actor.tenant_id, head)
+        return item
 
     @strawberry.field(description="Template versions of the tenant, newest first per key.")
     async def templates(

@@ -21,11 +21,12 @@ from signoff.api import ids
 from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.enums import described_enum
 from signoff.api.errors import CodedError
+from signoff.api.event_cursors import decode_cursor, encode_cursor
 from signoff.api.loaders import Loaders, definition_for, make_loaders
 from signoff.api.types import WorkflowItem
 from signoff.db import feed
 from signoff.domain.actors import Actor
-from signoff.domain.errors import DomainError, ErrorCode
+from signoff.domain.errors import DomainError
 from signoff.domain.permissions import can_read_item
 from signoff.domain.records import Decision, Item, Step
 from signoff.realtime.changes import ChangeKind, ChangeReason, inbox_change, seats_taken
@@ -64,31 +65,11 @@ InboxChangeReasonEnum = described_enum(
     name="InboxChangeReason",
 )
 
-_CURSOR_TYPE = "Event"
 _AFTER = (
     "The `cursor` of the last event received: replay everything after it first. Omitted: "
     "only events committed from now on."
 )
 _REMEMBERED_ITEMS = 10_000
-
-
-def encode_cursor(tenant_id: str, seq: int) -> str:
-    """The opaque cursor of event `seq` of `tenant_id`."""
-    return ids.encode(_CURSOR_TYPE, f"{tenant_id}:{seq}")
-
-
-def decode_cursor(cursor: str, tenant_id: str) -> int:
-    """The sequence number inside a cursor of `tenant_id`; INVALID_INPUT otherwise (a cursor
-    of another tenant is refused, not silently reinterpreted)."""
-    bad = DomainError(ErrorCode.INVALID_INPUT, "not a valid event cursor", "after")
-    try:
-        type_name, raw = ids.decode(cursor, "after")
-    except DomainError:
-        raise bad from None
-    tenant, _, seq = raw.rpartition(":")
-    if type_name != _CURSOR_TYPE or tenant != tenant_id or not seq.isdigit():
-        raise bad
-    return int(seq)
 
 
 @strawberry.type(description="One committed event of an item, as pushed to its subscribers.")

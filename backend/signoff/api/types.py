@@ -383,6 +383,12 @@ class WorkflowItem(Node):
     summary: str | None = strawberry.field(
         description="What the plan does, in the submitter's words (seed 003 plan summary)."
     )
+    event_cursor: str | None = strawberry.field(
+        default=None,
+        description="Read on its own (`item`, `node`): the event cursor of the snapshot it was "
+        "read from; subscribe to `itemEvents` with `after: eventCursor` to miss no change "
+        "after this read (docs/realtime.md). Null where a list carries the cursor.",
+    )
     raw_id: strawberry.Private[UUID]
     tenant_id: strawberry.Private[str]
 

@@ -1,8 +1,15 @@
-"""Reading the tenant event feed (the audit trail) from a cursor: the head of the chain."""
+"""Reading the tenant event feed (the audit trail) from a cursor: the head of the chain, and
+reads that say which event they reflect."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from piccolo.engine.postgres import PostgresTransaction
+
 from signoff.db import sql
+from signoff.db.engine import ENGINE
 
 
 async def tenant_head(tenant_id: str) -> int:
@@ -15,3 +22,27 @@ async def tenant_head(tenant_id: str) -> int:
         "SELECT coalesce(max(seq), 0) AS seq FROM audit_event WHERE tenant_id = $1", tenant_id
     )
     return int(row["seq"]) if row else 0
+
+
+class _SnapshotTransaction(PostgresTransaction):
+    """A read-only REPEATABLE READ transaction, begun in the one `BEGIN` round trip."""
+
+    async def begin(self) -> None:
+        self.transaction = self.connection.transaction(isolation="repeatable_read", readonly=True)
+        await self.transaction.start()
+
+
+@asynccontextmanager
+async def snapshot_read(tenant_id: str) -> AsyncIterator[int]:
+    """A read-only transaction on one snapshot (REPEATABLE READ); yields the tenant's event
+    head as that snapshot sees it.
+
+    Every statement run inside sees exactly the changes of the events up to the head and none
+    after it (a change commits with its events, numbered in commit order), so a client that
+    renders what was read and then subscribes with `after` the head misses nothing and gets
+    nothing twice. Statements inside must run one after another (one connection).
+    """
+    if sql.in_transaction():
+        raise RuntimeError("a snapshot read must not run inside another transaction")
+    async with _SnapshotTransaction(ENGINE, allow_nested=False):
+        yield await tenant_head(tenant_id)
