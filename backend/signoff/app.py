@@ -16,6 +16,7 @@ from signoff.api.auth import TokenVerifier
 from signoff.api.context import SignoffContext
 from signoff.api.controller import graphql_controller
 from signoff.api.evidence_http import download_evidence, receive_evidence_upload
+from signoff.api.graphiql import graphiql_assets
 from signoff.api.interactions import REGISTRY_STATE_KEY, channel_interaction
 from signoff.api.ratelimit import RateLimiter
 from signoff.api.schema import build_schema
@@ -122,15 +123,18 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         if settings.cors_origins
         else None
     )
+    routes: list[Any] = [
+        controller,
+        healthz,
+        readyz,
+        channel_interaction,
+        receive_evidence_upload,
+        download_evidence,
+    ]
+    if settings.graphiql_enabled:
+        routes.append(graphiql_assets())
     return Litestar(
-        route_handlers=[
-            controller,
-            healthz,
-            readyz,
-            channel_interaction,
-            receive_evidence_upload,
-            download_evidence,
-        ],
+        route_handlers=routes,
         lifespan=[lifespan],
         middleware=[request_id_middleware],  # type: ignore[list-item]
         cors_config=cors,

@@ -19,6 +19,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UnsetType
 
 from signoff.api.context import SignoffContext, authenticate
+from signoff.api.graphiql import GRAPHIQL_PAGE
 from signoff.api.ws_sessions import SocketCaps, session_handler
 from signoff.domain.errors import DomainError
 from signoff.settings import Settings
@@ -88,6 +89,11 @@ def graphql_controller(
             "response": Provide(sub_response),
         }
         graphql_transport_ws_handler_class = session_handler(settings, caps)
+
+        @property
+        def graphql_ide_html(self) -> str:
+            # Our page, loading GraphiQL from the package (api/graphiql.py), never from a CDN.
+            return GRAPHIQL_PAGE
 
         def decode_json(self, data: str | bytes) -> object:
             return decode_request_json(data)
