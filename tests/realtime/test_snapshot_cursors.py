@@ -9,7 +9,7 @@ import contextvars
 import pytest
 
 from signoff.api.event_cursors import decode_cursor
-from signoff.db import feed
+from signoff.db import feed, sql
 from signoff.db.engine import ENGINE
 from signoff.services import comments as comment_services
 from tests.conftest import actor
@@ -153,3 +153,27 @@ async def test_a_snapshot_read_refuses_to_run_inside_a_transaction(tenant):
         with pytest.raises(RuntimeError):
             async with feed.snapshot_read(tenant):
                 pass
+
+
+async def test_a_snapshot_read_cancelled_at_any_point_gives_its_connection_back(tenant):
+    """Sibling query fields are cancelled when one fails: wherever the cancellation lands,
+    the transaction ends and its connection returns to the pool."""
+
+    async def reader() -> None:
+        async with feed.snapshot_read(tenant):
+            await feed.tenant_head(tenant)
+            await asyncio.Event().wait()
+
+    for steps in range(12):
+        task = asyncio.create_task(reader())
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    open_transactions = await sql.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+        "AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()"
+    )
+    assert open_transactions == []
+    assert ENGINE.pool.get_idle_size() == ENGINE.pool.get_size()

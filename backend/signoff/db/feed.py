@@ -25,11 +25,42 @@ async def tenant_head(tenant_id: str) -> int:
 
 
 class _SnapshotTransaction(PostgresTransaction):
-    """A read-only REPEATABLE READ transaction, begun in the one `BEGIN` round trip."""
+    """A read-only REPEATABLE READ transaction, begun in the one `BEGIN` round trip, whose
+    connection goes back to the pool however the block ends.
 
-    async def begin(self) -> None:
-        self.transaction = self.connection.transaction(isolation="repeatable_read", readonly=True)
-        await self.transaction.start()
+    Sibling fields of a query run concurrently and graphql-core cancels the others when one
+    fails: piccolo's own exit would then await a rollback on a connection interrupted mid
+    statement, fail, and never release it (the pool then waits for it forever at shutdown).
+    Here the release always runs; asyncpg's release is shielded from cancellation and rolls
+    back a transaction still open.
+    """
+
+    async def __aenter__(self) -> _SnapshotTransaction:
+        self.connection = await self.get_connection()
+        try:
+            self.transaction = self.connection.transaction(
+                isolation="repeatable_read", readonly=True
+            )
+            await self.transaction.start()
+        except BaseException:
+            await self._release()
+            raise
+        self.context = self.engine.current_transaction.set(self)
+        return self
+
+    async def __aexit__(self, *exc: object) -> bool:
+        self.engine.current_transaction.reset(self.context)
+        try:
+            await self.transaction.rollback()  # read only: ending it is all there is to do
+        finally:
+            await self._release()
+        return False
+
+    async def _release(self) -> None:
+        if self.engine.pool:
+            await self.engine.pool.release(self.connection)
+        else:
+            await self.connection.close()
 
 
 @asynccontextmanager
