@@ -19,6 +19,7 @@ from uuid import UUID
 
 from signoff.db import audit as audit_repo
 from signoff.db import notifications as repo
+from signoff.db import scope as tenant_scope
 from signoff.domain import notification_policy as policy
 from signoff.domain.actors import Actor, Principal
 from signoff.notify import (
@@ -396,7 +397,8 @@ async def deliver(ctx: ServiceContext, registry: NotifierRegistry, delivery_id: 
     enabled), `busy` (another worker is claiming it), `not_due` (claimed by another attempt,
     or not due yet), `missing`, or the row's status when there is nothing to do.
     """
-    tenant_id = await repo.tenant_of_delivery(delivery_id)
+    with tenant_scope.all_tenants():  # which tenant it belongs to is what we look up
+        tenant_id = await repo.tenant_of_delivery(delivery_id)
     if tenant_id is None:
         return "missing"
     claimed = await _claim(ctx, registry, tenant_id, delivery_id)

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from signoff.db import items as items_repo
+from signoff.db import scope as tenant_scope
 from signoff.db import timers as timer_repo
 from signoff.domain.actors import Actor
 from signoff.domain.calendar import WALL_CLOCK, BusinessCalendar
@@ -81,7 +82,8 @@ async def _fire(
 async def fire_timer(ctx: ServiceContext, timer_id: UUID, token: str) -> FireResult:
     """Act on one due timer if it is still armed with `token`: the progression decides what it
     does (nothing, when its step left the state it was armed for: the timer is then void)."""
-    probe = await timer_repo.get(timer_id)
+    with tenant_scope.all_tenants():  # which tenant it belongs to is what we look up
+        probe = await timer_repo.get(timer_id)
     if probe is None:
         return FireResult("missing", str(timer_id))
     actor = Actor.system(probe.tenant_id, request_id=f"timer:{timer_id}")
@@ -153,7 +155,10 @@ async def fire_due(
     fired = void = batches = 0
     skip: list[str] = []
     while batches < max_batches:
-        tenant = await timer_repo.next_due_tenant(ctx.clock.now(), ctx.settings.timer_tenants, skip)
+        with tenant_scope.all_tenants():
+            tenant = await timer_repo.next_due_tenant(
+                ctx.clock.now(), ctx.settings.timer_tenants, skip
+            )
         if tenant is None:
             return Firing(fired, void, batches)
         done = await fire_batch(ctx, tenant, size)
@@ -170,9 +175,10 @@ async def sweep(ctx: ServiceContext, horizon: timedelta) -> int:
     were handed over."""
     if ctx.scheduler is None:
         raise RuntimeError("sweeping needs a job scheduler")
-    slots = await timer_repo.due_slots(
-        ctx.clock.now() + horizon, TIMER_SLOT_SECONDS, ctx.settings.timer_tenants
-    )
+    with tenant_scope.all_tenants():
+        slots = await timer_repo.due_slots(
+            ctx.clock.now() + horizon, TIMER_SLOT_SECONDS, ctx.settings.timer_tenants
+        )
     await ctx.scheduler.schedule_timers([slot for slot, _ in slots])
     return sum(count for _, count in slots)
 
