@@ -203,6 +203,11 @@ class Figure:
         """A figure whose feature does not exist yet; reported as "not built"."""
         return cls(name, unit, better, not_built=reason or "not built yet", **kw)
 
+    @classmethod
+    def none_allowed(cls, name: str, runs: list[Run], if_missed: str) -> Figure:
+        """A count that must be 0 in every run (missed timers, failed deliveries, ...)."""
+        return cls(name, "", "lower", runs, target=Target.at_most(0), if_missed=if_missed)
+
     @property
     def values(self) -> list[float]:
         return [r.value for r in self.runs if not math.isnan(r.value)]
