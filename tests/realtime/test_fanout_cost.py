@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from signoff.api.shared_results import SharingStats
+from signoff.api.subscriptions import encode_cursor
 from signoff.db import feed, sql
 from signoff.db.engine import ENGINE
 from signoff.realtime.hub import RealtimeHub, Resync
@@ -193,3 +195,48 @@ async def test_a_subscriber_that_does_not_read_gets_a_resync_marker_and_loses_no
         assert rows[0]["n"] == len(seen)
     finally:
         await hub.stop()
+
+
+INBOX_CURSORS = """
+subscription($after: String) {
+  inboxChanged(after: $after) { ... on InboxChange { cursor kind } }
+}"""
+
+
+async def test_one_result_is_computed_per_event_and_selection_and_shared(
+    ws_url, hub, gql, services, tenant, demo_templates
+):
+    start = await feed.tenant_head(tenant)
+    await submit(services, tenant, "change-approval", "before")
+    head = await feed.tenant_head(tenant)
+    # Ten reviewers of one role with the same selection, half of them resuming from a cursor
+    # (a variable of the subscription field only); one with another selection; an outsider.
+    same = [Socket(ws_url, gql.token(f"r{n}", "change-approver")) for n in range(10)]
+    other = Socket(ws_url, gql.token("r-other", "change-approver"))
+    outsider = Socket(ws_url, gql.token("mallory"))
+    for n, socket in enumerate(same):
+        await socket.open()
+        cursor = encode_cursor(tenant, head) if n % 2 else None
+        await socket.subscribe(INBOX, {"after": cursor})
+    await other.open()
+    await other.subscribe(INBOX_CURSORS)
+    await outsider.open()
+    await outsider.subscribe(INBOX)
+    try:
+        await wait_subscribed(hub, 12)
+        computed, reused = SharingStats.computed, SharingStats.reused
+        await submit(services, tenant, "change-approval", "shared")
+        pushed = [(await socket.next())["inboxChanged"] for socket in same]
+        assert all(p == pushed[0] for p in pushed)
+        assert pushed[0]["item"]["title"] == "shared" and pushed[0]["seq"] > head > start
+        assert (await other.next())["inboxChanged"] == {
+            "cursor": pushed[0]["cursor"],
+            "kind": "ENTERED",
+        }
+        # One execution for the ten, one for the other selection; the outsider's inbox did
+        # not change, so nothing is pushed to it.
+        assert SharingStats.computed - computed == 2
+        assert SharingStats.reused - reused == 9
+    finally:
+        for socket in [*same, other, outsider]:
+            await socket.close()

@@ -33,6 +33,7 @@ from signoff.api.mutations.templates import TemplateMutations
 from signoff.api.notifications import NotificationMutations, NotificationQueries
 from signoff.api.ratelimit import RateLimiter
 from signoff.api.retention import RetentionMutations, RetentionQueries
+from signoff.api.shared_results import SharingExecutor
 from signoff.api.simulation import SimulationQueries
 from signoff.api.subscriptions import Subscription
 from signoff.api.timers import TimerMutations, TimerQueries
@@ -144,6 +145,7 @@ def build_schema(
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
+        execution_context_class=SharingExecutor,
         config=StrawberryConfig(auto_camel_case=True, disable_field_suggestions=production),
         timeout=settings.query_timeout_seconds or None,
         mask=production,

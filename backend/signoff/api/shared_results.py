@@ -1,0 +1,125 @@
+"""Subscription results shared between subscribers: the selection of a pushed object is run once.
+
+graphql-core runs a subscription's selection set once per event per subscriber. The realtime
+layer hands every subscriber who sees the same thing the *same* pushed object (see
+`api/subscriptions.py::_BatchState`), so `SharingExecutor` keys the per-event result by that
+object, the operation, and the values of the variables the selection below the subscription
+field reads (a subscription's own arguments, such as its resume cursor, do not change what
+is selected from the object); the first subscriber runs the selection, the others reuse its
+result. A result lives as long as the object: a batch's objects are released when every
+subscriber has taken them.
+
+The rule this relies on: what a field of a pushed type returns depends on the object, the
+tenant and the variables, never on which caller asks (the objects encode per-caller
+visibility, e.g. `InboxChange.item` is null for a caller who may not read the item).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    OperationDefinitionNode,
+    VariableNode,
+    Visitor,
+    visit,
+)
+from graphql.execution import Executor
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+
+class SharingStats:
+    """How many subscription event results were computed and how many were reused (for tests
+    and the benchmark)."""
+
+    computed = 0
+    reused = 0
+
+
+_Results = dict[tuple[int, str], tuple[Any, "asyncio.Future[Any]"]]
+_ATTRIBUTE = "_signoff_shared_results"
+
+
+class _VariablesBelowRoot(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def enter_variable(self, node: VariableNode, *_args: Any) -> None:
+        self.names.add(node.name.value)
+
+
+def selection_variables(
+    operation: OperationDefinitionNode, fragments: dict[str, FragmentDefinitionNode]
+) -> tuple[str, ...]:
+    """Names of the variables used anywhere below the operation's root fields (in their
+    selections, directives and the fragments), not in the root fields' own arguments."""
+    visitor = _VariablesBelowRoot()
+    for selection in operation.selection_set.selections:
+        if isinstance(selection, FieldNode):
+            if selection.selection_set is not None:
+                visit(selection.selection_set, visitor)
+            for directive in selection.directives or ():
+                visit(directive, visitor)
+        else:
+            visit(selection, visitor)
+    for fragment in fragments.values():
+        visit(fragment, visitor)
+    return tuple(sorted(visitor.names))
+
+
+async def _shared(future: asyncio.Future[Any]) -> Any:
+    # A subscriber cancelled while waiting does not cancel the others' result.
+    return await asyncio.shield(future)
+
+
+class SharingExecutor(StrawberryGraphQLCoreExecutionContext):
+    """strawberry's executor, sharing a subscription event's result between the subscribers
+    given the same object (see the module's docstring)."""
+
+    _variables: tuple[str, ...] | None = None
+    _per_event = False
+
+    def build_per_event_executor(self, payload: Any) -> Executor:
+        if self._variables is None:
+            self._variables = selection_variables(self.operation, self.fragment_definitions)
+        executor = super().build_per_event_executor(payload)
+        executor._per_event = True  # type: ignore[attr-defined]
+        return executor
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        if not self._per_event:
+            return super().execute_operation(serially)
+        payload = self.root_value
+        results: _Results | None = getattr(payload, _ATTRIBUTE, None)
+        if results is None:
+            results = {}
+            try:
+                # Kept on the object itself: it lives exactly as long as the object.
+                object.__setattr__(payload, _ATTRIBUTE, results)
+            except (AttributeError, TypeError):  # an object without a __dict__
+                return super().execute_operation(serially)
+        coerced = self.variable_values.coerced
+        values = json.dumps(
+            [coerced.get(name) for name in self._variables or ()], default=str, sort_keys=True
+        )
+        key = (id(self.operation), values)
+        known = results.get(key)
+        if known is not None:
+            SharingStats.reused += 1
+            return _shared(known[1])
+        SharingStats.computed += 1
+        result = super().execute_operation(serially)
+        if self.is_awaitable(result):
+            future: asyncio.Future[Any] = asyncio.ensure_future(result)  # type: ignore[arg-type]
+            # The operation node is kept with the result so that its id is not reused meanwhile.
+            results[key] = (self.operation, future)
+            return _shared(future)
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(result)
+        results[key] = (self.operation, done)
+        return result
