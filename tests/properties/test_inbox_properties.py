@@ -7,6 +7,7 @@ slow query; and the counts agree with it (exact under the limit, flagged above i
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,7 +19,14 @@ from hypothesis import strategies as st
 
 from signoff.db import inbox as inbox_repo
 from signoff.db import sql
-from signoff.db.inbox import ClaimState, InboxFilters, InboxOrder, InboxPrincipal, InboxSortField
+from signoff.db.inbox import (
+    ClaimState,
+    InboxFilters,
+    InboxOrder,
+    InboxPrincipal,
+    InboxSortField,
+    ItemScope,
+)
 from signoff.domain.actors import Actor, Principal
 from signoff.domain.errors import DomainError
 from signoff.domain.templates import plan_to_template
@@ -53,6 +61,26 @@ WHERE s.tenant_id = $1 AND s.state = 'active'
         AND d.outcome IN ('approve', 'reject'))
 GROUP BY i.id"""
 
+# The item scopes by their definitions: the items a person submitted, and those they decided on.
+SCOPES = {
+    ItemScope.REQUESTED: "i.requester_id = $2",
+    ItemScope.DECIDED: (
+        "EXISTS (SELECT 1 FROM decision d WHERE d.item_id = i.id AND d.actor_id = $2)"
+    ),
+}
+
+
+async def reference_scope(tenant: str, user: str, scope: ItemScope, now: datetime) -> list[Any]:
+    rows = await sql.fetch(
+        f"""SELECT i.id, i.priority, i.risk, i.created_at, i.state, i.kind, i.due_at AS due
+        FROM workflow_item i WHERE i.tenant_id = $1 AND {SCOPES[scope]}""",
+        tenant,
+        user,
+    )
+    return [
+        {**dict(r), "overdue": r["due"] is not None and r["due"] < now, "claim": None} for r in rows
+    ]
+
 
 async def reference_inbox(who: InboxPrincipal, now: datetime) -> list[dict[str, Any]]:
     """The inbox by its definition (docs/inbox.md), unordered."""
@@ -75,14 +103,20 @@ def sort_value(row: dict[str, Any], field: InboxSortField) -> Any:
 
 
 async def paged(
-    who: InboxPrincipal, filters: InboxFilters, order: InboxOrder, now: datetime, size: int
+    who: InboxPrincipal,
+    filters: InboxFilters,
+    order: InboxOrder,
+    now: datetime,
+    size: int,
+    scope: ItemScope | None = None,
 ) -> list[tuple[Any, ...]]:
-    """Every page of the inbox through the entries, following the cursors."""
+    """Every page of the inbox (or of an item scope) through the entries, following the
+    cursors."""
     out: list[tuple[Any, ...]] = []
     after = None
     for _ in range(200):
         rows, more = await inbox_repo.inbox_page(
-            who, filters, order, after=after, limit=size, now=now
+            who, filters, order, after=after, limit=size, now=now, scope=scope
         )
         out += [(r["id"], r["inbox_due"], r["inbox_overdue"], r["inbox_claim"]) for r in rows]
         if not more:
@@ -211,3 +245,19 @@ async def test_the_entries_give_every_person_the_inbox_the_definition_describes(
         capped = await inbox_repo.inbox_counts(who, filters, order, now, limit=2)
         assert capped.exact == (len(expected) <= 2)
         assert capped.total == min(len(expected), 2)
+
+        # the item scopes (requests, history): same entries, same filters (no claim)
+        plain = dataclasses.replace(filters, claim=None)
+        for scope in ItemScope:
+            listed = [
+                r
+                for r in await reference_scope(tenant, person.user_id, scope, now)
+                if (plain.overdue is None or r["overdue"] == plain.overdue)
+                and (not plain.states or r["state"] in plain.states)
+            ]
+            listed.sort(key=lambda r: (sort_value(r, field), r["id"]), reverse=descending)
+            want = [(r["id"], r["due"], r["overdue"], None) for r in listed]
+            got = await paged(who, plain, order, now, size, scope)
+            assert got == want, (person.user_id, scope)
+            counts = await inbox_repo.inbox_counts(who, plain, order, now, limit=1000, scope=scope)
+            assert counts.total == len(listed) and counts.facets["claim"] == {}

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import binascii
 import json
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum, StrEnum
 from typing import Annotated, Any
@@ -30,7 +31,14 @@ from signoff.db import feed
 from signoff.db import inbox as inbox_repo
 from signoff.db import items as items_repo
 from signoff.db import templates as template_repo
-from signoff.db.inbox import ClaimState, InboxFilters, InboxOrder, InboxPrincipal, InboxSortField
+from signoff.db.inbox import (
+    ClaimState,
+    InboxFilters,
+    InboxOrder,
+    InboxPrincipal,
+    InboxSortField,
+    ItemScope,
+)
 from signoff.db.records import item_of
 from signoff.domain.errors import DomainError, ErrorCode
 from signoff.domain.states import ItemState
@@ -84,8 +92,8 @@ _DEFAULT_DESCENDING = {
 }
 
 
-@strawberry.input(description="Inbox filters; given ones are combined with AND.")
-class InboxFilter:
+@strawberry.input(description="Item filters; given ones are combined with AND.")
+class ItemFilter:
     states: list[ItemState] | None = strawberry.field(
         default=None, description="Item states (any of)."
     )
@@ -110,11 +118,15 @@ class InboxFilter:
     overdue: bool | None = strawberry.field(
         default=None, description="Only overdue items (true) or only items not overdue (false)."
     )
-    claim: ClaimState | None = strawberry.field(
-        default=None, description="Only items claimed by me, unclaimed, or claimed by others."
-    )
     text: str | None = strawberry.field(
         default=None, description="Case-insensitive text the title contains."
+    )
+
+
+@strawberry.input(description="Inbox filters; given ones are combined with AND.")
+class InboxFilter(ItemFilter):
+    claim: ClaimState | None = strawberry.field(
+        default=None, description="Only items claimed by me, unclaimed, or claimed by others."
     )
 
 
@@ -170,35 +182,43 @@ class InboxFacets:
     claim: list[FacetCount] = strawberry.field(description="Per claim state.")
 
 
+@dataclass
+class PageCounts:
+    """The counts of a page's filter: one bounded statement, run once, when `totalCount`,
+    `countsExact` or `facets` first asks."""
+
+    who: InboxPrincipal
+    filters: InboxFilters
+    order: InboxOrder
+    now: datetime
+    limit: int
+    scope: ItemScope | None = None
+    _result: inbox_repo.InboxCounts | None = None
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def get(self) -> inbox_repo.InboxCounts:
+        """The counts, computed on first use."""
+        async with self._lock:
+            if self._result is None:
+                self._result = await inbox_repo.inbox_counts(
+                    self.who, self.filters, self.order, self.now, limit=self.limit, scope=self.scope
+                )
+            return self._result
+
+
 @strawberry.type(description="A page of the caller's inbox.")
 class InboxConnection:
     edges: list[InboxEdge] = strawberry.field(description="The entries of this page.")
     page_info: PageInfo = strawberry.field(description="Where this page is.")
     event_cursor: str = strawberry.field(description=EVENT_CURSOR_DESCRIPTION)
-    who: strawberry.Private[InboxPrincipal]
-    filters: strawberry.Private[InboxFilters]
-    order: strawberry.Private[InboxOrder]
-    count_limit: strawberry.Private[int]
-    now: strawberry.Private[datetime]
-    counted: strawberry.Private[dict[str, Any]]
-
-    async def _counts(self) -> inbox_repo.InboxCounts:
-        if "result" not in self.counted:
-            lock = self.counted.setdefault("lock", asyncio.Lock())
-            async with lock:
-                if "result" not in self.counted:
-                    self.counted["result"] = await inbox_repo.inbox_counts(
-                        self.who, self.filters, self.order, self.now, limit=self.count_limit
-                    )
-        result: inbox_repo.InboxCounts = self.counted["result"]
-        return result
+    counts: strawberry.Private[PageCounts]
 
     @strawberry.field(
         description="Number of items matching the filter (all pages), counted up to the "
         "server's counting limit (`SIGNOFF_INBOX_COUNT_LIMIT`); see `countsExact`."
     )
     async def total_count(self) -> int:
-        return (await self._counts()).total
+        return (await self.counts.get()).total
 
     @strawberry.field(
         description="Whether `totalCount` and `facets` are exact. False when more items match "
@@ -206,21 +226,21 @@ class InboxConnection:
         'limit (show them as "1000+").'
     )
     async def counts_exact(self) -> bool:
-        return (await self._counts()).exact
+        return (await self.counts.get()).exact
 
     @strawberry.field(description="Counts per filter value, for the badges of a filter bar.")
     async def facets(self) -> InboxFacets:
-        facets = (await self._counts()).facets
+        facets = (await self.counts.get()).facets
         return InboxFacets(
-            states=_facet(facets["state"], ItemState),
-            kinds=_facet(facets["kind"], TemplateKind),
-            risks=_facet(facets["risk"], RiskLevel),
-            overdue=_facet(facets["overdue"], None),
-            claim=_facet(facets["claim"], ClaimState),
+            states=facet_counts(facets["state"], ItemState),
+            kinds=facet_counts(facets["kind"], TemplateKind),
+            risks=facet_counts(facets["risk"], RiskLevel),
+            overdue=facet_counts(facets["overdue"], None),
+            claim=facet_counts(facets["claim"], ClaimState),
         )
 
 
-def _facet(counts: dict[str, int], enum: type[Enum] | None) -> list[FacetCount]:
+def facet_counts(counts: dict[str, int], enum: type[Enum] | None) -> list[FacetCount]:
     out = []
     for value, count in sorted(counts.items()):
         name = value
@@ -233,13 +253,13 @@ def _facet(counts: dict[str, int], enum: type[Enum] | None) -> list[FacetCount]:
     return out
 
 
-def _encode_page_cursor(order: InboxOrder, value: Any, item_id: UUID) -> str:
+def encode_page_cursor(order: InboxOrder, value: Any, item_id: UUID) -> str:
     raw = value.isoformat() if isinstance(value, datetime) else value
     text = json.dumps([order.field.value, order.descending, raw, str(item_id)])
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
-def _decode_page_cursor(cursor: str, order: InboxOrder) -> inbox_repo.Keyset:
+def decode_page_cursor(cursor: str, order: InboxOrder) -> inbox_repo.Keyset:
     bad = DomainError(ErrorCode.INVALID_INPUT, "not a cursor of this inbox order", "after")
     try:
         text = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()).decode()
@@ -257,7 +277,8 @@ def _decode_page_cursor(cursor: str, order: InboxOrder) -> inbox_repo.Keyset:
         raise bad from None
 
 
-def _filters(f: InboxFilter | None) -> InboxFilters:
+def filters_of(f: ItemFilter | None) -> InboxFilters:
+    """The repository's filters from a filter input (an inbox's or an item list's)."""
     if f is None:
         return InboxFilters()
     return InboxFilters(
@@ -269,18 +290,88 @@ def _filters(f: InboxFilter | None) -> InboxFilters:
         due_before=f.due_before,
         due_after=f.due_after,
         overdue=f.overdue,
-        claim=f.claim,
+        claim=f.claim if isinstance(f, InboxFilter) else None,
         text=f.text,
     )
 
 
-def _order(sort: InboxSort | None) -> InboxOrder:
+def order_of(sort: InboxSort | None) -> InboxOrder:
     field = sort.field if sort else InboxSortField.DUE
     direction = sort.direction if sort else None
     descending = (
         _DEFAULT_DESCENDING[field] if direction is None else direction == SortDirection.DESC
     )
     return InboxOrder(field, descending)
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """A checked page request: who reads, in which order, from where, how many, when."""
+
+    who: InboxPrincipal
+    order: InboxOrder
+    keyset: inbox_repo.Keyset | None
+    size: int
+    now: datetime
+    after_given: bool
+
+    def counts(
+        self, filters: InboxFilters, limit: int, scope: ItemScope | None = None
+    ) -> PageCounts:
+        """The counts of this page's filter (computed when first asked for)."""
+        return PageCounts(self.who, filters, self.order, self.now, limit, scope)
+
+    def info(self, cursors: list[str], has_next: bool) -> PageInfo:
+        """The page information of a page with these edge cursors."""
+        return PageInfo(
+            has_next_page=has_next,
+            has_previous_page=self.after_given,
+            start_cursor=cursors[0] if cursors else None,
+            end_cursor=cursors[-1] if cursors else None,
+        )
+
+
+def parse_page(
+    info: Info[SignoffContext, Any], sort: InboxSort | None, first: int | None, after: str | None
+) -> PageRequest:
+    """The caller, order, cursor and size of a paged read (INVALID_INPUT when out of range)."""
+    actor = actor_of(info)
+    services = services_of(info)
+    max_size = services.settings.max_page_size
+    size = first if first is not None else min(DEFAULT_PAGE_SIZE, max_size)
+    order = order_of(sort)
+    try:
+        if not 1 <= size <= max_size:
+            raise DomainError(
+                ErrorCode.INVALID_INPUT, f"first must be between 1 and {max_size}", "first"
+            )
+        keyset = decode_page_cursor(after, order) if after else None
+    except DomainError as exc:
+        raise CodedError(exc) from None
+    principal = actor.principal
+    who = InboxPrincipal(
+        tenant_id=principal.tenant_id,
+        user_id=principal.user_id,
+        groups=tuple(sorted(principal.groups)),
+        roles=tuple(sorted(principal.roles)),
+    )
+    return PageRequest(who, order, keyset, size, services.clock.now(), after is not None)
+
+
+async def nodes_of_rows(
+    info: Info[SignoffContext, Any], rows: list[dict[str, Any]]
+) -> list[WorkflowItem]:
+    """The items of a page's rows with their steps and definitions (one statement each)."""
+    loaders = loaders_of(info)
+    services = services_of(info)
+    steps = await loaders.steps_by_item.load_many([r["id"] for r in rows])
+    items = [item_of(r) for r in rows]
+    definitions = await asyncio.gather(*(definition_for(loaders, services, i) for i in items))
+    nodes = []
+    for item, item_steps, definition in zip(items, steps, definitions, strict=True):
+        loaders.items.prime(item.id, item)
+        nodes.append(WorkflowItem.from_parts(item, item_steps, definition))
+    return nodes
 
 
 @strawberry.type
@@ -310,64 +401,28 @@ class InboxQueries:
             strawberry.argument(description="`endCursor` of the previous page, same sort."),
         ] = None,
     ) -> InboxConnection:
-        actor = actor_of(info)
-        services = services_of(info)
-        max_size = services.settings.max_page_size
-        size = first if first is not None else min(DEFAULT_PAGE_SIZE, max_size)
-        order = _order(sort)
-        try:
-            if not 1 <= size <= max_size:
-                raise DomainError(
-                    ErrorCode.INVALID_INPUT, f"first must be between 1 and {max_size}", "first"
-                )
-            keyset = _decode_page_cursor(after, order) if after else None
-        except DomainError as exc:
-            raise CodedError(exc) from None
-        principal = actor.principal
-        who = InboxPrincipal(
-            tenant_id=principal.tenant_id,
-            user_id=principal.user_id,
-            groups=tuple(sorted(principal.groups)),
-            roles=tuple(sorted(principal.roles)),
-        )
-        filters = _filters(filter)
-        now = services.clock.now()
-        async with feed.snapshot_read(who.tenant_id) as head:
+        page = parse_page(info, sort, first, after)
+        filters = filters_of(filter)
+        async with feed.snapshot_read(page.who.tenant_id) as head:
             rows, has_next = await inbox_repo.inbox_page(
-                who, filters, order, after=keyset, limit=size, now=now
+                page.who, filters, page.order, after=page.keyset, limit=page.size, now=page.now
             )
-        loaders = loaders_of(info)
-        item_ids = [r["id"] for r in rows]
-        steps = await loaders.steps_by_item.load_many(item_ids)
-        items = [item_of(r) for r in rows]
-        definitions = await asyncio.gather(*(definition_for(loaders, services, i) for i in items))
-        edges = []
-        for row, item, item_steps, definition in zip(rows, items, steps, definitions, strict=True):
-            loaders.items.prime(item.id, item)
-            edges.append(
-                InboxEdge(
-                    cursor=_encode_page_cursor(order, row["sort_key"], row["id"]),
-                    node=WorkflowItem.from_parts(item, item_steps, definition),
-                    due_at=row["inbox_due"],
-                    overdue=row["inbox_overdue"],
-                    claim=ClaimState(row["inbox_claim"]),
-                )
+        nodes = await nodes_of_rows(info, rows)
+        edges = [
+            InboxEdge(
+                cursor=encode_page_cursor(page.order, row["sort_key"], row["id"]),
+                node=node,
+                due_at=row["inbox_due"],
+                overdue=row["inbox_overdue"],
+                claim=ClaimState(row["inbox_claim"]),
             )
+            for row, node in zip(rows, nodes, strict=True)
+        ]
         return InboxConnection(
             edges=edges,
-            page_info=PageInfo(
-                has_next_page=has_next,
-                has_previous_page=after is not None,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
-            event_cursor=encode_cursor(who.tenant_id, head),
-            who=who,
-            filters=filters,
-            order=order,
-            count_limit=services.settings.inbox_count_limit,
-            now=now,
-            counted={},
+            page_info=page.info([e.cursor for e in edges], has_next),
+            event_cursor=encode_cursor(page.who.tenant_id, head),
+            counts=page.counts(filters, services_of(info).settings.inbox_count_limit),
         )
 
     @strawberry.field(

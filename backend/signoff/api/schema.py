@@ -24,6 +24,7 @@ from signoff.api.guarded_schema import GuardedSchema
 from signoff.api.inbox import InboxQueries
 from signoff.api.incidents import IncidentMutations, IncidentQueries
 from signoff.api.inputs import DocumentGuard, InputGuard
+from signoff.api.item_lists import ItemListQueries
 from signoff.api.limits import CostCache, LimitPolicy, QueryLimits
 from signoff.api.mutations.actions import ActionMutations
 from signoff.api.mutations.comments import CommentMutations
@@ -58,6 +59,7 @@ class Query(
     SimulationQueries,
     TimerQueries,
     InboxQueries,
+    ItemListQueries,
     NotificationQueries,
     CommentQueries,
     EvidenceQueries,

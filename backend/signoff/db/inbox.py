@@ -49,6 +49,18 @@ class ClaimState(StrEnum):
     OTHERS = "others"
 
 
+class ItemScope(StrEnum):
+    """Which of a reader's items `items` lists (read from the same entries as the inbox)."""
+
+    REQUESTED = "requested"
+    DECIDED = "decided"
+
+
+# Entry principals of the item scopes: one row per item for its requester, one per item and
+# person who decided on it (migration `2026-11-30T01:10`).
+_SCOPE_PREFIX = {ItemScope.REQUESTED: "q:", ItemScope.DECIDED: "h:"}
+
+
 @dataclass(frozen=True)
 class InboxPrincipal:
     """Whom the inbox is for: a user with their groups and roles, inside one tenant."""
@@ -200,49 +212,64 @@ def _inbox_rows(
     now: datetime,
     after: Keyset | None,
     limit: int,
+    scope: ItemScope | None = None,
 ) -> str:
-    """A subquery `e` of the first `limit` inbox rows in `order` (after `after`): one per
-    item, from its representative entry, with `sort_key`, `due` (the item's due time for the
-    reader), `item_id`, `item_state`, `kind` and `risk`; rows from different principals'
-    ranges arrive unmerged, each range in `order`."""
+    """A subquery `e` of the first `limit` rows in `order` (after `after`) of the reader's
+    inbox, or of their items in `scope`: one per item, with `sort_key`, `due` (the item's due
+    time for the reader), `item_id`, `item_state`, `kind` and `risk`; rows from different
+    principals' ranges arrive unmerged, each range in `order`."""
     tenant = p.add(who.tenant_id)
-    user = p.add(who.user_id)
     column = _SORT_COLUMNS[order.field]
     conditions = _entry_conditions(p, tenant, filters, now)
     if after is not None:
         op = "<" if order.descending else ">"
         value = p.add(after.value, _SORT_CASTS[order.field])
         conditions.append(f"(e.{column}, e.item_id) {op} ({value}, {p.add(after.item_id, 'uuid')})")
-    mine = _mine(p, who, tenant, user)
-    claim_join, claim_where = "", ""
-    if filters.claim is not None:
-        claim_join = f"CROSS JOIN {_claim_of(mine, user, p.add(filters.claim.value))}"
-        claim_where = " AND claim.wanted"
-    extra = "".join(f" AND {c}" for c in conditions)
-    direction = "DESC" if order.descending else "ASC"
-    limit_param = p.add(limit, "int")
-    # One index range per principal key, read in the requested order from the cursor and
-    # stopped at the LIMIT; each row checked against the item's other entries (a handful) to
-    # keep only the entry that represents the item for this reader.
-    branches = [
-        f"""(SELECT e.item_id, e.{column} AS sort_key, e.due, e.item_state, e.kind, e.risk
-        FROM inbox_entry e
-        CROSS JOIN LATERAL (
-            -- whether `e` is the entry that represents its item (a boolean column, for the
-            -- planner's estimate: see `_claim_of`)
+    if scope is not None:
+        # one entry per item: the range needs no check against other entries
+        keys, check = [_SCOPE_PREFIX[scope] + who.user_id], ""
+    else:
+        keys = principal_keys(who)
+        user = p.add(who.user_id)
+        mine = _mine(p, who, tenant, user)
+        claim_join, claim_where = "", ""
+        if filters.claim is not None:
+            claim_join = f"CROSS JOIN {_claim_of(mine, user, p.add(filters.claim.value))}"
+            claim_where = " AND claim.wanted"
+        # whether `e` is the entry that represents its item (a boolean column, for the
+        # planner's estimate: see `_claim_of`)
+        check = f"""CROSS JOIN LATERAL (
             SELECT o.principal = e.principal AND o.step_id = e.step_id AS is_it
             FROM inbox_entry o
             WHERE {mine}
             ORDER BY o.due, o.principal, o.step_id LIMIT 1
         ) rep
-        {claim_join}
+        {claim_join}"""
+        conditions.append(f"rep.is_it{claim_where}")
+    extra = "".join(f" AND {c}" for c in conditions)
+    direction = "DESC" if order.descending else "ASC"
+    limit_param = p.add(limit, "int")
+    # One index range per principal key, read in the requested order from the cursor and
+    # stopped at the LIMIT; in the inbox, each row checked against the item's other entries
+    # (a handful) to keep only the entry that represents the item for this reader.
+    branches = [
+        f"""(SELECT e.item_id, e.{column} AS sort_key, e.due, e.item_state, e.kind, e.risk
+        FROM inbox_entry e
+        {check}
         WHERE e.tenant_id = {tenant} AND e.principal = {p.add(key)}{extra}
-          AND rep.is_it{claim_where}
         ORDER BY e.{column} {direction}, e.item_id {direction}
         LIMIT {limit_param})"""
-        for key in principal_keys(who)
+        for key in keys
     ]
     return "(\n    " + "\n    UNION ALL\n    ".join(branches) + "\n    ) e"
+
+
+def _claim_column(p: _Params, who: InboxPrincipal, scope: ItemScope | None) -> tuple[str, str]:
+    """The join and the column of the claim state of page rows `e` (none for item scopes)."""
+    if scope is not None:
+        return "", "NULL::text"
+    tenant, user = p.add(who.tenant_id), p.add(who.user_id)
+    return f"CROSS JOIN {_claim_of(_mine(p, who, tenant, user), user)}", "claim.state"
 
 
 def page_statement(
@@ -253,14 +280,15 @@ def page_statement(
     after: Keyset | None,
     limit: int,
     now: datetime,
+    scope: ItemScope | None = None,
 ) -> tuple[str, list[Any]]:
-    """The statement of one inbox page (and its parameters): the page's entries, their claim
-    state, then their items by primary key."""
+    """The statement of one page (and its parameters) of the reader's inbox, or of their
+    items in `scope`: the page's entries, their claim state, then their items by primary
+    key."""
     p = _Params()
-    source = _inbox_rows(p, who, filters, order, now, after, limit + 1)
+    source = _inbox_rows(p, who, filters, order, now, after, limit + 1, scope)
     direction = "DESC" if order.descending else "ASC"
-    tenant = p.add(who.tenant_id)
-    user = p.add(who.user_id)
+    claim_join, claim = _claim_column(p, who, scope)
     statement = f"""WITH page AS (
     SELECT e.item_id, e.sort_key, e.due FROM {source}
     ORDER BY e.sort_key {direction}, e.item_id {direction}
@@ -269,10 +297,10 @@ def page_statement(
     SELECT i.*,
         CASE WHEN e.due = '{NO_DUE_DATE}'::timestamptz THEN NULL ELSE e.due END AS inbox_due,
         e.due < {p.add(now, "timestamptz")} AS inbox_overdue,
-        claim.state AS inbox_claim,
+        {claim} AS inbox_claim,
         e.sort_key
     FROM page e
-    CROSS JOIN {_claim_of(_mine(p, who, tenant, user), user)}
+    {claim_join}
     JOIN workflow_item i ON i.id = e.item_id
     ORDER BY e.sort_key {direction}, e.item_id {direction}"""
     return statement, p.values
@@ -286,14 +314,18 @@ async def inbox_page(
     after: Keyset | None,
     limit: int,
     now: datetime,
+    scope: ItemScope | None = None,
 ) -> tuple[list[dict[str, Any]], bool]:
-    """Up to `limit` inbox rows after `after` in `order`, and whether more follow.
+    """Up to `limit` rows of the reader's inbox (or of their items in `scope`) after `after`
+    in `order`, and whether more follow.
 
     Each row is the item with `inbox_due` (the earliest deadline of the caller's active steps,
-    where a step without one counts the item's), `inbox_overdue`, `inbox_claim` and `sort_key`
-    (the keyset value).
+    where a step without one counts the item's; the item's own in a scope), `inbox_overdue`,
+    `inbox_claim` (null in a scope) and `sort_key` (the keyset value).
     """
-    statement, values = page_statement(who, filters, order, after=after, limit=limit, now=now)
+    statement, values = page_statement(
+        who, filters, order, after=after, limit=limit, now=now, scope=scope
+    )
     rows = await sql.fetch(statement, *values)
     items = [sql.record_dict(r, ITEM_JSON) for r in rows[:limit]]
     return items, len(rows) > limit
@@ -321,15 +353,15 @@ async def inbox_counts(
     now: datetime,
     *,
     limit: int,
+    scope: ItemScope | None = None,
 ) -> InboxCounts:
     """The number of inbox items matching `filters` and their counts per value of each facet
     (state, kind, risk, overdue, claim), in one statement that reads at most `limit` + 1 items
     (the first ones in `order`), so its cost is bounded whatever the inbox holds."""
     p = _Params()
-    source = _inbox_rows(p, who, filters, order, now, None, limit + 1)
+    source = _inbox_rows(p, who, filters, order, now, None, limit + 1, scope)
     direction = "DESC" if order.descending else "ASC"
-    tenant = p.add(who.tenant_id)
-    user = p.add(who.user_id)
+    claim_join, claim = _claim_column(p, who, scope)
     statement = f"""WITH head AS MATERIALIZED (
         SELECT e.item_id, e.item_state, e.kind, e.risk,
             e.due < {p.add(now, "timestamptz")} AS overdue
@@ -338,15 +370,16 @@ async def inbox_counts(
         LIMIT {p.add(limit + 1, "int")}
     ),
     counted AS (
-        SELECT e.*, claim.state AS claim
+        SELECT e.*, {claim} AS claim
         FROM (SELECT * FROM head LIMIT {p.add(limit, "int")}) e
-        CROSS JOIN {_claim_of(_mine(p, who, tenant, user), user)}
+        {claim_join}
     )
     SELECT 'state' AS facet, item_state AS value, count(*) AS n FROM counted GROUP BY item_state
     UNION ALL SELECT 'kind', kind, count(*) FROM counted GROUP BY kind
     UNION ALL SELECT 'risk', risk, count(*) FROM counted GROUP BY risk
     UNION ALL SELECT 'overdue', overdue::text, count(*) FROM counted GROUP BY overdue
-    UNION ALL SELECT 'claim', claim, count(*) FROM counted GROUP BY claim
+    UNION ALL SELECT 'claim', claim, count(*) FROM counted WHERE claim IS NOT NULL
+        GROUP BY claim
     UNION ALL SELECT 'total', '', count(*) FROM head"""
     rows = await sql.fetch(statement, *p.values)
     facets: dict[str, dict[str, int]] = {name: {} for name in FACETS}
