@@ -12,6 +12,7 @@ from litestar import Litestar, Response, get
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 
+from signoff.api.audit_export_http import download_audit_export
 from signoff.api.auth import TokenVerifier
 from signoff.api.context import SignoffContext
 from signoff.api.controller import graphql_controller
@@ -130,6 +131,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         channel_interaction,
         receive_evidence_upload,
         download_evidence,
+        download_audit_export,
     ]
     if settings.graphiql_enabled:
         routes.append(graphiql_assets())

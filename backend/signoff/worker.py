@@ -6,11 +6,12 @@ from typing import Any
 
 from arq import cron
 from arq.connections import RedisSettings
-from arq.worker import Worker
+from arq.worker import Worker, func
 
 from signoff.db.engine import ENGINE, close_pool, configure_engine, start_pool
 from signoff.domain.clock import Clock, SystemClock
 from signoff.jobs.audit_check import verify_audit_chains
+from signoff.jobs.audit_exports import run_audit_export_job, sweep_audit_exports
 from signoff.jobs.evidence import sweep_evidence_uploads
 from signoff.jobs.notifications import (
     deliver_job,
@@ -31,6 +32,8 @@ from signoff.settings import Settings, get_settings
 FUNCTIONS: list[Any] = [verify_audit_chains, fire_due_timers_job, fire_timer_job, sweep_timers_job]
 FUNCTIONS += [plan_notifications_job, deliver_job, notification_sweeper]
 FUNCTIONS += [sweep_evidence_uploads, apply_retention_job]
+# An export of millions of events outlasts arq's default 300 s job timeout.
+FUNCTIONS += [func(run_audit_export_job, timeout=3600, max_tries=1), sweep_audit_exports]
 
 
 def cron_jobs(settings: Settings) -> list[Any]:
@@ -54,6 +57,7 @@ def cron_jobs(settings: Settings) -> list[Any]:
             timeout=120,
         ),
         cron(sweep_evidence_uploads, second={20}, unique=True, timeout=120),
+        cron(sweep_audit_exports, second={40}, unique=True, timeout=60),
         cron(apply_retention_job, minute={41}, second={10}, unique=True, timeout=3600),
     ]
 

@@ -65,6 +65,10 @@ def cost_model(settings: Settings) -> CostModel:
         "Query.retentionPolicies": FieldCost(weight=1, max_items=_NAMES),
         "Query.legalHold": FieldCost(weight=1),
         "Query.itemRetention": FieldCost(weight=4),
+        # reads the whole chain, a batch of events per statement
+        "Query.verifyAuditChain": FieldCost(weight=20),
+        "Query.auditExport": FieldCost(weight=1),
+        "Query.auditExports": FieldCost(weight=1, max_items=100),
         "Subscription.itemEvents": FieldCost(weight=3),
         "Subscription.inboxChanged": FieldCost(weight=3),
         # per-object statements
@@ -125,6 +129,7 @@ def cost_model(settings: Settings) -> CostModel:
         "EvidenceUploadPayload",
         "RetentionPolicyPayload",
         "LegalHoldPayload",
+        "RequestAuditExportPayload",
     ):
         bounds[f"{payload}.errors"] = FieldCost(max_items=_ERRORS)
     return CostModel(fields=bounds, default_page=min(20, page), mutation_weight=10)

@@ -15,6 +15,7 @@ from strawberry.types import Info
 
 from signoff.api import ids
 from signoff.api.audit import AuditQueries
+from signoff.api.audit_exports import AuditExportMutations, AuditExportQueries
 from signoff.api.comments import CommentQueries
 from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.errors import CodedError
@@ -66,6 +67,7 @@ class Query(
     IncidentQueries,
     AuditQueries,
     RetentionQueries,
+    AuditExportQueries,
 ):
     @strawberry.field(description="The authenticated caller.")
     def viewer(self, info: Info[SignoffContext, Any]) -> Viewer:
@@ -121,6 +123,7 @@ class Mutation(
     EvidenceMutations,
     IncidentMutations,
     RetentionMutations,
+    AuditExportMutations,
 ):
     """Every mutation takes an optional idempotency key and returns typed user errors."""
 

@@ -1,13 +1,16 @@
-"""Reading audit events for an export: streamed through a server-side cursor."""
+"""Audit exports: their requests, and reading their events through a server-side cursor."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 
+from signoff.db import sql
 from signoff.db.engine import ENGINE
 from signoff.domain.audit_export import COLUMNS, ExportFilter, action_patterns
 
@@ -72,3 +75,149 @@ async def stream_events(
         cursor = await conn.cursor(query, *args)
         while rows := await cursor.fetch(batch):
             yield rows
+
+
+# -- the export requests ----------------------------------------------------------------------
+
+
+def _record(row: asyncpg.Record | None) -> dict[str, Any] | None:
+    return sql.record_dict(row, ("filter", "manifest")) if row is not None else None
+
+
+async def insert(export: dict[str, Any]) -> None:
+    """Store a new export request (status `queued`)."""
+    await sql.execute(
+        """INSERT INTO audit_export (id, tenant_id, requested_by, format, filter, to_seq, status,
+            created_at, heartbeat_at)
+        VALUES ($1, $2, $3, $4, $5::jsonb, $6, 'queued', $7, $7)""",
+        export["id"],
+        export["tenant_id"],
+        export["requested_by"],
+        export["format"],
+        sql.dumps(export["filter"]),
+        export["to_seq"],
+        export["created_at"],
+    )
+
+
+async def get(tenant_id: str, export_id: UUID) -> dict[str, Any] | None:
+    """One export of the tenant."""
+    return _record(
+        await sql.fetchrow(
+            "SELECT * FROM audit_export WHERE tenant_id = $1 AND id = $2", tenant_id, export_id
+        )
+    )
+
+
+async def list_recent(tenant_id: str, limit: int) -> list[dict[str, Any]]:
+    """The tenant's exports, newest first."""
+    rows = await sql.fetch(
+        "SELECT * FROM audit_export WHERE tenant_id = $1 ORDER BY created_at DESC, id LIMIT $2",
+        tenant_id,
+        limit,
+    )
+    return [r for r in map(_record, rows) if r is not None]
+
+
+async def claim(
+    tenant_id: str, export_id: UUID, lease: UUID, now: datetime, stale_before: datetime
+) -> dict[str, Any] | None:
+    """Take an export to run: queued, or running with a heartbeat older than `stale_before`
+    (its worker is gone). None when it is done, or alive in another worker."""
+    return _record(
+        await sql.fetchrow(
+            """UPDATE audit_export SET status = 'running', attempts = attempts + 1, lease = $3,
+                heartbeat_at = $4, started_at = coalesce(started_at, $4), rows_written = 0,
+                error = NULL
+            WHERE tenant_id = $1 AND id = $2
+              AND (status = 'queued' OR (status = 'running' AND heartbeat_at < $5))
+            RETURNING *""",
+            tenant_id,
+            export_id,
+            lease,
+            now,
+            stale_before,
+        )
+    )
+
+
+async def count_rows(tenant_id: str, f: ExportFilter, to_seq: int) -> int:
+    """How many events the export will hold."""
+    query, args = filtered_query(tenant_id, f, to_seq)
+    row = await sql.fetchrow(f"SELECT count(*) AS n FROM ({query}) AS e", *args)
+    return int(row["n"]) if row else 0
+
+
+async def progress(
+    tenant_id: str, export_id: UUID, lease: UUID, rows: int, now: datetime, total: int | None
+) -> bool:
+    """Record rows written and a heartbeat; False when the lease was lost."""
+    row = await sql.fetchrow(
+        """UPDATE audit_export SET rows_written = $4, heartbeat_at = $5,
+            rows_total = coalesce($6, rows_total)
+        WHERE tenant_id = $1 AND id = $2 AND lease = $3 AND status = 'running' RETURNING id""",
+        tenant_id,
+        export_id,
+        lease,
+        rows,
+        now,
+        total,
+    )
+    return row is not None
+
+
+async def complete(
+    tenant_id: str,
+    export_id: UUID,
+    lease: UUID,
+    *,
+    storage_key: str,
+    manifest: dict[str, Any],
+    now: datetime,
+) -> bool:
+    """Mark the export completed with its file; False when the lease was lost."""
+    row = await sql.fetchrow(
+        """UPDATE audit_export SET status = 'completed', storage_key = $4, manifest = $5::jsonb,
+            sha256 = $6, size = $7, rows_written = $8, finished_at = $9, heartbeat_at = $9
+        WHERE tenant_id = $1 AND id = $2 AND lease = $3 AND status = 'running' RETURNING id""",
+        tenant_id,
+        export_id,
+        lease,
+        storage_key,
+        sql.dumps(manifest),
+        manifest["sha256"],
+        manifest["bytes"],
+        manifest["rows"],
+        now,
+    )
+    return row is not None
+
+
+async def give_up(
+    tenant_id: str, export_id: UUID, lease: UUID, error: str, now: datetime, final: bool
+) -> None:
+    """Record a failed attempt: queued again for another attempt, or failed for good."""
+    await sql.execute(
+        """UPDATE audit_export SET status = $4, error = $5, heartbeat_at = $6,
+            finished_at = CASE WHEN $4 = 'failed' THEN $6 END
+        WHERE tenant_id = $1 AND id = $2 AND lease = $3 AND status = 'running'""",
+        tenant_id,
+        export_id,
+        lease,
+        "failed" if final else "queued",
+        error[:1000],
+        now,
+    )
+
+
+async def unfinished(stale_before: datetime, limit: int) -> list[tuple[str, UUID]]:
+    """(tenant, id) of exports that no worker is running: queued or running without a heartbeat
+    since `stale_before`."""
+    rows = await sql.fetch(
+        """SELECT tenant_id, id FROM audit_export
+        WHERE status IN ('queued', 'running') AND heartbeat_at < $1
+        ORDER BY heartbeat_at LIMIT $2""",
+        stale_before,
+        limit,
+    )
+    return [(str(r["tenant_id"]), r["id"]) for r in rows]

@@ -85,6 +85,17 @@ class ArqScheduler:
         """Ask a worker to turn the tenant's new audit events into notifications."""
         await enqueue_planning(await self.pool(), self._settings, tenant_id, up_to_seq)
 
+    async def run_audit_export(self, tenant_id: str, export_id: str, attempt: int) -> None:
+        """Ask a worker to run an audit export (one job per attempt; the row decides)."""
+        pool = await self.pool()
+        await pool.enqueue_job(
+            "run_audit_export_job",
+            tenant_id,
+            export_id,
+            _job_id=f"{self._settings.redis_prefix}:audit-export:{export_id}:{attempt}",
+            _queue_name=self._settings.job_queue_name,
+        )
+
     async def close(self) -> None:
         """Close the connection if this scheduler opened it."""
         if self._pool is not None and self._owns_pool:

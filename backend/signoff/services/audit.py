@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from signoff.db import audit as audit_repo
+from signoff.db import scope as tenant_scope
 from signoff.domain.actors import Actor
 from signoff.domain.audit import ChainBreak
 from signoff.domain.errors import forbidden, invalid
@@ -53,8 +54,9 @@ async def verify_tenant_chain(tenant_id: str, from_seq: int = 1) -> ChainReport:
     """
     if from_seq < 1:
         raise invalid("the first seq to check is 1 or more", "fromSeq")
-    head_seq, head_hash = await audit_repo.chain_head(tenant_id)
-    broken = await audit_repo.verify_chain(tenant_id, from_seq, to_seq=head_seq)
+    with tenant_scope.tenant(tenant_id):
+        head_seq, head_hash = await audit_repo.chain_head(tenant_id)
+        broken = await audit_repo.verify_chain(tenant_id, from_seq, to_seq=head_seq)
     return ChainReport(tenant_id, from_seq, head_seq, head_hash, broken)
 
 
@@ -66,7 +68,8 @@ async def verify_chain(actor: Actor, ctx: ServiceContext, from_seq: int = 1) -> 
 
 async def tenants_to_verify() -> list[str]:
     """Every tenant with an audit trail, by id."""
-    return [tenant for tenant, head in await audit_repo.tenants_with_events() if head > 0]
+    with tenant_scope.all_tenants():
+        return [tenant for tenant, head in await audit_repo.tenants_with_events() if head > 0]
 
 
 async def item_events(
@@ -77,7 +80,8 @@ async def item_events(
     Where each change came from (client address, user agent) is kept only for auditors and
     admins; other readers get those fields empty.
     """
-    rows = await audit_repo.events_for_item(actor.tenant_id, item_id, limit=limit)
+    with tenant_scope.tenant(actor.tenant_id):
+        rows = await audit_repo.events_for_item(actor.tenant_id, item_id, limit=limit)
     if not may_audit(actor, ctx):
         rows = [{**row, "client_addr": None, "user_agent": None} for row in rows]
     return rows

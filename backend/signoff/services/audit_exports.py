@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID, uuid4
 
 import anyio
 
 from signoff.db import audit as audit_repo
 from signoff.db import audit_exports as export_repo
+from signoff.db import scope as tenant_scope
 from signoff.domain.actors import Actor
 from signoff.domain.audit_export import (
     ExportFilter,
@@ -27,8 +31,15 @@ from signoff.domain.audit_export import (
     verify_export,
 )
 from signoff.domain.clock import Clock, SystemClock
+from signoff.domain.errors import DomainError, ErrorCode, invalid
+from signoff.services import links
 from signoff.services.audit import require_auditor
 from signoff.services.context import ServiceContext
+from signoff.services.uow import remember_result, replayed_result, unit_of_work
+from signoff.storage import ObjectMissing, ObjectReader, ObjectStorage
+from signoff.storage.factory import storage_for
+
+log = logging.getLogger("signoff.exports")
 
 BATCH = 2_000
 """Events read and written at a time: what an export holds in memory."""
@@ -77,7 +88,8 @@ async def open_stream(
 ) -> ExportStream:
     """An export of `tenant_id`'s events up to `to_seq` (default: the head now)."""
     if to_seq is None:
-        to_seq, _ = await audit_repo.chain_head(tenant_id)
+        with tenant_scope.tenant(tenant_id):
+            to_seq, _ = await audit_repo.chain_head(tenant_id)
     return ExportStream(tenant_id, f, fmt, to_seq, on_progress)
 
 
@@ -151,3 +163,227 @@ def verify_file(path: Path, manifest: dict[str, Any] | None = None) -> ExportPro
             return verify_export(read_rows(fmt, text), manifest)
         except (ValueError, KeyError, TypeError) as exc:  # JSON errors are ValueErrors
             return ExportProblem(0, None, f"not a readable audit export: {exc}")
+
+
+# -- exports requested through the API, run by a worker ---------------------------------------
+
+STALE_AFTER = timedelta(seconds=120)
+"""An export whose heartbeat is older than this has lost its worker and is handed out again."""
+HEARTBEAT_EVERY = timedelta(seconds=2)
+MAX_ATTEMPTS = 3
+EXTENSIONS = {ExportFormat.NDJSON: "ndjson", ExportFormat.CSV: "csv"}
+
+
+def check_filter(f: ExportFilter) -> None:
+    """Refuse a filter that cannot select anything sensible (`INVALID_INPUT`)."""
+    if f.since is not None and f.until is not None and f.since >= f.until:
+        raise invalid("`since` must be before `until`", "filter.since")
+    for name, moment in (("since", f.since), ("until", f.until)):
+        if moment is not None and moment.tzinfo is None:
+            raise invalid("give the time with its offset", f"filter.{name}")
+
+
+async def request_export(
+    actor: Actor,
+    ctx: ServiceContext,
+    f: ExportFilter,
+    fmt: ExportFormat,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    """Record an export of the actor's tenant's trail and have a worker run it (auditors and
+    admins). It holds the events up to the chain's head now; a replayed key returns the
+    export it made."""
+    require_auditor(actor, ctx, "exporting the audit trail")
+    check_filter(f)
+    request = {"filter": f.to_dict(), "format": fmt.value}
+    async with unit_of_work(actor, ctx) as uow:
+        replayed = await replayed_result(uow, idempotency_key, "requestAuditExport", request)
+        if replayed is not None:
+            export_id = UUID(replayed["export_id"])
+        else:
+            export_id = uuid4()
+            to_seq, _ = await audit_repo.chain_head(actor.tenant_id)
+            await export_repo.insert(
+                {
+                    "id": export_id,
+                    "tenant_id": actor.tenant_id,
+                    "requested_by": actor.user_id,
+                    "format": fmt.value,
+                    "filter": f.to_dict(),
+                    "to_seq": to_seq,
+                    "created_at": ctx.clock.now(),
+                }
+            )
+            uow.record(
+                "audit.export_requested",
+                data={"export_id": str(export_id), **request, "to_seq": to_seq},
+            )
+            await remember_result(uow, idempotency_key, {"export_id": str(export_id)})
+            scheduler = ctx.scheduler
+            if scheduler is not None:
+
+                async def enqueue() -> None:
+                    await scheduler.run_audit_export(actor.tenant_id, str(export_id), 1)
+
+                uow.after_commit(enqueue)
+        export = await export_repo.get(actor.tenant_id, export_id)
+    assert export is not None
+    return export
+
+
+async def get_export(actor: Actor, ctx: ServiceContext, export_id: UUID) -> dict[str, Any]:
+    """One export of the actor's tenant, with its progress (auditors and admins)."""
+    require_auditor(actor, ctx, "reading audit exports")
+    with tenant_scope.tenant(actor.tenant_id):
+        export = await export_repo.get(actor.tenant_id, export_id)
+    if export is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "no such audit export")
+    return export
+
+
+async def get_export_for_worker(tenant_id: str, export_id: UUID) -> dict[str, Any]:
+    """One export, for the worker that runs it."""
+    with tenant_scope.tenant(tenant_id):
+        export = await export_repo.get(tenant_id, export_id)
+    if export is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "no such audit export")
+    return export
+
+
+async def list_exports(actor: Actor, ctx: ServiceContext, limit: int) -> list[dict[str, Any]]:
+    """The tenant's exports, newest first (auditors and admins)."""
+    require_auditor(actor, ctx, "reading audit exports")
+    with tenant_scope.tenant(actor.tenant_id):
+        return await export_repo.list_recent(actor.tenant_id, limit)
+
+
+def storage_of(ctx: ServiceContext) -> ObjectStorage:
+    """The store exports are kept in (the evidence store)."""
+    return ctx.storage if ctx.storage is not None else storage_for(ctx.settings)
+
+
+def _key(export: dict[str, Any], attempt: int) -> str:
+    ext = EXTENSIONS[ExportFormat(export["format"])]
+    return f"tenants/{export['tenant_id']}/audit-exports/{export['id']}.{attempt}.{ext}"
+
+
+async def run_export(ctx: ServiceContext, tenant_id: str, export_id: UUID) -> str:
+    """Run one export if no live worker runs it: stream its events into the store, then mark
+    it completed with its manifest. What it did: `completed`, `skipped` (done, or alive
+    elsewhere), `lost` (another worker took it over), `retry` or `failed`.
+
+    The object appears whole or not at all (the store's `put` is atomic), under a key of its
+    own per attempt, and only the attempt holding the lease marks the export completed: an
+    interrupted export is run again from the start by the sweeper, never left truncated.
+    """
+    lease = uuid4()
+    now = ctx.clock.now()
+    with tenant_scope.tenant(tenant_id):
+        export = await export_repo.claim(tenant_id, export_id, lease, now, now - STALE_AFTER)
+        if export is None:
+            return "skipped"
+        f = ExportFilter.from_dict(export["filter"])
+        to_seq = int(export["to_seq"])
+        total = await export_repo.count_rows(tenant_id, f, to_seq)
+        await export_repo.progress(tenant_id, export_id, lease, 0, now, total)
+        beat = {"at": now}
+
+        async def on_progress(rows: int) -> None:
+            moment = ctx.clock.now()
+            if moment - beat["at"] < HEARTBEAT_EVERY and rows < total:
+                return
+            beat["at"] = moment
+            if not await export_repo.progress(tenant_id, export_id, lease, rows, moment, None):
+                raise LeaseLost
+
+        fmt = ExportFormat(export["format"])
+        stream = ExportStream(tenant_id, f, fmt, to_seq, on_progress)
+        key = _key(export, int(export["attempts"]))
+        store = storage_of(ctx)
+        try:
+            await store.put(key, stream.chunks())
+            manifest = stream.builder.manifest(ctx.clock.now(), str(export_id))
+            await store.put(key + ".manifest.json", _once(json.dumps(manifest).encode()))
+        except LeaseLost:
+            return "lost"
+        except Exception as exc:
+            final = int(export["attempts"]) >= MAX_ATTEMPTS
+            await export_repo.give_up(
+                tenant_id, export_id, lease, f"{type(exc).__name__}: {exc}", ctx.clock.now(), final
+            )
+            log.exception("audit export %s failed (attempt %s)", export_id, export["attempts"])
+            return "failed" if final else "retry"
+        async with unit_of_work(Actor.system(tenant_id, f"export:{export_id}"), ctx) as uow:
+            done = await export_repo.complete(
+                tenant_id, export_id, lease, storage_key=key, manifest=manifest, now=ctx.clock.now()
+            )
+            if done:
+                uow.record(
+                    "audit.export_completed",
+                    data={
+                        "export_id": str(export_id),
+                        "rows": manifest["rows"],
+                        "sha256": manifest["sha256"],
+                        "last_hash": manifest["chain"]["last_hash"],
+                    },
+                )
+    if not done:
+        # Another attempt took over while this one wrote: its file is the export's.
+        await store.delete(key)
+        await store.delete(key + ".manifest.json")
+        return "lost"
+    return "completed"
+
+
+class LeaseLost(Exception):
+    """Another attempt took the export over (this one's heartbeat was late)."""
+
+
+async def _once(body: bytes) -> AsyncIterator[bytes]:
+    yield body
+
+
+async def sweep_exports(ctx: ServiceContext, limit: int = 100) -> int:
+    """Hand out again every export no live worker runs (queued with a lost job, or running
+    without a heartbeat): the database holds the truth, the queue only accelerates."""
+    with tenant_scope.all_tenants():
+        stale = await export_repo.unfinished(ctx.clock.now() - STALE_AFTER, limit)
+    scheduler = ctx.scheduler
+    if scheduler is None:
+        return 0
+    for tenant_id, export_id in stale:
+        with tenant_scope.tenant(tenant_id):
+            export = await export_repo.get(tenant_id, export_id)
+        if export is not None:
+            await scheduler.run_audit_export(tenant_id, str(export_id), int(export["attempts"]) + 1)
+    return len(stale)
+
+
+async def open_export_file(
+    actor: Actor, ctx: ServiceContext, export_id: UUID, manifest: bool = False
+) -> tuple[dict[str, Any], ObjectReader]:
+    """The completed export's file (or its manifest) for an auditor or admin of its tenant."""
+    export = await get_export(actor, ctx, export_id)
+    if export["status"] != "completed":
+        raise DomainError(ErrorCode.NOT_FOUND, "this audit export has no file yet")
+    key = str(export["storage_key"]) + (".manifest.json" if manifest else "")
+    try:
+        return export, await storage_of(ctx).open(key)
+    except ObjectMissing:
+        raise DomainError(ErrorCode.NOT_FOUND, "the export's file is no longer stored") from None
+
+
+DOWNLOAD_AUDIENCE = "signoff:audit-export-download"
+DOWNLOAD_TTL = timedelta(minutes=10)
+
+
+def download_token(actor: Actor, ctx: ServiceContext, export_id: UUID) -> str:
+    """A short-lived token for an export's download links, naming who may use them (the
+    download is authorised again, as that person, when it is used)."""
+    token, _ = links.mint(actor, ctx, DOWNLOAD_AUDIENCE, "xpt", export_id, DOWNLOAD_TTL)
+    return token
+
+
+def download_grant(ctx: ServiceContext, token: str) -> tuple[Actor, UUID]:
+    """(actor, export id) of a download token; NOT_FOUND when it is invalid or expired."""
+    return links.grant(ctx, token, DOWNLOAD_AUDIENCE, "xpt")

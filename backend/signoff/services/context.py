@@ -24,6 +24,10 @@ class JobScheduler(Protocol):
         """Have the tenant's audit events up to `up_to_seq` turned into notifications."""
         ...
 
+    async def run_audit_export(self, tenant_id: str, export_id: str, attempt: int) -> None:
+        """Have a worker run an audit export (`attempt` tells re-deliveries apart)."""
+        ...
+
 
 @dataclass(frozen=True)
 class ServiceContext:

@@ -20,8 +20,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import jwt
-
 from signoff.db import evidence as repo
 from signoff.db import items as items_repo
 from signoff.domain.actors import Actor, Principal, RequestMeta
@@ -36,6 +34,7 @@ from signoff.domain.evidence import (
     upload_token,
 )
 from signoff.services import items as item_services
+from signoff.services import links
 from signoff.services.context import ServiceContext
 from signoff.services.uow import UnitOfWork, remember_result, replayed_result, unit_of_work
 from signoff.storage import ObjectChanged, ObjectMissing, ObjectStorage, StorageError
@@ -472,45 +471,13 @@ def download_token(
 ) -> tuple[str, datetime]:
     """A short-lived token for the download URL of `record`, carrying who may use it (the
     download is authorised again, as that person, when it is used)."""
-    expires = ctx.clock.now() + timedelta(seconds=ctx.settings.evidence_download_ttl_seconds)
-    principal = actor.principal
-    claims = {
-        "aud": DOWNLOAD_AUDIENCE,
-        "sub": principal.user_id,
-        "ten": principal.tenant_id,
-        "rol": sorted(principal.roles),
-        "grp": sorted(principal.groups),
-        "evd": str(record.id),
-        "exp": int(expires.timestamp()),
-    }
-    token = jwt.encode(claims, ctx.settings.effective_url_signing_secret, algorithm="HS256")
-    return token, expires
+    ttl = timedelta(seconds=ctx.settings.evidence_download_ttl_seconds)
+    return links.mint(actor, ctx, DOWNLOAD_AUDIENCE, "evd", record.id, ttl)
 
 
 def download_grant(ctx: ServiceContext, token: str) -> tuple[Actor, UUID]:
     """(actor, evidence id) of a download token; NOT_FOUND when it is invalid or expired."""
-    try:
-        claims = jwt.decode(
-            token,
-            ctx.settings.effective_url_signing_secret,
-            algorithms=["HS256"],
-            audience=DOWNLOAD_AUDIENCE,
-            # Expiry is checked against the service clock below, not the wall clock.
-            options={"require": ["exp", "sub", "ten", "evd"], "verify_exp": False},
-        )
-        if int(claims["exp"]) <= int(ctx.clock.now().timestamp()):
-            raise jwt.ExpiredSignatureError
-        principal = Principal(
-            str(claims["sub"]),
-            str(claims["ten"]),
-            frozenset(claims.get("rol") or ()),
-            frozenset(claims.get("grp") or ()),
-        )
-        return Actor(principal), UUID(str(claims["evd"]))
-    except (jwt.InvalidTokenError, ValueError, TypeError, KeyError):
-        raise DomainError(
-            ErrorCode.NOT_FOUND, "this download link is invalid or has expired"
-        ) from None
+    return links.grant(ctx, token, DOWNLOAD_AUDIENCE, "evd")
 
 
 # --------------------------------------------------------------------------- housekeeping

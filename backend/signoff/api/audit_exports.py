@@ -1,0 +1,234 @@
+"""Audit exports over GraphQL: requesting one, following its progress, its download links."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from signoff.api import ids
+from signoff.api.context import SignoffContext, actor_of, services_of
+from signoff.api.enums import described_enum
+from signoff.api.errors import CodedError, UserError, user_error
+from signoff.domain.audit_export import EventKind, ExportFilter, ExportFormat
+from signoff.domain.errors import DomainError
+from signoff.services import audit_exports as export_services
+
+
+class ExportStatus(StrEnum):
+    """Where an export is."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+described_enum(
+    ExportFormat,
+    "The file format of an audit export.",
+    {
+        ExportFormat.NDJSON: "One JSON object a line.",
+        ExportFormat.CSV: "A header line, then one record a row; `data` as JSON text.",
+    },
+    name="AuditExportFormat",
+)
+described_enum(
+    EventKind,
+    "Families of audit events an export can be narrowed to.",
+    {
+        EventKind.APPROVALS: "Votes and decisions on steps and the item outcomes they lead to.",
+        EventKind.ESCALATIONS: "Escalations, expiries, reminders and deadline-risk warnings.",
+        EventKind.COMMENTS: "Comments created, edited and deleted.",
+        EventKind.OVERRIDES: "Overrides and override requests.",
+        EventKind.NOTIFICATIONS: "Notification retries and dead letters.",
+    },
+    name="AuditEventKind",
+)
+described_enum(
+    ExportStatus,
+    "Where an audit export is.",
+    {
+        ExportStatus.QUEUED: "Waiting for a worker (or for another attempt).",
+        ExportStatus.RUNNING: "A worker is writing it; `rowsWritten` grows.",
+        ExportStatus.COMPLETED: "Its file and manifest are stored and can be downloaded.",
+        ExportStatus.FAILED: "Every attempt failed; `error` says why.",
+    },
+    name="AuditExportStatus",
+)
+
+
+@strawberry.input(description="Which audit events an export holds; every field narrows it.")
+class AuditExportFilterInput:
+    since: datetime | None = strawberry.field(default=None, description="Events at or after.")
+    until: datetime | None = strawberry.field(default=None, description="Events before.")
+    template_key: str | None = strawberry.field(
+        default=None, description="Events of items of this template."
+    )
+    item_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Events of this item (global id)."
+    )
+    actor_id: str | None = strawberry.field(default=None, description="Events by this actor.")
+    kinds: list[EventKind] | None = strawberry.field(
+        default=None, description="Only events of these kinds."
+    )
+
+
+@strawberry.input(description="Input of `requestAuditExport`.")
+class RequestAuditExportInput:
+    filter: AuditExportFilterInput | None = strawberry.field(
+        default=None, description="Which events (default: all of the tenant's)."
+    )
+    format: ExportFormat = strawberry.field(default=ExportFormat.NDJSON, description="File format.")
+    idempotency_key: str | None = strawberry.field(
+        default=None, description="A replay with the same key returns the same export."
+    )
+
+
+@strawberry.type(description="An export of the tenant's audit trail, run by a worker.")
+class AuditExport:
+    id: strawberry.ID = strawberry.field(description="Global id.")
+    status: ExportStatus = strawberry.field(description="Where it is.")
+    format: ExportFormat = strawberry.field(description="File format.")
+    filter: JSON = strawberry.field(description="The filter it was requested with.")
+    to_seq: int = strawberry.field(
+        description="It holds events up to this seq: the chain's head when it was requested."
+    )
+    requested_by: str = strawberry.field(description="Who requested it.")
+    attempts: int = strawberry.field(description="Attempts so far (a lost worker's is re-run).")
+    rows_written: int = strawberry.field(description="Rows written by the current attempt.")
+    rows_total: int | None = strawberry.field(
+        description="Rows it will hold (known once a worker started it)."
+    )
+    error: str | None = strawberry.field(description="Why the last attempt failed.")
+    created_at: datetime = strawberry.field(description="When it was requested.")
+    finished_at: datetime | None = strawberry.field(description="When it completed or failed.")
+    sha256: str | None = strawberry.field(description="sha256 of the file, once completed.")
+    size: int | None = strawberry.field(description="Bytes of the file, once completed.")
+    manifest: JSON | None = strawberry.field(
+        description="Row count, time range, filter, chain segment ends and sha256 of the file."
+    )
+    download_url: str | None = strawberry.field(
+        description="Short-lived link to the file (completed exports), for the caller only."
+    )
+    manifest_url: str | None = strawberry.field(
+        description="Short-lived link to the manifest (completed exports), for the caller only."
+    )
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], token: str | None) -> AuditExport:
+        """Map an export row; `token` makes the download links."""
+        global_id = ids.encode("AuditExport", row["id"])
+        base = f"/audit-exports/{global_id}"
+        done = row["status"] == ExportStatus.COMPLETED and token is not None
+        query = f"?token={quote(token or '')}"
+        return cls(
+            id=strawberry.ID(global_id),
+            status=ExportStatus(row["status"]),
+            format=ExportFormat(row["format"]),
+            filter=row["filter"],
+            to_seq=row["to_seq"],
+            requested_by=row["requested_by"],
+            attempts=row["attempts"],
+            rows_written=row["rows_written"],
+            rows_total=row["rows_total"],
+            error=row["error"],
+            created_at=row["created_at"],
+            finished_at=row["finished_at"],
+            sha256=row["sha256"],
+            size=row["size"],
+            manifest=row["manifest"],
+            download_url=f"{base}/file{query}" if done else None,
+            manifest_url=f"{base}/manifest{query}" if done else None,
+        )
+
+
+@strawberry.type(description="Result of `requestAuditExport`.")
+class RequestAuditExportPayload:
+    export: AuditExport | None = strawberry.field(description="The export, queued.")
+    errors: list[UserError] = strawberry.field(description="Empty on success.")
+
+
+def to_filter(value: AuditExportFilterInput | None) -> ExportFilter:
+    """The domain filter of the input."""
+    if value is None:
+        return ExportFilter()
+    return ExportFilter(
+        since=value.since,
+        until=value.until,
+        template_key=value.template_key,
+        item_id=(
+            ids.decode_uuid(value.item_id, "WorkflowItem", "filter.itemId")
+            if value.item_id
+            else None
+        ),
+        actor_id=value.actor_id,
+        kinds=tuple(value.kinds or ()),
+    )
+
+
+def _mapped(info: Info[SignoffContext, Any], row: dict[str, Any]) -> AuditExport:
+    token = export_services.download_token(actor_of(info), services_of(info), row["id"])
+    return AuditExport.from_row(row, token)
+
+
+@strawberry.type
+class AuditExportMutations:
+    @strawberry.mutation(
+        description="Export the tenant's audit trail in the background (auditors and admins): "
+        "follow it with `auditExport`, download it from its links when completed."
+    )
+    async def request_audit_export(
+        self,
+        info: Info[SignoffContext, Any],
+        input: Annotated[
+            RequestAuditExportInput, strawberry.argument(description="What to export.")
+        ],
+    ) -> RequestAuditExportPayload:
+        try:
+            row = await export_services.request_export(
+                actor_of(info),
+                services_of(info),
+                to_filter(input.filter),
+                input.format,
+                input.idempotency_key,
+            )
+        except DomainError as exc:
+            return RequestAuditExportPayload(export=None, errors=[user_error(exc)])
+        return RequestAuditExportPayload(export=_mapped(info, row), errors=[])
+
+
+@strawberry.type
+class AuditExportQueries:
+    @strawberry.field(description="One audit export with its progress (auditors and admins).")
+    async def audit_export(
+        self,
+        info: Info[SignoffContext, Any],
+        id: Annotated[strawberry.ID, strawberry.argument(description="Global id.")],
+    ) -> AuditExport:
+        try:
+            row = await export_services.get_export(
+                actor_of(info), services_of(info), ids.decode_uuid(id, "AuditExport", "id")
+            )
+        except DomainError as exc:
+            raise CodedError(exc) from None
+        return _mapped(info, row)
+
+    @strawberry.field(description="The tenant's audit exports, newest first (auditors, admins).")
+    async def audit_exports(
+        self,
+        info: Info[SignoffContext, Any],
+        first: Annotated[int, strawberry.argument(description="At most this many (max 100).")] = 20,
+    ) -> list[AuditExport]:
+        try:
+            rows = await export_services.list_exports(
+                actor_of(info), services_of(info), max(1, min(first, 100))
+            )
+        except DomainError as exc:
+            raise CodedError(exc) from None
+        return [_mapped(info, row) for row in rows]
