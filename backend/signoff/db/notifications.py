@@ -10,6 +10,8 @@ from uuid import UUID
 
 from signoff.db import sql
 from signoff.db.engine import ENGINE
+from signoff.db.records import item_of, step_of
+from signoff.domain.records import Item, Step
 
 PROFILE_JSON = ("addresses", "preferences")
 DELIVERY_JSON = ("payload",)
@@ -138,26 +140,24 @@ async def tenants_behind() -> list[str]:
     return [r["id"] for r in rows]
 
 
-async def items_by_id(tenant_id: str, item_ids: Sequence[UUID]) -> dict[UUID, dict[str, Any]]:
-    """Items (the columns a notification needs) by id."""
+async def items_by_id(tenant_id: str, item_ids: Sequence[UUID]) -> dict[UUID, Item]:
+    """Items by id."""
     rows = await sql.fetch(
-        """SELECT id, title, priority, risk, requester_id, due_at, state FROM workflow_item
-        WHERE tenant_id = $1 AND id = ANY($2::uuid[])""",
+        "SELECT * FROM workflow_item WHERE tenant_id = $1 AND id = ANY($2::uuid[])",
         tenant_id,
         list(item_ids),
     )
-    return {r["id"]: dict(r) for r in rows}
+    return {r["id"]: item_of(r) for r in rows}
 
 
-async def steps_by_id(tenant_id: str, step_ids: Sequence[UUID]) -> dict[UUID, dict[str, Any]]:
-    """Steps (the columns a notification needs) by id."""
+async def steps_by_id(tenant_id: str, step_ids: Sequence[UUID]) -> dict[UUID, Step]:
+    """Steps by id."""
     rows = await sql.fetch(
-        """SELECT id, item_id, key, name, state, assignees, risk, due_at, escalation_level, error
-        FROM step WHERE tenant_id = $1 AND id = ANY($2::uuid[])""",
+        "SELECT * FROM step WHERE tenant_id = $1 AND id = ANY($2::uuid[])",
         tenant_id,
         list(step_ids),
     )
-    return {r["id"]: sql.record_dict(r, ("assignees",)) for r in rows}
+    return {r["id"]: step_of(r) for r in rows}
 
 
 async def insert_delivery(values: dict[str, Any]) -> dict[str, Any] | None:

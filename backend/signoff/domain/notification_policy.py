@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from signoff.domain.errors import DomainError, ErrorCode, Problem
+from signoff.domain.records import StepAssignees
 
 #: Audit action → notification kind. Actions not listed notify nobody.
 KIND_OF_ACTION: Mapping[str, str] = {
@@ -260,10 +261,10 @@ def concerns_open_step(kind: str, step_state: str | None, data: Mapping[str, Any
     return kind == "escalation" and step_state == "failed" and data.get("by") == "retries_exhausted"
 
 
-def step_assignee_sets(assignees: Mapping[str, Any]) -> tuple[set[str], set[str], set[str]]:
+def step_assignee_sets(assignees: StepAssignees) -> tuple[set[str], set[str], set[str]]:
     """(users, groups, roles) a step's assignees name; delegates count as users."""
-    users = set(assignees.get("users") or []) | set((assignees.get("delegates") or {}).keys())
-    return users, set(assignees.get("groups") or []), set(assignees.get("roles") or [])
+    users = set(assignees.users) | set(assignees.delegates)
+    return users, set(assignees.groups), set(assignees.roles)
 
 
 def without(recipients: Iterable[str], excluded: Collection[str | None]) -> list[str]:

@@ -22,6 +22,7 @@ from signoff.db import notifications as repo
 from signoff.db import scope as tenant_scope
 from signoff.domain import notification_policy as policy
 from signoff.domain.actors import Actor, Principal
+from signoff.domain.records import Item, Step, StepAssignees
 from signoff.notify import (
     DeliveryResult,
     DeliveryStatus,
@@ -55,8 +56,8 @@ class Due:
 class _Batch:
     """Rows loaded once per planning batch."""
 
-    items: dict[UUID, dict[str, Any]]
-    steps: dict[UUID, dict[str, Any]]
+    items: dict[UUID, Item]
+    steps: dict[UUID, Step]
 
 
 async def plan_notifications(
@@ -95,14 +96,14 @@ async def _load_batch(tenant_id: str, events: list[dict[str, Any]]) -> _Batch:
 
 
 async def _recipients(
-    tenant_id: str, kind: str, event: dict[str, Any], item: dict[str, Any], step: dict | None
+    tenant_id: str, kind: str, event: dict[str, Any], item: Item, step: Step | None
 ) -> list[dict[str, Any]]:
     """Profiles of the people an event concerns, without the actor who caused it."""
     users: set[str] = set()
     groups: set[str] = set()
     roles: set[str] = set()
     if kind in ("decision", "failure"):
-        users.add(item["requester_id"])
+        users.add(item.requester_id)
     elif step is not None:
         data = event.get("data") or {}
         if event["action"] == "step.reassign" and "delegate" in data:
@@ -112,7 +113,7 @@ async def _recipients(
             before = await _expand(tenant_id, data.get("before") or {})
             users |= {p["user_id"] for p in after} - {p["user_id"] for p in before}
         else:
-            users, groups, roles = policy.step_assignee_sets(step["assignees"])
+            users, groups, roles = policy.step_assignee_sets(step.assignees)
     if not (users or groups or roles):
         return []
     profiles = await repo.profiles_matching(tenant_id, sorted(users), sorted(groups), sorted(roles))
@@ -140,7 +141,8 @@ async def _mention_recipients(
 
 
 async def _expand(tenant_id: str, assignees: dict[str, Any]) -> list[dict[str, Any]]:
-    users, groups, roles = policy.step_assignee_sets(assignees)
+    """Profiles of the people that assignees, as an audit event records them, name."""
+    users, groups, roles = policy.step_assignee_sets(StepAssignees.from_dict(assignees))
     if not (users or groups or roles):
         return []
     return await repo.profiles_matching(tenant_id, sorted(users), sorted(groups), sorted(roles))
@@ -150,11 +152,11 @@ def _event_payload(
     ctx: ServiceContext,
     kind: str,
     event: dict[str, Any],
-    item: dict[str, Any],
-    step: dict[str, Any] | None,
+    item: Item,
+    step: Step | None,
 ) -> dict[str, Any]:
     """The event as plugins will see it, frozen at planning time."""
-    step_name = step["name"] if step else None
+    step_name = step.name if step else None
     data = event.get("data") or {}
     summaries = {
         "assignment": f"{step_name} needs your decision.",
@@ -164,20 +166,20 @@ def _event_payload(
         "decision": f"Your request was {data.get('to', event['action'].split('.')[-1])}.",
         "mention": f"{event['actor_id']} mentioned you in a comment.",
         "failure": f"{step_name or 'The item'} failed"
-        + (f": {step['error']}" if step and step.get("error") else "."),
+        + (f": {step.error}" if step and step.error else "."),
     }
-    due_at = (step or {}).get("due_at") or item.get("due_at")
+    due_at = (step.due_at if step else None) or item.due_at
     return {
         "kind": kind,
         "action": event["action"],
-        "item_id": str(item["id"]),
-        "step_id": str(step["id"]) if step else None,
-        "step_key": step["key"] if step else None,
-        "title": item["title"],
+        "item_id": str(item.id),
+        "step_id": str(step.id) if step else None,
+        "step_key": step.key if step else None,
+        "title": item.title,
         "summary": summaries.get(kind, ""),
-        "risk": (step or {}).get("risk") or item.get("risk"),
+        "risk": (step.risk if step else item.risk).value,
         "due_at": due_at.isoformat() if due_at else None,
-        "link": f"{ctx.settings.public_url.rstrip('/')}/items/{item['id']}",
+        "link": f"{ctx.settings.public_url.rstrip('/')}/items/{item.id}",
         "occurred_at": event["occurred_at"].isoformat(),
         "actor_id": event["actor_id"],
         "reason": event.get("reason"),
@@ -199,7 +201,7 @@ async def _plan_event(
     if item is None:
         return []
     step = batch.steps.get(event["step_id"]) if event["step_id"] is not None else None
-    state = step["state"] if step is not None else None
+    state = step.state.value if step is not None else None
     if not policy.concerns_open_step(kind, state, event.get("data") or {}):
         return []
     payload = _event_payload(ctx, kind, event, item, step)
