@@ -283,6 +283,31 @@ def simulate(
     return _result(defn, requester, scenario, problems)
 
 
+_VERDICT = {
+    StepState.APPROVED: "approve",
+    StepState.RUNNING: "approve",
+    StepState.COMPLETED: "approve",
+    StepState.FAILED: "approve",
+    StepState.COMPENSATED: "approve",
+    StepState.REJECTED: "reject",
+}
+
+
+def real_decisions(steps: Sequence[Step]) -> dict[str, Decided]:
+    """How each step of a real item was decided, and how long after it opened (wall-clock
+    time), so that a replay shows the deadlines it met or breached. A step nobody decided
+    (expired, still open) is left to its timers."""
+    decided: dict[str, Decided] = {}
+    for step in steps:
+        verdict = _VERDICT.get(step.state)
+        if verdict is None or step.activated_at is None or step.decided_at is None:
+            decided[step.key] = Decided("timeout")
+            continue
+        delay = max(step.decided_at - step.activated_at, timedelta(0))
+        decided[step.key] = Decided(step.decision_value or verdict, delay, counted=False)
+    return decided
+
+
 def replay(
     defn: TemplateDefinition,
     item: Any,
@@ -443,6 +468,7 @@ __all__ = [
     "SimulatedStep",
     "SimulationResult",
     "compare",
+    "real_decisions",
     "replay",
     "simulate",
 ]

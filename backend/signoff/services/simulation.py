@@ -4,7 +4,6 @@ Both run the engine's own progression on records that are never stored. Nothing 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -12,9 +11,13 @@ from signoff.db import items as items_repo
 from signoff.db import templates as template_repo
 from signoff.domain.actors import Actor
 from signoff.domain.errors import DomainError, ErrorCode, forbidden
-from signoff.domain.records import Step
-from signoff.domain.simulation import Decided, Difference, SimulationResult, compare, simulate
-from signoff.domain.states import StepState
+from signoff.domain.simulation import (
+    Difference,
+    SimulationResult,
+    compare,
+    real_decisions,
+    simulate,
+)
 from signoff.domain.templates import TemplateDefinition, parse_template
 from signoff.services.context import ServiceContext
 from signoff.services.templates import definition_of, template_limits
@@ -79,31 +82,6 @@ class ReplayedItem:
     item_id: UUID
     title: str
     differences: list[Difference]
-
-
-_VERDICT = {
-    StepState.APPROVED: "approve",
-    StepState.RUNNING: "approve",
-    StepState.COMPLETED: "approve",
-    StepState.FAILED: "approve",
-    StepState.COMPENSATED: "approve",
-    StepState.REJECTED: "reject",
-}
-
-
-def real_decisions(steps: list[Step]) -> dict[str, Decided]:
-    """How each step of a real item was decided, and how long after it opened (wall-clock
-    time), so that a replay shows the deadlines it met or breached. A step nobody decided
-    (expired, still open) is left to its timers."""
-    decided: dict[str, Decided] = {}
-    for step in steps:
-        verdict = _VERDICT.get(step.state)
-        if verdict is None or step.activated_at is None or step.decided_at is None:
-            decided[step.key] = Decided("timeout")
-            continue
-        delay = max(step.decided_at - step.activated_at, timedelta(0))
-        decided[step.key] = Decided(step.decision_value or verdict, delay, counted=False)
-    return decided
 
 
 async def replay_recent(
