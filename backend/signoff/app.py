@@ -11,7 +11,9 @@ import redis.asyncio as aioredis
 from litestar import Litestar, Response, get
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
+from redis.exceptions import RedisError
 
+from signoff import metrics
 from signoff.api.audit_export_http import download_audit_export
 from signoff.api.auth import TokenVerifier
 from signoff.api.context import SignoffContext
@@ -41,6 +43,19 @@ log = logging.getLogger("signoff.app")
 def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
+
+
+@get("/metrics", include_in_schema=False)
+async def metrics_endpoint(state: State) -> Response[bytes]:
+    """This process's Prometheus metrics (the pool and the queue read now)."""
+    if ENGINE.pool is not None:
+        metrics.set_pool(ENGINE.pool.get_size(), ENGINE.pool.get_idle_size())
+    try:
+        metrics.QUEUE_DEPTH.set(await state.redis.zcard(state.settings.job_queue_name))
+    except RedisError:
+        log.warning("queue depth unknown: Redis did not answer")
+    body, content_type = metrics.exposition()
+    return Response(body, media_type=content_type)
 
 
 @get("/readyz", include_in_schema=False)
@@ -128,6 +143,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         controller,
         healthz,
         readyz,
+        metrics_endpoint,
         channel_interaction,
         receive_evidence_upload,
         download_evidence,

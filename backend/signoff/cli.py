@@ -125,6 +125,10 @@ def cmd_worker(args: argparse.Namespace) -> None:
     _require_safe_start(settings)
     _require_services(settings)
     _require_channels(settings)
+    if settings.worker_metrics_port:
+        from signoff.metrics import serve_worker_metrics
+
+        serve_worker_metrics(settings.worker_metrics_port, settings.host)
     build_worker(settings).run()
 
 

@@ -60,6 +60,13 @@ class Settings:
     )
     host: str = _setting("127.0.0.1", "Address the API listens on.")
     port: int = _setting(8000, "Port the API listens on.")
+    worker_metrics_port: int = _setting(
+        0,
+        "Port on which `signoff worker` serves its Prometheus metrics (`/metrics`, on `host`); "
+        "0: none. Each worker needs a port of its own, unless they share "
+        "`PROMETHEUS_MULTIPROC_DIR` (see docs/operations/metrics.md). The API serves its own "
+        "at `/metrics` on its port.",
+    )
     public_url: str = _setting(
         "http://127.0.0.1:8000",
         "Base URL of the reviewer UI or API, used for links in notifications.",

@@ -8,6 +8,7 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 
+from signoff import metrics
 from signoff.api.enums import ErrorCodeEnum
 from signoff.domain.errors import DomainError, ErrorCode
 
@@ -34,6 +35,7 @@ class UserError:
 
 def user_error(exc: DomainError) -> UserError:
     """The typed user error for a domain refusal."""
+    metrics.GRAPHQL_ERRORS.labels(exc.code.value, "user").inc()
     return UserError(
         code=exc.code,
         message=exc.message,

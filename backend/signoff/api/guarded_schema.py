@@ -14,6 +14,7 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.types import ExecutionContext, ExecutionResult
 
+from signoff import metrics
 from signoff.api.errors import should_mask
 from signoff.domain.errors import DomainError, ErrorCode
 from signoff.request_ids import current_request_id
@@ -70,15 +71,24 @@ class GuardedSchema(strawberry.Schema):
         return self._finish(results)
 
     async def _finish_each(self, results: AsyncGenerator[Any, None]) -> AsyncIterator[Any]:
+        metrics.SUBSCRIPTIONS.inc()
         try:
             async for result in results:
                 yield self._finish(result)
         finally:
+            metrics.SUBSCRIPTIONS.dec()
             await results.aclose()
 
     def _finish(self, result: Any) -> Any:
         errors = getattr(result, "errors", None)
         if errors:
+            for error in errors:
+                code = (
+                    "INTERNAL_ERROR"
+                    if should_mask(error)
+                    else (error.extensions or {}).get("code") or "GRAPHQL_VALIDATION_FAILED"
+                )
+                metrics.GRAPHQL_ERRORS.labels(str(code), "graphql").inc()
             result.errors = [
                 finish_error(e, mask=self.mask, hide_suggestions=self.hide_suggestions)
                 for e in errors

@@ -33,6 +33,7 @@ from signoff.api.mutations.execution import ExecutionMutations
 from signoff.api.mutations.items import ItemMutations
 from signoff.api.mutations.templates import TemplateMutations
 from signoff.api.notifications import NotificationMutations, NotificationQueries
+from signoff.api.operation_metrics import OperationMetrics
 from signoff.api.ratelimit import RateLimiter
 from signoff.api.retention import RetentionMutations, RetentionQueries
 from signoff.api.shared_results import SharingExecutor
@@ -138,6 +139,7 @@ def build_schema(
     costs = CostCache(maxsize=512)
     production = not settings.is_development
     extensions: list[Any] = [
+        OperationMetrics,
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
         DocumentGuard,
         lambda: ParserCache(maxsize=512),

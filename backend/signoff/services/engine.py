@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from uuid import UUID
 
+from signoff import metrics
 from signoff.db import items as items_repo
 from signoff.domain.actors import Actor
 from signoff.domain.calendar import WALL_CLOCK, Clockwork
@@ -183,6 +184,8 @@ async def apply(
         item = replace(item, version=item.version + 1, updated_at=now)
         await items_repo.save_item(item)
     await apply_timer_changes(uow, steps, result.timers)
+    if result.decisions:
+        uow.after_commit(_count_decisions([str(d.outcome.value) for d in result.decisions]))
     for entry in result.entries:
         uow.record(
             entry.action,
@@ -193,3 +196,11 @@ async def apply(
             data=dict(entry.data),
         )
     return ItemView(item, tuple(steps[s.key] for s in after.steps), view.definition)
+
+
+def _count_decisions(outcomes: list[str]) -> Callable[[], Awaitable[None]]:
+    async def count() -> None:
+        for outcome in outcomes:
+            metrics.DECISIONS.labels(outcome).inc()
+
+    return count

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from signoff import metrics
 from signoff.db import audit as audit_repo
 from signoff.db import notifications as repo
 from signoff.db import scope as tenant_scope
@@ -536,7 +537,15 @@ async def _record(
                 result.error,
             )
         await repo.update_delivery(delivery_id, changes, now)
+        uow.after_commit(_count_delivery(channel, outcome))
         return outcome
+
+
+def _count_delivery(channel: str, outcome: str) -> Callable[[], Awaitable[None]]:
+    async def count() -> None:
+        metrics.DELIVERIES.labels(channel, outcome).inc()
+
+    return count
 
 
 def _uuid(value: str | None) -> UUID | None:

@@ -10,10 +10,12 @@ tenant's due timers, one audit append for all of them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
+from signoff import metrics
 from signoff.db import items as items_repo
 from signoff.db import scope as tenant_scope
 from signoff.db import timers as timer_repo
@@ -72,11 +74,19 @@ async def _fire(
         marks.append((timer.id, "cancelled", None))
         return "step_not_active", view, False
     mark = (timer.id, "fired", context.now)
+    uow.after_commit(_count_lateness(timer.kind.value, (context.now - timer.due_at)))
     if result.timers:
         await timer_repo.mark([mark])
     else:
         marks.append(mark)
     return "fired", await apply(uow, view, result), bool(result.timers)
+
+
+def _count_lateness(kind: str, late: timedelta) -> Callable[[], Awaitable[None]]:
+    async def count() -> None:
+        metrics.TIMER_LATENESS.labels(kind).observe(max(late.total_seconds(), 0.0))
+
+    return count
 
 
 async def fire_timer(ctx: ServiceContext, timer_id: UUID, token: str) -> FireResult:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+from signoff import metrics
 from signoff.db import audit as audit_repo
 from signoff.db import idempotency as idempotency_repo
 from signoff.db import scope as tenant_scope
@@ -136,6 +137,7 @@ async def unit_of_work(actor: Actor, ctx: ServiceContext) -> AsyncIterator[UnitO
                 if uow.events:
                     uow.written = await audit_repo.append_events(actor.tenant_id, uow.events)
                     _plan_notifications_after_commit(uow)
+                    _count_after_commit(uow)
     finally:
         _CURRENT.reset(token)
     if outermost and not tenant_known:
@@ -163,6 +165,15 @@ async def _join(outer: Any, tenant_id: str) -> None:
         raise RuntimeError(
             f"a unit of work for tenant {tenant_id!r} cannot join a transaction bound to {bound}"
         )
+
+
+def _count_after_commit(uow: UnitOfWork) -> None:
+    written = uow.written
+
+    async def count() -> None:
+        metrics.count_committed(written)
+
+    uow.after_commit(count)
 
 
 def _plan_notifications_after_commit(uow: UnitOfWork) -> None:
