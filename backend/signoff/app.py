@@ -165,5 +165,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             }
         ),
         debug=False,
+        # logging is the process's (one handler, JSON in production: request_ids.py); Litestar
+        # would otherwise install its own format on start-up
+        logging_config=None,
         request_max_body_size=settings.max_request_bytes,
     )

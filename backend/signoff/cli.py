@@ -9,12 +9,13 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from signoff import audit_cli
 from signoff.domain.records import TemplateVersion
-from signoff.request_ids import LOG_FORMAT, install_log_filter
+from signoff.request_ids import configure_logging
 from signoff.settings import Settings, get_settings
 
 log = logging.getLogger("signoff.cli")
@@ -103,6 +104,8 @@ def server_options(settings: Settings, port: int) -> dict[str, Any]:
         "http": "httptools",
         "access_log": settings.access_log,
         "log_level": settings.log_level.lower(),
+        # the server's lines go through the process's one handler (JSON in production)
+        "log_config": None,
     }
 
 
@@ -404,10 +407,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _json_logs(env: Mapping[str, str]) -> bool:
+    """JSON lines unless `SIGNOFF_LOG_FORMAT=text`; `auto` (the default) means JSON in
+    production, text in development. Read before the settings, so that a settings error is
+    logged in the chosen format too."""
+    chosen = env.get("SIGNOFF_LOG_FORMAT", "auto").lower()
+    if chosen == "auto":
+        return env.get("SIGNOFF_ENVIRONMENT", "development").lower() == "production"
+    return chosen == "json"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `signoff` command."""
-    logging.basicConfig(level=os.environ.get("SIGNOFF_LOG_LEVEL", "INFO"), format=LOG_FORMAT)
-    install_log_filter()
+    configure_logging(
+        os.environ.get("SIGNOFF_LOG_LEVEL", "INFO").upper(), json_lines=_json_logs(os.environ)
+    )
+    if os.environ.get("SIGNOFF_ACCESS_LOG", "").lower() in ("1", "true", "yes", "on"):
+        from signoff.api.operation_metrics import enable_operation_log
+
+        enable_operation_log()
     args = build_parser().parse_args(argv)
     if args.command == "audit":
         args.func(args, _settings())

@@ -14,6 +14,10 @@ HEADER = "x-request-id"
 _HEADER_BYTES = HEADER.encode()
 _WELL_FORMED = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 _current: ContextVar[str | None] = ContextVar("signoff_request_id", default=None)
+# What is known about the request so far (tenant, operation), for its log lines. One mutable
+# mapping per request, so that what a resolver learns (in a task of its own) reaches the lines
+# logged by the request's other tasks too.
+_fields: ContextVar[dict[str, str] | None] = ContextVar("signoff_log_fields", default=None)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -66,23 +70,65 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
             await send(message)
 
         token = _current.set(request_id)
+        fields = _fields.set({})
         try:
             await app(scope, receive, send_with_id)
         finally:
+            _fields.reset(fields)
             _current.reset(token)
 
     return middleware
 
 
+def bind(**fields: str) -> None:
+    """Name what this request is about (`tenant`, `operation`) on its later log lines."""
+    current = _fields.get()
+    if current is not None:
+        current.update(fields)
+
+
 class RequestIdFilter(logging.Filter):
-    """Adds `request_id` to every record ("-" outside a request), for the log format."""
+    """Adds `request_id`, `tenant` and `operation` to every record ("-" where unknown)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = _current.get() or "-"
+        fields = _fields.get() or {}
+        record.tenant = fields.get("tenant", "-")
+        record.operation = fields.get("operation", "-")
         return True
 
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+LOG_FORMAT = (
+    "%(asctime)s %(levelname)s %(name)s [%(request_id)s %(tenant)s %(operation)s] %(message)s"
+)
+JSON_FIELDS = (
+    "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(tenant)s %(operation)s"
+)
+
+
+def configure_logging(level: str, *, json_lines: bool) -> None:
+    """The root logger's one handler: JSON lines (python-json-logger; production) or text, each
+    line carrying the request id, tenant and operation; a line's extra fields (`duration_ms`)
+    become JSON keys."""
+    from pythonjsonlogger.json import JsonFormatter
+
+    handler = logging.StreamHandler()
+    if json_lines:
+        handler.setFormatter(
+            JsonFormatter(
+                JSON_FIELDS,
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+                timestamp=False,
+            )
+        )
+    else:
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    install_log_filter()
 
 
 def install_log_filter() -> None:

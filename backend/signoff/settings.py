@@ -186,10 +186,18 @@ class Settings:
     log_level: str = _setting(
         "INFO", "Log level of the `signoff` loggers and of the HTTP server's own messages."
     )
+    log_format: str = _setting(
+        "auto",
+        "`json` (one JSON object per line: time, level, logger, message, request_id, tenant, "
+        "operation and any extra fields such as duration_ms), `text`, or `auto`: JSON in "
+        "production, text in development.",
+    )
     access_log: bool = _setting(
         False,
-        "Log one line per HTTP request (the server's access log). Off by default: it costs a "
-        "few percent of CPU per request; a load balancer's log usually serves instead.",
+        "Log one line per HTTP request (the server's access log) and one per GraphQL operation "
+        "(`signoff.operations`: operation, tenant, request id, duration_ms). Off by default: "
+        "it costs a few percent of CPU per request; a load balancer's log usually serves "
+        "instead.",
     )
     notify_channels: str = _setting(
         "",
@@ -376,6 +384,8 @@ class Settings:
         """Refuse combinations that would be unsafe or cannot work."""
         if self.environment not in ("development", "production"):
             raise SettingsError("SIGNOFF_ENVIRONMENT must be development or production")
+        if self.log_format not in ("auto", "json", "text"):
+            raise SettingsError("SIGNOFF_LOG_FORMAT must be auto, json or text")
         algs = set(self.jwt_algorithms)
         if not algs:
             raise SettingsError("SIGNOFF_JWT_ALGORITHMS must name at least one algorithm")

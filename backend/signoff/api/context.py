@@ -14,6 +14,7 @@ from signoff.api.errors import CodedError
 from signoff.domain.actors import Actor, RequestMeta
 from signoff.domain.errors import DomainError
 from signoff.realtime.hub import RealtimeHub
+from signoff.request_ids import bind
 from signoff.services.context import ServiceContext
 
 
@@ -67,6 +68,7 @@ def authenticate(context: SignoffContext) -> Actor:
     actor = context.cache.get("actor")
     if actor is None:
         principal = context.verifier.verify(_token(context))
+        bind(tenant=principal.tenant_id)
         actor = Actor(principal, request_meta(context))
         context.cache["actor"] = actor
     return actor
