@@ -246,7 +246,7 @@ async def test_retries_exhausted_escalate_through_the_steps_escalation_chain(
     assert "sre" in step_of(item, "x")["assignees"]["groups"]
     actions = [e["action"] for e in (await desk.read(item))["auditEvents"]]
     assert actions[-2:] == ["step.retries_exhausted", "step.escalate"]
-    # the failed step waits for a person to recover it: its new assignees are told
+    # no retry is left and people must see to the failed step: its new assignees are told
     await notification_services.plan_notifications(services, tenant, channels=["fake"])
     told = await sql.fetch(
         "SELECT recipient_id, event_kind FROM notification_delivery WHERE tenant_id = $1", tenant

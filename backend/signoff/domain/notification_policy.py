@@ -251,8 +251,9 @@ def concerns_open_step(kind: str, step_state: str | None, data: Mapping[str, Any
 
     Step kinds (assignments, reminders, escalations, deadline warnings) are for a step someone
     must act on: an active one, or a failed plan step whose retries are exhausted, which
-    escalates to people who must recover it (retry, skip or compensate). A step decided before
-    anyone had to look needs nobody told. Other kinds always concern their step.
+    escalates to people who must see to it (no retry is left: it is skipped, continued past or
+    compensated). A step decided before anyone had to look needs nobody told. Other kinds
+    always concern their step.
     """
     if kind not in STEP_KINDS:
         return True
