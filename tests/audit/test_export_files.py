@@ -134,7 +134,7 @@ async def test_any_change_to_a_file_is_named(database_url, tenant, tmp_path):
     assert problem is not None and "sha256" in problem.detail
     cases = [
         (edit_line(3, '"Change 3"', '"Change 4"'), 4, "content"),
-        (edit_line(5, '"actor_id":"user2"', '"actor_id":"user0"'), 6, "content"),
+        (edit_line(5, '"actor_id" : "user2"', '"actor_id" : "user0"'), 6, "content"),
         (lambda lines: lines[:4] + lines[5:], 6, "link"),
         (lambda lines: [lines[1], lines[0], *lines[2:]], 2, "not the first event"),
         (lambda lines: [lines[0], lines[2], lines[1], *lines[3:]], 3, "link"),

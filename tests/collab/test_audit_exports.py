@@ -8,6 +8,7 @@ again and completes, and an attempt that lost its lease never marks the export d
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
@@ -191,3 +192,37 @@ async def test_empty_and_single_event_exports_verify(settings, clock, store, ten
     lines = body.decode().splitlines(keepends=True)
     assert verify_export(read_rows(ExportFormat.CSV, lines), row["manifest"]) is None
     assert row["manifest"]["rows"] == count
+
+
+async def test_concurrent_requests_and_runs_make_one_export_and_one_file(
+    settings, clock, store, tenant
+):
+    ctx = ServiceContext(settings=settings, clock=clock, storage=store.storage)
+    await load(tenant, 3_000)
+    auditor = actor(tenant, "audrey", "auditor")
+    requests = await asyncio.gather(
+        *[
+            export_services.request_export(
+                auditor, ctx, ExportFilter(), ExportFormat.NDJSON, "same-key"
+            )
+            for _ in range(4)
+        ]
+    )
+    assert len({r["id"] for r in requests}) == 1
+    export_id = requests[0]["id"]
+    outcomes = await asyncio.gather(
+        *[export_services.run_export(ctx, tenant, export_id) for _ in range(4)]
+    )
+    assert sorted(outcomes) == ["completed", "skipped", "skipped", "skipped"]
+    done = await export_services.get_export(auditor, ctx, export_id)
+    assert done["status"] == "completed" and done["attempts"] == 1
+    row, reader = await export_services.open_export_file(auditor, ctx, export_id)
+    body = b"".join([chunk async for chunk in reader.chunks()])
+    lines = body.decode().splitlines(keepends=True)
+    assert verify_export(read_rows(ExportFormat.NDJSON, lines), row["manifest"]) is None
+    # one request event, one completion event
+    events = await audit_repo.events_after(tenant, 3_000, 10)
+    assert sorted(e["action"] for e in events) == [
+        "audit.export_completed",
+        "audit.export_requested",
+    ]

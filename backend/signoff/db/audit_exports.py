@@ -15,9 +15,16 @@ from signoff.db.engine import ENGINE
 from signoff.domain.audit_export import COLUMNS, ExportFilter, action_patterns
 
 _SELECT = ", ".join("data::text AS data" if c == "data" else c for c in COLUMNS)
+# NDJSON lines are built by PostgreSQL: Python only passes the text on (and reads what the
+# manifest needs). Times come out in ISO 8601 in the transaction's time zone, set to UTC.
+_SELECT_LINES = "seq, prev_hash, hash, occurred_at, json_build_object({})::text AS line".format(
+    ", ".join(f"'{c}', {c}" for c in COLUMNS)
+)
 
 
-def filtered_query(tenant_id: str, f: ExportFilter, to_seq: int) -> tuple[str, list[Any]]:
+def filtered_query(
+    tenant_id: str, f: ExportFilter, to_seq: int, select: str = _SELECT
+) -> tuple[str, list[Any]]:
     """The SELECT of an export's events in seq order, with its arguments."""
     args: list[Any] = [tenant_id, to_seq]
     where = ["tenant_id = $1", "seq <= $2"]
@@ -41,7 +48,7 @@ def filtered_query(tenant_id: str, f: ExportFilter, to_seq: int) -> tuple[str, l
             f"""item_id IN (SELECT i.id FROM workflow_item i JOIN template t
                 ON t.id = i.template_id WHERE i.tenant_id = $1 AND t.key = {arg(f.template_key)})"""
         )
-    query = f"SELECT {_SELECT} FROM audit_event WHERE {' AND '.join(where)} ORDER BY seq"
+    query = f"SELECT {select} FROM audit_event WHERE {' AND '.join(where)} ORDER BY seq"
     return query, args
 
 
@@ -60,21 +67,29 @@ async def _own_connection() -> AsyncIterator[asyncpg.Connection]:
 
 
 async def stream_events(
-    tenant_id: str, f: ExportFilter, to_seq: int, batch: int = 2_000
+    tenant_id: str, f: ExportFilter, to_seq: int, batch: int = 2_000, *, lines: bool = False
 ) -> AsyncIterator[list[asyncpg.Record]]:
-    """The export's events in batches of at most `batch`, oldest first, from one snapshot.
+    """The export's events in batches of at most `batch`, oldest first, from one snapshot:
+    every column of `COLUMNS`, or with `lines` each event's NDJSON `line` (and the `seq`,
+    `prev_hash`, `hash` and `occurred_at` a manifest needs).
 
-    A server-side cursor in a read-only repeatable-read transaction: memory holds one batch,
-    whatever the number of events.
+    A server-side cursor in a read-only repeatable-read transaction scoped to the tenant (row
+    level security), in UTC: memory holds one batch, whatever the number of events.
     """
-    query, args = filtered_query(tenant_id, f, to_seq)
-    async with (
-        _own_connection() as conn,
-        conn.transaction(isolation="repeatable_read", readonly=True),
-    ):
-        cursor = await conn.cursor(query, *args)
-        while rows := await cursor.fetch(batch):
-            yield rows
+    query, args = filtered_query(tenant_id, f, to_seq, _SELECT_LINES if lines else _SELECT)
+    async with _own_connection() as conn:
+        await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
+            await conn.execute(
+                "SELECT set_config('signoff.tenant', $1, true), "
+                "set_config('signoff.all_tenants', '', true), set_config('TimeZone', 'UTC', true)",
+                tenant_id,
+            )
+            cursor = await conn.cursor(query, *args)
+            while rows := await cursor.fetch(batch):
+                yield rows
+        finally:
+            await conn.execute("ROLLBACK")
 
 
 # -- the export requests ----------------------------------------------------------------------

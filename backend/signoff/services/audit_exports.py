@@ -66,7 +66,11 @@ class ExportStream:
         if self.fmt is ExportFormat.CSV:
             yield self._counted(csv_header())
         async for rows in export_repo.stream_events(
-            self.tenant_id, self.filter, self.to_seq, BATCH
+            self.tenant_id,
+            self.filter,
+            self.to_seq,
+            BATCH,
+            lines=self.fmt is ExportFormat.NDJSON,
         ):
             self.builder.add_rows(rows)
             yield self._counted(encode_rows(self.fmt, rows))
