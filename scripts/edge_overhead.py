@@ -24,7 +24,7 @@ query($first: Int, $after: String) {
     facets { states { value count } risks { value count } }
     edges { cursor dueAt overdue claim node {
       id title priority risk kind lastDecision { actorId outcome }
-      steps { key state assignees { users groups roles } decisions { actorId outcome } }
+      steps { key stepState assignees { users groups roles } decisions { actorId outcome } }
     } }
   }
 }"""

@@ -11,7 +11,7 @@ ERRORS = "errors { code message field }"
 ITEM_FIELDS = """
   id state version priority summary
   steps {
-    id key state risk declaredRisk params originalParams
+    id key stepState risk declaredRisk params originalParams
     expectedOutcome estimatedTime requiredPermissions
     assignees { users groups roles }
     hold { upstreams options }

@@ -11,7 +11,7 @@ import pytest
 ITEM_FIELDS = """
   id state version
   steps {
-    id key state action risk declaredRisk params originalParams attempts result error
+    id key stepState action risk declaredRisk params originalParams executionAttempts result error
     hold { upstreams options }
     paramsDiff { key before after }
     impactIfRejected { step effect resolution outcome via }
@@ -58,7 +58,7 @@ class Plan:
         return next(s for s in self.item["steps"] if s["key"] == key)
 
     def states(self) -> dict[str, str]:
-        return {s["key"]: s["state"] for s in self.item["steps"]}
+        return {s["key"]: s["stepState"] for s in self.item["steps"]}
 
     async def call(
         self, query: str, variables: dict[str, Any], user: str, roles: tuple = ()
@@ -96,7 +96,7 @@ class Plan:
 
     async def run(self, key: str, result: dict[str, Any] | None = None) -> dict[str, Any]:
         await self.report(key, "RUNNING")
-        assert self.step(key)["state"] == "RUNNING"
+        assert self.step(key)["stepState"] == "RUNNING"
         return await self.report(key, "COMPLETED", result=result or {"ok": key})
 
     async def read(self) -> dict[str, Any]:
@@ -213,9 +213,9 @@ async def test_plan_modified_rejected_approved_and_executed(submit_plan, demo_te
     assert plan.step("draft")["impactIfModified"] == [
         {
             "step": "send",
-            "effect": "blocks",
-            "resolution": "ask_user",
-            "outcome": "ask_user",
+            "effect": "BLOCKS",
+            "resolution": "ASK_USER",
+            "outcome": "ASK_USER",
             "via": "draft",
         }
     ]
@@ -228,7 +228,7 @@ async def test_plan_modified_rejected_approved_and_executed(submit_plan, demo_te
         },
     )
     draft = plan.step("draft")
-    assert draft["state"] == "ACTIVE"
+    assert draft["stepState"] == "ACTIVE"
     # what was predicted happens: send relied on the draft as submitted; it is held for the
     # requester to choose (ask_user), and its assignees are told
     assert plan.states()["send"] == "HELD"
@@ -255,16 +255,16 @@ async def test_plan_modified_rejected_approved_and_executed(submit_plan, demo_te
     assert plan.step("calendar")["impactIfRejected"] == [
         {
             "step": "invite",
-            "effect": "blocks",
-            "resolution": "ask_user",
-            "outcome": "ask_user",
+            "effect": "BLOCKS",
+            "resolution": "ASK_USER",
+            "outcome": "ASK_USER",
             "via": "calendar",
         },
         {
             "step": "notes",
-            "effect": "blocks",
-            "resolution": "skip",
-            "outcome": "skip",
+            "effect": "BLOCKS",
+            "resolution": "SKIP",
+            "outcome": "SKIP",
             "via": "calendar",
         },
     ]
@@ -345,7 +345,7 @@ async def test_plan_modified_rejected_approved_and_executed(submit_plan, demo_te
         "notes": "SKIPPED",
         "send": "COMPLETED",
     }
-    assert plan.step("send")["attempts"] == 1
+    assert plan.step("send")["executionAttempts"] == 1
 
     assert await plan.audit() == [
         "item.submitted",
@@ -425,7 +425,7 @@ async def test_auto_approval_by_policy_records_the_rule_and_spares_high_risk(
         "post": "ACTIVE",
     }
     contacts = plan.step("contacts")["decisions"]
-    assert [(d["actorId"], d["outcome"]) for d in contacts] == [("system", "approve_by_policy")]
+    assert [(d["actorId"], d["outcome"]) for d in contacts] == [("system", "APPROVE_BY_POLICY")]
     assert "low-risk-agent-steps" in contacts[0]["rule"]
     assert "'search_contacts' at low risk (below medium)" in contacts[0]["rule"]
     assert (plan.step("events")["risk"], plan.step("events")["declaredRisk"]) == (
@@ -491,7 +491,7 @@ async def test_failed_step_retry_then_skip(gql, submit_plan, demo_templates):
     await plan.report("a", "RUNNING")
     await plan.report("a", "FAILED", error="upstream timeout")
     assert plan.item["state"] == "FAILED"
-    assert plan.step("a")["state"] == "FAILED"
+    assert plan.step("a")["stepState"] == "FAILED"
     assert plan.step("a")["error"] == "upstream timeout"
     # a failure without an error message is refused
     assert (
@@ -505,8 +505,8 @@ async def test_failed_step_retry_then_skip(gql, submit_plan, demo_templates):
         AGENT,
     )
     assert plan.item["state"] == "EXECUTING"
-    assert plan.step("a")["state"] == "RUNNING"
-    assert plan.step("a")["attempts"] == 2
+    assert plan.step("a")["stepState"] == "RUNNING"
+    assert plan.step("a")["executionAttempts"] == 2
     assert plan.step("a")["error"] is None
     await plan.report("a", "FAILED", error="upstream timeout again")
     assert plan.item["state"] == "FAILED"
@@ -524,7 +524,7 @@ async def test_failed_step_retry_then_skip(gql, submit_plan, demo_templates):
         {"stepId": plan.step("a")["id"], "recovery": "SKIP", "reason": "not needed"},
         AGENT,
     )
-    assert plan.step("a")["state"] == "SKIPPED"
+    assert plan.step("a")["stepState"] == "SKIPPED"
     assert plan.item["state"] == "EXECUTING"
     await plan.run("b")
     assert plan.item["state"] == "COMPLETED"

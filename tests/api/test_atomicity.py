@@ -22,7 +22,7 @@ PAYLOAD = {"title": "Deploy", "system": "payments", "rollback_plan": "redeploy p
 SUBMIT = """
 mutation($input: SubmitItemInput!) {
   submitItem(input: $input) {
-    item { id version title steps { id state } }
+    item { id version title steps { id stepState } }
     errors { code message field }
   }
 }"""
@@ -30,7 +30,7 @@ mutation($input: SubmitItemInput!) {
 APPROVE = """
 mutation($input: DecideStepInput!) {
   approveStep(input: $input) {
-    item { id state version steps { state } }
+    item { id state version steps { stepState } }
     errors { code message field }
   }
 }"""

@@ -244,7 +244,7 @@ query($first: Int!) {
       node {
         id title
         lastDecision { actorId outcome }
-        steps { key state assignees { users groups roles } decisions { actorId outcome } }
+        steps { key stepState assignees { users groups roles } decisions { actorId outcome } }
       }
     }
   }
@@ -288,7 +288,7 @@ async def test_a_page_costs_the_same_number_of_statements_whatever_its_size(
     assert large == 6  # event head, page, steps, templates, decisions, facets
     decided = [e["node"] for e in edges if e["node"]["lastDecision"] is not None]
     assert len(decided) == 10
-    assert all(n["lastDecision"] == {"actorId": "alice", "outcome": "approve"} for n in decided)
+    assert all(n["lastDecision"] == {"actorId": "alice", "outcome": "APPROVE"} for n in decided)
     assert all(
-        n["steps"][0]["decisions"] == [{"actorId": "alice", "outcome": "approve"}] for n in decided
+        n["steps"][0]["decisions"] == [{"actorId": "alice", "outcome": "APPROVE"}] for n in decided
     )

@@ -11,7 +11,7 @@ import pytest
 ITEM_FIELDS = """
   id state version revision priority payload
   steps {
-    id key state
+    id key stepState
     assignees { users groups roles }
     decisions { actorId actingFor outcome reason revision }
   }
@@ -50,7 +50,7 @@ def step(item: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def states(item: dict[str, Any]) -> dict[str, str]:
-    return {s["key"]: s["state"] for s in item["steps"]}
+    return {s["key"]: s["stepState"] for s in item["steps"]}
 
 
 @pytest.fixture
@@ -165,8 +165,8 @@ async def test_three_stages_with_a_request_changes_loop_end_approved(gql, demo_t
     # the decisions of the old revision are kept beside the new one
     legal = step(item, "legal")
     assert [(d["actorId"], d["outcome"], d["revision"]) for d in legal["decisions"]] == [
-        ("lena", "request_changes", 1),
-        ("lena", "approve", 2),
+        ("lena", "REQUEST_CHANGES", 1),
+        ("lena", "APPROVE", 2),
     ]
     assert legal["decisions"][0]["reason"] == "liability cap is missing"
     assert [(d["actorId"], d["revision"]) for d in step(item, "manager")["decisions"]] == [
@@ -256,7 +256,7 @@ async def test_exceeding_max_revisions_escalates_instead_of_looping(gql, demo_te
     item = await decide(gql, "requestChanges", item, "legal", LEGAL, reason="round 4")
     assert item["state"] == "PENDING"
     assert item["revision"] == max_revisions + 1
-    assert step(item, "legal")["state"] == "ACTIVE"
+    assert step(item, "legal")["stepState"] == "ACTIVE"
     # the first escalation level of legal raises the item to its priority (2)
     assert priority_before < 2 and item["priority"] == 2
     # the first escalation level's targets join the assignees (general counsel)
@@ -301,9 +301,9 @@ async def test_decisions_are_listed_oldest_first_within_one_instant(gql, demo_te
     )
     decisions = step(item, "legal")["decisions"]
     assert [(d["actorId"], d["outcome"], d["revision"]) for d in decisions] == [
-        ("lena", "request_changes", 1),
-        ("lena", "request_changes", 2),
-        ("lena", "request_changes", 3),
-        ("lena", "request_changes", 4),
-        ("gus", "approve", 4),
+        ("lena", "REQUEST_CHANGES", 1),
+        ("lena", "REQUEST_CHANGES", 2),
+        ("lena", "REQUEST_CHANGES", 3),
+        ("lena", "REQUEST_CHANGES", 4),
+        ("gus", "APPROVE", 4),
     ]

@@ -54,7 +54,7 @@ async def test_risk_is_assessed_from_the_template_raised_never_lowered_and_both_
     }
     # the demo policy lists list_events, search_contacts and fetch_emails below medium: a low
     # risk alone (list_tasks, find_free_time) approves nothing without a listed action
-    assert all(s["state"] == "ACTIVE" and s["decisions"] == [] for s in item["steps"])
+    assert all(s["stepState"] == "ACTIVE" and s["decisions"] == [] for s in item["steps"])
     assert "step.approve" not in actions_of(item)
 
 
@@ -71,10 +71,10 @@ async def test_auto_approval_needs_an_allowed_action_and_a_low_assessed_risk(des
         },
     )
     item = await desk.read(item)
-    states = {s["key"]: s["state"] for s in item["steps"]}
+    states = {s["key"]: s["stepState"] for s in item["steps"]}
     assert states == {"allowed": "APPROVED", "declared-up": "ACTIVE", "not-listed": "ACTIVE"}
     [decision] = step_of(item, "allowed")["decisions"]
-    assert (decision["actorId"], decision["outcome"]) == ("system", "approve_by_policy")
+    assert (decision["actorId"], decision["outcome"]) == ("system", "APPROVE_BY_POLICY")
     assert "low-risk-agent-steps" in decision["rule"]
     [approved] = [e for e in item["auditEvents"] if e["action"] == "step.approve"]
     data = approved["data"]
@@ -146,14 +146,15 @@ async def test_a_dependency_does_what_its_effect_and_resolution_say(desk, kind, 
     await desk.publish(document)
     who = AGENT if plan else REQUESTER
     item = await desk.submit(document["key"], who, **({"plan": plan} if plan else {}))
-    assert (step_of(item, "up")["state"], step_of(item, "down")["state"]) == ("ACTIVE", "WAITING")
+    up, down = step_of(item, "up"), step_of(item, "down")
+    assert (up["stepState"], down["stepState"]) == ("ACTIVE", "WAITING")
     item = await desk.act(REJECT, {"stepId": step_of(item, "up")["id"], "reason": "no"}, ANN)
     item = await desk.read(item)
     down = step_of(item, "down")
     expected = AFTER_REJECTION[(resolution, effect)]
     if (kind, expected) == ("approval", "WAITING"):
         expected = "CANCELLED"
-    assert down["state"] == expected
+    assert down["stepState"] == expected
     if resolution == "fallback":  # the fallback value reached the params; the original is kept
         assert down["params"] == {"keep": 1, "score": 0}
         assert down["originalParams"] == {"keep": 1}
@@ -172,8 +173,8 @@ async def test_a_dependency_does_what_its_effect_and_resolution_say(desk, kind, 
         value = {"stepId": down["id"], "option": "PROVIDE", "reason": "by hand", "value": {"v": 2}}
         item = await desk.act(RESOLVE, value, who)
         down = step_of(item, "down")
-        assert (down["state"], down["params"]) == ("ACTIVE", {"keep": 1, "v": 2})
-    if down["state"] == "ACTIVE":  # the item goes on without the rejected step
+        assert (down["stepState"], down["params"]) == ("ACTIVE", {"keep": 1, "v": 2})
+    if down["stepState"] == "ACTIVE":  # the item goes on without the rejected step
         assert item["state"] == "PENDING"
         item = await desk.act(APPROVE, {"stepId": down["id"]}, BEN)
     if kind == "plan":
@@ -183,7 +184,7 @@ async def test_a_dependency_does_what_its_effect_and_resolution_say(desk, kind, 
         item = await desk.act(APPROVE, {"stepId": step_of(item, "other")["id"]}, BEN)
         assert item["state"] == "APPROVED"
         ran = expected not in ("WAITING", "SKIPPED")
-        assert step_of(item, "down")["state"] == ("APPROVED" if ran else "SKIPPED")
+        assert step_of(item, "down")["stepState"] == ("APPROVED" if ran else "SKIPPED")
     elif expected in ("ACTIVE", "HELD"):
         assert item["state"] == "APPROVED"
     else:  # the rejection is decisive: nothing goes on without it
@@ -210,7 +211,7 @@ async def test_simulating_a_published_template_needs_the_template_admin_permissi
         "steps": [{"key": "s", "assignees": {"users": ["ann"]}}],
     }
     mine = await desk.call(SIMULATE, {"definition": draft, "payload": {}}, ("alice", (), ()))
-    assert mine["outcome"] == "approved"
+    assert mine["outcome"] == "APPROVED"
 
 
 # -- plan metadata (seed 003) is kept and returned ----------------------------------------------
@@ -304,7 +305,7 @@ async def test_a_step_whose_seats_cannot_be_filled_escalates_at_activation(desk)
     )
     item = await desk.read(await desk.submit("short", REQUESTER))
     review = step_of(item, "review")
-    assert review["state"] == "ACTIVE" and item["priority"] == 3
+    assert review["stepState"] == "ACTIVE" and item["priority"] == 3
     assert review["assignees"]["roles"] == ["lead"]
     escalated = [e for e in item["auditEvents"] if e["action"] == "step.escalate"]
     assert [e["data"]["by"] for e in escalated] == ["unfillable_seats"]

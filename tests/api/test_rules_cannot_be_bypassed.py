@@ -22,7 +22,7 @@ from tests.conftest import actor
 
 REPLAY = """query($key: String!, $definition: JSON!) {
   replayTemplate(templateKey: $key, definition: $definition, last: 10) {
-    itemId title differences } }"""
+    itemId title differences { kind step before after } } }"""
 
 
 async def test_the_requester_cannot_reassign_their_own_step_to_people_of_their_choosing(desk):
@@ -109,7 +109,7 @@ async def test_an_agent_cannot_lower_the_risk_of_its_own_step(desk):
         plan={"steps": [{"key": "mail", "action": "send_email", "risk": "low"}]},
     )
     mail = step_of(item, "mail")
-    assert mail["state"] == "ACTIVE", "a person must decide it"
+    assert mail["stepState"] == "ACTIVE", "a person must decide it"
     assert mail["risk"] == "HIGH"  # the template's risk for send_email
     assert mail["decisions"] == []
 
@@ -155,7 +155,7 @@ async def test_impact_if_modified_predicts_what_then_happens(desk):
     )
     item = await desk.submit("chain", ("rita", (), ()))
     predicted = step_of(item, "draft")["impactIfModified"]
-    assert predicted == [{"step": "send", "outcome": "skip", "via": "draft"}]
+    assert predicted == [{"step": "send", "outcome": "SKIP", "via": "draft"}]
     draft = step_of(item, "draft")["id"]
     item = await desk.act(
         MODIFY,
@@ -163,7 +163,7 @@ async def test_impact_if_modified_predicts_what_then_happens(desk):
         ("ann", (), ()),
     )
     item = await desk.act(APPROVE, {"stepId": draft}, ("ann", (), ()))
-    assert step_of(item, "send")["state"] == "SKIPPED"
+    assert step_of(item, "send")["stepState"] == "SKIPPED"
 
 
 async def test_in_a_review_chain_a_fallback_or_optional_dependent_goes_on_after_a_rejection(desk):
@@ -194,9 +194,9 @@ async def test_in_a_review_chain_a_fallback_or_optional_dependent_goes_on_after_
     enrich = step_of(item, "enrich")["id"]
     item = await desk.act(REJECT, {"stepId": enrich, "reason": "no data"}, ("ann", (), ()))
     assert item["state"] == "PENDING"
-    assert step_of(item, "decide")["state"] == "ACTIVE"
+    assert step_of(item, "decide")["stepState"] == "ACTIVE"
     assert step_of(item, "decide")["params"] == {"score": 0}  # the fallback reached its params
-    assert step_of(item, "note")["state"] == "ACTIVE"
+    assert step_of(item, "note")["stepState"] == "ACTIVE"
     item = await desk.act(APPROVE, {"stepId": step_of(item, "decide")["id"]}, ("ben", (), ()))
     item = await desk.act(APPROVE, {"stepId": step_of(item, "note")["id"]}, ("cat", (), ()))
     assert item["state"] == "APPROVED"

@@ -19,7 +19,7 @@ query($payload: JSON!, $key: String, $definition: JSON, $decisions: JSON) {
   simulate(payload: $payload, templateKey: $key, definition: $definition, decisions: $decisions) {
     outcome
     steps {
-      key name state activatedAt decidedAt slaDue breached autoApprovedBy
+      key name stepState activatedAt decidedAt slaDue breached autoApprovedBy
       assignees { users groups roles }
       timers { kind dueAt level }
     }
@@ -31,7 +31,7 @@ query($payload: JSON!, $key: String, $definition: JSON, $decisions: JSON) {
 REPLAY = """
 query($key: String!, $definition: JSON!, $last: Int!) {
   replayTemplate(templateKey: $key, definition: $definition, last: $last) {
-    itemId title differences
+    itemId title differences { kind step before after }
   }
 }"""
 
@@ -80,11 +80,11 @@ async def test_simulate_a_published_template(gql, tenant, clock, demo_templates)
     result = data["simulate"]
     assert await row_counts(tenant) == before, "simulate wrote something"
 
-    assert result["outcome"] == "approved"
+    assert result["outcome"] == "APPROVED"
     assert result["problems"] == []
     steps = result["steps"]
     assert [s["key"] for s in steps] == ["manager", "legal", "executive"]
-    assert [s["state"] for s in steps] == ["approved", "approved", "approved"]
+    assert [s["stepState"] for s in steps] == ["APPROVED", "APPROVED", "APPROVED"]
     assert steps[0]["assignees"] == {"users": [], "groups": [], "roles": ["manager"]}
     assert steps[1]["assignees"] == {"users": [], "groups": ["legal"], "roles": []}
     assert steps[2]["assignees"] == {"users": [], "groups": [], "roles": ["executive"]}
@@ -94,16 +94,16 @@ async def test_simulate_a_published_template(gql, tenant, clock, demo_templates)
     assert at(manager["slaDue"]) == now + timedelta(days=1)
     assert manager["breached"] is False
     timers = {(t["kind"], t["level"]): at(t["dueAt"]) for t in manager["timers"]}
-    assert timers[("reminder", None)] == now + timedelta(hours=8)
-    assert timers[("escalation", 1)] == now + timedelta(hours=20)
-    assert timers[("sla", None)] == now + timedelta(days=1)
+    assert timers[("REMINDER", None)] == now + timedelta(hours=8)
+    assert timers[("ESCALATION", 1)] == now + timedelta(hours=20)
+    assert timers[("SLA", None)] == now + timedelta(days=1)
     legal = {(t["kind"], t["level"]): at(t["dueAt"]) for t in steps[1]["timers"]}
-    assert legal[("escalation", 1)] == at(steps[1]["activatedAt"]) + timedelta(days=2)
-    assert legal[("escalation", 2)] == at(steps[1]["activatedAt"]) + timedelta(days=2, hours=12)
+    assert legal[("ESCALATION", 1)] == at(steps[1]["activatedAt"]) + timedelta(days=2)
+    assert legal[("ESCALATION", 2)] == at(steps[1]["activatedAt"]) + timedelta(days=2, hours=12)
     assert at(steps[1]["slaDue"]) == at(steps[1]["activatedAt"]) + timedelta(days=3)
     assert at(steps[2]["slaDue"]) == at(steps[2]["activatedAt"]) + timedelta(days=2)
 
-    assignments = [n for n in result["notifications"] if n["kind"] == "assignment"]
+    assignments = [n for n in result["notifications"] if n["kind"] == "ASSIGNMENT"]
     assert sorted(n["step"] for n in assignments) == ["executive", "legal", "manager"]
     by_key = {s["key"]: s for s in steps}
     for note in assignments:
@@ -130,9 +130,9 @@ async def test_simulate_with_slow_decisions_shows_breaches_and_escalations(
     assert at(steps["legal"]["activatedAt"]) == now + timedelta(days=1, hours=2)
     assert steps["legal"]["breached"] is False
     kinds = {(n["kind"], n["step"]) for n in data["simulate"]["notifications"]}
-    assert ("escalation", "manager") in kinds
-    assert ("reminder", "manager") in kinds
-    assert ("escalation", "legal") not in kinds
+    assert ("ESCALATION", "manager") in kinds
+    assert ("REMINDER", "manager") in kinds
+    assert ("ESCALATION", "legal") not in kinds
 
 
 async def test_simulate_a_draft_definition_inline(gql, tenant, clock, demo_templates):
@@ -227,8 +227,8 @@ async def test_replay_recent_items_through_a_changed_draft(gql, tenant, clock, d
     assert [r["itemId"] for r in replayed] == list(reversed(ids))  # newest first
     for item in replayed:
         kinds = {d["kind"] for d in item["differences"]}
-        assert {"assignees", "deadline"} <= kinds
-        assignees = next(d for d in item["differences"] if d["kind"] == "assignees")
+        assert {"ASSIGNEES", "DEADLINE"} <= kinds
+        assignees = next(d for d in item["differences"] if d["kind"] == "ASSIGNEES")
         assert assignees["step"] == "review"
         assert assignees["before"]["roles"] == ["change-approver"]
         assert assignees["after"]["roles"] == ["release-manager"]

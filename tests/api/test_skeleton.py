@@ -7,7 +7,7 @@ import pytest
 SUBMIT = """
 mutation($input: SubmitItemInput!) {
   submitItem(input: $input) {
-    item { id state version title steps { id key state assignees { roles } } }
+    item { id state version title steps { id key stepState assignees { roles } } }
     errors { code message field }
   }
 }"""
@@ -15,7 +15,7 @@ mutation($input: SubmitItemInput!) {
 APPROVE = """
 mutation($input: DecideStepInput!) {
   approveStep(input: $input) {
-    item { id state version steps { key state decisions { actorId outcome } } }
+    item { id state version steps { key stepState decisions { actorId outcome } } }
     errors { code message field }
   }
 }"""
@@ -43,7 +43,7 @@ async def submit(gql, title="Deploy payments"):
 async def test_submit_read_approve(gql, demo_templates):
     item = await submit(gql)
     assert item["state"] == "PENDING"
-    assert [s["state"] for s in item["steps"]] == ["ACTIVE"]
+    assert [s["stepState"] for s in item["steps"]] == ["ACTIVE"]
     step_id = item["steps"][0]["id"]
 
     data = await gql.data(
@@ -52,7 +52,7 @@ async def test_submit_read_approve(gql, demo_templates):
     result = data["approveStep"]
     assert result["errors"] == []
     assert result["item"]["state"] == "APPROVED"
-    assert result["item"]["steps"][0]["decisions"] == [{"actorId": "bob", "outcome": "approve"}]
+    assert result["item"]["steps"][0]["decisions"] == [{"actorId": "bob", "outcome": "APPROVE"}]
 
     read = await gql.data(ITEM, {"id": item["id"]}, as_user="alice")
     actions = [e["action"] for e in read["item"]["auditEvents"]]

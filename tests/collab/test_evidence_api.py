@@ -69,7 +69,7 @@ async def test_upload_and_download_like_a_browser(gql, client, services, tenant,
         "evidence"
     ]
     assert [(e["name"], e["size"], e["uploadedBy"], e["source"]) for e in listed] == [
-        ("change record.pdf", len(data), "dave", "upload")
+        ("change record.pdf", len(data), "dave", "UPLOAD")
     ]
     download = await client.get(path_of(listed[0]["downloadUrl"]))
     assert download.status_code == 200

@@ -8,7 +8,7 @@ from tests.realtime.conftest import approve, global_id, submit
 
 OPEN = """mutation($input: OpenIncidentReviewInput!) {
   openIncidentReview(input: $input) {
-    item { id kind externalRef steps { key state } }
+    item { id kind externalRef steps { key stepState } }
     errors { code field }
   }
 }"""
@@ -54,7 +54,7 @@ async def test_open_read_and_reopen_through_the_api(gql, client, services, tenan
         "agent:refunds",
     )
     assert review["reviewedItem"] is None
-    assert review["snapshot"]["source"] == "snapshot"
+    assert review["snapshot"]["source"] == "SNAPSHOT"
     url = urlsplit(review["snapshot"]["downloadUrl"])
     downloaded = await client.get(f"{url.path}?{url.query}")
     assert downloaded.json() == {"amount": 120, "decision": "dec-77"}

@@ -130,11 +130,11 @@ UPSERT = """mutation($input: UserProfileInput!) {
   upsertUserProfile(input: $input) { profile { userId roles addresses { channel address } }
     errors { code message } } }"""
 
-DEAD_LETTERS = """{ deadLetters(first: 10) { id channel recipientId eventKind status attemptCount
-  lastError attempts { attemptNo status error durationMs startedAt } } }"""
+DEAD_LETTERS = """{ deadLetters(first: 10) { id channel recipientId eventKind deliveryStatus
+  attemptCount lastError attempts { attemptNo status error durationMs startedAt } } }"""
 
 RETRY = """mutation($id: ID!) { retryDeadLetter(id: $id) {
-  delivery { id status maxAttempts } errors { code message } } }"""
+  delivery { id deliveryStatus maxAttempts } errors { code message } } }"""
 
 
 async def add_alice_by_graphql(gql, webhook_url: str) -> None:
@@ -248,7 +248,7 @@ async def test_receiver_500_is_retried_then_dead_lettered_visible_and_retryable(
         assert len(inbox.messages) == 1 and len(slack.requests) == 1  # others unaffected
         data = await gql.data(DEAD_LETTERS, as_user="ops", roles=("admin",))
         (dead,) = data["deadLetters"]
-        assert dead["channel"] == "webhook" and dead["status"] == "DEAD"
+        assert dead["channel"] == "webhook" and dead["deliveryStatus"] == "DEAD"
         assert dead["attemptCount"] == 3 and "HTTP 500" in dead["lastError"]
         assert [a["attemptNo"] for a in dead["attempts"]] == [1, 2, 3]
         started = [a["startedAt"] for a in dead["attempts"]]
@@ -261,7 +261,7 @@ async def test_receiver_500_is_retried_then_dead_lettered_visible_and_retryable(
         receiver.status = 200
         data = await gql.data(RETRY, {"id": dead["id"]}, as_user="ops", roles=("admin",))
         assert data["retryDeadLetter"]["errors"] == []
-        assert data["retryDeadLetter"]["delivery"]["status"] == "QUEUED"
+        assert data["retryDeadLetter"]["delivery"]["deliveryStatus"] == "QUEUED"
         clock.advance(timedelta(seconds=1))
         await run_worker(settings, clock, registry)
         assert len(receiver.accepted) == 1

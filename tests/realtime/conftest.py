@@ -59,7 +59,7 @@ subscription($after: String) {
   inboxChanged(after: $after) {
     ... on InboxChange {
       cursor seq kind reason action actorId itemId stepId
-      item { id title state steps { key state } }
+      item { id title state steps { key stepState } }
     }
     ... on ResyncRequired { __typename cursor seq }
   }

@@ -35,7 +35,7 @@ async def test_an_assignment_is_pushed_to_the_assignee_and_nobody_else(
         assert pushed["action"] == "step.activate"
         assert pushed["itemId"] == global_id("WorkflowItem", change.id)
         assert pushed["item"]["title"] == "Deploy payments"
-        assert pushed["item"]["steps"] == [{"key": "review", "state": "ACTIVE"}]
+        assert pushed["item"]["steps"] == [{"key": "review", "stepState": "ACTIVE"}]
 
         # Eve is no change approver: the first thing she receives is her own assignment, which
         # was committed after bob's, so she never received bob's.

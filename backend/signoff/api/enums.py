@@ -6,16 +6,26 @@ The domain enums stay free of strawberry; their GraphQL descriptions live here.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any, TypeVar
 
 import strawberry
 
 from signoff.domain.errors import ErrorCode
-from signoff.domain.records import SeatVote
+from signoff.domain.evidence import EvidenceSource
+from signoff.domain.records import DecisionOutcome, SeatVote, TemplateStatus, TimerStatus
 from signoff.domain.snapshot import HoldOption
 from signoff.domain.states import ItemState, StepState
-from signoff.domain.templates import RiskLevel, StepKind, TemplateKind
+from signoff.domain.templates import (
+    DependencyEffect,
+    QuorumMode,
+    Resolution,
+    RiskLevel,
+    StepKind,
+    TemplateKind,
+)
+from signoff.domain.timers import TimerKind
+from signoff.notify.model import DeliveryStatus
 
 E = TypeVar("E", bound=type[Enum])
 
@@ -134,4 +144,196 @@ ErrorCodeEnum = described_enum(
     ErrorCode,
     "Stable machine-readable error codes; clients switch on these, never on text.",
     ERROR_CODES,
+)
+
+
+class ImpactOutcome(StrEnum):
+    """What a change to an upstream step would do to a dependent step."""
+
+    SKIP = "skip"
+    ASK_USER = "ask_user"
+    FALLBACK = "fallback"
+    CANCEL = "cancel"
+    NONE = "none"
+    WAIT = "wait"
+
+
+class NotificationKind(StrEnum):
+    """Why a person is notified (the kinds of `domain/notification_policy.py`)."""
+
+    ASSIGNMENT = "assignment"
+    MENTION = "mention"
+    DECISION = "decision"
+    ESCALATION = "escalation"
+    REMINDER = "reminder"
+    DEADLINE_RISK = "deadline_risk"
+    FAILURE = "failure"
+    DEPENDENCY_CONFLICT = "dependency_conflict"
+    DIGEST = "digest"
+
+
+class NotificationPriority(StrEnum):
+    """How urgent a notification is."""
+
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+class ReplayDifferenceKind(StrEnum):
+    """What differs for one replayed item under a draft (`domain/simulation.py::compare`)."""
+
+    STEP_REMOVED = "step_removed"
+    STEP_ADDED = "step_added"
+    ASSIGNEES = "assignees"
+    STATE = "state"
+    DEADLINE = "deadline"
+    BREACH = "breach"
+    AUTO_APPROVAL = "auto_approval"
+    NOTIFICATIONS = "notifications"
+    OUTCOME = "outcome"
+
+
+DecisionOutcomeEnum = described_enum(
+    DecisionOutcome,
+    "What a stored decision says.",
+    {
+        DecisionOutcome.APPROVE: "Approved (a vote towards the quorum).",
+        DecisionOutcome.REJECT: "Rejected.",
+        DecisionOutcome.REQUEST_CHANGES: "Sent back to the requester for changes.",
+        DecisionOutcome.APPROVE_BY_POLICY: "Approved by an auto-approval rule (`rule` names it).",
+        DecisionOutcome.OVERRIDE: "Decided by an override.",
+        DecisionOutcome.OVERRIDE_REQUESTED: "An override on a sensitive step, waiting for a "
+        "second person to confirm it.",
+    },
+)
+TemplateStatusEnum = described_enum(
+    TemplateStatus,
+    "A template version's lifecycle.",
+    {
+        TemplateStatus.DRAFT: "Saved, may still change; items cannot use it.",
+        TemplateStatus.PUBLISHED: "Immutable; items are submitted against it.",
+        TemplateStatus.RETIRED: "No new items; existing ones go on.",
+    },
+)
+QuorumModeEnum = described_enum(
+    QuorumMode,
+    "How many approvals a step needs.",
+    {
+        QuorumMode.ANY: "One approval.",
+        QuorumMode.ALL: "Every seat approves.",
+        QuorumMode.N_OF_M: "`n` approvals of the seats.",
+    },
+)
+TimerStatusEnum = described_enum(
+    TimerStatus,
+    "Where a stored timer stands.",
+    {
+        TimerStatus.ARMED: "Waiting for its time.",
+        TimerStatus.FIRED: "It acted.",
+        TimerStatus.CANCELLED: "Voided before it fired (the step moved on).",
+    },
+)
+TimerKindEnum = described_enum(
+    TimerKind,
+    "Why a timer fires.",
+    {
+        TimerKind.SLA: "The step's deadline: its timeout action.",
+        TimerKind.REMINDER: "A reminder to the assignees.",
+        TimerKind.DEADLINE_RISK: "A warning that the deadline is near.",
+        TimerKind.ESCALATION: "An escalation level.",
+        TimerKind.HOLD: "How long a step held for a person waits.",
+    },
+)
+DependencyEffectEnum = described_enum(
+    DependencyEffect,
+    "How much a step needs its upstream step.",
+    {
+        DependencyEffect.BLOCKS: "It cannot go on without it.",
+        DependencyEffect.ENHANCES: "It is better with it, but may go on without.",
+        DependencyEffect.OPTIONAL: "Nice to have.",
+    },
+)
+DependencyResolutionEnum = described_enum(
+    Resolution,
+    "What happens to a dependent step when its upstream does not succeed.",
+    {
+        Resolution.WAIT: "Wait (for an override, a reopening or a retry).",
+        Resolution.SKIP: "Skip the dependent step.",
+        Resolution.FALLBACK: "Go on with the template's fallback value.",
+        Resolution.ASK_USER: "Hold the dependent step for a person to decide.",
+    },
+    name="DependencyResolution",
+)
+ImpactOutcomeEnum = described_enum(
+    ImpactOutcome,
+    "What a change to an upstream step would do to a dependent step.",
+    {
+        ImpactOutcome.SKIP: "It would be skipped.",
+        ImpactOutcome.ASK_USER: "It would be held for a person.",
+        ImpactOutcome.FALLBACK: "It would go on with the fallback value.",
+        ImpactOutcome.CANCEL: "The item would end.",
+        ImpactOutcome.NONE: "It would go on.",
+        ImpactOutcome.WAIT: "It would wait.",
+    },
+)
+NotificationKindEnum = described_enum(
+    NotificationKind,
+    "Why a person is notified.",
+    {
+        NotificationKind.ASSIGNMENT: "A step now needs them.",
+        NotificationKind.MENTION: "A comment `@mentions` them.",
+        NotificationKind.DECISION: "An item they requested or reviewed was decided.",
+        NotificationKind.ESCALATION: "A step was escalated to them.",
+        NotificationKind.REMINDER: "A step still waits for them.",
+        NotificationKind.DEADLINE_RISK: "A step's deadline is near (bypasses quiet hours).",
+        NotificationKind.FAILURE: "An approved step failed in execution.",
+        NotificationKind.DEPENDENCY_CONFLICT: "A step's dependency did not succeed.",
+        NotificationKind.DIGEST: "Several notifications folded into one.",
+    },
+)
+NotificationPriorityEnum = described_enum(
+    NotificationPriority,
+    "How urgent a notification is.",
+    {
+        NotificationPriority.LOW: "May wait for a digest.",
+        NotificationPriority.NORMAL: "Sent now; may be folded into a digest in a burst.",
+        NotificationPriority.HIGH: "Sent now.",
+        NotificationPriority.URGENT: "Sent now, even in quiet hours.",
+    },
+)
+NotificationAttemptStatusEnum = described_enum(
+    DeliveryStatus,
+    "The outcome of one delivery attempt.",
+    {
+        DeliveryStatus.DELIVERED: "The channel accepted it.",
+        DeliveryStatus.FAILED_RETRYABLE: "It failed; it is tried again.",
+        DeliveryStatus.FAILED_PERMANENT: "It failed for good.",
+    },
+    name="NotificationAttemptStatus",
+)
+EvidenceSourceEnum = described_enum(
+    EvidenceSource,
+    "How an evidence file came to be.",
+    {
+        EvidenceSource.UPLOAD: "A person uploaded it.",
+        EvidenceSource.SNAPSHOT: "signoff made it (e.g. the payload an incident review "
+        "was opened from).",
+    },
+)
+ReplayDifferenceKindEnum = described_enum(
+    ReplayDifferenceKind,
+    "What differs for one replayed item under a draft.",
+    {
+        ReplayDifferenceKind.STEP_REMOVED: "The draft has no such step.",
+        ReplayDifferenceKind.STEP_ADDED: "The draft adds the step.",
+        ReplayDifferenceKind.ASSIGNEES: "Other assignees.",
+        ReplayDifferenceKind.STATE: "The step would end in another state.",
+        ReplayDifferenceKind.DEADLINE: "Another SLA deadline.",
+        ReplayDifferenceKind.BREACH: "The SLA would (not) be breached.",
+        ReplayDifferenceKind.AUTO_APPROVAL: "Another auto-approval rule (or none).",
+        ReplayDifferenceKind.NOTIFICATIONS: "Another number of notifications.",
+        ReplayDifferenceKind.OUTCOME: "The item would end in another state.",
+    },
 )

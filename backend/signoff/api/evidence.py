@@ -14,7 +14,7 @@ from signoff.api import ids
 from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.errors import CodedError, UserError, user_error
 from signoff.domain.errors import DomainError, ErrorCode
-from signoff.domain.evidence import EvidenceRecord
+from signoff.domain.evidence import EvidenceRecord, EvidenceSource
 from signoff.services import evidence as evidence_services
 
 UPLOAD_PATH = "/evidence/uploads/"
@@ -34,10 +34,7 @@ class Evidence:
     id: strawberry.ID = strawberry.field(description="Global id.")
     item_id: strawberry.ID = strawberry.field(description="Global id of the item.")
     step_id: strawberry.ID | None = strawberry.field(description="Global id of the step, if any.")
-    source: str = strawberry.field(
-        description="`upload` (a person's file) or `snapshot` (made by signoff, e.g. the payload "
-        "an incident review was opened from)."
-    )
+    source: EvidenceSource = strawberry.field(description="How the file came to be.")
     name: str = strawberry.field(description="File name as given by the uploader.")
     content_type: str = strawberry.field(description="Media type, as declared and checked.")
     size: int = strawberry.field(description="Size in bytes.")
@@ -67,7 +64,7 @@ class Evidence:
             id=strawberry.ID(ids.encode("Evidence", record.id)),
             item_id=strawberry.ID(ids.encode("WorkflowItem", record.item_id)),
             step_id=strawberry.ID(ids.encode("Step", record.step_id)) if record.step_id else None,
-            source=record.source,
+            source=EvidenceSource(record.source),
             name=record.name,
             content_type=record.content_type,
             size=record.size,

@@ -11,10 +11,11 @@ from strawberry.types import Info
 
 from signoff.api import ids
 from signoff.api.context import SignoffContext, actor_of, services_of
-from signoff.api.enums import described_enum
+from signoff.api.enums import NotificationKind, NotificationPriority, described_enum
 from signoff.api.errors import CodedError, UserError, user_error
 from signoff.domain import notification_policy
 from signoff.domain.errors import DomainError, ErrorCode
+from signoff.notify.model import DeliveryStatus
 from signoff.services import notification_admin
 
 
@@ -47,9 +48,7 @@ described_enum(
 @strawberry.type(description="One attempt at a delivery, as it happened.")
 class NotificationAttempt:
     attempt_no: int = strawberry.field(description="1 for the first attempt.")
-    status: str = strawberry.field(
-        description="`delivered`, `failed_retryable` or `failed_permanent`."
-    )
+    status: DeliveryStatus = strawberry.field(description="How the attempt went.")
     response: str | None = strawberry.field(description="What the provider answered (short).")
     error: str | None = strawberry.field(description="Why the attempt failed.")
     duration_ms: float | None = strawberry.field(description="How long the attempt took.")
@@ -60,7 +59,7 @@ class NotificationAttempt:
         """Map an attempt row."""
         return cls(
             attempt_no=row["attempt_no"],
-            status=row["status"],
+            status=DeliveryStatus(row["status"]),
             response=row["response"],
             error=row["error"],
             duration_ms=row["duration_ms"],
@@ -73,14 +72,17 @@ class NotificationDelivery:
     id: strawberry.ID = strawberry.field(description="Global id.")
     channel: str = strawberry.field(description="Channel name (email, slack, webhook, ...).")
     recipient_id: str = strawberry.field(description="User id of the recipient.")
-    event_kind: str = strawberry.field(
-        description="assignment, decision, escalation, failure, reminder, deadline_risk, digest."
-    )
+    event_kind: NotificationKind = strawberry.field(description="Why it is sent.")
     event_seq: int = strawberry.field(description="Audit sequence number of the event.")
-    item_id: strawberry.ID | None = strawberry.field(description="Global id of the item.")
+    related_item_id: strawberry.ID | None = strawberry.field(
+        description="Global id of the item it is about; null for one about no single item "
+        "(a digest)."
+    )
     title: str = strawberry.field(description="Title of the notification.")
-    status: NotificationDeliveryStatus = strawberry.field(description="Delivery state.")
-    priority: str = strawberry.field(description="low, normal, high or urgent.")
+    delivery_status: NotificationDeliveryStatus = strawberry.field(
+        description="Delivery state (named apart from `Template.status`, whose type differs)."
+    )
+    delivery_priority: NotificationPriority = strawberry.field(description="How urgent it is.")
     attempt_count: int = strawberry.field(description="Attempts made so far.")
     max_attempts: int = strawberry.field(description="Attempts allowed before a dead letter.")
     next_attempt_at: datetime | None = strawberry.field(description="When it is tried next.")
@@ -97,12 +99,12 @@ class NotificationDelivery:
             id=strawberry.ID(ids.encode("NotificationDelivery", row["id"])),
             channel=row["channel"],
             recipient_id=row["recipient_id"],
-            event_kind=row["event_kind"],
+            event_kind=NotificationKind(row["event_kind"]),
             event_seq=row["event_seq"],
-            item_id=strawberry.ID(ids.encode("WorkflowItem", item)) if item else None,
+            related_item_id=strawberry.ID(ids.encode("WorkflowItem", item)) if item else None,
             title=row["payload"].get("title") or "",
-            status=NotificationDeliveryStatus(row["status"]),
-            priority=row["priority"],
+            delivery_status=NotificationDeliveryStatus(row["status"]),
+            delivery_priority=NotificationPriority(row["priority"]),
             attempt_count=row["attempts"],
             max_attempts=row["max_attempts"],
             next_attempt_at=row["next_attempt_at"],

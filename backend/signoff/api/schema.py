@@ -36,6 +36,7 @@ from signoff.api.notifications import NotificationMutations, NotificationQueries
 from signoff.api.operation_metrics import OperationMetrics
 from signoff.api.ratelimit import RateLimiter
 from signoff.api.retention import RetentionMutations, RetentionQueries
+from signoff.api.scalars import SCALAR_OVERRIDES
 from signoff.api.shared_results import SharingExecutor
 from signoff.api.simulation import SimulationQueries
 from signoff.api.subscriptions import Subscription
@@ -154,6 +155,7 @@ def build_schema(
         extensions=extensions,
         execution_context_class=SharingExecutor,
         config=StrawberryConfig(auto_camel_case=True, disable_field_suggestions=production),
+        scalar_overrides=SCALAR_OVERRIDES,
         timeout=settings.query_timeout_seconds or None,
         mask=production,
         hide_suggestions=production,

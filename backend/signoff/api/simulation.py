@@ -11,11 +11,14 @@ from strawberry.types import Info
 
 from signoff.api import ids
 from signoff.api.context import SignoffContext, actor_of, services_of
+from signoff.api.enums import NotificationKind, ReplayDifferenceKind
 from signoff.api.errors import CodedError
 from signoff.api.types import Assignees
 from signoff.domain import simulation as sim
 from signoff.domain.errors import DomainError, invalid
+from signoff.domain.states import ItemState, StepState
 from signoff.domain.templates import Assignees as DomainAssignees
+from signoff.domain.timers import TimerKind
 from signoff.services import simulation as sim_services
 
 
@@ -25,7 +28,7 @@ def _assignees(a: DomainAssignees) -> Assignees:
 
 @strawberry.type(description="A timer that would be armed for a step.")
 class SimulatedTimer:
-    kind: str = strawberry.field(description="sla, reminder, deadline_risk or escalation.")
+    kind: TimerKind = strawberry.field(description="Why it would fire.")
     due_at: datetime = strawberry.field(description="When it would fire.")
     level: int | None = strawberry.field(description="Escalation level, for escalations.")
 
@@ -34,7 +37,7 @@ class SimulatedTimer:
 class SimulatedStep:
     key: str = strawberry.field(description="Step key.")
     name: str = strawberry.field(description="Display name.")
-    state: str = strawberry.field(description="The state it would end in.")
+    step_state: StepState = strawberry.field(description="The state it would end in.")
     assignees: Assignees = strawberry.field(description="Who would be assigned.")
     activated_at: datetime | None = strawberry.field(description="When it would open.")
     decided_at: datetime | None = strawberry.field(description="When it would be decided.")
@@ -46,7 +49,7 @@ class SimulatedStep:
 
 @strawberry.type(description="A notification that would go out.")
 class SimulatedNotification:
-    kind: str = strawberry.field(description="assignment, reminder, deadline_risk, escalation.")
+    kind: NotificationKind = strawberry.field(description="Why it would go out.")
     step: str = strawberry.field(description="Step key.")
     recipients: Assignees = strawberry.field(description="Who would be notified.")
     at: datetime = strawberry.field(description="When.")
@@ -60,7 +63,7 @@ class SimulationProblem:
 
 @strawberry.type(description="The result of a dry run; nothing was written.")
 class Simulation:
-    outcome: str = strawberry.field(description="The item's would-be end state.")
+    outcome: ItemState = strawberry.field(description="The item's would-be state.")
     steps: list[SimulatedStep] = strawberry.field(description="Steps in order.")
     notifications: list[SimulatedNotification] = strawberry.field(description="Notifications.")
     problems: list[SimulationProblem] = strawberry.field(description="Rules that would fail.")
@@ -69,12 +72,12 @@ class Simulation:
     def from_result(cls, result: sim.SimulationResult) -> Simulation:
         """Map a domain simulation result."""
         return cls(
-            outcome=result.outcome,
+            outcome=ItemState(result.outcome),
             steps=[
                 SimulatedStep(
                     key=s.key,
                     name=s.name,
-                    state=s.state.value,
+                    step_state=s.state,
                     assignees=_assignees(s.assignees),
                     activated_at=s.activated_at,
                     decided_at=s.decided_at,
@@ -82,7 +85,7 @@ class Simulation:
                     breached=s.breached,
                     auto_approved_by=s.auto_approved_by,
                     timers=[
-                        SimulatedTimer(kind=t.kind.value, due_at=t.due_at, level=t.level)
+                        SimulatedTimer(kind=t.kind, due_at=t.due_at, level=t.level)
                         for t in s.timers
                     ],
                 )
@@ -90,7 +93,10 @@ class Simulation:
             ],
             notifications=[
                 SimulatedNotification(
-                    kind=n.kind, step=n.step, recipients=_assignees(n.recipients), at=n.at
+                    kind=NotificationKind(n.kind),
+                    step=n.step,
+                    recipients=_assignees(n.recipients),
+                    at=n.at,
                 )
                 for n in result.notifications
             ],
@@ -98,13 +104,22 @@ class Simulation:
         )
 
 
+@strawberry.type(description="One thing that would have been different for a replayed item.")
+class ReplayDifference:
+    kind: ReplayDifferenceKind = strawberry.field(description="What differs.")
+    step: str | None = strawberry.field(description="The step's key; null for the item.")
+    before: JSON | None = strawberry.field(
+        description="As it went (a state, a time, assignees, a count, ...)."
+    )
+    after: JSON | None = strawberry.field(description="As it would have gone under the draft.")
+
+
 @strawberry.type(description="How one real item would have gone under the draft.")
 class ReplayedItem:
     item_id: strawberry.ID = strawberry.field(description="Global id of the item.")
     title: str = strawberry.field(description="Its title.")
-    differences: list[JSON] = strawberry.field(
-        description="Each difference: kind (assignees, deadline, breach, outcome), step, before, "
-        "after."
+    differences: list[ReplayDifference] = strawberry.field(
+        description="What would have been different."
     )
 
 
@@ -195,8 +210,13 @@ class SimulationQueries:
         ]
 
 
-def _difference(d: sim.Difference) -> Any:
-    return {"kind": d.kind, "step": d.step, "before": _plain(d.before), "after": _plain(d.after)}
+def _difference(d: sim.Difference) -> ReplayDifference:
+    return ReplayDifference(
+        kind=ReplayDifferenceKind(d.kind),
+        step=d.step,
+        before=_plain(d.before),
+        after=_plain(d.after),
+    )
 
 
 def _plain(value: Any) -> Any:

@@ -13,6 +13,8 @@ from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.errors import CodedError, UserError, user_error
 from signoff.domain.calendar import BusinessCalendar
 from signoff.domain.errors import DomainError
+from signoff.domain.records import TimerStatus
+from signoff.domain.timers import TimerKind
 from signoff.services import timers as timer_services
 
 
@@ -31,10 +33,10 @@ class OverdueStep:
 
 @strawberry.type(description="A stored timer of a step.")
 class StepTimer:
-    kind: str = strawberry.field(description="sla, reminder, deadline_risk or escalation.")
+    kind: TimerKind = strawberry.field(description="Why it fires.")
     level: int | None = strawberry.field(description="Escalation level.")
     due_at: datetime = strawberry.field(description="When it is due.")
-    status: str = strawberry.field(description="armed, fired or cancelled.")
+    status: TimerStatus = strawberry.field(description="Where it stands.")
     fired_at: datetime | None = strawberry.field(description="When it acted.")
 
 
@@ -96,10 +98,10 @@ class TimerQueries:
             raise CodedError(exc) from None
         return [
             StepTimer(
-                kind=t.kind.value,
+                kind=t.kind,
                 level=t.level,
                 due_at=t.due_at,
-                status=t.status.value,
+                status=t.status,
                 fired_at=t.fired_at,
             )
             for t in timers

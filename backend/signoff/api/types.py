@@ -15,6 +15,7 @@ from signoff.api import ids
 from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.enums import (
     HoldOptionEnum,
+    ImpactOutcome,
     ItemKindEnum,
     ItemStateEnum,
     RiskLevelEnum,
@@ -25,10 +26,18 @@ from signoff.api.enums import (
 from signoff.api.loaders import loaders_of
 from signoff.domain import progression, records
 from signoff.domain.calendar import WALL_CLOCK
-from signoff.domain.records import SeatVote
+from signoff.domain.records import DecisionOutcome, SeatVote, TemplateStatus
 from signoff.domain.snapshot import HoldOption
 from signoff.domain.states import ItemState, StepState
-from signoff.domain.templates import RiskLevel, StepKind, TemplateDefinition, TemplateKind
+from signoff.domain.templates import (
+    DependencyEffect,
+    QuorumMode,
+    Resolution,
+    RiskLevel,
+    StepKind,
+    TemplateDefinition,
+    TemplateKind,
+)
 from signoff.services import audit as audit_services
 from signoff.services.engine import ItemView
 
@@ -59,7 +68,7 @@ class Assignees:
 
 @strawberry.type(description="How many approvals a step needs.")
 class Quorum:
-    mode: str = strawberry.field(description="`any`, `all` or `n_of_m`.")
+    mode: QuorumMode = strawberry.field(description="How approvals are counted.")
     n: int | None = strawberry.field(description="Approvals needed for `n_of_m`.")
 
 
@@ -67,7 +76,7 @@ class Quorum:
 class Decision:
     actor_id: str = strawberry.field(description="Who decided (`system` for policies).")
     acting_for: str | None = strawberry.field(description="Whom a delegate acted for.")
-    outcome: str = strawberry.field(description="approve, reject, request_changes, ...")
+    outcome: DecisionOutcome = strawberry.field(description="What was decided.")
     reason: str | None = strawberry.field(description="The reason given.")
     rule: str | None = strawberry.field(description="The policy rule that decided, if any.")
     revision: int = strawberry.field(description="Item revision the decision belongs to.")
@@ -79,7 +88,7 @@ class Decision:
         return cls(
             actor_id=decision.actor_id,
             acting_for=decision.acting_for,
-            outcome=decision.outcome.value,
+            outcome=decision.outcome,
             reason=decision.reason,
             rule=decision.rule,
             revision=decision.revision,
@@ -90,13 +99,11 @@ class Decision:
 @strawberry.type(description="How a change to one step would affect a dependent step.")
 class DependencyImpact:
     step: str = strawberry.field(description="The dependent step's key.")
-    effect: str = strawberry.field(description="blocks, enhances or optional.")
-    resolution: str = strawberry.field(description="wait, skip, fallback or ask_user.")
-    outcome: str = strawberry.field(
-        description="What would happen to it: skip, ask_user (held for a person), fallback "
-        "(goes on with the fallback value), cancel (the item would end), none (goes on), "
-        "wait."
+    effect: DependencyEffect = strawberry.field(description="How much it needs the upstream.")
+    resolution: Resolution = strawberry.field(
+        description="What the template says happens when the upstream does not succeed."
     )
+    outcome: ImpactOutcome = strawberry.field(description="What would happen to it.")
     fallback: JSON | None = strawberry.field(description="The fallback value that would be used.")
     via: str = strawberry.field(description="The step whose change propagates.")
 
@@ -105,9 +112,9 @@ class DependencyImpact:
         """Map a domain impact."""
         return cls(
             step=impact.step,
-            effect=impact.effect.value,
-            resolution=impact.resolution.value,
-            outcome=impact.outcome,
+            effect=impact.effect,
+            resolution=impact.resolution,
+            outcome=ImpactOutcome(impact.outcome),
             fallback=impact.fallback,
             via=impact.via,
         )
@@ -180,8 +187,12 @@ class Step(Node):
     id: strawberry.ID = strawberry.field(description="Global id.")
     key: str = strawberry.field(description="The step's key in its template.")
     name: str = strawberry.field(description="Display name.")
-    kind: StepKind = strawberry.field(description="approval, task, decision or merge.")
-    state: StepState = strawberry.field(description="Current state.")
+    step_kind: StepKind = strawberry.field(
+        description="What kind of step (named apart from `WorkflowItem.kind`, whose type differs)."
+    )
+    step_state: StepState = strawberry.field(
+        description="Current state (named apart from `WorkflowItem.state`, whose type differs)."
+    )
     assignees: Assignees = strawberry.field(description="Who may act on it.")
     quorum: Quorum = strawberry.field(description="Approvals it needs.")
     risk: RiskLevel = strawberry.field(
@@ -223,7 +234,7 @@ class Step(Node):
     due_at: datetime | None = strawberry.field(description="SLA deadline.")
     decided_at: datetime | None = strawberry.field(description="When it was resolved.")
     version: int = strawberry.field(description="Bumped on every change of the step.")
-    attempts: int = strawberry.field(description="Execution attempts so far.")
+    execution_attempts: int = strawberry.field(description="Execution attempts so far.")
     result: JSON | None = strawberry.field(description="Execution result, once completed.")
     error: str | None = strawberry.field(description="Execution error, when failed.")
     params_diff: list[ParamChange] = strawberry.field(
@@ -273,7 +284,7 @@ class Step(Node):
             upstreams = list(step.hold.upstreams)
             hold = StepHold(upstreams=upstreams, since=step.hold.since, options=list(HoldOption))
         return cls(
-            attempts=step.attempts,
+            execution_attempts=step.attempts,
             result=_json(step.result),
             error=step.error,
             params_diff=params_diff(step.original_params, step.params),
@@ -289,14 +300,14 @@ class Step(Node):
             id=strawberry.ID(ids.encode("Step", step.id)),
             key=step.key,
             name=step.name,
-            kind=step.kind,
-            state=step.state,
+            step_kind=step.kind,
+            step_state=step.state,
             assignees=Assignees(
                 users=list(step.assignees.users),
                 groups=list(step.assignees.groups),
                 roles=list(step.assignees.roles),
             ),
-            quorum=Quorum(mode=step.quorum.mode.value, n=step.quorum.n),
+            quorum=Quorum(mode=step.quorum.mode, n=step.quorum.n),
             risk=step.risk,
             sensitive=step.sensitive,
             action=step.action,
@@ -454,7 +465,7 @@ class Template(Node):
     version: int = strawberry.field(description="Version number, from 1.")
     name: str = strawberry.field(description="Display name.")
     kind: TemplateKind = strawberry.field(description="Kind of item it reviews.")
-    status: str = strawberry.field(description="draft, published or retired.")
+    status: TemplateStatus = strawberry.field(description="Where the version stands.")
     definition: JSON = strawberry.field(description="The normalised definition.")
     created_by: str = strawberry.field(description="Who saved it.")
     created_at: datetime = strawberry.field(description="When it was saved.")
@@ -469,7 +480,7 @@ class Template(Node):
             version=template.version,
             name=template.name,
             kind=template.kind,
-            status=template.status.value,
+            status=template.status,
             definition=JSON(dict(template.definition)),
             created_by=template.created_by,
             created_at=template.created_at,

@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from uuid import UUID
 
 from signoff.domain.errors import DomainError, ErrorCode, invalid
@@ -21,7 +22,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DESCRIPTION_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-class EvidenceSource:
+class EvidenceSource(StrEnum):
     """How an evidence file came to be."""
 
     UPLOAD = "upload"
