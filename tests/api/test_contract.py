@@ -7,6 +7,7 @@ from collections import defaultdict
 
 from graphql import GraphQLObjectType, GraphQLScalarType, build_schema, specified_scalar_types
 
+from signoff.api.nodes import RESOLVERS
 from tests.conftest import REPO
 
 SCHEMA = build_schema((REPO / "schema.graphql").read_text())
@@ -39,3 +40,10 @@ def test_custom_scalars_name_their_specification():
     ]
     assert custom
     assert [t.name for t in custom if not t.specified_by_url] == []
+
+
+def test_every_object_with_an_id_is_a_node_that_node_id_resolves():
+    with_ids = {t.name for t in _objects_with_ids()}
+    nodes = {t.name for t in SCHEMA.get_possible_types(SCHEMA.type_map["Node"])}
+    assert with_ids == nodes
+    assert set(RESOLVERS) == nodes

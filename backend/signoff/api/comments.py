@@ -14,6 +14,7 @@ from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.errors import CodedError
 from signoff.api.event_cursors import EVENT_CURSOR_DESCRIPTION, encode_cursor
 from signoff.api.inbox import PageInfo
+from signoff.api.types import Node, Person, person
 from signoff.db import feed
 from signoff.domain.comments import CommentRecord, CommentRevisionRecord
 from signoff.domain.errors import DomainError, ErrorCode
@@ -50,7 +51,7 @@ class CommentRevision:
 
 
 @strawberry.type(description="A comment on an item or one of its steps, or a reply in a thread.")
-class Comment:
+class Comment(Node):
     id: strawberry.ID = strawberry.field(description="Global id.")
     item_id: strawberry.ID = strawberry.field(description="Global id of the item.")
     step_id: strawberry.ID | None = strawberry.field(
@@ -79,6 +80,10 @@ class Comment:
     created_at: datetime = strawberry.field(description="When it was written.")
     updated_at: datetime = strawberry.field(description="When it last changed.")
     raw_id: strawberry.Private[UUID]
+
+    @strawberry.field(description="Who wrote it, with their display name.")
+    async def author(self, info: Info[SignoffContext, Any]) -> Person:
+        return await person(info, self.author_id)
 
     @strawberry.field(
         description="Every revision, oldest first: the original is never lost. Empty for a "

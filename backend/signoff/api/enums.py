@@ -181,6 +181,17 @@ class NotificationPriority(StrEnum):
     URGENT = "urgent"
 
 
+class PayloadFieldType(StrEnum):
+    """The JSON type of a payload field (`domain/payloads.py::FIELD_TYPES`)."""
+
+    STRING = "string"
+    NUMBER = "number"
+    INTEGER = "integer"
+    BOOLEAN = "boolean"
+    OBJECT = "object"
+    ARRAY = "array"
+
+
 class ReplayDifferenceKind(StrEnum):
     """What differs for one replayed item under a draft (`domain/simulation.py::compare`)."""
 
@@ -335,5 +346,17 @@ ReplayDifferenceKindEnum = described_enum(
         ReplayDifferenceKind.AUTO_APPROVAL: "Another auto-approval rule (or none).",
         ReplayDifferenceKind.NOTIFICATIONS: "Another number of notifications.",
         ReplayDifferenceKind.OUTCOME: "The item would end in another state.",
+    },
+)
+PayloadFieldTypeEnum = described_enum(
+    PayloadFieldType,
+    "The JSON type of a payload field.",
+    {
+        PayloadFieldType.STRING: "A string.",
+        PayloadFieldType.NUMBER: "A number (integer or not).",
+        PayloadFieldType.INTEGER: "An integer.",
+        PayloadFieldType.BOOLEAN: "true or false.",
+        PayloadFieldType.OBJECT: "A JSON object.",
+        PayloadFieldType.ARRAY: "A JSON array.",
     },
 )

@@ -13,6 +13,7 @@ from strawberry.types import Info
 from signoff.api import ids
 from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.errors import CodedError, UserError, user_error
+from signoff.api.types import Node, Person, person
 from signoff.domain.errors import DomainError, ErrorCode
 from signoff.domain.evidence import EvidenceRecord, EvidenceSource
 from signoff.services import evidence as evidence_services
@@ -30,7 +31,7 @@ def base_url(info: Info[SignoffContext, Any]) -> str:
 
 
 @strawberry.type(description="A file attached to an item or a step as evidence.")
-class Evidence:
+class Evidence(Node):
     id: strawberry.ID = strawberry.field(description="Global id.")
     item_id: strawberry.ID = strawberry.field(description="Global id of the item.")
     step_id: strawberry.ID | None = strawberry.field(description="Global id of the step, if any.")
@@ -46,6 +47,10 @@ class Evidence:
         description="False once a retention rule purged the content (the metadata stays)."
     )
     raw: strawberry.Private[EvidenceRecord]
+
+    @strawberry.field(description="Who attached it, with their display name.")
+    async def uploader(self, info: Info[SignoffContext, Any]) -> Person:
+        return await person(info, self.uploaded_by)
 
     @strawberry.field(
         description="A URL to download the content (GET, no header needed), valid for "

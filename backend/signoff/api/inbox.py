@@ -1,4 +1,4 @@
-"""The reviewer inbox (Relay-style connection with facets) and `node(id:)`.
+"""The reviewer inbox (Relay-style connection with facets).
 
 A page costs a constant number of statements: the page itself, the steps of its items, their
 template versions, their decisions when asked for, and the facet counts when asked for
@@ -20,17 +20,14 @@ from uuid import UUID
 import strawberry
 from strawberry.types import Info
 
-from signoff.api import ids
 from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.enums import described_enum
 from signoff.api.errors import CodedError
 from signoff.api.event_cursors import EVENT_CURSOR_DESCRIPTION, encode_cursor
 from signoff.api.loaders import definition_for, loaders_of
-from signoff.api.types import Node, Step, Template, WorkflowItem
+from signoff.api.types import WorkflowItem
 from signoff.db import feed
 from signoff.db import inbox as inbox_repo
-from signoff.db import items as items_repo
-from signoff.db import templates as template_repo
 from signoff.db.inbox import (
     ClaimState,
     InboxFilters,
@@ -43,7 +40,6 @@ from signoff.db.records import item_of
 from signoff.domain.errors import DomainError, ErrorCode
 from signoff.domain.states import ItemState
 from signoff.domain.templates import RiskLevel, TemplateKind
-from signoff.services import items as item_services
 
 DEFAULT_PAGE_SIZE = 20
 
@@ -376,7 +372,7 @@ async def nodes_of_rows(
 
 @strawberry.type
 class InboxQueries:
-    """The inbox and global object lookup (a base of `Query`)."""
+    """The inbox (a base of `Query`)."""
 
     @strawberry.field(
         description="Items with an active step the caller can act on (assigned to them, one "
@@ -424,36 +420,3 @@ class InboxQueries:
             event_cursor=encode_cursor(page.who.tenant_id, head),
             counts=page.counts(filters, services_of(info).settings.inbox_count_limit),
         )
-
-    @strawberry.field(
-        description="Any object by its global id (WorkflowItem, Step, Template); null when "
-        "absent, of another tenant, or not readable by the caller."
-    )
-    async def node(
-        self,
-        info: Info[SignoffContext, Any],
-        id: Annotated[strawberry.ID, strawberry.argument(description="A global id.")],
-    ) -> Node | None:
-        actor = actor_of(info)
-        services = services_of(info)
-        try:
-            type_name, _ = ids.decode(id)
-            if type_name == "WorkflowItem":
-                view = await item_services.get_item(actor, services, ids.decode_uuid(id, type_name))
-                return WorkflowItem.from_view(view)
-            if type_name == "Step":
-                step_id = ids.decode_uuid(id, type_name)
-                item_id = await items_repo.item_id_of_step(actor.tenant_id, step_id)
-                if item_id is None:
-                    return None
-                view = await item_services.get_item(actor, services, item_id)
-                step = next(s for s in view.steps if s.id == step_id)
-                return Step.from_record(step, view.definition, view.snapshot)
-            if type_name == "Template":
-                row = await template_repo.get(actor.tenant_id, ids.decode_uuid(id, type_name))
-                return Template.from_record(row) if row else None
-        except DomainError as exc:
-            if exc.code == ErrorCode.NOT_FOUND:
-                return None
-            raise CodedError(exc) from None
-        return None

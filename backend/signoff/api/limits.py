@@ -117,6 +117,8 @@ def cost_model(settings: Settings) -> CostModel:
         "PrecedentEntry.matchedBy": FieldCost(max_items=20),
         "PrecedentEntry.decisions": FieldCost(max_items=_ERRORS),
         "EvidenceUpload.headers": FieldCost(max_items=20),
+        "Template.fields": FieldCost(max_items=_NAMES),
+        "TemplateField.allowedValues": FieldCost(max_items=_NAMES),
     }
     for payload in (
         "ItemPayload",

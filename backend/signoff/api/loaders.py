@@ -20,6 +20,7 @@ from strawberry.types import Info
 from signoff.api.context import SignoffContext, actor_of
 from signoff.db import batches
 from signoff.db import items as items_repo
+from signoff.db import notifications as directory_repo
 from signoff.domain.records import Decision, Item, Step, TemplateVersion
 from signoff.domain.templates import TemplateDefinition, parse_template
 from signoff.services.context import ServiceContext
@@ -35,6 +36,7 @@ class Loaders:
     decisions_by_item: DataLoader[UUID, list[Decision]]
     templates: DataLoader[UUID, TemplateVersion | None]
     definitions: DataLoader[UUID, TemplateDefinition | None]
+    display_names: DataLoader[str, str | None]
 
 
 class _HasId(Protocol):
@@ -87,6 +89,10 @@ def make_loaders(tenant_id: str, services: ServiceContext, *, cache: bool) -> Lo
         rows = await templates.load_many(keys)
         return [definition_of(r, services.settings) if r else None for r in rows]
 
+    async def load_display_names(keys: list[str]) -> list[str | None]:
+        names = await directory_repo.display_names(tenant_id, keys)
+        return [names.get(k) for k in keys]
+
     return Loaders(
         items=DataLoader(load_items, cache=cache),
         steps_by_item=DataLoader(load_steps, cache=cache),
@@ -94,6 +100,7 @@ def make_loaders(tenant_id: str, services: ServiceContext, *, cache: bool) -> Lo
         templates=templates,
         # Parsing is CPU, not I/O: cache it even when rows are not cached.
         definitions=DataLoader(load_definitions, cache=True),
+        display_names=DataLoader(load_display_names, cache=cache),
     )
 
 

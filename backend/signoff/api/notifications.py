@@ -13,6 +13,7 @@ from signoff.api import ids
 from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.enums import NotificationKind, NotificationPriority, described_enum
 from signoff.api.errors import CodedError, UserError, user_error
+from signoff.api.types import Node
 from signoff.domain import notification_policy
 from signoff.domain.errors import DomainError, ErrorCode
 from signoff.notify.model import DeliveryStatus
@@ -68,7 +69,7 @@ class NotificationAttempt:
 
 
 @strawberry.type(description="One notification to one person on one channel.")
-class NotificationDelivery:
+class NotificationDelivery(Node):
     id: strawberry.ID = strawberry.field(description="Global id.")
     channel: str = strawberry.field(description="Channel name (email, slack, webhook, ...).")
     recipient_id: str = strawberry.field(description="User id of the recipient.")

@@ -32,6 +32,7 @@ from signoff.api.mutations.comments import CommentMutations
 from signoff.api.mutations.execution import ExecutionMutations
 from signoff.api.mutations.items import ItemMutations
 from signoff.api.mutations.templates import TemplateMutations
+from signoff.api.nodes import NodeQueries
 from signoff.api.notifications import NotificationMutations, NotificationQueries
 from signoff.api.operation_metrics import OperationMetrics
 from signoff.api.ratelimit import RateLimiter
@@ -63,6 +64,7 @@ class Query(
     TimerQueries,
     InboxQueries,
     ItemListQueries,
+    NodeQueries,
     NotificationQueries,
     CommentQueries,
     EvidenceQueries,

@@ -24,9 +24,11 @@ from signoff.api.enums import (
     StepStateEnum,
 )
 from signoff.api.loaders import loaders_of
+from signoff.api.node import Node, Person, person
+from signoff.api.template_types import Template, TemplateField
 from signoff.domain import progression, records
 from signoff.domain.calendar import WALL_CLOCK
-from signoff.domain.records import DecisionOutcome, SeatVote, TemplateStatus
+from signoff.domain.records import DecisionOutcome, SeatVote
 from signoff.domain.snapshot import HoldOption
 from signoff.domain.states import ItemState, StepState
 from signoff.domain.templates import (
@@ -45,18 +47,16 @@ __all__ = [
     "HoldOptionEnum",
     "ItemKindEnum",
     "ItemStateEnum",
+    "Node",
+    "Person",
     "RiskLevelEnum",
     "SeatVoteEnum",
     "StepKindEnum",
     "StepStateEnum",
+    "Template",
+    "TemplateField",
+    "person",
 ]
-
-
-@strawberry.interface(
-    description="An object with a global id, fetchable with `node(id:)` (Relay convention)."
-)
-class Node:
-    id: strawberry.ID = strawberry.field(description="Global id.")
 
 
 @strawberry.type(description="Who may act on a step: named users, groups and roles.")
@@ -81,6 +81,10 @@ class Decision:
     rule: str | None = strawberry.field(description="The policy rule that decided, if any.")
     revision: int = strawberry.field(description="Item revision the decision belongs to.")
     created_at: datetime = strawberry.field(description="When it was made.")
+
+    @strawberry.field(description="Who decided, with their display name.")
+    async def actor(self, info: Info[SignoffContext, Any]) -> Person:
+        return await person(info, self.actor_id)
 
     @classmethod
     def from_record(cls, decision: records.Decision) -> Decision:
@@ -266,6 +270,15 @@ class Step(Node):
     def impact_if_modified(self) -> list[DependencyImpact]:
         return self._impacts(modified=True)
 
+    @strawberry.field(description="The item this step belongs to.")
+    def item(self) -> WorkflowItem:
+        # The step was read with its item: the snapshot holds both, no read needed.
+        return WorkflowItem.from_parts(self.snapshot.item, self.snapshot.steps, self.definition)
+
+    @strawberry.field(description="The reviewer who claimed it, with their display name.")
+    async def claimant(self, info: Info[SignoffContext, Any]) -> Person | None:
+        return await person(info, self.claimed_by) if self.claimed_by else None
+
     @strawberry.field(description="Decisions on this step, oldest first.")
     async def decisions(self, info: Info[SignoffContext, Any]) -> list[Decision]:
         actor_of(info)
@@ -402,6 +415,7 @@ class WorkflowItem(Node):
     )
     raw_id: strawberry.Private[UUID]
     tenant_id: strawberry.Private[str]
+    template_id: strawberry.Private[UUID]
 
     @strawberry.field(description="The audit events of this item, oldest first.")
     async def audit_events(
@@ -415,6 +429,19 @@ class WorkflowItem(Node):
             actor_of(info), services_of(info), self.raw_id, limit=first
         )
         return [AuditEvent.from_row(r) for r in rows]
+
+    @strawberry.field(description="Who submitted it, with their display name.")
+    async def requester(self, info: Info[SignoffContext, Any]) -> Person:
+        return await person(info, self.requester_id)
+
+    @strawberry.field(
+        description="The template version it runs (its field definitions render `payload`)."
+    )
+    async def template(self, info: Info[SignoffContext, Any]) -> Template:
+        version = await loaders_of(info).templates.load(self.template_id)
+        if version is None:
+            raise LookupError(f"template {self.template_id} of item {self.raw_id} not found")
+        return Template.from_record(version)
 
     @strawberry.field(description="The latest decision on any of its steps, if any.")
     async def last_decision(self, info: Info[SignoffContext, Any]) -> Decision | None:
@@ -455,34 +482,5 @@ class WorkflowItem(Node):
             summary=definition.summary or None,
             raw_id=item.id,
             tenant_id=item.tenant_id,
-        )
-
-
-@strawberry.type(description="One version of a review process.")
-class Template(Node):
-    id: strawberry.ID = strawberry.field(description="Global id.")
-    key: str = strawberry.field(description="Stable key shared by all versions.")
-    version: int = strawberry.field(description="Version number, from 1.")
-    name: str = strawberry.field(description="Display name.")
-    kind: TemplateKind = strawberry.field(description="Kind of item it reviews.")
-    status: TemplateStatus = strawberry.field(description="Where the version stands.")
-    definition: JSON = strawberry.field(description="The normalised definition.")
-    created_by: str = strawberry.field(description="Who saved it.")
-    created_at: datetime = strawberry.field(description="When it was saved.")
-    published_at: datetime | None = strawberry.field(description="When it was published.")
-
-    @classmethod
-    def from_record(cls, template: records.TemplateVersion) -> Template:
-        """Map a template version record."""
-        return cls(
-            id=strawberry.ID(ids.encode("Template", template.id)),
-            key=template.key,
-            version=template.version,
-            name=template.name,
-            kind=template.kind,
-            status=template.status,
-            definition=JSON(dict(template.definition)),
-            created_by=template.created_by,
-            created_at=template.created_at,
-            published_at=template.published_at,
+            template_id=item.template_id,
         )

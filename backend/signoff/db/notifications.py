@@ -36,6 +36,27 @@ async def get_profile(tenant_id: str, user_id: str) -> dict[str, Any] | None:
     return sql.record_dict(row, PROFILE_JSON) if row else None
 
 
+async def display_names(tenant_id: str, user_ids: Sequence[str]) -> dict[str, str]:
+    """The display names the directory has for `user_ids` (those without one are absent)."""
+    rows = await sql.fetch(
+        """SELECT user_id, display_name FROM user_profile
+        WHERE tenant_id = $1 AND user_id = ANY($2::text[]) AND display_name <> ''""",
+        tenant_id,
+        list(user_ids),
+    )
+    return {r["user_id"]: r["display_name"] for r in rows if r["display_name"]}
+
+
+async def delivery_of_tenant(tenant_id: str, delivery_id: int) -> dict[str, Any] | None:
+    """One delivery of a tenant, unlocked."""
+    row = await sql.fetchrow(
+        "SELECT * FROM notification_delivery WHERE tenant_id = $1 AND id = $2",
+        tenant_id,
+        delivery_id,
+    )
+    return sql.record_dict(row, DELIVERY_JSON) if row else None
+
+
 async def profiles_matching(
     tenant_id: str, users: Sequence[str], groups: Sequence[str], roles: Sequence[str]
 ) -> list[dict[str, Any]]:

@@ -30,6 +30,21 @@ async def dead_letters(actor: Actor, ctx: ServiceContext, limit: int) -> list[di
     return await repo.dead_letters(actor.tenant_id, limit)
 
 
+async def delivery(actor: Actor, ctx: ServiceContext, delivery_id: int) -> dict[str, Any]:
+    """One delivery of the tenant with its log (administrators only); NOT_FOUND otherwise."""
+    _require_admin(actor, ctx)
+    row = await repo.delivery_of_tenant(actor.tenant_id, delivery_id)
+    if row is None:
+        raise not_found("delivery", delivery_id)
+    return row
+
+
+async def display_names(actor: Actor, user_ids: list[str]) -> dict[str, str]:
+    """The directory's display names of people of the actor's tenant (absent: none known).
+    Only names: addresses stay with the notification pipeline."""
+    return await repo.display_names(actor.tenant_id, user_ids)
+
+
 async def attempts_of(delivery_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     """The attempts of deliveries, by delivery id."""
     return await repo.attempts_of(delivery_ids)
