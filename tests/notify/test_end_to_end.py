@@ -191,7 +191,16 @@ async def test_assignment_reaches_all_three_channels_and_a_slack_click_approves_
         assert value == {"item_id": str(view.id), "step_id": str(step_id)}
         # Webhook: signed, verified by the receiver.
         (document,) = receiver.accepted
-        assert document["kind"] == "assignment" and document["item_id"] == str(view.id)
+        assert document["kind"] == "assignment"
+        # global ids: what node(id:) takes
+        assert document["item_id"] == ids.encode("WorkflowItem", view.id)
+        assert document["step_id"] == ids.encode("Step", step_id)
+        found = await gql.data(
+            "query($id: ID!) { node(id: $id) { id } }",
+            {"id": document["item_id"]},
+            as_user="requester",
+        )
+        assert found["node"] == {"id": document["item_id"]}
         rows = await deliveries(tenant)
         assert sorted((r["channel"], r["status"]) for r in rows) == [
             ("email", "delivered"),

@@ -7,11 +7,12 @@ import binascii
 from uuid import UUID
 
 from signoff.domain.errors import DomainError, ErrorCode
+from signoff.domain.global_ids import global_id
 
 
 def encode(type_name: str, raw_id: UUID | str | int) -> str:
     """The global id of object `raw_id` of GraphQL type `type_name`."""
-    return base64.urlsafe_b64encode(f"{type_name}:{raw_id}".encode()).decode().rstrip("=")
+    return global_id(type_name, raw_id)
 
 
 def decode(global_id: str, field: str = "id") -> tuple[str, str]:

@@ -99,6 +99,9 @@ class NotificationEvent:
     due_at: datetime | None = None
     link: str | None = None  # where a person opens the item (absolute URL)
     data: Mapping[str, Any] = field(default_factory=dict)
+    # The ids `node(id:)` of the GraphQL API takes (for bodies other systems read).
+    item_node_id: str = ""
+    step_node_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

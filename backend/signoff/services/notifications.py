@@ -23,6 +23,7 @@ from signoff.db import notifications as repo
 from signoff.db import scope as tenant_scope
 from signoff.domain import notification_policy as policy
 from signoff.domain.actors import Actor, Principal
+from signoff.domain.global_ids import global_id
 from signoff.domain.records import Item, Step, StepAssignees
 from signoff.notify import (
     DeliveryResult,
@@ -379,6 +380,10 @@ def notification_event(row: dict[str, Any]) -> NotificationEvent:
             for k in ("action", "step_key", "actor_id", "reason", "folded", "comment_id")
             if payload.get(k) is not None
         },
+        item_node_id=global_id("WorkflowItem", payload["item_id"])
+        if payload.get("item_id")
+        else "",
+        step_node_id=global_id("Step", payload["step_id"]) if payload.get("step_id") else None,
     )
 
 

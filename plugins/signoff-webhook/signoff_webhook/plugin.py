@@ -26,7 +26,7 @@ from signoff.notify import (
 from signoff_webhook.signature import SIGNATURE_HEADER, sign
 
 CHANNEL = "webhook"
-PAYLOAD_VERSION = 1
+PAYLOAD_VERSION = 2
 USER_AGENT = "signoff-webhook/0.1"
 
 
@@ -81,8 +81,9 @@ def event_document(event: NotificationEvent) -> dict[str, Any]:
         "id": event.id,
         "kind": event.kind,
         "tenant_id": event.tenant_id,
-        "item_id": event.item_id,
-        "step_id": event.step_id,
+        # Global ids, as `node(id:)` takes them (version 2; version 1 sent raw UUIDs).
+        "item_id": event.item_node_id,
+        "step_id": event.step_node_id,
         "title": event.title,
         "summary": event.summary,
         "priority": event.priority,

@@ -47,6 +47,8 @@ def make_event(event_id: str = "evt-1") -> NotificationEvent:
         tenant_id="t1",
         item_id="item-9",
         step_id="step-2",
+        item_node_id="V29ya2Zsb3dJdGVtOml0ZW0tOQ",
+        step_node_id="U3RlcDpzdGVwLTI",
         title="Approve deploy",
         summary="Prod deploy of api v42",
         priority="high",
@@ -82,7 +84,8 @@ async def test_signed_delivery_is_verified_by_receiver():
     assert request.headers["signoff-event-kind"] == "assignment"
     assert request.headers["content-type"] == "application/json"
     doc = receiver.accepted[0]
-    assert doc["id"] == "evt-1" and doc["item_id"] == "item-9" and doc["step_id"] == "step-2"
+    assert doc["id"] == "evt-1" and doc["item_id"] == "V29ya2Zsb3dJdGVtOml0ZW0tOQ"
+    assert doc["step_id"] == "U3RlcDpzdGVwLTI"
     assert doc["link"] == "https://signoff.example/items/item-9"
     assert doc["occurred_at"] == "2026-01-02T03:04:05+00:00"
 
