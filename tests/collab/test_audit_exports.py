@@ -33,14 +33,15 @@ START = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)
 REQUEST = """
 mutation($input: RequestAuditExportInput!) {
   requestAuditExport(input: $input) {
-    export { id status rowsWritten rowsTotal toSeq attempts }
+    export { id exportStatus rowsWritten rowsTotal toSeq exportAttempts }
     errors { code field }
   }
 }"""
 STATUS = """
 query($id: ID!) {
   auditExport(id: $id) {
-    status rowsWritten rowsTotal attempts sha256 size manifest downloadUrl manifestUrl error
+    exportStatus rowsWritten rowsTotal exportAttempts fileSha256 fileSize manifest downloadUrl
+    manifestUrl error
   }
 }"""
 
@@ -79,7 +80,7 @@ async def test_an_export_runs_in_the_background_and_downloads_for_auditors(gql, 
     variables = {"input": {"format": "CSV", "idempotencyKey": "q4"}}
     requested = await gql.data(REQUEST, variables, as_user="audrey", roles=("auditor",))
     export = requested["requestAuditExport"]["export"]
-    assert export["status"] == "QUEUED" and export["toSeq"] == 2_500
+    assert export["exportStatus"] == "QUEUED" and export["toSeq"] == 2_500
     # a replay returns the same export; the same key for another request is refused
     again = await gql.data(REQUEST, variables, as_user="audrey", roles=("auditor",))
     assert again["requestAuditExport"]["export"]["id"] == export["id"]
@@ -93,7 +94,7 @@ async def test_an_export_runs_in_the_background_and_downloads_for_auditors(gql, 
     status = (await gql.data(STATUS, {"id": export["id"]}, as_user="ann", roles=("admin",)))[
         "auditExport"
     ]
-    assert status["status"] == "COMPLETED" and status["attempts"] == 1
+    assert status["exportStatus"] == "COMPLETED" and status["exportAttempts"] == 1
     # the request itself is audited (seq 2,501), after the head the export was made at
     assert status["rowsWritten"] == status["rowsTotal"] == 2_500
     manifest = status["manifest"]
@@ -101,8 +102,8 @@ async def test_an_export_runs_in_the_background_and_downloads_for_auditors(gql, 
     response = await gql.http.get(status["downloadUrl"])
     assert response.status_code == 200
     body = response.content
-    assert hashlib.sha256(body).hexdigest() == status["sha256"] == manifest["sha256"]
-    assert len(body) == status["size"]
+    assert hashlib.sha256(body).hexdigest() == status["fileSha256"] == manifest["sha256"]
+    assert len(body) == status["fileSize"]
     rows = read_rows(ExportFormat.CSV, body.decode().splitlines(keepends=True))
     assert verify_export(rows, manifest) is None
     served = await gql.http.get(status["manifestUrl"])

@@ -15,6 +15,7 @@ from signoff.api import ids
 from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.enums import described_enum
 from signoff.api.errors import CodedError, UserError, user_error
+from signoff.api.node import Node
 from signoff.domain.audit_export import EventKind, ExportFilter, ExportFormat
 from signoff.domain.errors import DomainError
 from signoff.services import audit_exports as export_services
@@ -91,16 +92,18 @@ class RequestAuditExportInput:
 
 
 @strawberry.type(description="An export of the tenant's audit trail, run by a worker.")
-class AuditExport:
+class AuditExport(Node):
     id: strawberry.ID = strawberry.field(description="Global id.")
-    status: ExportStatus = strawberry.field(description="Where it is.")
+    export_status: ExportStatus = strawberry.field(description="Where it is.")
     format: ExportFormat = strawberry.field(description="File format.")
     filter: JSON = strawberry.field(description="The filter it was requested with.")
     to_seq: int = strawberry.field(
         description="It holds events up to this seq: the chain's head when it was requested."
     )
     requested_by: str = strawberry.field(description="Who requested it.")
-    attempts: int = strawberry.field(description="Attempts so far (a lost worker's is re-run).")
+    export_attempts: int = strawberry.field(
+        description="Attempts so far (a lost worker's is re-run)."
+    )
     rows_written: int = strawberry.field(description="Rows written by the current attempt.")
     rows_total: int | None = strawberry.field(
         description="Rows it will hold (known once a worker started it)."
@@ -108,8 +111,8 @@ class AuditExport:
     error: str | None = strawberry.field(description="Why the last attempt failed.")
     created_at: datetime = strawberry.field(description="When it was requested.")
     finished_at: datetime | None = strawberry.field(description="When it completed or failed.")
-    sha256: str | None = strawberry.field(description="sha256 of the file, once completed.")
-    size: int | None = strawberry.field(description="Bytes of the file, once completed.")
+    file_sha256: str | None = strawberry.field(description="sha256 of the file, once completed.")
+    file_size: int | None = strawberry.field(description="Bytes of the file, once completed.")
     manifest: JSON | None = strawberry.field(
         description="Row count, time range, filter, chain segment ends and sha256 of the file."
     )
@@ -129,19 +132,19 @@ class AuditExport:
         query = f"?token={quote(token or '')}"
         return cls(
             id=strawberry.ID(global_id),
-            status=ExportStatus(row["status"]),
+            export_status=ExportStatus(row["status"]),
             format=ExportFormat(row["format"]),
             filter=row["filter"],
             to_seq=row["to_seq"],
             requested_by=row["requested_by"],
-            attempts=row["attempts"],
+            export_attempts=row["attempts"],
             rows_written=row["rows_written"],
             rows_total=row["rows_total"],
             error=row["error"],
             created_at=row["created_at"],
             finished_at=row["finished_at"],
-            sha256=row["sha256"],
-            size=row["size"],
+            file_sha256=row["sha256"],
+            file_size=row["size"],
             manifest=row["manifest"],
             download_url=f"{base}/file{query}" if done else None,
             manifest_url=f"{base}/manifest{query}" if done else None,
@@ -172,7 +175,8 @@ def to_filter(value: AuditExportFilterInput | None) -> ExportFilter:
     )
 
 
-def _mapped(info: Info[SignoffContext, Any], row: dict[str, Any]) -> AuditExport:
+def audit_export_node(info: Info[SignoffContext, Any], row: dict[str, Any]) -> AuditExport:
+    """An export row as the caller sees it (with download links for the caller)."""
     token = export_services.download_token(actor_of(info), services_of(info), row["id"])
     return AuditExport.from_row(row, token)
 
@@ -200,7 +204,7 @@ class AuditExportMutations:
             )
         except DomainError as exc:
             return RequestAuditExportPayload(export=None, errors=[user_error(exc)])
-        return RequestAuditExportPayload(export=_mapped(info, row), errors=[])
+        return RequestAuditExportPayload(export=audit_export_node(info, row), errors=[])
 
 
 @strawberry.type
@@ -217,7 +221,7 @@ class AuditExportQueries:
             )
         except DomainError as exc:
             raise CodedError(exc) from None
-        return _mapped(info, row)
+        return audit_export_node(info, row)
 
     @strawberry.field(description="The tenant's audit exports, newest first (auditors, admins).")
     async def audit_exports(
@@ -231,4 +235,4 @@ class AuditExportQueries:
             )
         except DomainError as exc:
             raise CodedError(exc) from None
-        return [_mapped(info, row) for row in rows]
+        return [audit_export_node(info, row) for row in rows]

@@ -15,6 +15,7 @@ import strawberry
 from strawberry.types import Info
 
 from signoff.api import ids
+from signoff.api.audit_exports import audit_export_node
 from signoff.api.comments import Comment
 from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.errors import CodedError
@@ -24,6 +25,7 @@ from signoff.api.types import Node, Step, Template, WorkflowItem, person
 from signoff.db import items as items_repo
 from signoff.db import templates as template_repo
 from signoff.domain.errors import DomainError, ErrorCode, invalid
+from signoff.services import audit_exports as export_services
 from signoff.services import comments as comment_services
 from signoff.services import evidence as evidence_services
 from signoff.services import items as item_services
@@ -71,6 +73,11 @@ async def _delivery(info: Info[SignoffContext, Any], raw: str) -> Node | None:
     return NotificationDelivery.from_row(row, attempts.get(row["id"], []))
 
 
+async def _audit_export(info: Info[SignoffContext, Any], raw: str) -> Node | None:
+    row = await export_services.get_export(actor_of(info), services_of(info), _uuid(raw))
+    return audit_export_node(info, row)
+
+
 async def _person(info: Info[SignoffContext, Any], raw: str) -> Node | None:
     return await person(info, raw)
 
@@ -90,6 +97,7 @@ RESOLVERS: dict[str, Resolver] = {
     "Evidence": _evidence,
     "NotificationDelivery": _delivery,
     "Person": _person,
+    "AuditExport": _audit_export,
 }
 """The resolver of each type implementing `Node`, by type name."""
 
