@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -26,8 +27,10 @@ import uvicorn
 from signoff import outbound
 from signoff.api.auth import mint_token
 from signoff.app import create_app
-from signoff.db.engine import close_pool, configure_engine, start_pool
+from signoff.db import scope
+from signoff.db.engine import ENGINE, close_pool, configure_engine, start_pool
 from signoff.db.migrate import apply_migrations
+from signoff.db.roles import ensure_login_role
 from signoff.domain.actors import Actor, Principal
 from signoff.domain.clock import ManualClock
 from signoff.embedded import EmbeddedServices, reachable, start_embedded
@@ -65,40 +68,11 @@ def service_urls() -> Iterator[tuple[str, str]]:
         embedded.stop()
 
 
-@pytest.fixture(scope="session")
-async def database_url(service_urls: tuple[str, str]) -> AsyncIterator[str]:
-    """A fresh, migrated database for this test session, dropped at the end."""
-    admin_url, _ = service_urls
-    name = f"signoff_test_{RUN_ID}"
-    admin = await asyncpg.connect(admin_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    url = _with_database(admin_url, name)
-    configure_engine(url)
-    await apply_migrations()
-    await start_pool(2, 20)
-    yield url
-    await close_pool()
-    admin = await asyncpg.connect(admin_url)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
-
-
 # The login role the application connects as in tests: a member of `signoff_app` (created by
-# the migrations), neither superuser nor owner. Roles belong to the whole cluster and several
-# test runs share it, so it is created only if missing (never dropped).
+# the migrations), neither superuser nor owner, so row-level security binds the whole suite.
+# Roles belong to the whole cluster and several test runs share it: created only if missing,
+# never dropped.
 APP_LOGIN_ROLE = "signoff_app_test"
-CREATE_APP_LOGIN_ROLE = f"""
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_LOGIN_ROLE}') THEN
-        CREATE ROLE {APP_LOGIN_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS IN ROLE signoff_app;
-    END IF;
-EXCEPTION
-    WHEN duplicate_object OR unique_violation THEN NULL;
-END
-$$;
-"""
 
 
 def _with_user(url: str, user: str) -> str:
@@ -108,14 +82,66 @@ def _with_user(url: str, user: str) -> str:
 
 
 @pytest.fixture(scope="session")
-async def app_database_url(database_url: str) -> str:
-    """The test database as the application's login role (row-level security applies)."""
-    admin = await asyncpg.connect(database_url)
-    try:
-        await admin.execute(CREATE_APP_LOGIN_ROLE)
-    finally:
-        await admin.close()
-    return _with_user(database_url, APP_LOGIN_ROLE)
+async def owner_database_url(service_urls: tuple[str, str]) -> AsyncIterator[str]:
+    """A fresh database for this test session, migrated by the role that owns its tables
+    (the server's administrator here), dropped at the end."""
+    admin_url, _ = service_urls
+    name = f"signoff_test_{RUN_ID}"
+    admin = await asyncpg.connect(admin_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    url = _with_database(admin_url, name)
+    configure_engine(url)
+    await apply_migrations(url)
+    await ensure_login_role(url, APP_LOGIN_ROLE)
+    yield url
+    admin = await asyncpg.connect(admin_url)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def database_url(owner_database_url: str) -> AsyncIterator[str]:
+    """The test database as the application connects to it: as a member of `signoff_app`,
+    bound by row-level security. The engine's pool uses it for the whole session."""
+    url = _with_user(owner_database_url, APP_LOGIN_ROLE)
+    configure_engine(url)
+    await start_pool(2, 20)
+    yield url
+    await close_pool()
+
+
+@pytest.fixture
+def owner_transaction(owner_database_url: str) -> Any:
+    """`async with owner_transaction() as conn:` the repositories inside run in one
+    transaction of the tables' owner (here the server's administrator), rolled back at the
+    end: what someone with the database's keys could do, for the tamper tests."""
+
+    @asynccontextmanager
+    async def run() -> AsyncIterator[asyncpg.Connection]:
+        conn = await asyncpg.connect(owner_database_url)
+        transaction = conn.transaction()
+        await transaction.start()
+        everyone = scope.Scope(all_tenants=True)
+        token = ENGINE.current_transaction.set(SimpleNamespace(connection=conn, scope=everyone))
+        try:
+            yield conn
+        finally:
+            ENGINE.current_transaction.reset(token)
+            await transaction.rollback()
+            await conn.close()
+
+    return run
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_scope() -> Iterator[None]:
+    """A test's own SQL sees every tenant (its queries name their tenant, as the tests were
+    written). What it calls binds its own scope all the same: a unit of work its actor's
+    tenant, a request its actor's tenant or none, a job the tenant it works for or, declared,
+    every tenant; tests/audit/test_row_level_security.py checks the isolation itself."""
+    with scope.all_tenants():
+        yield
 
 
 @pytest.fixture(scope="session")

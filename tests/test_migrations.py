@@ -23,10 +23,10 @@ async def test_every_migration_is_applied(database_url):
     assert await applied_ids() == expected_migration_ids()
 
 
-async def test_applying_again_is_a_no_op(database_url):
+async def test_applying_again_is_a_no_op(database_url, owner_database_url):
     before = await applied_ids()
-    await apply_migrations()
-    await apply_migrations()
+    await apply_migrations(owner_database_url)
+    await apply_migrations(owner_database_url)
     assert await pending_migrations() == []
     assert await applied_ids() == before  # no migration recorded (or run) twice
 

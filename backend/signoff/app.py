@@ -32,6 +32,7 @@ from signoff.jobs.notifications import build_registry
 from signoff.jobs.timers import ArqScheduler
 from signoff.realtime.hub import RealtimeHub
 from signoff.request_ids import request_id_middleware
+from signoff.services import scopes
 from signoff.services.context import ServiceContext
 from signoff.settings import Settings, get_settings
 from signoff.storage.factory import storage_for
@@ -119,6 +120,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         owns_pool = ENGINE.pool is None
         if owns_pool:
             await start_pool(settings.db_pool_min, settings.db_pool_max)
+        try:
+            await scopes.check_database_role(settings)
+        except BaseException:
+            if owns_pool:
+                await close_pool()
+            raise
         app.state.redis = aioredis.Redis.from_url(settings.redis_url)
         app.state.realtime = hub
         await hub.start()

@@ -14,6 +14,7 @@ from signoff.db.engine import close_pool, configure_engine, start_pool
 from signoff.domain.audit_export import EventKind, ExportFilter, ExportFormat
 from signoff.services import audit as audit_services
 from signoff.services import audit_exports as export_services
+from signoff.services import scopes
 from signoff.services.audit import ChainReport
 from signoff.settings import Settings
 
@@ -147,9 +148,10 @@ async def export(settings: Settings, args: argparse.Namespace) -> dict[str, obje
             actor_id=args.actor,
             kinds=tuple(EventKind(k) for k in args.kind or ()),
         )
-        return await export_services.export_to_file(
-            args.tenant, f, ExportFormat(args.format), args.out
-        )
+        with scopes.for_tenant(args.tenant):
+            return await export_services.export_to_file(
+                args.tenant, f, ExportFormat(args.format), args.out
+            )
     finally:
         await close_pool()
 

@@ -85,7 +85,7 @@ async def _migrate(settings: Settings) -> str:
     from signoff.db.migrate import apply_migrations
 
     configure_engine(settings.database_url)
-    return await apply_migrations()
+    return await apply_migrations(settings.migration_database_url or settings.database_url)
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
@@ -305,7 +305,7 @@ def cmd_retention(args: argparse.Namespace) -> None:
     async def run() -> list[str]:
         from signoff.db.engine import configure_engine
         from signoff.domain.actors import Actor, Principal
-        from signoff.services import retention
+        from signoff.services import retention, scopes
         from signoff.services.context import ServiceContext
 
         configure_engine(settings.database_url)
@@ -325,7 +325,8 @@ def cmd_retention(args: argparse.Namespace) -> None:
             await retention.set_policy(admin, ctx, inp)
         elif args.action == "remove":
             await retention.remove_policy(admin, ctx, args.template, args.reason)
-        policies = await retention.list_policies(admin, ctx)
+        with scopes.acting_as(admin):
+            policies = await retention.list_policies(admin, ctx)
         return [
             f"{p.template_key or '(default)'}: {p.action.value} after {p.days} days"
             for p in policies

@@ -42,8 +42,17 @@ class Settings:
     )
     database_url: str = _setting(
         "",
-        "PostgreSQL URL (`postgresql://user:pass@host:5432/db`). Empty: `signoff dev` starts an "
+        "PostgreSQL URL (`postgresql://user:pass@host:5432/db`) the API and workers connect "
+        "with. Its role must be a member of `signoff_app` that is neither superuser nor the "
+        "tables' owner, so that row-level security binds it (in production `serve` and "
+        "`worker` refuse to start otherwise; docs/security.md). Empty: `signoff dev` starts an "
         "embedded PostgreSQL under `data_dir`; other commands refuse to start.",
+    )
+    migration_database_url: str = _setting(
+        "",
+        "PostgreSQL URL of the role that owns the tables, used only to apply migrations "
+        "(`signoff migrate`, `signoff dev`); it needs the right to create roles the first "
+        "time (the migrations create `signoff_app`). Empty: `database_url`.",
     )
     redis_url: str = _setting(
         "",

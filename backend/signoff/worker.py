@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from arq import cron
 from arq.connections import RedisSettings
-from arq.worker import Worker, func
+from arq.worker import Function, Worker, func
 
 from signoff.db.engine import ENGINE, close_pool, configure_engine, start_pool
 from signoff.domain.clock import Clock, SystemClock
@@ -26,6 +29,7 @@ from signoff.jobs.timers import (
     fire_timer_job,
     sweep_timers_job,
 )
+from signoff.services import scopes
 from signoff.services.context import ServiceContext
 from signoff.settings import Settings, get_settings
 
@@ -62,6 +66,26 @@ def cron_jobs(settings: Settings) -> list[Any]:
     ]
 
 
+def unbound(job: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """`job`, started bound to no tenant whatever the process around it: a job binds the
+    tenant it works for, or declares that it spans tenants, itself (services/scopes.py)."""
+
+    @functools.wraps(job)
+    async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        with scopes.no_tenant():
+            return await job(ctx, *args, **kwargs)
+
+    return run
+
+
+def _unbound_function(function: Any) -> Any:
+    # an arq `func(...)` keeps its name and options; its coroutine is wrapped
+    if isinstance(function, Function):
+        wrapped: Any = unbound(function.coroutine)
+        return dataclasses.replace(function, coroutine=wrapped)
+    return unbound(function)
+
+
 def build_worker(
     settings: Settings | None = None, *, clock: Clock | None = None, **overrides: Any
 ) -> Worker:
@@ -75,6 +99,7 @@ def build_worker(
         ctx["owns_pool"] = ENGINE.pool is None
         if ctx["owns_pool"]:
             await start_pool(1, max(2, settings.db_pool_max // 2))
+        await scopes.check_database_role(settings)
         ctx["settings"] = settings
         ctx["services"] = ServiceContext(
             settings=settings, clock=clock, scheduler=ArqScheduler(settings, clock, ctx["redis"])
@@ -85,9 +110,12 @@ def build_worker(
         if ctx.get("owns_pool"):
             await close_pool()
 
+    crons = cron_jobs(settings)
+    for job in crons:
+        job.coroutine = unbound(job.coroutine)
     options: dict[str, Any] = {
-        "functions": FUNCTIONS,
-        "cron_jobs": cron_jobs(settings),
+        "functions": [_unbound_function(function) for function in FUNCTIONS],
+        "cron_jobs": crons,
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "queue_name": settings.job_queue_name,
         "on_startup": startup,

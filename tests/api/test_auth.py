@@ -169,6 +169,18 @@ async def test_missing_tenant(gql, settings, demo_templates):
     await assert_refused(gql, token, "'tenant'")
 
 
+@pytest.mark.parametrize("claimed", ["", "a b", "x'; --", "t" * 201, "é"])
+async def test_a_tenant_that_is_not_a_tenant_id(gql, settings, demo_templates, claimed):
+    token = jwt.encode(claims(settings, gql.tenant, tenant=claimed), settings.jwt_secret)
+    await assert_refused(gql, token, "'tenant'")
+
+
+@pytest.mark.parametrize("sub", ["", "   "])
+async def test_an_empty_subject(gql, settings, demo_templates, sub):
+    token = jwt.encode(claims(settings, gql.tenant, sub=sub), settings.jwt_secret)
+    await assert_refused(gql, token, "'sub'")
+
+
 async def test_missing_exp(gql, settings, demo_templates):
     token = jwt.encode(claims(settings, gql.tenant, exp=None), settings.jwt_secret)
     await assert_refused(gql, token, "'exp'")

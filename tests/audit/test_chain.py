@@ -250,7 +250,8 @@ class Tampered(Exception):
 
 
 async def tamper(tenant: str, statement: str, *args: Any) -> None:
-    # Replica mode skips the append-only trigger, as a database owner could.
+    # Replica mode skips the append-only trigger, as a database administrator could (the
+    # caller runs this in `owner_transaction`: the application's role can do neither).
     await sql.execute("SET LOCAL session_replication_role = replica")
     await sql.execute(statement, tenant, *args)
 
@@ -265,7 +266,7 @@ async def five_events(tenant: str) -> list[dict[str, Any]]:
     ]
 
 
-async def test_the_verifier_names_the_first_tampered_event(fresh_tenant):
+async def test_the_verifier_names_the_first_tampered_event(fresh_tenant, owner_transaction):
     rows = await five_events(fresh_tenant)
     assert await audit_repo.verify_chain(fresh_tenant) is None
     t = fresh_tenant
@@ -301,7 +302,7 @@ async def test_the_verifier_names_the_first_tampered_event(fresh_tenant):
     ]
     for statement, args, seq, kind in cases:
         with pytest.raises(Tampered):
-            async with ENGINE.transaction():
+            async with owner_transaction():
                 await tamper(t, statement, *args)
                 broken = await audit_repo.verify_chain(t)
                 assert broken is not None and (broken.seq, broken.kind.value) == (seq, kind), (
@@ -316,10 +317,10 @@ async def test_the_verifier_names_the_first_tampered_event(fresh_tenant):
     assert await audit_repo.verify_chain(t) is None
 
 
-async def test_redacted_content_verifies_by_links_only(fresh_tenant):
+async def test_redacted_content_verifies_by_links_only(fresh_tenant, owner_transaction):
     await five_events(fresh_tenant)
     with pytest.raises(Tampered):
-        async with ENGINE.transaction():
+        async with owner_transaction():
             await tamper(
                 fresh_tenant,
                 "UPDATE audit_event SET reason = NULL, data = '{}' "

@@ -148,10 +148,14 @@ async def test_a_redaction_is_never_undone(trail):
     )
 
 
-async def test_deleting_and_truncating_stay_refused(trail):
+async def test_deleting_and_truncating_stay_refused(trail, owner_transaction):
     await refused("DELETE FROM audit_event WHERE tenant_id = $1 AND seq = 3", trail)
-    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="TRUNCATE"):
+    # the application's role may not truncate at all; the trigger refuses even the owner
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="audit_event"):
         async with ENGINE.transaction():
+            await sql.execute("TRUNCATE audit_event CASCADE")
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="TRUNCATE"):
+        async with owner_transaction():
             await sql.execute("TRUNCATE audit_event CASCADE")
     assert (await audit_repo.chain_head(trail))[0] == 3
 

@@ -7,16 +7,22 @@ The checks go around the repositories: raw SQL on a connection of the applicatio
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
 
-from signoff.db import scope
+from signoff.db import items as items_repo
+from signoff.db import roles, scope, sql
+from signoff.db.engine import ENGINE
 from signoff.db.scope import Scope
+from signoff.services import scopes
 from signoff.services.context import ServiceContext
 from signoff.services.templates import load_templates
+from signoff.services.uow import unit_of_work
 from tests.conftest import DEMO_TEMPLATES, actor
 from tests.services.test_actions import World
 
@@ -36,17 +42,17 @@ async def tenant_tables(conn: asyncpg.Connection) -> list[str]:
 
 
 @pytest.fixture
-async def as_app(app_database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    """A raw connection of the application's login role."""
-    conn = await asyncpg.connect(app_database_url)
+async def as_app(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A raw connection of the application's login role (the suite's own)."""
+    conn = await asyncpg.connect(database_url)
     yield conn
     await conn.close()
 
 
 @pytest.fixture
-async def owner(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+async def owner(owner_database_url: str) -> AsyncIterator[asyncpg.Connection]:
     """A raw connection of the role that ran the migrations."""
-    conn = await asyncpg.connect(database_url)
+    conn = await asyncpg.connect(owner_database_url)
     yield conn
     await conn.close()
 
@@ -195,3 +201,56 @@ def test_a_scope_refuses_what_is_not_a_tenant_id():
     for bad in ("a'b", "x');DROP TABLE tenant;--"):
         with pytest.raises(ValueError):
             Scope(tenant=bad).begin_statement()
+
+
+async def test_the_repositories_see_only_the_scopes_tenant(tenant, services):
+    mine, theirs = await two_tenants(services, tenant)
+    with scope.all_tenants():
+        [their_item] = await items_repo.recent_items_of_template(theirs, "change-approval", 1)
+    with scope.tenant(mine):
+        # asked by id and by the other tenant's name, the repository finds nothing
+        assert await items_repo.get_item(theirs, their_item.id) is None
+        assert await items_repo.steps_of(theirs, their_item.id) == []
+        assert await items_repo.recent_items_of_template(theirs, "change-approval", 5) == []
+    with scope.tenant(theirs):
+        assert await items_repo.get_item(theirs, their_item.id) is not None
+    with scope.unbound():
+        assert await items_repo.get_item(theirs, their_item.id) is None
+
+
+async def test_the_suite_itself_runs_as_a_role_row_security_binds():
+    assert await roles.row_security_bypasses() == []
+
+
+async def test_production_refuses_a_role_row_security_does_not_bind(
+    settings, owner_transaction, caplog
+):
+    production = dataclasses.replace(settings, environment="production")
+    await scopes.check_database_role(production)  # the suite's own role passes
+    async with owner_transaction():
+        reasons = await roles.row_security_bypasses()
+        assert any("superuser" in r for r in reasons), reasons
+        with pytest.raises(RuntimeError, match="row-level security does not bind"):
+            await scopes.check_database_role(production)
+        with caplog.at_level(logging.WARNING, logger="signoff.services"):
+            await scopes.check_database_role(settings)  # development: a warning only
+        assert "row-level security does not bind" in caplog.text
+
+
+async def test_a_unit_of_work_never_widens_or_switches_its_transactions_tenant(tenant, services):
+    mine, theirs = await two_tenants(services, tenant)
+    with scope.tenant(mine):
+        async with ENGINE.transaction():
+            with pytest.raises(RuntimeError, match="cannot join"):
+                async with unit_of_work(actor(theirs, "u"), services):
+                    pass
+    with scope.all_tenants():
+        async with ENGINE.transaction():
+            async with unit_of_work(actor(mine, "u"), services):
+                pass
+            # narrowed to its tenant for the rest of the transaction
+            seen = await sql.fetch(
+                "SELECT DISTINCT tenant_id FROM workflow_item WHERE tenant_id = ANY($1::text[])",
+                [mine, theirs],
+            )
+            assert [r["tenant_id"] for r in seen] == [mine]

@@ -10,10 +10,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from signoff.db import audit as audit_repo
-from signoff.db import sql
 from signoff.db.engine import ENGINE
 from signoff.db.tenants import ensure_tenant
 from signoff.domain.audit import content_digest
@@ -93,11 +93,16 @@ async def five_events(tenant: str) -> None:
             )
 
 
-async def tamper(statement: str, tenant: str) -> None:
-    """Change the trail as a database owner could, and commit it."""
-    async with ENGINE.transaction():
-        await sql.execute("SET LOCAL session_replication_role = replica")
-        await sql.execute(statement, tenant)
+async def tamper(owner_url: str, statement: str, tenant: str) -> None:
+    """Change the trail as a database administrator could (the application's role can do
+    neither this nor replica mode), and commit it."""
+    conn = await asyncpg.connect(owner_url)
+    try:
+        async with conn.transaction():
+            await conn.execute("SET LOCAL session_replication_role = replica")
+            await conn.execute(statement, tenant)
+    finally:
+        await conn.close()
 
 
 TAMPERING = {
@@ -127,10 +132,10 @@ async def test_only_auditors_and_admins_verify(gql):
 
 
 @pytest.mark.parametrize("kind", sorted(TAMPERING))
-async def test_verify_names_the_first_tampered_event(gql, kind):
+async def test_verify_names_the_first_tampered_event(gql, kind, owner_database_url):
     await five_events(gql.tenant)
     statement, seq = TAMPERING[kind]
-    await tamper(statement, gql.tenant)
+    await tamper(owner_database_url, statement, gql.tenant)
     report = (await gql.data(VERIFY, {"from": 1}, as_user="a", roles=("auditor",)))[
         "verifyAuditChain"
     ]
@@ -149,13 +154,13 @@ async def test_a_bad_first_seq_is_a_typed_error(gql):
 
 
 async def test_the_command_exits_non_zero_naming_the_first_break(
-    database_url, tenant, signoff_audit
+    database_url, owner_database_url, tenant, signoff_audit
 ):
     await five_events(tenant)
     healthy = signoff_audit(database_url, "verify", "--tenant", tenant)
     assert healthy.returncode == 0, healthy.stderr
     assert f"tenant {tenant}: ok, seq 1..5 verified" in healthy.stdout
-    await tamper(TAMPERING["content"][0], tenant)
+    await tamper(owner_database_url, TAMPERING["content"][0], tenant)
     broken = signoff_audit(database_url, "verify", "--tenant", tenant)
     assert broken.returncode == 1, broken.stderr
     assert f"tenant {tenant}: BROKEN at seq 3: content" in broken.stdout

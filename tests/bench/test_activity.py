@@ -11,9 +11,9 @@ from signoff.bench.activity import ActivitySampler
 from tests.conftest import wait_for
 
 
-async def test_sampler_sees_an_idle_transaction_and_a_lock_wait(database_url: str) -> None:
-    database = urlsplit(database_url).path.lstrip("/")
-    holder, waiter, sampling = [await asyncpg.connect(database_url) for _ in range(3)]
+async def test_sampler_sees_an_idle_transaction_and_a_lock_wait(owner_database_url: str) -> None:
+    database = urlsplit(owner_database_url).path.lstrip("/")
+    holder, waiter, sampling = [await asyncpg.connect(owner_database_url) for _ in range(3)]
     try:
         transaction = holder.transaction()
         await transaction.start()

@@ -47,10 +47,10 @@ async def _run_script(conn: asyncpg.Connection, variables: dict[str, Any]) -> No
 
 
 async def test_pgbench_transaction_writes_a_decision(
-    database_url: str, services: ServiceContext, demo_templates: Any, tenant: str
+    owner_database_url: str, services: ServiceContext, demo_templates: Any, tenant: str
 ) -> None:
     [(item_id, step_id)] = await submit_items(services, tenant, 1, concurrency=1)
-    conn = await asyncpg.connect(database_url)
+    conn = await asyncpg.connect(owner_database_url)
     try:
         transaction = conn.transaction()
         await transaction.start()

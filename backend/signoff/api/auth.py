@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 
 import jwt
 
-from signoff.domain.actors import Principal
+from signoff.domain.actors import Principal, is_tenant_id
 from signoff.domain.errors import DomainError, ErrorCode
 from signoff.settings import Settings
 
@@ -94,8 +94,13 @@ class TokenVerifier:
         tenant = claims.get("tenant")
         if not isinstance(tenant, str) or not tenant:
             raise _unauthenticated("token lacks the 'tenant' claim")
+        if not is_tenant_id(tenant):
+            raise _unauthenticated("token's 'tenant' claim is not a tenant id")
+        subject = claims["sub"]
+        if not isinstance(subject, str) or not subject.strip():
+            raise _unauthenticated("token's 'sub' claim is empty")
         principal = Principal(
-            user_id=str(claims["sub"]),
+            user_id=subject,
             tenant_id=tenant,
             roles=frozenset(_strings(claims.get("roles"))),
             groups=frozenset(_strings(claims.get("groups"))),

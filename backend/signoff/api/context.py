@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import msgspec
@@ -15,6 +17,7 @@ from signoff.domain.actors import Actor, RequestMeta
 from signoff.domain.errors import DomainError
 from signoff.realtime.hub import RealtimeHub
 from signoff.request_ids import bind
+from signoff.services import scopes
 from signoff.services.context import ServiceContext
 
 
@@ -72,6 +75,25 @@ def authenticate(context: SignoffContext) -> Actor:
         actor = Actor(principal, request_meta(context))
         context.cache["actor"] = actor
     return actor
+
+
+@contextmanager
+def tenant_scope_of(context: Any) -> Iterator[None]:
+    """Bind what runs inside to the tenant of the request's verified actor; without one
+    (no token, a refused token, no context) to no tenant at all: the database shows nothing,
+    and the resolvers refuse the request themselves."""
+    actor = None
+    if isinstance(context, SignoffContext):
+        try:
+            actor = authenticate(context)
+        except DomainError:
+            actor = None
+    if actor is None:
+        with scopes.no_tenant():
+            yield
+        return
+    with scopes.acting_as(actor):
+        yield
 
 
 def actor_of(info: Info[SignoffContext, Any]) -> Actor:

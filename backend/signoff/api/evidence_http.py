@@ -22,6 +22,7 @@ from signoff.domain.actors import Actor, RequestMeta
 from signoff.domain.errors import DomainError, ErrorCode
 from signoff.domain.evidence import EvidenceRecord
 from signoff.services import evidence as evidence_services
+from signoff.services import scopes
 from signoff.services.context import ServiceContext
 
 log = logging.getLogger("signoff.api")
@@ -124,7 +125,8 @@ async def download_evidence(
             actor, granted = evidence_services.download_grant(services, token)
             if granted != raw_id:
                 raise DomainError(ErrorCode.NOT_FOUND, "this download link is for another file")
-        content = await evidence_services.open_content(actor, services, raw_id)
+        with scopes.acting_as(actor):
+            content = await evidence_services.open_content(actor, services, raw_id)
     except DomainError as exc:
         return error_response(exc)
     record = content.record

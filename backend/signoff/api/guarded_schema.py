@@ -15,6 +15,7 @@ from graphql import GraphQLError
 from strawberry.types import ExecutionContext, ExecutionResult
 
 from signoff import metrics
+from signoff.api.context import tenant_scope_of
 from signoff.api.errors import should_mask
 from signoff.domain.errors import DomainError, ErrorCode
 from signoff.request_ids import current_request_id
@@ -46,7 +47,8 @@ class GuardedSchema(strawberry.Schema):
         """Run the operation; past the timeout it is cancelled (its transaction rolls back)."""
         try:
             async with asyncio.timeout(self.timeout or None):
-                result = await super().execute(*args, **kwargs)
+                with tenant_scope_of(_context(args, kwargs)):
+                    result = await super().execute(*args, **kwargs)
         except TimeoutError:
             log.warning("operation timed out after %s s", self.timeout)
             error = GraphQLError(
@@ -59,21 +61,36 @@ class GuardedSchema(strawberry.Schema):
 
     async def subscribe(self, *args: Any, **kwargs: Any) -> Any:
         """Subscribe; every result pushed is finished like a query's."""
-        return self._finish_any(await super().subscribe(*args, **kwargs))
+        context = _context(args, kwargs)
+        with tenant_scope_of(context):
+            results = await super().subscribe(*args, **kwargs)
+        return self._finish_any(results, context)
 
     async def stream(self, *args: Any, **kwargs: Any) -> Any:
         """Any operation over the websocket; its results are finished like a query's."""
-        return self._finish_any(await super().stream(*args, **kwargs))
+        context = _context(args, kwargs)
+        with tenant_scope_of(context):
+            results = await super().stream(*args, **kwargs)
+        return self._finish_any(results, context)
 
-    def _finish_any(self, results: Any) -> Any:
+    def _finish_any(self, results: Any, context: Any) -> Any:
         if hasattr(results, "__aiter__"):
-            return self._finish_each(results)
+            return self._finish_each(results, context)
         return self._finish(results)
 
-    async def _finish_each(self, results: AsyncGenerator[Any, None]) -> AsyncIterator[Any]:
+    async def _finish_each(
+        self, results: AsyncGenerator[Any, None], context: Any
+    ) -> AsyncIterator[Any]:
+        # Each step runs in the caller's tenant scope (set around the step only: a scope
+        # held across `yield` would leak into whatever else the consumer does).
         metrics.SUBSCRIPTIONS.inc()
         try:
-            async for result in results:
+            while True:
+                with tenant_scope_of(context):
+                    try:
+                        result = await anext(results)
+                    except StopAsyncIteration:
+                        break
                 yield self._finish(result)
         finally:
             metrics.SUBSCRIPTIONS.dec()
@@ -119,6 +136,13 @@ class GuardedSchema(strawberry.Schema):
             seen.add((code, error.message))
             level = logging.WARNING if code == ErrorCode.UNAUTHENTICATED.value else logging.INFO
             log.log(level, "refused %s: %s", code, error.message)
+
+
+def _context(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The context value of a call of `execute`/`subscribe`/`stream` (third positional)."""
+    if "context_value" in kwargs:
+        return kwargs["context_value"]
+    return args[2] if len(args) > 2 else None
 
 
 def _request_id() -> dict[str, str]:

@@ -39,12 +39,14 @@ from signoff.bench.activity import ActivitySampler
 from signoff.bench.model import percentile
 from signoff.db.engine import ENGINE, close_pool, configure_engine, start_pool
 from signoff.db.migrate import apply_migrations
+from signoff.db.roles import ensure_login_role
 from signoff.services.context import ServiceContext
 from signoff.settings import PREFIX, Settings
 
 log = logging.getLogger("signoff.bench")
 
 # Known to the bench alone: the API processes it starts verify tokens minted with it.
+BENCH_APP_ROLE = "signoff_app_bench"
 BENCH_SECRET = "signoff-bench-secret-known-to-the-bench-only-0123456789"
 
 
@@ -73,6 +75,13 @@ def with_database(url: str, database: str) -> str:
     """`url` pointing at another database of the same server."""
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
+
+
+def with_user(url: str, user: str) -> str:
+    """`url` logging in as `user` (no password: the bench's server trusts local roles)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, f"{user}@{host}", parts.path, parts.query, parts.fragment))
 
 
 def free_port() -> int:
@@ -173,12 +182,16 @@ class BenchEnv:
         self._stack = stack
         safe = re.sub(r"[^a-z0-9_]", "_", scenario.lower())
         self.database = f"signoff_bench_{config.run_id}_{safe}"[:63]
+        # the owner's URL: migrations, pgbench, sampling; the API and workers connect as a
+        # member of signoff_app, bound by row-level security as in production
         self.database_url = with_database(config.servers.admin_url, self.database)
+        self.app_database_url = with_user(self.database_url, BENCH_APP_ROLE)
         self.work_dir = config.work_dir / safe
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.settings = Settings(
             environment="production",
-            database_url=self.database_url,
+            database_url=self.app_database_url,
+            migration_database_url=self.database_url,
             redis_url=config.servers.redis_url,
             redis_prefix=f"signoff-bench-{config.run_id}-{safe}",
             jwt_secret=BENCH_SECRET,
@@ -221,7 +234,8 @@ class BenchEnv:
             saved = ENGINE.config
             stack.callback(setattr, ENGINE, "config", saved)
             configure_engine(env.database_url)
-            await apply_migrations()
+            await apply_migrations(env.database_url)
+            await ensure_login_role(env.database_url, BENCH_APP_ROLE)
             yield env
 
     async def _drop_database(self) -> None:
@@ -254,7 +268,7 @@ class BenchEnv:
         if self._services is None:
             if ENGINE.pool is not None:
                 raise RuntimeError("in-process services need a process of their own (a pool runs)")
-            configure_engine(self.database_url)
+            configure_engine(self.app_database_url)
             await start_pool(2, 8)
             self._services = ServiceContext(settings=self.settings)
         if overrides:

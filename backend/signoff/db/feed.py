@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from piccolo.engine.postgres import PostgresTransaction
 
 from signoff.db import sql
-from signoff.db.engine import ENGINE
+from signoff.db.engine import ENGINE, declare_scope
 
 
 async def tenant_head(tenant_id: str) -> int:
@@ -42,6 +42,8 @@ class _SnapshotTransaction(PostgresTransaction):
                 isolation="repeatable_read", readonly=True
             )
             await self.transaction.start()
+            # row-level security: the task's tenant (one round trip more than a plain BEGIN)
+            await declare_scope(self.connection)
         except BaseException:
             await self._release()
             raise

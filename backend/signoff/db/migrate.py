@@ -36,15 +36,29 @@ def expected_migration_ids() -> list[str]:
     return sorted(ids)
 
 
-async def apply_migrations() -> str:
+async def apply_migrations(database_url: str | None = None) -> str:
     """Apply every pending migration under an advisory lock; return piccolo's report.
+
+    `database_url` names the role that owns the tables (the application's role may create
+    nothing); by default the engine's own. The engine is pointed back afterwards.
 
     Every run ends by isolating every table with a `tenant_id` column (row-level security,
     the tenant policy, the application role's grants: `signoff_isolate_tenant_tables()`, an
     idempotent function of migration `2026-11-30T05`), so a table a later migration adds is
     isolated without its author remembering to.
     """
-    dsn = ENGINE.config["dsn"]
+    saved, pool = ENGINE.config, ENGINE.pool
+    if database_url:
+        # piccolo's own statements (its migration table) would go through a running pool,
+        # whose role may create nothing: every statement takes a connection of its own.
+        ENGINE.config, ENGINE.pool = {"dsn": database_url}, None
+    try:
+        return await _apply(ENGINE.config["dsn"])
+    finally:
+        ENGINE.config, ENGINE.pool = saved, pool
+
+
+async def _apply(dsn: str) -> str:
     lock_conn = await asyncpg.connect(dsn)
     try:
         await lock_conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)

@@ -12,14 +12,12 @@ tenant, and the code paths that use it are listed in docs/security.md.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-# A tenant id as the database policies compare it; anything else is refused before SQL.
-_TENANT_ID = re.compile(r"[A-Za-z0-9_.:@-]{1,200}")
+from signoff.domain.actors import is_tenant_id
 
 
 @dataclass(frozen=True)
@@ -32,7 +30,7 @@ class Scope:
     def begin_statement(self) -> str:
         """BEGIN and the transaction-local settings of this scope, as one simple query."""
         tenant = self.tenant or ""
-        if tenant and not _TENANT_ID.fullmatch(tenant):
+        if tenant and not is_tenant_id(tenant):
             raise ValueError("not a tenant id")
         everyone = "on" if self.all_tenants else ""
         return (
@@ -52,19 +50,25 @@ def current() -> Scope | None:
     return _SCOPE.get()
 
 
-def valid_tenant_id(tenant_id: str) -> bool:
-    """Whether `tenant_id` has the shape of a tenant id."""
-    return bool(_TENANT_ID.fullmatch(tenant_id))
-
-
 @contextmanager
 def tenant(tenant_id: str) -> Iterator[Scope]:
     """Bind the transactions opened inside to `tenant_id`'s rows."""
-    if not valid_tenant_id(tenant_id):
+    if not is_tenant_id(tenant_id):
         raise ValueError("not a tenant id")
     token = _SCOPE.set(Scope(tenant=tenant_id))
     try:
         yield _SCOPE.get() or Scope()
+    finally:
+        _SCOPE.reset(token)
+
+
+@contextmanager
+def unbound() -> Iterator[None]:
+    """No scope inside, whatever encloses it: the transactions opened inside see no tenant's
+    rows (under the application's role)."""
+    token = _SCOPE.set(Scope())
+    try:
+        yield
     finally:
         _SCOPE.reset(token)
 

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+# The shape of a tenant id: what tokens may name and what the database's tenant scope accepts.
+_TENANT_ID = re.compile(r"[A-Za-z0-9_.:@-]{1,200}")
+
+
+def is_tenant_id(value: object) -> bool:
+    """Whether `value` has the shape of a tenant id (`[A-Za-z0-9_.:@-]{1,200}`)."""
+    return isinstance(value, str) and _TENANT_ID.fullmatch(value) is not None
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from signoff.db import audit as audit_repo
+from signoff.services import scopes
 
 log = logging.getLogger("signoff.jobs.audit")
 
@@ -15,8 +16,11 @@ CHECK_WINDOW = 10_000
 async def verify_audit_chains(ctx: dict[str, Any]) -> dict[str, int | None]:
     """Check the newest events of each tenant's chain; log and return the first broken seq."""
     report: dict[str, int | None] = {}
-    for tenant_id, head in await audit_repo.tenants_with_events():
-        broken = await audit_repo.verify_chain(tenant_id, max(1, head - CHECK_WINDOW + 1))
+    with scopes.across_tenants("the audit check visits every tenant's chain"):
+        heads = await audit_repo.tenants_with_events()
+    for tenant_id, head in heads:
+        with scopes.for_tenant(tenant_id):
+            broken = await audit_repo.verify_chain(tenant_id, max(1, head - CHECK_WINDOW + 1))
         report[tenant_id] = broken.seq if broken is not None else None
         if broken is not None:
             log.error("audit chain of tenant %s is broken at %s", tenant_id, broken)

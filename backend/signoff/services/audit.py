@@ -12,6 +12,7 @@ from signoff.domain.actors import Actor
 from signoff.domain.audit import ChainBreak
 from signoff.domain.errors import forbidden, invalid
 from signoff.domain.permissions import can_audit
+from signoff.services import scopes
 from signoff.services.context import ServiceContext
 
 
@@ -54,7 +55,7 @@ async def verify_tenant_chain(tenant_id: str, from_seq: int = 1) -> ChainReport:
     """
     if from_seq < 1:
         raise invalid("the first seq to check is 1 or more", "fromSeq")
-    with tenant_scope.tenant(tenant_id):
+    with scopes.for_tenant(tenant_id):
         head_seq, head_hash = await audit_repo.chain_head(tenant_id)
         broken = await audit_repo.verify_chain(tenant_id, from_seq, to_seq=head_seq)
     return ChainReport(tenant_id, from_seq, head_seq, head_hash, broken)
@@ -68,8 +69,9 @@ async def verify_chain(actor: Actor, ctx: ServiceContext, from_seq: int = 1) -> 
 
 async def tenants_to_verify() -> list[str]:
     """Every tenant with an audit trail, by id."""
-    with tenant_scope.all_tenants():
-        return [tenant for tenant, head in await audit_repo.tenants_with_events() if head > 0]
+    with scopes.across_tenants("an operator verifies every tenant's chain"):
+        heads = await audit_repo.tenants_with_events()
+    return [tenant for tenant, head in heads if head > 0]
 
 
 async def item_events(

@@ -34,7 +34,7 @@ from signoff.domain.evidence import (
     upload_token,
 )
 from signoff.services import items as item_services
-from signoff.services import links
+from signoff.services import links, scopes
 from signoff.services.context import ServiceContext
 from signoff.services.uow import UnitOfWork, remember_result, replayed_result, unit_of_work
 from signoff.storage import ObjectChanged, ObjectMissing, ObjectStorage, StorageError
@@ -195,6 +195,21 @@ async def receive_upload(
     upload_id = upload_id_of(token, ctx.settings.effective_url_signing_secret)
     if upload_id is None:
         raise not_found("upload", token[:32])
+    with scopes.across_tenants("a signed upload URL names only its upload"):
+        probe = await repo.get_slot(upload_id)
+    if probe is None:
+        raise not_found("upload", upload_id)
+    with scopes.for_tenant(probe.tenant_id):
+        return await _receive(ctx, upload_id, content_type, chunks, meta)
+
+
+async def _receive(
+    ctx: ServiceContext,
+    upload_id: UUID,
+    content_type: str | None,
+    chunks: AsyncIterable[bytes],
+    meta: RequestMeta | None,
+) -> EvidenceRecord:
     slot = await _claim(ctx, upload_id, content_type)
     storage = storage_of(ctx)
     facts: dict[str, str] = {}
@@ -487,10 +502,11 @@ async def sweep_uploads(ctx: ServiceContext, *, limit: int = 500) -> int:
     """Expire unfinished uploads past their time and delete whatever they stored; remove
     leftovers of writes interrupted by a crash. Returns how many uploads were expired."""
     storage = storage_of(ctx)
-    async with repo.transaction():
-        slots = await repo.expired_slots(ctx.clock.now(), limit)
-        for slot in slots:
-            await storage.delete(slot.storage_key)
-            await repo.set_slot_status(slot.id, "expired", ctx.clock.now())
+    with scopes.across_tenants("the upload sweeper expires every tenant's uploads"):
+        async with repo.transaction():
+            slots = await repo.expired_slots(ctx.clock.now(), limit)
+            for slot in slots:
+                await storage.delete(slot.storage_key)
+                await repo.set_slot_status(slot.id, "expired", ctx.clock.now())
     await storage.sweep_incomplete(ctx.settings.evidence_upload_ttl_seconds)
     return len(slots)

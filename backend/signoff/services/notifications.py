@@ -20,7 +20,6 @@ from uuid import UUID
 from signoff import metrics
 from signoff.db import audit as audit_repo
 from signoff.db import notifications as repo
-from signoff.db import scope as tenant_scope
 from signoff.domain import notification_policy as policy
 from signoff.domain.actors import Actor, Principal
 from signoff.domain.global_ids import global_id
@@ -34,6 +33,7 @@ from signoff.notify import (
     RenderedMessage,
 )
 from signoff.services import comments as comment_services
+from signoff.services import scopes
 from signoff.services.context import ServiceContext
 from signoff.services.uow import unit_of_work
 
@@ -74,18 +74,19 @@ async def plan_notifications(
     """
     due: list[Due] = []
     size = max(1, ctx.settings.notify_batch_size)
-    while True:
-        async with repo.transaction():
-            cursor = await repo.lock_cursor(tenant_id)
-            events = await audit_repo.events_after(tenant_id, cursor, size)
-            if not events:
+    with scopes.for_tenant(tenant_id):
+        while True:
+            async with repo.transaction():
+                cursor = await repo.lock_cursor(tenant_id)
+                events = await audit_repo.events_after(tenant_id, cursor, size)
+                if not events:
+                    return due
+                batch = await _load_batch(tenant_id, events)
+                for event in events:
+                    due += await _plan_event(ctx, tenant_id, event, batch, channels)
+                await repo.advance_cursor(tenant_id, int(events[-1]["seq"]), ctx.clock.now())
+            if len(events) < size:
                 return due
-            batch = await _load_batch(tenant_id, events)
-            for event in events:
-                due += await _plan_event(ctx, tenant_id, event, batch, channels)
-            await repo.advance_cursor(tenant_id, int(events[-1]["seq"]), ctx.clock.now())
-        if len(events) < size:
-            return due
 
 
 async def _load_batch(tenant_id: str, events: list[dict[str, Any]]) -> _Batch:
@@ -297,15 +298,20 @@ async def flush_digests(ctx: ServiceContext) -> list[Due]:
     now = ctx.clock.now()
     window = timedelta(seconds=ctx.settings.notify_digest_window_seconds)
     due: list[Due] = []
-    for group in await repo.held_groups(now - window):
-        async with repo.transaction():
-            held = await repo.lock_held(group["tenant_id"], group["channel"], group["recipient_id"])
-            if not held:
-                continue
-            row = await _insert_digest(ctx, held, now)
-            if row is None:
-                continue
-            await repo.attach_to_digest([h["id"] for h in held], row["id"], now)
+    with scopes.across_tenants("digest windows of every tenant"):
+        groups = await repo.held_groups(now - window)
+    for group in groups:
+        with scopes.for_tenant(group["tenant_id"]):
+            async with repo.transaction():
+                held = await repo.lock_held(
+                    group["tenant_id"], group["channel"], group["recipient_id"]
+                )
+                if not held:
+                    continue
+                row = await _insert_digest(ctx, held, now)
+                if row is None:
+                    continue
+                await repo.attach_to_digest([h["id"] for h in held], row["id"], now)
         if row["next_attempt_at"] <= now:
             due.append(Due(row["id"], row["attempts"]))
     return due
@@ -405,7 +411,7 @@ async def deliver(ctx: ServiceContext, registry: NotifierRegistry, delivery_id: 
     enabled), `busy` (another worker is claiming it), `not_due` (claimed by another attempt,
     or not due yet), `missing`, or the row's status when there is nothing to do.
     """
-    with tenant_scope.all_tenants():  # which tenant it belongs to is what we look up
+    with scopes.across_tenants("a delivery job names only its delivery"):
         tenant_id = await repo.tenant_of_delivery(delivery_id)
     if tenant_id is None:
         return "missing"
@@ -559,10 +565,12 @@ def _uuid(value: str | None) -> UUID | None:
 
 async def due_deliveries(ctx: ServiceContext) -> list[Due]:
     """Open deliveries whose next attempt is due (the sweeper hands them to the queue)."""
-    rows = await repo.due_deliveries(ctx.clock.now(), max(1, ctx.settings.notify_batch_size))
+    with scopes.across_tenants("due deliveries of every tenant"):
+        rows = await repo.due_deliveries(ctx.clock.now(), max(1, ctx.settings.notify_batch_size))
     return [Due(r["id"], r["attempts"]) for r in rows]
 
 
 async def tenants_behind() -> list[str]:
     """Tenants with audit events not yet planned."""
-    return await repo.tenants_behind()
+    with scopes.across_tenants("notification cursors of every tenant"):
+        return await repo.tenants_behind()

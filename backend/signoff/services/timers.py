@@ -17,7 +17,6 @@ from uuid import UUID
 
 from signoff import metrics
 from signoff.db import items as items_repo
-from signoff.db import scope as tenant_scope
 from signoff.db import timers as timer_repo
 from signoff.domain.actors import Actor
 from signoff.domain.calendar import WALL_CLOCK, BusinessCalendar
@@ -26,6 +25,7 @@ from signoff.domain.events import TimerFired
 from signoff.domain.progression import Context, progress
 from signoff.domain.records import OverdueStep, Step, Timer, TimerStatus
 from signoff.domain.timers import TimerSpec
+from signoff.services import scopes
 from signoff.services.context import ServiceContext
 from signoff.services.engine import ItemView, apply, context_for, item_definition, lock_view
 from signoff.services.uow import UnitOfWork, unit_of_work
@@ -92,7 +92,7 @@ def _count_lateness(kind: str, late: timedelta) -> Callable[[], Awaitable[None]]
 async def fire_timer(ctx: ServiceContext, timer_id: UUID, token: str) -> FireResult:
     """Act on one due timer if it is still armed with `token`: the progression decides what it
     does (nothing, when its step left the state it was armed for: the timer is then void)."""
-    with tenant_scope.all_tenants():  # which tenant it belongs to is what we look up
+    with scopes.across_tenants("a timer job names only its timer"):
         probe = await timer_repo.get(timer_id)
     if probe is None:
         return FireResult("missing", str(timer_id))
@@ -165,7 +165,7 @@ async def fire_due(
     fired = void = batches = 0
     skip: list[str] = []
     while batches < max_batches:
-        with tenant_scope.all_tenants():
+        with scopes.across_tenants("finding the next tenant with due timers"):
             tenant = await timer_repo.next_due_tenant(
                 ctx.clock.now(), ctx.settings.timer_tenants, skip
             )
@@ -185,7 +185,7 @@ async def sweep(ctx: ServiceContext, horizon: timedelta) -> int:
     were handed over."""
     if ctx.scheduler is None:
         raise RuntimeError("sweeping needs a job scheduler")
-    with tenant_scope.all_tenants():
+    with scopes.across_tenants("the timer sweeper re-arms every tenant's timers"):
         slots = await timer_repo.due_slots(
             ctx.clock.now() + horizon, TIMER_SLOT_SECONDS, ctx.settings.timer_tenants
         )

@@ -154,17 +154,19 @@ async def unit_of_work(actor: Actor, ctx: ServiceContext) -> AsyncIterator[UnitO
 
 
 async def _join(outer: Any, tenant_id: str) -> None:
-    """A unit of work joins an open transaction only if that transaction is bound to the same
-    tenant (its scope is fixed at BEGIN); one opened without a scope is bound to the tenant
-    now, for the rest of its life."""
+    """A unit of work joins an open transaction bound to its tenant. One begun without a
+    scope, or across tenants, is narrowed to the tenant now, for the rest of its life (never
+    a widening); one bound to another tenant is refused."""
     bound = getattr(outer, "scope", None)
-    if bound is None:
+    if bound is not None and bound.tenant == tenant_id:
+        return
+    if bound is None or bound.all_tenants:
         await tenant_repo.bind_transaction(tenant_id)
         outer.scope = tenant_scope.Scope(tenant=tenant_id)
-    elif bound.all_tenants or bound.tenant != tenant_id:
-        raise RuntimeError(
-            f"a unit of work for tenant {tenant_id!r} cannot join a transaction bound to {bound}"
-        )
+        return
+    raise RuntimeError(
+        f"a unit of work for tenant {tenant_id!r} cannot join a transaction bound to {bound}"
+    )
 
 
 def _count_after_commit(uow: UnitOfWork) -> None:
