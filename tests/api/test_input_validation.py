@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from signoff.api import ids
+from signoff.api.event_cursors import MAX_SEQ, decode_cursor, encode_cursor
+from signoff.domain.errors import DomainError, ErrorCode
 
 SUBMIT = """
 mutation($input: SubmitItemInput!) {
@@ -223,3 +225,18 @@ async def test_a_5_mb_request_is_refused_before_it_is_read(gql, demo_templates, 
     response = await gql.run(SUBMIT, variables, token=gql.token("alice"))
     assert response.status_code == 413
     assert await inbox_titles(gql) == []
+
+
+@pytest.mark.parametrize(
+    "seq", [str(MAX_SEQ + 1), "9" * 30, "9" * 5000, "²", "１２", "-1", "", " 1"]
+)
+def test_an_event_cursor_outside_the_stored_range_is_invalid_input(seq):
+    cursor = ids.encode("Event", f"acme:{seq}")
+    with pytest.raises(DomainError) as refused:
+        decode_cursor(cursor, "acme")
+    assert (refused.value.code, refused.value.field) == (ErrorCode.INVALID_INPUT, "after")
+
+
+def test_an_event_cursor_round_trips_up_to_the_largest_seq():
+    for seq in (0, 1, MAX_SEQ):
+        assert decode_cursor(encode_cursor("acme", seq), "acme") == seq

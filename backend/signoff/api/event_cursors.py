@@ -10,6 +10,8 @@ from signoff.api import ids
 from signoff.domain.errors import DomainError, ErrorCode
 
 _CURSOR_TYPE = "Event"
+# the largest audit sequence number PostgreSQL stores (bigint)
+MAX_SEQ = 2**63 - 1
 
 EVENT_CURSOR_DESCRIPTION = (
     "The event cursor of the snapshot this was read from: subscribe with `after: eventCursor` "
@@ -31,6 +33,9 @@ def decode_cursor(cursor: str, tenant_id: str) -> int:
     except DomainError:
         raise bad from None
     tenant, _, seq = raw.rpartition(":")
-    if type_name != _CURSOR_TYPE or tenant != tenant_id or not seq.isdigit():
+    if type_name != _CURSOR_TYPE or tenant != tenant_id:
+        raise bad
+    # ASCII digits only (str.isdigit admits '²'), and within the bigint a seq is stored as
+    if not (seq.isascii() and seq.isdigit()) or len(seq) > 19 or int(seq) > MAX_SEQ:
         raise bad
     return int(seq)
