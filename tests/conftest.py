@@ -174,6 +174,8 @@ def settings(
         evidence_local_dir=str(tmp_path_factory.mktemp("evidence")),
         # the loopback receivers of the notification tests, allow-listed explicitly
         outbound_allow=("127.0.0.1/32",),
+        # every test invents a tenant of its own (tests/audit/test_tenants.py turns it off)
+        tenants_on_first_use=True,
     )
 
 

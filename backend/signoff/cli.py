@@ -341,6 +341,36 @@ def cmd_retention(args: argparse.Namespace) -> None:
     print("\n".join(lines) if lines else "no retention policy")
 
 
+def cmd_tenants(args: argparse.Namespace) -> None:
+    """Create a tenant (idempotent; audited as its first event), or list the tenants."""
+    settings = _settings()
+    _require_services(settings)
+    if args.action == "create" and not args.id:
+        sys.exit("tenants create needs a tenant id")
+
+    async def run() -> list[str]:
+        from signoff.db.engine import configure_engine
+        from signoff.services import tenants
+        from signoff.services.context import ServiceContext
+
+        configure_engine(settings.database_url)
+        ctx = ServiceContext(settings=settings)
+        if args.action == "create":
+            record, created = await tenants.create_tenant(ctx, args.id, args.name)
+            return [f"{'created' if created else 'exists'}: {record.id} ({record.name})"]
+        return [
+            f"{t.id}\t{t.name}\t{t.created_at:%Y-%m-%d}" for t in await tenants.list_tenants(ctx)
+        ]
+
+    from signoff.domain.errors import DomainError
+
+    try:
+        lines = asyncio.run(run())
+    except DomainError as exc:
+        sys.exit(f"{exc.code}: {exc.message}")
+    print("\n".join(lines) if lines else "no tenant")
+
+
 def cmd_docs(args: argparse.Namespace) -> None:
     from signoff.domain.states import render_markdown
 
@@ -392,6 +422,11 @@ def build_parser() -> argparse.ArgumentParser:
     retention.add_argument("--action", dest="mode", choices=["redact", "purge"])
     retention.add_argument("--reason")
     retention.set_defaults(func=cmd_retention)
+    tenants = sub.add_parser("tenants", help="create a tenant, or list them")
+    tenants.add_argument("action", choices=["create", "list"])
+    tenants.add_argument("id", nargs="?", help="the tenant id (create)")
+    tenants.add_argument("--name", help="its display name (default: the id)")
+    tenants.set_defaults(func=cmd_tenants)
     docs = sub.add_parser("docs", help="regenerate generated docs")
     docs.add_argument("what", choices=["state-machine"])
     docs.set_defaults(func=cmd_docs)

@@ -7,9 +7,11 @@ from pathlib import Path
 from signoff.api.auth import mint_token
 from signoff.db import sql
 from signoff.domain.actors import Actor, Principal
+from signoff.services import scopes
 from signoff.services.context import ServiceContext
 from signoff.services.items import SubmitItemInput, submit_item
 from signoff.services.templates import load_templates
+from signoff.services.tenants import create_tenant
 from signoff.settings import Settings
 
 TENANT = "demo"
@@ -32,10 +34,12 @@ def principal(user: str) -> Principal:
 async def seed_demo(settings: Settings, templates_dir: Path) -> dict[str, str]:
     """Load the demo templates and submit demo items once; return a token per demo user."""
     ctx = ServiceContext(settings=settings)
+    await create_tenant(ctx, TENANT, "Demo", by="signoff dev")
     await load_templates(Actor(principal("admin")), ctx, templates_dir)
-    existing = await sql.fetchrow(
-        "SELECT count(*) AS n FROM workflow_item WHERE tenant_id = $1", TENANT
-    )
+    with scopes.for_tenant(TENANT):
+        existing = await sql.fetchrow(
+            "SELECT count(*) AS n FROM workflow_item WHERE tenant_id = $1", TENANT
+        )
     if existing is not None and existing["n"] == 0:
         alice = Actor(principal("alice"))
         await submit_item(

@@ -54,6 +54,12 @@ class Settings:
         "(`signoff migrate`, `signoff dev`); it needs the right to create roles the first "
         "time (the migrations create `signoff_app`). Empty: `database_url`.",
     )
+    tenants_on_first_use: bool = _setting(
+        False,
+        "Create a tenant the first time a change names it. Off: tenants exist only when an "
+        "administrator creates them (`signoff tenants create`), and a change in an unknown "
+        "tenant is refused with UNKNOWN_TENANT. For test deployments that invent tenants.",
+    )
     redis_url: str = _setting(
         "",
         "Redis URL (`redis://host:6379/0`). Empty: `signoff dev` starts an embedded Redis under "

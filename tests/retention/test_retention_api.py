@@ -88,6 +88,8 @@ def test_the_command_line_sets_lists_and_runs(settings, tenant):
         "SIGNOFF_DATABASE_URL": settings.database_url,
         "SIGNOFF_REDIS_URL": settings.redis_url,
         "SIGNOFF_EVIDENCE_LOCAL_DIR": settings.evidence_local_dir,
+        # the test's tenant is invented, as the test deployment allows
+        "SIGNOFF_TENANTS_ON_FIRST_USE": "true",
     }
     result = signoff(
         "retention", "set", "--tenant", tenant, "--days", "90", "--action", "purge", **env

@@ -118,6 +118,8 @@ ERROR_CODES = {
     ErrorCode.UPLOAD_IN_PROGRESS: "Another upload to this URL is running.",
     ErrorCode.RATE_LIMITED: "The caller's cost budget is spent; retry after `retryAfter` s.",
     ErrorCode.TIMEOUT: "The operation ran longer than the server allows; nothing was kept.",
+    ErrorCode.UNKNOWN_TENANT: "The token names a tenant nobody created; an administrator creates "
+    "tenants (`signoff tenants create`).",
 }
 
 HOLD_OPTIONS = {

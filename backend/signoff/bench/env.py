@@ -197,6 +197,8 @@ class BenchEnv:
             jwt_secret=BENCH_SECRET,
             jwt_algorithms=("HS256",),
             log_level="WARNING",
+            # the scenarios invent their tenants (dec-one, pgb-eight-3, ...)
+            tenants_on_first_use=True,
         )
         self.processes: list[Process] = []
         self._services: ServiceContext | None = None

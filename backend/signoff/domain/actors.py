@@ -6,12 +6,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-# The shape of a tenant id: what tokens may name and what the database's tenant scope accepts.
-_TENANT_ID = re.compile(r"[A-Za-z0-9_.:@-]{1,200}")
+# The shape of a tenant id (the `tenant` table's check): what tokens may name and what the
+# database's tenant scope accepts.
+_TENANT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
 
 def is_tenant_id(value: object) -> bool:
-    """Whether `value` has the shape of a tenant id (`[A-Za-z0-9_.:@-]{1,200}`)."""
+    """Whether `value` has the shape of a tenant id (`[a-z0-9][a-z0-9_-]{0,62}`)."""
     return isinstance(value, str) and _TENANT_ID.fullmatch(value) is not None
 
 

@@ -33,6 +33,7 @@ class ErrorCode(StrEnum):
     UPLOAD_IN_PROGRESS = "UPLOAD_IN_PROGRESS"
     RATE_LIMITED = "RATE_LIMITED"
     TIMEOUT = "TIMEOUT"
+    UNKNOWN_TENANT = "UNKNOWN_TENANT"
 
 
 @dataclass(frozen=True)

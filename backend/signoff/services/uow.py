@@ -109,12 +109,16 @@ KNOWN_TENANTS = KnownTenants()
 
 
 @asynccontextmanager
-async def unit_of_work(actor: Actor, ctx: ServiceContext) -> AsyncIterator[UnitOfWork]:
+async def unit_of_work(
+    actor: Actor, ctx: ServiceContext, *, creates_tenant: bool = False
+) -> AsyncIterator[UnitOfWork]:
     """Open a transaction; on a clean exit write the audit events, then commit.
 
     The events are numbered and chained by the last statement before the commit, which holds
-    the tenant's chain head until the commit. A tenant this process has not seen yet is
-    created in the first transaction that names it (and remembered once that commits).
+    the tenant's chain head until the commit. A tenant this process has not seen yet must
+    exist (UNKNOWN_TENANT otherwise), unless `tenants_on_first_use` lets this transaction
+    create it or the transaction is its creation (`creates_tenant`); once that commits the
+    process remembers it.
 
     A unit of work opened inside another joins its transaction (piccolo nests by joining) and
     hands its after-commit callbacks to the outermost one, so they run only after the real
@@ -132,7 +136,7 @@ async def unit_of_work(actor: Actor, ctx: ServiceContext) -> AsyncIterator[UnitO
         with tenant_scope.tenant(actor.tenant_id):
             async with ENGINE.transaction():
                 if not tenant_known:
-                    await tenant_repo.ensure_tenant(actor.tenant_id)
+                    await _check_tenant(actor.tenant_id, ctx, creates_tenant)
                 yield uow
                 if uow.events:
                     uow.written = await audit_repo.append_events(actor.tenant_id, uow.events)
@@ -151,6 +155,21 @@ async def unit_of_work(actor: Actor, ctx: ServiceContext) -> AsyncIterator[UnitO
         except Exception:
             # The change is committed; follow-up work is re-driven by the sweeper.
             log.exception("after-commit callback failed")
+
+
+async def _check_tenant(tenant_id: str, ctx: ServiceContext, creates_tenant: bool) -> None:
+    """A change of a tenant nobody created is refused, unless `tenants_on_first_use` lets the
+    change create it (or the change is the tenant's creation)."""
+    if creates_tenant:
+        return
+    if ctx.settings.tenants_on_first_use:
+        await tenant_repo.ensure_tenant(tenant_id)
+    elif not await tenant_repo.tenant_exists(tenant_id):
+        raise DomainError(
+            ErrorCode.UNKNOWN_TENANT,
+            f"tenant {tenant_id!r} does not exist: an administrator creates it "
+            "(`signoff tenants create`)",
+        )
 
 
 async def _join(outer: Any, tenant_id: str) -> None:
