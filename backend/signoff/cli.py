@@ -252,6 +252,9 @@ def cmd_schema(args: argparse.Namespace) -> None:
 
 
 def cmd_templates(args: argparse.Namespace) -> None:
+    if args.action == "draw":
+        _draw_template(args.target)
+        return
     settings = _settings()
     _require_services(settings)
 
@@ -263,10 +266,36 @@ def cmd_templates(args: argparse.Namespace) -> None:
 
         configure_engine(settings.database_url)
         actor = Actor(Principal("cli", args.tenant, roles=frozenset(settings.admin_roles)))
-        return await load_templates(actor, ServiceContext(settings=settings), Path(args.directory))
+        return await load_templates(actor, ServiceContext(settings=settings), Path(args.target))
 
     for version in asyncio.run(load()):
         print(f"{version.key} v{version.version} {version.status.value}")
+
+
+def _draw_template(target: str) -> None:
+    """Print the step graph of a template file (or of a demo template, by key) as Mermaid."""
+    import yaml
+
+    from signoff.domain.diagrams import mermaid
+    from signoff.domain.errors import DomainError
+    from signoff.domain.template_parsing import parse_template
+
+    path = Path(target)
+    if not path.is_file():
+        path = DEMO_TEMPLATES / f"{target}.yaml"
+    if not path.is_file():
+        sys.exit(f"no template file {target!r}, and no demo template with that key")
+    try:
+        document = yaml.safe_load(path.read_text())
+        definition = parse_template(document)
+    except yaml.YAMLError as exc:
+        sys.exit(f"{path}: not YAML: {exc}")
+    except DomainError as exc:
+        problems = [f"  - {p.path or '-'}: {p.message}" for p in exc.problems] or [
+            f"  - {exc.message}"
+        ]
+        sys.exit("\n".join([f"{path}: not a valid template:", *problems]))
+    print(mermaid(definition), end="")
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
@@ -409,9 +438,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--ttl", type=_positive_seconds, default=3600 * 12, help="lifetime in seconds (> 0)"
     )
     token.set_defaults(func=cmd_token)
-    templates = sub.add_parser("templates", help="load YAML templates")
-    templates.add_argument("action", choices=["load"])
-    templates.add_argument("directory")
+    templates = sub.add_parser(
+        "templates", help="load YAML templates; draw one's step graph as Mermaid text"
+    )
+    templates.add_argument("action", choices=["load", "draw"])
+    templates.add_argument(
+        "target", help="load: a directory of YAML files; draw: a YAML file or a demo key"
+    )
     templates.add_argument("--tenant", default=DEMO_TENANT)
     templates.set_defaults(func=cmd_templates)
     retention = sub.add_parser("retention", help="apply retention, or manage its policies")

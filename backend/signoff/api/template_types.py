@@ -8,13 +8,16 @@ from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
+from strawberry.types import Info
 
 from signoff.api import ids
+from signoff.api.context import SignoffContext, services_of
 from signoff.api.enums import PayloadFieldType
 from signoff.api.node import Node
-from signoff.domain import records
+from signoff.domain import diagrams, records
 from signoff.domain.records import TemplateStatus
 from signoff.domain.templates import TemplateKind
+from signoff.services.templates import definition_of
 
 
 @strawberry.type(description="One field of the payload a template's items carry.")
@@ -55,6 +58,7 @@ class Template(Node):
     created_at: datetime = strawberry.field(description="When it was saved.")
     published_at: datetime | None = strawberry.field(description="When it was published.")
     field_specs: strawberry.Private[Mapping[str, Any]]
+    record: strawberry.Private[records.TemplateVersion]
 
     @strawberry.field(
         description="The fields of the payload its items carry, in the template's order: what "
@@ -62,6 +66,12 @@ class Template(Node):
     )
     def fields(self) -> list[TemplateField]:
         return [TemplateField.from_spec(name, spec) for name, spec in self.field_specs.items()]
+
+    @strawberry.field(
+        description="Its step graph as Mermaid flowchart text (docs/reference/diagrams.md)."
+    )
+    def diagram(self, info: Info[SignoffContext, Any]) -> str:
+        return diagrams.mermaid(definition_of(self.record, services_of(info).settings))
 
     @classmethod
     def from_record(cls, template: records.TemplateVersion) -> Template:
@@ -78,4 +88,5 @@ class Template(Node):
             created_at=template.created_at,
             published_at=template.published_at,
             field_specs=dict(template.definition.get("fields") or {}),
+            record=template,
         )

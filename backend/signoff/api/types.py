@@ -26,7 +26,7 @@ from signoff.api.enums import (
 from signoff.api.loaders import loaders_of
 from signoff.api.node import Node, Person, person
 from signoff.api.template_types import Template, TemplateField
-from signoff.domain import progression, records
+from signoff.domain import diagrams, progression, records
 from signoff.domain.calendar import WALL_CLOCK
 from signoff.domain.records import DecisionOutcome, SeatVote
 from signoff.domain.snapshot import HoldOption
@@ -416,6 +416,16 @@ class WorkflowItem(Node):
     raw_id: strawberry.Private[UUID]
     tenant_id: strawberry.Private[str]
     template_id: strawberry.Private[UUID]
+    template_definition: strawberry.Private[TemplateDefinition]
+
+    @strawberry.field(
+        description="Its step graph as Mermaid flowchart text, each step labelled and "
+        "coloured by its state (docs/reference/diagrams.md)."
+    )
+    def diagram(self) -> str:
+        return diagrams.mermaid(
+            self.template_definition, {s.key: s.step_state.value for s in self.steps}
+        )
 
     @strawberry.field(description="The audit events of this item, oldest first.")
     async def audit_events(
@@ -483,4 +493,5 @@ class WorkflowItem(Node):
             raw_id=item.id,
             tenant_id=item.tenant_id,
             template_id=item.template_id,
+            template_definition=definition,
         )
