@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import OrderedDict
 from typing import Any
 
 from graphql import (
@@ -123,3 +124,32 @@ class SharingExecutor(StrawberryGraphQLCoreExecutionContext):
         done.set_result(result)
         results[key] = (self.operation, done)
         return result
+
+
+_ENCODED: OrderedDict[int, tuple[object, str]] = OrderedDict()
+_ENCODED_MAX = 1024
+
+
+def encode_json(message: object) -> str:
+    """A message as JSON, compact (what strawberry's view writes). The payload of a `next`
+    message is encoded once per result data and reused: subscribers given a shared result
+    differ only in their operation id. The data objects are kept while remembered (the last
+    1,024), so that an id cannot name another object meanwhile."""
+    if (
+        isinstance(message, dict)
+        and message.get("type") == "next"
+        and message.keys() == {"id", "type", "payload"}
+        and isinstance(message["payload"], dict)
+        and message["payload"].keys() == {"data"}
+    ):
+        data = message["payload"]["data"]
+        known = _ENCODED.get(id(data))
+        if known is not None and known[0] is data:
+            text = known[1]
+        else:
+            text = json.dumps(message["payload"], separators=(",", ":"))
+            _ENCODED[id(data)] = (data, text)
+            if len(_ENCODED) > _ENCODED_MAX:
+                _ENCODED.popitem(last=False)
+        return '{"id":' + json.dumps(message["id"]) + ',"type":"next","payload":' + text + "}"
+    return json.dumps(message, separators=(",", ":"))
