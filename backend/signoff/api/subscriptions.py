@@ -7,6 +7,7 @@ with `after` first replays every event after that cursor, in order, then continu
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Sequence
 from datetime import datetime
@@ -200,9 +201,13 @@ class _BatchState:
         if not item_ids:
             return
         ids_ = list(item_ids)
-        rows = await self.loaders.items.load_many(ids_)
-        steps = await self.loaders.steps_by_item.load_many(ids_)
-        decisions = await self.loaders.decisions_by_item.load_many(ids_)
+        # Outside any transaction (a stream holds none): three statements on three pooled
+        # connections at once, one round trip of latency instead of three.
+        rows, steps, decisions = await asyncio.gather(
+            self.loaders.items.load_many(ids_),
+            self.loaders.steps_by_item.load_many(ids_),
+            self.loaders.decisions_by_item.load_many(ids_),
+        )
         for item_id, row, item_steps, item_decisions in zip(
             ids_, rows, steps, decisions, strict=True
         ):
