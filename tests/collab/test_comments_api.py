@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from signoff.services import comments as comment_services
+from tests.conftest import actor
 from tests.realtime.conftest import global_id, submit
 
 ADD = """mutation($input: AddCommentInput!) {
@@ -130,3 +132,48 @@ async def test_refusals_are_typed_and_change_nothing(gql, services, tenant, demo
     assert response.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND"
     too_big = await gql.run(LIST, {"itemId": item_id, "first": 1000}, token=gql.token("dave"))
     assert too_big.json()["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
+
+
+BACKWARDS = """query($itemId: ID!, $last: Int, $before: String, $first: Int) {
+  comments(itemId: $itemId, last: $last, before: $before, first: $first) {
+    edges { node { body } }
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+  }
+}"""
+
+
+async def test_comments_page_backwards_with_last_and_before(gql, services, tenant, demo_templates):
+    view = await submit(services, tenant, "change-approval", "paged")
+    item_id = global_id("WorkflowItem", view.id)
+    for n in range(5):
+        await comment_services.add_comment(
+            actor(tenant, "dave"),
+            services,
+            comment_services.AddCommentInput(body=f"c{n}", item_id=view.id),
+        )
+
+    async def page(**variables):
+        data = await gql.data(BACKWARDS, {"itemId": item_id, **variables}, as_user="dave")
+        return data["comments"]
+
+    newest = await page(last=2)
+    assert [e["node"]["body"] for e in newest["edges"]] == ["c3", "c4"]
+    assert (newest["pageInfo"]["hasPreviousPage"], newest["pageInfo"]["hasNextPage"]) == (
+        True,
+        False,
+    )
+    older = await page(last=2, before=newest["pageInfo"]["startCursor"])
+    assert [e["node"]["body"] for e in older["edges"]] == ["c1", "c2"]
+    assert (older["pageInfo"]["hasPreviousPage"], older["pageInfo"]["hasNextPage"]) == (
+        True,
+        True,
+    )
+    oldest = await page(last=2, before=older["pageInfo"]["startCursor"])
+    assert [e["node"]["body"] for e in oldest["edges"]] == ["c0"]
+    assert oldest["pageInfo"]["hasPreviousPage"] is False
+
+    mixed = await gql.run(
+        BACKWARDS, {"itemId": item_id, "last": 2, "first": 2}, token=gql.token("dave")
+    )
+    [error] = mixed.json()["errors"]
+    assert error["extensions"]["code"] == "INVALID_INPUT"

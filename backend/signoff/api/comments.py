@@ -142,10 +142,10 @@ def _cursor(seq: int) -> str:
     return ids.encode(_CURSOR_TYPE, seq)
 
 
-def _after(cursor: str) -> int:
-    type_name, raw = ids.decode(cursor, "after")
+def _after(cursor: str, field: str = "after") -> int:
+    type_name, raw = ids.decode(cursor, field)
     if type_name != _CURSOR_TYPE or not raw.isdigit():
-        raise DomainError(ErrorCode.INVALID_INPUT, "not a comment cursor", "after")
+        raise DomainError(ErrorCode.INVALID_INPUT, "not a comment cursor", field)
     return int(raw)
 
 
@@ -169,32 +169,58 @@ class CommentQueries:
         after: Annotated[
             str | None, strawberry.argument(description="`endCursor` of the previous page.")
         ] = None,
+        last: Annotated[
+            int | None,
+            strawberry.argument(
+                description="The last this many (1 to the configured maximum), instead of `first`."
+            ),
+        ] = None,
+        before: Annotated[
+            str | None,
+            strawberry.argument(description="`startCursor` of the next page: page backwards."),
+        ] = None,
     ) -> CommentConnection:
         actor = actor_of(info)
         services = services_of(info)
         max_size = services.settings.max_page_size
-        size = first if first is not None else min(DEFAULT_PAGE_SIZE, max_size)
+        backwards = last is not None or before is not None
+        size = (last if backwards else first) or min(DEFAULT_PAGE_SIZE, max_size)
         try:
+            if backwards and (first is not None or after is not None):
+                raise DomainError(
+                    ErrorCode.INVALID_INPUT, "page with first/after or with last/before", "last"
+                )
             if not 1 <= size <= max_size:
                 raise DomainError(
-                    ErrorCode.INVALID_INPUT, f"first must be between 1 and {max_size}", "first"
+                    ErrorCode.INVALID_INPUT,
+                    f"{'last' if backwards else 'first'} must be between 1 and {max_size}",
+                    "last" if backwards else "first",
                 )
             raw_item = ids.decode_uuid(item_id, "WorkflowItem", "itemId")
             raw_step = ids.decode_uuid(step_id, "Step", "stepId") if step_id else None
             after_seq = _after(after) if after else None
+            before_seq = _after(before, "before") if before else None
             async with feed.snapshot_read(actor.tenant_id) as head:
                 records = await comment_services.list_comments(
-                    actor, services, raw_item, step_id=raw_step, after_seq=after_seq, limit=size + 1
+                    actor,
+                    services,
+                    raw_item,
+                    step_id=raw_step,
+                    after_seq=after_seq,
+                    limit=size + 1,
+                    before_seq=before_seq,
+                    from_end=backwards,
                 )
         except DomainError as exc:
             raise CodedError(exc) from None
-        page = records[:size]
+        more = len(records) > size
+        page = records[-size:] if backwards else records[:size]
         edges = [CommentEdge(cursor=_cursor(r.seq), node=Comment.from_record(r)) for r in page]
         return CommentConnection(
             edges=edges,
             page_info=PageInfo(
-                has_next_page=len(records) > size,
-                has_previous_page=after is not None,
+                has_next_page=before is not None if backwards else more,
+                has_previous_page=more if backwards else after is not None,
                 start_cursor=edges[0].cursor if edges else None,
                 end_cursor=edges[-1].cursor if edges else None,
             ),

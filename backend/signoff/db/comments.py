@@ -139,19 +139,26 @@ async def comments_of_item(
     step_id: UUID | None,
     after_seq: int | None,
     limit: int,
+    before_seq: int | None = None,
+    from_end: bool = False,
 ) -> list[CommentRecord]:
-    """An item's comments (only a step's, when given) in the order they were written."""
+    """An item's comments (only a step's, when given) in the order they were written: the
+    first `limit` after `after_seq`, or with `from_end` the last `limit` before `before_seq`."""
     rows = await sql.fetch(
         f"""{_SELECT} WHERE c.tenant_id = $1 AND c.item_id = $2
             AND ($3::uuid IS NULL OR c.step_id = $3) AND c.seq > $4
-        ORDER BY c.seq LIMIT $5""",
+            AND ($6::bigint IS NULL OR c.seq < $6)
+        ORDER BY CASE WHEN $7 THEN -c.seq ELSE c.seq END LIMIT $5""",
         tenant_id,
         item_id,
         step_id,
         after_seq or 0,
         limit,
+        before_seq,
+        from_end,
     )
-    return [_record(r) for r in rows]
+    records = [_record(r) for r in rows]
+    return records[::-1] if from_end else records
 
 
 async def count_of_item(tenant_id: str, item_id: UUID) -> int:

@@ -243,13 +243,22 @@ async def list_comments(
     step_id: UUID | None = None,
     after_seq: int | None = None,
     limit: int = 50,
+    before_seq: int | None = None,
+    from_end: bool = False,
 ) -> list[CommentRecord]:
-    """A page of an item's comments (or one step's) in the order they were written."""
+    """A page of an item's comments (or one step's) in the order they were written: forwards
+    after `after_seq`, or with `from_end` the last `limit` before `before_seq`."""
     view = await _readable_item(actor, ctx, item_id)
     if step_id is not None and step_id not in _step_ids(view):
         raise not_found("step", step_id)
     return await repo.comments_of_item(
-        actor.tenant_id, item_id, step_id=step_id, after_seq=after_seq, limit=limit
+        actor.tenant_id,
+        item_id,
+        step_id=step_id,
+        after_seq=after_seq,
+        limit=limit,
+        before_seq=before_seq,
+        from_end=from_end,
     )
 
 
