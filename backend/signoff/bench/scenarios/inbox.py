@@ -108,7 +108,7 @@ SELECT md5('step-' || n)::uuid, p.tenant_id, md5('item-' || n)::uuid, p.key, p.n
     p.quorum, p.risk, p.sensitive, p.action, p.params, p.original_params, NULL, NULL, NULL,
     NULL, 0, 0, p.escalation_plan, i.created_at,
     CASE WHEN n % 7 = 0 THEN NULL
-         ELSE i.created_at + ((n * 7919) % 200000) * interval '1 second' END,
+         ELSE i.created_at + ((n::bigint * 7919) % 200000) * interval '1 second' END,
     CASE WHEN n % 20 = 0 OR n % 100 = 1 THEN NULL ELSE i.created_at + interval '1 hour' END,
     1, i.created_at, i.created_at, p.seats, p.needed, p.declared_risk, p.waived, p.hold
 FROM step p, generate_series(1, $2::int) AS n
