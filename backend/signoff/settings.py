@@ -248,6 +248,11 @@ class Settings:
     notify_deliver_timeout_seconds: float = _setting(
         30.0, "Longest a channel plugin may take for one delivery attempt."
     )
+    notify_deliver_batch: int = _setting(
+        20,
+        "Deliveries one job claims together, sends at once and records together. Larger "
+        "batches cost fewer transactions per delivery; each waits for its slowest channel.",
+    )
     notify_batch_size: int = _setting(
         500, "Audit events planned, or due deliveries enqueued, per batch."
     )
@@ -441,6 +446,8 @@ class Settings:
                 "SIGNOFF_TIMER_SWEEP_SECONDS must divide 60 (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30 "
                 f"or 60), not {self.timer_sweep_seconds}"
             )
+        if self.notify_deliver_batch < 1:
+            raise SettingsError("SIGNOFF_NOTIFY_DELIVER_BATCH must be at least 1")
         if self.timer_batch_size < 1:
             raise SettingsError("SIGNOFF_TIMER_BATCH_SIZE must be at least 1")
         if self.timer_horizon_seconds < self.timer_sweep_seconds:

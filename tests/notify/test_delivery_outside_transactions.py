@@ -1,5 +1,6 @@
 """A channel plugin sends with no database transaction of ours open: claim, commit, deliver,
-record. Checked from inside a real webhook receiver, on PostgreSQL's own view of sessions."""
+record. Checked from inside a real webhook receiver, on PostgreSQL's own view of sessions; and
+a batch of deliveries costs the same transactions as one."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from typing import Any
 import asyncpg
 
 from signoff.jobs.notifications import build_registry
+from signoff.notify import NotifierRegistry
+from signoff.services import notifications as notification_services
 from signoff.settings import Settings
-from signoff.testing import HTTPReply, ReceivedRequest, RecordingHTTPServer
+from signoff.testing import FakeChannel, HTTPReply, ReceivedRequest, RecordingHTTPServer
 from tests.notify.conftest import add_profile, deliveries, run_worker, submit_change
 
 SECRET = "webhook-secret-0123456789"
@@ -57,3 +60,29 @@ async def test_no_transaction_is_open_while_a_channel_delivers(
     assert seen == [[], []]
     (row,) = await deliveries(tenant)
     assert row["status"] == "delivered" and row["attempts"] == 2
+
+
+async def test_a_batch_is_claimed_and_recorded_in_one_transaction_each_whatever_its_size(
+    tenant, demo_templates, nsvc, statements
+):
+    registry = NotifierRegistry(deliver_timeout=1)
+    channel = FakeChannel("fake")
+    registry.register(channel, "fake")
+    registry.configure({"fake": {}})
+    for n in range(6):
+        await add_profile(tenant, nsvc, f"user{n}", {"fake": f"u{n}"}, roles=("change-approver",))
+    await submit_change(tenant, nsvc)
+    due = await notification_services.plan_notifications(nsvc, tenant)
+    assert len(due) == 6
+    transactions = []
+    for batch in (due[:1], due[1:]):
+        with statements:
+            outcomes = await notification_services.deliver_many(
+                nsvc, registry, [d.delivery_id for d in batch]
+            )
+        assert set(outcomes.values()) == {"delivered"}
+        transactions.append(len(statements.matching("COMMIT")))
+    assert transactions[0] == transactions[1]  # claim, record (and the tenant look-up)
+    assert len(channel.sent) == 6
+    rows = await deliveries(tenant)
+    assert {(r["status"], r["attempts"]) for r in rows} == {("delivered", 1)}

@@ -268,20 +268,40 @@ async def attach_to_digest(delivery_ids: Sequence[int], digest_id: int, now: dat
 # --------------------------------------------------------------------------- delivering
 
 
-async def tenant_of_delivery(delivery_id: int) -> str | None:
-    """The tenant a delivery belongs to."""
-    row = await sql.fetchrow(
-        "SELECT tenant_id FROM notification_delivery WHERE id = $1", delivery_id
+async def tenants_of_deliveries(delivery_ids: Sequence[int]) -> dict[int, str]:
+    """The tenant of each delivery that exists, by delivery id."""
+    rows = await sql.fetch(
+        "SELECT id, tenant_id FROM notification_delivery WHERE id = ANY($1::bigint[])",
+        list(delivery_ids),
     )
-    return str(row["tenant_id"]) if row else None
+    return {int(r["id"]): str(r["tenant_id"]) for r in rows}
 
 
-async def lock_delivery(delivery_id: int) -> dict[str, Any] | None:
-    """A delivery locked for one attempt; None when absent or another worker holds it."""
-    row = await sql.fetchrow(
-        "SELECT * FROM notification_delivery WHERE id = $1 FOR UPDATE SKIP LOCKED", delivery_id
+async def lock_deliveries(
+    tenant_id: str, delivery_ids: Sequence[int], *, skip_locked: bool
+) -> list[dict[str, Any]]:
+    """A tenant's deliveries, locked until commit: those another transaction holds are left
+    out (`skip_locked`, to claim) or waited for."""
+    rows = await sql.fetch(
+        f"""SELECT * FROM notification_delivery
+        WHERE tenant_id = $1 AND id = ANY($2::bigint[]) ORDER BY id
+        FOR UPDATE{" SKIP LOCKED" if skip_locked else ""}""",
+        tenant_id,
+        list(delivery_ids),
     )
-    return sql.record_dict(row, DELIVERY_JSON) if row else None
+    return [sql.record_dict(r, DELIVERY_JSON) for r in rows]
+
+
+async def postpone(delivery_ids: Sequence[int], until: datetime, now: datetime) -> None:
+    """Move the next attempt of the deliveries to `until` (a claim: other jobs find them not
+    due meanwhile)."""
+    await sql.execute(
+        """UPDATE notification_delivery SET next_attempt_at = $2, updated_at = $3
+        WHERE id = ANY($1::bigint[])""",
+        list(delivery_ids),
+        until,
+        now,
+    )
 
 
 async def lock_tenant_delivery(tenant_id: str, delivery_id: int) -> dict[str, Any] | None:
@@ -312,19 +332,18 @@ async def thread_parent(
     return str(row["provider_message_id"]) if row else None
 
 
-async def insert_attempt(values: dict[str, Any]) -> None:
-    """Store one delivery attempt."""
+async def insert_attempts(attempts: Sequence[dict[str, Any]]) -> None:
+    """Store delivery attempts (one statement)."""
+    if not attempts:
+        return
+    columns = ("delivery_id", "attempt_no", "status", "response", "error", "duration_ms")
     await sql.execute(
         """INSERT INTO notification_attempt (delivery_id, attempt_no, status, response, error,
             duration_ms, started_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7)""",
-        values["delivery_id"],
-        values["attempt_no"],
-        values["status"],
-        values["response"],
-        values["error"],
-        values["duration_ms"],
-        values["started_at"],
+        SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[],
+            $6::float8[], $7::timestamptz[])""",
+        *[[a[c] for a in attempts] for c in columns],
+        [a["started_at"] for a in attempts],
     )
 
 

@@ -1,14 +1,17 @@
 """Notification jobs on arq: planning, one delivery attempt, and the sweeper.
 
-Jobs carry only ids; the database rows decide what happens. Job ids are deterministic
-(`{prefix}:deliver:{id}:{attempts}`) so that the after-commit enqueue, the sweeper and a
-retry never run the same attempt twice, and a lost job only waits for the next sweep.
+Jobs carry only ids; the database rows decide what happens. A delivery job takes a batch of
+deliveries; its id is derived from their ids and attempt numbers, so that the after-commit
+enqueue, the sweeper and a retry do not queue the same attempts twice, and a lost job only
+waits for the next sweep.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -85,13 +88,19 @@ def _arq(redis: Redis) -> ArqRedis:
 async def enqueue_deliveries(
     redis: Redis, settings: Settings, due: Iterable[notification_services.Due]
 ) -> None:
-    """Hand due deliveries to the queue, one job per (delivery, attempt)."""
+    """Hand due deliveries to the queue, `notify_deliver_batch` per job. A job's id names its
+    deliveries and their attempt numbers, so the after-commit enqueue and the sweeper do not
+    queue the same attempts twice (and a second job for them would find them claimed)."""
     pool = _arq(redis)
-    for d in due:
+    pending = list(due)
+    size = max(1, settings.notify_deliver_batch)
+    for start in range(0, len(pending), size):
+        batch = pending[start : start + size]
+        key = ",".join(f"{d.delivery_id}:{d.attempts}" for d in batch)
         await pool.enqueue_job(
-            "deliver_job",
-            d.delivery_id,
-            _job_id=f"{settings.redis_prefix}:deliver:{d.delivery_id}:{d.attempts}",
+            "deliver_batch_job",
+            [d.delivery_id for d in batch],
+            _job_id=f"{settings.redis_prefix}:deliver:{hashlib.sha256(key.encode()).hexdigest()[:24]}",
             _queue_name=settings.job_queue_name,
         )
 
@@ -127,9 +136,17 @@ async def plan_notifications_job(ctx: dict[str, Any], tenant_id: str) -> int:
     return len(due)
 
 
+async def deliver_batch_job(ctx: dict[str, Any], delivery_ids: list[int]) -> dict[str, int]:
+    """arq: one attempt at each of the deliveries (sent at once). Retries are scheduled in the
+    rows; the sweeper enqueues them when they are due. Returns how many had each outcome."""
+    outcomes = await notification_services.deliver_many(
+        _services(ctx), _registry(ctx), delivery_ids
+    )
+    return dict(Counter(outcomes.values()))
+
+
 async def deliver_job(ctx: dict[str, Any], delivery_id: int) -> str:
-    """arq: one attempt at one delivery. Retries are scheduled in the row; the sweeper
-    enqueues them when they are due."""
+    """arq: one attempt at one delivery (jobs queued one per delivery by earlier releases)."""
     return await notification_services.deliver(_services(ctx), _registry(ctx), delivery_id)
 
 

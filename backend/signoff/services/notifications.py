@@ -9,9 +9,10 @@ with backoff or dead-letters the delivery with an audit event. The job queue onl
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,7 +36,7 @@ from signoff.notify import (
 from signoff.services import comments as comment_services
 from signoff.services import scopes
 from signoff.services.context import ServiceContext
-from signoff.services.uow import unit_of_work
+from signoff.services.uow import UnitOfWork, unit_of_work
 
 log = logging.getLogger("signoff.notifications")
 
@@ -398,27 +399,89 @@ CLAIM_MARGIN = timedelta(seconds=30)
 
 
 async def deliver(ctx: ServiceContext, registry: NotifierRegistry, delivery_id: int) -> str:
-    """Make one attempt at a delivery; return what happened.
+    """Make one attempt at a delivery; return what happened (see `deliver_many`)."""
+    return (await deliver_many(ctx, registry, [delivery_id]))[delivery_id]
 
-    No transaction is open while a plugin renders or sends: the delivery is claimed (locked,
-    checked open and due, its next attempt moved past the longest the plugin calls may take,
-    so that another job for it finds it not due) and committed; the plugin renders and
-    sends; then the attempt row, the new state and — for a dead letter — the
-    `notification.dead_lettered` audit event commit together. A worker that dies between
-    claim and record leaves the delivery open; it is tried again when the claim runs out.
+
+async def deliver_many(
+    ctx: ServiceContext, registry: NotifierRegistry, delivery_ids: Sequence[int]
+) -> dict[int, str]:
+    """Make one attempt at each delivery, a tenant's together; what happened, by id.
+
+    No transaction is open while a plugin renders or sends: the deliveries are claimed (locked,
+    checked open and due, their next attempt moved past the longest the plugin calls may
+    take, so that another job for them finds them not due) and committed; the plugins render
+    and send them, all at once; then the attempt rows, the new states and — for a dead letter
+    — the `notification.dead_lettered` audit event commit together. A worker that dies
+    between claim and record leaves the deliveries open; they are tried again when the claim
+    runs out.
 
     Outcomes: `delivered`, `retrying`, `dead`, `suppressed` (its channel is no longer
     enabled), `busy` (another worker is claiming it), `not_due` (claimed by another attempt,
     or not due yet), `missing`, or the row's status when there is nothing to do.
     """
-    with scopes.across_tenants("a delivery job names only its delivery"):
-        tenant_id = await repo.tenant_of_delivery(delivery_id)
-    if tenant_id is None:
-        return "missing"
-    claimed = await _claim(ctx, registry, tenant_id, delivery_id)
-    if isinstance(claimed, str):
-        return claimed
-    row, started = claimed
+    with scopes.across_tenants("a delivery job names only its deliveries"):
+        tenants = await repo.tenants_of_deliveries(delivery_ids)
+    outcomes = {i: "missing" for i in delivery_ids if i not in tenants}
+    by_tenant: dict[str, list[int]] = {}
+    for delivery_id, tenant_id in sorted(tenants.items()):
+        by_tenant.setdefault(tenant_id, []).append(delivery_id)
+    for tenant_id, ids in by_tenant.items():
+        claimed, started = await _claim(ctx, registry, tenant_id, ids, outcomes)
+        sent = await asyncio.gather(*(_send(registry, tenant_id, row) for row in claimed))
+        if sent:
+            await _record(ctx, tenant_id, sent, started, outcomes)
+    return outcomes
+
+
+Sent = tuple[dict[str, Any], RenderedMessage, DeliveryResult]
+
+
+async def _claim(
+    ctx: ServiceContext,
+    registry: NotifierRegistry,
+    tenant_id: str,
+    delivery_ids: list[int],
+    outcomes: dict[int, str],
+) -> tuple[list[dict[str, Any]], datetime]:
+    """Claim the open, due deliveries among `delivery_ids` for one attempt each: their rows
+    and when; why the others were not claimed goes into `outcomes`."""
+    async with unit_of_work(Actor.system(tenant_id), ctx):
+        rows = {
+            r["id"]: r
+            for r in await repo.lock_deliveries(tenant_id, delivery_ids, skip_locked=True)
+        }
+        now = ctx.clock.now()
+        claimed = []
+        for delivery_id in delivery_ids:
+            row = rows.get(delivery_id)
+            if row is None:
+                outcomes[delivery_id] = "busy"
+            elif row["status"] not in repo.OPEN_STATUSES:
+                outcomes[delivery_id] = str(row["status"])
+            elif row["next_attempt_at"] is not None and row["next_attempt_at"] > now:
+                outcomes[delivery_id] = "not_due"
+            elif row["channel"] not in registry.configured_channels():
+                await repo.update_delivery(
+                    delivery_id,
+                    {
+                        "status": "suppressed",
+                        "next_attempt_at": None,
+                        "last_error": f"channel {row['channel']!r} is not enabled",
+                    },
+                    now,
+                )
+                outcomes[delivery_id] = "suppressed"
+            else:
+                claimed.append(row)
+        if claimed:
+            plugin_time = timedelta(seconds=registry.render_timeout + registry.deliver_timeout)
+            await repo.postpone([r["id"] for r in claimed], now + plugin_time + CLAIM_MARGIN, now)
+        return claimed, now
+
+
+async def _send(registry: NotifierRegistry, tenant_id: str, row: dict[str, Any]) -> Sent:
+    """Render and send one claimed delivery (no transaction is open)."""
     channel = row["channel"]
     recipient = Recipient(
         user_id=row["recipient_id"],
@@ -427,129 +490,117 @@ async def deliver(ctx: ServiceContext, registry: NotifierRegistry, delivery_id: 
     )
     message = await registry.render(channel, notification_event(row), recipient)
     if message.thread_key:
-        parent = await repo.thread_parent(
-            tenant_id, channel, row["recipient_id"], message.thread_key, delivery_id
-        )
+        with scopes.for_tenant(tenant_id):
+            parent = await repo.thread_parent(
+                tenant_id, channel, row["recipient_id"], message.thread_key, row["id"]
+            )
         if parent:
             message = dataclasses.replace(message, thread_parent_id=parent)
-    result = await registry.deliver(channel, message, recipient)
-    return await _record(ctx, tenant_id, delivery_id, message, result, started)
-
-
-async def _claim(
-    ctx: ServiceContext, registry: NotifierRegistry, tenant_id: str, delivery_id: int
-) -> tuple[dict[str, Any], datetime] | str:
-    """Claim an open, due delivery for one attempt: (its row, when) or why not."""
-    async with unit_of_work(Actor.system(tenant_id), ctx):
-        row = await repo.lock_delivery(delivery_id)
-        if row is None:
-            return "busy"
-        if row["status"] not in repo.OPEN_STATUSES:
-            return str(row["status"])
-        now = ctx.clock.now()
-        if row["next_attempt_at"] is not None and row["next_attempt_at"] > now:
-            return "not_due"
-        channel = row["channel"]
-        if channel not in registry.configured_channels():
-            await repo.update_delivery(
-                delivery_id,
-                {
-                    "status": "suppressed",
-                    "next_attempt_at": None,
-                    "last_error": f"channel {channel!r} is not enabled",
-                },
-                now,
-            )
-            return "suppressed"
-        plugin_time = timedelta(seconds=registry.render_timeout + registry.deliver_timeout)
-        await repo.update_delivery(
-            delivery_id, {"next_attempt_at": now + plugin_time + CLAIM_MARGIN}, now
-        )
-        return row, now
+    return row, message, await registry.deliver(channel, message, recipient)
 
 
 async def _record(
     ctx: ServiceContext,
     tenant_id: str,
-    delivery_id: int,
+    sent: Sequence[Sent],
+    started: datetime,
+    outcomes: dict[int, str],
+) -> None:
+    """Store the attempts and the deliveries' new states (one transaction)."""
+    async with unit_of_work(Actor.system(tenant_id), ctx) as uow:
+        ids = [row["id"] for row, _, _ in sent]
+        current = {
+            r["id"]: r for r in await repo.lock_deliveries(tenant_id, ids, skip_locked=False)
+        }
+        now = ctx.clock.now()
+        attempts = []
+        for claimed, message, result in sent:
+            row = current.get(claimed["id"])
+            if row is None:
+                outcomes[claimed["id"]] = "missing"
+                continue
+            attempt_no = row["attempts"] + 1
+            attempts.append(
+                {
+                    "delivery_id": row["id"],
+                    "attempt_no": attempt_no,
+                    "status": result.status.value,
+                    "response": result.response,
+                    "error": result.error,
+                    "duration_ms": result.duration_ms,
+                    "started_at": started,
+                }
+            )
+            outcome, changes = _settle(uow, row, message, result, attempt_no, now)
+            outcomes[row["id"]] = outcome
+            await repo.update_delivery(row["id"], changes, now)
+            uow.after_commit(_count_delivery(row["channel"], outcome))
+        await repo.insert_attempts(attempts)
+
+
+def _settle(
+    uow: UnitOfWork,
+    row: dict[str, Any],
     message: RenderedMessage,
     result: DeliveryResult,
-    started: datetime,
-) -> str:
-    """Store the attempt and the delivery's new state (one transaction)."""
-    async with unit_of_work(Actor.system(tenant_id), ctx) as uow:
-        row = await repo.lock_tenant_delivery(tenant_id, delivery_id)
-        if row is None:
-            return "missing"
-        now = ctx.clock.now()
-        channel = row["channel"]
-        attempt_no = row["attempts"] + 1
-        await repo.insert_attempt(
-            {
-                "delivery_id": delivery_id,
-                "attempt_no": attempt_no,
-                "status": result.status.value,
-                "response": result.response,
-                "error": result.error,
-                "duration_ms": result.duration_ms,
-                "started_at": started,
-            }
+    attempt_no: int,
+    now: datetime,
+) -> tuple[str, dict[str, Any]]:
+    """What one attempt makes of its delivery: the outcome and the columns to change (a dead
+    letter also records its audit event)."""
+    delivery_id, channel, ctx = row["id"], row["channel"], uow.ctx
+    if row["status"] not in repo.OPEN_STATUSES:
+        # Another attempt settled it while this one outlived its claim: keep its outcome.
+        return str(row["status"]), {"attempts": attempt_no}
+    changes: dict[str, Any] = {"attempts": attempt_no, "thread_key": message.thread_key}
+    if result.ok:
+        changes |= {
+            "status": "delivered",
+            "next_attempt_at": None,
+            "last_error": None,
+            "provider_message_id": result.provider_message_id,
+        }
+        outcome = "delivered"
+    elif result.status is DeliveryStatus.FAILED_RETRYABLE and attempt_no < row["max_attempts"]:
+        delay = policy.backoff_delay(
+            attempt_no,
+            base=ctx.settings.notify_backoff_base_seconds,
+            cap=ctx.settings.notify_backoff_cap_seconds,
+            retry_after=result.retry_after,
         )
-        if row["status"] not in repo.OPEN_STATUSES:
-            # Another attempt settled it while this one outlived its claim: keep its outcome.
-            await repo.update_delivery(delivery_id, {"attempts": attempt_no}, now)
-            return str(row["status"])
-        changes: dict[str, Any] = {"attempts": attempt_no, "thread_key": message.thread_key}
-        if result.ok:
-            changes |= {
-                "status": "delivered",
-                "next_attempt_at": None,
-                "last_error": None,
-                "provider_message_id": result.provider_message_id,
-            }
-            outcome = "delivered"
-        elif result.status is DeliveryStatus.FAILED_RETRYABLE and attempt_no < row["max_attempts"]:
-            delay = policy.backoff_delay(
-                attempt_no,
-                base=ctx.settings.notify_backoff_base_seconds,
-                cap=ctx.settings.notify_backoff_cap_seconds,
-                retry_after=result.retry_after,
-            )
-            changes |= {
-                "status": "retrying",
-                "next_attempt_at": now + delay,
-                "last_error": result.error,
-            }
-            outcome = "retrying"
-        else:
-            changes |= {"status": "dead", "next_attempt_at": None, "last_error": result.error}
-            outcome = "dead"
-            uow.record(
-                "notification.dead_lettered",
-                item_id=_uuid(row["payload"].get("item_id")),
-                step_id=_uuid(row["payload"].get("step_id")),
-                reason=result.error,
-                data={
-                    "delivery_id": delivery_id,
-                    "channel": channel,
-                    "recipient_id": row["recipient_id"],
-                    "event_kind": row["event_kind"],
-                    "event_seq": row["event_seq"],
-                    "attempts": attempt_no,
-                    "status": result.status.value,
-                },
-            )
-            log.error(
-                "notification %s to %r on %r dead-lettered after %s attempts: %s",
-                delivery_id,
-                row["recipient_id"],
-                channel,
-                attempt_no,
-                result.error,
-            )
-        await repo.update_delivery(delivery_id, changes, now)
-        uow.after_commit(_count_delivery(channel, outcome))
-        return outcome
+        changes |= {
+            "status": "retrying",
+            "next_attempt_at": now + delay,
+            "last_error": result.error,
+        }
+        outcome = "retrying"
+    else:
+        changes |= {"status": "dead", "next_attempt_at": None, "last_error": result.error}
+        outcome = "dead"
+        uow.record(
+            "notification.dead_lettered",
+            item_id=_uuid(row["payload"].get("item_id")),
+            step_id=_uuid(row["payload"].get("step_id")),
+            reason=result.error,
+            data={
+                "delivery_id": delivery_id,
+                "channel": channel,
+                "recipient_id": row["recipient_id"],
+                "event_kind": row["event_kind"],
+                "event_seq": row["event_seq"],
+                "attempts": attempt_no,
+                "status": result.status.value,
+            },
+        )
+        log.error(
+            "notification %s to %r on %r dead-lettered after %s attempts: %s",
+            delivery_id,
+            row["recipient_id"],
+            channel,
+            attempt_no,
+            result.error,
+        )
+    return outcome, changes
 
 
 def _count_delivery(channel: str, outcome: str) -> Callable[[], Awaitable[None]]:
@@ -565,12 +616,10 @@ def _uuid(value: str | None) -> UUID | None:
 
 async def due_deliveries(ctx: ServiceContext) -> list[Due]:
     """Open deliveries whose next attempt is due (the sweeper hands them to the queue)."""
-    with scopes.across_tenants("due deliveries of every tenant"):
-        rows = await repo.due_deliveries(ctx.clock.now(), max(1, ctx.settings.notify_batch_size))
+    rows = await repo.due_deliveries(ctx.clock.now(), max(1, ctx.settings.notify_batch_size))
     return [Due(r["id"], r["attempts"]) for r in rows]
 
 
 async def tenants_behind() -> list[str]:
     """Tenants with audit events not yet planned."""
-    with scopes.across_tenants("notification cursors of every tenant"):
-        return await repo.tenants_behind()
+    return await repo.tenants_behind()
