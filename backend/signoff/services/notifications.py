@@ -428,7 +428,7 @@ async def deliver_many(
         by_tenant.setdefault(tenant_id, []).append(delivery_id)
     for tenant_id, ids in by_tenant.items():
         claimed, started = await _claim(ctx, registry, tenant_id, ids, outcomes)
-        sent = await asyncio.gather(*(_send(registry, tenant_id, row) for row in claimed))
+        sent = await _send(registry, tenant_id, claimed)
         if sent:
             await _record(ctx, tenant_id, sent, started, outcomes)
     return outcomes
@@ -480,23 +480,50 @@ async def _claim(
         return claimed, now
 
 
-async def _send(registry: NotifierRegistry, tenant_id: str, row: dict[str, Any]) -> Sent:
-    """Render and send one claimed delivery (no transaction is open)."""
-    channel = row["channel"]
-    recipient = Recipient(
-        user_id=row["recipient_id"],
-        address=row["address"],
-        display_name=row["payload"].get("recipient_name") or "",
-    )
-    message = await registry.render(channel, notification_event(row), recipient)
-    if message.thread_key:
-        with scopes.for_tenant(tenant_id):
-            parent = await repo.thread_parent(
-                tenant_id, channel, row["recipient_id"], message.thread_key, row["id"]
+async def _send(
+    registry: NotifierRegistry, tenant_id: str, claimed: list[dict[str, Any]]
+) -> list[Sent]:
+    """Render and send claimed deliveries, all at once. No transaction is open while a plugin
+    works: the messages are rendered, their thread parents read in one short transaction,
+    then sent."""
+    recipients = [
+        Recipient(
+            user_id=row["recipient_id"],
+            address=row["address"],
+            display_name=row["payload"].get("recipient_name") or "",
+        )
+        for row in claimed
+    ]
+    messages = list(
+        await asyncio.gather(
+            *(
+                registry.render(row["channel"], notification_event(row), recipient)
+                for row, recipient in zip(claimed, recipients, strict=True)
             )
-        if parent:
-            message = dataclasses.replace(message, thread_parent_id=parent)
-    return row, message, await registry.deliver(channel, message, recipient)
+        )
+    )
+    if any(m.thread_key for m in messages):
+        with scopes.for_tenant(tenant_id):
+            async with repo.transaction():
+                for n, (row, message) in enumerate(zip(claimed, messages, strict=True)):
+                    if not message.thread_key:
+                        continue
+                    parent = await repo.thread_parent(
+                        tenant_id,
+                        row["channel"],
+                        row["recipient_id"],
+                        message.thread_key,
+                        row["id"],
+                    )
+                    if parent:
+                        messages[n] = dataclasses.replace(message, thread_parent_id=parent)
+    results = await asyncio.gather(
+        *(
+            registry.deliver(row["channel"], message, recipient)
+            for row, message, recipient in zip(claimed, messages, recipients, strict=True)
+        )
+    )
+    return list(zip(claimed, messages, results, strict=True))
 
 
 async def _record(
