@@ -64,7 +64,7 @@ subscription {
     __typename
     ... on InboxChange {
       cursor seq kind reason action actorId itemId stepId occurredAt
-      item { id title state priority steps { key state } }
+      item { id title state priority steps { key stepState } }
     }
     ... on ResyncRequired { cursor seq }
   }
