@@ -138,7 +138,8 @@ async def test_database_work_per_event_does_not_grow_with_subscribers(
         assert rounds <= measured.batches <= measured.reads
         for table in ("workflow_item", "step", "decision", "template"):
             assert measured.count(table) <= measured.batches, (table, measured)
-        assert len(measured.statements) <= measured.reads + 4 * measured.batches
+        # (four tables, and the tenant's redaction rules, each once per batch)
+        assert len(measured.statements) <= measured.reads + 5 * measured.batches
     assert one.count("workflow_item") > 0, "the measurement does not see the fan-out's reads"
     # The same kinds of statement, whether one subscriber or fifty.
     assert set(fifty.statements) == set(one.statements)

@@ -9,7 +9,7 @@ from signoff.services import retention as retention_services
 from signoff.services.context import ServiceContext
 from tests.collab.conftest import esvc, moto_endpoint, store  # noqa: F401
 from tests.conftest import actor
-from tests.realtime.conftest import approve, submit
+from tests.realtime.conftest import approve, hub, submit, ws_url  # noqa: F401
 
 ADMIN = ("admin", "admin")
 

@@ -64,6 +64,8 @@ def cost_model(settings: Settings) -> CostModel:
         "Query.precedent": FieldCost(weight=3),
         "Query.retentionPolicies": FieldCost(weight=1, max_items=_NAMES),
         "Query.legalHold": FieldCost(weight=1),
+        "Query.redactionRules": FieldCost(weight=1, max_items=_NAMES),
+        "RedactionRule.visibleTo": FieldCost(max_items=_ERRORS),
         "Query.itemRetention": FieldCost(weight=4),
         # reads the whole chain, a batch of events per statement
         "Query.verifyAuditChain": FieldCost(weight=20),
@@ -132,6 +134,7 @@ def cost_model(settings: Settings) -> CostModel:
         "RetentionPolicyPayload",
         "LegalHoldPayload",
         "RequestAuditExportPayload",
+        "RedactionRulePayload",
     ):
         bounds[f"{payload}.errors"] = FieldCost(max_items=_ERRORS)
     return CostModel(fields=bounds, default_page=min(20, page), mutation_weight=10)

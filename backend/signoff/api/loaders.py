@@ -22,7 +22,9 @@ from signoff.db import batches
 from signoff.db import items as items_repo
 from signoff.db import notifications as directory_repo
 from signoff.domain.records import Decision, Item, Step, TemplateVersion
+from signoff.domain.redaction import RedactionRule
 from signoff.domain.templates import TemplateDefinition, parse_template
+from signoff.services import redaction as redaction_services
 from signoff.services.context import ServiceContext
 from signoff.services.templates import definition_of, template_limits
 
@@ -37,6 +39,7 @@ class Loaders:
     templates: DataLoader[UUID, TemplateVersion | None]
     definitions: DataLoader[UUID, TemplateDefinition | None]
     display_names: DataLoader[str, str | None]
+    redaction_rules: DataLoader[str, list[RedactionRule]]
 
 
 class _HasId(Protocol):
@@ -93,7 +96,13 @@ def make_loaders(tenant_id: str, services: ServiceContext, *, cache: bool) -> Lo
         names = await directory_repo.display_names(tenant_id, keys)
         return [names.get(k) for k in keys]
 
+    async def load_rules(keys: list[str]) -> list[list[RedactionRule]]:
+        # One tenant per loader: every key is the loader's own tenant.
+        rules = await redaction_services.rules_of(tenant_id)
+        return [rules for _ in keys]
+
     return Loaders(
+        redaction_rules=DataLoader(load_rules, cache=cache),
         items=DataLoader(load_items, cache=cache),
         steps_by_item=DataLoader(load_steps, cache=cache),
         decisions_by_item=DataLoader(load_decisions, cache=cache),

@@ -36,6 +36,7 @@ from signoff.api.nodes import NodeQueries
 from signoff.api.notifications import NotificationMutations, NotificationQueries
 from signoff.api.operation_metrics import OperationMetrics
 from signoff.api.ratelimit import RateLimiter
+from signoff.api.redaction import RedactionMutations, RedactionQueries
 from signoff.api.retention import RetentionMutations, RetentionQueries
 from signoff.api.scalars import SCALAR_OVERRIDES
 from signoff.api.shared_results import SharingExecutor
@@ -72,6 +73,7 @@ class Query(
     AuditQueries,
     RetentionQueries,
     AuditExportQueries,
+    RedactionQueries,
 ):
     @strawberry.field(description="The authenticated caller.")
     def viewer(self, info: Info[SignoffContext, Any]) -> Viewer:
@@ -128,6 +130,7 @@ class Mutation(
     IncidentMutations,
     RetentionMutations,
     AuditExportMutations,
+    RedactionMutations,
 ):
     """Every mutation takes an optional idempotency key and returns typed user errors."""
 

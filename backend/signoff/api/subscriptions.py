@@ -8,10 +8,11 @@ with `after` first replays every event after that cursor, in order, then continu
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 from uuid import UUID
 
 import strawberry
@@ -30,9 +31,11 @@ from signoff.domain.actors import Actor
 from signoff.domain.errors import DomainError
 from signoff.domain.permissions import can_read_item
 from signoff.domain.records import Decision, Item, Step
+from signoff.domain.redaction import RedactionRule, Redactor, redactor_for
 from signoff.realtime.changes import ChangeKind, ChangeReason, inbox_change, seats_taken
 from signoff.realtime.hub import FeedBatch, RealtimeHub, Resync
 from signoff.services import items as item_services
+from signoff.services import redaction as redaction_services
 from signoff.services.context import ServiceContext
 
 InboxChangeKindEnum = described_enum(
@@ -172,6 +175,10 @@ def _resync(tenant_id: str, seq: int) -> ResyncRequired:
     return ResyncRequired(cursor=encode_cursor(tenant_id, seq), seq=seq)
 
 
+Hidden = tuple[tuple[str, ...], ...]
+"""The payload paths a redactor hides (`Redactor.hidden`)."""
+
+
 class _BatchState:
     """The current rows of the items one batch of events touches, read once per batch for
     every subscriber of the process that is given the batch (a constant number of statements
@@ -230,13 +237,26 @@ class _BatchState:
             admin_roles=self.services.settings.admin_roles,
         )
 
-    async def item(self, item_id: UUID) -> WorkflowItem:
+    async def item(self, item_id: UUID, hidden: Hidden = ()) -> WorkflowItem:
         async def build() -> WorkflowItem:
             row = self.items[item_id]
             definition = await definition_for(self.loaders, self.services, row)
             return WorkflowItem.from_parts(row, self.steps[item_id], definition)
 
-        return await self.batch.shared(("item", item_id), build)
+        # One object per set of hidden payload fields: a shared result is only ever shared by
+        # subscribers who see the same payload.
+        return await self.batch.shared(("item", item_id, hidden), build)
+
+    async def redactor(self, actor: Actor, item_id: UUID) -> Redactor:
+        """What `actor` may not see of the item's payload (the tenant's rules read once per
+        batch for every subscriber)."""
+
+        async def rules() -> list[RedactionRule]:
+            return await redaction_services.rules_of(self.items[item_id].tenant_id)
+
+        definition = await definition_for(self.loaders, self.services, self.items[item_id])
+        loaded = await self.batch.shared(("redaction_rules",), rules)
+        return redactor_for(loaded, definition.key, actor.principal)
 
     async def item_event(self, event: dict[str, Any]) -> ItemEvent:
         async def build() -> ItemEvent:
@@ -245,7 +265,12 @@ class _BatchState:
         return await self.batch.shared(("event", event["seq"]), build)
 
     async def inbox_change(
-        self, event: dict[str, Any], kind: ChangeKind, reason: ChangeReason, readable: bool
+        self,
+        event: dict[str, Any],
+        kind: ChangeKind,
+        reason: ChangeReason,
+        readable: bool,
+        hidden: Hidden = (),
     ) -> InboxChange:
         async def build() -> InboxChange:
             item_id = event["item_id"]
@@ -260,10 +285,11 @@ class _BatchState:
                 item_id=strawberry.ID(ids.encode("WorkflowItem", item_id)),
                 step_id=strawberry.ID(ids.encode("Step", step)) if step else None,
                 occurred_at=event["occurred_at"],
-                item=await self.item(item_id) if readable else None,
+                item=await self.item(item_id, hidden) if readable else None,
             )
 
-        return await self.batch.shared(("inbox", event["seq"], kind, reason, readable), build)
+        key = ("inbox", event["seq"], kind, reason, readable, hidden)
+        return await self.batch.shared(key, build)
 
 
 @strawberry.type(description="Live updates over graphql-transport-ws. Resume with `after`.")
@@ -299,8 +325,15 @@ class Subscription:
             # Authorised per batch, against the item as it is now.
             if not state.readable(actor, raw_id):
                 return
+            # The payload copies in event data are redacted for this subscriber like the
+            # item's payload; the shared event is used as is when nothing is hidden from them.
+            redactor = await state.redactor(actor, raw_id)
             for event in events:
-                yield await state.item_event(event)
+                shared = await state.item_event(event)
+                if redactor.hidden:
+                    data = redactor.event_data(cast(dict[str, Any], shared.data))
+                    shared = dataclasses.replace(shared, data=JSON(data))
+                yield shared
 
     @strawberry.subscription(
         description="Items entering, changing in and leaving the caller's inbox, with the "
@@ -349,4 +382,5 @@ class Subscription:
                 changes.append((event, kind, change.reason))
             for event, kind, reason in changes:
                 readable = state.readable(actor, event["item_id"])
-                yield await state.inbox_change(event, kind, reason, readable)
+                hidden = (await state.redactor(actor, event["item_id"])).hidden if readable else ()
+                yield await state.inbox_change(event, kind, reason, readable, hidden)

@@ -29,6 +29,7 @@ from signoff.api.template_types import Template, TemplateField
 from signoff.domain import diagrams, progression, records
 from signoff.domain.calendar import WALL_CLOCK
 from signoff.domain.records import DecisionOutcome, SeatVote
+from signoff.domain.redaction import Redactor, redactor_for
 from signoff.domain.snapshot import HoldOption
 from signoff.domain.states import ItemState, StepState
 from signoff.domain.templates import (
@@ -395,7 +396,6 @@ class WorkflowItem(Node):
     risk: RiskLevel = strawberry.field(description="Highest risk of its steps.")
     requester_id: str = strawberry.field(description="Who submitted it.")
     environment: str = strawberry.field(description="Environment it belongs to.")
-    payload: JSON = strawberry.field(description="Submitted data, validated by the template.")
     external_ref: str | None = strawberry.field(description="External trace or decision id.")
     revision: int = strawberry.field(description="Bumped on every resubmission.")
     version: int = strawberry.field(
@@ -427,6 +427,21 @@ class WorkflowItem(Node):
             self.template_definition, {s.key: s.step_state.value for s in self.steps}
         )
 
+    template_key: strawberry.Private[str]
+    stored_payload: strawberry.Private[Mapping[str, Any]]
+
+    @strawberry.field(
+        description="Submitted data, validated by the template. Fields that a redaction rule "
+        "shows only to roles the caller lacks are absent."
+    )
+    async def payload(self, info: Info[SignoffContext, Any]) -> JSON:
+        return JSON((await self._redactor(info)).payload(self.stored_payload))
+
+    async def _redactor(self, info: Info[SignoffContext, Any]) -> Redactor:
+        actor = actor_of(info)
+        rules = await loaders_of(info).redaction_rules.load(self.tenant_id)
+        return redactor_for(rules, self.template_key, actor.principal)
+
     @strawberry.field(description="The audit events of this item, oldest first.")
     async def audit_events(
         self,
@@ -438,7 +453,8 @@ class WorkflowItem(Node):
         rows = await audit_services.item_events(
             actor_of(info), services_of(info), self.raw_id, limit=first
         )
-        return [AuditEvent.from_row(r) for r in rows]
+        redactor = await self._redactor(info)
+        return [AuditEvent.from_row({**r, "data": redactor.event_data(r["data"])}) for r in rows]
 
     @strawberry.field(description="Who submitted it, with their display name.")
     async def requester(self, info: Info[SignoffContext, Any]) -> Person:
@@ -482,7 +498,6 @@ class WorkflowItem(Node):
             risk=item.risk,
             requester_id=item.requester_id,
             environment=item.environment,
-            payload=JSON(dict(item.payload)),
             external_ref=item.external_ref,
             revision=item.revision,
             version=item.version,
@@ -494,4 +509,6 @@ class WorkflowItem(Node):
             tenant_id=item.tenant_id,
             template_id=item.template_id,
             template_definition=definition,
+            template_key=definition.key,
+            stored_payload=item.payload,
         )

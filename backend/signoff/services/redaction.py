@@ -1,0 +1,95 @@
+"""Redaction rules: set and remove them (admins, audited), and the redactor of a reader.
+
+Every path a payload leaves signoff by asks `redactor` for the caller's view of it: item reads
+(`WorkflowItem.payload`, also inside `inboxChanged`), audit events (`WorkflowItem.auditEvents`,
+`itemEvents`) and exports. The rule itself is `domain/redaction.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from signoff.db import redaction as repo
+from signoff.domain.actors import Actor
+from signoff.domain.errors import not_found
+from signoff.domain.redaction import (
+    RedactionRule,
+    Redactor,
+    check_rule,
+    parse_path,
+    redactor_for,
+)
+from signoff.domain.retention import require_admin
+from signoff.services.context import ServiceContext
+from signoff.services.uow import unit_of_work
+
+
+@dataclass(frozen=True)
+class SetRuleInput:
+    """Field `path` of the payloads of `template_key` (every template when None) is shown only
+    to `visible_to`."""
+
+    path: str
+    visible_to: tuple[str, ...]
+    template_key: str | None = None
+    reason: str | None = None
+
+
+def _data(rule: RedactionRule | None) -> dict[str, object] | None:
+    if rule is None:
+        return None
+    return {
+        "template_key": rule.template_key,
+        "path": rule.dotted,
+        "visible_to": sorted(rule.visible_to),
+    }
+
+
+async def set_rule(actor: Actor, ctx: ServiceContext, inp: SetRuleInput) -> RedactionRule:
+    """Create or replace a redaction rule (admins; audited as `redaction.rule_set`)."""
+    require_admin(actor.principal, ctx.settings.admin_roles)
+    rule = check_rule(inp.template_key, inp.path, inp.visible_to)
+    async with unit_of_work(actor, ctx) as uow:
+        before = await repo.put_rule(actor.tenant_id, rule, actor.user_id, ctx.clock.now())
+        uow.record(
+            "redaction.rule_set",
+            reason=inp.reason,
+            data={"before": _data(before), "after": _data(rule)},
+        )
+    return rule
+
+
+async def remove_rule(
+    actor: Actor,
+    ctx: ServiceContext,
+    path: str,
+    template_key: str | None = None,
+    reason: str | None = None,
+) -> RedactionRule:
+    """Remove a redaction rule (admins; audited as `redaction.rule_removed`); NOT_FOUND when
+    there is none."""
+    require_admin(actor.principal, ctx.settings.admin_roles)
+    dotted = ".".join(parse_path(path))
+    key = (template_key or "").strip()
+    async with unit_of_work(actor, ctx) as uow:
+        removed = await repo.delete_rule(actor.tenant_id, key, dotted)
+        if removed is None:
+            raise not_found("redaction rule", dotted)
+        uow.record("redaction.rule_removed", reason=reason, data={"before": _data(removed)})
+    return removed
+
+
+async def list_rules(actor: Actor, ctx: ServiceContext) -> list[RedactionRule]:
+    """The tenant's redaction rules (admins)."""
+    require_admin(actor.principal, ctx.settings.admin_roles)
+    return await repo.rules_of(actor.tenant_id)
+
+
+async def rules_of(tenant_id: str) -> list[RedactionRule]:
+    """The tenant's rules, to hide fields with (no permission: they only ever take away)."""
+    return await repo.rules_of(tenant_id)
+
+
+async def redactor(actor: Actor, template_key: str) -> Redactor:
+    """What `actor` may not see of the payloads of `template_key`."""
+    return redactor_for(await repo.rules_of(actor.tenant_id), template_key, actor.principal)
