@@ -15,16 +15,19 @@ from signoff.db import comments as comments_repo
 from signoff.db import evidence as evidence_repo
 from signoff.db import items as items_repo
 from signoff.db import retention as retention_repo
+from signoff.domain.audit import redaction_marker
 from signoff.domain.errors import DomainError, ErrorCode
 from signoff.domain.retention import digest_of
 from signoff.jobs.retention import apply_retention_job
+from signoff.services import actions
 from signoff.services import evidence as evidence_services
+from signoff.services import items as item_services
 from signoff.services import retention as retention_services
 from signoff.worker import cron_jobs
 from tests.collab.conftest import comment
 from tests.collab.test_evidence import upload
 from tests.conftest import actor
-from tests.realtime.conftest import PAYLOADS, submit
+from tests.realtime.conftest import PAYLOADS, approve, submit
 from tests.retention.conftest import ADMIN, decided_item, set_policy
 
 Hold = retention_services.HoldInput
@@ -245,3 +248,32 @@ async def test_the_worker_runs_retention_hourly(services, clock, tenant, demo_te
     result = await apply_retention_job({"services": services})
     assert result["applied"] >= 1  # other tests' tenants may be due too
     assert await retention_repo.retention_of(tenant, view.id) is not None
+
+
+async def test_payload_copies_in_the_items_audit_events_are_redacted(
+    services, clock, tenant, demo_templates
+):
+    await set_policy(services, tenant, 3, "purge")
+    view = await submit(services, tenant, "change-approval", "Deploy")
+    await item_services.decide_step(
+        actor(tenant, "bob", "change-approver"),
+        services,
+        item_services.DecideStepInput(
+            view.steps[0].id, item_services.Outcome.REQUEST_CHANGES, reason="which window?"
+        ),
+    )
+    new = {**PAYLOADS["change-approval"], "window": "saturday"}
+    view = await actions.resubmit_item(
+        actor(tenant, "dave"), services, actions.ResubmitInput(view.id, payload=new)
+    )
+    view = await approve(services, tenant, view, "bob", "change-approver")
+    clock.advance(timedelta(days=4))
+    assert (await retention_services.apply_retention(services, tenant)).applied == [view.id]
+
+    events = await audit_repo.events_for_item(tenant, view.id)
+    resubmitted = next(e for e in events if e["action"] == "item.resubmit")
+    assert resubmitted["data"]["previous_payload"] == redaction_marker(PAYLOADS["change-approval"])
+    assert (resubmitted["data"]["revision"], resubmitted["data"]["to"]) == (2, "pending")
+    assert resubmitted["redacted_at"] == clock.now()
+    assert events[-1]["data"]["audit_events"] == 1
+    assert await audit_repo.verify_chain(tenant) is None

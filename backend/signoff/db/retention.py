@@ -273,3 +273,17 @@ async def release_hold(tenant_id: str, item_id: UUID) -> LegalHoldRecord | None:
     if row is None:
         return None
     return LegalHoldRecord(row["item_id"], row["reason"], row["placed_by"], row["placed_at"])
+
+
+async def events_with_payload_copies(tenant_id: str, item_id: UUID) -> list[tuple[int, Any]]:
+    """(seq, data) of the item's audit events not yet redacted whose data holds a copy of a
+    payload."""
+    rows = await sql.fetch(
+        """SELECT seq, data FROM audit_event
+        WHERE tenant_id = $1 AND item_id = $2 AND redacted_at IS NULL
+          AND (data ? 'previous_payload' OR data ? 'payload')
+        ORDER BY seq""",
+        tenant_id,
+        item_id,
+    )
+    return [(int(r["seq"]), sql.loads(r["data"])) for r in rows]

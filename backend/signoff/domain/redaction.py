@@ -15,13 +15,14 @@ from typing import Any
 
 from signoff.domain.actors import Principal
 from signoff.domain.errors import invalid
+from signoff.domain.retention import PAYLOAD_COPIES_IN_EVENTS
 
 MAX_DEPTH = 8
 MAX_ROLES = 50
 MAX_TEMPLATE_KEY = 200
 _SEGMENT = re.compile(r"^[A-Za-z0-9_\-]{1,100}$")
 
-PAYLOAD_KEYS_OF_EVENTS = ("payload", "previous_payload")
+PAYLOAD_KEYS_OF_EVENTS = PAYLOAD_COPIES_IN_EVENTS
 """Keys of an audit event's `data` that hold a copy of an item's payload (`item.resubmit`
 keeps the payload it replaced): redaction applies to them as to the payload itself."""
 

@@ -20,7 +20,7 @@ from typing import Any
 from uuid import UUID
 
 from signoff.domain.actors import Principal
-from signoff.domain.audit import canonical
+from signoff.domain.audit import canonical, is_redaction_marker, redaction_marker
 from signoff.domain.errors import forbidden, invalid
 from signoff.domain.states import DECIDED_ITEM_STATES, ItemState
 
@@ -170,6 +170,24 @@ def retained_payload(payload: Mapping[str, Any], action: RetentionAction) -> dic
         return {}
     redacted: dict[str, Any] = _digested(dict(payload))
     return redacted
+
+
+PAYLOAD_COPIES_IN_EVENTS = ("payload", "previous_payload")
+"""Keys of an audit event's `data` that hold a copy of an item's payload (`item.resubmit`
+keeps the payload it replaced)."""
+
+
+def retained_event_data(data: Mapping[str, Any]) -> dict[str, Any] | None:
+    """An audit event's `data` with the payload copies it holds replaced by redaction markers
+    (their digests), or None when it holds none left to remove."""
+    copies = [
+        key
+        for key in PAYLOAD_COPIES_IN_EVENTS
+        if key in data and data[key] is not None and not is_redaction_marker(data[key])
+    ]
+    if not copies:
+        return None
+    return {**data, **{key: redaction_marker(data[key]) for key in copies}}
 
 
 def check_reason(reason: str | None) -> str:

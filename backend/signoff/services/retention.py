@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from signoff.db import audit as audit_repo
 from signoff.db import items as items_repo
 from signoff.db import retention as repo
 from signoff.db import scope
@@ -32,6 +33,7 @@ from signoff.domain.retention import (
     policy_for,
     require_admin,
     require_hold_role,
+    retained_event_data,
     retained_payload,
     verdict,
 )
@@ -269,6 +271,12 @@ async def apply_to_item(ctx: ServiceContext, tenant_id: str, item_id: UUID) -> V
         version = await repo.replace_payload(
             tenant_id, item_id, retained_payload(item.payload, policy.action), now
         )
+        events = 0
+        for seq, data in await repo.events_with_payload_copies(tenant_id, item_id):
+            remaining = retained_event_data(data)
+            if remaining is not None:
+                await audit_repo.redact_event(tenant_id, seq, at=now, data=remaining)
+                events += 1
         comments = await repo.purge_comment_bodies(tenant_id, item_id, now)
         evidence = await repo.purge_evidence(tenant_id, item_id, now)
         await repo.record_applied(tenant_id, item_id, policy, digest, now)
@@ -280,6 +288,7 @@ async def apply_to_item(ctx: ServiceContext, tenant_id: str, item_id: UUID) -> V
                 "payload_sha256": digest,
                 "comment_revisions": comments,
                 "evidence": evidence,
+                "audit_events": events,
                 "version": version,
             },
         )
