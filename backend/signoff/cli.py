@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -163,8 +164,8 @@ def cmd_dev(args: argparse.Namespace) -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         asyncio.run(_dev(settings, port=args.port or settings.port))
-    except KeyboardInterrupt:
-        pass
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        pass  # a stop asked for (Ctrl-C, SIGTERM), however far start-up had got
     finally:
         if embedded is not None:
             embedded.stop()
@@ -214,7 +215,11 @@ async def _dev(settings: Settings, port: int) -> None:
     finally:
         seed_task.cancel()
         worker_task.cancel()
-        await worker.close()
+        # the worker's own tasks end cancelled: that is how it stops, not a failure
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker_task
 
 
 def cmd_token(args: argparse.Namespace) -> None:
