@@ -160,6 +160,11 @@ class Settings:
     max_open_items_per_requester: int = _setting(
         1000, "Most open (undecided) items one requester may have at once."
     )
+    max_batch_decisions: int = _setting(
+        50,
+        "Most decisions in one `decideSteps` request; each is priced like one `approveStep` "
+        "(docs/reference/limits.md).",
+    )
     override_roles: tuple[str, ...] = _setting(
         ["admin", "override"], "Roles allowed to override a step."
     )

@@ -38,6 +38,8 @@ from graphql import (
     GraphQLSchema,
     InlineFragmentNode,
     IntValueNode,
+    ListValueNode,
+    ObjectValueNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
@@ -57,6 +59,10 @@ class FieldCost:
 
     weight: int = 0
     max_items: int | None = None
+    # `weight` is paid once per element of this list argument ("input.decisions": a batch
+    # mutation costs what its entries would cost one by one); `max_items` bounds an unknown
+    # length
+    per_element: str | None = None
 
 
 @dataclass(frozen=True)
@@ -154,6 +160,7 @@ class _Walk:
         weight = rule.weight
         if parent is self.mutation_root:
             weight = max(weight, self.model.mutation_weight)
+        weight *= elements(node, rule, self.variables)
         own_page = self._paging(node, definition)
         field_type = get_nullable_type(definition.type)
         named = get_named_type(definition.type)
@@ -198,6 +205,36 @@ class _Walk:
                 value = self.variables.get(literal.name.value)
                 return value if isinstance(value, int) and not isinstance(value, bool) else None
         return None
+
+
+def elements(node: FieldNode, rule: FieldCost, variables: Mapping[str, Any]) -> int:
+    """How many times `rule`'s weight is paid for `node`: once, or once per element of its
+    `per_element` list argument (literal or variable; `max_items` when it cannot be read)."""
+    if rule.per_element is None:
+        return 1
+    name, *path = rule.per_element.split(".")
+    value: Any = None
+    for argument in node.arguments or ():
+        if argument.name.value == name:
+            value = argument.value
+    for key in path:
+        value = _resolved(value, variables)
+        if isinstance(value, ObjectValueNode):
+            value = next((f.value for f in value.fields if f.name.value == key), None)
+        elif isinstance(value, Mapping):
+            value = value.get(key)
+        else:
+            value = None
+    value = _resolved(value, variables)
+    if isinstance(value, ListValueNode):
+        return len(value.values)
+    if isinstance(value, list):
+        return len(value)
+    return rule.max_items or 1
+
+
+def _resolved(value: Any, variables: Mapping[str, Any]) -> Any:
+    return variables.get(value.name.value) if isinstance(value, VariableNode) else value
 
 
 def _int(text: str) -> int | None:
@@ -249,6 +286,7 @@ def actual_cost(
     operation_name: str | None,
     data: Any,
     model: CostModel,
+    variables: Mapping[str, Any] | None = None,
 ) -> int:
     """The statements the operation's result needed, by the same weights: each weighed field
     counts once per time it appears in `data` (lists at their real length)."""
@@ -299,9 +337,11 @@ def actual_cost(
             definition = owner.fields.get(node.name.value)
             if definition is None:
                 continue
-            weight = model.rule(owner.name, node.name.value, definition).weight
+            rule = model.rule(owner.name, node.name.value, definition)
+            weight = rule.weight
             if owner is mutation_root:
                 weight = max(weight, model.mutation_weight)
+            weight *= elements(node, rule, variables or {})
             counted += weight
             if node.selection_set is not None and value[key] is not None:
                 visit(get_named_type(definition.type), node.selection_set, value[key])

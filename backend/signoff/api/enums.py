@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import strawberry
 
 from signoff.domain.errors import ErrorCode
+from signoff.domain.events import DecisionChoice
 from signoff.domain.evidence import EvidenceSource
 from signoff.domain.records import DecisionOutcome, SeatVote, TemplateStatus, TimerStatus
 from signoff.domain.snapshot import HoldOption
@@ -219,6 +220,14 @@ DecisionOutcomeEnum = described_enum(
         DecisionOutcome.OVERRIDE: "Decided by an override.",
         DecisionOutcome.OVERRIDE_REQUESTED: "An override on a sensitive step, waiting for a "
         "second person to confirm it.",
+    },
+)
+DecisionChoiceEnum = described_enum(
+    DecisionChoice,
+    "The decision of a batch entry or a decision link.",
+    {
+        DecisionChoice.APPROVE: "Approve the step (as `approveStep`).",
+        DecisionChoice.REJECT: "Reject the step (as `rejectStep`; a reason is required).",
     },
 )
 TemplateStatusEnum = described_enum(

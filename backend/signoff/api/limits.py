@@ -67,6 +67,11 @@ def cost_model(settings: Settings) -> CostModel:
         "Query.redactionRules": FieldCost(weight=1, max_items=_NAMES),
         "RedactionRule.visibleTo": FieldCost(max_items=_ERRORS),
         "Query.itemRetention": FieldCost(weight=4),
+        # each decision of a batch is one approveStep (the mutation weight) per element
+        "Mutation.decideSteps": FieldCost(
+            weight=10, max_items=settings.max_batch_decisions, per_element="input.decisions"
+        ),
+        "DecideStepsPayload.results": FieldCost(max_items=settings.max_batch_decisions),
         # reads the whole chain, a batch of events per statement
         "Query.verifyAuditChain": FieldCost(weight=20),
         "Query.auditExport": FieldCost(weight=1),
@@ -129,6 +134,8 @@ def cost_model(settings: Settings) -> CostModel:
         "NotificationDeliveryPayload",
         "NotificationPreferencesPayload",
         "UserProfilePayload",
+        "DecideStepsPayload",
+        "StepDecisionResult",
         "CommentPayload",
         "EvidenceUploadPayload",
         "RetentionPolicyPayload",
@@ -199,7 +206,7 @@ class CostCache:
                 if isinstance(v, int) and not isinstance(v, bool)
             )
         )
-        key = (ctx.query, ctx.operation_name, ints)
+        key = (ctx.query, ctx.operation_name, ints, tuple(_list_lengths(variables)))
         found = self._entries.get(key)
         if found is None:
             found = analyse(
@@ -302,7 +309,12 @@ class QueryLimits(SchemaExtension):
         result = ctx.result
         data = getattr(result, "data", None)
         self.actual = actual_cost(
-            ctx.schema._schema, ctx.graphql_document, ctx.operation_name, data, self.policy.model
+            ctx.schema._schema,
+            ctx.graphql_document,
+            ctx.operation_name,
+            data,
+            self.policy.model,
+            _variables(ctx.variables),
         )
         refund = charged - max(1, self.actual)
         if refund > 0 and self.limiter is not None:
@@ -343,3 +355,12 @@ class QueryLimits(SchemaExtension):
 
 def _variables(variables: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return variables if isinstance(variables, Mapping) else {}
+
+
+def _list_lengths(value: Any, path: str = "") -> Iterator[tuple[str, int]]:
+    """(path, length) of every list in the variables: a batch's price depends on its length."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _list_lengths(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        yield path, len(value)

@@ -28,6 +28,7 @@ from signoff.api.inputs import DocumentGuard, InputGuard
 from signoff.api.item_lists import ItemListQueries
 from signoff.api.limits import CostCache, LimitPolicy, QueryLimits
 from signoff.api.mutations.actions import ActionMutations
+from signoff.api.mutations.batch import BatchMutations
 from signoff.api.mutations.comments import CommentMutations
 from signoff.api.mutations.execution import ExecutionMutations
 from signoff.api.mutations.items import ItemMutations
@@ -120,6 +121,7 @@ class Query(
 )
 class Mutation(
     ItemMutations,
+    BatchMutations,
     ActionMutations,
     ExecutionMutations,
     TemplateMutations,

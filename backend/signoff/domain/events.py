@@ -28,6 +28,19 @@ class VoteOutcome(StrEnum):
     REQUEST_CHANGES = "request_changes"
 
 
+class DecisionChoice(StrEnum):
+    """A decision that needs no conversation, as a batch entry or a decision link carries it:
+    approve or reject (requesting changes is left to the single mutation)."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
+
+    @property
+    def vote(self) -> VoteOutcome:
+        """The vote this choice casts."""
+        return VoteOutcome(self.value)
+
+
 class ExecutionStatus(StrEnum):
     """What the executor reports about a step."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from uuid import UUID
@@ -33,6 +34,7 @@ __all__ = [
     "Outcome",
     "SubmitItemInput",
     "decide_step",
+    "decide_steps",
     "get_item",
     "invalid",
     "submit_item",
@@ -181,3 +183,34 @@ async def decide_step(actor: Actor, ctx: ServiceContext, inp: DecideStepInput) -
         event=event,
         step_id=inp.step_id,
     )
+
+
+async def decide_steps(
+    actor: Actor, ctx: ServiceContext, decisions: Sequence[DecideStepInput | DomainError]
+) -> list[ItemView | DomainError]:
+    """Several decisions of one reviewer, in order, each exactly as `decide_step` makes it
+    (its own unit of work, rules, idempotency key, version check and audit events), so a
+    batch can do nothing the single decisions refuse. Each entry's result is the item after
+    it, or the refusal that left it unchanged; a refused entry does not stop the others. An
+    entry the caller could not even parse arrives as its refusal and keeps its place. The
+    whole batch is refused (nothing decided) when it is empty or longer than
+    `max_batch_decisions`."""
+    if not decisions:
+        raise invalid("at least one decision is needed", "decisions")
+    limit = ctx.settings.max_batch_decisions
+    if len(decisions) > limit:
+        raise DomainError(
+            ErrorCode.LIMIT_EXCEEDED,
+            f"{len(decisions)} decisions in one batch; at most {limit}",
+            "decisions",
+        )
+    results: list[ItemView | DomainError] = []
+    for decision in decisions:
+        if isinstance(decision, DomainError):
+            results.append(decision)
+            continue
+        try:
+            results.append(await decide_step(actor, ctx, decision))
+        except DomainError as exc:
+            results.append(exc)
+    return results
