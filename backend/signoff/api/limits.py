@@ -74,6 +74,7 @@ def cost_model(settings: Settings) -> CostModel:
         "DecideStepsPayload.results": FieldCost(max_items=settings.max_batch_decisions),
         # reads the whole chain, a batch of events per statement
         "Query.verifyAuditChain": FieldCost(weight=20),
+        "Query.approvalAnalytics": FieldCost(weight=10),
         "Query.auditExport": FieldCost(weight=1),
         "Query.auditExports": FieldCost(weight=1, max_items=100),
         "Subscription.itemEvents": FieldCost(weight=3),

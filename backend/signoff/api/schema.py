@@ -14,6 +14,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
 from signoff.api import ids
+from signoff.api.analytics import AnalyticsQueries
 from signoff.api.audit import AuditQueries
 from signoff.api.audit_exports import AuditExportMutations, AuditExportQueries
 from signoff.api.comments import CommentQueries
@@ -75,6 +76,7 @@ class Query(
     RetentionQueries,
     AuditExportQueries,
     RedactionQueries,
+    AnalyticsQueries,
 ):
     @strawberry.field(description="The authenticated caller.")
     def viewer(self, info: Info[SignoffContext, Any]) -> Viewer:
