@@ -258,7 +258,7 @@ def cmd_schema(args: argparse.Namespace) -> None:
 
 def cmd_templates(args: argparse.Namespace) -> None:
     if args.action == "draw":
-        _draw_template(args.target)
+        _draw_template(args.target, args.format)
         return
     settings = _settings()
     _require_services(settings)
@@ -277,11 +277,12 @@ def cmd_templates(args: argparse.Namespace) -> None:
         print(f"{version.key} v{version.version} {version.status.value}")
 
 
-def _draw_template(target: str) -> None:
-    """Print the step graph of a template file (or of a demo template, by key) as Mermaid."""
+def _draw_template(target: str, fmt: str) -> None:
+    """Print the step graph of a template file (or of a demo template, by key) as Mermaid text
+    or as SVG."""
     import yaml
 
-    from signoff.domain.diagrams import mermaid
+    from signoff.domain.diagram_svg import DiagramFormat, draw
     from signoff.domain.errors import DomainError
     from signoff.domain.template_parsing import parse_template
 
@@ -300,7 +301,7 @@ def _draw_template(target: str) -> None:
             f"  - {exc.message}"
         ]
         sys.exit("\n".join([f"{path}: not a valid template:", *problems]))
-    print(mermaid(definition), end="")
+    print(draw(definition, None, DiagramFormat(fmt)), end="")
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
@@ -406,6 +407,19 @@ def cmd_tenants(args: argparse.Namespace) -> None:
 
 
 def cmd_docs(args: argparse.Namespace) -> None:
+    if args.what == "diagrams":
+        import yaml
+
+        from signoff.domain.diagram_svg import svg
+        from signoff.domain.template_parsing import parse_template
+
+        folder = REPO_ROOT / "docs" / "reference" / "diagrams"
+        folder.mkdir(exist_ok=True)
+        for path in sorted(DEMO_TEMPLATES.glob("*.yaml")):
+            target = folder / f"{path.stem}.svg"
+            target.write_text(svg(parse_template(yaml.safe_load(path.read_text()))))
+            print(f"wrote {target}")
+        return
     from signoff.domain.states import render_markdown
 
     target = REPO_ROOT / "docs" / "reference" / "state-machine.md"
@@ -444,13 +458,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     token.set_defaults(func=cmd_token)
     templates = sub.add_parser(
-        "templates", help="load YAML templates; draw one's step graph as Mermaid text"
+        "templates", help="load YAML templates; draw one's step graph as Mermaid text or SVG"
     )
     templates.add_argument("action", choices=["load", "draw"])
     templates.add_argument(
         "target", help="load: a directory of YAML files; draw: a YAML file or a demo key"
     )
     templates.add_argument("--tenant", default=DEMO_TENANT)
+    templates.add_argument(
+        "--format", choices=["mermaid", "svg"], default="mermaid", help="draw: the picture's format"
+    )
     templates.set_defaults(func=cmd_templates)
     retention = sub.add_parser("retention", help="apply retention, or manage its policies")
     retention.add_argument("action", choices=["run", "set", "list", "remove"])
@@ -466,7 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     tenants.add_argument("--name", help="its display name (default: the id)")
     tenants.set_defaults(func=cmd_tenants)
     docs = sub.add_parser("docs", help="regenerate generated docs")
-    docs.add_argument("what", choices=["state-machine"])
+    docs.add_argument("what", choices=["state-machine", "diagrams"])
     docs.set_defaults(func=cmd_docs)
     bench = sub.add_parser("bench", help="run the benchmarks, write docs/benchmarks.md")
     bench.add_argument("scenarios", nargs="*", help="scenarios to run (default: all)")

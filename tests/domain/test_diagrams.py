@@ -26,23 +26,26 @@ def _step(key: str, **more: object) -> dict:
     return {"key": key, "name": key.title(), "assignees": {"users": ["u"]}, **more}
 
 
-def test_nodes_and_edges_follow_the_dependencies():
-    definition = parse_template(
-        _template(
-            [
-                _step("security"),
-                _step("legal"),
-                _step("finance", depends_on=[{"step": "security", "effect": "enhances"}]),
-                _step(
-                    "cab",
-                    depends_on=[
-                        "legal",
-                        {"step": "finance", "effect": "optional", "resolution": "skip"},
-                    ],
-                ),
-            ]
-        )
+def branching_template() -> dict:
+    """Two starting steps, an `enhances` dependency and an optional one that skips."""
+    return _template(
+        [
+            _step("security"),
+            _step("legal"),
+            _step("finance", depends_on=[{"step": "security", "effect": "enhances"}]),
+            _step(
+                "cab",
+                depends_on=[
+                    "legal",
+                    {"step": "finance", "effect": "optional", "resolution": "skip"},
+                ],
+            ),
+        ]
     )
+
+
+def test_nodes_and_edges_follow_the_dependencies():
+    definition = parse_template(branching_template())
     text = mermaid(definition)
     assert text.startswith("flowchart LR\n")
     assert "  s_security -.-> s_finance" in text

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import strawberry
 
+from signoff.domain.diagram_svg import DiagramFormat
 from signoff.domain.errors import ErrorCode
 from signoff.domain.events import DecisionChoice
 from signoff.domain.evidence import EvidenceSource
@@ -228,6 +229,14 @@ DecisionChoiceEnum = described_enum(
     {
         DecisionChoice.APPROVE: "Approve the step (as `approveStep`).",
         DecisionChoice.REJECT: "Reject the step (as `rejectStep`; a reason is required).",
+    },
+)
+DiagramFormatEnum = described_enum(
+    DiagramFormat,
+    "How a step graph is drawn (docs/reference/diagrams.md).",
+    {
+        DiagramFormat.MERMAID: "Mermaid flowchart text, drawn by the client (mermaid.js, GitHub).",
+        DiagramFormat.SVG: "A standalone SVG document, laid out on the server.",
     },
 )
 TemplateStatusEnum = described_enum(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -14,7 +14,8 @@ from signoff.api import ids
 from signoff.api.context import SignoffContext, services_of
 from signoff.api.enums import PayloadFieldType
 from signoff.api.node import Node
-from signoff.domain import diagrams, records
+from signoff.domain import diagram_svg, records
+from signoff.domain.diagram_svg import DiagramFormat
 from signoff.domain.records import TemplateStatus
 from signoff.domain.templates import TemplateKind
 from signoff.services.templates import definition_of
@@ -68,10 +69,18 @@ class Template(Node):
         return [TemplateField.from_spec(name, spec) for name, spec in self.field_specs.items()]
 
     @strawberry.field(
-        description="Its step graph as Mermaid flowchart text (docs/reference/diagrams.md)."
+        description="Its step graph as Mermaid flowchart text or as SVG laid out on the "
+        "server (docs/reference/diagrams.md)."
     )
-    def diagram(self, info: Info[SignoffContext, Any]) -> str:
-        return diagrams.mermaid(definition_of(self.record, services_of(info).settings))
+    def diagram(
+        self,
+        info: Info[SignoffContext, Any],
+        fmt: Annotated[
+            DiagramFormat,
+            strawberry.argument(name="format", description="Mermaid text (default) or SVG."),
+        ] = DiagramFormat.MERMAID,
+    ) -> str:
+        return diagram_svg.draw(definition_of(self.record, services_of(info).settings), None, fmt)
 
     @classmethod
     def from_record(cls, template: records.TemplateVersion) -> Template:

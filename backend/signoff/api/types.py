@@ -26,8 +26,9 @@ from signoff.api.enums import (
 from signoff.api.loaders import loaders_of
 from signoff.api.node import Node, Person, person
 from signoff.api.template_types import Template, TemplateField
-from signoff.domain import diagrams, progression, records
+from signoff.domain import diagram_svg, progression, records
 from signoff.domain.calendar import WALL_CLOCK
+from signoff.domain.diagram_svg import DiagramFormat
 from signoff.domain.records import DecisionOutcome, SeatVote
 from signoff.domain.redaction import Redactor, redactor_for
 from signoff.domain.snapshot import HoldOption
@@ -419,13 +420,18 @@ class WorkflowItem(Node):
     template_definition: strawberry.Private[TemplateDefinition]
 
     @strawberry.field(
-        description="Its step graph as Mermaid flowchart text, each step labelled and "
-        "coloured by its state (docs/reference/diagrams.md)."
+        description="Its step graph as Mermaid flowchart text or as SVG laid out on the "
+        "server, each step labelled and coloured by its state (docs/reference/diagrams.md)."
     )
-    def diagram(self) -> str:
-        return diagrams.mermaid(
-            self.template_definition, {s.key: s.step_state.value for s in self.steps}
-        )
+    def diagram(
+        self,
+        fmt: Annotated[
+            DiagramFormat,
+            strawberry.argument(name="format", description="Mermaid text (default) or SVG."),
+        ] = DiagramFormat.MERMAID,
+    ) -> str:
+        states = {s.key: s.step_state.value for s in self.steps}
+        return diagram_svg.draw(self.template_definition, states, fmt)
 
     template_key: strawberry.Private[str]
     stored_payload: strawberry.Private[Mapping[str, Any]]

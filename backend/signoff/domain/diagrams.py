@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 
 from signoff.domain.template_model import (
+    Dependency,
     DependencyEffect,
     QuorumMode,
     Resolution,
@@ -54,7 +55,8 @@ def _text(text: str) -> str:
     )
 
 
-def _quorum(step: StepDefinition) -> str:
+def quorum_text(step: StepDefinition) -> str:
+    """How a step's quorum reads in a picture: `any`, `all`, `2 of m`, …."""
     quorum = step.quorum
     if quorum.mode is QuorumMode.N_OF_M and quorum.n:
         return f"{quorum.n} of m"
@@ -62,10 +64,19 @@ def _quorum(step: StepDefinition) -> str:
 
 
 def _label(step: StepDefinition, state: str | None) -> str:
-    lines = [_text(step.name or step.key), f"{step.kind.value} · {_quorum(step)}"]
+    lines = [_text(step.name or step.key), f"{step.kind.value} · {quorum_text(step)}"]
     if state:
         lines.append(f"<i>{_text(state)}</i>")
     return "<br/>".join(lines)
+
+
+def dependency_label(dep: Dependency) -> str:
+    """What an edge says: the resolution when the upstream step does not succeed (none for
+    `wait`, the default), after `optional` for an optional dependency."""
+    label = "" if dep.resolution is Resolution.WAIT else dep.resolution.value
+    if dep.effect is DependencyEffect.OPTIONAL:
+        label = f"optional {label}".strip()
+    return label
 
 
 def mermaid(definition: TemplateDefinition, states: Mapping[str, str] | None = None) -> str:
@@ -78,9 +89,7 @@ def mermaid(definition: TemplateDefinition, states: Mapping[str, str] | None = N
     for step in definition.steps:
         for dep in step.depends_on:
             arrow = "-->" if dep.effect is DependencyEffect.BLOCKS else "-.->"
-            label = "" if dep.resolution is Resolution.WAIT else dep.resolution.value
-            if dep.effect is DependencyEffect.OPTIONAL:
-                label = f"optional {label}".strip()
+            label = dependency_label(dep)
             edge = f"{arrow}|{label}|" if label else arrow
             out.append(f"  {node_id(dep.step)} {edge} {node_id(step.key)}")
     styled = [s for s in definition.steps if states.get(s.key) in STATE_STYLES]
