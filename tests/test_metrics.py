@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +21,8 @@ from signoff.api.auth import mint_token
 from signoff.services.context import ServiceContext
 from signoff.services.templates import load_templates
 from signoff.settings import Settings
-from signoff.testing import RecordingHTTPServer
+from signoff.testing import RecordingHTTPServer, child_environment, free_port, signoff_processes
 from tests.conftest import RUN_ID, TEST_SECRET, actor
-from tests.test_quickstart import _free_port
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_TEMPLATES = REPO / "backend" / "signoff" / "demo"
@@ -67,15 +64,16 @@ async def _wait(check: Any, what: str, timeout: float = 60.0) -> None:
 @pytest.fixture
 async def processes(
     database_url: str, redis_url: str, settings: Any, tmp_path: Path
-) -> AsyncIterator[tuple[str, str, str, RecordingHTTPServer]]:
+) -> AsyncIterator[Flow]:
     tenant = f"metrics{uuid.uuid4().hex[:8]}"
     await load_templates(
         actor(tenant, "admin", "admin"), ServiceContext(settings=settings), DEMO_TEMPLATES
     )
-    api_port, worker_port = _free_port(), _free_port()
-    async with RecordingHTTPServer() as receiver:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNOFF_")}
-        env.update(
+    api_port, worker_port = free_port(), free_port()
+    async with RecordingHTTPServer() as receiver, RecordingHTTPServer() as collector:
+        env = child_environment(
+            SIGNOFF_OTLP_TRACES_ENDPOINT=f"{collector.url}/v1/traces",
+            OTEL_BSP_SCHEDULE_DELAY="200",
             SIGNOFF_ENVIRONMENT="development",
             SIGNOFF_JWT_SECRET=TEST_SECRET,
             SIGNOFF_DATABASE_URL=database_url,
@@ -92,66 +90,45 @@ async def processes(
                 {"webhook": {"secrets": [WEBHOOK_SECRET], "timeout_seconds": 5}}
             ),
         )
-        logs = {name: (tmp_path / f"{name}.log").open("w") for name in ("serve", "worker")}
-        running = {
-            name: subprocess.Popen(  # noqa: ASYNC220 - started once, stopped below
-                [sys.executable, "-m", "signoff.cli", name],
-                env=env,
-                cwd=REPO,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-            for name, out in logs.items()
-        }
         api, worker = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{worker_port}"
-        try:
-            async with httpx.AsyncClient() as probe:
-                for url in (api, worker):
-
-                    async def up(url: str = url) -> bool:
-                        for name, process in running.items():
-                            assert process.poll() is None, (tmp_path / f"{name}.log").read_text()
-                        try:
-                            return (await probe.get(f"{url}/metrics")).status_code == 200
-                        except httpx.TransportError:
-                            return False
-
-                    await _wait(up, f"{url} did not start")
-            yield tenant, api, worker, receiver
-        finally:
-            for process in running.values():
-                process.terminate()
-            for process in running.values():
-                process.wait(timeout=30)
-            for out in logs.values():
-                out.close()
+        commands = {"serve": ["serve"], "worker": ["worker"]}
+        ready = [f"{api}/metrics", f"{worker}/metrics"]
+        async with signoff_processes(commands, env, tmp_path, ready):
+            yield Flow(tenant, api, worker, receiver, collector)
 
 
-async def test_api_and_worker_metrics_move_as_an_approval_flows(processes):
-    tenant, api, worker, receiver = processes
-    async with httpx.AsyncClient(timeout=30) as http:
+@dataclass
+class Flow:
+    """A running API and worker (exporting traces to `collector`), their tenant, and the
+    receiver of their webhook deliveries."""
 
-        async def gql(query: str, variables: dict[str, Any], user: str, *roles: str) -> Any:
-            answer = await http.post(
-                f"{api}/graphql",
-                json={"query": query, "variables": variables},
-                headers={"Authorization": f"Bearer {_token(tenant, user, *roles)}"},
-            )
-            return answer.json()
+    tenant: str
+    api: str
+    worker: str
+    receiver: RecordingHTTPServer
+    collector: RecordingHTTPServer
 
-        api_before = (await http.get(f"{api}/metrics")).text
-        worker_before = (await http.get(f"{worker}/metrics")).text
-        assert "signoff_graphql_request_seconds" in api_before
-        assert "signoff_notification_deliveries_total" in worker_before
+    async def gql(
+        self, http: httpx.AsyncClient, query: str, variables: dict[str, Any], user: str, *roles: str
+    ) -> Any:
+        answer = await http.post(
+            f"{self.api}/graphql",
+            json={"query": query, "variables": variables},
+            headers={"Authorization": f"Bearer {_token(self.tenant, user, *roles)}"},
+        )
+        return answer.json()
 
+    async def submit_with_a_webhook_subscriber(self, http: httpx.AsyncClient) -> Any:
+        """bob gets webhook notifications; alice submits an item he reviews."""
         profile = {
             "userId": "bob",
             "roles": ["change-approver"],
-            "addresses": [{"channel": "webhook", "address": f"{receiver.url}/hook"}],
+            "addresses": [{"channel": "webhook", "address": f"{self.receiver.url}/hook"}],
         }
-        answer = await gql(UPSERT, {"input": profile}, "admin", "admin")
+        answer = await self.gql(http, UPSERT, {"input": profile}, "admin", "admin")
         assert answer.get("data") and answer["data"]["upsertUserProfile"]["errors"] == [], answer
-        submitted = await gql(
+        submitted = await self.gql(
+            http,
             SUBMIT,
             {
                 "input": {
@@ -163,7 +140,23 @@ async def test_api_and_worker_metrics_move_as_an_approval_flows(processes):
             "alice",
             "requester",
         )
-        item = submitted["data"]["submitItem"]["item"]
+        return submitted["data"]["submitItem"]["item"]
+
+
+async def test_api_and_worker_metrics_move_as_an_approval_flows(processes):
+    flow = processes
+    api, worker = flow.api, flow.worker
+    async with httpx.AsyncClient(timeout=30) as http:
+
+        async def gql(query: str, variables: dict[str, Any], user: str, *roles: str) -> Any:
+            return await flow.gql(http, query, variables, user, *roles)
+
+        api_before = (await http.get(f"{api}/metrics")).text
+        worker_before = (await http.get(f"{worker}/metrics")).text
+        assert "signoff_graphql_request_seconds" in api_before
+        assert "signoff_notification_deliveries_total" in worker_before
+
+        item = await flow.submit_with_a_webhook_subscriber(http)
 
         async def delivered() -> bool:
             text = (await http.get(f"{worker}/metrics")).text
@@ -178,7 +171,7 @@ async def test_api_and_worker_metrics_move_as_an_approval_flows(processes):
             )
 
         await _wait(delivered, "the worker delivered nothing to the webhook")
-        assert receiver.requests, "the delivery reached the receiver"
+        assert flow.receiver.requests, "the delivery reached the receiver"
 
         approved = await gql(APPROVE, {"stepId": item["steps"][0]["id"]}, "bob", "change-approver")
         assert approved["data"]["approveStep"]["item"]["state"] == "APPROVED", approved
@@ -197,6 +190,99 @@ async def test_api_and_worker_metrics_move_as_an_approval_flows(processes):
     assert moved("signoff_graphql_errors_total", code=error["code"], kind="user") == 1
     assert value(after, "signoff_db_pool_connections", state="idle") >= 0
     assert ("signoff_queue_jobs", ()) in samples(after)
+
+
+@dataclass(frozen=True)
+class ExportedSpan:
+    service: str
+    name: str
+    kind: int
+    trace_id: bytes
+    span_id: bytes
+    parent_span_id: bytes
+    attributes: dict[str, Any]
+
+
+def exported_spans(collector: RecordingHTTPServer) -> list[ExportedSpan]:
+    """Every span the collector received (OTLP/HTTP protobuf export requests)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    spans = []
+    for request in collector.requests:
+        assert request.path == "/v1/traces"
+        assert request.headers["content-type"] == "application/x-protobuf"
+        export = ExportTraceServiceRequest.FromString(request.body)
+        for resource in export.resource_spans:
+            service = next(
+                a.value.string_value
+                for a in resource.resource.attributes
+                if a.key == "service.name"
+            )
+            for scope in resource.scope_spans:
+                for span in scope.spans:
+                    attributes = {
+                        a.key: getattr(a.value, a.value.WhichOneof("value"))
+                        for a in span.attributes
+                    }
+                    spans.append(
+                        ExportedSpan(
+                            service,
+                            span.name,
+                            span.kind,
+                            span.trace_id,
+                            span.span_id,
+                            span.parent_span_id,
+                            attributes,
+                        )
+                    )
+    return spans
+
+
+async def test_a_submission_is_one_trace_from_the_api_through_the_worker(processes):
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+    flow = processes
+    async with httpx.AsyncClient(timeout=30) as http:
+        await flow.submit_with_a_webhook_subscriber(http)
+
+    wanted = {"mutation Submit", "job plan_notifications_job", "job deliver_batch_job"}
+
+    async def exported_with_their_parents() -> bool:
+        # spans are exported in batches as they end: wait for these and those they hang on
+        spans = exported_spans(flow.collector)
+        ids = {s.span_id for s in spans}
+        mine = [s for s in spans if s.name in wanted]
+        return {s.name for s in mine} == wanted and all(s.parent_span_id in ids for s in mine)
+
+    await _wait(exported_with_their_parents, "the submission's trace was not exported")
+    spans = exported_spans(flow.collector)
+    by_id = {s.span_id: s for s in spans}
+
+    (operation,) = [s for s in spans if s.name == "mutation Submit"]
+    assert operation.service == "signoff-api"
+    assert operation.attributes["graphql.operation.name"] == "Submit"
+    assert operation.attributes["graphql.operation.type"] == "mutation"
+    request = by_id[operation.parent_span_id]  # the HTTP request's server span
+    assert request.kind == Span.SPAN_KIND_SERVER and request.service == "signoff-api"
+    assert request.trace_id == operation.trace_id and not request.parent_span_id
+
+    # the API queued the planning of the item's notifications: the worker continued its trace
+    (planning,) = [
+        s
+        for s in spans
+        if s.name == "job plan_notifications_job" and s.trace_id == operation.trace_id
+    ]
+    assert planning.service == "signoff-worker" and planning.kind == Span.SPAN_KIND_CONSUMER
+    assert by_id[planning.parent_span_id].service == "signoff-api"
+    # the delivery was queued by that planning (or, had the periodic sweeper found it first,
+    # by the sweeper's own trace): either way under the job that queued it
+    (delivery,) = [s for s in spans if s.name == "job deliver_batch_job"]
+    queued_by = by_id[delivery.parent_span_id]
+    assert queued_by.service == "signoff-worker"
+    assert queued_by.name in {"job plan_notifications_job", "job notification_sweeper"}
+    assert queued_by.trace_id == delivery.trace_id
 
 
 def test_dashboard_and_docs_name_only_series_that_exist():

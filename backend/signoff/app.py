@@ -13,7 +13,7 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from redis.exceptions import RedisError
 
-from signoff import metrics
+from signoff import metrics, tracing
 from signoff.api.audit_export_http import download_audit_export
 from signoff.api.auth import TokenVerifier
 from signoff.api.context import SignoffContext
@@ -80,10 +80,25 @@ async def readyz(state: State) -> Response[dict[str, Any]]:
     return Response({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
 
+def _tracing_plugins() -> list[Any]:
+    """Litestar's OpenTelemetry plugin (a server span per HTTP request), when tracing is on."""
+    provider = tracing.provider()
+    if provider is None:
+        return []
+    from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
+
+    return [
+        OpenTelemetryPlugin(
+            OpenTelemetryConfig(tracer_provider=provider, exclude_spans=["receive", "send"])
+        )
+    ]
+
+
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Litestar:
     """Build the API application for `settings` (default: from the environment)."""
     settings = settings or get_settings()
     configure_engine(settings.database_url)
+    tracing.configure(settings, "signoff-api")
     clock = clock or SystemClock()
     scheduler = ArqScheduler(settings, clock)
     services = ServiceContext(
@@ -140,6 +155,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             await scheduler.close()
             if owns_pool:
                 await close_pool()
+            tracing.flush()
 
     cors = (
         CORSConfig(allow_origins=list(settings.cors_origins), allow_credentials=False)
@@ -162,6 +178,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         route_handlers=routes,
         lifespan=[lifespan],
         middleware=[request_id_middleware],  # type: ignore[list-item]
+        plugins=_tracing_plugins(),
         cors_config=cors,
         state=State(
             {

@@ -158,6 +158,9 @@ def cmd_dev(args: argparse.Namespace) -> None:
             os.environ["SIGNOFF_REDIS_URL"] = embedded.redis_url
         get_settings.cache_clear()
     settings = _settings()
+    from signoff import tracing
+
+    tracing.configure(settings, "signoff-dev")  # API and worker report as one service
     # uvicorn handles SIGTERM itself, then restores the previous handler and raises the signal
     # again once it has shut down; with the default handler that kills the process before the
     # `finally` below, leaving the embedded servers running. Treat SIGTERM like Ctrl-C.

@@ -219,6 +219,13 @@ class Settings:
         "it costs a few percent of CPU per request; a load balancer's log usually serves "
         "instead.",
     )
+    otlp_traces_endpoint: str = _setting(
+        "",
+        "OTLP/HTTP traces endpoint (`http://collector:4318/v1/traces`): the API and the workers "
+        "export OpenTelemetry spans to it, one trace from a request through the jobs it queues "
+        "(docs/operations/metrics.md). Empty: no tracing, at no cost. The SDK's `OTEL_BSP_*` "
+        "variables tune the export batches.",
+    )
     notify_channels: str = _setting(
         "",
         "Notification channels to enable, as a JSON object `{channel: {field: value}}` or "

@@ -16,10 +16,17 @@ memory and can be told to fail or hang; ``RecordingHTTPServer`` is a real HTTP s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
-from collections.abc import Awaitable, Callable, Mapping
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -346,3 +353,90 @@ class RecordingHTTPServer:
                 headers[name.strip().lower()] = value.strip()
         body = await reader.readexactly(int(headers.get("content-length", "0")))
         return ReceivedRequest(parts[0], parts[1], headers, body)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (for a server a test starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def child_environment(**settings: str) -> dict[str, str]:
+    """The environment for a `signoff` child process: this process's, without any `SIGNOFF_`
+    setting of its own, plus `settings` (full variable names)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNOFF_")}
+    env.update(settings)
+    return env
+
+
+@dataclass
+class RunningProcesses:
+    """`signoff` commands started by `signoff_processes`, each writing to `<logs>/<name>.log`."""
+
+    processes: dict[str, subprocess.Popen[bytes]]
+    logs: Path
+
+    def log(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text()
+
+
+def _start(
+    commands: Mapping[str, Sequence[str]], env: Mapping[str, str], logs: Path
+) -> tuple[RunningProcesses, list[Any]]:
+    logs.mkdir(parents=True, exist_ok=True)
+    outputs = {name: (logs / f"{name}.log").open("w") for name in commands}
+    processes = {
+        name: subprocess.Popen(  # noqa: S603 - our own command, arguments from the test
+            [sys.executable, "-m", "signoff.cli", *arguments],
+            env=dict(env),
+            stdout=outputs[name],
+            stderr=subprocess.STDOUT,
+        )
+        for name, arguments in commands.items()
+    }
+    return RunningProcesses(processes, logs), list(outputs.values())
+
+
+@contextlib.asynccontextmanager
+async def signoff_processes(
+    commands: Mapping[str, Sequence[str]],
+    env: Mapping[str, str],
+    logs: Path,
+    ready: Sequence[str],
+    timeout: float = 60.0,  # noqa: ASYNC109 - how long a start may take, not a test timer
+) -> AsyncIterator[RunningProcesses]:
+    """Start `signoff <arguments>` for each named command (``{"serve": ["serve"]}``), wait
+    until every URL in `ready` answers 200 (failing with the log of a process that exits
+    first), and terminate them all (SIGTERM, as a process manager does) on the way out."""
+    import httpx
+
+    running, outputs = _start(commands, env, logs)
+    try:
+        async with httpx.AsyncClient(timeout=10) as probe:
+            for url in ready:
+                deadline = time.monotonic() + timeout
+                while True:
+                    for name, process in running.processes.items():
+                        if process.poll() is not None:
+                            raise AssertionError(f"{name} exited:\n{running.log(name)}")
+                    try:
+                        if (await probe.get(url)).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    if time.monotonic() > deadline:
+                        raise AssertionError(f"{url} did not answer within {timeout} s")
+                    await asyncio.sleep(0.1)  # waiting for a real process to listen
+        yield running
+    finally:
+        for process in running.processes.values():
+            process.terminate()
+        for process in running.processes.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for output in outputs:
+            output.close()

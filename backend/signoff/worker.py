@@ -11,6 +11,7 @@ from arq import cron
 from arq.connections import RedisSettings
 from arq.worker import Function, Worker, func
 
+from signoff import tracing
 from signoff.db.engine import ENGINE, close_pool, configure_engine, start_pool
 from signoff.domain.clock import Clock, SystemClock
 from signoff.jobs.audit_check import verify_audit_chains
@@ -69,11 +70,13 @@ def cron_jobs(settings: Settings) -> list[Any]:
 
 def unbound(job: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     """`job`, started bound to no tenant whatever the process around it: a job binds the
-    tenant it works for, or declares that it spans tenants, itself (services/scopes.py)."""
+    tenant it works for, or declares that it spans tenants, itself (services/scopes.py). It
+    runs in a span continuing the trace its enqueuer passed, when tracing is on (tracing.py)."""
 
     @functools.wraps(job)
     async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-        with scopes.no_tenant():
+        carrier = kwargs.pop(tracing.CARRIER_KEY, None)
+        with scopes.no_tenant(), tracing.job_span(job.__name__, carrier):
             return await job(ctx, *args, **kwargs)
 
     return run
@@ -94,6 +97,7 @@ def build_worker(
     settings = settings or get_settings()
     clock = clock or SystemClock()
     configure_engine(settings.database_url)
+    tracing.configure(settings, "signoff-worker")
 
     async def startup(ctx: dict[str, Any]) -> None:
         # A pool already running in this process (`signoff dev`, tests) is shared.
@@ -110,6 +114,7 @@ def build_worker(
     async def shutdown(ctx: dict[str, Any]) -> None:
         if ctx.get("owns_pool"):
             await close_pool()
+        tracing.flush()
 
     crons = cron_jobs(settings)
     for job in crons:

@@ -8,11 +8,6 @@ the whole module takes well under a minute.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -31,6 +26,7 @@ from hypothesis_graphql import Mode, nodes
 
 from signoff.services.context import ServiceContext
 from signoff.services.templates import load_templates
+from signoff.testing import child_environment, free_port, signoff_processes
 from tests.conftest import DEMO_TEMPLATES, REPO, RUN_ID, TEST_SECRET, actor
 
 SCHEMA = (REPO / "schema.graphql").read_text()
@@ -74,12 +70,6 @@ FUZZ = hypothesis_settings(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def production_token(tenant: str, user: str) -> str:
     claims = {
         "sub": user,
@@ -113,10 +103,9 @@ async def server(
     services = ServiceContext(settings=settings)
     for tenant in (mine, other):
         await load_templates(actor(tenant, "admin", "admin"), services, DEMO_TEMPLATES)
-    port = _free_port()
-    log = tmp_path_factory.mktemp("fuzz") / "server.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNOFF_")}
-    env.update(
+    port = free_port()
+    logs = tmp_path_factory.mktemp("fuzz")
+    env = child_environment(
         SIGNOFF_ENVIRONMENT="production",
         SIGNOFF_JWT_SECRET=TEST_SECRET,
         SIGNOFF_DATABASE_URL=database_url,
@@ -129,51 +118,32 @@ async def server(
         SIGNOFF_LOG_LEVEL="WARNING",
         SIGNOFF_QUERY_TIMEOUT_SECONDS="20",
     )
-    with log.open("w") as out:
-        process = subprocess.Popen(  # noqa: ASYNC220 - started once, waited for below
-            [sys.executable, "-m", "signoff.cli", "serve"],
-            env=env,
-            cwd=REPO,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
     url = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(base_url=url) as probe:
-            deadline = time.monotonic() + 60
-            while True:
-                assert process.poll() is None, log.read_text()
-                try:
-                    if (await probe.get("/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "server did not start"
-                await asyncio.sleep(0.1)
-            for tenant, title in ((mine, "fuzzed item"), (other, MARKER)):
-                response = await probe.post(
-                    "/graphql",
-                    json={
-                        "query": SUBMIT,
-                        "variables": {
-                            "input": {
-                                "templateKey": "change-approval",
-                                "title": title,
-                                "payload": PAYLOAD,
-                                "externalRef": title,
-                            }
-                        },
+    async with (
+        signoff_processes({"server": ["serve"]}, env, logs, [f"{url}/healthz"]),
+        httpx.AsyncClient(base_url=url) as probe,
+    ):
+        for tenant, title in ((mine, "fuzzed item"), (other, MARKER)):
+            response = await probe.post(
+                "/graphql",
+                json={
+                    "query": SUBMIT,
+                    "variables": {
+                        "input": {
+                            "templateKey": "change-approval",
+                            "title": title,
+                            "payload": PAYLOAD,
+                            "externalRef": title,
+                        }
                     },
-                    headers={"Authorization": f"Bearer {production_token(tenant, 'alice')}"},
-                )
-                item = response.json()["data"]["submitItem"]["item"]
-                KNOWN_IDS.extend([item["id"], *(s["id"] for s in item["steps"])])
-        fuzz = Server(url, production_token(mine, "alice"), log)
+                },
+                headers={"Authorization": f"Bearer {production_token(tenant, 'alice')}"},
+            )
+            item = response.json()["data"]["submitItem"]["item"]
+            KNOWN_IDS.extend([item["id"], *(s["id"] for s in item["steps"])])
+        fuzz = Server(url, production_token(mine, "alice"), logs / "server.log")
         yield fuzz
         fuzz.http.close()
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 def check(server: Server, query: str) -> None:

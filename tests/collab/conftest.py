@@ -23,6 +23,7 @@ from signoff.settings import Settings
 from signoff.storage import ObjectStorage
 from signoff.storage.local import LocalStorage
 from signoff.storage.s3 import S3Storage
+from signoff.testing import free_port
 from tests.conftest import actor
 from tests.notify.conftest import notify_settings, nsvc, quiet_leftovers  # noqa: F401
 from tests.realtime.conftest import hub, ws_url  # noqa: F401
@@ -37,16 +38,10 @@ async def comment(
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """A real S3-compatible server (moto in server mode) on a loopback port of its own."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -14,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from signoff.testing import free_port
 from tests.realtime.conftest import INBOX, PAYLOADS, Socket, global_id, submit, wait_subscribed
 
 STARTUP_TIMEOUT = 60.0
@@ -24,17 +24,10 @@ mutation($input: SubmitItemInput!) {
 }"""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 async def other_process(settings) -> AsyncIterator[str]:
     """A second API process (`signoff serve`) on loopback; yields its base URL."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "SIGNOFF_ENVIRONMENT": settings.environment,

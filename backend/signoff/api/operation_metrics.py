@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from strawberry.extensions import SchemaExtension
 
-from signoff import metrics
+from signoff import metrics, tracing
 from signoff.request_ids import bind
 
 OPERATIONS_LOGGER = "signoff.operations"
@@ -33,17 +33,27 @@ class OperationMetrics(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         started = time.perf_counter()
-        yield
-        context = self.execution_context
-        try:
-            kind = context.operation_type.value
-        except Exception:  # no operation in the document (it did not parse or validate)
-            kind = "invalid"
-        name = metrics.operation_label(context.operation_name)
+        with tracing.span("graphql") as span:
+            yield
+            context = self.execution_context
+            try:
+                kind = context.operation_type.value
+            except Exception:  # no operation in the document (it did not parse or validate)
+                kind = "invalid"
+            name = metrics.operation_label(context.operation_name)
+            errors = len(context.result.errors or []) if context.result else 0
+            if span is not None:
+                span.update_name(f"{kind} {name}")
+                span.set_attributes(
+                    {
+                        "graphql.operation.type": kind,
+                        "graphql.operation.name": name,
+                        "signoff.graphql.errors": errors,
+                    }
+                )
         took = time.perf_counter() - started
         bind(operation=name)
         if log.isEnabledFor(logging.INFO):
-            errors = len(context.result.errors or []) if context.result else 0
             log.info(
                 "%s %s in %.1f ms",
                 kind,

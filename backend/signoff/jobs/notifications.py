@@ -19,6 +19,7 @@ from typing import Any
 from arq import ArqRedis
 from redis.asyncio import Redis
 
+from signoff import tracing
 from signoff.domain.clock import SystemClock
 from signoff.notify import NotifierRegistry
 from signoff.services import notifications as notification_services
@@ -102,6 +103,7 @@ async def enqueue_deliveries(
             [d.delivery_id for d in batch],
             _job_id=f"{settings.redis_prefix}:deliver:{hashlib.sha256(key.encode()).hexdigest()[:24]}",
             _queue_name=settings.job_queue_name,
+            **tracing.job_kwargs(),
         )
 
 
@@ -120,6 +122,7 @@ async def enqueue_planning(
         tenant_id,
         _job_id=f"{settings.redis_prefix}:plan:{tenant_id}{suffix}",
         _queue_name=settings.job_queue_name,
+        **tracing.job_kwargs(),
     )
 
 

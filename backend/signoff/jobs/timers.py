@@ -20,6 +20,7 @@ from arq.connections import RedisSettings
 from arq.constants import job_key_prefix
 from arq.jobs import serialize_job
 
+from signoff import tracing
 from signoff.domain.clock import Clock
 from signoff.jobs.notifications import enqueue_planning
 from signoff.services import timers as timer_services
@@ -94,6 +95,7 @@ class ArqScheduler:
             export_id,
             _job_id=f"{self._settings.redis_prefix}:audit-export:{export_id}:{attempt}",
             _queue_name=self._settings.job_queue_name,
+            **tracing.job_kwargs(),
         )
 
     async def close(self) -> None:
