@@ -14,7 +14,7 @@ from signoff.db import sql
 from signoff.db.audit import chain_head, events_after, events_for_item, verify_chain
 from signoff.db.engine import ENGINE
 from signoff.domain.actors import Actor, Principal
-from signoff.domain.audit import first_broken_link
+from signoff.domain.audit import verify_events
 from signoff.services import items as item_services
 
 PAYLOAD = {"title": "Deploy", "system": "payments", "rollback_plan": "redeploy previous"}
@@ -160,14 +160,15 @@ async def test_one_audit_event_per_change_and_chain_verifies(tenant, services, d
     chain = await events_after(tenant, 0, 1000)
     assert [e["seq"] for e in chain] == list(range(1, start + 5))
     assert chain[0]["prev_hash"] == ""
-    assert first_broken_link(chain) is None
+    assert verify_events(chain) is None
     assert await chain_head(tenant) == (start + 4, chain[-1]["hash"])
     assert await verify_chain(tenant) is None
 
     # The chain check is not vacuous: a changed event breaks it at that event.
     tampered = [dict(e) for e in chain]
     tampered[start + 2]["actor_id"] = "mallory"
-    assert first_broken_link(tampered) == start + 3
+    broken = verify_events(tampered)
+    assert broken is not None and broken.seq == start + 3
 
 
 async def test_audit_trail_is_append_only(tenant, services, demo_templates):

@@ -224,11 +224,3 @@ def verify_events(
         expected = seq + 1
     return None
 
-
-def first_broken_link(events: Iterable[Mapping[str, Any]]) -> int | None:
-    """The `seq` of the first event that does not verify (see `verify_events`), or None.
-
-    The first event's `prev_hash` is trusted as the anchor.
-    """
-    broken = verify_events(events)
-    return broken.seq if broken is not None else None
