@@ -18,6 +18,7 @@ from signoff.api.audit_export_http import download_audit_export
 from signoff.api.auth import TokenVerifier
 from signoff.api.context import SignoffContext
 from signoff.api.controller import graphql_controller
+from signoff.api.decision_page import confirm_decision_link_form, decision_link_page
 from signoff.api.evidence_http import download_evidence, receive_evidence_upload
 from signoff.api.graphiql import graphiql_assets
 from signoff.api.interactions import REGISTRY_STATE_KEY, channel_interaction
@@ -171,6 +172,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         receive_evidence_upload,
         download_evidence,
         download_audit_export,
+        decision_link_page,
+        confirm_decision_link_form,
     ]
     if settings.graphiql_enabled:
         routes.append(graphiql_assets())
@@ -185,6 +188,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 "settings": settings,
                 "services": services,
                 "verifier": verifier,
+                "limiter": limiter,
                 REGISTRY_STATE_KEY: build_registry(settings),
             }
         ),

@@ -86,6 +86,21 @@ class Settings:
         "http://127.0.0.1:8000",
         "Base URL of the reviewer UI or API, used for links in notifications.",
     )
+    decision_link_channels: tuple[str, ...] = _setting(
+        [],
+        "Channels whose notifications asking someone to decide an approval step (assignment, "
+        "escalation, reminder, deadline risk) carry signed, single-use decision links, one to "
+        "approve and one to reject (e.g. `email`). Empty: no links.",
+    )
+    decision_link_ttl_seconds: int = _setting(
+        259200, "How long a decision link works after its notification was planned (3 days)."
+    )
+    decision_link_base_url: str = _setting(
+        "",
+        "What a decision link's token is appended to. Empty: `public_url` + `/decide/`, the "
+        "built-in confirmation page; a console's page can take it over (e.g. "
+        "`https://review.example.org/console/decide?token=`).",
+    )
     jwt_algorithms: tuple[str, ...] = _setting(
         ["HS256"],
         "Accepted JWT algorithms, fixed by configuration and never taken from the token. Use "
@@ -382,6 +397,11 @@ class Settings:
             return self.url_signing_secret.encode()
         base = self.effective_jwt_secret or "signoff-development-url-key-do-not-use-in-production"
         return hashlib.sha256(b"signoff evidence urls\n" + base.encode()).digest()
+
+    @property
+    def effective_decision_link_base_url(self) -> str:
+        """The prefix of decision links (the token follows it)."""
+        return self.decision_link_base_url or self.public_url.rstrip("/") + "/decide/"
 
     @property
     def evidence_dir(self) -> Path:

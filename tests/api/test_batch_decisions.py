@@ -140,6 +140,30 @@ async def test_idempotency_keys_are_shared_with_approve_step(desk):
     assert (await desk.read(item))["auditEvents"] == events
 
 
+async def test_a_replayed_batch_replays_each_decision_it_made(desk):
+    await desk.publish(TEMPLATE)
+    first_item = await desk.submit("batchable", RITA)
+    second_item = await desk.submit("batchable", RITA)
+    decisions = [
+        {"stepId": step_of(first_item, "review")["id"], "outcome": "APPROVE"},
+        {"stepId": step_of(second_item, "legal")["id"], "outcome": "APPROVE"},  # refused
+        {"stepId": step_of(second_item, "review")["id"], "outcome": "REJECT", "reason": "no"},
+    ]
+    guards = {"idempotencyKey": f"batch-{uuid.uuid4().hex}"}
+    call = {"input": {"decisions": decisions, "guards": guards}}
+    first = await desk.call(BATCH, call, BOB)
+    trails = [(await desk.read(i))["auditEvents"] for i in (first_item, second_item)]
+    again = await desk.call(BATCH, call, BOB)
+    made = [0, 2]  # a refused decision is not remembered (as with approveStep): tried again
+    assert [again["results"][i] for i in made] == [first["results"][i] for i in made]
+    assert again["results"][1]["item"] is None and again["results"][1]["errors"]
+    assert [(await desk.read(i))["auditEvents"] for i in (first_item, second_item)] == trails
+    versioned = await desk.call(
+        BATCH, {"input": {"decisions": decisions, "guards": {"expectedVersion": 1}}}, BOB
+    )
+    assert versioned["results"] == [] and versioned["errors"][0]["code"] == "INVALID_INPUT"
+
+
 async def test_a_batch_is_priced_per_decision_whether_literal_or_variable(desk, gql):
     await desk.publish(TEMPLATE)
     item = await desk.submit("batchable", RITA)

@@ -10,6 +10,7 @@ import email.policy
 import hashlib
 import hmac
 import json
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from signoff.notify import NotifierRegistry
 from signoff.settings import Settings
 from signoff.testing import HTTPReply, ReceivedRequest, RecordingHTTPServer
 from signoff_webhook import SignatureVerificationError, verify_signature
-from tests.notify.conftest import deliveries, run_worker, submit_change
+from tests.notify.conftest import add_profile, deliveries, run_worker, submit_change
 
 SLACK_TOKEN = "xoxb-test-token-123"
 SLACK_SIGNING = "slack-signing-secret-abc"
@@ -324,3 +325,63 @@ async def test_preferences_through_graphql(gql, tenant):
     data = await gql.data(UPSERT, {"input": {"userId": "x", "roles": ["admin"]}}, as_user="alice")
     assert data["upsertUserProfile"]["errors"][0]["code"] == "FORBIDDEN"
     assert ids.decode(ids.encode("NotificationDelivery", 1)) == ("NotificationDelivery", "1")
+
+
+LINK = re.compile(r"(Approve|Reject): (http://signoff\.test/decide/\S+)")
+
+
+async def test_an_emailed_link_opens_a_page_and_only_its_form_decides(
+    app, client, tenant, demo_templates, nsvc, clock, smtp
+):
+    inbox, smtp_port = smtp
+    async with RecordingHTTPServer(slack_ok) as slack:
+        settings = dataclasses.replace(
+            channel_settings(nsvc.settings, smtp_port, slack.url),
+            decision_link_channels=("email",),
+            decision_link_base_url="http://signoff.test/decide/",
+        )
+        registry = build_registry(settings)
+        await add_profile(
+            tenant, nsvc, "alice", {"email": "alice@example.org"}, roles=("change-approver",)
+        )
+        view = await submit_change(tenant, nsvc)
+        step_id = view.steps[0].id
+        await run_worker(settings, clock, registry)
+
+        (mail,) = inbox.messages
+        assert mail["To"].addresses[0].addr_spec == "alice@example.org"
+        text = mail.get_body(("plain",)).get_content()
+        links = dict(LINK.findall(text))
+        assert set(links) == {"Approve", "Reject"}
+        html = mail.get_body(("html",)).get_content()
+        assert links["Approve"] in html and links["Reject"] in html
+
+        # what a mail scanner does: follow every link, twice
+        for url in [*links.values(), *links.values()]:
+            page = await client.get(url.removeprefix("http://signoff.test"))
+            assert page.status_code == 200 and "Change review" in page.text
+        assert await sql.fetch("SELECT 1 FROM decision WHERE step_id = $1", step_id) == []
+
+        page = await client.get(links["Approve"].removeprefix("http://signoff.test"))
+        key = page.text.split('name="key" value="')[1].split('"')[0]
+        done = await client.post(
+            links["Approve"].removeprefix("http://signoff.test"), data={"key": key, "reason": ""}
+        )
+        assert done.status_code == 200 and "approved" in done.text, done.text
+        decisions = await sql.fetch(
+            "SELECT actor_id, outcome FROM decision WHERE step_id = $1", step_id
+        )
+        assert [(d["actor_id"], d["outcome"]) for d in decisions] == [("alice", "approve")]
+        events = await sql.fetch(
+            """SELECT action, actor_id, client_addr, data FROM audit_event
+            WHERE tenant_id = $1 AND item_id = $2 ORDER BY seq""",
+            tenant,
+            view.id,
+        )
+        actions = [(e["action"], e["actor_id"]) for e in events]
+        assert ("step.approve", "alice") in actions and ("decision_link.used", "alice") in actions
+        # the other link of the same message is used up with it
+        rejected = await client.post(
+            links["Reject"].removeprefix("http://signoff.test"), data={"reason": "too late"}
+        )
+        assert rejected.status_code == 409

@@ -122,6 +122,11 @@ ERROR_CODES = {
     ErrorCode.TIMEOUT: "The operation ran longer than the server allows; nothing was kept.",
     ErrorCode.UNKNOWN_TENANT: "The token names a tenant nobody created; an administrator creates "
     "tenants (`signoff tenants create`).",
+    ErrorCode.LINK_INVALID: "Not a decision link of this deployment (tampered, truncated, or "
+    "another kind of token).",
+    ErrorCode.LINK_EXPIRED: "The decision link has expired; decide in the inbox instead.",
+    ErrorCode.LINK_USED: "The decision link (or its sibling with the other outcome) already "
+    "decided; a link decides once.",
 }
 
 HOLD_OPTIONS = {

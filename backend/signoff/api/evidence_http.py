@@ -58,7 +58,8 @@ def evidence_json(record: EvidenceRecord) -> dict[str, Any]:
     }
 
 
-def _meta(request: Request[Any, Any, Any]) -> RequestMeta:
+def request_meta_of(request: Request[Any, Any, Any]) -> RequestMeta:
+    """Request id, client address and user agent of a plain HTTP request, for the audit."""
     return RequestMeta(
         request_id=(request.headers.get("x-request-id") or "")[:100] or None,
         client_addr=request.client.host if request.client else None,
@@ -87,7 +88,11 @@ async def receive_evidence_upload(
     services: ServiceContext = state.services
     try:
         record = await evidence_services.receive_upload(
-            services, token, request.headers.get("content-type"), _body(request), _meta(request)
+            services,
+            token,
+            request.headers.get("content-type"),
+            _body(request),
+            request_meta_of(request),
         )
     except DomainError as exc:
         return error_response(exc)
@@ -104,7 +109,7 @@ def _download_actor(
 ) -> tuple[Actor | None, str | None]:
     header = request.headers.get("authorization")
     if header:
-        return Actor(verifier.verify(bearer_token(header)), _meta(request)), None
+        return Actor(verifier.verify(bearer_token(header)), request_meta_of(request)), None
     token = request.query_params.get("token")
     if not token:
         raise DomainError(ErrorCode.UNAUTHENTICATED, "a bearer token or a download token is needed")

@@ -70,6 +70,7 @@ STRING_BOUNDS: dict[str, int] = {
     "DecideStepInput.idempotencyKey": 200,
     "GuardsInput.idempotencyKey": 200,
     "DecideStepInput.value": 200,
+    "ConfirmDecisionLinkInput.token": 2000,
     "InboxFilter.text": 200,
 }
 PAGING_BOUNDS: dict[str, int] = {

@@ -67,6 +67,8 @@ def cost_model(settings: Settings) -> CostModel:
         "Query.redactionRules": FieldCost(weight=1, max_items=_NAMES),
         "RedactionRule.visibleTo": FieldCost(max_items=_ERRORS),
         "Query.itemRetention": FieldCost(weight=4),
+        # the profile, the item with its steps and decisions, the link's use
+        "Query.decisionLink": FieldCost(weight=5),
         # each decision of a batch is one approveStep (the mutation weight) per element
         "Mutation.decideSteps": FieldCost(
             weight=10, max_items=settings.max_batch_decisions, per_element="input.decisions"
@@ -136,6 +138,7 @@ def cost_model(settings: Settings) -> CostModel:
         "NotificationPreferencesPayload",
         "UserProfilePayload",
         "DecideStepsPayload",
+        "ConfirmDecisionLinkPayload",
         "StepDecisionResult",
         "CommentPayload",
         "EvidenceUploadPayload",

@@ -19,6 +19,7 @@ from signoff.api.audit import AuditQueries
 from signoff.api.audit_exports import AuditExportMutations, AuditExportQueries
 from signoff.api.comments import CommentQueries
 from signoff.api.context import SignoffContext, actor_of, services_of
+from signoff.api.decision_links import DecisionLinkMutations, DecisionLinkQueries
 from signoff.api.errors import CodedError
 from signoff.api.event_cursors import encode_cursor
 from signoff.api.evidence import EvidenceMutations, EvidenceQueries
@@ -77,6 +78,7 @@ class Query(
     AuditExportQueries,
     RedactionQueries,
     AnalyticsQueries,
+    DecisionLinkQueries,
 ):
     @strawberry.field(description="The authenticated caller.")
     def viewer(self, info: Info[SignoffContext, Any]) -> Viewer:
@@ -135,6 +137,7 @@ class Mutation(
     RetentionMutations,
     AuditExportMutations,
     RedactionMutations,
+    DecisionLinkMutations,
 ):
     """Every mutation takes an optional idempotency key and returns typed user errors."""
 

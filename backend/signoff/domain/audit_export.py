@@ -58,6 +58,7 @@ KIND_ACTIONS: dict[EventKind, tuple[str, ...]] = {
         "item.approve_all",
         "item.reject",
         "item.request_changes",
+        "decision_link.used",
     ),
     EventKind.ESCALATIONS: (
         "step.escalate",

@@ -44,6 +44,7 @@ from signoff.domain.states import (
     StepAction,
     StepState,
 )
+from signoff.domain.template_model import StepDefinition
 from signoff.domain.timers import next_priority
 
 _STEP_ACTION = {
@@ -75,6 +76,12 @@ def may_act(run: Run, step: Step, who: Principal) -> None:
         raise forbidden(f"you are not an assignee of step {step.key!r}")
 
 
+def needs_reason(outcome: VoteOutcome, definition: StepDefinition) -> bool:
+    """Whether a vote needs a reason: every vote but an approval, and an approval where the
+    template asks for a justification."""
+    return outcome is not VoteOutcome.APPROVE or definition.justification_required
+
+
 def vote(run: Run, event: Vote) -> None:
     """Fill the voter's seat; the tally decides the step; the item moves on."""
     key = event.step
@@ -86,7 +93,7 @@ def vote(run: Run, event: Vote) -> None:
     reason = reason_for(
         event.reason,
         f"to {verb} step {key!r}",
-        required=event.outcome is not VoteOutcome.APPROVE or definition.justification_required,
+        required=needs_reason(event.outcome, definition),
     )
     value = None
     if definition.options and event.outcome is VoteOutcome.APPROVE:

@@ -102,6 +102,10 @@ class NotificationEvent:
     # The ids `node(id:)` of the GraphQL API takes (for bodies other systems read).
     item_node_id: str = ""
     step_node_id: str | None = None
+    # Signed, single-use links for this recipient to decide the step ("approve"/"reject" →
+    # absolute URL); each opens a confirmation page, so following one decides nothing. Empty
+    # unless the operator enabled them for the channel (SIGNOFF_DECISION_LINK_CHANNELS).
+    decision_links: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

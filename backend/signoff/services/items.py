@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 from uuid import UUID
 
@@ -186,7 +187,10 @@ async def decide_step(actor: Actor, ctx: ServiceContext, inp: DecideStepInput) -
 
 
 async def decide_steps(
-    actor: Actor, ctx: ServiceContext, decisions: Sequence[DecideStepInput | DomainError]
+    actor: Actor,
+    ctx: ServiceContext,
+    decisions: Sequence[DecideStepInput | DomainError],
+    idempotency_key: str | None = None,
 ) -> list[ItemView | DomainError]:
     """Several decisions of one reviewer, in order, each exactly as `decide_step` makes it
     (its own unit of work, rules, idempotency key, version check and audit events), so a
@@ -194,7 +198,10 @@ async def decide_steps(
     it, or the refusal that left it unchanged; a refused entry does not stop the others. An
     entry the caller could not even parse arrives as its refusal and keeps its place. The
     whole batch is refused (nothing decided) when it is empty or longer than
-    `max_batch_decisions`."""
+    `max_batch_decisions`.
+
+    The batch's `idempotency_key` gives each decision without a key of its own one derived
+    from it and the decision's place, so a replayed batch replays each decision it made."""
     if not decisions:
         raise invalid("at least one decision is needed", "decisions")
     limit = ctx.settings.max_batch_decisions
@@ -205,10 +212,13 @@ async def decide_steps(
             "decisions",
         )
     results: list[ItemView | DomainError] = []
-    for decision in decisions:
+    batch_key = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32] if idempotency_key else ""
+    for index, decision in enumerate(decisions):
         if isinstance(decision, DomainError):
             results.append(decision)
             continue
+        if batch_key and not decision.idempotency_key:
+            decision = replace(decision, idempotency_key=f"batch:{batch_key}:{index}")
         try:
             results.append(await decide_step(actor, ctx, decision))
         except DomainError as exc:

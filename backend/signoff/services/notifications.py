@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,7 +34,7 @@ from signoff.notify import (
     RenderedMessage,
 )
 from signoff.services import comments as comment_services
-from signoff.services import scopes
+from signoff.services import decision_links, scopes
 from signoff.services.context import ServiceContext
 from signoff.services.uow import UnitOfWork, unit_of_work
 
@@ -179,6 +179,7 @@ def _event_payload(
         "item_id": str(item.id),
         "step_id": str(step.id) if step else None,
         "step_key": step.key if step else None,
+        "step_kind": step.kind.value if step else None,
         "title": item.title,
         "summary": summaries.get(kind, ""),
         "risk": (step.risk if step else item.risk).value,
@@ -363,8 +364,11 @@ async def _insert_digest(
 # --------------------------------------------------------------------------- delivering
 
 
-def notification_event(row: dict[str, Any]) -> NotificationEvent:
-    """The plain value a plugin receives for a delivery row."""
+def notification_event(
+    row: dict[str, Any], decision_links: Mapping[str, str] | None = None
+) -> NotificationEvent:
+    """The plain value a plugin receives for a delivery row (with the recipient's decision
+    links, when it carries any)."""
     payload = row["payload"]
     due_at = payload.get("due_at")
     return NotificationEvent(
@@ -391,6 +395,7 @@ def notification_event(row: dict[str, Any]) -> NotificationEvent:
         if payload.get("item_id")
         else "",
         step_node_id=global_id("Step", payload["step_id"]) if payload.get("step_id") else None,
+        decision_links=dict(decision_links or {}),
     )
 
 
@@ -428,7 +433,7 @@ async def deliver_many(
         by_tenant.setdefault(tenant_id, []).append(delivery_id)
     for tenant_id, ids in by_tenant.items():
         claimed, started = await _claim(ctx, registry, tenant_id, ids, outcomes)
-        sent = await _send(registry, tenant_id, claimed)
+        sent = await _send(ctx, registry, tenant_id, claimed)
         if sent:
             await _record(ctx, tenant_id, sent, started, outcomes)
     return outcomes
@@ -481,7 +486,10 @@ async def _claim(
 
 
 async def _send(
-    registry: NotifierRegistry, tenant_id: str, claimed: list[dict[str, Any]]
+    ctx: ServiceContext,
+    registry: NotifierRegistry,
+    tenant_id: str,
+    claimed: list[dict[str, Any]],
 ) -> list[Sent]:
     """Render and send claimed deliveries, all at once. No transaction is open while a plugin
     works: the messages are rendered, their thread parents read in one short transaction,
@@ -497,7 +505,11 @@ async def _send(
     messages = list(
         await asyncio.gather(
             *(
-                registry.render(row["channel"], notification_event(row), recipient)
+                registry.render(
+                    row["channel"],
+                    notification_event(row, decision_links.links_for_delivery(ctx, row)),
+                    recipient,
+                )
                 for row, recipient in zip(claimed, recipients, strict=True)
             )
         )

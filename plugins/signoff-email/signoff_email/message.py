@@ -22,6 +22,12 @@ SUBJECT_PREFIX = {
     "reminder": "Reminder",
 }
 
+DECISION_LABELS = {"approve": "Approve", "reject": "Reject"}
+DECISION_NOTE = (
+    "Each decision link opens a page where you confirm; nothing is decided before. "
+    "A link works once, only for you."
+)
+
 
 @dataclass(frozen=True, slots=True)
 class EmailConfig:
@@ -69,6 +75,11 @@ def render(event: NotificationEvent, recipient: Recipient) -> RenderedMessage:
     text_lines += ["", *facts]
     if event.link:
         text_lines += ["", f"Open the item: {event.link}"]
+    decisions = [
+        (DECISION_LABELS[k], u) for k, u in event.decision_links.items() if k in DECISION_LABELS
+    ]
+    if decisions:
+        text_lines += ["", *(f"{label}: {url}" for label, url in decisions), DECISION_NOTE]
     text_lines += ["", "-- ", "signoff"]
     e = html.escape
     parts = [f"<p>{e(greeting)}</p>", f"<h2>{e(event.title)}</h2>"]
@@ -77,6 +88,11 @@ def render(event: NotificationEvent, recipient: Recipient) -> RenderedMessage:
     parts.append("<ul>" + "".join(f"<li>{e(f)}</li>" for f in facts) + "</ul>")
     if event.link:
         parts.append(f'<p><a href="{e(event.link, quote=True)}">Open the item</a></p>')
+    if decisions:
+        anchors = " · ".join(
+            f'<a href="{e(url, quote=True)}">{label}</a>' for label, url in decisions
+        )
+        parts.append(f"<p>{anchors}</p><p><small>{e(DECISION_NOTE)}</small></p>")
     body_html = '<!doctype html><html><body style="font-family:sans-serif">'
     body_html += "".join(parts) + "</body></html>"
     return RenderedMessage(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import email
 import email.policy
@@ -131,6 +132,26 @@ async def test_delivers_both_bodies_and_headers(inbox, plain_smtp):
     assert "Open the item: https://signoff.example/items/item-9?tab=steps&x=1" in text
     assert "&lt;deploy&gt;" in html
     assert 'href="https://signoff.example/items/item-9?tab=steps&amp;x=1"' in html
+
+
+async def test_decision_links_are_listed_with_what_they_do(inbox, plain_smtp):
+    registry = make_registry(port=plain_smtp)
+    links = {
+        "approve": "https://signoff.example/decide/a.b.c?x=1&y=2",
+        "reject": "https://signoff.example/decide/d.e.f",
+    }
+    event = dataclasses.replace(make_event("evt-links"), decision_links=links)
+    result = await send(registry, event)
+    assert result.status is DeliveryStatus.DELIVERED, result
+    (mail,) = inbox.messages
+    text = mail.get_body(("plain",)).get_content()
+    html = mail.get_body(("html",)).get_content()
+    assert f"Approve: {links['approve']}" in text and f"Reject: {links['reject']}" in text
+    assert "nothing is decided before" in text
+    assert 'href="https://signoff.example/decide/a.b.c?x=1&amp;y=2">Approve</a>' in html
+    # without links (the default), no decision lines
+    plain = (await registry.render("email", make_event("evt-plain"), ALICE)).text
+    assert "Approve:" not in plain and "confirm" not in plain
 
 
 async def test_one_item_one_thread(inbox, plain_smtp):

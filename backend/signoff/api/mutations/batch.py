@@ -12,7 +12,7 @@ from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.errors import UserError, user_error
 from signoff.api.mutations.actions import GuardsInput
 from signoff.api.types import WorkflowItem
-from signoff.domain.errors import DomainError
+from signoff.domain.errors import DomainError, invalid
 from signoff.domain.events import DecisionChoice
 from signoff.services import items as item_services
 
@@ -39,6 +39,13 @@ class StepDecisionInput:
 class DecideStepsInput:
     decisions: list[StepDecisionInput] = strawberry.field(
         description="The decisions, at most `SIGNOFF_MAX_BATCH_DECISIONS` (default 50)."
+    )
+    guards: GuardsInput | None = strawberry.field(
+        default=None,
+        description="An idempotency key for the batch: each decision without a key of its "
+        "own gets one derived from it and its place, so a replayed batch replays each "
+        "decision it made. No expectedVersion here (a batch spans items): give it per "
+        "decision.",
     )
 
 
@@ -101,8 +108,16 @@ class BatchMutations:
     ) -> DecideStepsPayload:
         actor = actor_of(info)
         entries = [_entry(d) for d in input.decisions]
+        guards = input.guards or GuardsInput()
         try:
-            outcomes = await item_services.decide_steps(actor, services_of(info), entries)
+            if guards.expected_version is not None:
+                raise invalid(
+                    "a batch spans items: give expectedVersion per decision",
+                    "guards.expectedVersion",
+                )
+            outcomes = await item_services.decide_steps(
+                actor, services_of(info), entries, guards.idempotency_key
+            )
         except DomainError as exc:
             return DecideStepsPayload(results=[], errors=[user_error(exc)])
         return DecideStepsPayload(
