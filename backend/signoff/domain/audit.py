@@ -223,4 +223,3 @@ def verify_events(
         prev = event["hash"]
         expected = seq + 1
     return None
-
