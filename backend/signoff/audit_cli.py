@@ -66,6 +66,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         choices=[k.value for k in EventKind],
         help="only events of this kind (repeatable)",
     )
+    export.add_argument(
+        "--role",
+        action="append",
+        default=[],
+        help="write it as a reader with this role sees it under the redaction rules "
+        "(repeatable; without one, every payload field a rule names is redacted)",
+    )
     export.set_defaults(func=cmd_export)
 
 
@@ -150,7 +157,7 @@ async def export(settings: Settings, args: argparse.Namespace) -> dict[str, obje
         )
         with scopes.for_tenant(args.tenant):
             return await export_services.export_to_file(
-                args.tenant, f, ExportFormat(args.format), args.out
+                args.tenant, f, ExportFormat(args.format), args.out, reader_roles=args.role
             )
     finally:
         await close_pool()

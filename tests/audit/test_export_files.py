@@ -128,8 +128,12 @@ async def test_any_change_to_a_file_is_named(database_url, tenant, tmp_path):
         path.write_bytes(original[0])
         manifest_path(path).write_text(original[1])
 
-    # a byte changed, manifest untouched: the sha256 says so
+    # a byte changed, manifest untouched: its row says so before the sha256 does
     path.write_bytes(original[0].replace(b"Change 3", b"Change 4"))
+    problem = verify_file(path)
+    assert problem is not None and problem.seq == 4 and "content" in problem.detail
+    # a change that leaves every row saying the same: the sha256 says so
+    path.write_bytes(original[0].replace(b'"seq" : 4', b'"seq" :\t4'))
     problem = verify_file(path)
     assert problem is not None and "sha256" in problem.detail
     cases = [

@@ -13,6 +13,7 @@ import asyncpg
 from signoff.db import sql
 from signoff.db.engine import ENGINE
 from signoff.domain.audit_export import COLUMNS, ExportFilter, action_patterns
+from signoff.domain.redaction import PAYLOAD_KEYS_OF_EVENTS
 
 _SELECT = ", ".join("data::text AS data" if c == "data" else c for c in COLUMNS)
 # NDJSON lines are built by PostgreSQL: Python only passes the text on (and reads what the
@@ -20,6 +21,20 @@ _SELECT = ", ".join("data::text AS data" if c == "data" else c for c in COLUMNS)
 _SELECT_LINES = "seq, prev_hash, hash, occurred_at, json_build_object({})::text AS line".format(
     ", ".join(f"'{c}', {c}" for c in COLUMNS)
 )
+# Which rows the export's reader must see redacted: those redacted in the trail, and, when
+# some redaction rule hides a field from the reader, those holding a copy of a payload (with
+# the key of their item's template, which the rules are per). Every other row passes as is.
+_TRAIL_REDACTED = "redacted_at IS NOT NULL AS redacted"
+_PAYLOAD_COPIES = """CASE WHEN data ?| {keys} THEN coalesce((SELECT t.key FROM workflow_item i
+    JOIN template t ON t.id = i.template_id WHERE i.id = audit_event.item_id), '') END
+    AS template_key"""
+
+
+def _view_columns(payload_copies: bool) -> str:
+    if not payload_copies:
+        return f"{_TRAIL_REDACTED}, NULL::text AS template_key"
+    keys = "ARRAY[{}]".format(", ".join(f"'{k}'" for k in PAYLOAD_KEYS_OF_EVENTS))
+    return f"{_TRAIL_REDACTED}, {_PAYLOAD_COPIES.format(keys=keys)}"
 
 
 def filtered_query(
@@ -67,16 +82,25 @@ async def _own_connection() -> AsyncIterator[asyncpg.Connection]:
 
 
 async def stream_events(
-    tenant_id: str, f: ExportFilter, to_seq: int, batch: int = 2_000, *, lines: bool = False
+    tenant_id: str,
+    f: ExportFilter,
+    to_seq: int,
+    batch: int = 2_000,
+    *,
+    lines: bool = False,
+    payload_copies: bool = False,
 ) -> AsyncIterator[list[asyncpg.Record]]:
     """The export's events in batches of at most `batch`, oldest first, from one snapshot:
     every column of `COLUMNS`, or with `lines` each event's NDJSON `line` (and the `seq`,
-    `prev_hash`, `hash` and `occurred_at` a manifest needs).
+    `prev_hash`, `hash` and `occurred_at` a manifest needs). Each row also says whether it
+    was `redacted` in the trail and, with `payload_copies`, the `template_key` of the item of
+    a row holding a copy of a payload ('' for none; NULL on rows without a copy).
 
     A server-side cursor in a read-only repeatable-read transaction scoped to the tenant (row
     level security), in UTC: memory holds one batch, whatever the number of events.
     """
-    query, args = filtered_query(tenant_id, f, to_seq, _SELECT_LINES if lines else _SELECT)
+    select = f"{_SELECT_LINES if lines else _SELECT}, {_view_columns(payload_copies)}"
+    query, args = filtered_query(tenant_id, f, to_seq, select)
     async with _own_connection() as conn:
         await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         try:
@@ -103,8 +127,8 @@ async def insert(export: dict[str, Any]) -> None:
     """Store a new export request (status `queued`)."""
     await sql.execute(
         """INSERT INTO audit_export (id, tenant_id, requested_by, format, filter, to_seq, status,
-            created_at, heartbeat_at)
-        VALUES ($1, $2, $3, $4, $5::jsonb, $6, 'queued', $7, $7)""",
+            created_at, heartbeat_at, reader_roles)
+        VALUES ($1, $2, $3, $4, $5::jsonb, $6, 'queued', $7, $7, $8)""",
         export["id"],
         export["tenant_id"],
         export["requested_by"],
@@ -112,6 +136,7 @@ async def insert(export: dict[str, Any]) -> None:
         sql.dumps(export["filter"]),
         export["to_seq"],
         export["created_at"],
+        sorted(export["reader_roles"]),
     )
 
 

@@ -10,6 +10,13 @@ count, time range, filter, the segment's first and last hashes) and the file's s
 
 In CSV an empty cell is an empty text or no value at all: CSV cannot tell them apart, so the
 content check tries both readings of the empty cells before calling a row changed.
+
+An export honours redaction: events redacted in the trail are written as stored (their markers
+in place of content), and the payload fields its reader may not see under the tenant's
+redaction rules are replaced by redaction markers (`ExportView`). Such a row's content no longer
+matches its `content_digest`; it carries a `redacted_digest` instead — the digest of the row as
+written — and the manifest the digest of all of them (`redaction`), so the row's links still
+prove its place in the chain and any change to what it says is named.
 """
 
 from __future__ import annotations
@@ -26,7 +33,9 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
+from signoff.domain.actors import Principal
 from signoff.domain.audit import canonical, content_digest, link_hash
+from signoff.domain.redaction import RedactionRule, Redactor, redactor_for
 
 
 class ExportFormat(StrEnum):
@@ -144,7 +153,12 @@ COLUMNS = (
     "prev_hash",
     "hash",
 )
-"""The columns of an export, in file order."""
+"""The columns of an event in an export, in file order."""
+
+REDACTED_DIGEST = "redacted_digest"
+FILE_COLUMNS = (*COLUMNS, REDACTED_DIGEST)
+"""The columns of a file: an event's, then the digest of a row whose content is redacted
+(empty, or absent in NDJSON, on other rows)."""
 
 _TEXT_COLUMNS = tuple(c for c in COLUMNS if c not in ("seq", "data"))
 
@@ -157,29 +171,118 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def ndjson_lines(rows: Iterable[Mapping[str, Any]]) -> bytes:
-    """Rows as NDJSON: each row's `line`, the JSON object of its `COLUMNS` built by the
-    database."""
-    return "".join([f"{row['line']}\n" for row in rows]).encode()
+def redacted_row_digest(row: Mapping[str, Any]) -> str:
+    """The digest of a row as written (every event column; an empty text counts as no value,
+    which CSV cannot tell apart): what a redacted row is checked by."""
+    body: dict[str, Any] = {}
+    for column in COLUMNS:
+        value = row.get(column)
+        if column == "seq":
+            body[column] = int(value) if value is not None else None
+        elif column == "data":
+            body[column] = canonical(value)
+        else:
+            body[column] = None if value in (None, "") else canonical(value)
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass
+class ExportView:
+    """What an export's reader may see: the redaction rules of the tenant, applied as for a
+    principal with the reader's roles (no roles: every rule's fields are hidden)."""
+
+    rules: Sequence[RedactionRule]
+    reader: Principal
+    _redactors: dict[str, Redactor] = field(default_factory=dict)
+
+    @property
+    def hides_payload_fields(self) -> bool:
+        """Whether some rule hides a field from the reader (else only rows redacted in the
+        trail change)."""
+        return any(not self.reader.has_any_role(r.visible_to) for r in self.rules)
+
+    def redactor(self, template_key: str) -> Redactor:
+        """What the reader may not see of the payloads of `template_key`."""
+        found = self._redactors.get(template_key)
+        if found is None:
+            found = redactor_for(self.rules, template_key, self.reader)
+            self._redactors[template_key] = found
+        return found
+
+    def row(self, row: Mapping[str, Any], template_key: str | None) -> dict[str, Any]:
+        """A row as written (`row` in its written form) for the reader: hidden payload fields
+        of its `data` replaced by redaction markers, and the `redacted_digest` of a row whose
+        content is not all there (hidden now, or redacted in the trail)."""
+        out = dict(row)
+        if template_key is not None and isinstance(row.get("data"), Mapping):
+            out["data"] = self.redactor(template_key).event_data_marked(row["data"])
+        if out["data"] != row.get("data") or row.get("redacted_at") not in (None, ""):
+            out[REDACTED_DIGEST] = redacted_row_digest(out)
+        return out
+
+
+def ndjson_line(row: Mapping[str, Any]) -> str:
+    """One row as an NDJSON line (for rows not built by the database)."""
+    return json.dumps(row, ensure_ascii=False) + "\n"
 
 
 def csv_header() -> bytes:
     """The CSV header line."""
-    return (",".join(COLUMNS) + "\r\n").encode()
+    return (",".join(FILE_COLUMNS) + "\r\n").encode()
 
 
-def csv_rows(rows: Iterable[Mapping[str, Any]]) -> bytes:
-    """Rows as CSV records (`data` as its JSON text; no value as an empty cell)."""
+def csv_records(rows: Iterable[Mapping[str, Any]]) -> bytes:
+    """Written rows as CSV records (`data` as its JSON text; no value as an empty cell)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     for row in rows:
-        writer.writerow(["" if row[c] is None else _plain(row[c]) for c in COLUMNS])
+        cells = []
+        for column in FILE_COLUMNS:
+            value = row.get(column)
+            if column == "data":
+                value = _data_text(value)
+            cells.append("" if value is None else value)
+        writer.writerow(cells)
     return buffer.getvalue().encode()
 
 
-def encode_rows(fmt: ExportFormat, rows: Sequence[Mapping[str, Any]]) -> bytes:
-    """One chunk of the file: `rows` in `fmt` (for NDJSON, rows with their `line`)."""
-    return ndjson_lines(rows) if fmt is ExportFormat.NDJSON else csv_rows(rows)
+def _data_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def encode_rows(
+    fmt: ExportFormat, rows: Sequence[Mapping[str, Any]], view: ExportView
+) -> tuple[bytes, list[tuple[int, str]]]:
+    """One chunk of the file: `rows` of the database in `fmt` as the view's reader sees them,
+    and the (seq, redacted digest) of its redacted rows.
+
+    A row comes with `redacted` (redacted in the trail) and `template_key` (its item's, when it
+    holds a payload copy the view may hide; None otherwise); NDJSON rows with their `line`,
+    built by the database, CSV rows with every column (`data` as its JSON text). Only the rows
+    the view changes are decoded here.
+    """
+    redacted: list[tuple[int, str]] = []
+    if fmt is ExportFormat.NDJSON:
+        parts = []
+        for row in rows:
+            if not row["redacted"] and row["template_key"] is None:
+                parts.append(f"{row['line']}\n")
+                continue
+            out = view.row(json.loads(row["line"]), row["template_key"])
+            if REDACTED_DIGEST in out:
+                redacted.append((int(row["seq"]), out[REDACTED_DIGEST]))
+            parts.append(ndjson_line(out))
+        return "".join(parts).encode(), redacted
+    records = []
+    for row in rows:
+        out = {c: _plain(row[c]) for c in COLUMNS}
+        if row["redacted"] or row["template_key"] is not None:
+            out = view.row({**out, "data": json.loads(out["data"])}, row["template_key"])
+            if REDACTED_DIGEST in out:
+                redacted.append((int(row["seq"]), out[REDACTED_DIGEST]))
+        records.append(out)
+    return csv_records(records), redacted
 
 
 @dataclass
@@ -196,7 +299,10 @@ class ManifestBuilder:
     last: dict[str, Any] = field(default_factory=dict)
     earliest: datetime | None = None
     latest: datetime | None = None
+    reader_roles: tuple[str, ...] = ()
+    redacted_rows: int = 0
     _sha: Any = field(default_factory=hashlib.sha256)
+    _redacted_sha: Any = field(default_factory=hashlib.sha256)
 
     def add_rows(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Count `rows` (in seq order) into the manifest."""
@@ -213,6 +319,11 @@ class ManifestBuilder:
                 self.earliest = at
             if self.latest is None or at > self.latest:
                 self.latest = at
+
+    def add_redacted(self, seq: int, digest: str) -> None:
+        """Count a row written with its `redacted_digest` (in seq order)."""
+        self.redacted_rows += 1
+        self._redacted_sha.update(redacted_link(seq, digest))
 
     def add_bytes(self, chunk: bytes) -> None:
         """Hash and count bytes written to the file."""
@@ -237,10 +348,20 @@ class ManifestBuilder:
                 "last_seq": self.last.get("seq"),
                 "last_hash": self.last.get("hash"),
             },
+            "redaction": {
+                "reader_roles": sorted(self.reader_roles),
+                "rows": self.redacted_rows,
+                "sha256": self._redacted_sha.hexdigest(),
+            },
             "sha256": self._sha.hexdigest(),
             "bytes": self.size,
             "generated_at": canonical(generated_at),
         }
+
+
+def redacted_link(seq: int, digest: str) -> bytes:
+    """What the manifest's `redaction.sha256` covers of one redacted row."""
+    return f"{seq}:{digest}\n".encode()
 
 
 # -- checking a file on its own --------------------------------------------------------------
@@ -270,13 +391,14 @@ def read_rows(fmt: ExportFormat, lines: Iterable[str]) -> Iterator[dict[str, Any
     header = next(reader, None)
     if header is None:
         return
-    if tuple(header) != COLUMNS:
+    columns = tuple(header)
+    if columns not in (FILE_COLUMNS, COLUMNS):  # COLUMNS: files made before redaction digests
         raise ValueError("the CSV header is not an audit export's")
     for record in reader:
-        if len(record) != len(COLUMNS):
-            raise ValueError(f"line {reader.line_num}: {len(record)} cells, not {len(COLUMNS)}")
+        if len(record) != len(columns):
+            raise ValueError(f"line {reader.line_num}: {len(record)} cells, not {len(columns)}")
         row: dict[str, Any] = {
-            c: (v if v != "" else None) for c, v in zip(COLUMNS, record, strict=True)
+            c: (v if v != "" else None) for c, v in zip(columns, record, strict=True)
         }
         row["seq"] = int(record[1])
         row["prev_hash"] = row["prev_hash"] or ""  # the first event links to the empty hash
@@ -309,40 +431,40 @@ def verify_export(
     """The first problem of a file's `rows` against its `manifest`, or None if it verifies.
 
     Checks each row's link (hash of its prev_hash, tenant, seq and digest), its content against
-    its digest (redacted rows by their link only), that seqs increase, and, for a contiguous
-    export, that each row links to the one before; then that the count and the segment's
-    first and last hashes are those of the manifest. The file's sha256 is checked by the
-    caller, who reads its bytes.
+    its digest — a row with a `redacted_digest` against that, and all of them together against
+    the manifest's `redaction` — that seqs increase, and, for a contiguous export, that each row
+    links to the one before; then that the count and the segment's first and last hashes are
+    those of the manifest. A row that cannot be read is named too. The file's sha256 is checked
+    by the caller, who reads its bytes.
+
+    Files made before redaction digests (no `redaction` in the manifest) check rows redacted in
+    the trail by their links only.
     """
-    fmt = ExportFormat(manifest["format"])
     chain = manifest["chain"]
-    tenant = manifest["tenant_id"]
+    redaction = manifest.get("redaction")
+    redacted_sha = hashlib.sha256()
+    redacted_rows = 0
     previous: Mapping[str, Any] | None = None
     count = 0
-    for count, row in enumerate(rows, start=1):
-        seq = int(row["seq"])
-        if row["tenant_id"] != tenant:
-            return ExportProblem(count, seq, f"belongs to tenant {row['tenant_id']!r}")
-        if seq > chain["to_seq"]:
-            return ExportProblem(count, seq, "beyond the head the export was made at")
-        if previous is not None:
-            if seq <= int(previous["seq"]):
-                return ExportProblem(count, seq, "out of order")
-            if chain["contiguous"] and (
-                seq != int(previous["seq"]) + 1 or row["prev_hash"] != previous["hash"]
-            ):
-                return ExportProblem(count, seq, "does not link to the row before (link)")
-        if link_hash(row["prev_hash"], tenant, seq, row["content_digest"]) != row["hash"]:
-            return ExportProblem(count, seq, "hash does not match its link (hash)")
-        redacted = row.get("redacted_at") is not None
-        if check_content and not redacted and not _digest_matches(row, fmt):
-            return ExportProblem(count, seq, "content does not match its digest (content)")
-        if count == 1 and (
-            seq != chain["first_seq"]
-            or row["prev_hash"] != chain["first_prev_hash"]
-            or row["hash"] != chain["first_hash"]
-        ):
-            return ExportProblem(count, seq, "is not the first event the manifest names")
+    reading = iter(rows)
+    while True:
+        try:
+            row = next(reading)
+        except StopIteration:
+            break
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # JSON, UTF-8 too
+            return ExportProblem(count + 1, None, f"not a readable row: {exc}")
+        count += 1
+        try:
+            problem = _row_problem(count, row, previous, manifest, check_content)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            return ExportProblem(count, None, f"not a readable row: {exc!r}")
+        if problem is not None:
+            return problem
+        digest = row.get(REDACTED_DIGEST)
+        if digest:
+            redacted_rows += 1
+            redacted_sha.update(redacted_link(int(row["seq"]), digest))
         previous = row
     if count != manifest["rows"]:
         return ExportProblem(0, None, f"{count} rows, the manifest says {manifest['rows']}")
@@ -350,4 +472,55 @@ def verify_export(
         previous["seq"] != chain["last_seq"] or previous["hash"] != chain["last_hash"]
     ):
         return ExportProblem(0, None, "the last row is not the last event the manifest names")
+    if redaction is not None and (
+        redacted_rows != redaction["rows"] or redacted_sha.hexdigest() != redaction["sha256"]
+    ):
+        return ExportProblem(0, None, "the redacted rows are not those the manifest names")
+    return None
+
+
+def _row_problem(
+    count: int,
+    row: Mapping[str, Any],
+    previous: Mapping[str, Any] | None,
+    manifest: Mapping[str, Any],
+    check_content: bool,
+) -> ExportProblem | None:
+    fmt = ExportFormat(manifest["format"])
+    chain = manifest["chain"]
+    tenant = manifest["tenant_id"]
+    if set(row) - {REDACTED_DIGEST} != set(COLUMNS):
+        return ExportProblem(count, None, "its fields are not an audit event's")
+    seq = int(row["seq"])
+    if row["tenant_id"] != tenant:
+        return ExportProblem(count, seq, f"belongs to tenant {row['tenant_id']!r}")
+    if seq > chain["to_seq"]:
+        return ExportProblem(count, seq, "beyond the head the export was made at")
+    if previous is not None:
+        if seq <= int(previous["seq"]):
+            return ExportProblem(count, seq, "out of order")
+        if chain["contiguous"] and (
+            seq != int(previous["seq"]) + 1 or row["prev_hash"] != previous["hash"]
+        ):
+            return ExportProblem(count, seq, "does not link to the row before (link)")
+    if link_hash(row["prev_hash"], tenant, seq, row["content_digest"]) != row["hash"]:
+        return ExportProblem(count, seq, "hash does not match its link (hash)")
+    if check_content:
+        digest = row.get(REDACTED_DIGEST)
+        if digest:
+            if redacted_row_digest(row) != digest:
+                return ExportProblem(
+                    count, seq, "content does not match its redacted digest (content)"
+                )
+        elif row.get("redacted_at") is not None:
+            if manifest.get("redaction") is not None:
+                return ExportProblem(count, seq, "redacted, without its redacted digest (content)")
+        elif not _digest_matches(row, fmt):
+            return ExportProblem(count, seq, "content does not match its digest (content)")
+    if count == 1 and (
+        seq != chain["first_seq"]
+        or row["prev_hash"] != chain["first_prev_hash"]
+        or row["hash"] != chain["first_hash"]
+    ):
+        return ExportProblem(count, seq, "is not the first event the manifest names")
     return None

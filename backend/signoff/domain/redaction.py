@@ -2,8 +2,10 @@
 
 One function (`redact_document` through `Redactor`) hides them wherever a payload leaves
 signoff — an item read, a subscription push, an audit event's data, an export row — so that
-the paths cannot disagree. A hidden field is absent (not nulled): a client cannot tell a
-redacted field from one that was never sent.
+the paths cannot disagree. A hidden field is absent (not nulled) from what a client reads: it
+cannot tell a redacted field from one that was never sent. In an audit export the field is
+replaced by a redaction marker instead (`mark_document`): an export is a record of the trail,
+and the marker's digest lets whoever holds the original prove it was the value there.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from signoff.domain.actors import Principal
+from signoff.domain.audit import is_redaction_marker, redaction_marker
 from signoff.domain.errors import invalid
 from signoff.domain.retention import PAYLOAD_COPIES_IN_EVENTS
 
@@ -84,6 +87,16 @@ class Redactor:
                 out[key] = redact_document(value, self.hidden)
         return out
 
+    def event_data_marked(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """An audit event's `data` with each hidden value of the payload copies it holds
+        replaced by its redaction marker (what an export writes)."""
+        out = dict(data)
+        for key in PAYLOAD_KEYS_OF_EVENTS:
+            value = out.get(key)
+            if isinstance(value, Mapping) and not is_redaction_marker(value):
+                out[key] = mark_document(value, self.hidden)
+        return out
+
 
 def redactor_for(
     rules: Iterable[RedactionRule], template_key: str, principal: Principal
@@ -112,13 +125,42 @@ def redact_document(
 
 
 def _without(value: Any, path: tuple[str, ...]) -> Any:
+    def remove(fields: dict[str, Any], key: str) -> None:
+        del fields[key]
+
+    return _at(value, path, remove)
+
+
+def _at(value: Any, path: tuple[str, ...], change: Any, skip_markers: bool = False) -> Any:
+    """A copy of `value` with `change(fields, key)` applied to each object holding `path`'s
+    last key (through objects by key, through lists into every element)."""
     if isinstance(value, list):
-        return [_without(v, path) for v in value]
+        return [_at(v, path, change, skip_markers) for v in value]
     if not isinstance(value, Mapping) or path[0] not in value:
+        return value
+    if skip_markers and is_redaction_marker(value):
         return value
     copy = dict(value)
     if len(path) == 1:
-        del copy[path[0]]
+        change(copy, path[0])
     else:
-        copy[path[0]] = _without(copy[path[0]], path[1:])
+        copy[path[0]] = _at(copy[path[0]], path[1:], change, skip_markers)
     return copy
+
+
+def mark_document(document: Mapping[str, Any], paths: Sequence[tuple[str, ...]]) -> dict[str, Any]:
+    """`document` with the value of each field at `paths` replaced by its redaction marker
+    (`{"redacted_sha256": <digest of its canonical JSON>}`); paths go through lists as in
+    `redact_document`. A value that is already a marker stays as it is."""
+    out: Any = dict(document)
+    for path in paths:
+        out = _marked(out, path)
+    return dict(out)
+
+
+def _marked(value: Any, path: tuple[str, ...]) -> Any:
+    def mark(fields: dict[str, Any], key: str) -> None:
+        if not is_redaction_marker(fields[key]):
+            fields[key] = redaction_marker(fields[key])
+
+    return _at(value, path, mark, skip_markers=True)

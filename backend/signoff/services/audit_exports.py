@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -18,12 +18,14 @@ import anyio
 
 from signoff.db import audit as audit_repo
 from signoff.db import audit_exports as export_repo
+from signoff.db import redaction as redaction_repo
 from signoff.db import scope as tenant_scope
-from signoff.domain.actors import Actor
+from signoff.domain.actors import Actor, Principal
 from signoff.domain.audit_export import (
     ExportFilter,
     ExportFormat,
     ExportProblem,
+    ExportView,
     ManifestBuilder,
     csv_header,
     encode_rows,
@@ -55,11 +57,18 @@ class ExportStream:
     filter: ExportFilter
     fmt: ExportFormat
     to_seq: int
+    view: ExportView
     on_progress: Progress | None = None
     builder: ManifestBuilder = field(init=False)
 
     def __post_init__(self) -> None:
-        self.builder = ManifestBuilder(self.tenant_id, self.fmt, self.filter, self.to_seq)
+        self.builder = ManifestBuilder(
+            self.tenant_id,
+            self.fmt,
+            self.filter,
+            self.to_seq,
+            reader_roles=tuple(self.view.reader.roles),
+        )
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The file, one chunk per batch of events."""
@@ -71,9 +80,13 @@ class ExportStream:
             self.to_seq,
             BATCH,
             lines=self.fmt is ExportFormat.NDJSON,
+            payload_copies=self.view.hides_payload_fields,
         ):
             self.builder.add_rows(rows)
-            yield self._counted(encode_rows(self.fmt, rows))
+            chunk, redacted = encode_rows(self.fmt, rows, self.view)
+            for seq, digest in redacted:
+                self.builder.add_redacted(seq, digest)
+            yield self._counted(chunk)
             if self.on_progress is not None:
                 await self.on_progress(self.builder.rows)
 
@@ -82,19 +95,27 @@ class ExportStream:
         return chunk
 
 
+def export_reader(tenant_id: str, roles: Iterable[str]) -> Principal:
+    """Whom an export made for `roles` is written for (redaction rules apply to them)."""
+    return Principal("audit-export", tenant_id, roles=frozenset(roles))
+
+
 async def open_stream(
     tenant_id: str,
     f: ExportFilter,
     fmt: ExportFormat,
+    reader: Principal,
     *,
     to_seq: int | None = None,
     on_progress: Progress | None = None,
 ) -> ExportStream:
-    """An export of `tenant_id`'s events up to `to_seq` (default: the head now)."""
-    if to_seq is None:
-        with tenant_scope.tenant(tenant_id):
+    """An export of `tenant_id`'s events up to `to_seq` (default: the head now), as `reader`
+    may see them under the tenant's redaction rules."""
+    with tenant_scope.tenant(tenant_id):
+        rules = await redaction_repo.rules_of(tenant_id)
+        if to_seq is None:
             to_seq, _ = await audit_repo.chain_head(tenant_id)
-    return ExportStream(tenant_id, f, fmt, to_seq, on_progress)
+    return ExportStream(tenant_id, f, fmt, to_seq, ExportView(rules, reader), on_progress)
 
 
 async def export_to_sink(
@@ -104,9 +125,10 @@ async def export_to_sink(
     f: ExportFilter | None = None,
     fmt: ExportFormat = ExportFormat.NDJSON,
 ) -> dict[str, Any]:
-    """Stream the actor's tenant's trail into `sink` (auditors and admins); its manifest."""
+    """Stream the actor's tenant's trail into `sink` (auditors and admins), redacted as the
+    actor may see it; its manifest."""
     require_auditor(actor, ctx, "exporting the audit trail")
-    stream = await open_stream(actor.tenant_id, f or ExportFilter(), fmt)
+    stream = await open_stream(actor.tenant_id, f or ExportFilter(), fmt, actor.principal)
     async for chunk in stream.chunks():
         await sink(chunk)
     return stream.builder.manifest(ctx.clock.now())
@@ -123,13 +145,16 @@ async def export_to_file(
     fmt: ExportFormat,
     path: Path,
     clock: Clock | None = None,
+    reader_roles: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """Export into `path` and its manifest beside it (operators, from the command line).
+    """Export into `path` and its manifest beside it (operators, from the command line), as a
+    reader with `reader_roles` may see it under the redaction rules (none: every field a rule
+    names is hidden).
 
     Written to a temporary file renamed into place when complete: a failed export leaves no
     file, never a truncated one.
     """
-    stream = await open_stream(tenant_id, f, fmt)
+    stream = await open_stream(tenant_id, f, fmt, export_reader(tenant_id, reader_roles))
     await anyio.Path(path.parent).mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
@@ -151,22 +176,36 @@ async def export_to_file(
 
 def verify_file(path: Path, manifest: dict[str, Any] | None = None) -> ExportProblem | None:
     """Check an exported file against its manifest (read from beside it unless given), without
-    the database: its sha256 and size, then every row (`domain.audit_export.verify_export`)."""
+    the database: every row (`domain.audit_export.verify_export`), then its sha256 and size.
+
+    The rows come first so that a change is named by the row it is in; a change that leaves
+    every row saying the same (JSON's spelling of a value, its spaces) is the sha256's to find.
+    Each line is decoded on its own, so a byte that is not UTF-8 is named by its row too.
+    """
     if manifest is None:
         manifest = json.loads(manifest_path(path).read_text())
+    fmt = ExportFormat(manifest["format"])
     sha, size = hashlib.sha256(), 0
+
+    def lines(raw: Iterable[bytes]) -> Iterator[str]:
+        nonlocal size
+        for line in raw:
+            sha.update(line)
+            size += len(line)
+            yield line.decode("utf-8")
+
     with path.open("rb") as raw:
-        while chunk := raw.read(1 << 20):
-            sha.update(chunk)
-            size += len(chunk)
+        try:
+            problem = verify_export(read_rows(fmt, lines(raw)), manifest)
+        except (ValueError, KeyError, TypeError) as exc:
+            return ExportProblem(0, None, f"not a readable audit export: {exc}")
+        if problem is not None:
+            return problem
+        for _ in lines(raw):  # hash what a reader left unread (nothing, normally)
+            pass
     if sha.hexdigest() != manifest["sha256"] or size != manifest["bytes"]:
         return ExportProblem(0, None, "the file's sha256 or size is not the manifest's")
-    fmt = ExportFormat(manifest["format"])
-    with path.open(newline="" if fmt is ExportFormat.CSV else None, encoding="utf-8") as text:
-        try:
-            return verify_export(read_rows(fmt, text), manifest)
-        except (ValueError, KeyError, TypeError) as exc:  # JSON errors are ValueErrors
-            return ExportProblem(0, None, f"not a readable audit export: {exc}")
+    return None
 
 
 # -- exports requested through the API, run by a worker ---------------------------------------
@@ -216,6 +255,7 @@ async def request_export(
                     "filter": f.to_dict(),
                     "to_seq": to_seq,
                     "created_at": ctx.clock.now(),
+                    "reader_roles": actor.principal.roles,
                 }
             )
             uow.record(
@@ -301,7 +341,14 @@ async def run_export(ctx: ServiceContext, tenant_id: str, export_id: UUID) -> st
                 raise LeaseLost
 
         fmt = ExportFormat(export["format"])
-        stream = ExportStream(tenant_id, f, fmt, to_seq, on_progress)
+        stream = await open_stream(
+            tenant_id,
+            f,
+            fmt,
+            export_reader(tenant_id, export["reader_roles"] or ()),
+            to_seq=to_seq,
+            on_progress=on_progress,
+        )
         key = _key(export, int(export["attempts"]))
         store = storage_of(ctx)
         try:
