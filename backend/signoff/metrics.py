@@ -64,6 +64,14 @@ DELIVERIES = Counter(
     "Notification delivery attempts by channel and outcome.",
     ["channel", "outcome"],
 )
+ALERT_EVALUATIONS = Counter(
+    "signoff_alert_evaluations_total",
+    "Alert rule evaluations, by rule kind and what they did (fire, clear, stay).",
+    ["kind", "move"],
+)
+ALERTS_FIRED = Counter(
+    "signoff_alerts_fired_total", "Alerts raised (one per rule episode), by rule kind.", ["kind"]
+)
 SUBSCRIPTIONS = Gauge(
     "signoff_open_subscriptions",
     "GraphQL subscriptions open in this process.",

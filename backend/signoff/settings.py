@@ -302,8 +302,9 @@ class Settings:
     )
     timer_tenants: tuple[str, ...] = _setting(
         [],
-        "Tenants whose timers this worker sweeps and fires (comma separated). Empty: every "
-        "tenant. Lets a tenant have workers of its own.",
+        "Tenants whose timers this worker sweeps and fires, and whose alert rules it "
+        "evaluates (comma separated). Empty: every tenant. Lets a tenant have workers of its "
+        "own.",
     )
 
     comment_max_chars: int = _setting(

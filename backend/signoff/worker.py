@@ -14,6 +14,7 @@ from arq.worker import Function, Worker, func
 from signoff import tracing
 from signoff.db.engine import ENGINE, close_pool, configure_engine, start_pool
 from signoff.domain.clock import Clock, SystemClock
+from signoff.jobs.alerts import evaluate_alert_rules_job
 from signoff.jobs.audit_check import verify_audit_chains
 from signoff.jobs.audit_exports import run_audit_export_job, sweep_audit_exports
 from signoff.jobs.evidence import sweep_evidence_uploads
@@ -44,7 +45,7 @@ FUNCTIONS += [func(run_audit_export_job, timeout=3600, max_tries=1), sweep_audit
 
 def cron_jobs(settings: Settings) -> list[Any]:
     """Periodic jobs: the timer sweeper, the audit chain check, the notification and upload
-    sweepers, and retention (hourly)."""
+    sweepers, retention (hourly) and the alert evaluator (every minute)."""
     every = max(1, settings.timer_sweep_seconds)
     return [
         cron(
@@ -65,6 +66,7 @@ def cron_jobs(settings: Settings) -> list[Any]:
         cron(sweep_evidence_uploads, second={20}, unique=True, timeout=120),
         cron(sweep_audit_exports, second={40}, unique=True, timeout=60),
         cron(apply_retention_job, minute={41}, second={10}, unique=True, timeout=3600),
+        cron(evaluate_alert_rules_job, second={50}, unique=True, timeout=120),
     ]
 
 

@@ -77,6 +77,8 @@ def cost_model(settings: Settings) -> CostModel:
         # reads the whole chain, a batch of events per statement
         "Query.verifyAuditChain": FieldCost(weight=20),
         "Query.approvalAnalytics": FieldCost(weight=10),
+        "Query.alertRules": FieldCost(weight=1, max_items=100),
+        "Query.alerts": FieldCost(weight=2),
         "Query.auditExport": FieldCost(weight=1),
         "Query.auditExports": FieldCost(weight=1, max_items=100),
         "Subscription.itemEvents": FieldCost(weight=3),
@@ -146,6 +148,8 @@ def cost_model(settings: Settings) -> CostModel:
         "LegalHoldPayload",
         "RequestAuditExportPayload",
         "RedactionRulePayload",
+        "AlertRulePayload",
+        "AlertPayload",
     ):
         bounds[f"{payload}.errors"] = FieldCost(max_items=_ERRORS)
     return CostModel(fields=bounds, default_page=min(20, page), mutation_weight=10)

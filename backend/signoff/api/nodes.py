@@ -15,6 +15,7 @@ import strawberry
 from strawberry.types import Info
 
 from signoff.api import ids
+from signoff.api.alerts import alert_node, alert_rule_node
 from signoff.api.audit_exports import audit_export_node
 from signoff.api.comments import Comment
 from signoff.api.context import SignoffContext, actor_of, services_of
@@ -78,6 +79,14 @@ async def _audit_export(info: Info[SignoffContext, Any], raw: str) -> Node | Non
     return audit_export_node(info, row)
 
 
+async def _alert(info: Info[SignoffContext, Any], raw: str) -> Node | None:
+    return await alert_node(actor_of(info), services_of(info), raw)
+
+
+async def _alert_rule(info: Info[SignoffContext, Any], raw: str) -> Node | None:
+    return await alert_rule_node(actor_of(info), services_of(info), raw)
+
+
 async def _person(info: Info[SignoffContext, Any], raw: str) -> Node | None:
     return await person(info, raw)
 
@@ -98,6 +107,8 @@ RESOLVERS: dict[str, Resolver] = {
     "NotificationDelivery": _delivery,
     "Person": _person,
     "AuditExport": _audit_export,
+    "Alert": _alert,
+    "AlertRule": _alert_rule,
 }
 """The resolver of each type implementing `Node`, by type name."""
 

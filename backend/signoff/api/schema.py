@@ -14,6 +14,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
 from signoff.api import ids
+from signoff.api.alerts import AlertMutations, AlertQueries
 from signoff.api.analytics import AnalyticsQueries
 from signoff.api.audit import AuditQueries
 from signoff.api.audit_exports import AuditExportMutations, AuditExportQueries
@@ -79,6 +80,7 @@ class Query(
     RedactionQueries,
     AnalyticsQueries,
     DecisionLinkQueries,
+    AlertQueries,
 ):
     @strawberry.field(description="The authenticated caller.")
     def viewer(self, info: Info[SignoffContext, Any]) -> Viewer:
@@ -138,6 +140,7 @@ class Mutation(
     AuditExportMutations,
     RedactionMutations,
     DecisionLinkMutations,
+    AlertMutations,
 ):
     """Every mutation takes an optional idempotency key and returns typed user errors."""
 

@@ -242,6 +242,18 @@ async def stuck_items(
     return count, items
 
 
+async def open_items(tenant_id: str, templates: Templates) -> int:
+    """Items in review now (the backlog)."""
+    only = " AND i.template_id = ANY($2::uuid[])" if templates is not None else ""
+    row = await sql.fetchrow(
+        f"""SELECT count(*) AS n FROM workflow_item i
+            WHERE i.tenant_id = $1 AND i.state IN ({_listed(OPEN_ITEM_STATES)}){only}""",
+        tenant_id,
+        *([list(templates)] if templates is not None else []),
+    )
+    return int(row["n"]) if row else 0
+
+
 async def decision_fatigue(
     tenant_id: str, start: datetime, end: datetime, templates: Templates
 ) -> DecisionFatigue:

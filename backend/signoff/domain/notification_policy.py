@@ -33,6 +33,8 @@ KIND_OF_ACTION: Mapping[str, str] = {
     # Only the people a comment newly `@mentions` (and who may read the item) are told.
     "comment.created": "mention",
     "comment.edited": "mention",
+    # An alert rule's episode began: its recipients are named in the event (no item).
+    "alert.fired": "alert",
 }
 
 #: Priority of each notification kind (`NotificationEvent.priority`).
@@ -43,6 +45,7 @@ PRIORITY_OF_KIND: Mapping[str, str] = {
     "failure": "high",
     "assignment": "normal",
     "mention": "normal",
+    "alert": "high",
     "decision": "low",
     "reminder": "low",
     "digest": "normal",

@@ -36,6 +36,7 @@ EVENT_KINDS: tuple[str, ...] = (
     "decision",
     "failure",
     "reminder",
+    "alert",
 )
 
 

@@ -41,6 +41,7 @@ from signoff.services.uow import UnitOfWork, unit_of_work
 log = logging.getLogger("signoff.notifications")
 
 DIGEST_KIND = "digest"
+ALERT_KIND = "alert"
 MAX_DIGEST_LINES = 50
 
 
@@ -200,6 +201,14 @@ async def _plan_event(
     channels: Collection[str] | None,
 ) -> list[Due]:
     kind = policy.KIND_OF_ACTION.get(event["action"])
+    if kind == ALERT_KIND:
+        data = event.get("data") or {}
+        users, groups, roles = policy.step_assignee_sets(StepAssignees.from_dict(data["notify"]))
+        profiles = await repo.profiles_matching(
+            tenant_id, sorted(users), sorted(groups), sorted(roles)
+        )
+        payload = _alert_payload(event)
+        return await _deliveries(ctx, tenant_id, event, kind, payload, profiles, channels)
     if kind is None or event["item_id"] is None:
         return []
     item = batch.items.get(event["item_id"])
@@ -210,13 +219,48 @@ async def _plan_event(
     if not policy.concerns_open_step(kind, state, event.get("data") or {}):
         return []
     payload = _event_payload(ctx, kind, event, item, step)
-    now = ctx.clock.now()
-    due: list[Due] = []
     recipients = (
         await _mention_recipients(ctx, tenant_id, event)
         if kind == "mention"
         else await _recipients(tenant_id, kind, event, item, step)
     )
+    return await _deliveries(ctx, tenant_id, event, kind, payload, recipients, channels)
+
+
+def _alert_payload(event: dict[str, Any]) -> dict[str, Any]:
+    """An alert as plugins will see it: about a rule of the tenant, not an item."""
+    data = event.get("data") or {}
+    return {
+        "kind": ALERT_KIND,
+        "action": event["action"],
+        "item_id": None,
+        "step_id": None,
+        "step_key": None,
+        "title": f"Alert: {data.get('rule_name', '')}",
+        "summary": data.get("summary", ""),
+        "risk": None,
+        "due_at": None,
+        "link": None,
+        "occurred_at": event["occurred_at"].isoformat(),
+        "actor_id": event["actor_id"],
+        "reason": None,
+        "alert_id": data.get("alert_id"),
+        "rule_id": data.get("rule_id"),
+    }
+
+
+async def _deliveries(
+    ctx: ServiceContext,
+    tenant_id: str,
+    event: dict[str, Any],
+    kind: str,
+    payload: dict[str, Any],
+    recipients: list[dict[str, Any]],
+    channels: Collection[str] | None,
+) -> list[Due]:
+    """One delivery per recipient and channel their preferences choose; those due now."""
+    now = ctx.clock.now()
+    due: list[Due] = []
     for profile in recipients:
         prefs = policy.preferences_or_default(profile["preferences"])
         addresses = {c: a for c, a in (profile["addresses"] or {}).items() if a}
@@ -388,7 +432,16 @@ def notification_event(
         else row["created_at"],
         data={
             k: payload[k]
-            for k in ("action", "step_key", "actor_id", "reason", "folded", "comment_id")
+            for k in (
+                "action",
+                "step_key",
+                "actor_id",
+                "reason",
+                "folded",
+                "comment_id",
+                "alert_id",
+                "rule_id",
+            )
             if payload.get(k) is not None
         },
         item_node_id=global_id("WorkflowItem", payload["item_id"])
