@@ -1,4 +1,5 @@
-"""The `signoff` command: dev, serve, worker, migrate, schema, token, templates, docs, audit."""
+"""The `signoff` command: dev, serve, worker, migrate, schema, token, templates, docs, audit,
+permissions."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from signoff import audit_cli
+from signoff import audit_cli, permissions_cli
 from signoff.domain.records import TemplateVersion
 from signoff.request_ids import configure_logging
 from signoff.settings import Settings, get_settings
@@ -268,12 +269,12 @@ def cmd_templates(args: argparse.Namespace) -> None:
 
     async def load() -> list[TemplateVersion]:
         from signoff.db.engine import configure_engine
-        from signoff.domain.actors import Actor, Principal
+        from signoff.domain.actors import Actor
         from signoff.services.context import ServiceContext
         from signoff.services.templates import load_templates
 
         configure_engine(settings.database_url)
-        actor = Actor(Principal("cli", args.tenant, roles=frozenset(settings.admin_roles)))
+        actor = Actor.operator(args.tenant)
         return await load_templates(actor, ServiceContext(settings=settings), Path(args.target))
 
     for version in asyncio.run(load()):
@@ -342,13 +343,13 @@ def cmd_retention(args: argparse.Namespace) -> None:
 
     async def run() -> list[str]:
         from signoff.db.engine import configure_engine
-        from signoff.domain.actors import Actor, Principal
+        from signoff.domain.actors import Actor
         from signoff.services import retention, scopes
         from signoff.services.context import ServiceContext
 
         configure_engine(settings.database_url)
         ctx = ServiceContext(settings=settings)
-        admin = Actor(Principal("cli", args.tenant or "", frozenset(settings.admin_roles)))
+        admin = Actor.operator(args.tenant or "")
         if args.action == "run":
             report = await retention.apply_retention(ctx, args.tenant)
             return [
@@ -423,10 +424,11 @@ def cmd_docs(args: argparse.Namespace) -> None:
             target.write_text(svg(parse_template(yaml.safe_load(path.read_text()))))
             print(f"wrote {target}")
         return
-    from signoff.domain.states import render_markdown
+    from signoff.domain import permissions, states
 
-    target = REPO_ROOT / "docs" / "reference" / "state-machine.md"
-    target.write_text(render_markdown())
+    render = {"state-machine": states.render_markdown, "permissions": permissions.render_markdown}
+    target = REPO_ROOT / "docs" / "reference" / f"{args.what}.md"
+    target.write_text(render[args.what]())
     print(f"wrote {target}")
 
 
@@ -486,7 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
     tenants.add_argument("--name", help="its display name (default: the id)")
     tenants.set_defaults(func=cmd_tenants)
     docs = sub.add_parser("docs", help="regenerate generated docs")
-    docs.add_argument("what", choices=["state-machine", "diagrams"])
+    docs.add_argument("what", choices=["state-machine", "permissions", "diagrams"])
     docs.set_defaults(func=cmd_docs)
     bench = sub.add_parser("bench", help="run the benchmarks, write docs/benchmarks.md")
     bench.add_argument("scenarios", nargs="*", help="scenarios to run (default: all)")
@@ -498,6 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--profile", action="store_true", help="py-spy every started process")
     bench.set_defaults(func=cmd_bench)
     audit_cli.add_parser(sub)
+    permissions_cli.add_parser(sub)
     return parser
 
 
@@ -521,7 +524,7 @@ def main(argv: list[str] | None = None) -> None:
 
         enable_operation_log()
     args = build_parser().parse_args(argv)
-    if args.command == "audit":
+    if args.command in ("audit", "permissions"):
         args.func(args, _settings())
         return
     args.func(args)

@@ -181,19 +181,27 @@ class Settings:
         "(docs/reference/limits.md).",
     )
     override_roles: tuple[str, ...] = _setting(
-        ["admin", "override"], "Roles allowed to override a step."
+        ["admin", "override"],
+        "Default grantees of `override` (a tenant may change them: docs/reference/permissions.md).",
     )
     admin_roles: tuple[str, ...] = _setting(
-        ["admin"], "Roles allowed to manage templates and see every item of their tenant."
+        ["admin"],
+        "Default grantees of the administrative permissions (templates, timers, "
+        "notifications, retention, redaction, permissions), `manage_items`, `read_all_items`, "
+        "`moderate_comments`, `export_audit` and `read_audit_details`; the introspection "
+        "setting `admins` means these roles. A tenant may change its grants: "
+        "docs/reference/permissions.md.",
     )
     legal_hold_roles: tuple[str, ...] = _setting(
         ["admin", "legal"],
-        "Roles allowed to place and release legal holds (and to see an item's hold).",
+        "Default grantees of `legal_hold`: placing and releasing legal holds (and seeing "
+        "an item's hold).",
     )
     auditor_roles: tuple[str, ...] = _setting(
         ["auditor"],
-        "Roles allowed to verify the audit chain, export the audit trail and see the client "
-        "address and user agent of audit events (admins may too).",
+        "Default grantees (with the admin roles) of `export_audit` and `read_audit_details`: "
+        "verifying the audit chain, exporting the trail, seeing the client address and user "
+        "agent of audit events.",
     )
     override_min_justification: int = _setting(
         20, "Minimum length of an override justification, in characters."

@@ -321,7 +321,7 @@ async def test_plan_modified_rejected_approved_and_executed(submit_plan, demo_te
     }
     assert [d["actorId"] for d in plan.step("send")["decisions"]] == ["sam"]
 
-    # only the requester or an executor reports execution
+    # only a holder of `execute` (by default the requester) reports execution
     assert (
         await plan.refused(
             REPORT, {"stepId": plan.step("lookup")["id"], "status": "RUNNING"}, "mallory"

@@ -36,6 +36,7 @@ from signoff.domain.calendar import WALL_CLOCK
 from signoff.domain.errors import DomainError
 from signoff.domain.events import ExecutionStatus, Recovery
 from signoff.domain.intake import new_item
+from signoff.domain.permissions import Grants
 from signoff.domain.records import DecisionOutcome, SeatVote, Step
 from signoff.domain.simulation import replay
 from signoff.domain.snapshot import Context, HoldOption, Snapshot
@@ -45,6 +46,7 @@ from signoff.services import actions, engine, execution, overrides
 from signoff.services import items as item_services
 from signoff.services import timers as timer_services
 from signoff.services.context import ServiceContext
+from signoff.services.permissions import defaults_of
 from signoff.services.templates import definition_of, save_template
 
 REQUESTER = "req"
@@ -522,8 +524,7 @@ async def test_the_engine_does_what_the_progression_predicts_and_keeps_the_rules
     context = Context(
         created,
         WALL_CLOCK,
-        admin_roles=frozenset(services.settings.admin_roles),
-        override_roles=frozenset(services.settings.override_roles),
+        grants=Grants(defaults_of(services.settings)),
         override_min_justification=services.settings.override_min_justification,
     )
     predicted = replay(definition, fresh, recorder.events[1:], context)

@@ -136,10 +136,11 @@ async def test_database_work_per_event_does_not_grow_with_subscribers(
         # does not.
         assert measured.count("audit_event") == measured.reads
         assert rounds <= measured.batches <= measured.reads
-        for table in ("workflow_item", "step", "decision", "template"):
+        for table in ("workflow_item", "step", "decision", "template", "permission_grant"):
             assert measured.count(table) <= measured.batches, (table, measured)
-        # (four tables, and the tenant's redaction rules, each once per batch)
-        assert len(measured.statements) <= measured.reads + 5 * measured.batches
+        # (four tables, the tenant's permission table and its redaction rules, each once per
+        # batch)
+        assert len(measured.statements) <= measured.reads + 6 * measured.batches
     assert one.count("workflow_item") > 0, "the measurement does not see the fan-out's reads"
     # The same kinds of statement, whether one subscriber or fifty.
     assert set(fifty.statements) == set(one.statements)

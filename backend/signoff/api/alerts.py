@@ -209,7 +209,7 @@ def _after(cursor: str) -> tuple[datetime, UUID]:
 
 @strawberry.type
 class AlertQueries:
-    @strawberry.field(description="The tenant's alert rules, by name (auditors and admins).")
+    @strawberry.field(description="The tenant's alert rules, by name (read_analytics).")
     async def alert_rules(self, info: Info[SignoffContext, Any]) -> list[AlertRule]:
         try:
             found = await alert_services.rules(actor_of(info), services_of(info))
@@ -217,7 +217,7 @@ class AlertQueries:
             raise CodedError(exc) from None
         return [AlertRule.from_record(r) for r in found]
 
-    @strawberry.field(description="The tenant's alerts, newest first (auditors and admins).")
+    @strawberry.field(description="The tenant's alerts, newest first (read_analytics).")
     async def alerts(
         self,
         info: Info[SignoffContext, Any],

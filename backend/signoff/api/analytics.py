@@ -1,4 +1,4 @@
-"""Approval analytics over GraphQL: one question about a period (auditors and admins)."""
+"""Approval analytics over GraphQL: one question about a period (read_analytics)."""
 
 from __future__ import annotations
 
@@ -242,7 +242,7 @@ class AnalyticsQueries:
     @strawberry.field(
         description="Approval analytics of a period of the caller's tenant: time to decision, "
         "outcome rates, rejection reasons, SLA breaches, escalations, reviewer load, stuck "
-        "items and decision fatigue. Auditors and admins; INVALID_INPUT past the input's bounds."
+        "items and decision fatigue. Needs read_analytics; INVALID_INPUT past the input's bounds."
     )
     async def approval_analytics(
         self,

@@ -57,7 +57,7 @@ class AuditChainVerification:
 class AuditQueries:
     @strawberry.field(
         description="Verify the caller's tenant's audit chain from `fromSeq` to its head: links, "
-        "numbering and content digests (redacted events by their links). Auditors and admins."
+        "numbering and content digests (redacted events by their links). Needs export_audit."
     )
     async def verify_audit_chain(
         self,

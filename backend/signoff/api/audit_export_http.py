@@ -23,7 +23,7 @@ MEDIA = {"ndjson": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
 async def download_audit_export(
     request: Request[Any, Any, Any], state: State, export_id: str, part: str
 ) -> Response[Any] | Stream:
-    """Stream a completed export's `file` or `manifest` to an auditor or admin of its tenant
+    """Stream a completed export's `file` or `manifest` to a holder of `export_audit` in its tenant
     (a bearer token, or the short-lived token of its download link)."""
     services: ServiceContext = state.services
     try:

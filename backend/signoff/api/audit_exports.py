@@ -184,7 +184,7 @@ def audit_export_node(info: Info[SignoffContext, Any], row: dict[str, Any]) -> A
 @strawberry.type
 class AuditExportMutations:
     @strawberry.mutation(
-        description="Export the tenant's audit trail in the background (auditors and admins): "
+        description="Export the tenant's audit trail in the background (export_audit): "
         "follow it with `auditExport`, download it from its links when completed."
     )
     async def request_audit_export(
@@ -209,7 +209,7 @@ class AuditExportMutations:
 
 @strawberry.type
 class AuditExportQueries:
-    @strawberry.field(description="One audit export with its progress (auditors and admins).")
+    @strawberry.field(description="One audit export with its progress (export_audit).")
     async def audit_export(
         self,
         info: Info[SignoffContext, Any],
@@ -223,7 +223,7 @@ class AuditExportQueries:
             raise CodedError(exc) from None
         return audit_export_node(info, row)
 
-    @strawberry.field(description="The tenant's audit exports, newest first (auditors, admins).")
+    @strawberry.field(description="The tenant's audit exports, newest first (export_audit).")
     async def audit_exports(
         self,
         info: Info[SignoffContext, Any],

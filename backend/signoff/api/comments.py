@@ -87,7 +87,7 @@ class Comment(Node):
 
     @strawberry.field(
         description="Every revision, oldest first: the original is never lost. Empty for a "
-        "deleted comment unless the caller is an admin."
+        "deleted comment unless the caller holds moderate_comments."
     )
     async def revisions(self, info: Info[SignoffContext, Any]) -> list[CommentRevision]:
         try:

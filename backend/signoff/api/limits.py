@@ -24,6 +24,7 @@ from signoff.api.context import SignoffContext, authenticate
 from signoff.api.cost import CostModel, FieldCost, Totals, actual_cost, analyse
 from signoff.api.ratelimit import BucketState, RateLimiter
 from signoff.domain.errors import DomainError, ErrorCode
+from signoff.domain.permissions import MAX_GRANTEES, Permission
 from signoff.settings import Settings
 
 log = logging.getLogger("signoff.api.limits")
@@ -66,6 +67,8 @@ def cost_model(settings: Settings) -> CostModel:
         "Query.legalHold": FieldCost(weight=1),
         "Query.redactionRules": FieldCost(weight=1, max_items=_NAMES),
         "RedactionRule.visibleTo": FieldCost(max_items=_ERRORS),
+        "Query.permissions": FieldCost(weight=1, max_items=len(Permission)),
+        "PermissionGrant.grantees": FieldCost(max_items=MAX_GRANTEES),
         "Query.itemRetention": FieldCost(weight=4),
         # the profile, the item with its steps and decisions, the link's use
         "Query.decisionLink": FieldCost(weight=5),
@@ -150,6 +153,7 @@ def cost_model(settings: Settings) -> CostModel:
         "RedactionRulePayload",
         "AlertRulePayload",
         "AlertPayload",
+        "SetPermissionPayload",
     ):
         bounds[f"{payload}.errors"] = FieldCost(max_items=_ERRORS)
     return CostModel(fields=bounds, default_page=min(20, page), mutation_weight=10)

@@ -254,7 +254,8 @@ class UserProfilePayload:
 @strawberry.type
 class NotificationQueries:
     @strawberry.field(
-        description="Dead-lettered deliveries of the tenant, newest first (administrators)."
+        description="Dead-lettered deliveries of the tenant, newest first "
+        "(administer_notifications)."
     )
     async def dead_letters(
         self,
@@ -282,8 +283,8 @@ class NotificationQueries:
 @strawberry.type
 class NotificationMutations:
     @strawberry.mutation(
-        description="Give a dead-lettered delivery a fresh set of attempts (administrators); "
-        "it is sent by the next sweep."
+        description="Give a dead-lettered delivery a fresh set of attempts "
+        "(administer_notifications); it is sent by the next sweep."
     )
     async def retry_dead_letter(
         self,
@@ -340,7 +341,7 @@ class NotificationMutations:
 
     @strawberry.mutation(
         description="Create or update a person's profile: addresses, groups, roles "
-        "(administrators)."
+        "(administer_notifications)."
     )
     async def upsert_user_profile(
         self,

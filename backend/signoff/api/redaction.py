@@ -37,7 +37,7 @@ class RedactionRule:
         )
 
 
-@strawberry.input(description="Create or replace a redaction rule (admins).")
+@strawberry.input(description="Create or replace a redaction rule (administer_redaction).")
 class SetRedactionRuleInput:
     path: str = strawberry.field(description="Dotted path of the payload field.")
     visible_to: list[str] = strawberry.field(description="Roles that may see it (may be empty).")
@@ -47,7 +47,7 @@ class SetRedactionRuleInput:
     reason: str | None = strawberry.field(default=None, description="Why, for the audit trail.")
 
 
-@strawberry.input(description="Remove a redaction rule (admins).")
+@strawberry.input(description="Remove a redaction rule (administer_redaction).")
 class RemoveRedactionRuleInput:
     path: str = strawberry.field(description="Dotted path of the payload field.")
     template_key: str | None = strawberry.field(
@@ -64,7 +64,7 @@ class RedactionRulePayload:
 
 @strawberry.type
 class RedactionQueries:
-    @strawberry.field(description="The tenant's redaction rules (admins).")
+    @strawberry.field(description="The tenant's redaction rules (administer_redaction).")
     async def redaction_rules(self, info: Info[SignoffContext, Any]) -> list[RedactionRule]:
         actor = actor_of(info)
         try:
@@ -79,7 +79,7 @@ class RedactionMutations:
     @strawberry.mutation(
         description="Create or replace a redaction rule: from now on, every read, push and "
         "export of the payload leaves the field out for anyone without one of its roles "
-        "(admins; audited)."
+        "(administer_redaction; audited)."
     )
     async def set_redaction_rule(
         self,
@@ -102,7 +102,7 @@ class RedactionMutations:
             return RedactionRulePayload(rule=None, errors=[user_error(exc)])
         return RedactionRulePayload(rule=RedactionRule.from_record(rule), errors=[])
 
-    @strawberry.mutation(description="Remove a redaction rule (admins; audited).")
+    @strawberry.mutation(description="Remove a redaction rule (administer_redaction; audited).")
     async def remove_redaction_rule(
         self,
         info: Info[SignoffContext, Any],

@@ -77,7 +77,7 @@ class ItemRetention:
     applied_at: datetime = strawberry.field(description="When.")
 
 
-@strawberry.input(description="Create or replace a retention policy (admins).")
+@strawberry.input(description="Create or replace a retention policy (administer_retention).")
 class SetRetentionPolicyInput:
     days: int = strawberry.field(description="Days after an item's last change (1 to 36500).")
     action: RetentionAction = strawberry.field(description="What to do then.")
@@ -87,7 +87,7 @@ class SetRetentionPolicyInput:
     reason: str | None = strawberry.field(default=None, description="Why, for the audit trail.")
 
 
-@strawberry.input(description="Remove a retention policy (admins).")
+@strawberry.input(description="Remove a retention policy (administer_retention).")
 class RemoveRetentionPolicyInput:
     template_key: str | None = strawberry.field(
         default=None, description="The template's policy; omitted: the tenant's default."
@@ -120,7 +120,7 @@ class LegalHoldPayload:
 
 @strawberry.type
 class RetentionQueries:
-    @strawberry.field(description="The tenant's retention policies (admins).")
+    @strawberry.field(description="The tenant's retention policies (administer_retention).")
     async def retention_policies(self, info: Info[SignoffContext, Any]) -> list[RetentionPolicy]:
         actor = actor_of(info)
         try:
@@ -178,7 +178,9 @@ class RetentionQueries:
 
 @strawberry.type
 class RetentionMutations:
-    @strawberry.mutation(description="Create or replace a retention policy (admins; audited).")
+    @strawberry.mutation(
+        description="Create or replace a retention policy (administer_retention; audited)."
+    )
     async def set_retention_policy(
         self,
         info: Info[SignoffContext, Any],
@@ -200,7 +202,7 @@ class RetentionMutations:
             return RetentionPolicyPayload(policy=None, errors=[user_error(exc)])
         return RetentionPolicyPayload(policy=RetentionPolicy.from_record(policy), errors=[])
 
-    @strawberry.mutation(description="Remove a retention policy (admins; audited).")
+    @strawberry.mutation(description="Remove a retention policy (administer_retention; audited).")
     async def remove_retention_policy(
         self,
         info: Info[SignoffContext, Any],

@@ -39,6 +39,7 @@ from signoff.api.mutations.templates import TemplateMutations
 from signoff.api.nodes import NodeQueries
 from signoff.api.notifications import NotificationMutations, NotificationQueries
 from signoff.api.operation_metrics import OperationMetrics
+from signoff.api.permissions import PermissionMutations, PermissionQueries
 from signoff.api.ratelimit import RateLimiter
 from signoff.api.redaction import RedactionMutations, RedactionQueries
 from signoff.api.retention import RetentionMutations, RetentionQueries
@@ -81,6 +82,7 @@ class Query(
     AnalyticsQueries,
     DecisionLinkQueries,
     AlertQueries,
+    PermissionQueries,
 ):
     @strawberry.field(description="The authenticated caller.")
     def viewer(self, info: Info[SignoffContext, Any]) -> Viewer:
@@ -141,6 +143,7 @@ class Mutation(
     RedactionMutations,
     DecisionLinkMutations,
     AlertMutations,
+    PermissionMutations,
 ):
     """Every mutation takes an optional idempotency key and returns typed user errors."""
 

@@ -29,12 +29,13 @@ from signoff.api.types import WorkflowItem
 from signoff.db import feed
 from signoff.domain.actors import Actor
 from signoff.domain.errors import DomainError
-from signoff.domain.permissions import can_read_item
+from signoff.domain.permissions import Grants, can_read_item
 from signoff.domain.records import Decision, Item, Step
 from signoff.domain.redaction import RedactionRule, Redactor, redactor_for
 from signoff.realtime.changes import ChangeKind, ChangeReason, inbox_change, seats_taken
 from signoff.realtime.hub import FeedBatch, RealtimeHub, Resync
 from signoff.services import items as item_services
+from signoff.services import permissions, scopes
 from signoff.services import redaction as redaction_services
 from signoff.services.context import ServiceContext
 
@@ -192,6 +193,7 @@ class _BatchState:
         self.items: dict[UUID, Item] = {}
         self.steps: dict[UUID, list[Step]] = {}
         self.decisions: dict[UUID, list[Decision]] = {}
+        self.grants = Grants()
 
     @classmethod
     async def of(cls, batch: FeedBatch, tenant_id: str, services: ServiceContext) -> _BatchState:
@@ -199,6 +201,8 @@ class _BatchState:
 
         async def load() -> _BatchState:
             state = cls(batch, make_loaders(tenant_id, services, cache=True), services)
+            with scopes.for_tenant(tenant_id):
+                state.grants = await permissions.grants_of(tenant_id, services)
             await state.load(list(dict.fromkeys(e["item_id"] for e in batch if e["item_id"])))
             return state
 
@@ -234,7 +238,7 @@ class _BatchState:
             requester_id=item.requester_id,
             step_assignees=[s.assignees for s in self.steps[item_id]],
             participants=[d.actor_id for d in self.decisions[item_id]],
-            admin_roles=self.services.settings.admin_roles,
+            grants=self.grants,
         )
 
     async def item(self, item_id: UUID, hidden: Hidden = ()) -> WorkflowItem:

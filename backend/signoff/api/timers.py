@@ -57,7 +57,9 @@ class BusinessCalendarPayload:
 
 @strawberry.type
 class TimerQueries:
-    @strawberry.field(description="Overdue or stuck steps of the tenant (admins), oldest first.")
+    @strawberry.field(
+        description="Overdue or stuck steps of the tenant (administer_timers), oldest first."
+    )
     async def overdue_steps(
         self,
         info: Info[SignoffContext, Any],
@@ -81,7 +83,7 @@ class TimerQueries:
             for o in overdue
         ]
 
-    @strawberry.field(description="The timers of one step (admins).")
+    @strawberry.field(description="The timers of one step (administer_timers).")
     async def step_timers(
         self,
         info: Info[SignoffContext, Any],
@@ -110,7 +112,7 @@ class TimerQueries:
 
 @strawberry.type
 class TimerMutations:
-    @strawberry.mutation(description="Set the tenant's business calendar (admins).")
+    @strawberry.mutation(description="Set the tenant's business calendar (administer_timers).")
     async def set_business_calendar(
         self,
         info: Info[SignoffContext, Any],

@@ -184,7 +184,8 @@ class StepHold:
     )
     since: datetime = strawberry.field(description="When the step was held.")
     options: list[HoldOption] = strawberry.field(
-        description="What the requester (or an admin) may choose with `resolveHeldStep`."
+        description="What the requester (or a holder of manage_items) may choose with "
+        "`resolveHeldStep`."
     )
 
 
@@ -348,10 +349,11 @@ class AuditEvent:
     reason: str | None = strawberry.field(description="The reason given.")
     request_id: str | None = strawberry.field(description="Request that made the change.")
     client_addr: str | None = strawberry.field(
-        description="Client address of that request; null unless the caller is an auditor or admin."
+        description="Client address of that request; null unless the caller holds "
+        "read_audit_details."
     )
     user_agent: str | None = strawberry.field(
-        description="User agent of that request; null unless the caller is an auditor or admin."
+        description="User agent of that request; null unless the caller holds read_audit_details."
     )
     environment: str | None = strawberry.field(
         description="Environment of the principal who made the change (null on events written "

@@ -25,6 +25,8 @@ class Principal:
     roles: frozenset[str] = frozenset()
     groups: frozenset[str] = frozenset()
     environment: str = "production"
+    # The command line acting with the database's keys; never set from a token.
+    operator: bool = False
 
     def has_any_role(self, roles: Iterable[str]) -> bool:
         """Whether the principal holds at least one of `roles`."""
@@ -65,3 +67,9 @@ class Actor:
     def system(cls, tenant_id: str, request_id: str | None = None) -> Actor:
         """The actor for automatic changes (timers, policies) in `tenant_id`."""
         return cls(Principal(SYSTEM_USER, tenant_id), RequestMeta(request_id=request_id))
+
+    @classmethod
+    def operator(cls, tenant_id: str, user_id: str = "cli") -> Actor:
+        """The command line's actor in `tenant_id`: an operator, who holds the administrative
+        permissions (`domain.permissions.OPERATOR_PERMISSIONS`) whatever the tenant's table."""
+        return cls(Principal(user_id, tenant_id, operator=True))

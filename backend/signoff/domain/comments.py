@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -124,16 +124,20 @@ def added_mentions(before: Sequence[str], after: Sequence[str]) -> list[str]:
 def require_moderator(
     principal: Principal,
     comment: CommentRecord,
-    admin_roles: Iterable[str],
+    moderator: bool,
     reason: str | None,
     what: str,
 ) -> bool:
-    """Only the author, or an admin, may `what` (edit, delete) a comment; an admin acting on
-    someone else's comment must give a reason. Returns whether it is such a moderation."""
+    """Only the author, or a `moderator` (holder of `moderate_comments`), may `what` (edit,
+    delete) a comment; a moderator acting on someone else's comment must give a reason.
+    Returns whether it is such a moderation."""
     if principal.user_id == comment.author_id:
         return False
-    if not principal.has_any_role(admin_roles):
-        raise DomainError(ErrorCode.FORBIDDEN, f"only the author or an admin may {what} it")
+    if not moderator:
+        raise DomainError(
+            ErrorCode.FORBIDDEN,
+            f"only the author or a holder of the moderate_comments permission may {what} it",
+        )
     if not reason:
         raise DomainError(
             ErrorCode.JUSTIFICATION_REQUIRED,

@@ -12,8 +12,9 @@ from signoff.domain.dependencies import (
     Outcome,
     failure_outcome,
 )
-from signoff.domain.errors import DomainError, ErrorCode, forbidden, invalid
+from signoff.domain.errors import DomainError, ErrorCode, invalid
 from signoff.domain.events import Modify, ResolveHold
+from signoff.domain.permissions import Permission
 from signoff.domain.review_rules import cancel_item, may_act, reason_for
 from signoff.domain.run import Run, with_values
 from signoff.domain.seats import assignees_of, cleared
@@ -78,8 +79,8 @@ def resolve_hold(run: Run, event: ResolveHold) -> None:
         raise DomainError(
             ErrorCode.ILLEGAL_TRANSITION, f"step {key!r} is not held for a decision", "stepId"
         )
-    if run.requester != event.by.user_id and not run.ctx.is_admin(event.by):
-        raise forbidden("only the requester or an admin can resolve a held step")
+    if run.requester != event.by.user_id:
+        run.require(event.by, Permission.MANAGE_ITEMS, "resolving a held step of someone else's")
     reason = reason_for(event.reason, "to resolve a held step")
     upstreams = step.hold.upstreams
     data = {"option": event.option.value, "upstreams": list(upstreams)}

@@ -11,8 +11,9 @@ from functools import reduce
 
 from signoff.domain.actors import Principal
 from signoff.domain.dependencies import unmet_blocking, unmet_for_execution
-from signoff.domain.errors import DomainError, ErrorCode, forbidden
+from signoff.domain.errors import DomainError, ErrorCode
 from signoff.domain.events import ExecutionStatus, Recover, Recovery, Report
+from signoff.domain.permissions import Permission
 from signoff.domain.policies import check_justification
 from signoff.domain.records import Step
 from signoff.domain.run import Run
@@ -22,8 +23,7 @@ from signoff.domain.timers import next_priority
 
 
 def _require_executor(run: Run, who: Principal) -> None:
-    if who.user_id != run.requester and run.ctx.executor_role not in who.roles:
-        raise forbidden("only the requester or an executor reports execution")
+    run.require(who, Permission.EXECUTE, "reporting execution")
 
 
 def compensation_order(run: Run) -> list[Step]:

@@ -8,8 +8,6 @@ relaxed by a policy.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from signoff.domain.errors import DomainError, ErrorCode
 from signoff.domain.template_model import (
     AutoApprovalPolicy,
@@ -89,25 +87,15 @@ def check_justification(
     return text
 
 
-def check_override(
-    actor_roles: Iterable[str],
-    elevated_roles: Iterable[str],
-    justification: str | None,
-    min_length: int,
-) -> str:
+def check_override(justification: str | None, min_length: int) -> str:
     """The justification of an override, or why it is refused.
 
-    An override bypasses the normal decision, so it is never a side path: it needs one of the
-    elevated roles (FORBIDDEN otherwise) and a justification of at least `min_length`
-    characters (JUSTIFICATION_REQUIRED). The second pair of eyes on a sensitive step is the
-    progression's business (a request, then another person's confirmation).
+    An override bypasses the normal decision, so it is never a side path: it needs the
+    `override` permission (checked by the progression, `domain/permissions.py`) and a
+    justification of at least `min_length` characters (JUSTIFICATION_REQUIRED). The second
+    pair of eyes on a sensitive step is the progression's business (a request, then another
+    person's confirmation).
     """
-    elevated = set(elevated_roles)
-    if not elevated or elevated.isdisjoint(actor_roles):
-        raise DomainError(
-            ErrorCode.FORBIDDEN,
-            "overriding needs one of the roles: " + (", ".join(sorted(elevated)) or "(none set)"),
-        )
     text = check_justification(
         True, justification, min_length, why="to override", field="justification"
     )

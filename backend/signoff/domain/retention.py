@@ -19,9 +19,8 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from signoff.domain.actors import Principal
 from signoff.domain.audit import canonical, is_redaction_marker, redaction_marker
-from signoff.domain.errors import forbidden, invalid
+from signoff.domain.errors import invalid
 from signoff.domain.states import DECIDED_ITEM_STATES, ItemState
 
 MIN_DAYS = 1
@@ -198,15 +197,3 @@ def check_reason(reason: str | None) -> str:
     if len(text) > MAX_REASON:
         raise invalid(f"a reason is at most {MAX_REASON} characters", "reason")
     return text
-
-
-def require_hold_role(principal: Principal, roles: Iterable[str]) -> None:
-    """Legal holds are placed and released only by the roles configured for it."""
-    if not principal.has_any_role(roles):
-        raise forbidden("placing or releasing a legal hold needs a legal hold role")
-
-
-def require_admin(principal: Principal, roles: Iterable[str]) -> None:
-    """Retention policies and redaction rules are set by admins only."""
-    if not principal.has_any_role(roles):
-        raise forbidden("only an admin may change retention and redaction rules")

@@ -19,6 +19,7 @@ from signoff.domain.events import (
     Vote,
     VoteOutcome,
 )
+from signoff.domain.permissions import Permission
 from signoff.domain.policies import check_justification, check_override
 from signoff.domain.quorum import QuorumOutcome, evaluate
 from signoff.domain.records import DecisionOutcome, SeatVote, Step
@@ -65,12 +66,14 @@ def reason_for(text: str | None, why: str, *, required: bool = True) -> str | No
 
 
 def may_act(run: Run, step: Step, who: Principal) -> None:
-    """Refuse someone who may not act on `step`: the requester (separation of duties), and
-    anyone who holds no seat of it (before activation: whom the template names)."""
+    """Refuse someone who may not act on `step`: the requester (separation of duties), anyone
+    without the `decide` permission, and anyone who holds no seat of it (before activation:
+    whom the template names)."""
     if who.user_id == run.requester:
         raise DomainError(
             ErrorCode.SEPARATION_OF_DUTIES, "the requester cannot act on their own item's steps"
         )
+    run.require(who, Permission.DECIDE, f"acting on step {step.key!r}")
     named = names(step, who) if step.seats else step.assignees.names(who)
     if not named:
         raise forbidden(f"you are not an assignee of step {step.key!r}")
@@ -87,6 +90,8 @@ def vote(run: Run, event: Vote) -> None:
     key = event.step
     step = run.steps[key]
     STEP_MACHINE.next_state(step.state, _STEP_ACTION[event.outcome])  # legality first
+    if event.by.user_id != run.requester:  # the requester is refused by separation of duties
+        run.require(event.by, Permission.DECIDE, f"deciding step {key!r}")
     index, acting_for = seat_to_fill(step, event.by, run.requester)
     definition = run.defn.step(key)
     verb = event.outcome.value.replace("_", " ")
@@ -210,8 +215,8 @@ def unclaim(run: Run, event: Unclaim) -> None:
     STEP_MACHINE.next_state(step.state, StepAction.UNCLAIM)
     if step.claimed_by is None:
         raise invalid("step is not claimed", "stepId")
-    if step.claimed_by != event.by.user_id and not run.ctx.is_admin(event.by):
-        raise forbidden("only the claimer or an admin can release a claim")
+    if step.claimed_by != event.by.user_id:
+        run.require(event.by, Permission.MANAGE_ITEMS, "releasing someone else's claim")
     run.move(event.step, StepAction.UNCLAIM, data={"was": step.claimed_by}, claimed_by=None)
 
 
@@ -238,7 +243,8 @@ def reassign(run: Run, event: Reassign) -> None:
     definition = run.defn.step(event.step)
     spec = event.assignees
     step = run.steps[event.step]
-    if may_replace(step, event.by, run.ctx.admin_roles, definition.reassignable_by, run.requester):
+    manager = run.may(event.by, Permission.MANAGE_ITEMS)
+    if may_replace(step, event.by, manager, definition.reassignable_by, run.requester):
         _replace_seats(run, event)
     elif len(spec.users) == 1 and not (spec.groups or spec.roles):
         _hand_over_seat(run, event, spec.users[0])
@@ -279,11 +285,10 @@ def _replace_seats(run: Run, event: Reassign) -> None:
             ErrorCode.SEPARATION_OF_DUTIES,
             "the requester cannot choose who decides their own item",
         )
-    if not may_replace(
-        step, event.by, run.ctx.admin_roles, definition.reassignable_by, run.requester
-    ):
+    manager = run.may(event.by, Permission.MANAGE_ITEMS)
+    if not may_replace(step, event.by, manager, definition.reassignable_by, run.requester):
         roles = ", ".join(definition.reassignable_by)
-        who_may = "an admin" + (f" or one of the roles {roles}" if roles else "")
+        who_may = "the manage_items permission" + (f" or one of the roles {roles}" if roles else "")
         raise forbidden(
             f"replacing other people's seats takes {who_may}; "
             "you may hand over only your own seat (name one user)"
@@ -342,9 +347,10 @@ def resubmit(run: Run, event: Resubmit) -> None:
 
 
 def cancel(run: Run, event: Cancel) -> None:
-    """Withdraw an item (its requester, or an admin); open steps are cancelled."""
-    if run.requester != event.by.user_id and not run.ctx.is_admin(event.by):
-        raise forbidden("only the requester or an admin can cancel an item")
+    """Withdraw an item (its requester, or a holder of `manage_items`); open steps are
+    cancelled."""
+    if run.requester != event.by.user_id:
+        run.require(event.by, Permission.MANAGE_ITEMS, "cancelling someone else's item")
     cancel_item(run, reason_for(event.reason, "to cancel"))
 
 
@@ -389,12 +395,8 @@ def override(run: Run, event: Override) -> None:
         raise DomainError(
             ErrorCode.SEPARATION_OF_DUTIES, "the requester cannot override their own item"
         )
-    text = check_override(
-        event.by.roles,
-        run.ctx.override_roles,
-        event.justification,
-        run.ctx.override_min_justification,
-    )
+    run.require(event.by, Permission.OVERRIDE, "overriding a step")
+    text = check_override(event.justification, run.ctx.override_min_justification)
     voted = {p for seat in step.seats for p in (seat.filled_by, seat.acting_for) if p}
     if user in voted:
         raise DomainError(

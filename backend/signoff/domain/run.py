@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from signoff.domain.actors import SYSTEM_USER
+from signoff.domain.actors import SYSTEM_USER, Principal
 from signoff.domain.dependencies import (
     FAILED_FINALLY,
     SUCCEEDED,
@@ -23,6 +23,7 @@ from signoff.domain.dependencies import (
     evaluate_step,
     failure_outcome,
 )
+from signoff.domain.permissions import Permission, require
 from signoff.domain.policies import auto_approval_rule
 from signoff.domain.records import DecisionOutcome, Hold, Step
 from signoff.domain.seats import added, assignees_of, covering, seats_for, shortfall
@@ -94,8 +95,26 @@ class Run:
 
     @property
     def override_roles(self) -> Assignees:
-        """The override roles, as assignees (who steps fall back on)."""
-        return Assignees(roles=tuple(sorted(self.ctx.override_roles)))
+        """The roles granted `override` on this item's template, as assignees (who steps fall
+        back on)."""
+        return Assignees(
+            roles=tuple(sorted(self.ctx.grants.roles(Permission.OVERRIDE, self.defn.key)))
+        )
+
+    def may(self, who: Principal, permission: Permission) -> bool:
+        """Whether `who` holds `permission` on this item (its template, its requester)."""
+        return self.ctx.may(who, permission, self.defn.key, self.requester)
+
+    def require(self, who: Principal, permission: Permission, what: str) -> None:
+        """FORBIDDEN unless `who` holds `permission` on this item."""
+        require(
+            self.ctx.grants,
+            who,
+            permission,
+            what,
+            template_key=self.defn.key,
+            requester=self.requester,
+        )
 
     @property
     def is_plan(self) -> bool:

@@ -176,16 +176,16 @@ def hand_over(step: Step, who: Principal, to: str, requester: str) -> tuple[Seat
 def may_replace(
     step: Step,
     who: Principal,
-    admin_roles: Iterable[str],
+    manager: bool,
     reassignable_by: Iterable[str],
     requester: str,
 ) -> bool:
-    """Whether `who` may replace the seats of a step (not only hand over their own): an admin,
-    a holder of a role the template names, or the assignee of a step with a single seat;
-    never the requester."""
+    """Whether `who` may replace the seats of a step (not only hand over their own): a
+    `manager` (holder of `manage_items` on the item), a holder of a role the template names,
+    or the assignee of a step with a single seat; never the requester."""
     if who.user_id == requester:
         return False
-    if who.has_any_role(admin_roles) or who.has_any_role(reassignable_by):
+    if manager or who.has_any_role(reassignable_by):
         return True
     return len(step.seats) == 1 and not step.seats[0].filled and names(step, who)
 

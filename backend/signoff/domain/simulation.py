@@ -37,6 +37,7 @@ from signoff.domain.intake import new_item, new_steps
 from signoff.domain.limits import DEFAULT_LIMITS
 from signoff.domain.notification_policy import KIND_OF_ACTION, concerns_open_step
 from signoff.domain.payloads import payload_problems
+from signoff.domain.permissions import EVERYONE, Grants, Permission
 from signoff.domain.progression import Context, Progress, Snapshot, progress
 from signoff.domain.records import DecisionOutcome, Seat, Step
 from signoff.domain.states import StepState
@@ -276,7 +277,10 @@ def simulate(
         now=now,
         item_id=SIMULATED,
     )
-    context = Context(now, calendar, override_roles=override_roles)
+    # A dry run takes the people a step names as allowed to decide it; `override_roles` are
+    # the roles granted `override` on the template (the last escalation targets).
+    grants = Grants({Permission.DECIDE: frozenset({EVERYONE}), Permission.OVERRIDE: override_roles})
+    context = Context(now, calendar, grants=grants)
     scenario = _Scenario(defn, Snapshot(item, new_steps(item, defn)), context, plans)
     scenario.push(now, Submit())
     scenario.run()

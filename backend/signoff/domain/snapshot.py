@@ -11,6 +11,7 @@ from typing import Any
 
 from signoff.domain.actors import Principal
 from signoff.domain.calendar import Clockwork
+from signoff.domain.permissions import Grants, Permission, allows
 from signoff.domain.policies import DEFAULT_MIN_JUSTIFICATION
 from signoff.domain.records import DecisionOutcome, Item, Step
 from signoff.domain.timers import TimerSpec
@@ -28,18 +29,19 @@ class HoldOption(StrEnum):
 @dataclass(frozen=True)
 class Context:
     """What a run needs besides the item and the event: the time, the tenant's calendar and
-    the roles that grant powers in this deployment."""
+    its permission table."""
 
     now: datetime
     calendar: Clockwork
-    admin_roles: frozenset[str] = frozenset()
-    override_roles: frozenset[str] = frozenset()
+    grants: Grants = field(default_factory=Grants)
     override_min_justification: int = DEFAULT_MIN_JUSTIFICATION
-    executor_role: str = "executor"
 
-    def is_admin(self, who: Principal) -> bool:
-        """Whether `who` holds an admin role."""
-        return who.has_any_role(self.admin_roles)
+    def may(
+        self, who: Principal, permission: Permission, template_key: str, requester: str
+    ) -> bool:
+        """Whether `who` holds `permission` on an item of `template_key` requested by
+        `requester` (`domain.permissions.allows`)."""
+        return allows(self.grants, who, permission, template_key=template_key, requester=requester)
 
     def at(self, now: datetime) -> Context:
         """The same context at another instant."""

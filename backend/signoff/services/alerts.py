@@ -30,8 +30,9 @@ from signoff.domain.alerts import (
     next_move,
     past_threshold,
 )
-from signoff.domain.errors import DomainError, ErrorCode, forbidden, not_found
-from signoff.services import scopes
+from signoff.domain.errors import DomainError, ErrorCode, not_found
+from signoff.domain.permissions import Permission
+from signoff.services import permissions, scopes
 from signoff.services.analytics import require_analytics_reader
 from signoff.services.context import ServiceContext
 from signoff.services.uow import UnitOfWork, remember_result, replayed_result, unit_of_work
@@ -39,9 +40,10 @@ from signoff.services.uow import UnitOfWork, remember_result, replayed_result, u
 log = logging.getLogger("signoff.alerts")
 
 
-def _require_admin(actor: Actor, ctx: ServiceContext) -> None:
-    if not actor.principal.has_any_role(ctx.settings.admin_roles):
-        raise forbidden("only an administrator may change alert rules or acknowledge alerts")
+async def _require_admin(actor: Actor, ctx: ServiceContext) -> None:
+    await permissions.require(
+        actor, ctx, Permission.ADMINISTER_ALERTS, "changing alert rules or acknowledging alerts"
+    )
 
 
 def _rule_data(spec: AlertRuleSpec) -> dict[str, Any]:
@@ -71,7 +73,7 @@ async def save_rule(actor: Actor, ctx: ServiceContext, inp: SaveRuleInput) -> Al
     """Create or replace an alert rule (admins), audited as `alert_rule.created` or
     `alert_rule.updated`. Names are unique per tenant; disabling a firing rule clears its
     alert (`alert.cleared`)."""
-    _require_admin(actor, ctx)
+    await _require_admin(actor, ctx)
     spec = check_rule(inp.spec)
     fingerprint = {
         "rule": str(inp.rule_id) if inp.rule_id else None,
@@ -135,14 +137,14 @@ async def _replace(
 
 async def rules(actor: Actor, ctx: ServiceContext) -> list[AlertRule]:
     """The tenant's rules (auditors and admins)."""
-    require_analytics_reader(actor, ctx)
+    await require_analytics_reader(actor, ctx)
     with scopes.acting_as(actor):
         return await repo.rules_of(actor.tenant_id)
 
 
 async def get_rule(actor: Actor, ctx: ServiceContext, rule_id: UUID) -> AlertRule:
     """One rule (auditors and admins); NOT_FOUND otherwise."""
-    require_analytics_reader(actor, ctx)
+    await require_analytics_reader(actor, ctx)
     with scopes.acting_as(actor):
         rule = await repo.get_rule(actor.tenant_id, rule_id)
     if rule is None:
@@ -152,7 +154,7 @@ async def get_rule(actor: Actor, ctx: ServiceContext, rule_id: UUID) -> AlertRul
 
 async def get_alert(actor: Actor, ctx: ServiceContext, alert_id: UUID) -> Alert:
     """One alert (auditors and admins); NOT_FOUND otherwise."""
-    require_analytics_reader(actor, ctx)
+    await require_analytics_reader(actor, ctx)
     with scopes.acting_as(actor):
         alert = await repo.get_alert(actor.tenant_id, alert_id)
     if alert is None:
@@ -169,7 +171,7 @@ async def alerts_page(
     limit: int,
 ) -> list[Alert]:
     """A page of the tenant's alerts, newest first (auditors and admins)."""
-    require_analytics_reader(actor, ctx)
+    await require_analytics_reader(actor, ctx)
     with scopes.acting_as(actor):
         return await repo.alerts_page(
             actor.tenant_id, open_only=open_only, after=after, limit=limit
@@ -185,7 +187,7 @@ async def acknowledge(
 ) -> Alert:
     """Acknowledge an alert (admins), audited as `alert.acknowledged`; an alert someone
     already acknowledged is ILLEGAL_TRANSITION (a replay with the same key returns it)."""
-    _require_admin(actor, ctx)
+    await _require_admin(actor, ctx)
     text = check_note(note)
     async with unit_of_work(actor, ctx) as uow:
         payload = {"alert": str(alert_id), "note": text}

@@ -1,5 +1,5 @@
 """Approval analytics: one question about a period of the caller's tenant, answered from one
-snapshot of the audit trail and the current state (auditors and admins)."""
+snapshot of the audit trail and the current state (read_analytics)."""
 
 from __future__ import annotations
 
@@ -16,26 +16,14 @@ from signoff.domain.analytics import (
     StepOutcomes,
     check_question,
 )
-from signoff.domain.errors import forbidden
-from signoff.domain.permissions import can_audit
-from signoff.services import scopes
+from signoff.domain.permissions import Permission
+from signoff.services import permissions, scopes
 from signoff.services.context import ServiceContext
 
 
-def may_read_analytics(actor: Actor, ctx: ServiceContext) -> bool:
-    """Who may read approval analytics (and the alerts they raise): auditors and admins.
-    The one place this is decided."""
-    return can_audit(
-        actor.principal,
-        auditor_roles=ctx.settings.auditor_roles,
-        admin_roles=ctx.settings.admin_roles,
-    )
-
-
-def require_analytics_reader(actor: Actor, ctx: ServiceContext) -> None:
-    """Refuse (FORBIDDEN) anyone who may not read analytics."""
-    if not may_read_analytics(actor, ctx):
-        raise forbidden("approval analytics need an auditor or admin role")
+async def require_analytics_reader(actor: Actor, ctx: ServiceContext) -> None:
+    """Refuse (FORBIDDEN) anyone without `read_analytics` (by default auditors and admins)."""
+    await permissions.require(actor, ctx, Permission.READ_ANALYTICS, "reading approval analytics")
 
 
 async def approval_analytics(
@@ -43,7 +31,7 @@ async def approval_analytics(
 ) -> ApprovalAnalytics:
     """Answer `question` for the actor's tenant (INVALID_INPUT past its bounds). Every figure
     is read from one snapshot, so they agree with each other."""
-    require_analytics_reader(actor, ctx)
+    await require_analytics_reader(actor, ctx)
     q = check_question(question)
     tenant = actor.tenant_id
     now = ctx.clock.now()

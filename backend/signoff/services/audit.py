@@ -10,9 +10,9 @@ from signoff.db import audit as audit_repo
 from signoff.db import scope as tenant_scope
 from signoff.domain.actors import Actor
 from signoff.domain.audit import ChainBreak
-from signoff.domain.errors import forbidden, invalid
-from signoff.domain.permissions import can_audit
-from signoff.services import scopes
+from signoff.domain.errors import invalid
+from signoff.domain.permissions import Permission
+from signoff.services import permissions, scopes
 from signoff.services.context import ServiceContext
 
 
@@ -32,19 +32,9 @@ class ChainReport:
         return self.broken is None
 
 
-def may_audit(actor: Actor, ctx: ServiceContext) -> bool:
-    """Whether `actor` is an auditor or an admin of its tenant."""
-    return can_audit(
-        actor.principal,
-        auditor_roles=ctx.settings.auditor_roles,
-        admin_roles=ctx.settings.admin_roles,
-    )
-
-
-def require_auditor(actor: Actor, ctx: ServiceContext, what: str) -> None:
-    """Refuse (`FORBIDDEN`) unless `actor` may audit."""
-    if not may_audit(actor, ctx):
-        raise forbidden(f"{what} needs an auditor or admin role")
+async def require_auditor(actor: Actor, ctx: ServiceContext, what: str) -> None:
+    """Refuse (`FORBIDDEN`) unless `actor` holds `export_audit`."""
+    await permissions.require(actor, ctx, Permission.EXPORT_AUDIT, what)
 
 
 async def verify_tenant_chain(tenant_id: str, from_seq: int = 1) -> ChainReport:
@@ -62,8 +52,8 @@ async def verify_tenant_chain(tenant_id: str, from_seq: int = 1) -> ChainReport:
 
 
 async def verify_chain(actor: Actor, ctx: ServiceContext, from_seq: int = 1) -> ChainReport:
-    """Verify the actor's tenant's chain (auditors and admins)."""
-    require_auditor(actor, ctx, "verifying the audit chain")
+    """Verify the actor's tenant's chain (export_audit)."""
+    await require_auditor(actor, ctx, "verifying the audit chain")
     return await verify_tenant_chain(actor.tenant_id, from_seq)
 
 
@@ -79,11 +69,12 @@ async def item_events(
 ) -> list[dict[str, Any]]:
     """The audit events of an item the caller has already been allowed to read, oldest first.
 
-    Where each change came from (client address, user agent) is kept only for auditors and
-    admins; other readers get those fields empty.
+    Where each change came from (client address, user agent) is kept only for holders of
+    `read_audit_details`; other readers get those fields empty.
     """
     with tenant_scope.tenant(actor.tenant_id):
         rows = await audit_repo.events_for_item(actor.tenant_id, item_id, limit=limit)
-    if not may_audit(actor, ctx):
+        details = await permissions.may(actor, ctx, Permission.READ_AUDIT_DETAILS)
+    if not details:
         rows = [{**row, "client_addr": None, "user_agent": None} for row in rows]
     return rows

@@ -125,9 +125,9 @@ async def export_to_sink(
     f: ExportFilter | None = None,
     fmt: ExportFormat = ExportFormat.NDJSON,
 ) -> dict[str, Any]:
-    """Stream the actor's tenant's trail into `sink` (auditors and admins), redacted as the
-    actor may see it; its manifest."""
-    require_auditor(actor, ctx, "exporting the audit trail")
+    """Stream the actor's tenant's trail into `sink` (export_audit), redacted as the actor may
+    see it; its manifest."""
+    await require_auditor(actor, ctx, "exporting the audit trail")
     stream = await open_stream(actor.tenant_id, f or ExportFilter(), fmt, actor.principal)
     async for chunk in stream.chunks():
         await sink(chunk)
@@ -236,7 +236,7 @@ async def request_export(
     """Record an export of the actor's tenant's trail and have a worker run it (auditors and
     admins). It holds the events up to the chain's head now; a replayed key returns the
     export it made."""
-    require_auditor(actor, ctx, "exporting the audit trail")
+    await require_auditor(actor, ctx, "exporting the audit trail")
     check_filter(f)
     request = {"filter": f.to_dict(), "format": fmt.value}
     async with unit_of_work(actor, ctx) as uow:
@@ -276,8 +276,8 @@ async def request_export(
 
 
 async def get_export(actor: Actor, ctx: ServiceContext, export_id: UUID) -> dict[str, Any]:
-    """One export of the actor's tenant, with its progress (auditors and admins)."""
-    require_auditor(actor, ctx, "reading audit exports")
+    """One export of the actor's tenant, with its progress (export_audit)."""
+    await require_auditor(actor, ctx, "reading audit exports")
     with tenant_scope.tenant(actor.tenant_id):
         export = await export_repo.get(actor.tenant_id, export_id)
     if export is None:
@@ -295,8 +295,8 @@ async def get_export_for_worker(tenant_id: str, export_id: UUID) -> dict[str, An
 
 
 async def list_exports(actor: Actor, ctx: ServiceContext, limit: int) -> list[dict[str, Any]]:
-    """The tenant's exports, newest first (auditors and admins)."""
-    require_auditor(actor, ctx, "reading audit exports")
+    """The tenant's exports, newest first (export_audit)."""
+    await require_auditor(actor, ctx, "reading audit exports")
     with tenant_scope.tenant(actor.tenant_id):
         return await export_repo.list_recent(actor.tenant_id, limit)
 
@@ -413,7 +413,7 @@ async def sweep_exports(ctx: ServiceContext, limit: int = 100) -> int:
 async def open_export_file(
     actor: Actor, ctx: ServiceContext, export_id: UUID, manifest: bool = False
 ) -> tuple[dict[str, Any], ObjectReader]:
-    """The completed export's file (or its manifest) for an auditor or admin of its tenant."""
+    """The completed export's file (or its manifest), for a holder of `export_audit`."""
     export = await get_export(actor, ctx, export_id)
     if export["status"] != "completed":
         raise DomainError(ErrorCode.NOT_FOUND, "this audit export has no file yet")

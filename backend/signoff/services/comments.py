@@ -26,7 +26,9 @@ from signoff.domain.comments import (
     require_moderator,
 )
 from signoff.domain.errors import DomainError, ErrorCode, invalid, not_found
+from signoff.domain.permissions import Permission
 from signoff.services import items as item_services
+from signoff.services import permissions
 from signoff.services.context import ServiceContext
 from signoff.services.engine import ItemView
 from signoff.services.uow import remember_result, replayed_result, unit_of_work
@@ -266,9 +268,9 @@ async def comment_revisions(
     actor: Actor, ctx: ServiceContext, comment_id: UUID
 ) -> list[CommentRevisionRecord]:
     """Every body of a comment, oldest first (the original is never lost). A deleted comment's
-    revisions are shown to admins only."""
+    revisions are shown to holders of `moderate_comments` only."""
     comment = await get_comment(actor, ctx, comment_id)
-    if comment.deleted and not actor.principal.has_any_role(ctx.settings.admin_roles):
+    if comment.deleted and not await permissions.may(actor, ctx, Permission.MODERATE_COMMENTS):
         return []
     return await repo.revisions_of(actor.tenant_id, comment_id)
 
@@ -312,7 +314,10 @@ async def _locked_for_change(
     if comment is None:
         raise not_found("comment", comment_id)
     await _readable_item(actor, ctx, comment.item_id)
-    moderated = require_moderator(actor.principal, comment, ctx.settings.admin_roles, reason, what)
+    moderator = actor.user_id != comment.author_id and await permissions.may(
+        actor, ctx, Permission.MODERATE_COMMENTS
+    )
+    moderated = require_moderator(actor.principal, comment, moderator, reason, what)
     return comment, moderated
 
 

@@ -22,6 +22,7 @@ from signoff.domain.progression import Context, Progress, Snapshot, progress
 from signoff.domain.records import Item, Step
 from signoff.domain.states import ItemState
 from signoff.domain.templates import TemplateDefinition, parse_template
+from signoff.services import permissions
 from signoff.services.context import ServiceContext
 from signoff.services.templates import stored_definition, template_limits
 from signoff.services.timer_arming import apply_timer_changes
@@ -63,15 +64,13 @@ class ItemView:
         return self.snapshot.step(key)
 
 
-def context_for(ctx: ServiceContext, calendar: Clockwork) -> Context:
-    """The progression's context now: the tenant's calendar and the deployment's roles."""
-    settings = ctx.settings
+async def context_for(ctx: ServiceContext, tenant_id: str, calendar: Clockwork) -> Context:
+    """The progression's context now: the tenant's calendar and permission table."""
     return Context(
         now=ctx.clock.now(),
         calendar=calendar,
-        admin_roles=frozenset(settings.admin_roles),
-        override_roles=frozenset(settings.override_roles),
-        override_min_justification=settings.override_min_justification,
+        grants=await permissions.grants_of(tenant_id, ctx),
+        override_min_justification=ctx.settings.override_min_justification,
     )
 
 
@@ -102,7 +101,7 @@ async def lock_view(
     item, calendar = locked
     steps = await items_repo.steps_of(actor.tenant_id, item.id)
     view = ItemView(item, tuple(steps), await item_definition(item, ctx))
-    return view, context_for(ctx, calendar or WALL_CLOCK)
+    return view, await context_for(ctx, actor.tenant_id, calendar or WALL_CLOCK)
 
 
 def check_version(view: ItemView, expected_version: int | None) -> None:

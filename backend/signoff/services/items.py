@@ -14,7 +14,7 @@ from signoff.domain.actors import Actor
 from signoff.domain.errors import DomainError, ErrorCode, invalid, not_found
 from signoff.domain.events import Submit, Vote, VoteOutcome
 from signoff.domain.intake import new_item, new_steps
-from signoff.domain.permissions import can_read_item
+from signoff.domain.permissions import Permission, can_read_item
 from signoff.domain.progression import Snapshot, progress
 from signoff.domain.retention import digest_of
 from signoff.domain.templates import (
@@ -23,6 +23,7 @@ from signoff.domain.templates import (
     template_to_dict,
     validate_payload,
 )
+from signoff.services import permissions
 from signoff.services.context import ServiceContext
 from signoff.services.engine import ItemView, apply, change, context_for, load_view
 from signoff.services.templates import definition_of, template_limits
@@ -82,7 +83,7 @@ def _fingerprint(inp: Any) -> dict[str, Any]:
 
 async def get_item(actor: Actor, ctx: ServiceContext, item_id: UUID) -> ItemView:
     """Read one item the actor may see: its requester, its assignees, anyone who decided on
-    it, admins. Anyone else gets NOT_FOUND, which reveals nothing."""
+    it, holders of `read_all_items`. Anyone else gets NOT_FOUND, which reveals nothing."""
     view = await load_view(actor, ctx, item_id)
     decisions = await items_repo.decisions_of_items(actor.tenant_id, [item_id])
     if not can_read_item(
@@ -91,7 +92,7 @@ async def get_item(actor: Actor, ctx: ServiceContext, item_id: UUID) -> ItemView
         requester_id=view.item.requester_id,
         step_assignees=[s.assignees for s in view.steps],
         participants=[d.actor_id for d in decisions],
-        admin_roles=ctx.settings.admin_roles,
+        grants=await permissions.grants_of(actor.tenant_id, ctx),
     ):
         raise not_found("item", view.id)
     return view
@@ -106,6 +107,13 @@ async def submit_item(actor: Actor, ctx: ServiceContext, inp: SubmitItemInput) -
         replay = await replayed_result(uow, inp.idempotency_key, "submitItem", _fingerprint(inp))
         if replay is not None:
             return await load_view(actor, ctx, UUID(replay["item_id"]))
+        await permissions.require(
+            actor,
+            ctx,
+            Permission.SUBMIT,
+            f"submitting a {inp.template_key!r} item",
+            template_key=inp.template_key,
+        )
         row = await template_repo.find_published(
             actor.tenant_id, inp.template_key, inp.template_version
         )
@@ -159,7 +167,7 @@ async def submit_item(actor: Actor, ctx: ServiceContext, inp: SubmitItemInput) -
                 "payload_sha256": digest_of(inp.payload),
             }
         )
-        context = context_for(ctx, await tenant_calendar(actor.tenant_id))
+        context = await context_for(ctx, actor.tenant_id, await tenant_calendar(actor.tenant_id))
         result = progress(Snapshot(item, steps), defn, submitted, context)
         view = await apply(uow, ItemView(item, steps, defn), result, new=True)
         await remember_result(uow, inp.idempotency_key, {"item_id": str(item.id)})

@@ -9,7 +9,9 @@ from uuid import UUID
 from signoff.db import notifications as repo
 from signoff.domain import notification_policy as policy
 from signoff.domain.actors import Actor
-from signoff.domain.errors import DomainError, ErrorCode, forbidden, invalid, not_found
+from signoff.domain.errors import DomainError, ErrorCode, invalid, not_found
+from signoff.domain.permissions import Permission
+from signoff.services import permissions
 from signoff.services.context import ServiceContext
 from signoff.services.uow import unit_of_work
 
@@ -18,21 +20,22 @@ def _uuid(value: str | None) -> UUID | None:
     return UUID(value) if value else None
 
 
-def _require_admin(actor: Actor, ctx: ServiceContext) -> None:
-    if not actor.principal.has_any_role(ctx.settings.admin_roles):
-        raise forbidden("only an administrator may do this")
+async def _require_admin(actor: Actor, ctx: ServiceContext) -> None:
+    await permissions.require(
+        actor, ctx, Permission.ADMINISTER_NOTIFICATIONS, "administering notifications"
+    )
 
 
 async def dead_letters(actor: Actor, ctx: ServiceContext, limit: int) -> list[dict[str, Any]]:
     """The tenant's dead-lettered deliveries (administrators only)."""
-    _require_admin(actor, ctx)
+    await _require_admin(actor, ctx)
     limit = max(1, min(limit, ctx.settings.max_page_size))
     return await repo.dead_letters(actor.tenant_id, limit)
 
 
 async def delivery(actor: Actor, ctx: ServiceContext, delivery_id: int) -> dict[str, Any]:
     """One delivery of the tenant with its log (administrators only); NOT_FOUND otherwise."""
-    _require_admin(actor, ctx)
+    await _require_admin(actor, ctx)
     row = await repo.delivery_of_tenant(actor.tenant_id, delivery_id)
     if row is None:
         raise not_found("delivery", delivery_id)
@@ -55,7 +58,7 @@ async def retry_dead_letter(actor: Actor, ctx: ServiceContext, delivery_id: int)
 
     The delivery is due at once; the sweeper (or the caller, after commit) enqueues it.
     """
-    _require_admin(actor, ctx)
+    await _require_admin(actor, ctx)
     async with unit_of_work(actor, ctx) as uow:
         row = await repo.lock_tenant_delivery(actor.tenant_id, delivery_id)
         if row is None:
@@ -101,7 +104,7 @@ async def upsert_user_profile(
     actor: Actor, ctx: ServiceContext, inp: ProfileInput
 ) -> dict[str, Any]:
     """Create or update a user's profile (administrators only), audited."""
-    _require_admin(actor, ctx)
+    await _require_admin(actor, ctx)
     user_id = inp.user_id.strip()
     if not user_id or len(user_id) > 200:
         raise invalid("userId must be 1 to 200 characters", "userId")

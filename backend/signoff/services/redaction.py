@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from signoff.db import redaction as repo
 from signoff.domain.actors import Actor
 from signoff.domain.errors import not_found
+from signoff.domain.permissions import Permission
 from signoff.domain.redaction import (
     RedactionRule,
     Redactor,
@@ -19,7 +20,7 @@ from signoff.domain.redaction import (
     parse_path,
     redactor_for,
 )
-from signoff.domain.retention import require_admin
+from signoff.services import permissions
 from signoff.services.context import ServiceContext
 from signoff.services.uow import unit_of_work
 
@@ -47,7 +48,9 @@ def _data(rule: RedactionRule | None) -> dict[str, object] | None:
 
 async def set_rule(actor: Actor, ctx: ServiceContext, inp: SetRuleInput) -> RedactionRule:
     """Create or replace a redaction rule (admins; audited as `redaction.rule_set`)."""
-    require_admin(actor.principal, ctx.settings.admin_roles)
+    await permissions.require(
+        actor, ctx, Permission.ADMINISTER_REDACTION, "changing or reading redaction rules"
+    )
     rule = check_rule(inp.template_key, inp.path, inp.visible_to)
     async with unit_of_work(actor, ctx) as uow:
         before = await repo.put_rule(actor.tenant_id, rule, actor.user_id, ctx.clock.now())
@@ -68,7 +71,9 @@ async def remove_rule(
 ) -> RedactionRule:
     """Remove a redaction rule (admins; audited as `redaction.rule_removed`); NOT_FOUND when
     there is none."""
-    require_admin(actor.principal, ctx.settings.admin_roles)
+    await permissions.require(
+        actor, ctx, Permission.ADMINISTER_REDACTION, "changing or reading redaction rules"
+    )
     dotted = ".".join(parse_path(path))
     key = (template_key or "").strip()
     async with unit_of_work(actor, ctx) as uow:
@@ -81,7 +86,9 @@ async def remove_rule(
 
 async def list_rules(actor: Actor, ctx: ServiceContext) -> list[RedactionRule]:
     """The tenant's redaction rules (admins)."""
-    require_admin(actor.principal, ctx.settings.admin_roles)
+    await permissions.require(
+        actor, ctx, Permission.ADMINISTER_REDACTION, "changing or reading redaction rules"
+    )
     return await repo.rules_of(actor.tenant_id)
 
 

@@ -22,6 +22,7 @@ from signoff.db import retention as repo
 from signoff.db import scope
 from signoff.domain.actors import Actor
 from signoff.domain.errors import DomainError, ErrorCode, not_found
+from signoff.domain.permissions import Permission
 from signoff.domain.retention import (
     ItemRetentionRecord,
     LegalHoldRecord,
@@ -31,12 +32,11 @@ from signoff.domain.retention import (
     check_reason,
     digest_of,
     policy_for,
-    require_admin,
-    require_hold_role,
     retained_event_data,
     retained_payload,
     verdict,
 )
+from signoff.services import permissions
 from signoff.services.context import ServiceContext
 from signoff.services.evidence import storage_of
 from signoff.services.uow import remember_result, replayed_result, unit_of_work
@@ -84,7 +84,9 @@ def _policy_data(policy: RetentionPolicy | None) -> dict[str, Any] | None:
 
 async def set_policy(actor: Actor, ctx: ServiceContext, inp: SetPolicyInput) -> RetentionPolicy:
     """Create or replace a retention policy (admins; audited as `retention.policy_set`)."""
-    require_admin(actor.principal, ctx.settings.admin_roles)
+    await permissions.require(
+        actor, ctx, Permission.ADMINISTER_RETENTION, "changing or reading retention policies"
+    )
     policy = check_policy(inp.template_key, inp.days, inp.action)
     async with unit_of_work(actor, ctx) as uow:
         before = await repo.put_policy(actor.tenant_id, policy, actor.user_id, ctx.clock.now())
@@ -101,7 +103,9 @@ async def remove_policy(
 ) -> RetentionPolicy:
     """Remove a retention policy (admins; audited as `retention.policy_removed`); NOT_FOUND
     when there is none for that template."""
-    require_admin(actor.principal, ctx.settings.admin_roles)
+    await permissions.require(
+        actor, ctx, Permission.ADMINISTER_RETENTION, "changing or reading retention policies"
+    )
     key = (template_key or "").strip()
     async with unit_of_work(actor, ctx) as uow:
         removed = await repo.delete_policy(actor.tenant_id, key)
@@ -115,14 +119,18 @@ async def remove_policy(
 
 async def list_policies(actor: Actor, ctx: ServiceContext) -> list[RetentionPolicy]:
     """The tenant's retention policies (admins)."""
-    require_admin(actor.principal, ctx.settings.admin_roles)
+    await permissions.require(
+        actor, ctx, Permission.ADMINISTER_RETENTION, "changing or reading retention policies"
+    )
     return await repo.policies_of(actor.tenant_id)
 
 
 async def place_hold(actor: Actor, ctx: ServiceContext, inp: HoldInput) -> LegalHoldRecord:
     """Put an item on legal hold: retention leaves it alone until the hold is released.
     Legal hold roles only; audited as `item.legal_hold_placed`."""
-    require_hold_role(actor.principal, ctx.settings.legal_hold_roles)
+    await permissions.require(
+        actor, ctx, Permission.LEGAL_HOLD, "placing or releasing a legal hold"
+    )
     reason = check_reason(inp.reason)
     async with unit_of_work(actor, ctx) as uow:
         replay = await replayed_result(
@@ -144,7 +152,9 @@ async def place_hold(actor: Actor, ctx: ServiceContext, inp: HoldInput) -> Legal
 async def release_hold(actor: Actor, ctx: ServiceContext, inp: HoldInput) -> LegalHoldRecord:
     """Release an item's legal hold (legal hold roles; audited as `item.legal_hold_released`,
     with who placed it and when). A replay of the same key returns the released hold."""
-    require_hold_role(actor.principal, ctx.settings.legal_hold_roles)
+    await permissions.require(
+        actor, ctx, Permission.LEGAL_HOLD, "placing or releasing a legal hold"
+    )
     reason = check_reason(inp.reason)
     async with unit_of_work(actor, ctx) as uow:
         replay = await replayed_result(
@@ -193,7 +203,7 @@ async def _lock(actor: Actor, item_id: UUID) -> None:
 
 async def hold_of(actor: Actor, ctx: ServiceContext, item_id: UUID) -> LegalHoldRecord | None:
     """The item's legal hold, for someone with a legal hold role (None for anyone else)."""
-    if not actor.principal.has_any_role(ctx.settings.legal_hold_roles):
+    if not await permissions.may(actor, ctx, Permission.LEGAL_HOLD):
         return None
     return await repo.hold_of(actor.tenant_id, item_id)
 

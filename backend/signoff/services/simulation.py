@@ -10,7 +10,8 @@ from uuid import UUID
 from signoff.db import items as items_repo
 from signoff.db import templates as template_repo
 from signoff.domain.actors import Actor
-from signoff.domain.errors import DomainError, ErrorCode, forbidden
+from signoff.domain.errors import DomainError, ErrorCode
+from signoff.domain.permissions import Permission
 from signoff.domain.simulation import (
     Difference,
     SimulationResult,
@@ -19,14 +20,19 @@ from signoff.domain.simulation import (
     simulate,
 )
 from signoff.domain.templates import TemplateDefinition, parse_template
+from signoff.services import permissions
 from signoff.services.context import ServiceContext
 from signoff.services.templates import definition_of, template_limits
 from signoff.services.timer_arming import tenant_calendar
 
 
-def _require_template_admin(actor: Actor, ctx: ServiceContext, what: str) -> None:
-    if not actor.principal.has_any_role(ctx.settings.admin_roles):
-        raise forbidden(f"{what} needs the template-admin permission (an admin role)")
+async def _require_template_admin(actor: Actor, ctx: ServiceContext, what: str) -> None:
+    await permissions.require(actor, ctx, Permission.ADMINISTER_TEMPLATES, what)
+
+
+async def _override_roles(actor: Actor, ctx: ServiceContext, key: str) -> frozenset[str]:
+    grants = await permissions.grants_of(actor.tenant_id, ctx)
+    return grants.roles(Permission.OVERRIDE, key)
 
 
 async def resolve_definition(
@@ -45,7 +51,7 @@ async def resolve_definition(
         raise DomainError(
             ErrorCode.INVALID_INPUT, "give a template key or a definition", "templateKey"
         )
-    _require_template_admin(actor, ctx, "simulating a published template")
+    await _require_template_admin(actor, ctx, "simulating a published template")
     row = await template_repo.find_published(actor.tenant_id, key, version)
     if row is None:
         raise DomainError(
@@ -71,7 +77,7 @@ async def simulate_template(
         requester=actor.user_id,
         decisions=decisions,
         max_payload_bytes=ctx.settings.max_payload_bytes,
-        override_roles=frozenset(ctx.settings.override_roles),
+        override_roles=await _override_roles(actor, ctx, defn.key),
     )
 
 
@@ -94,7 +100,8 @@ async def replay_recent(
     """Replay the last `last` items of template `key` through `draft` and report what would
     have differed (assignees, deadlines and breaches, outcomes). Template admins only: it
     reads every item of the template."""
-    _require_template_admin(actor, ctx, "replaying a template's items")
+    await _require_template_admin(actor, ctx, "replaying a template's items")
+    override_roles = await _override_roles(actor, ctx, key)
     calendar = await tenant_calendar(actor.tenant_id)
     items = await items_repo.recent_items_of_template(actor.tenant_id, key, max(1, min(last, 200)))
     replayed = []
@@ -108,7 +115,7 @@ async def replay_recent(
             "calendar": calendar,
             "requester": item.requester_id,
             "max_payload_bytes": ctx.settings.max_payload_bytes,
-            "override_roles": frozenset(ctx.settings.override_roles),
+            "override_roles": override_roles,
         }
         before = simulate(
             definition_of(version, ctx.settings), item.payload, decisions=decisions, **kwargs

@@ -12,10 +12,12 @@ import yaml
 
 from signoff.db import templates as template_repo
 from signoff.domain.actors import Actor
-from signoff.domain.errors import DomainError, ErrorCode, forbidden, not_found
+from signoff.domain.errors import DomainError, ErrorCode, not_found
 from signoff.domain.limits import TemplateLimits
+from signoff.domain.permissions import Permission
 from signoff.domain.records import TemplateStatus, TemplateVersion
 from signoff.domain.templates import TemplateDefinition, parse_template, template_to_dict
+from signoff.services import permissions
 from signoff.services.context import ServiceContext
 from signoff.services.uow import unit_of_work
 from signoff.settings import Settings
@@ -92,9 +94,8 @@ async def stored_definition(
     return definition_of(row, settings)
 
 
-def _require_admin(actor: Actor, ctx: ServiceContext) -> None:
-    if not actor.principal.has_any_role(ctx.settings.admin_roles):
-        raise forbidden("managing templates needs an admin role")
+async def _require_admin(actor: Actor, ctx: ServiceContext) -> None:
+    await permissions.require(actor, ctx, Permission.ADMINISTER_TEMPLATES, "managing templates")
 
 
 async def save_template(
@@ -104,7 +105,7 @@ async def save_template(
 
     An existing draft of the same key is replaced rather than piling up versions.
     """
-    _require_admin(actor, ctx)
+    await _require_admin(actor, ctx)
     defn = parse_template(document, template_limits(ctx.settings))
     normalized = template_to_dict(defn)
     async with unit_of_work(actor, ctx) as uow:
@@ -150,7 +151,7 @@ async def save_template(
 
 async def publish_template(actor: Actor, ctx: ServiceContext, template_id: UUID) -> TemplateVersion:
     """Publish a draft; a published version is immutable from then on."""
-    _require_admin(actor, ctx)
+    await _require_admin(actor, ctx)
     async with unit_of_work(actor, ctx) as uow:
         row = await template_repo.get(actor.tenant_id, template_id, lock=True)
         if row is None:

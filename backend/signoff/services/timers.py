@@ -20,12 +20,12 @@ from signoff.db import items as items_repo
 from signoff.db import timers as timer_repo
 from signoff.domain.actors import Actor
 from signoff.domain.calendar import WALL_CLOCK, BusinessCalendar
-from signoff.domain.errors import forbidden
 from signoff.domain.events import TimerFired
+from signoff.domain.permissions import Permission
 from signoff.domain.progression import Context, progress
 from signoff.domain.records import OverdueStep, Step, Timer, TimerStatus
 from signoff.domain.timers import TimerSpec
-from signoff.services import scopes
+from signoff.services import permissions, scopes
 from signoff.services.context import ServiceContext
 from signoff.services.engine import ItemView, apply, context_for, item_definition, lock_view
 from signoff.services.uow import UnitOfWork, unit_of_work
@@ -136,7 +136,7 @@ async def fire_batch(ctx: ServiceContext, tenant_id: str, limit: int) -> Firing:
         steps: dict[UUID, list[Step]] = {i.id: [] for i in items}
         for step in await items_repo.steps_of_items(tenant_id, list(steps)):
             steps[step.item_id].append(step)
-        context = context_for(ctx, calendar or WALL_CLOCK)
+        context = await context_for(ctx, tenant_id, calendar or WALL_CLOCK)
         pending: dict[UUID, list[Timer]] = {}
         for timer in sorted(timers, key=firing_order):
             if timer.item_id in steps:
@@ -203,8 +203,9 @@ async def set_business_calendar(
 ) -> BusinessCalendar:
     """Set the tenant's working hours for SLA arithmetic (admins). Steps already in review keep
     the deadlines they were armed with."""
-    if not actor.principal.has_any_role(ctx.settings.admin_roles):
-        raise forbidden("setting the business calendar needs an admin role")
+    await permissions.require(
+        actor, ctx, Permission.ADMINISTER_TIMERS, "setting the business calendar"
+    )
     async with unit_of_work(actor, ctx) as uow:
         await timer_repo.save_calendar(actor.tenant_id, calendar, ctx.clock.now())
         uow.record(
@@ -222,13 +223,11 @@ async def set_business_calendar(
 
 async def overdue_steps(actor: Actor, ctx: ServiceContext, limit: int) -> list[OverdueStep]:
     """Steps past their SLA or with timers that should have fired (operators and admins)."""
-    if not actor.principal.has_any_role(ctx.settings.admin_roles):
-        raise forbidden("listing overdue steps needs an admin role")
+    await permissions.require(actor, ctx, Permission.ADMINISTER_TIMERS, "listing overdue steps")
     return await timer_repo.overdue_steps(actor.tenant_id, ctx.clock.now(), limit)
 
 
 async def step_timers(actor: Actor, ctx: ServiceContext, step_id: UUID) -> list[Timer]:
     """Every timer of one step of the actor's tenant (operators and admins)."""
-    if not actor.principal.has_any_role(ctx.settings.admin_roles):
-        raise forbidden("listing timers needs an admin role")
+    await permissions.require(actor, ctx, Permission.ADMINISTER_TIMERS, "listing timers")
     return [t for t in await timer_repo.for_step(step_id) if t.tenant_id == actor.tenant_id]

@@ -142,7 +142,9 @@ class ActionMutations:
             lambda: actions.unclaim_step(actor, ctx, _step(input.step_id), _guards(input.guards))
         )
 
-    @strawberry.mutation(description="Replace a step's assignees (an assignee or an admin).")
+    @strawberry.mutation(
+        description="Replace a step's assignees (an assignee, or a holder of manage_items)."
+    )
     async def reassign_step(
         self,
         info: Info[SignoffContext, Any],
@@ -272,7 +274,8 @@ class ActionMutations:
         )
 
     @strawberry.mutation(
-        description="Decide a step held by an ask_user dependency (the requester or an admin)."
+        description="Decide a step held by an ask_user dependency (the requester, or a holder of "
+        "manage_items)."
     )
     async def resolve_held_step(
         self,

@@ -47,7 +47,7 @@ class EditCommentInput:
     comment_id: strawberry.ID = strawberry.field(description="The comment.")
     body: str = strawberry.field(description="The new text.")
     reason: str | None = strawberry.field(
-        default=None, description="Why; required when an admin edits someone else's comment."
+        default=None, description="Why; required when a moderator edits someone else's comment."
     )
     expected_version: int | None = strawberry.field(default=None, description=_VERSION)
     idempotency_key: str | None = strawberry.field(default=None, description=_KEY)
@@ -57,7 +57,7 @@ class EditCommentInput:
 class DeleteCommentInput:
     comment_id: strawberry.ID = strawberry.field(description="The comment.")
     reason: str | None = strawberry.field(
-        default=None, description="Why; required when an admin deletes someone else's comment."
+        default=None, description="Why; required when a moderator deletes someone else's comment."
     )
     expected_version: int | None = strawberry.field(default=None, description=_VERSION)
     idempotency_key: str | None = strawberry.field(default=None, description=_KEY)
@@ -103,8 +103,8 @@ class CommentMutations:
         return await _payload(call)
 
     @strawberry.mutation(
-        description="Change a comment's text (its author, or an admin with a reason); every "
-        "earlier text stays readable in `revisions`."
+        description="Change a comment's text (its author, or a holder of moderate_comments with a "
+        "reason); every earlier text stays readable in `revisions`."
     )
     async def edit_comment(
         self,
@@ -131,8 +131,8 @@ class CommentMutations:
         return await _payload(call)
 
     @strawberry.mutation(
-        description="Delete a comment (its author, or an admin with a reason): a tombstone "
-        "keeps its place in the thread."
+        description="Delete a comment (its author, or a holder of moderate_comments with a "
+        "reason): a tombstone keeps its place in the thread."
     )
     async def delete_comment(
         self,
