@@ -1,6 +1,6 @@
-"""The schema as the server runs it: an execution timeout, one log line per refusal, and every
-error finished the same way (masked when unexpected, suggestions hidden in production, the
-request id in `extensions`)."""
+"""The schema as the server runs it: an execution timeout for every query and mutation (over
+HTTP and the websocket), one log line per refusal, and every error finished the same way
+(masked when unexpected, suggestions hidden in production, the request id in `extensions`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from signoff import metrics
 from signoff.api.context import tenant_scope_of
@@ -26,37 +28,56 @@ _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 UNEXPECTED = "Unexpected error."
 
 
+def timeout_error(seconds: float) -> GraphQLError:
+    """The typed refusal of an operation that ran past the execution timeout."""
+    return GraphQLError(
+        f"The operation took longer than {seconds:g} s and was abandoned; nothing it did was kept.",
+        extensions={"code": ErrorCode.TIMEOUT.value},
+    )
+
+
+class OperationTimeout(SchemaExtension):
+    """Queries and mutations end at the execution timeout whatever carries them: an HTTP
+    request, or a `subscribe` message on the websocket (where nothing else would bound them).
+    A subscription's stream is long-lived by design and is not cut, only its setup is."""
+
+    def __init__(self, *, seconds: float | None) -> None:
+        self.seconds = seconds
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        """Run the operation under the timeout; past it, cancelled (its transaction rolls
+        back) and refused with TIMEOUT."""
+        if not self.seconds or self.execution_context.operation_type is OperationType.SUBSCRIPTION:
+            yield
+            return
+        try:
+            async with asyncio.timeout(self.seconds):
+                yield
+        except TimeoutError:
+            log.warning("operation timed out after %s s", self.seconds)
+            raise timeout_error(self.seconds) from None
+
+
 class GuardedSchema(strawberry.Schema):
-    """A strawberry schema whose operations time out, whose errors are logged once each and
-    reach the client finished by `finish_error`."""
+    """A strawberry schema whose errors are logged once each and reach the client finished by
+    `finish_error` (the execution timeout is the `OperationTimeout` extension, the same for
+    HTTP and the websocket)."""
 
     def __init__(
         self,
         *args: Any,
-        timeout: float | None = None,
         mask: bool = True,
         hide_suggestions: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.timeout = timeout
         self.mask = mask
         self.hide_suggestions = hide_suggestions
 
     async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
-        """Run the operation; past the timeout it is cancelled (its transaction rolls back)."""
-        try:
-            async with asyncio.timeout(self.timeout or None):
-                with tenant_scope_of(_context(args, kwargs)):
-                    result = await super().execute(*args, **kwargs)
-        except TimeoutError:
-            log.warning("operation timed out after %s s", self.timeout)
-            error = GraphQLError(
-                f"The operation took longer than {self.timeout:g} s and was abandoned; "
-                "nothing it did was kept.",
-                extensions={"code": ErrorCode.TIMEOUT.value},
-            )
-            result = ExecutionResult(data=None, errors=[error])
+        """Run the operation in the caller's tenant scope; finish its errors."""
+        with tenant_scope_of(_context(args, kwargs)):
+            result = await super().execute(*args, **kwargs)
         return self._finish(result)
 
     async def subscribe(self, *args: Any, **kwargs: Any) -> Any:

@@ -24,7 +24,7 @@ from signoff.api.decision_links import DecisionLinkMutations, DecisionLinkQuerie
 from signoff.api.errors import CodedError
 from signoff.api.event_cursors import encode_cursor
 from signoff.api.evidence import EvidenceMutations, EvidenceQueries
-from signoff.api.guarded_schema import GuardedSchema
+from signoff.api.guarded_schema import GuardedSchema, OperationTimeout
 from signoff.api.inbox import InboxQueries
 from signoff.api.incidents import IncidentMutations, IncidentQueries
 from signoff.api.inputs import DocumentGuard, InputGuard
@@ -165,6 +165,9 @@ def build_schema(
         lambda: ValidationCache(maxsize=512),
         InputGuard,
         lambda: QueryLimits(policy=policy, limiter=limiter, cache=costs),
+        # Last: its execute hook is the innermost, entered when the others' are (strawberry
+        # does not unwind hooks already entered when a later one fails to enter).
+        lambda: OperationTimeout(seconds=settings.query_timeout_seconds or None),
     ]
     return GuardedSchema(
         query=Query,
@@ -174,7 +177,6 @@ def build_schema(
         execution_context_class=SharingExecutor,
         config=StrawberryConfig(auto_camel_case=True, disable_field_suggestions=production),
         scalar_overrides=SCALAR_OVERRIDES,
-        timeout=settings.query_timeout_seconds or None,
         mask=production,
         hide_suggestions=production,
     )
