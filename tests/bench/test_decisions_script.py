@@ -1,19 +1,31 @@
-"""The decisions scenario's pgbench transaction still fits the real tables.
+"""The decisions scenario's pgbench transaction and its SQL loader still fit the real tables.
 
-The benchmark is not part of the test run, so a schema change could break its baseline
-unnoticed; this runs the script's statements once, as pgbench would, in a transaction that
-is rolled back, and checks what they wrote.
+The benchmark is not part of the test run, so a schema change could break its baseline or its
+loader unnoticed; this runs the script's statements once, as pgbench would, in a transaction
+that is rolled back, and checks what they wrote; and it checks that the loader's copies of a
+submitted item are what a submission writes (steps, timers, inbox entries) and decide like one.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 
-from signoff.bench.scenarios.decisions import PGBENCH_SCRIPT, PGBENCH_SETUP, submit_items
+from signoff.bench.scenarios.decisions import (
+    APPROVER_ROLE,
+    PGBENCH_SCRIPT,
+    PGBENCH_SETUP,
+    Stock,
+    copied_id,
+)
+from signoff.domain.events import VoteOutcome
+from signoff.domain.states import ItemState, StepState
 from signoff.services.context import ServiceContext
+from signoff.services.items import DecideStepInput, decide_step
+from tests.conftest import actor
 
 VARIABLE = re.compile(r"(?<!:):([a-z_]+)\b")
 
@@ -49,9 +61,9 @@ async def _run_script(conn: asyncpg.Connection, variables: dict[str, Any]) -> No
 async def test_pgbench_transaction_writes_a_decision(
     owner_database_url: str, services: ServiceContext, demo_templates: Any, tenant: str
 ) -> None:
-    [(item_id, step_id)] = await submit_items(services, tenant, 1, concurrency=1)
     conn = await asyncpg.connect(owner_database_url)
     try:
+        [(item_id, step_id)] = await Stock(services, conn).open(tenant, 1)
         transaction = conn.transaction()
         await transaction.start()
         try:
@@ -89,3 +101,44 @@ async def test_pgbench_transaction_writes_a_decision(
         assert left is False  # nothing of the benchmark stays in the test database
     finally:
         await conn.close()
+
+
+# what a copy must reproduce of its prototype, row for row (ids aside)
+SHAPE = {
+    "step": "SELECT key, state, assignees, quorum, due_at FROM step WHERE item_id = $1::uuid "
+    "ORDER BY key",
+    "timer": "SELECT t.kind, t.level, t.due_at, t.status, s.key FROM timer t "
+    "JOIN step s ON s.id = t.step_id WHERE t.item_id = $1::uuid ORDER BY 1, 2, 3",
+    "inbox_entry": "SELECT principal, kind, item_state FROM inbox_entry WHERE item_id = $1::uuid "
+    "ORDER BY 1, 2",
+}
+
+
+async def test_loader_copies_are_submitted_items_that_decide_alike(
+    owner_database_url: str, services: ServiceContext, demo_templates: Any, tenant: str
+) -> None:
+    conn = await asyncpg.connect(owner_database_url)
+    try:
+        stock = Stock(services, conn)
+        copies = await stock.open(tenant, 3) + await stock.open(tenant, 2)
+        prototype, prototype_step = await stock._prototype(tenant)
+        expected = {t: await conn.fetch(q, prototype) for t, q in SHAPE.items()}
+        assert expected["timer"], "the prototype's step arms timers: the copy must too"
+        assert expected["inbox_entry"], "the prototype is in an inbox: the copy must be too"
+        assert len({item for item, _ in copies}) == 5
+        for item, step in copies:
+            assert step == str(copied_id(UUID(item), prototype_step))
+            for table, query in SHAPE.items():
+                assert await conn.fetch(query, item) == expected[table], table
+        timer_ids = await conn.fetchval("SELECT count(DISTINCT id) FROM timer")
+        assert timer_ids == await conn.fetchval("SELECT count(*) FROM timer")
+    finally:
+        await conn.close()
+    approver = actor(tenant, "approver-1", APPROVER_ROLE)
+    for item, step in copies:
+        view = await decide_step(
+            approver, services, DecideStepInput(step_id=UUID(step), outcome=VoteOutcome.APPROVE)
+        )
+        assert str(view.id) == item
+        assert view.state == ItemState.APPROVED
+        assert [s.state for s in view.steps] == [StepState.APPROVED]

@@ -318,8 +318,37 @@ def actual_cost(
                     out.extend(fields_of(spread, fragment.selection_set, seen | {node.name.value}))
         return out
 
+    weighed: dict[tuple[str, int], bool] = {}
+
+    def weighs(parent: GraphQLNamedType, selection_set: SelectionSetNode | None) -> bool:
+        # Whether any field at or below this selection weighs something: a result is walked
+        # only where it can count, not through every element of a page of weightless fields.
+        key = (parent.name, id(selection_set))
+        if key not in weighed:
+            weighed[key] = False  # a cycle through fragments adds nothing
+            found = False
+            for owner, node in fields_of(parent, selection_set, frozenset()):
+                if not isinstance(owner, GraphQLObjectType | GraphQLInterfaceType):
+                    continue
+                definition = owner.fields.get(node.name.value)
+                if definition is None:
+                    continue
+                if (
+                    owner is mutation_root
+                    or model.rule(owner.name, node.name.value, definition).weight
+                ):
+                    found = True
+                elif node.selection_set is not None:
+                    found = weighs(get_named_type(definition.type), node.selection_set)
+                if found:
+                    break
+            weighed[key] = found
+        return weighed[key]
+
     def visit(parent: GraphQLNamedType, selection_set: SelectionSetNode | None, value: Any) -> None:
         nonlocal counted
+        if not weighs(parent, selection_set):
+            return
         if isinstance(value, list):
             for element in value:
                 visit(parent, selection_set, element)

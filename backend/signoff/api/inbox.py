@@ -1,8 +1,8 @@
 """The reviewer inbox (Relay-style connection with facets).
 
 A page costs a constant number of statements: the page itself, the steps of its items, their
-template versions, their decisions when asked for, and the facet counts when asked for
-(DataLoaders in `api/loaders.py`).
+decisions and the facet counts when asked for, and their template versions (DataLoaders in
+`api/loaders.py`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.enums import described_enum
 from signoff.api.errors import CodedError
 from signoff.api.event_cursors import EVENT_CURSOR_DESCRIPTION, encode_cursor
-from signoff.api.loaders import definition_for, loaders_of
+from signoff.api.loaders import definitions_for, loaders_of
 from signoff.api.types import WorkflowItem
 from signoff.db import feed
 from signoff.db import inbox as inbox_repo
@@ -357,16 +357,15 @@ def parse_page(
 async def nodes_of_rows(
     info: Info[SignoffContext, Any], rows: list[dict[str, Any]]
 ) -> list[WorkflowItem]:
-    """The items of a page's rows with their steps and definitions (one statement each)."""
+    """The items of a page's rows with their definitions (one statement, cached); their
+    steps are read, in one statement for the page, only if the operation asks for them."""
     loaders = loaders_of(info)
-    services = services_of(info)
-    steps = await loaders.steps_by_item.load_many([r["id"] for r in rows])
     items = [item_of(r) for r in rows]
-    definitions = await asyncio.gather(*(definition_for(loaders, services, i) for i in items))
+    definitions = await definitions_for(loaders, services_of(info), items)
     nodes = []
-    for item, item_steps, definition in zip(items, steps, definitions, strict=True):
+    for item, definition in zip(items, definitions, strict=True):
         loaders.items.prime(item.id, item)
-        nodes.append(WorkflowItem.from_parts(item, item_steps, definition))
+        nodes.append(WorkflowItem.from_parts(item, None, definition))
     return nodes
 
 

@@ -134,3 +134,22 @@ async def definition_for(
     if definition is None:
         raise LookupError(f"template {item.template_id} of item {item.id} not found")
     return definition
+
+
+async def definitions_for(
+    loaders: Loaders, services: ServiceContext, items: Sequence[Item]
+) -> list[TemplateDefinition]:
+    """The definitions of several items at once (`definition_for` of each, one batch)."""
+    template_ids = list(dict.fromkeys(i.template_id for i in items if i.plan is None))
+    versions = await loaders.definitions.load_many(template_ids)
+    found = dict(zip(template_ids, versions, strict=True))
+    out = []
+    for item in items:
+        if item.plan is not None:
+            out.append(parse_template(item.plan, template_limits(services.settings)))
+            continue
+        definition = found.get(item.template_id)
+        if definition is None:
+            raise LookupError(f"template {item.template_id} of item {item.id} not found")
+        out.append(definition)
+    return out

@@ -406,7 +406,6 @@ class WorkflowItem(Node):
     )
     created_at: datetime = strawberry.field(description="When it was submitted.")
     updated_at: datetime = strawberry.field(description="When it last changed.")
-    steps: list[Step] = strawberry.field(description="Its steps, in template order.")
     summary: str | None = strawberry.field(
         description="What the plan does, in the submitter's words (seed 003 plan summary)."
     )
@@ -420,19 +419,36 @@ class WorkflowItem(Node):
     tenant_id: strawberry.Private[str]
     template_id: strawberry.Private[UUID]
     template_definition: strawberry.Private[TemplateDefinition]
+    item_record: strawberry.Private[records.Item]
+    # None when the item was read without its steps (a page of items): they are read, in one
+    # statement for the whole page, only when the operation asks for them
+    step_records: strawberry.Private[tuple[records.Step, ...] | None]
+
+    async def _steps(self, info: Info[SignoffContext, Any]) -> tuple[records.Step, ...]:
+        if self.step_records is None:
+            loaded = await loaders_of(info).steps_by_item.load(self.raw_id)
+            self.step_records = tuple(loaded)
+        return self.step_records
+
+    @strawberry.field(description="Its steps, in template order.")
+    async def steps(self, info: Info[SignoffContext, Any]) -> list[Step]:
+        steps = await self._steps(info)
+        snapshot = progression.Snapshot(self.item_record, steps)
+        return [Step.from_record(s, self.template_definition, snapshot) for s in steps]
 
     @strawberry.field(
         description="Its step graph as Mermaid flowchart text or as SVG laid out on the "
         "server, each step labelled and coloured by its state (docs/reference/diagrams.md)."
     )
-    def diagram(
+    async def diagram(
         self,
+        info: Info[SignoffContext, Any],
         fmt: Annotated[
             DiagramFormat,
             strawberry.argument(name="format", description="Mermaid text (default) or SVG."),
         ] = DiagramFormat.MERMAID,
     ) -> str:
-        states = {s.key: s.step_state.value for s in self.steps}
+        states = {s.key: s.state.value for s in await self._steps(info)}
         return diagram_svg.draw(self.template_definition, states, fmt)
 
     template_key: strawberry.Private[str]
@@ -492,11 +508,11 @@ class WorkflowItem(Node):
     def from_parts(
         cls,
         item: records.Item,
-        steps: Sequence[records.Step],
+        steps: Sequence[records.Step] | None,
         definition: TemplateDefinition,
     ) -> WorkflowItem:
-        """Map an item record with its steps (in template order) and its definition."""
-        snapshot = progression.Snapshot(item, tuple(steps))
+        """Map an item record with its steps (in template order; None: read them if asked
+        for) and its definition."""
         return cls(
             id=strawberry.ID(ids.encode("WorkflowItem", item.id)),
             kind=item.kind,
@@ -511,7 +527,6 @@ class WorkflowItem(Node):
             version=item.version,
             created_at=item.created_at,
             updated_at=item.updated_at,
-            steps=[Step.from_record(s, definition, snapshot) for s in steps],
             summary=definition.summary or None,
             raw_id=item.id,
             tenant_id=item.tenant_id,
@@ -519,4 +534,6 @@ class WorkflowItem(Node):
             template_definition=definition,
             template_key=definition.key,
             stored_payload=item.payload,
+            item_record=item,
+            step_records=None if steps is None else tuple(steps),
         )

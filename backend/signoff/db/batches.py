@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from uuid import UUID
 
 from signoff.db import sql
-from signoff.db.records import ITEM_JSON, STEP_JSON, TEMPLATE_JSON, item_of, step_of, template_of
+from signoff.db.records import ITEM_JSON, TEMPLATE_JSON, item_of, step_of, template_of
 from signoff.domain.records import Item, Step, TemplateVersion
 
 
@@ -27,7 +27,7 @@ async def steps_by_ids(tenant_id: str, step_ids: Sequence[UUID]) -> list[Step]:
         tenant_id,
         list(step_ids),
     )
-    return [step_of(sql.record_dict(r, STEP_JSON)) for r in rows]
+    return [step_of(r) for r in rows]
 
 
 async def templates_by_ids(tenant_id: str, template_ids: Sequence[UUID]) -> list[TemplateVersion]:

@@ -283,7 +283,7 @@ async def steps_of(tenant_id: str, item_id: UUID) -> list[Step]:
         tenant_id,
         item_id,
     )
-    return [step_of(sql.record_dict(r, STEP_JSON)) for r in rows]
+    return [step_of(r) for r in rows]
 
 
 async def steps_of_items(tenant_id: str, item_ids: Sequence[UUID]) -> list[Step]:
@@ -294,7 +294,7 @@ async def steps_of_items(tenant_id: str, item_ids: Sequence[UUID]) -> list[Step]
         tenant_id,
         list(item_ids),
     )
-    return [step_of(sql.record_dict(r, STEP_JSON)) for r in rows]
+    return [step_of(r) for r in rows]
 
 
 NewDecisionRow = tuple[

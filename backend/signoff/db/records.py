@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from signoff.domain.calendar import BusinessCalendar
@@ -49,6 +50,21 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+def _escalation_plan(value: Any) -> EscalationPlan | None:
+    if isinstance(value, str):
+        return _escalation_plan_of_text(value)
+    return EscalationPlan.from_dict(value) if value else None
+
+
+# A step's escalation plan is frozen when it activates: every step of a template version
+# carries one of a few identical texts, so a page of steps parses each once. The plan is an
+# immutable value, safe to share.
+@lru_cache(maxsize=1024)
+def _escalation_plan_of_text(text: str) -> EscalationPlan | None:
+    plan = json.loads(text)
+    return EscalationPlan.from_dict(plan) if plan else None
+
+
 def item_of(row: Mapping[str, Any]) -> Item:
     """An item record from a `workflow_item` row (extra columns are ignored)."""
     plan = _json(row["plan"])
@@ -77,7 +93,6 @@ def item_of(row: Mapping[str, Any]) -> Item:
 def step_of(row: Mapping[str, Any]) -> Step:
     """A step record from a `step` row."""
     quorum = _json(row["quorum"]) or {}
-    plan = _json(row["escalation_plan"])
     hold = _json(row["hold"])
     return Step(
         id=row["id"],
@@ -101,7 +116,7 @@ def step_of(row: Mapping[str, Any]) -> Step:
         error=row["error"],
         attempts=row["attempts"],
         escalation_level=row["escalation_level"],
-        escalation_plan=EscalationPlan.from_dict(plan) if plan else None,
+        escalation_plan=_escalation_plan(row["escalation_plan"]),
         activated_at=row["activated_at"],
         due_at=row["due_at"],
         decided_at=row["decided_at"],

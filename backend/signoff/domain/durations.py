@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 from signoff.domain.errors import DomainError, ErrorCode
 
@@ -37,6 +38,13 @@ def parse_duration(text: str) -> timedelta:
     """
     if not isinstance(text, str):
         raise _refuse(text, "expected a string like PT4H")
+    return _parse(text)
+
+
+# Every step read parses its frozen escalation plan's few durations again (an inbox page, 20
+# items); the same handful of strings recur, so their parses are kept (a refusal is not).
+@lru_cache(maxsize=1024)
+def _parse(text: str) -> timedelta:
     value = text.strip().upper()
     if not value:
         raise _refuse(text, "empty")

@@ -1,17 +1,17 @@
 """decisions: approveStep through the GraphQL API at 32 clients, beside pgbench.
 
 Each client approves steps nobody else touches (its own items of the demo `change-approval`
-template, created beforehand through the service layer), so what is measured is the cost of
-a decision, not a fight over one item. Four configurations: one tenant or spread over eight,
-one or two API processes (the clients spread round-robin over the processes, as a load
-balancer would), with two workers running throughout as in production. Beside them, in the
-same rounds, pgbench runs the minimal decision transaction (`PGBENCH_SCRIPT`) on the same
-database with the same number of clients.
+template, copied in SQL beforehand from one submitted through the service layer: see
+`Stock`), so what is measured is the cost of a decision, not a fight over one item. Four
+configurations: one tenant or spread over eight, one or two API processes (the clients spread
+round-robin over the processes, as a load balancer would), with two workers running throughout
+as in production. Beside them, in the same rounds, pgbench runs the minimal decision
+transaction (`PGBENCH_SCRIPT`) on the same database with the same number of clients.
 """
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
 import logging
 import math
 import resource
@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from uuid import UUID, uuid4
 
 from signoff.api import ids
 from signoff.bench import BenchEnv, Figure, Runs, Scenario, ScenarioResult, Target, alternate
@@ -105,51 +106,132 @@ def client_tenant(layout: Layout, client: int) -> str:
     return layout.api_tenants[client % len(layout.api_tenants)]
 
 
-async def submit_items(
-    ctx: ServiceContext, tenant: str, count: int, *, concurrency: int = 8
-) -> list[tuple[str, str]]:
-    """Open `count` change-approval items in `tenant`; (item id, active step id) of each."""
-    numbers = iter(range(count))
-    opened: list[tuple[str, str]] = []
+class Stock:
+    """Open change-approval items by the thousand: one prototype per tenant goes through the
+    service layer (so it is exactly what a submission writes), then SQL copies it with every
+    row that names it (its steps, its timers), each copy under fresh ids. The inbox entries
+    of the copies are written by the inbox triggers, as for a real write; the prototype's
+    audit events are not copied (the copies' first events are the approvals measured)."""
 
-    async def submitter(worker: int) -> None:
-        requester = Actor(Principal(f"requester-{worker}", tenant))
-        for n in numbers:
+    # rows maintained by the database itself, or the trail, which a copy must not duplicate
+    SKIPPED = ("audit_event", "inbox_entry")
+
+    def __init__(self, ctx: ServiceContext, conn: Any) -> None:
+        self.ctx = ctx
+        self.conn = conn
+        self._prototypes: dict[str, tuple[UUID, UUID]] = {}
+        self._copies: dict[str, str] | None = None
+
+    async def open(self, tenant: str, count: int) -> list[tuple[str, str]]:
+        """`count` new items in `tenant`; (item id, active step id) of each."""
+        item, step = await self._prototype(tenant)
+        copies = [uuid4() for _ in range(count)]
+        async with self.conn.transaction():
+            for statement in (await self._statements()).values():
+                await self.conn.execute(statement, item, copies)
+        return [(str(c), str(copied_id(c, step))) for c in copies]
+
+    async def _prototype(self, tenant: str) -> tuple[UUID, UUID]:
+        if tenant not in self._prototypes:
             view = await submit_item(
-                requester,
-                ctx,
+                Actor(Principal("requester-0", tenant)),
+                self.ctx,
                 SubmitItemInput(
                     template_key=TEMPLATE,
-                    title=f"Change {n}",
-                    payload={"title": f"Change {n}", "system": "bench", "rollback_plan": "undo"},
+                    title="Change",
+                    payload={"title": "Change", "system": "bench", "rollback_plan": "undo"},
                 ),
             )
             active = [s for s in view.steps if s.state == StepState.ACTIVE]
             if len(active) != 1:
                 raise RuntimeError(f"expected one active step, got {view.steps}")
-            opened.append((str(view.id), str(active[0].id)))
+            self._prototypes[tenant] = (view.id, active[0].id)
+        return self._prototypes[tenant]
 
-    await asyncio.gather(*(submitter(w) for w in range(concurrency)))
-    return opened
+    async def _statements(self) -> dict[str, str]:
+        """One INSERT ... SELECT per table that has rows of an item, items first."""
+        if self._copies is None:
+            rows = await self.conn.fetch(
+                """SELECT c.table_name, c.column_name, c.data_type, c.column_default
+                FROM information_schema.columns c
+                JOIN information_schema.tables t
+                  ON t.table_name = c.table_name AND t.table_schema = c.table_schema
+                WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE'
+                  AND c.is_generated = 'NEVER'
+                  AND c.table_name IN (SELECT table_name FROM information_schema.columns
+                                       WHERE table_schema = current_schema()
+                                         AND column_name = 'item_id')
+                ORDER BY c.table_name, c.ordinal_position"""
+            )
+            columns: dict[str, list[Any]] = {"workflow_item": []}
+            for row in rows:
+                if row["table_name"] not in self.SKIPPED:
+                    columns.setdefault(row["table_name"], []).append(row)
+            columns["workflow_item"] = list(
+                await self.conn.fetch(
+                    """SELECT table_name, column_name, data_type, column_default
+                    FROM information_schema.columns WHERE table_schema = current_schema()
+                      AND table_name = 'workflow_item' AND is_generated = 'NEVER'
+                    ORDER BY ordinal_position"""
+                )
+            )
+            self._copies = {
+                table: copy_statement(table, cols)
+                for table, cols in sorted(
+                    columns.items(),
+                    key=lambda kv: (kv[0] != "workflow_item", kv[0] != "step", kv[0]),
+                )
+            }
+        return self._copies
+
+
+def copied_id(copy: UUID, original: UUID) -> UUID:
+    """The id a copy gives the row `original` of its prototype (as `copy_statement` does)."""
+    return UUID(hashlib.md5(f"{copy}{original}".encode(), usedforsecurity=False).hexdigest())
+
+
+def copy_statement(table: str, columns: list[Any]) -> str:
+    """INSERT the rows of prototype item $1 in `table` once per id in $2 (uuid[]): the item's
+    own id becomes the copy's, ids of its rows derive from the copy's and theirs."""
+    key = "id" if table == "workflow_item" else "item_id"
+    names, values = [], []
+    for col in columns:
+        name, kind = col["column_name"], col["data_type"]
+        if name == "id" and kind != "uuid":
+            continue  # a serial: its default numbers the copy
+        if (name == "id" and table == "workflow_item") or name == "item_id":
+            value = "c.id"
+        elif kind == "uuid" and name in ("id", "step_id"):
+            value = f"md5(c.id::text || p.{name}::text)::uuid"
+        elif name == "token":
+            value = "md5(c.id::text || p.token)"
+        else:
+            value = f"p.{name}"
+        names.append(name)
+        values.append(value)
+    return (
+        f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(values)} "
+        f"FROM {table} p, unnest($2::uuid[]) AS c(id) WHERE p.{key} = $1"
+    )
 
 
 async def assignments(
-    ctx: ServiceContext, layout: Layout, runs: int, per_client: int
+    stock: Stock, layout: Layout, runs: int, per_client: int
 ) -> list[list[list[str]]]:
     """For each of `runs` runs, for each client, the global ids of steps only it approves."""
     wanted: dict[str, int] = {}
     for client in range(CLIENTS):
         tenant = client_tenant(layout, client)
         wanted[tenant] = wanted.get(tenant, 0) + runs * per_client
-    stock = {
-        tenant: [ids.encode("Step", step) for _, step in await submit_items(ctx, tenant, count)]
+    opened = {
+        tenant: [ids.encode("Step", step) for _, step in await stock.open(tenant, count)]
         for tenant, count in wanted.items()
     }
     out: list[list[list[str]]] = []
     for _ in range(runs):
         per_run: list[list[str]] = []
         for client in range(CLIENTS):
-            left = stock[client_tenant(layout, client)]
+            left = opened[client_tenant(layout, client)]
             per_run.append(left[:per_client])
             del left[:per_client]
         out.append(per_run)
@@ -249,13 +331,13 @@ class ApiSide:
 
 
 async def pgbench_targets(
-    env: BenchEnv, ctx: ServiceContext, layout: Layout, base: int, count: int
+    env: BenchEnv, stock: Stock, layout: Layout, base: int, count: int
 ) -> int:
     """Open `count` items in the layout's pgbench tenants and list their steps as targets."""
     rows = []
     share = math.ceil(count / len(layout.pgbench_tenants))
     for tenant in layout.pgbench_tenants:
-        rows += [(tenant, item, step) for item, step in await submit_items(ctx, tenant, share)]
+        rows += [(tenant, item, step) for item, step in await stock.open(tenant, share)]
     conn = await env.connect()
     await conn.executemany(
         "INSERT INTO bench_decision_target (n, tenant_id, item_id, step_id) "
@@ -266,11 +348,11 @@ async def pgbench_targets(
 
 
 async def calibrate(
-    env: BenchEnv, ctx: ServiceContext, api: list[Process], watched: list[Process]
+    env: BenchEnv, stock: Stock, api: list[Process], watched: list[Process]
 ) -> tuple[ApiSide, float]:
     """Approvals/s of the fastest configuration, measured briefly, to size the item pools."""
     layout = layouts()[1]
-    [steps] = await assignments(ctx, layout, 1, env.size(25, 10))
+    [steps] = await assignments(stock, layout, 1, env.size(25, 10))
     side = ApiSide(env, layout, env.size(5.0, 3.0), 0.0, api, watched)
     figures = await side.run(steps)
     return side, max(figures["throughput"], 1.0)
@@ -287,11 +369,12 @@ async def run(env: BenchEnv) -> ScenarioResult:
             await load_templates(admin, ctx, DEMO_TEMPLATES)
     conn = await env.connect()
     await conn.execute(PGBENCH_SETUP)
+    stock = Stock(ctx, conn)
     api = await env.start_api(2)
     workers = await env.start_workers(2)
     watched = api + workers
     log.info("decisions: set up in %.0f s; calibrating", time.perf_counter() - started)
-    calibration, rate = await calibrate(env, ctx, api, watched)
+    calibration, rate = await calibrate(env, stock, api, watched)
     # enough distinct steps for every run at 1.5x the calibrated rate; a client that runs out
     # stops early (counted below), which shortens the run but does not falsify it
     per_client = max(10, math.ceil(rate * 1.5 * (seconds + warmup) / CLIENTS))
@@ -300,8 +383,8 @@ async def run(env: BenchEnv) -> ScenarioResult:
     loaded = []
     for index, layout in enumerate(layouts()):
         base = index * pg_targets
-        targets = await pgbench_targets(env, ctx, layout, base, pg_targets)
-        pools = {n: await assignments(ctx, layout, env.repeats, per_client) for n in (1, 2)}
+        targets = await pgbench_targets(env, stock, layout, base, pg_targets)
+        pools = {n: await assignments(stock, layout, env.repeats, per_client) for n in (1, 2)}
         loaded.append((layout, base, targets, pools))
     # the loader's connections are not needed any more: a shared server may be short of them
     await env.close_services()
