@@ -20,7 +20,7 @@ from signoff.services import notification_admin
 from signoff.services.context import ServiceContext
 from signoff.services.items import SubmitItemInput, submit_item
 from signoff.settings import Settings
-from signoff.worker import build_worker
+from signoff.worker import build_worker, unbound
 
 
 @pytest.fixture
@@ -115,7 +115,9 @@ async def run_worker(settings: Settings, clock: ManualClock, registry: NotifierR
         poll_delay=0.01,
         handle_signals=False,
         ctx={REGISTRY_KEY: registry},
-        cron_jobs=[cron(notification_sweeper, run_at_startup=True, unique=True)],
+        # bound to no tenant, as `build_worker` binds its own crons: the sweeper must declare
+        # that it spans tenants, or it sees none
+        cron_jobs=[cron(unbound(notification_sweeper), run_at_startup=True, unique=True)],
     )
     try:
         await worker.run_check()

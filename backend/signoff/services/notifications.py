@@ -708,10 +708,12 @@ def _uuid(value: str | None) -> UUID | None:
 
 async def due_deliveries(ctx: ServiceContext) -> list[Due]:
     """Open deliveries whose next attempt is due (the sweeper hands them to the queue)."""
-    rows = await repo.due_deliveries(ctx.clock.now(), max(1, ctx.settings.notify_batch_size))
+    with scopes.across_tenants("the notification sweeper re-queues every tenant's deliveries"):
+        rows = await repo.due_deliveries(ctx.clock.now(), max(1, ctx.settings.notify_batch_size))
     return [Due(r["id"], r["attempts"]) for r in rows]
 
 
 async def tenants_behind() -> list[str]:
     """Tenants with audit events not yet planned."""
-    return await repo.tenants_behind()
+    with scopes.across_tenants("the notification sweeper plans every tenant that is behind"):
+        return await repo.tenants_behind()
