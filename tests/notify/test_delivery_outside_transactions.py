@@ -74,7 +74,7 @@ async def test_a_batch_is_claimed_and_recorded_in_one_transaction_each_whatever_
     await submit_change(tenant, nsvc)
     due = await notification_services.plan_notifications(nsvc, tenant)
     assert len(due) == 6
-    transactions = []
+    transactions, sent = [], []
     for batch in (due[:1], due[1:]):
         with statements:
             outcomes = await notification_services.deliver_many(
@@ -82,7 +82,38 @@ async def test_a_batch_is_claimed_and_recorded_in_one_transaction_each_whatever_
             )
         assert set(outcomes.values()) == {"delivered"}
         transactions.append(len(statements.matching("COMMIT")))
+        sent.append(len(statements.statements))
+        statements.statements.clear()
     assert transactions[0] == transactions[1]  # claim, record (and the tenant look-up)
+    assert sent[0] == sent[1]  # and so many statements in them, not one per delivery
     assert len(channel.sent) == 6
     rows = await deliveries(tenant)
     assert {(r["status"], r["attempts"]) for r in rows} == {("delivered", 1)}
+
+
+async def test_planning_an_event_costs_the_same_statements_whatever_its_recipients(
+    tenant, demo_templates, nsvc, statements
+):
+    for n in range(6):
+        role = "change-approver" if n < 5 else "someone-else"
+        await add_profile(tenant, nsvc, f"user{n}", {"fake": f"u{n}"}, roles=(role,))
+    sent, planned = [], []
+    for approvers in (1, 5):
+        # the next change's assignment reaches `approvers` people
+        for n in range(5):
+            await add_profile(
+                tenant,
+                nsvc,
+                f"user{n}",
+                {"fake": f"u{n}"},
+                roles=("change-approver",) if n < approvers else (),
+            )
+        await notification_services.plan_notifications(nsvc, tenant, channels=["fake"])
+        await submit_change(tenant, nsvc)
+        with statements:
+            due = await notification_services.plan_notifications(nsvc, tenant, channels=["fake"])
+        planned.append(len(due))
+        sent.append(len(statements.statements))
+        statements.statements.clear()
+    assert planned == [1, 5]
+    assert sent[0] == sent[1]

@@ -181,48 +181,73 @@ async def steps_by_id(tenant_id: str, step_ids: Sequence[UUID]) -> dict[UUID, St
     return {r["id"]: step_of(r) for r in rows}
 
 
-async def insert_delivery(values: dict[str, Any]) -> dict[str, Any] | None:
-    """Insert a delivery unless its idempotency key exists; the new row or None."""
-    row = await sql.fetchrow(
-        """INSERT INTO notification_delivery (tenant_id, event_seq, event_kind, channel,
-            recipient_id, address, idempotency_key, status, priority, max_attempts,
-            next_attempt_at, payload, created_at, updated_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $13)
+_DELIVERY_COLUMNS = (
+    ("tenant_id", "text"),
+    ("event_seq", "bigint"),
+    ("event_kind", "text"),
+    ("channel", "text"),
+    ("recipient_id", "text"),
+    ("address", "text"),
+    ("idempotency_key", "text"),
+    ("status", "text"),
+    ("priority", "text"),
+    ("max_attempts", "int"),
+    ("next_attempt_at", "timestamptz"),
+)
+
+
+async def insert_deliveries(values: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Insert deliveries (one statement), each unless its idempotency key exists; the new
+    rows, in the order given."""
+    if not values:
+        return []
+    names = ", ".join(name for name, _ in _DELIVERY_COLUMNS)
+    arrays = ", ".join(f"${i + 1}::{kind}[]" for i, (_, kind) in enumerate(_DELIVERY_COLUMNS))
+    n = len(_DELIVERY_COLUMNS)
+    rows = await sql.fetch(
+        f"""INSERT INTO notification_delivery ({names}, payload, created_at, updated_at)
+        SELECT {names}, payload::jsonb, ${n + 2}, ${n + 2}
+        FROM unnest({arrays}, ${n + 1}::text[]) WITH ORDINALITY AS v({names}, payload, n)
+        ORDER BY v.n
         ON CONFLICT (idempotency_key) DO NOTHING
         RETURNING *""",
-        values["tenant_id"],
-        values["event_seq"],
-        values["event_kind"],
-        values["channel"],
-        values["recipient_id"],
-        values["address"],
-        values["idempotency_key"],
-        values["status"],
-        values["priority"],
-        values["max_attempts"],
-        values["next_attempt_at"],
-        sql.dumps(values["payload"]),
-        values["now"],
+        *[[v[name] for v in values] for name, _ in _DELIVERY_COLUMNS],
+        [sql.dumps(v["payload"]) for v in values],
+        values[0]["now"],
     )
-    return sql.record_dict(row, DELIVERY_JSON) if row else None
+    order = {v["idempotency_key"]: i for i, v in enumerate(values)}
+    out = [sql.record_dict(r, DELIVERY_JSON) for r in rows]
+    return sorted(out, key=lambda r: order[r["idempotency_key"]])
 
 
-async def recent_foldable_count(
-    tenant_id: str, channel: str, recipient_id: str, since: datetime, priorities: Sequence[str]
-) -> int:
-    """Deliveries of foldable priority to one recipient on one channel created since `since`."""
-    row = await sql.fetchrow(
-        """SELECT count(*) AS n FROM notification_delivery
-        WHERE tenant_id = $1 AND channel = $2 AND recipient_id = $3 AND created_at > $4
-        AND priority = ANY($5::text[]) AND event_kind <> 'digest'""",
+async def insert_delivery(values: dict[str, Any]) -> dict[str, Any] | None:
+    """Insert a delivery unless its idempotency key exists; the new row or None."""
+    rows = await insert_deliveries([values])
+    return rows[0] if rows else None
+
+
+async def recent_foldable_counts(
+    tenant_id: str,
+    wanted: Sequence[tuple[str, str]],
+    since: datetime,
+    priorities: Sequence[str],
+) -> dict[tuple[str, str], int]:
+    """Deliveries of foldable priority created since `since`, per (channel, recipient) of
+    `wanted` (one statement; a pair with none is absent)."""
+    rows = await sql.fetch(
+        """SELECT d.channel, d.recipient_id, count(*) AS n
+        FROM unnest($2::text[], $3::text[]) AS w(channel, recipient_id)
+        JOIN notification_delivery d ON d.tenant_id = $1 AND d.channel = w.channel
+            AND d.recipient_id = w.recipient_id
+        WHERE d.created_at > $4 AND d.priority = ANY($5::text[]) AND d.event_kind <> 'digest'
+        GROUP BY d.channel, d.recipient_id""",
         tenant_id,
-        channel,
-        recipient_id,
+        [channel for channel, _ in wanted],
+        [recipient for _, recipient in wanted],
         since,
         list(priorities),
     )
-    assert row is not None
-    return int(row["n"])
+    return {(r["channel"], r["recipient_id"]): int(r["n"]) for r in rows}
 
 
 # --------------------------------------------------------------------------- digests
@@ -314,22 +339,31 @@ async def lock_tenant_delivery(tenant_id: str, delivery_id: int) -> dict[str, An
     return sql.record_dict(row, DELIVERY_JSON) if row else None
 
 
-async def thread_parent(
-    tenant_id: str, channel: str, recipient_id: str, thread_key: str, before_id: int
-) -> str | None:
-    """Provider id of the first delivered message of a thread to this recipient on `channel`."""
-    row = await sql.fetchrow(
-        """SELECT provider_message_id FROM notification_delivery
-        WHERE tenant_id = $1 AND channel = $2 AND recipient_id = $3 AND thread_key = $4
-        AND provider_message_id IS NOT NULL AND id <> $5
-        ORDER BY id LIMIT 1""",
+async def thread_parents(
+    tenant_id: str, wanted: Sequence[tuple[str, str, str, int]]
+) -> list[str | None]:
+    """`thread_parent` of each (channel, recipient id, thread key, before id), in order, in
+    one statement."""
+    if not wanted:
+        return []
+    rows = await sql.fetch(
+        """SELECT p.provider_message_id
+        FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[]) WITH ORDINALITY
+            AS w(channel, recipient_id, thread_key, before_id, n)
+        LEFT JOIN LATERAL (
+            SELECT d.provider_message_id FROM notification_delivery d
+            WHERE d.tenant_id = $1 AND d.channel = w.channel
+            AND d.recipient_id = w.recipient_id AND d.thread_key = w.thread_key
+            AND d.provider_message_id IS NOT NULL AND d.id <> w.before_id
+            ORDER BY d.id LIMIT 1
+        ) p ON true
+        ORDER BY w.n""",
         tenant_id,
-        channel,
-        recipient_id,
-        thread_key,
-        before_id,
+        *[list(column) for column in zip(*wanted, strict=True)],
     )
-    return str(row["provider_message_id"]) if row else None
+    return [
+        None if r["provider_message_id"] is None else str(r["provider_message_id"]) for r in rows
+    ]
 
 
 async def insert_attempts(attempts: Sequence[dict[str, Any]]) -> None:
@@ -347,32 +381,42 @@ async def insert_attempts(attempts: Sequence[dict[str, Any]]) -> None:
     )
 
 
-_UPDATABLE = frozenset(
-    {
-        "status",
-        "attempts",
-        "max_attempts",
-        "next_attempt_at",
-        "last_error",
-        "thread_key",
-        "provider_message_id",
-    }
-)
+# the state columns a delivery's attempts change, with their types
+_UPDATABLE = {
+    "status": "text",
+    "attempts": "int",
+    "max_attempts": "int",
+    "next_attempt_at": "timestamptz",
+    "last_error": "text",
+    "thread_key": "text",
+    "provider_message_id": "text",
+}
 
 
 async def update_delivery(delivery_id: int, values: dict[str, Any], now: datetime) -> None:
     """Change a delivery's state columns."""
-    unknown = set(values) - _UPDATABLE
-    if unknown:
-        raise ValueError(f"not updatable: {sorted(unknown)}")
-    columns = sorted(values)
-    assignments = ", ".join(f"{c} = ${i + 3}" for i, c in enumerate(columns))
-    await sql.execute(
-        f"UPDATE notification_delivery SET {assignments}, updated_at = $2 WHERE id = $1",
-        delivery_id,
-        now,
-        *[values[c] for c in columns],
-    )
+    await update_deliveries([(delivery_id, values)], now)
+
+
+async def update_deliveries(changes: Sequence[tuple[int, dict[str, Any]]], now: datetime) -> None:
+    """Change the state columns of several deliveries: one statement per set of columns."""
+    groups: dict[tuple[str, ...], list[tuple[int, dict[str, Any]]]] = {}
+    for delivery_id, values in changes:
+        unknown = set(values) - set(_UPDATABLE)
+        if unknown:
+            raise ValueError(f"not updatable: {sorted(unknown)}")
+        groups.setdefault(tuple(sorted(values)), []).append((delivery_id, values))
+    for columns, rows in groups.items():
+        assignments = ", ".join(f"{c} = u.{c}" for c in columns)
+        arrays = "".join(f", ${i + 3}::{_UPDATABLE[c]}[]" for i, c in enumerate(columns))
+        await sql.execute(
+            f"""UPDATE notification_delivery d SET {assignments}, updated_at = $2
+            FROM unnest($1::bigint[]{arrays}) AS u(id{"".join(f", {c}" for c in columns)})
+            WHERE d.id = u.id""",
+            [delivery_id for delivery_id, _ in rows],
+            now,
+            *[[values[c] for _, values in rows] for c in columns],
+        )
 
 
 async def due_deliveries(now: datetime, limit: int) -> list[dict[str, Any]]:

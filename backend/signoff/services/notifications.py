@@ -260,79 +260,88 @@ async def _deliveries(
 ) -> list[Due]:
     """One delivery per recipient and channel their preferences choose; those due now."""
     now = ctx.clock.now()
-    due: list[Due] = []
+    planned = []
     for profile in recipients:
         prefs = policy.preferences_or_default(profile["preferences"])
         addresses = {c: a for c, a in (profile["addresses"] or {}).items() if a}
         available = [c for c in addresses if channels is None or c in channels]
         for channel in prefs.channels_for(kind, available):
-            row = await _insert_delivery(
-                ctx,
-                tenant_id,
-                event,
-                kind,
-                channel,
-                profile,
-                addresses[channel],
-                prefs,
-                {**payload, "recipient_name": profile["display_name"]},
-                now,
-            )
-            if row is not None and row["status"] == "queued" and row["next_attempt_at"] <= now:
-                due.append(Due(row["id"], row["attempts"]))
-    return due
+            planned.append((profile, prefs, channel, addresses[channel]))
+    rows = await _insert_deliveries(ctx, tenant_id, event, kind, payload, planned, now)
+    return [
+        Due(row["id"], row["attempts"])
+        for row in rows
+        if row["status"] == "queued" and row["next_attempt_at"] <= now
+    ]
 
 
-async def _insert_delivery(
+async def _insert_deliveries(
     ctx: ServiceContext,
     tenant_id: str,
     event: dict[str, Any],
     kind: str,
-    channel: str,
-    profile: dict[str, Any],
-    address: str,
-    prefs: policy.Preferences,
     payload: dict[str, Any],
+    planned: list[tuple[dict[str, Any], policy.Preferences, str, str]],
     now: datetime,
-) -> dict[str, Any] | None:
-    user = profile["user_id"]
+) -> list[dict[str, Any]]:
+    """The deliveries of one event, one per (recipient, channel) in `planned`, in one
+    statement (those whose idempotency key exists are left out); the new rows."""
+    if not planned:
+        return []
     priority = policy.priority_of(kind)
-    status = "queued"
-    next_at: datetime | None = now
-    if not policy.is_critical(kind):
-        next_at = (prefs.quiet_hours.until(now) if prefs.quiet_hours else None) or now
-        if prefs.wants_digest(kind) or await _is_burst(ctx, tenant_id, channel, user, priority):
-            status, next_at = "digested", None
-    return await repo.insert_delivery(
-        {
-            "tenant_id": tenant_id,
-            "event_seq": event["seq"],
-            "event_kind": kind,
-            "channel": channel,
-            "recipient_id": user,
-            "address": address,
-            "idempotency_key": f"{tenant_id}:{event['seq']}:{channel}:{user}",
-            "status": status,
-            "priority": priority,
-            "max_attempts": ctx.settings.notify_max_attempts,
-            "next_attempt_at": next_at,
-            "payload": payload,
-            "now": now,
-        }
+    critical = policy.is_critical(kind)
+    burst = await _bursting(
+        ctx,
+        tenant_id,
+        priority,
+        [
+            (channel, profile["user_id"])
+            for profile, prefs, channel, _ in planned
+            if not critical and not prefs.wants_digest(kind)
+        ],
     )
+    values = []
+    for profile, prefs, channel, address in planned:
+        user = profile["user_id"]
+        status = "queued"
+        next_at: datetime | None = now
+        if not critical:
+            next_at = (prefs.quiet_hours.until(now) if prefs.quiet_hours else None) or now
+            if prefs.wants_digest(kind) or (channel, user) in burst:
+                status, next_at = "digested", None
+        values.append(
+            {
+                "tenant_id": tenant_id,
+                "event_seq": event["seq"],
+                "event_kind": kind,
+                "channel": channel,
+                "recipient_id": user,
+                "address": address,
+                "idempotency_key": f"{tenant_id}:{event['seq']}:{channel}:{user}",
+                "status": status,
+                "priority": priority,
+                "max_attempts": ctx.settings.notify_max_attempts,
+                "next_attempt_at": next_at,
+                "payload": {**payload, "recipient_name": profile["display_name"]},
+                "now": now,
+            }
+        )
+    return await repo.insert_deliveries(values)
 
 
-async def _is_burst(
-    ctx: ServiceContext, tenant_id: str, channel: str, user: str, priority: str
-) -> bool:
-    """Whether one more foldable notification would exceed the recipient's burst threshold."""
-    if priority not in policy.FOLDABLE_PRIORITIES:
-        return False
+async def _bursting(
+    ctx: ServiceContext, tenant_id: str, priority: str, wanted: list[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """The (channel, recipient) pairs for which one more foldable notification would exceed
+    the recipient's burst threshold (one statement for all)."""
+    if priority not in policy.FOLDABLE_PRIORITIES or not wanted:
+        return set()
     window = timedelta(seconds=ctx.settings.notify_digest_window_seconds)
-    recent = await repo.recent_foldable_count(
-        tenant_id, channel, user, ctx.clock.now() - window, sorted(policy.FOLDABLE_PRIORITIES)
+    recent = await repo.recent_foldable_counts(
+        tenant_id, wanted, ctx.clock.now() - window, sorted(policy.FOLDABLE_PRIORITIES)
     )
-    return recent >= ctx.settings.notify_digest_threshold
+    threshold = ctx.settings.notify_digest_threshold
+    return {pair for pair in wanted if recent.get(pair, 0) >= threshold}
 
 
 # --------------------------------------------------------------------------- digests
@@ -567,21 +576,25 @@ async def _send(
             )
         )
     )
-    if any(m.thread_key for m in messages):
+    threaded = [n for n, m in enumerate(messages) if m.thread_key]
+    if threaded:
         with scopes.for_tenant(tenant_id):
             async with repo.transaction():
-                for n, (row, message) in enumerate(zip(claimed, messages, strict=True)):
-                    if not message.thread_key:
-                        continue
-                    parent = await repo.thread_parent(
-                        tenant_id,
-                        row["channel"],
-                        row["recipient_id"],
-                        message.thread_key,
-                        row["id"],
-                    )
-                    if parent:
-                        messages[n] = dataclasses.replace(message, thread_parent_id=parent)
+                parents = await repo.thread_parents(
+                    tenant_id,
+                    [
+                        (
+                            claimed[n]["channel"],
+                            claimed[n]["recipient_id"],
+                            messages[n].thread_key or "",
+                            claimed[n]["id"],
+                        )
+                        for n in threaded
+                    ],
+                )
+        for n, parent in zip(threaded, parents, strict=True):
+            if parent:
+                messages[n] = dataclasses.replace(messages[n], thread_parent_id=parent)
     results = await asyncio.gather(
         *(
             registry.deliver(row["channel"], message, recipient)
@@ -606,6 +619,7 @@ async def _record(
         }
         now = ctx.clock.now()
         attempts = []
+        changed: list[tuple[int, dict[str, Any]]] = []
         for claimed, message, result in sent:
             row = current.get(claimed["id"])
             if row is None:
@@ -625,8 +639,9 @@ async def _record(
             )
             outcome, changes = _settle(uow, row, message, result, attempt_no, now)
             outcomes[row["id"]] = outcome
-            await repo.update_delivery(row["id"], changes, now)
+            changed.append((row["id"], changes))
             uow.after_commit(_count_delivery(row["channel"], outcome))
+        await repo.update_deliveries(changed, now)
         await repo.insert_attempts(attempts)
 
 
