@@ -43,6 +43,7 @@ CLIENTS = 32
 # pgbench gets as many connections as one API process's pool (SIGNOFF_DB_POOL_MAX): the most
 # the database sees from one process, and a number a shared server's max_connections allows
 PGBENCH_CLIENTS = 10
+MIN_STEPS_PER_CLIENT = 40
 
 APPROVE = """mutation Approve($input: DecideStepInput!) {
   approveStep(input: $input) { item { id state } errors { code message } }
@@ -352,8 +353,9 @@ async def calibrate(
 ) -> tuple[ApiSide, float]:
     """Approvals/s of the fastest configuration, measured briefly, to size the item pools."""
     layout = layouts()[1]
-    [steps] = await assignments(stock, layout, 1, env.size(25, 10))
-    side = ApiSide(env, layout, env.size(5.0, 3.0), 0.0, api, watched)
+    [steps] = await assignments(stock, layout, 1, env.size(40, 10))
+    # a warm-up first: the processes' first requests fill their caches (templates, tokens)
+    side = ApiSide(env, layout, env.size(5.0, 3.0), env.size(2.0, 1.0), api, watched)
     figures = await side.run(steps)
     return side, max(figures["throughput"], 1.0)
 
@@ -377,7 +379,9 @@ async def run(env: BenchEnv) -> ScenarioResult:
     calibration, rate = await calibrate(env, stock, api, watched)
     # enough distinct steps for every run at 1.5x the calibrated rate; a client that runs out
     # stops early (counted below), which shortens the run but does not falsify it
-    per_client = max(10, math.ceil(rate * 1.5 * (seconds + warmup) / CLIENTS))
+    # items cost little to load (SQL copies): the floor keeps a slow calibration (a busy
+    # machine) from starving the runs
+    per_client = max(MIN_STEPS_PER_CLIENT, math.ceil(rate * 1.5 * (seconds + warmup) / CLIENTS))
     pg_targets = env.size(4000, 800)
     sides: dict[str, ApiSide] = {}
     loaded = []
