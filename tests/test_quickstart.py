@@ -152,6 +152,20 @@ def test_readme_quick_start_runs_as_written_and_stops_cleanly():
                 ("bob", "rollback plan checked")
             ]
 
+            # the console: served when built (scripts/dev builds it when Node.js is there),
+            # otherwise the output says how to get it
+            if (REPO / "console" / "dist" / "index.html").is_file():
+                assert f"reviewer console: {base}/console/\n" in lines
+                root = http.get("/")
+                assert root.status_code in (302, 307) and root.headers["location"] == "/console/"
+                page = http.get("/console/item/anything")
+                assert page.status_code == 200 and '<div id="root">' in page.text
+                demo = http.get("/dev/demo-users").json()["users"]
+                assert {u["user"]: u["token"] for u in demo} == tokens
+            else:
+                assert any("install Node.js" in line for line in lines), "".join(lines[-20:])
+                assert http.get("/dev/demo-users").status_code == 200
+
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=60) == 0, "".join(lines[-20:])
         deadline = time.monotonic() + 30

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 from signoff import metrics, tracing
 from signoff.api.audit_export_http import download_audit_export
 from signoff.api.auth import TokenVerifier
+from signoff.api.console import console_routes, demo_users_route
 from signoff.api.context import SignoffContext
 from signoff.api.controller import graphql_controller
 from signoff.api.decision_page import confirm_decision_link_form, decision_link_page
@@ -95,8 +96,14 @@ def _tracing_plugins() -> list[Any]:
     ]
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Litestar:
-    """Build the API application for `settings` (default: from the environment)."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    demo_users: Sequence[dict[str, Any]] | None = None,
+) -> Litestar:
+    """Build the API application for `settings` (default: from the environment). `demo_users`
+    (only `signoff dev` passes it) is served at `/dev/demo-users` for the console's sign-in."""
     settings = settings or get_settings()
     configure_engine(settings.database_url)
     tracing.configure(settings, "signoff-api")
@@ -177,6 +184,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     ]
     if settings.graphiql_enabled:
         routes.append(graphiql_assets())
+    if settings.console_dir:
+        routes.extend(console_routes(settings.console_dir, redirect_root=settings.is_development))
+    if demo_users is not None and settings.is_development:
+        routes.append(demo_users_route(demo_users))
     return Litestar(
         route_handlers=routes,
         lifespan=[lifespan],

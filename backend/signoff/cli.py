@@ -25,6 +25,11 @@ log = logging.getLogger("signoff.cli")
 DEMO_TENANT = "demo"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_TEMPLATES = Path(__file__).resolve().parent / "demo"
+CONSOLE_BUILD = REPO_ROOT / "console" / "dist"
+CONSOLE_HOWTO = (
+    "the reviewer console is not built: install Node.js 20 or newer and run `scripts/dev` "
+    "again (it builds console/ when Node.js is present), or `scripts/console build`"
+)
 
 
 def _settings() -> Settings:
@@ -158,6 +163,9 @@ def cmd_dev(args: argparse.Namespace) -> None:
         if not base.redis_url:
             os.environ["SIGNOFF_REDIS_URL"] = embedded.redis_url
         get_settings.cache_clear()
+    if not base.console_dir and (CONSOLE_BUILD / "index.html").is_file():
+        os.environ["SIGNOFF_CONSOLE_DIR"] = str(CONSOLE_BUILD)
+        get_settings.cache_clear()
     settings = _settings()
     from signoff import tracing
 
@@ -194,11 +202,12 @@ async def _dev(settings: Settings, port: int) -> None:
     import uvicorn
 
     from signoff.app import create_app
-    from signoff.demo_data import seed_demo
+    from signoff.demo_data import USERS, seed_demo
     from signoff.worker import build_worker
 
     print((await _migrate(settings)).strip())
-    app = create_app(settings)
+    demo_users: list[dict[str, Any]] = []  # filled once seeded, for the console's sign-in
+    app = create_app(settings, demo_users=demo_users)
     server = uvicorn.Server(uvicorn.Config(app, **server_options(settings, port)))
     worker = build_worker(settings, handle_signals=False)
 
@@ -207,7 +216,16 @@ async def _dev(settings: Settings, port: int) -> None:
         while not server.started:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         tokens = await seed_demo(settings, DEMO_TEMPLATES)
-        print(f"\nsignoff is running: http://{settings.host}:{port}/graphql")
+        demo_users.extend(
+            {"user": user, "roles": USERS[user][0], "token": token}
+            for user, token in tokens.items()
+        )
+        base = f"http://{settings.host}:{port}"
+        print(f"\nsignoff is running: {base}/graphql")
+        if settings.console_dir:
+            print(f"reviewer console: {base}/console/")
+        else:
+            print(CONSOLE_HOWTO)
         print("demo tokens (tenant 'demo'; use as `Authorization: Bearer <token>`):")
         for user, token in tokens.items():
             print(f"  {user:6} {token}")

@@ -127,6 +127,12 @@ class Settings:
     graphiql: bool | None = _setting(
         None, "Serve GraphiQL on `GET /graphql`. Default: on in development, off in production."
     )
+    console_dir: str = _setting(
+        "",
+        "Directory of the built reviewer console (`console/dist`, made by `scripts/console "
+        "build`) served at `/console/`. Empty: not served; `signoff dev` then serves the "
+        "repository's `console/dist` when it exists.",
+    )
     db_pool_min: int = _setting(2, "Minimum PostgreSQL connections per process.")
     db_pool_max: int = _setting(10, "Maximum PostgreSQL connections per process.")
     max_query_depth: int = _setting(12, "Deepest GraphQL selection accepted.")

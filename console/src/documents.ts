@@ -1,0 +1,247 @@
+// Every GraphQL operation of the console, checked against ../schema.graphql by graphql-codegen
+// (`npm run codegen`), which also generates their TypeScript types into src/gql/.
+import { graphql } from "./gql";
+
+export const InboxItemFields = graphql(`
+  fragment InboxItemFields on WorkflowItem {
+    id
+    title
+    kind
+    state
+    priority
+    risk
+    createdAt
+    version
+    requester { userId displayName }
+    template { key name }
+    steps { id stepState dueAt }
+  }
+`);
+
+export const InboxPageQuery = graphql(`
+  query InboxPage($filter: InboxFilter, $sort: InboxSort, $first: Int, $after: String) {
+    inbox(filter: $filter, sort: $sort, first: $first, after: $after) {
+      eventCursor
+      totalCount
+      countsExact
+      facets {
+        states { value count }
+        kinds { value count }
+        risks { value count }
+        overdue { value count }
+        claim { value count }
+      }
+      pageInfo { hasNextPage endCursor }
+      edges {
+        cursor
+        dueAt
+        overdue
+        claim
+        node { ...InboxItemFields }
+      }
+    }
+  }
+`);
+
+export const InboxChangedSubscription = graphql(`
+  subscription InboxChanged($after: String) {
+    inboxChanged(after: $after) {
+      __typename
+      ... on InboxChange {
+        cursor
+        seq
+        kind
+        reason
+        actorId
+        itemId
+        item { ...InboxItemFields }
+      }
+      ... on ResyncRequired { cursor seq }
+    }
+  }
+`);
+
+export const ItemsPageQuery = graphql(`
+  query ItemsPage($scope: ItemScope!, $filter: ItemFilter, $sort: InboxSort, $first: Int, $after: String) {
+    items(scope: $scope, filter: $filter, sort: $sort, first: $first, after: $after) {
+      eventCursor
+      totalCount
+      countsExact
+      facets {
+        states { value count }
+        kinds { value count }
+        risks { value count }
+      }
+      pageInfo { hasNextPage endCursor }
+      edges { cursor node { ...InboxItemFields } }
+    }
+  }
+`);
+
+export const StepFields = graphql(`
+  fragment StepFields on Step {
+    id
+    key
+    name
+    stepKind
+    stepState
+    risk
+    declaredRisk
+    action
+    expectedOutcome
+    params
+    originalParams
+    paramsDiff { key before after }
+    needed
+    sensitive
+    version
+    dueAt
+    claimedBy
+    claimant { displayName }
+    assignees { users groups roles }
+    decisions { outcome reason createdAt actor { userId displayName } }
+  }
+`);
+
+export const ItemDetailQuery = graphql(`
+  query ItemDetail($id: ID!) {
+    item(id: $id) {
+      __typename
+      ... on WorkflowItem {
+        id
+        title
+        kind
+        state
+        priority
+        risk
+        version
+        revision
+        summary
+        payload
+        createdAt
+        updatedAt
+        eventCursor
+        diagram
+        requester { userId displayName }
+        template { key name version }
+        steps { ...StepFields }
+        auditEvents(first: 200) { seq action actorId reason occurredAt stepId }
+      }
+    }
+    comments(itemId: $id, first: 100) {
+      edges { node { id body createdAt deleted author { userId displayName } } }
+    }
+    evidence(itemId: $id) {
+      id name contentType size sha256 description createdAt downloadUrl uploader { displayName }
+    }
+  }
+`);
+
+export const ItemEventsSubscription = graphql(`
+  subscription ItemEvents($itemId: ID!, $after: String) {
+    itemEvents(itemId: $itemId, after: $after) {
+      __typename
+      ... on ItemEvent { cursor seq action }
+      ... on ResyncRequired { cursor seq }
+    }
+  }
+`);
+
+
+export const UserErrorFields = graphql(`
+  fragment UserErrorFields on UserError {
+    code
+    message
+    field
+    problems { path message }
+  }
+`);
+
+/** What every item mutation answers: the item's new state, or typed errors. */
+export const ItemResult = graphql(`
+  fragment ItemResult on ItemPayload {
+    item { id state version }
+    errors { ...UserErrorFields }
+  }
+`);
+
+export const ApproveStep = graphql(`
+  mutation ApproveStep($input: DecideStepInput!) {
+    approveStep(input: $input) {
+      ...ItemResult
+    }
+  }
+`);
+
+export const RejectStep = graphql(`
+  mutation RejectStep($input: DecideStepInput!) {
+    rejectStep(input: $input) {
+      ...ItemResult
+    }
+  }
+`);
+
+export const RequestChanges = graphql(`
+  mutation RequestChanges($input: DecideStepInput!) {
+    requestChanges(input: $input) {
+      ...ItemResult
+    }
+  }
+`);
+
+export const ClaimStep = graphql(`
+  mutation ClaimStep($input: StepReasonInput!) {
+    claimStep(input: $input) {
+      ...ItemResult
+    }
+  }
+`);
+
+export const UnclaimStep = graphql(`
+  mutation UnclaimStep($input: StepReasonInput!) {
+    unclaimStep(input: $input) {
+      ...ItemResult
+    }
+  }
+`);
+
+export const ReassignStep = graphql(`
+  mutation ReassignStep($input: ReassignStepInput!) {
+    reassignStep(input: $input) {
+      ...ItemResult
+    }
+  }
+`);
+
+export const DelegateStep = graphql(`
+  mutation DelegateStep($input: DelegateStepInput!) {
+    delegateStep(input: $input) {
+      ...ItemResult
+    }
+  }
+`);
+
+export const ModifyStepParams = graphql(`
+  mutation ModifyStepParams($input: ModifyStepParamsInput!) {
+    modifyStepParams(input: $input) {
+      ...ItemResult
+    }
+  }
+`);
+
+export const CancelItem = graphql(`
+  mutation CancelItem($input: ItemReasonInput!) {
+    cancelItem(input: $input) {
+      ...ItemResult
+    }
+  }
+`);
+
+export const AddComment = graphql(`
+  mutation AddComment($input: AddCommentInput!) {
+    addComment(input: $input) {
+      comment { id }
+      errors { ...UserErrorFields }
+    }
+  }
+`);

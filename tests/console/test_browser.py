@@ -1,0 +1,273 @@
+"""The reference reviewer console in a real browser (Debian's Chromium, driven by Playwright)
+against a real `signoff serve`, a `signoff worker`, PostgreSQL and Redis.
+
+bob signs in; alice's new item appears in his inbox live; his connection drops (a proxy between
+the browser and the API cuts every socket and refuses new ones) while alice submits two more,
+and once it is back each of them is there exactly once; he opens an item, sees its step graph,
+approves it and it leaves his inbox; approving it again from a tab loaded before the approval
+shows the typed error in words. Screenshots go to console/artifacts/ (gitignored).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from signoff.api.auth import mint_token
+from signoff.settings import Settings
+from signoff.testing import child_environment, free_port, signoff_processes
+
+REPO = Path(__file__).resolve().parents[2]
+CONSOLE_BUILD = REPO / "console" / "dist"
+ARTIFACTS = REPO / "console" / "artifacts"
+CHROMIUM = os.environ.get("SIGNOFF_CHROMIUM", "/usr/bin/chromium")
+STARTUP_TIMEOUT = 90.0
+UI_TIMEOUT_MS = 60_000
+# no calls home: on a closed network they fail, many at a time, at every start
+CHROMIUM_ARGS = (
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+SUBMIT = """
+mutation($input: SubmitItemInput!) {
+  submitItem(input: $input) { item { id } errors { code message } }
+}"""
+
+
+def _require_browser() -> None:
+    """Skip without Chromium or a console build, unless SIGNOFF_REQUIRE_BROWSER is set (CI)."""
+    missing = [
+        what
+        for what, ok in (
+            (f"Chromium at {CHROMIUM} (apt-get install chromium)", Path(CHROMIUM).is_file()),
+            ("the console build (scripts/console build)", (CONSOLE_BUILD / "index.html").is_file()),
+        )
+        if not ok
+    ]
+    if missing:
+        reason = "missing " + " and ".join(missing)
+        if os.environ.get("SIGNOFF_REQUIRE_BROWSER"):
+            pytest.fail(reason + " (SIGNOFF_REQUIRE_BROWSER is set)")
+        pytest.skip(reason)
+
+
+class CuttableProxy:
+    """A TCP proxy in front of the API that can drop the connection: `cut()` closes every
+    socket through it and refuses new ones until `restore()`."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.open = True
+        self.writers: set[asyncio.StreamWriter] = set()
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.open:
+            writer.transport.abort()
+            return
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self.writers |= {writer, up_writer}
+
+        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError, OSError):
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            sink.transport.abort()
+
+        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+        self.writers -= {writer, up_writer}
+
+    def cut(self) -> None:
+        self.open = False
+        for writer in list(self.writers):
+            writer.transport.abort()
+
+    def restore(self) -> None:
+        self.open = True
+
+    async def close(self) -> None:
+        self.cut()
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+
+@pytest.fixture
+async def deployment(settings: Settings) -> AsyncIterator[str]:
+    """`signoff serve` (serving the console build) and `signoff worker` on the test database;
+    yields the API's base URL. Their logs go to the artifacts."""
+    _require_browser()
+    port = free_port()
+    env = child_environment(
+        SIGNOFF_ENVIRONMENT=settings.environment,
+        SIGNOFF_DATABASE_URL=settings.database_url,
+        SIGNOFF_REDIS_URL=settings.redis_url,
+        SIGNOFF_REDIS_PREFIX=settings.redis_prefix,
+        SIGNOFF_JWT_SECRET=settings.jwt_secret,
+        SIGNOFF_HOST="127.0.0.1",
+        SIGNOFF_PORT=str(port),
+        SIGNOFF_CONSOLE_DIR=str(CONSOLE_BUILD),
+        SIGNOFF_TENANTS_ON_FIRST_USE="true",
+    )
+    base = f"http://127.0.0.1:{port}"
+    commands = {"serve": ["serve"], "worker": ["worker"]}
+    async with signoff_processes(
+        commands, env, ARTIFACTS, [f"{base}/readyz"], timeout=STARTUP_TIMEOUT
+    ) as running:
+        assert running.processes["worker"].poll() is None, running.log("worker")
+        yield base
+
+
+async def _submit(http: httpx.AsyncClient, base: str, token: str, title: str) -> str:
+    answer = await http.post(
+        f"{base}/graphql",
+        json={
+            "query": SUBMIT,
+            "variables": {
+                "input": {
+                    "templateKey": "change-approval",
+                    "title": title,
+                    "payload": {"title": title, "system": "payments", "rollback_plan": "redeploy"},
+                }
+            },
+        },
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    body = answer.json()
+    assert body["data"]["submitItem"]["errors"] == [], body
+    item_id: str = body["data"]["submitItem"]["item"]["id"]
+    return item_id
+
+
+@pytest.mark.timeout(600)
+async def test_a_reviewer_works_the_inbox_live_across_a_dropped_connection(
+    deployment: str, settings: Settings, tenant: str, demo_templates: Any
+) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    expect.set_options(timeout=UI_TIMEOUT_MS)
+    ARTIFACTS.mkdir(exist_ok=True)
+    bob = mint_token(
+        settings,
+        user_id="bob",
+        tenant_id=tenant,
+        roles=["change-approver"],
+        groups=["change-managers"],
+    )
+    alice = mint_token(
+        settings, user_id="alice", tenant_id=tenant, roles=["requester"], groups=["engineering"]
+    )
+    proxy = CuttableProxy(int(deployment.rsplit(":", 1)[1]))
+    await proxy.start()
+    console = f"http://127.0.0.1:{proxy.port}/console/"
+    async with async_playwright() as pw, httpx.AsyncClient(timeout=30) as http:
+        browser = await pw.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=list(CHROMIUM_ARGS)
+        )
+        try:
+            context = await browser.new_context(viewport={"width": 1280, "height": 900})
+            context.set_default_timeout(UI_TIMEOUT_MS)
+            page = await context.new_page()
+            # what the page logged, printed by pytest when the test fails
+            page.on("console", lambda m: print(f"console {m.type}: {m.text}"))
+            page.on("pageerror", lambda e: print(f"page error: {e}"))
+            page.on("websocket", lambda ws: print(f"websocket: {ws.url}"))
+
+            async def sign_in(tab: Any) -> None:
+                await tab.get_by_label("Bearer token").fill(bob)
+                await tab.get_by_role("button", name="Sign in with token").click()
+                await expect(tab.get_by_test_id("user")).to_have_text("bob")
+                await expect(tab.get_by_test_id("live-status")).to_have_text("live")
+
+            await page.goto(console)
+            await sign_in(page)
+            await expect(page.get_by_test_id("inbox-empty")).to_be_visible()
+            rows = page.locator("[data-testid=inbox] tbody tr")
+
+            # alice's new item appears live
+            first = await _submit(http, deployment, alice, "Live: payments v2.4")
+            await expect(page.locator(f"tr[data-item-id='{first}']")).to_be_visible()
+            await expect(rows).to_have_count(1)
+            await page.screenshot(path=ARTIFACTS / "1-live-item.png")
+
+            # the connection drops; two items arrive meanwhile; both appear once it is back
+            proxy.cut()
+            await expect(page.get_by_test_id("live-status")).to_have_text("reconnecting")
+            second = await _submit(http, deployment, alice, "Offline: billing v7")
+            third = await _submit(http, deployment, alice, "Offline: search v3")
+            await page.screenshot(path=ARTIFACTS / "2-offline.png")
+            await expect(rows).to_have_count(1)
+            proxy.restore()
+            await expect(page.get_by_test_id("live-status")).to_have_text("live")
+            for item_id in (second, third):
+                await expect(page.locator(f"tr[data-item-id='{item_id}']")).to_have_count(1)
+            await expect(rows).to_have_count(3)
+            await page.screenshot(path=ARTIFACTS / "3-back-online.png")
+
+            # a second tab with the item, loaded before the approval
+            stale = await context.new_page()
+            await stale.goto(f"{console}item/{first}")
+            await sign_in(stale)
+            await expect(stale.get_by_test_id("step-review")).to_contain_text("active")
+
+            # bob opens the item, sees its graph, approves it
+            await page.get_by_role("link", name="Live: payments v2.4").click()
+            await expect(page.get_by_test_id("item")).to_have_attribute("data-state", "PENDING")
+            await expect(page.locator("[data-testid=diagram] svg")).to_be_visible()
+            await page.screenshot(path=ARTIFACTS / "4-item.png", full_page=True)
+            await (
+                page.get_by_test_id("actions-review").get_by_role("button", name="Approve").click()
+            )
+            await expect(page.get_by_test_id("item")).to_have_attribute("data-state", "APPROVED")
+            await expect(page.get_by_test_id("step-review")).to_contain_text("bob: approve")
+            await page.screenshot(path=ARTIFACTS / "5-approved.png", full_page=True)
+
+            # it has left his inbox
+            await page.get_by_role("link", name="Inbox").click()
+            await expect(rows).to_have_count(2)
+            await expect(page.locator(f"tr[data-item-id='{first}']")).to_have_count(0)
+
+            # the stale tab hears of the change, and approving again is refused in words
+            await expect(stale.get_by_test_id("item-changed")).to_be_visible()
+            await (
+                stale.get_by_test_id("actions-review").get_by_role("button", name="Approve").click()
+            )
+            alert = stale.get_by_test_id("actions-review").get_by_role("alert")
+            await expect(alert).to_be_visible()
+            code = await alert.locator("[data-code]").get_attribute("data-code")
+            assert code in ("ALREADY_DECIDED", "ILLEGAL_TRANSITION"), code
+            words = {
+                "ALREADY_DECIDED": "This step was already decided.",
+                "ILLEGAL_TRANSITION": "This is not possible in the current state.",
+            }[code]
+            await expect(alert).to_contain_text(words)
+            await stale.screenshot(path=ARTIFACTS / "6-approved-twice.png", full_page=True)
+        finally:
+            await browser.close()
+            await proxy.close()
+
+
+def test_the_chromium_named_by_ci_is_the_one_tested() -> None:
+    """`.ci/run` installs Debian's chromium at the path this test drives."""
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "chromium" in ci and "SIGNOFF_REQUIRE_BROWSER=1" in ci
+    assert shutil.which("chromium") in (None, CHROMIUM)
