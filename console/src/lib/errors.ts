@@ -1,9 +1,10 @@
 // Typed user errors in words: the API returns `errors { code message field problems }` on every
-// mutation; the console switches on `code` (an enum generated from schema.graphql, so a new code
-// that this table lacks fails `tsc`).
+// mutation; the console switches on `code` (an enum generated from schema.graphql: a code the
+// schema drops fails `tsc`; a code it adds gets the general words until this table has its own,
+// which a unit test asks for).
 import type { ErrorCode } from "../gql/graphql";
 
-export const ERROR_WORDS: Record<ErrorCode, string> = {
+export const ERROR_WORDS: Partial<Record<ErrorCode, string>> = {
   UNAUTHENTICATED: "You are not signed in, or your token expired. Sign in again.",
   FORBIDDEN: "You may not do this.",
   NOT_FOUND: "It does not exist, or you may not see it.",
@@ -27,6 +28,9 @@ export const ERROR_WORDS: Record<ErrorCode, string> = {
   RATE_LIMITED: "Too many requests; wait a moment and try again.",
   TIMEOUT: "The server took too long; nothing was changed.",
   UNKNOWN_TENANT: "Your organisation (tenant) does not exist yet.",
+  LINK_INVALID: "This decision link is not valid (mistyped, or not made by this server).",
+  LINK_EXPIRED: "This decision link has expired; decide in the console instead.",
+  LINK_USED: "This decision link was already used.",
 };
 
 export interface UserErrorLike {
@@ -38,7 +42,7 @@ export interface UserErrorLike {
 
 /** One sentence per error: the words for its code, then the server's own message. */
 export function describeError(error: UserErrorLike): string {
-  const words = ERROR_WORDS[error.code] ?? "The request was refused.";
+  const words = ERROR_WORDS[error.code] ?? `The request was refused (${error.code}).`;
   const where = error.field ? ` (${error.field})` : "";
   const detail = error.message && error.message !== words ? ` ${error.message}` : "";
   const problems = (error.problems ?? []).map((p) => ` ${p.path ? `${p.path}: ` : ""}${p.message}`);
