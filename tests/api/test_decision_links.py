@@ -6,13 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import string
 import uuid
 from datetime import timedelta
 from typing import Any
 
+from hypothesis import HealthCheck, assume, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
 from signoff.api import ids
 from signoff.api.auth import mint_token
 from signoff.db import sql
+from signoff.domain.errors import DomainError, ErrorCode
 from signoff.domain.events import DecisionChoice
 from signoff.services import decision_links, notification_admin
 from tests.api.conftest import Desk, Who, approval, step_of
@@ -324,3 +330,40 @@ def test_only_notifications_asking_to_decide_on_enabled_channels_carry_links(ser
     ):
         assert decision_links.links_for_delivery(ctx, {**row, **change}) == {}, change
     assert decision_links.links_for_delivery(services, row) == {}  # not enabled by default
+
+
+@hsettings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_any_change_to_a_token_makes_it_invalid(services, data):
+    """Every edit of a link's token (a character replaced, inserted or removed anywhere)
+    is refused as LINK_INVALID: never read as another link, never a crash."""
+    link = decision_links.DecisionLink(
+        link_id=uuid.UUID(int=7),
+        tenant_id="t1",
+        user_id="dave",
+        item_id=uuid.UUID(int=8),
+        step_id=uuid.UUID(int=9),
+        outcome=DecisionChoice.APPROVE,
+        expires_at=services.clock.now() + timedelta(hours=1),
+    )
+    token = decision_links.mint(services, link)
+    at = data.draw(st.integers(0, len(token) - 1))
+    edit = data.draw(st.sampled_from(("replace", "insert", "delete")))
+    char = data.draw(st.sampled_from(string.ascii_letters + string.digits + "-_.="))
+    if edit == "replace":
+        assume(char != token[at])
+        changed = token[:at] + char + token[at + 1 :]
+    elif edit == "insert":
+        changed = token[:at] + char + token[at:]
+    else:
+        changed = token[:at] + token[at + 1 :]
+    try:
+        found, _ = decision_links.read(services, changed)
+    except DomainError as exc:
+        assert exc.code == ErrorCode.LINK_INVALID
+    else:
+        # base64url can spell the same bytes two ways at the very end (padding bits), and
+        # JWT ignores nothing else: whatever still verifies is the same link
+        assert found == link
