@@ -4,8 +4,11 @@ encoding of a shared result's data for every subscriber."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncGenerator
 from typing import Any
 
+import strawberry
+from graphql import ExecutionResult
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -50,3 +53,55 @@ def test_a_shared_payload_is_encoded_once(monkeypatch: Any) -> None:
     assert [json.loads(t)["id"] for t in texts] == [str(n) for n in range(50)]
     assert all(json.loads(t)["payload"] == {"data": data} for t in texts)
     assert sum(1 for c in calls if isinstance(c, dict)) == 1  # the payload, once
+
+
+@strawberry.type
+class _Leaf:
+    name: str
+
+
+@strawberry.type
+class _Event:
+    seq: int
+    leaves: list[_Leaf]
+
+
+@strawberry.type
+class _Query:
+    ping: int = 0
+
+
+@strawberry.type
+class _Subscription:
+    @strawberry.subscription
+    async def events(self, count: int) -> AsyncGenerator[_Event, None]:
+        for n in range(count):
+            yield _Event(seq=n, leaves=[_Leaf(name=f"leaf-{n}")])
+
+
+async def test_a_subscription_keeps_nothing_per_event(monkeypatch: Any) -> None:
+    """Each event's executor has its own memo of collected subfields: graphql-core's per-event
+    copy would otherwise share the subscription's, where every event's entries stay."""
+    executors: list[Any] = []
+    build = shared_results.SharingExecutor.build_per_event_executor
+
+    def recording(self: Any, payload: Any) -> Any:
+        executor = build(self, payload)
+        executors.append((self, executor))
+        return executor
+
+    monkeypatch.setattr(shared_results.SharingExecutor, "build_per_event_executor", recording)
+    schema = strawberry.Schema(
+        query=_Query,
+        subscription=_Subscription,
+        execution_context_class=shared_results.SharingExecutor,
+    )
+    stream = await schema.subscribe("subscription { events(count: 30) { seq leaves { name } } }")
+    assert not isinstance(stream, ExecutionResult)
+    seqs = [result.data["events"]["seq"] async for result in stream if result.data]
+    assert seqs == list(range(30))
+    assert len(executors) == 30
+    parents = {id(parent): parent for parent, _ in executors}
+    assert all(not p._relevant_sub_fields for p in parents.values())
+    memos = {id(e._relevant_sub_fields) for _, e in executors}
+    assert len(memos) == 30  # one memo per event, dropped with its executor

@@ -74,7 +74,12 @@ _AFTER = (
     "The `cursor` of the last event received: replay everything after it first. Omitted: "
     "only events committed from now on."
 )
-_REMEMBERED_ITEMS = 10_000
+_REMEMBERED_ITEMS = 32
+"""How many of its most recent items an `inboxChanged` stream remembers the last kind of (to
+send one LEFT per transaction, and UPDATED for an item it reported as in the inbox): what a
+socket holds must not grow with the inbox. Measured with tracemalloc (50 sockets, 150 items
+each): 11.6 KiB per socket with the former bound of 10,000, growing ~80 bytes per item, and
+4.3 KiB with 32."""
 
 
 @strawberry.type(description="One committed event of an item, as pushed to its subscribers.")
