@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import uvloop
+
 from signoff import audit_cli, permissions_cli
 from signoff.domain.records import TemplateVersion
 from signoff.request_ids import configure_logging
@@ -139,6 +141,9 @@ def cmd_worker(args: argparse.Namespace) -> None:
         from signoff.metrics import serve_worker_metrics
 
         serve_worker_metrics(settings.worker_metrics_port, settings.host)
+    # arq runs on the event loop it finds: uvloop's, as the API's (`uvicorn[standard]`);
+    # measured in `signoff bench timers`, see docs/architecture.md.
+    asyncio.set_event_loop(uvloop.new_event_loop())
     build_worker(settings).run()
 
 

@@ -8,7 +8,13 @@ what was digested; and every kind of tampering is reported at the event where it
 from __future__ import annotations
 
 import hashlib
+import json
+import math
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from enum import IntEnum, StrEnum
+from types import MappingProxyType
 from typing import Any
 from uuid import uuid4
 
@@ -341,3 +347,63 @@ async def test_verifying_reads_in_batches(fresh_tenant):
         5,
         (await audit_repo.events_after(fresh_tenant, 4, 1))[0]["hash"],
     )
+
+
+def _canonical_reference(value: Any) -> Any:
+    """`canonical` as it was written before its exact-type fast paths (the specification)."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        exact = Decimal(repr(value))
+        return int(exact) if exact == exact.to_integral_value() else value
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return aware.astimezone(UTC).isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _canonical_reference(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical_reference(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+class _Colour(StrEnum):
+    RED = "red"
+
+
+class _Level(IntEnum):
+    HIGH = 3
+
+
+_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=5)
+    | st.datetimes(timezones=st.just(UTC) | st.none())
+    | st.uuids()
+    | st.sampled_from([_Colour.RED, _Level.HIGH])
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.lists(children, max_size=3).map(tuple)
+        | st.dictionaries(
+            st.text(max_size=3) | st.sampled_from([_Colour.RED]), children, max_size=3
+        )
+        | st.dictionaries(st.text(max_size=3), children, max_size=3).map(MappingProxyType)
+    ),
+    max_leaves=12,
+)
+
+
+@PROPERTY
+@given(_VALUES)
+def test_canonical_matches_its_specification(value):
+    expected = _canonical_reference(value)
+    got = canonical(value)
+    assert got == expected
+    assert json.dumps(got, sort_keys=True) == json.dumps(expected, sort_keys=True)
