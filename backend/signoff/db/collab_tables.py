@@ -86,6 +86,7 @@ class Evidence(Table, tablename="evidence", db=ENGINE):
     created_at = Timestamptz()
     storage_key = Text(null=True, default=None)
     purged_at = Timestamptz(null=True, default=None)
+    redaction_due_at = Timestamptz(null=True, default=None)
 
 
 class IncidentReview(Table, tablename="incident_review", db=ENGINE):

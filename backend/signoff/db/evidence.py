@@ -81,6 +81,7 @@ def _record(row: asyncpg.Record) -> EvidenceRecord:
         created_at=row["created_at"],
         storage_key=row["storage_key"],
         purged_at=row["purged_at"],
+        redaction_due_at=row.get("redaction_due_at"),
     )
 
 

@@ -178,6 +178,75 @@ async def purge_evidence(tenant_id: str, item_id: UUID, now: datetime) -> int:
     return len(rows)
 
 
+async def mark_review_snapshots(tenant_id: str, item_id: UUID, now: datetime) -> int:
+    """Mark the snapshots of the incident reviews that reopened the item (they hold its
+    history) for redaction; how many. They are rewritten after commit
+    (`snapshots_to_redact`)."""
+    rows = await sql.fetch(
+        """UPDATE evidence e SET redaction_due_at = $3
+        FROM incident_review r
+        WHERE r.tenant_id = $1 AND r.reviewed_item_id = $2 AND e.id = r.snapshot_evidence_id
+          AND e.tenant_id = $1 AND e.purged_at IS NULL
+        RETURNING e.id""",
+        tenant_id,
+        item_id,
+        now,
+    )
+    return len(rows)
+
+
+@dataclass(frozen=True)
+class SnapshotToRedact:
+    """A review's snapshot whose reviewed item's content retention removed."""
+
+    evidence_id: UUID
+    review_item_id: UUID
+    reviewed_item_id: UUID
+    storage_key: str
+    sha256: str
+
+
+async def snapshots_to_redact(tenant_id: str, limit: int = 100) -> list[SnapshotToRedact]:
+    """The tenant's review snapshots marked for redaction whose object is still stored."""
+    rows = await sql.fetch(
+        """SELECT e.id, e.item_id, r.reviewed_item_id, e.storage_key, e.sha256
+        FROM evidence e JOIN incident_review r ON r.snapshot_evidence_id = e.id
+        WHERE e.tenant_id = $1 AND e.redaction_due_at IS NOT NULL AND e.purged_at IS NULL
+          AND e.storage_key IS NOT NULL AND r.tenant_id = $1
+        ORDER BY e.redaction_due_at LIMIT $2""",
+        tenant_id,
+        limit,
+    )
+    return [
+        SnapshotToRedact(
+            r["id"], r["item_id"], r["reviewed_item_id"], str(r["storage_key"]), r["sha256"]
+        )
+        for r in rows
+    ]
+
+
+async def payload_of(tenant_id: str, item_id: UUID) -> dict[str, Any]:
+    """An item's payload as it is stored now."""
+    row = await sql.fetchrow(
+        "SELECT payload FROM workflow_item WHERE tenant_id = $1 AND id = $2", tenant_id, item_id
+    )
+    return sql.loads(row["payload"]) if row else {}
+
+
+async def snapshot_redacted(tenant_id: str, evidence_id: UUID, sha256: str, size: int) -> bool:
+    """Record a snapshot's rewritten content; False when another run already did."""
+    row = await sql.fetchrow(
+        """UPDATE evidence SET sha256 = $3, size = $4, redaction_due_at = NULL
+        WHERE tenant_id = $1 AND id = $2 AND redaction_due_at IS NOT NULL AND purged_at IS NULL
+        RETURNING id""",
+        tenant_id,
+        evidence_id,
+        sha256,
+        size,
+    )
+    return row is not None
+
+
 async def objects_to_delete(tenant_id: str, limit: int = 500) -> list[tuple[UUID, str]]:
     """(evidence id, storage key) of purged evidence whose object is still stored."""
     rows = await sql.fetch(

@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
 from signoff.domain.errors import DomainError, ErrorCode, invalid
@@ -49,6 +51,15 @@ class EvidenceRecord:
     created_at: datetime
     storage_key: str | None
     purged_at: datetime | None
+    redaction_due_at: datetime | None = None
+    """Set while retention rewrites the content (a review's snapshot of an item whose content
+    was removed): the file is not served until it is done."""
+
+
+def encode_snapshot(snapshot: Any) -> bytes:
+    """The bytes of a generated snapshot (a payload, an item's history): indented JSON with
+    sorted keys, anything JSON lacks as its string."""
+    return json.dumps(snapshot, sort_keys=True, ensure_ascii=False, default=str, indent=1).encode()
 
 
 @dataclass(frozen=True)

@@ -189,6 +189,26 @@ def retained_event_data(data: Mapping[str, Any]) -> dict[str, Any] | None:
     return {**data, **{key: redaction_marker(data[key]) for key in copies}}
 
 
+def retained_history(history: Mapping[str, Any], payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A review's snapshot of an item's history (`services/incidents.py::_history`) once
+    retention removed the item's content: the item's payload as retention left it
+    (`payload`), no comment text, no evidence description, and the payload copies in its audit
+    events replaced by redaction markers — what retention did to the item itself. Applying it
+    again changes nothing."""
+    out = dict(history)
+    if isinstance(out.get("item"), Mapping):
+        out["item"] = {**out["item"], "payload": dict(payload)}
+    out["comments"] = [{**c, "body": None} for c in out.get("comments") or []]
+    out["evidence"] = [{**e, "description": None} for e in out.get("evidence") or []]
+    events = []
+    for event in out.get("audit_events") or []:
+        data = event.get("data")
+        remaining = retained_event_data(data) if isinstance(data, Mapping) else None
+        events.append(event if remaining is None else {**event, "data": remaining})
+    out["audit_events"] = events
+    return out
+
+
 def check_reason(reason: str | None) -> str:
     """A legal hold's reason: required, at most `MAX_REASON` characters."""
     text = (reason or "").strip()

@@ -14,17 +14,22 @@ async def apply_retention_job(ctx: dict[str, Any]) -> dict[str, int]:
     """Redact or purge the content of every item its tenant's policy makes due (cron, hourly);
     items on legal hold are left alone."""
     report = await apply_retention(ctx["services"])
-    if report.applied or report.object_failures:
+    if report.applied or report.object_failures or report.snapshot_failures:
         log.info(
-            "retention: %s items, %s evidence objects deleted, %s deletions to retry, %s held",
+            "retention: %s items, %s evidence objects deleted, %s deletions to retry, %s held, "
+            "%s review snapshots redacted, %s to retry",
             len(report.applied),
             report.objects_deleted,
             report.object_failures,
             report.held,
+            report.snapshots_redacted,
+            report.snapshot_failures,
         )
     return {
         "applied": len(report.applied),
         "held": report.held,
         "objects_deleted": report.objects_deleted,
         "object_failures": report.object_failures,
+        "snapshots_redacted": report.snapshots_redacted,
+        "snapshot_failures": report.snapshot_failures,
     }

@@ -426,6 +426,11 @@ async def open_content(actor: Actor, ctx: ServiceContext, evidence_id: UUID) -> 
     record = await get_evidence(actor, ctx, evidence_id)
     if record.storage_key is None or record.purged_at is not None:
         raise DomainError(ErrorCode.NOT_FOUND, "the content of this evidence was purged")
+    if record.redaction_due_at is not None:
+        raise DomainError(
+            ErrorCode.NOT_FOUND,
+            "the content of this evidence is being redacted by retention; ask again later",
+        )
     storage = storage_of(ctx)
     try:
         reader = await storage.open(record.storage_key)

@@ -10,7 +10,6 @@ as the review; a failed transaction deletes it again.
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -24,7 +23,7 @@ from signoff.db import items as items_repo
 from signoff.db.incidents import IncidentReviewRecord
 from signoff.domain.actors import Actor
 from signoff.domain.errors import DomainError, ErrorCode, invalid
-from signoff.domain.evidence import EvidenceSource
+from signoff.domain.evidence import EvidenceSource, encode_snapshot
 from signoff.domain.records import Decision
 from signoff.domain.states import DECIDED_ITEM_STATES
 from signoff.services import engine
@@ -89,8 +88,7 @@ def _text(value: str | None, limit: int, name: str, *, required: bool = False) -
 
 
 def _snapshot_bytes(ctx: ServiceContext, snapshot: Any) -> bytes:
-    content = json.dumps(snapshot, sort_keys=True, ensure_ascii=False, default=str, indent=1)
-    data = content.encode()
+    data = encode_snapshot(snapshot)
     if len(data) > ctx.settings.evidence_max_bytes:
         raise DomainError(
             ErrorCode.LIMIT_EXCEEDED,

@@ -10,7 +10,10 @@ that fails is retried by the next run, and the file is refused for download from
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,6 +25,7 @@ from signoff.db import retention as repo
 from signoff.db import scope
 from signoff.domain.actors import Actor
 from signoff.domain.errors import DomainError, ErrorCode, not_found
+from signoff.domain.evidence import encode_snapshot
 from signoff.domain.permissions import Permission
 from signoff.domain.retention import (
     ItemRetentionRecord,
@@ -33,6 +37,7 @@ from signoff.domain.retention import (
     digest_of,
     policy_for,
     retained_event_data,
+    retained_history,
     retained_payload,
     verdict,
 )
@@ -74,6 +79,8 @@ class RetentionReport:
     held: int = 0
     objects_deleted: int = 0
     object_failures: int = 0
+    snapshots_redacted: int = 0
+    snapshot_failures: int = 0
 
 
 def _policy_data(policy: RetentionPolicy | None) -> dict[str, Any] | None:
@@ -232,6 +239,7 @@ async def apply_retention(
         with scope.tenant(tenant):
             await _apply_tenant(ctx, tenant, report, limit)
             await _delete_objects(ctx, tenant, report)
+            await _redact_snapshots(ctx, tenant, report)
     return report
 
 
@@ -289,6 +297,7 @@ async def apply_to_item(ctx: ServiceContext, tenant_id: str, item_id: UUID) -> V
                 events += 1
         comments = await repo.purge_comment_bodies(tenant_id, item_id, now)
         evidence = await repo.purge_evidence(tenant_id, item_id, now)
+        snapshots = await repo.mark_review_snapshots(tenant_id, item_id, now)
         await repo.record_applied(tenant_id, item_id, policy, digest, now)
         uow.record(
             "item.retention_applied",
@@ -299,6 +308,7 @@ async def apply_to_item(ctx: ServiceContext, tenant_id: str, item_id: UUID) -> V
                 "comment_revisions": comments,
                 "evidence": evidence,
                 "audit_events": events,
+                "review_snapshots": snapshots,
                 "version": version,
             },
         )
@@ -316,3 +326,50 @@ async def _delete_objects(ctx: ServiceContext, tenant_id: str, report: Retention
             continue
         await repo.forget_object(tenant_id, evidence_id)
         report.objects_deleted += 1
+
+
+async def _redact_snapshots(ctx: ServiceContext, tenant_id: str, report: RetentionReport) -> None:
+    """Rewrite the snapshots of incident reviews whose reviewed item's content retention
+    removed: the same redaction, applied to the history they hold.
+
+    The new content replaces the object under its key (the store's `put` is atomic), then the
+    evidence row takes its digest and size, audited as `evidence.snapshot_redacted` on the
+    review. The rewrite is deterministic (from the item's payload as retention left it) and
+    changes nothing when applied again, so runs may overlap or stop between the two steps:
+    the next run finishes the job. Until then the file is not served.
+    """
+    storage = storage_of(ctx)
+    for snapshot in await repo.snapshots_to_redact(tenant_id):
+        try:
+            reader = await storage.open(snapshot.storage_key)
+            history = json.loads(b"".join([chunk async for chunk in reader.chunks()]))
+            payload = await repo.payload_of(tenant_id, snapshot.reviewed_item_id)
+            content = encode_snapshot(retained_history(history, payload))
+            await storage.put(snapshot.storage_key, _once(content))
+        except (StorageError, ValueError):
+            report.snapshot_failures += 1
+            log.warning(
+                "could not redact the snapshot %s; retried next run",
+                snapshot.evidence_id,
+                exc_info=True,
+            )
+            continue
+        sha256 = hashlib.sha256(content).hexdigest()
+        async with unit_of_work(Actor.system(tenant_id), ctx) as uow:
+            if await repo.snapshot_redacted(tenant_id, snapshot.evidence_id, sha256, len(content)):
+                uow.record(
+                    "evidence.snapshot_redacted",
+                    item_id=snapshot.review_item_id,
+                    data={
+                        "evidence_id": str(snapshot.evidence_id),
+                        "reviewed_item_id": str(snapshot.reviewed_item_id),
+                        "sha256_before": snapshot.sha256,
+                        "sha256": sha256,
+                        "size": len(content),
+                    },
+                )
+                report.snapshots_redacted += 1
+
+
+async def _once(body: bytes) -> AsyncIterator[bytes]:
+    yield body
