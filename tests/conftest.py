@@ -30,7 +30,7 @@ from signoff.app import create_app
 from signoff.db import scope
 from signoff.db.engine import ENGINE, close_pool, configure_engine, start_pool
 from signoff.db.migrate import apply_migrations
-from signoff.db.roles import ensure_login_role
+from signoff.db.roles import ensure_login_role, login_url
 from signoff.domain.actors import Actor, Principal
 from signoff.domain.clock import ManualClock
 from signoff.embedded import EmbeddedServices, reachable, start_embedded
@@ -75,12 +75,6 @@ def service_urls() -> Iterator[tuple[str, str]]:
 APP_LOGIN_ROLE = "signoff_app_test"
 
 
-def _with_user(url: str, user: str) -> str:
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, f"{user}@{host}", parts.path, parts.query, parts.fragment))
-
-
 @pytest.fixture(scope="session")
 async def owner_database_url(service_urls: tuple[str, str]) -> AsyncIterator[str]:
     """A fresh database for this test session, migrated by the role that owns its tables
@@ -104,7 +98,7 @@ async def owner_database_url(service_urls: tuple[str, str]) -> AsyncIterator[str
 async def database_url(owner_database_url: str) -> AsyncIterator[str]:
     """The test database as the application connects to it: as a member of `signoff_app`,
     bound by row-level security. The engine's pool uses it for the whole session."""
-    url = _with_user(owner_database_url, APP_LOGIN_ROLE)
+    url = login_url(owner_database_url, APP_LOGIN_ROLE)
     configure_engine(url)
     await start_pool(2, 20)
     yield url

@@ -119,6 +119,10 @@ def test_readme_quick_start_runs_as_written_and_stops_cleanly():
             if m
         }
         assert set(tokens) == {"alice", "bob", "carol", "dave", "admin"}
+        # it serves as production does: as a role that row-level security binds
+        output = "".join(lines)
+        assert "connected as a member of signoff_app (row-level security applies)" in output
+        assert "row-level security does not bind" not in output
         for name in ("alice", "bob", "carol", "dave", "admin"):
             assert f"`{name}`" in README, f"the README names the demo user {name}"
 

@@ -211,6 +211,7 @@ async def _dev(settings: Settings, port: int) -> None:
     from signoff.worker import build_worker
 
     print((await _migrate(settings)).strip())
+    settings = await _dev_app_role(settings)
     demo_users: list[dict[str, Any]] = []  # filled once seeded, for the console's sign-in
     app = create_app(settings, demo_users=demo_users)
     server = uvicorn.Server(uvicorn.Config(app, **server_options(settings, port)))
@@ -247,6 +248,37 @@ async def _dev(settings: Settings, port: int) -> None:
             await worker.close()
         with contextlib.suppress(asyncio.CancelledError):
             await worker_task
+
+
+DEV_LOGIN_ROLE = "signoff_dev"
+"""The role `signoff dev` connects as, unless SIGNOFF_MIGRATION_DATABASE_URL names the owner
+apart from SIGNOFF_DATABASE_URL."""
+
+
+async def _dev_app_role(settings: Settings) -> Settings:
+    """`signoff dev` connects as production does: as a member of `signoff_app` that row-level
+    security binds. SIGNOFF_DATABASE_URL is taken for the owner's (the embedded server's
+    administrator) unless SIGNOFF_MIGRATION_DATABASE_URL names the owner apart; it exits when
+    the role would bypass the policies."""
+    from signoff.db import roles
+    from signoff.db.engine import configure_engine
+
+    if not settings.migration_database_url:
+        owner = settings.database_url
+        app_url = await roles.app_login(owner, DEV_LOGIN_ROLE)
+        settings = dataclasses.replace(settings, database_url=app_url, migration_database_url=owner)
+    configure_engine(settings.database_url)
+    reasons = await roles.row_security_bypasses()
+    if reasons:
+        raise SystemExit(
+            "`signoff dev` connects as a member of signoff_app that row-level security binds, "
+            "and SIGNOFF_DATABASE_URL's role does not qualify ("
+            + "; ".join(reasons)
+            + "): set SIGNOFF_MIGRATION_DATABASE_URL to the owner's URL and "
+            "SIGNOFF_DATABASE_URL to such a role's, or leave the migration URL empty"
+        )
+    print("database: connected as a member of signoff_app (row-level security applies)")
+    return settings
 
 
 def cmd_token(args: argparse.Namespace) -> None:

@@ -39,7 +39,7 @@ from signoff.bench.activity import ActivitySampler
 from signoff.bench.model import percentile
 from signoff.db.engine import ENGINE, close_pool, configure_engine, start_pool
 from signoff.db.migrate import apply_migrations
-from signoff.db.roles import ensure_login_role
+from signoff.db.roles import ensure_login_role, login_url
 from signoff.services.context import ServiceContext
 from signoff.settings import PREFIX, Settings
 
@@ -75,13 +75,6 @@ def with_database(url: str, database: str) -> str:
     """`url` pointing at another database of the same server."""
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
-
-
-def with_user(url: str, user: str) -> str:
-    """`url` logging in as `user` (no password: the bench's server trusts local roles)."""
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, f"{user}@{host}", parts.path, parts.query, parts.fragment))
 
 
 def free_port() -> int:
@@ -185,7 +178,7 @@ class BenchEnv:
         # the owner's URL: migrations, pgbench, sampling; the API and workers connect as a
         # member of signoff_app, bound by row-level security as in production
         self.database_url = with_database(config.servers.admin_url, self.database)
-        self.app_database_url = with_user(self.database_url, BENCH_APP_ROLE)
+        self.app_database_url = login_url(self.database_url, BENCH_APP_ROLE)
         self.work_dir = config.work_dir / safe
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.settings = Settings(

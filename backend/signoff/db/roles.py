@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -36,6 +37,21 @@ async def ensure_login_role(owner_url: str, name: str) -> None:
         )
     finally:
         await conn.close()
+
+
+def login_url(url: str, user: str) -> str:
+    """`url` logging in as `user`, without a password (for servers that trust local roles:
+    the embedded one of `signoff dev`, the test and benchmark servers)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, f"{user}@{host}", parts.path, parts.query, parts.fragment))
+
+
+async def app_login(owner_url: str, name: str) -> str:
+    """The URL of the login role `name`, a member of `signoff_app` (created if missing), on
+    the database of `owner_url`: how `signoff dev` connects as production does."""
+    await ensure_login_role(owner_url, name)
+    return login_url(owner_url, name)
 
 
 async def row_security_bypasses() -> list[str]:
