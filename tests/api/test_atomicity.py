@@ -192,7 +192,7 @@ async def test_submit_is_idempotent_by_key(gql, demo_templates):
             "templateKey": "change-approval",
             "title": "Deploy payments",
             "payload": PAYLOAD,
-            "idempotencyKey": "deploy-42",
+            "guards": {"idempotencyKey": "deploy-42"},
         }
     }
     first = (await gql.data(SUBMIT, variables, as_user="alice"))["submitItem"]
@@ -210,7 +210,7 @@ async def test_submit_is_idempotent_by_key(gql, demo_templates):
     reused = (await gql.data(SUBMIT, variables, as_user="alice"))["submitItem"]
     assert reused["item"] is None
     assert reused["errors"][0]["code"] == "IDEMPOTENCY_KEY_REUSED"
-    assert reused["errors"][0]["field"] == "idempotencyKey"
+    assert reused["errors"][0]["field"] == "guards.idempotencyKey"
     count = await sql.fetchrow(
         "SELECT count(*) AS n FROM workflow_item WHERE tenant_id = $1", gql.tenant
     )
@@ -231,14 +231,19 @@ async def test_stale_expected_version_is_refused(gql, demo_templates):
     result = (
         await gql.data(
             APPROVE,
-            {"input": {"stepId": submitted["steps"][0]["id"], "expectedVersion": stale}},
+            {
+                "input": {
+                    "stepId": submitted["steps"][0]["id"],
+                    "guards": {"expectedVersion": stale},
+                }
+            },
             as_user="bob",
             roles=("change-approver",),
         )
     )["approveStep"]
     assert result["item"] is None
     assert result["errors"][0]["code"] == "VERSION_CONFLICT"
-    assert result["errors"][0]["field"] == "expectedVersion"
+    assert result["errors"][0]["field"] == "guards.expectedVersion"
     assert await snapshot(gql.tenant, item_id) == before
 
     current = (
@@ -247,7 +252,7 @@ async def test_stale_expected_version_is_refused(gql, demo_templates):
             {
                 "input": {
                     "stepId": submitted["steps"][0]["id"],
-                    "expectedVersion": submitted["version"],
+                    "guards": {"expectedVersion": submitted["version"]},
                 }
             },
             as_user="bob",

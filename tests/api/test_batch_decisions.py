@@ -115,7 +115,9 @@ async def test_idempotency_keys_are_shared_with_approve_step(desk):
     assert first["results"][0]["errors"] == []
     events = (await desk.read(item))["auditEvents"]
     # the same key and input through the single mutation replays the batch's decision
-    replay = await desk.call(APPROVE, {"input": {"stepId": review, "idempotencyKey": key}}, BOB)
+    replay = await desk.call(
+        APPROVE, {"input": {"stepId": review, "guards": {"idempotencyKey": key}}}, BOB
+    )
     assert (
         replay["errors"] == []
         and replay["item"]["version"] == (first["results"][0]["item"]["version"])
@@ -274,7 +276,7 @@ async def test_a_batch_does_exactly_what_the_same_decisions_do_one_by_one(desk, 
         d = decision("B", entry)
         guards = d.pop("guards", {})
         query = APPROVE if d.pop("outcome") == "APPROVE" else REJECT
-        one_by_one.append(await desk.call(query, {"input": d | guards}, who))
+        one_by_one.append(await desk.call(query, {"input": d | {"guards": guards}}, who))
 
     def outcome(result: dict[str, Any]) -> Any:
         errors = [(e["code"], e["field"]) for e in result["errors"]]

@@ -73,7 +73,7 @@ async def inbox_titles(gql: Any) -> list[str]:
         ({"externalRef": "trace\x00"}, "input.externalRef"),
         ({"payload": {**PAYLOAD, "system": "pay\x00ments"}}, "input.payload"),
         ({"payload": {**PAYLOAD, "pay\ud800": 1}}, "input.payload"),
-        ({"idempotencyKey": "k" * 1000}, "input.idempotencyKey"),
+        ({"guards": {"idempotencyKey": "k" * 1000}}, "input.guards.idempotencyKey"),
     ],
     ids=[
         "NUL",

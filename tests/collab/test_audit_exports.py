@@ -77,7 +77,7 @@ async def test_an_export_runs_in_the_background_and_downloads_for_auditors(gql, 
     await load(gql.tenant, 2_500)
     refused = await gql.data(REQUEST, {"input": {}}, as_user="bob")
     assert refused["requestAuditExport"]["errors"] == [{"code": "FORBIDDEN", "field": None}]
-    variables = {"input": {"format": "CSV", "idempotencyKey": "q4"}}
+    variables = {"input": {"format": "CSV", "guards": {"idempotencyKey": "q4"}}}
     requested = await gql.data(REQUEST, variables, as_user="audrey", roles=("auditor",))
     export = requested["requestAuditExport"]["export"]
     assert export["exportStatus"] == "QUEUED" and export["toSeq"] == 2_500
@@ -85,7 +85,10 @@ async def test_an_export_runs_in_the_background_and_downloads_for_auditors(gql, 
     again = await gql.data(REQUEST, variables, as_user="audrey", roles=("auditor",))
     assert again["requestAuditExport"]["export"]["id"] == export["id"]
     other = await gql.data(
-        REQUEST, {"input": {"idempotencyKey": "q4"}}, as_user="audrey", roles=("auditor",)
+        REQUEST,
+        {"input": {"guards": {"idempotencyKey": "q4"}}},
+        as_user="audrey",
+        roles=("auditor",),
     )
     assert other["requestAuditExport"]["errors"][0]["code"] == "IDEMPOTENCY_KEY_REUSED"
 

@@ -58,7 +58,13 @@ async def test_a_thread_through_the_api(gql, services, tenant, demo_templates):
     edited = (
         await gql.data(
             EDIT,
-            {"input": {"commentId": root["id"], "body": "Hi @bob!", "expectedVersion": 1}},
+            {
+                "input": {
+                    "commentId": root["id"],
+                    "body": "Hi @bob!",
+                    "guards": {"expectedVersion": 1},
+                }
+            },
             as_user="dave",
         )
     )["editComment"]
@@ -68,13 +74,13 @@ async def test_a_thread_through_the_api(gql, services, tenant, demo_templates):
     stale = (
         await gql.data(
             EDIT,
-            {"input": {"commentId": root["id"], "body": "late", "expectedVersion": 1}},
+            {"input": {"commentId": root["id"], "body": "late", "guards": {"expectedVersion": 1}}},
             as_user="dave",
         )
     )["editComment"]
     assert stale == {
         "comment": None,
-        "errors": [{"code": "VERSION_CONFLICT", "field": "expectedVersion"}],
+        "errors": [{"code": "VERSION_CONFLICT", "field": "guards.expectedVersion"}],
     }
 
     deleted = (await gql.data(DELETE, {"input": {"commentId": root["id"]}}, as_user="dave"))[

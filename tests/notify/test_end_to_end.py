@@ -134,7 +134,7 @@ UPSERT = """mutation($input: UserProfileInput!) {
 DEAD_LETTERS = """{ deadLetters(first: 10) { id channel recipientId eventKind deliveryStatus
   attemptCount lastError attempts { attemptNo status error durationMs startedAt } } }"""
 
-RETRY = """mutation($id: ID!) { retryDeadLetter(id: $id) {
+RETRY = """mutation($id: ID!) { retryDeadLetter(input: {id: $id}) {
   delivery { id deliveryStatus maxAttempts } errors { code message } } }"""
 
 

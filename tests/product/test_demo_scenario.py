@@ -124,7 +124,7 @@ async def test_the_demo_scenario_runs_end_to_end(
             "title": PLAN["title"],
             "payload": {"summary": PLAN["summary"]},
             "plan": PLAN,
-            "idempotencyKey": "inc-2291-credit",
+            "guards": {"idempotencyKey": "inc-2291-credit"},
         },
     )
     plan = submitted["item"]

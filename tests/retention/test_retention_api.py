@@ -59,7 +59,9 @@ async def test_policies_and_holds_through_graphql(gql, services, clock, tenant, 
     bad_id = await gql.data(HOLD, {"input": {"itemId": "nope", "reason": "x"}}, **legal)
     assert bad_id["placeLegalHold"]["errors"][0]["code"] == "INVALID_INPUT"
     placed = await gql.data(
-        HOLD, {"input": {"itemId": item_id, "reason": "case 7", "idempotencyKey": "h"}}, **legal
+        HOLD,
+        {"input": {"itemId": item_id, "reason": "case 7", "guards": {"idempotencyKey": "h"}}},
+        **legal,
     )
     assert placed["placeLegalHold"] == {
         "hold": {"itemId": item_id, "reason": "case 7", "placedBy": "lena"},

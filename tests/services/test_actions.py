@@ -16,10 +16,10 @@ from signoff.domain.errors import DomainError, ErrorCode
 from signoff.domain.snapshot import HoldOption
 from signoff.services import actions, engine, execution, overrides
 from signoff.services import items as item_services
-from signoff.services.actions import Guards
 from signoff.services.context import ServiceContext
 from signoff.services.engine import ItemView
 from signoff.services.items import DecideStepInput, Outcome
+from signoff.services.uow import Guards
 
 CHANGE = {"title": "Deploy", "system": "payments", "rollback_plan": "redeploy previous"}
 EXCEPTION = {"policy": "MFA", "justification": "legacy box", "expires_on": "2026-12-31"}

@@ -15,6 +15,7 @@ from signoff.api import ids
 from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.enums import described_enum
 from signoff.api.errors import CodedError, UserError, user_error
+from signoff.api.guards import GuardsInput, guards_field, key_guards
 from signoff.api.node import Node
 from signoff.domain.audit_export import EventKind, ExportFilter, ExportFormat
 from signoff.domain.errors import DomainError
@@ -86,9 +87,7 @@ class RequestAuditExportInput:
         default=None, description="Which events (default: all of the tenant's)."
     )
     format: ExportFormat = strawberry.field(default=ExportFormat.NDJSON, description="File format.")
-    idempotency_key: str | None = strawberry.field(
-        default=None, description="A replay with the same key returns the same export."
-    )
+    guards: GuardsInput | None = guards_field(versioned=False)
 
 
 @strawberry.type(description="An export of the tenant's audit trail, run by a worker.")
@@ -200,7 +199,7 @@ class AuditExportMutations:
                 services_of(info),
                 to_filter(input.filter),
                 input.format,
-                input.idempotency_key,
+                key_guards(input.guards).idempotency_key,
             )
         except DomainError as exc:
             return RequestAuditExportPayload(export=None, errors=[user_error(exc)])

@@ -13,6 +13,7 @@ from strawberry.types import Info
 from signoff.api import ids
 from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.errors import CodedError, UserError, user_error
+from signoff.api.guards import GuardsInput, guards_field, key_guards
 from signoff.api.types import Node, Person, person
 from signoff.domain.errors import DomainError, ErrorCode
 from signoff.domain.evidence import EvidenceRecord, EvidenceSource
@@ -127,9 +128,7 @@ class RequestEvidenceUploadInput:
     description: str | None = strawberry.field(
         default=None, description="What the file shows, up to 2000 characters."
     )
-    idempotency_key: str | None = strawberry.field(
-        default=None, description="Replays with the same key return the first result."
-    )
+    guards: GuardsInput | None = guards_field(versioned=False)
 
 
 def _uuid(value: strawberry.ID | None, type_name: str, field: str) -> UUID | None:
@@ -179,6 +178,7 @@ class EvidenceMutations:
     ) -> EvidenceUploadPayload:
         actor = actor_of(info)
         try:
+            guards = key_guards(input.guards)
             ticket = await evidence_services.request_upload(
                 actor,
                 services_of(info),
@@ -190,7 +190,7 @@ class EvidenceMutations:
                     step_id=_uuid(input.step_id, "Step", "stepId"),
                     sha256=input.sha256,
                     description=input.description,
-                    idempotency_key=input.idempotency_key,
+                    idempotency_key=guards.idempotency_key,
                 ),
             )
         except DomainError as exc:

@@ -16,6 +16,7 @@ from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.enums import described_enum
 from signoff.api.errors import CodedError
 from signoff.api.evidence import Evidence
+from signoff.api.guards import GuardsInput, guards_field, key_guards, versioned_guards
 from signoff.api.mutations.common import ItemPayload, item_payload
 from signoff.api.types import Decision, WorkflowItem
 from signoff.db.incidents import IncidentReviewRecord
@@ -149,9 +150,7 @@ class OpenIncidentReviewInput:
         default=incident_services.DEFAULT_TEMPLATE,
         description="A published incident_review template.",
     )
-    idempotency_key: str | None = strawberry.field(
-        default=None, description="Replays with the same key return the first result."
-    )
+    guards: GuardsInput | None = guards_field(versioned=False)
 
 
 @strawberry.input(description="Reopen a decided item as an incident review.")
@@ -168,12 +167,7 @@ class ReopenAsIncidentReviewInput:
         default=incident_services.DEFAULT_TEMPLATE,
         description="A published incident_review template.",
     )
-    expected_version: int | None = strawberry.field(
-        default=None, description="Refuse with VERSION_CONFLICT unless the item is at this version."
-    )
-    idempotency_key: str | None = strawberry.field(
-        default=None, description="Replays with the same key return the first result."
-    )
+    guards: GuardsInput | None = guards_field(versioned=True)
 
 
 @strawberry.type
@@ -275,6 +269,7 @@ class IncidentMutations:
         actor = actor_of(info)
 
         async def call() -> ItemView:
+            guards = key_guards(input.guards)
             return await incident_services.open_incident_review(
                 actor,
                 services_of(info),
@@ -287,7 +282,7 @@ class IncidentMutations:
                     severity=input.severity,
                     snapshot=input.snapshot,
                     template_key=input.template_key,
-                    idempotency_key=input.idempotency_key,
+                    idempotency_key=guards.idempotency_key,
                 ),
             )
 
@@ -308,6 +303,7 @@ class IncidentMutations:
         actor = actor_of(info)
 
         async def call() -> ItemView:
+            guards = versioned_guards(input.guards)
             return await incident_services.reopen_as_incident_review(
                 actor,
                 services_of(info),
@@ -317,8 +313,8 @@ class IncidentMutations:
                     summary=input.summary,
                     severity=input.severity,
                     template_key=input.template_key,
-                    expected_version=input.expected_version,
-                    idempotency_key=input.idempotency_key,
+                    expected_version=guards.expected_version,
+                    idempotency_key=guards.idempotency_key,
                 ),
             )
 

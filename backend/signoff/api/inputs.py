@@ -66,8 +66,6 @@ STRING_BOUNDS: dict[str, int] = {
     "SubmitItemInput.templateKey": 100,
     "SubmitItemInput.title": 300,
     "ResubmitItemInput.title": 300,
-    "SubmitItemInput.idempotencyKey": 200,
-    "DecideStepInput.idempotencyKey": 200,
     "GuardsInput.idempotencyKey": 200,
     "DecideStepInput.value": 200,
     "ConfirmDecisionLinkInput.token": 2000,

@@ -13,6 +13,7 @@ from signoff.api import ids
 from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.enums import NotificationKind, NotificationPriority, described_enum
 from signoff.api.errors import CodedError, UserError, user_error
+from signoff.api.guards import GuardsInput, guards_field, key_guards
 from signoff.api.types import Node
 from signoff.domain import notification_policy
 from signoff.domain.errors import DomainError, ErrorCode
@@ -203,6 +204,7 @@ class UserProfileInput:
     addresses: list[ChannelAddressInput] | None = strawberry.field(
         default=None, description="Addresses; replaces every address when given."
     )
+    guards: GuardsInput | None = guards_field(versioned=False)
 
 
 @strawberry.input(description="Quiet hours.")
@@ -229,6 +231,13 @@ class NotificationPreferencesInput:
     digest_kinds: list[str] = strawberry.field(
         default_factory=list, description="Kinds to collect into a digest."
     )
+    guards: GuardsInput | None = guards_field(versioned=False)
+
+
+@strawberry.input(description="Which dead letter to retry.")
+class RetryDeadLetterInput:
+    id: strawberry.ID = strawberry.field(description="Global id of the dead letter.")
+    guards: GuardsInput | None = guards_field(versioned=False)
 
 
 @strawberry.type(description="Result of retrying a dead letter.")
@@ -289,16 +298,19 @@ class NotificationMutations:
     async def retry_dead_letter(
         self,
         info: Info[SignoffContext, Any],
-        id: Annotated[
-            strawberry.ID, strawberry.argument(description="Global id of the dead letter.")
+        input: Annotated[
+            RetryDeadLetterInput, strawberry.argument(description="The input of the mutation.")
         ],
     ) -> NotificationDeliveryPayload:
         actor = actor_of(info)
         try:
-            type_name, raw = ids.decode(id)
+            guards = key_guards(input.guards)
+            type_name, raw = ids.decode(input.id)
             if type_name != "NotificationDelivery" or not raw.isdigit():
                 raise DomainError(ErrorCode.INVALID_INPUT, "not a NotificationDelivery id", "id")
-            row = await notification_admin.retry_dead_letter(actor, services_of(info), int(raw))
+            row = await notification_admin.retry_dead_letter(
+                actor, services_of(info), int(raw), guards
+            )
         except DomainError as exc:
             return NotificationDeliveryPayload(delivery=None, errors=[user_error(exc)])
         attempts = await notification_admin.attempts_of([row["id"]])
@@ -331,7 +343,7 @@ class NotificationMutations:
         }
         try:
             row = await notification_admin.update_notification_preferences(
-                actor, services_of(info), raw
+                actor, services_of(info), raw, key_guards(input.guards)
             )
         except DomainError as exc:
             return NotificationPreferencesPayload(preferences=None, errors=[user_error(exc)])
@@ -361,7 +373,9 @@ class NotificationMutations:
             ),
         )
         try:
-            row = await notification_admin.upsert_user_profile(actor, services_of(info), inp)
+            row = await notification_admin.upsert_user_profile(
+                actor, services_of(info), inp, key_guards(input.guards)
+            )
         except DomainError as exc:
             return UserProfilePayload(profile=None, errors=[user_error(exc)])
         return UserProfilePayload(profile=UserProfile.from_row(row), errors=[])

@@ -9,6 +9,7 @@ from strawberry.types import Info
 
 from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.errors import CodedError, UserError, user_error
+from signoff.api.guards import GuardsInput, guards_field, key_guards
 from signoff.domain.errors import DomainError
 from signoff.domain.redaction import RedactionRule as RuleRecord
 from signoff.services import redaction as redaction_services
@@ -45,6 +46,7 @@ class SetRedactionRuleInput:
         default=None, description="Only the payloads of this template; omitted: every template."
     )
     reason: str | None = strawberry.field(default=None, description="Why, for the audit trail.")
+    guards: GuardsInput | None = guards_field(versioned=False)
 
 
 @strawberry.input(description="Remove a redaction rule (administer_redaction).")
@@ -54,6 +56,7 @@ class RemoveRedactionRuleInput:
         default=None, description="The template of the rule; omitted: the every-template rule."
     )
     reason: str | None = strawberry.field(default=None, description="Why, for the audit trail.")
+    guards: GuardsInput | None = guards_field(versioned=False)
 
 
 @strawberry.type(description="Result of setting or removing a redaction rule.")
@@ -97,6 +100,7 @@ class RedactionMutations:
                     template_key=input.template_key,
                     reason=input.reason,
                 ),
+                key_guards(input.guards),
             )
         except DomainError as exc:
             return RedactionRulePayload(rule=None, errors=[user_error(exc)])
@@ -111,7 +115,12 @@ class RedactionMutations:
         actor = actor_of(info)
         try:
             rule = await redaction_services.remove_rule(
-                actor, services_of(info), input.path, input.template_key, input.reason
+                actor,
+                services_of(info),
+                input.path,
+                input.template_key,
+                input.reason,
+                key_guards(input.guards),
             )
         except DomainError as exc:
             return RedactionRulePayload(rule=None, errors=[user_error(exc)])

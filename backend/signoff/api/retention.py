@@ -12,6 +12,7 @@ from signoff.api import ids
 from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.enums import described_enum
 from signoff.api.errors import CodedError, UserError, user_error
+from signoff.api.guards import GuardsInput, guards_field, key_guards
 from signoff.domain.errors import DomainError, ErrorCode
 from signoff.domain.retention import LegalHoldRecord, RetentionAction
 from signoff.domain.retention import RetentionPolicy as PolicyRecord
@@ -85,6 +86,7 @@ class SetRetentionPolicyInput:
         default=None, description="The template it is for; omitted: the tenant's default."
     )
     reason: str | None = strawberry.field(default=None, description="Why, for the audit trail.")
+    guards: GuardsInput | None = guards_field(versioned=False)
 
 
 @strawberry.input(description="Remove a retention policy (administer_retention).")
@@ -93,15 +95,14 @@ class RemoveRetentionPolicyInput:
         default=None, description="The template's policy; omitted: the tenant's default."
     )
     reason: str | None = strawberry.field(default=None, description="Why, for the audit trail.")
+    guards: GuardsInput | None = guards_field(versioned=False)
 
 
 @strawberry.input(description="Place or release a legal hold on an item (legal hold roles).")
 class LegalHoldInput:
     item_id: strawberry.ID = strawberry.field(description="Global id of the item.")
     reason: str = strawberry.field(description="Why (required; audited).")
-    idempotency_key: str | None = strawberry.field(
-        default=None, description="Replays with the same key return the first result."
-    )
+    guards: GuardsInput | None = guards_field(versioned=False)
 
 
 @strawberry.type(description="Result of setting or removing a retention policy.")
@@ -197,6 +198,7 @@ class RetentionMutations:
                     template_key=input.template_key,
                     reason=input.reason,
                 ),
+                key_guards(input.guards),
             )
         except DomainError as exc:
             return RetentionPolicyPayload(policy=None, errors=[user_error(exc)])
@@ -213,7 +215,11 @@ class RetentionMutations:
         actor = actor_of(info)
         try:
             policy = await retention_services.remove_policy(
-                actor, services_of(info), input.template_key, input.reason
+                actor,
+                services_of(info),
+                input.template_key,
+                input.reason,
+                key_guards(input.guards),
             )
         except DomainError as exc:
             return RetentionPolicyPayload(policy=None, errors=[user_error(exc)])
@@ -247,7 +253,9 @@ async def _hold(
         hold = await call(
             actor,
             services_of(info),
-            retention_services.HoldInput(raw, input.reason, input.idempotency_key),
+            retention_services.HoldInput(
+                raw, input.reason, key_guards(input.guards).idempotency_key
+            ),
         )
     except DomainError as exc:
         return LegalHoldPayload(hold=None, errors=[user_error(exc)])

@@ -11,6 +11,7 @@ from strawberry.types import Info
 from signoff.api import ids
 from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.errors import CodedError, UserError, user_error
+from signoff.api.guards import GuardsInput, guards_field, key_guards
 from signoff.domain.calendar import BusinessCalendar
 from signoff.domain.errors import DomainError
 from signoff.domain.records import TimerStatus
@@ -47,6 +48,7 @@ class BusinessCalendarInput:
     start: time = strawberry.field(description="Start of the working day (local).")
     end: time = strawberry.field(description="End of the working day (local).")
     holidays: list[date] = strawberry.field(default_factory=list, description="Days off.")
+    guards: GuardsInput | None = guards_field(versioned=False)
 
 
 @strawberry.type(description="Result of setting the business calendar.")
@@ -122,6 +124,7 @@ class TimerMutations:
     ) -> BusinessCalendarPayload:
         actor = actor_of(info)
         try:
+            guards = key_guards(input.guards)
             calendar = BusinessCalendar(
                 timezone=input.timezone,
                 workdays=frozenset(input.workdays),
@@ -129,7 +132,7 @@ class TimerMutations:
                 end=input.end,
                 holidays=frozenset(input.holidays),
             )
-            await timer_services.set_business_calendar(actor, services_of(info), calendar)
+            await timer_services.set_business_calendar(actor, services_of(info), calendar, guards)
         except DomainError as exc:
             return BusinessCalendarPayload(ok=False, errors=[user_error(exc)])
         return BusinessCalendarPayload(ok=True, errors=[])

@@ -30,14 +30,7 @@ from signoff.domain.templates import validate_payload
 from signoff.services.context import ServiceContext
 from signoff.services.engine import ItemView, change
 from signoff.services.templates import template_limits
-
-
-@dataclass(frozen=True)
-class Guards:
-    """What every mutation may carry: an idempotency key and the item version it expects."""
-
-    idempotency_key: str | None = None
-    expected_version: int | None = None
+from signoff.services.uow import Guards
 
 
 def _fp(inp: Any) -> dict[str, Any]:
@@ -95,27 +88,33 @@ async def _on_item(
     )
 
 
-async def claim_step(actor: Actor, ctx: ServiceContext, step_id: UUID, g: Guards) -> ItemView:
-    """Take a step so that other assignees see somebody is on it."""
+async def claim_step(
+    actor: Actor, ctx: ServiceContext, step_id: UUID, g: Guards, reason: str | None = None
+) -> ItemView:
+    """Take a step so that other assignees see somebody is on it. The reason is part of the
+    request a key guards (a reused key with another reason is refused), not of the event."""
     return await _on_step(
         actor,
         ctx,
         "claimStep",
         step_id,
-        {"step": str(step_id)},
+        {"step": str(step_id), "reason": reason},
         g,
         lambda key, view: Claim(key, actor.principal),
     )
 
 
-async def unclaim_step(actor: Actor, ctx: ServiceContext, step_id: UUID, g: Guards) -> ItemView:
-    """Release a claim (the claimer, or an admin)."""
+async def unclaim_step(
+    actor: Actor, ctx: ServiceContext, step_id: UUID, g: Guards, reason: str | None = None
+) -> ItemView:
+    """Release a claim (the claimer, or an admin). The reason is part of the request a key
+    guards (a reused key with another reason is refused), not of the event."""
     return await _on_step(
         actor,
         ctx,
         "unclaimStep",
         step_id,
-        {"step": str(step_id)},
+        {"step": str(step_id), "reason": reason},
         g,
         lambda key, view: Unclaim(key, actor.principal),
     )

@@ -326,7 +326,7 @@ def _check_version(comment: CommentRecord, expected: int | None) -> None:
         raise DomainError(
             ErrorCode.VERSION_CONFLICT,
             f"comment is at version {comment.version}, not {expected}",
-            "expectedVersion",
+            "guards.expectedVersion",
             details={"current_version": comment.version},
         )
 

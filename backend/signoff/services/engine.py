@@ -110,7 +110,7 @@ def check_version(view: ItemView, expected_version: int | None) -> None:
         raise DomainError(
             ErrorCode.VERSION_CONFLICT,
             f"item is at version {view.item.version}, not {expected_version}",
-            "expectedVersion",
+            "guards.expectedVersion",
             details={"current_version": view.item.version},
         )
 

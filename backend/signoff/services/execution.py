@@ -12,9 +12,9 @@ from uuid import UUID
 from signoff.domain.actors import Actor
 from signoff.domain.errors import invalid
 from signoff.domain.events import ExecutionStatus, Recover, Recovery, Report
-from signoff.services.actions import Guards
 from signoff.services.context import ServiceContext
 from signoff.services.engine import ItemView, change
+from signoff.services.uow import Guards
 
 __all__ = ["ExecutionStatus", "Recovery", "ReportInput", "recover_step", "report_execution"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 from uuid import UUID
 
@@ -13,7 +13,7 @@ from signoff.domain.errors import DomainError, ErrorCode, invalid, not_found
 from signoff.domain.permissions import Permission
 from signoff.services import permissions
 from signoff.services.context import ServiceContext
-from signoff.services.uow import unit_of_work
+from signoff.services.uow import Guards, UnitOfWork, run_once, unit_of_work
 
 
 def _uuid(value: str | None) -> UUID | None:
@@ -53,40 +53,60 @@ async def attempts_of(delivery_ids: list[int]) -> dict[int, list[dict[str, Any]]
     return await repo.attempts_of(delivery_ids)
 
 
-async def retry_dead_letter(actor: Actor, ctx: ServiceContext, delivery_id: int) -> dict[str, Any]:
+async def retry_dead_letter(
+    actor: Actor, ctx: ServiceContext, delivery_id: int, guards: Guards = Guards()
+) -> dict[str, Any]:
     """Give a dead-lettered delivery a fresh set of attempts (administrators only), audited.
 
     The delivery is due at once; the sweeper (or the caller, after commit) enqueues it.
     """
     await _require_admin(actor, ctx)
+
+    async def replay(kept: dict[str, Any]) -> dict[str, Any]:
+        return await delivery(actor, ctx, delivery_id)
+
     async with unit_of_work(actor, ctx) as uow:
-        row = await repo.lock_tenant_delivery(actor.tenant_id, delivery_id)
-        if row is None:
-            raise not_found("notification delivery", delivery_id)
-        if row["status"] != "dead":
-            raise DomainError(
-                ErrorCode.ILLEGAL_TRANSITION,
-                f"only a dead-lettered delivery can be retried (this one is {row['status']})",
-                "id",
-            )
-        now = ctx.clock.now()
-        changes = {
-            "status": "queued",
-            "next_attempt_at": now,
-            "max_attempts": row["attempts"] + ctx.settings.notify_max_attempts,
-        }
-        await repo.update_delivery(delivery_id, changes, now)
-        uow.record(
-            "notification.retry_requested",
-            item_id=_uuid(row["payload"].get("item_id")),
-            data={
-                "delivery_id": delivery_id,
-                "channel": row["channel"],
-                "recipient_id": row["recipient_id"],
-                "attempts": row["attempts"],
-            },
+        return await run_once(
+            uow,
+            guards.idempotency_key,
+            "retryDeadLetter",
+            {"delivery_id": delivery_id},
+            lambda: _retry(actor, ctx, uow, delivery_id),
+            keep=lambda _: {},
+            replay=replay,
         )
-        return {**row, **changes, "updated_at": now}
+
+
+async def _retry(
+    actor: Actor, ctx: ServiceContext, uow: UnitOfWork, delivery_id: int
+) -> dict[str, Any]:
+    row = await repo.lock_tenant_delivery(actor.tenant_id, delivery_id)
+    if row is None:
+        raise not_found("notification delivery", delivery_id)
+    if row["status"] != "dead":
+        raise DomainError(
+            ErrorCode.ILLEGAL_TRANSITION,
+            f"only a dead-lettered delivery can be retried (this one is {row['status']})",
+            "id",
+        )
+    now = ctx.clock.now()
+    changes = {
+        "status": "queued",
+        "next_attempt_at": now,
+        "max_attempts": row["attempts"] + ctx.settings.notify_max_attempts,
+    }
+    await repo.update_delivery(delivery_id, changes, now)
+    uow.record(
+        "notification.retry_requested",
+        item_id=_uuid(row["payload"].get("item_id")),
+        data={
+            "delivery_id": delivery_id,
+            "channel": row["channel"],
+            "recipient_id": row["recipient_id"],
+            "attempts": row["attempts"],
+        },
+    )
+    return {**row, **changes, "updated_at": now}
 
 
 @dataclass(frozen=True)
@@ -101,7 +121,7 @@ class ProfileInput:
 
 
 async def upsert_user_profile(
-    actor: Actor, ctx: ServiceContext, inp: ProfileInput
+    actor: Actor, ctx: ServiceContext, inp: ProfileInput, guards: Guards = Guards()
 ) -> dict[str, Any]:
     """Create or update a user's profile (administrators only), audited."""
     await _require_admin(actor, ctx)
@@ -109,7 +129,8 @@ async def upsert_user_profile(
     if not user_id or len(user_id) > 200:
         raise invalid("userId must be 1 to 200 characters", "userId")
     addresses = policy.check_addresses(inp.addresses) if inp.addresses is not None else None
-    async with unit_of_work(actor, ctx) as uow:
+
+    async def change() -> dict[str, Any]:
         row = await repo.upsert_profile(
             actor.tenant_id,
             user_id,
@@ -132,6 +153,23 @@ async def upsert_user_profile(
         )
         return row
 
+    async def replay(kept: dict[str, Any]) -> dict[str, Any]:
+        row = await repo.get_profile(actor.tenant_id, user_id)
+        if row is None:
+            raise not_found("user profile", user_id)
+        return row
+
+    async with unit_of_work(actor, ctx) as uow:
+        return await run_once(
+            uow,
+            guards.idempotency_key,
+            "upsertUserProfile",
+            asdict(inp),
+            change,
+            keep=lambda _: {},
+            replay=replay,
+        )
+
 
 async def my_profile(actor: Actor) -> dict[str, Any]:
     """The caller's profile (an empty one when none is stored)."""
@@ -149,11 +187,12 @@ async def my_profile(actor: Actor) -> dict[str, Any]:
 
 
 async def update_notification_preferences(
-    actor: Actor, ctx: ServiceContext, raw: dict[str, Any]
+    actor: Actor, ctx: ServiceContext, raw: dict[str, Any], guards: Guards = Guards()
 ) -> dict[str, Any]:
     """Replace the caller's notification preferences (validated), audited."""
     prefs = policy.parse_preferences(raw)
-    async with unit_of_work(actor, ctx) as uow:
+
+    async def change() -> dict[str, Any]:
         row = await repo.upsert_profile(
             actor.tenant_id,
             actor.user_id,
@@ -166,3 +205,17 @@ async def update_notification_preferences(
         )
         uow.record("user_profile.preferences_updated", data={"preferences": prefs.to_dict()})
         return row
+
+    async def replay(kept: dict[str, Any]) -> dict[str, Any]:
+        return await my_profile(actor)
+
+    async with unit_of_work(actor, ctx) as uow:
+        return await run_once(
+            uow,
+            guards.idempotency_key,
+            "updateNotificationPreferences",
+            prefs.to_dict(),
+            change,
+            keep=lambda _: {},
+            replay=replay,
+        )

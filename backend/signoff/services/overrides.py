@@ -10,9 +10,9 @@ from signoff.db import items as items_repo
 from signoff.domain.actors import Actor
 from signoff.domain.events import Override
 from signoff.domain.records import DecisionOutcome
-from signoff.services.actions import Guards
 from signoff.services.context import ServiceContext
 from signoff.services.engine import ItemView, change
+from signoff.services.uow import Guards
 
 
 @dataclass(frozen=True)

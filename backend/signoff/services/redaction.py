@@ -7,7 +7,8 @@ Every path a payload leaves signoff by asks `redactor` for the caller's view of 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from signoff.db import redaction as repo
 from signoff.domain.actors import Actor
@@ -22,7 +23,7 @@ from signoff.domain.redaction import (
 )
 from signoff.services import permissions
 from signoff.services.context import ServiceContext
-from signoff.services.uow import unit_of_work
+from signoff.services.uow import Guards, run_once, unit_of_work
 
 
 @dataclass(frozen=True)
@@ -46,20 +47,46 @@ def _data(rule: RedactionRule | None) -> dict[str, object] | None:
     }
 
 
-async def set_rule(actor: Actor, ctx: ServiceContext, inp: SetRuleInput) -> RedactionRule:
+def _kept(rule: RedactionRule) -> dict[str, Any]:
+    kept = _data(rule)
+    assert kept is not None
+    return kept
+
+
+async def _replayed(kept: dict[str, Any]) -> RedactionRule:
+    return RedactionRule(
+        kept["template_key"], parse_path(kept["path"]), frozenset(kept["visible_to"])
+    )
+
+
+async def set_rule(
+    actor: Actor, ctx: ServiceContext, inp: SetRuleInput, guards: Guards = Guards()
+) -> RedactionRule:
     """Create or replace a redaction rule (admins; audited as `redaction.rule_set`)."""
     await permissions.require(
         actor, ctx, Permission.ADMINISTER_REDACTION, "changing or reading redaction rules"
     )
     rule = check_rule(inp.template_key, inp.path, inp.visible_to)
     async with unit_of_work(actor, ctx) as uow:
-        before = await repo.put_rule(actor.tenant_id, rule, actor.user_id, ctx.clock.now())
-        uow.record(
-            "redaction.rule_set",
-            reason=inp.reason,
-            data={"before": _data(before), "after": _data(rule)},
+
+        async def change() -> RedactionRule:
+            before = await repo.put_rule(actor.tenant_id, rule, actor.user_id, ctx.clock.now())
+            uow.record(
+                "redaction.rule_set",
+                reason=inp.reason,
+                data={"before": _data(before), "after": _data(rule)},
+            )
+            return rule
+
+        return await run_once(
+            uow,
+            guards.idempotency_key,
+            "setRedactionRule",
+            asdict(inp),
+            change,
+            keep=_kept,
+            replay=_replayed,
         )
-    return rule
 
 
 async def remove_rule(
@@ -68,6 +95,7 @@ async def remove_rule(
     path: str,
     template_key: str | None = None,
     reason: str | None = None,
+    guards: Guards = Guards(),
 ) -> RedactionRule:
     """Remove a redaction rule (admins; audited as `redaction.rule_removed`); NOT_FOUND when
     there is none."""
@@ -77,11 +105,23 @@ async def remove_rule(
     dotted = ".".join(parse_path(path))
     key = (template_key or "").strip()
     async with unit_of_work(actor, ctx) as uow:
-        removed = await repo.delete_rule(actor.tenant_id, key, dotted)
-        if removed is None:
-            raise not_found("redaction rule", dotted)
-        uow.record("redaction.rule_removed", reason=reason, data={"before": _data(removed)})
-    return removed
+
+        async def change() -> RedactionRule:
+            removed = await repo.delete_rule(actor.tenant_id, key, dotted)
+            if removed is None:
+                raise not_found("redaction rule", dotted)
+            uow.record("redaction.rule_removed", reason=reason, data={"before": _data(removed)})
+            return removed
+
+        return await run_once(
+            uow,
+            guards.idempotency_key,
+            "removeRedactionRule",
+            {"template_key": key, "path": dotted, "reason": reason},
+            change,
+            keep=_kept,
+            replay=_replayed,
+        )
 
 
 async def list_rules(actor: Actor, ctx: ServiceContext) -> list[RedactionRule]:

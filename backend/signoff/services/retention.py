@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -30,6 +30,7 @@ from signoff.domain.permissions import Permission
 from signoff.domain.retention import (
     ItemRetentionRecord,
     LegalHoldRecord,
+    RetentionAction,
     RetentionPolicy,
     Verdict,
     check_policy,
@@ -44,7 +45,7 @@ from signoff.domain.retention import (
 from signoff.services import permissions
 from signoff.services.context import ServiceContext
 from signoff.services.evidence import storage_of
-from signoff.services.uow import remember_result, replayed_result, unit_of_work
+from signoff.services.uow import Guards, remember_result, replayed_result, run_once, unit_of_work
 from signoff.storage import StorageError
 
 log = logging.getLogger("signoff.services.retention")
@@ -89,24 +90,53 @@ def _policy_data(policy: RetentionPolicy | None) -> dict[str, Any] | None:
     return {"template_key": policy.template_key, "days": policy.days, "action": policy.action}
 
 
-async def set_policy(actor: Actor, ctx: ServiceContext, inp: SetPolicyInput) -> RetentionPolicy:
+async def _replayed_policy(kept: dict[str, Any]) -> RetentionPolicy:
+    return RetentionPolicy(kept["template_key"], kept["days"], RetentionAction(kept["action"]))
+
+
+def _kept_policy(policy: RetentionPolicy) -> dict[str, Any]:
+    kept = _policy_data(policy)
+    assert kept is not None
+    return kept
+
+
+async def set_policy(
+    actor: Actor, ctx: ServiceContext, inp: SetPolicyInput, guards: Guards = Guards()
+) -> RetentionPolicy:
     """Create or replace a retention policy (admins; audited as `retention.policy_set`)."""
     await permissions.require(
         actor, ctx, Permission.ADMINISTER_RETENTION, "changing or reading retention policies"
     )
     policy = check_policy(inp.template_key, inp.days, inp.action)
     async with unit_of_work(actor, ctx) as uow:
-        before = await repo.put_policy(actor.tenant_id, policy, actor.user_id, ctx.clock.now())
-        uow.record(
-            "retention.policy_set",
-            reason=inp.reason,
-            data={"before": _policy_data(before), "after": _policy_data(policy)},
+
+        async def change() -> RetentionPolicy:
+            now = ctx.clock.now()
+            before = await repo.put_policy(actor.tenant_id, policy, actor.user_id, now)
+            uow.record(
+                "retention.policy_set",
+                reason=inp.reason,
+                data={"before": _policy_data(before), "after": _policy_data(policy)},
+            )
+            return policy
+
+        return await run_once(
+            uow,
+            guards.idempotency_key,
+            "setRetentionPolicy",
+            asdict(inp),
+            change,
+            keep=_kept_policy,
+            replay=_replayed_policy,
         )
-    return policy
 
 
 async def remove_policy(
-    actor: Actor, ctx: ServiceContext, template_key: str | None, reason: str | None = None
+    actor: Actor,
+    ctx: ServiceContext,
+    template_key: str | None,
+    reason: str | None = None,
+    guards: Guards = Guards(),
 ) -> RetentionPolicy:
     """Remove a retention policy (admins; audited as `retention.policy_removed`); NOT_FOUND
     when there is none for that template."""
@@ -115,13 +145,25 @@ async def remove_policy(
     )
     key = (template_key or "").strip()
     async with unit_of_work(actor, ctx) as uow:
-        removed = await repo.delete_policy(actor.tenant_id, key)
-        if removed is None:
-            raise not_found("retention policy", repr(key or "default"))
-        uow.record(
-            "retention.policy_removed", reason=reason, data={"before": _policy_data(removed)}
+
+        async def change() -> RetentionPolicy:
+            removed = await repo.delete_policy(actor.tenant_id, key)
+            if removed is None:
+                raise not_found("retention policy", repr(key or "default"))
+            uow.record(
+                "retention.policy_removed", reason=reason, data={"before": _policy_data(removed)}
+            )
+            return removed
+
+        return await run_once(
+            uow,
+            guards.idempotency_key,
+            "removeRetentionPolicy",
+            {"template_key": key, "reason": reason},
+            change,
+            keep=_kept_policy,
+            replay=_replayed_policy,
         )
-    return removed
 
 
 async def list_policies(actor: Actor, ctx: ServiceContext) -> list[RetentionPolicy]:

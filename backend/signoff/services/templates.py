@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -19,7 +19,7 @@ from signoff.domain.records import TemplateStatus, TemplateVersion
 from signoff.domain.templates import TemplateDefinition, parse_template, template_to_dict
 from signoff.services import permissions
 from signoff.services.context import ServiceContext
-from signoff.services.uow import unit_of_work
+from signoff.services.uow import Guards, UnitOfWork, run_once, unit_of_work
 from signoff.settings import Settings
 
 
@@ -98,8 +98,27 @@ async def _require_admin(actor: Actor, ctx: ServiceContext) -> None:
     await permissions.require(actor, ctx, Permission.ADMINISTER_TEMPLATES, "managing templates")
 
 
+def _kept_template(row: TemplateVersion) -> dict[str, Any]:
+    return {"template_id": str(row.id)}
+
+
+def _replayed_template(actor: Actor) -> Callable[[dict[str, Any]], Awaitable[TemplateVersion]]:
+    async def replay(kept: dict[str, Any]) -> TemplateVersion:
+        row = await template_repo.get(actor.tenant_id, UUID(kept["template_id"]))
+        if row is None:
+            raise not_found("template", kept["template_id"])
+        return row
+
+    return replay
+
+
 async def save_template(
-    actor: Actor, ctx: ServiceContext, document: Mapping[str, Any], *, publish: bool = False
+    actor: Actor,
+    ctx: ServiceContext,
+    document: Mapping[str, Any],
+    *,
+    publish: bool = False,
+    guards: Guards = Guards(),
 ) -> TemplateVersion:
     """Validate `document` and store it as the next version of its key (a draft unless `publish`).
 
@@ -109,64 +128,97 @@ async def save_template(
     defn = parse_template(document, template_limits(ctx.settings))
     normalized = template_to_dict(defn)
     async with unit_of_work(actor, ctx) as uow:
-        latest = await template_repo.latest_version(actor.tenant_id, defn.key)
-        existing = [
-            r
-            for r in await template_repo.list_for_tenant(actor.tenant_id, defn.key)
-            if r.status == TemplateStatus.DRAFT
-        ]
-        now = ctx.clock.now()
-        if existing:
-            row = await template_repo.update_draft(
-                actor.tenant_id,
-                existing[0].id,
-                name=defn.name,
-                kind=defn.kind,
-                definition=normalized,
-            )
-            action = "template.draft_updated"
-        else:
-            row = await template_repo.insert(
-                actor.tenant_id,
-                key=defn.key,
-                version=latest + 1,
-                name=defn.name,
-                kind=defn.kind,
-                status=TemplateStatus.DRAFT,
-                definition=normalized,
-                created_by=actor.user_id,
-            )
-            action = "template.draft_created"
-        uow.record(
-            action, data={"template_id": str(row.id), "key": defn.key, "version": row.version}
+        return await run_once(
+            uow,
+            guards.idempotency_key,
+            "saveTemplate",
+            {"definition": document, "publish": publish},
+            lambda: _save(actor, ctx, uow, defn, normalized, publish),
+            keep=_kept_template,
+            replay=_replayed_template(actor),
         )
-        if publish:
-            row = await template_repo.publish(actor.tenant_id, row.id, now)
-            uow.record(
-                "template.published",
-                data={"template_id": str(row.id), "key": defn.key, "version": row.version},
-            )
-        return row
 
 
-async def publish_template(actor: Actor, ctx: ServiceContext, template_id: UUID) -> TemplateVersion:
+async def _save(
+    actor: Actor,
+    ctx: ServiceContext,
+    uow: UnitOfWork,
+    defn: TemplateDefinition,
+    normalized: dict[str, Any],
+    publish: bool,
+) -> TemplateVersion:
+    latest = await template_repo.latest_version(actor.tenant_id, defn.key)
+    existing = [
+        r
+        for r in await template_repo.list_for_tenant(actor.tenant_id, defn.key)
+        if r.status == TemplateStatus.DRAFT
+    ]
+    now = ctx.clock.now()
+    if existing:
+        row = await template_repo.update_draft(
+            actor.tenant_id,
+            existing[0].id,
+            name=defn.name,
+            kind=defn.kind,
+            definition=normalized,
+        )
+        action = "template.draft_updated"
+    else:
+        row = await template_repo.insert(
+            actor.tenant_id,
+            key=defn.key,
+            version=latest + 1,
+            name=defn.name,
+            kind=defn.kind,
+            status=TemplateStatus.DRAFT,
+            definition=normalized,
+            created_by=actor.user_id,
+        )
+        action = "template.draft_created"
+    uow.record(action, data={"template_id": str(row.id), "key": defn.key, "version": row.version})
+    if publish:
+        row = await template_repo.publish(actor.tenant_id, row.id, now)
+        uow.record(
+            "template.published",
+            data={"template_id": str(row.id), "key": defn.key, "version": row.version},
+        )
+    return row
+
+
+async def publish_template(
+    actor: Actor, ctx: ServiceContext, template_id: UUID, guards: Guards = Guards()
+) -> TemplateVersion:
     """Publish a draft; a published version is immutable from then on."""
     await _require_admin(actor, ctx)
     async with unit_of_work(actor, ctx) as uow:
-        row = await template_repo.get(actor.tenant_id, template_id, lock=True)
-        if row is None:
-            raise not_found("template", template_id)
-        if row.status != TemplateStatus.DRAFT:
-            raise DomainError(
-                ErrorCode.TEMPLATE_IMMUTABLE, f"template version is already {row.status.value}"
-            )
-        definition_of(row, ctx.settings)  # a stored draft is re-checked against today's limits
-        row = await template_repo.publish(actor.tenant_id, template_id, ctx.clock.now())
-        uow.record(
-            "template.published",
-            data={"template_id": str(row.id), "key": row.key, "version": row.version},
+        return await run_once(
+            uow,
+            guards.idempotency_key,
+            "publishTemplate",
+            {"template_id": str(template_id)},
+            lambda: _publish(actor, ctx, uow, template_id),
+            keep=_kept_template,
+            replay=_replayed_template(actor),
         )
-        return row
+
+
+async def _publish(
+    actor: Actor, ctx: ServiceContext, uow: UnitOfWork, template_id: UUID
+) -> TemplateVersion:
+    row = await template_repo.get(actor.tenant_id, template_id, lock=True)
+    if row is None:
+        raise not_found("template", template_id)
+    if row.status != TemplateStatus.DRAFT:
+        raise DomainError(
+            ErrorCode.TEMPLATE_IMMUTABLE, f"template version is already {row.status.value}"
+        )
+    definition_of(row, ctx.settings)  # a stored draft is re-checked against today's limits
+    row = await template_repo.publish(actor.tenant_id, template_id, ctx.clock.now())
+    uow.record(
+        "template.published",
+        data={"template_id": str(row.id), "key": row.key, "version": row.version},
+    )
+    return row
 
 
 def read_template_files(directory: Path) -> list[tuple[Path, dict[str, Any]]]:

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from signoff import metrics
@@ -28,7 +29,7 @@ from signoff.domain.timers import TimerSpec
 from signoff.services import permissions, scopes
 from signoff.services.context import ServiceContext
 from signoff.services.engine import ItemView, apply, context_for, item_definition, lock_view
-from signoff.services.uow import UnitOfWork, unit_of_work
+from signoff.services.uow import Guards, UnitOfWork, run_once, unit_of_work
 
 Mark = tuple[UUID, str, datetime | None]
 
@@ -199,26 +200,39 @@ def firing_order(timer: Timer) -> tuple[datetime, int, int]:
 
 
 async def set_business_calendar(
-    actor: Actor, ctx: ServiceContext, calendar: BusinessCalendar
+    actor: Actor, ctx: ServiceContext, calendar: BusinessCalendar, guards: Guards = Guards()
 ) -> BusinessCalendar:
     """Set the tenant's working hours for SLA arithmetic (admins). Steps already in review keep
     the deadlines they were armed with."""
     await permissions.require(
         actor, ctx, Permission.ADMINISTER_TIMERS, "setting the business calendar"
     )
+    data = {
+        "timezone": calendar.timezone,
+        "workdays": sorted(calendar.workdays),
+        "start": calendar.start.isoformat(),
+        "end": calendar.end.isoformat(),
+        "holidays": [d.isoformat() for d in sorted(calendar.holidays)],
+    }
     async with unit_of_work(actor, ctx) as uow:
-        await timer_repo.save_calendar(actor.tenant_id, calendar, ctx.clock.now())
-        uow.record(
-            "tenant.calendar_set",
-            data={
-                "timezone": calendar.timezone,
-                "workdays": sorted(calendar.workdays),
-                "start": calendar.start.isoformat(),
-                "end": calendar.end.isoformat(),
-                "holidays": [d.isoformat() for d in sorted(calendar.holidays)],
-            },
+
+        async def change() -> BusinessCalendar:
+            await timer_repo.save_calendar(actor.tenant_id, calendar, ctx.clock.now())
+            uow.record("tenant.calendar_set", data=data)
+            return calendar
+
+        async def replay(kept: dict[str, Any]) -> BusinessCalendar:
+            return calendar  # the same request: the same calendar
+
+        return await run_once(
+            uow,
+            guards.idempotency_key,
+            "setBusinessCalendar",
+            data,
+            change,
+            keep=lambda _: {},
+            replay=replay,
         )
-    return calendar
 
 
 async def overdue_steps(actor: Actor, ctx: ServiceContext, limit: int) -> list[OverdueStep]:

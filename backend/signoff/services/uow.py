@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from signoff import metrics
@@ -23,6 +23,17 @@ from signoff.domain.errors import DomainError, ErrorCode
 from signoff.services.context import ServiceContext
 
 log = logging.getLogger("signoff.services")
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Guards:
+    """What every mutation may carry: an idempotency key and, where what it changes has a
+    version, the version the caller expects."""
+
+    idempotency_key: str | None = None
+    expected_version: int | None = None
 
 
 @dataclass
@@ -225,7 +236,9 @@ async def replayed_result(
     if not key:
         return None
     if len(key) > 200:
-        raise DomainError(ErrorCode.INVALID_INPUT, "idempotency key too long", "idempotencyKey")
+        raise DomainError(
+            ErrorCode.INVALID_INPUT, "idempotency key too long", "guards.idempotencyKey"
+        )
     fingerprint = request_fingerprint(operation, payload)
     previous = await idempotency_repo.claim(
         uow.actor.tenant_id, uow.actor.user_id, key, operation, fingerprint
@@ -236,7 +249,7 @@ async def replayed_result(
         raise DomainError(
             ErrorCode.IDEMPOTENCY_KEY_REUSED,
             "this idempotency key was used for a different request",
-            "idempotencyKey",
+            "guards.idempotencyKey",
         )
     result: dict[str, Any] = previous["result"] or {}
     return result
@@ -246,3 +259,28 @@ async def remember_result(uow: UnitOfWork, key: str | None, result: dict[str, An
     """Store the result of a keyed mutation in the same transaction as the change."""
     if key:
         await idempotency_repo.store_result(uow.actor.tenant_id, uow.actor.user_id, key, result)
+
+
+async def run_once(
+    uow: UnitOfWork,
+    key: str | None,
+    operation: str,
+    request: Any,
+    change: Callable[[], Awaitable[R]],
+    *,
+    keep: Callable[[R], dict[str, Any]],
+    replay: Callable[[dict[str, Any]], Awaitable[R]],
+) -> R:
+    """Make `change` once per idempotency key, in `uow`'s transaction.
+
+    Without a key it simply runs. With one, a replay of the same `operation` and `request`
+    returns `replay(kept)`, `kept` being what `keep` made of the first result, and writes
+    nothing (no audit event); a key reused for another request is IDEMPOTENCY_KEY_REUSED. A
+    concurrent call with the same key waits for the first to commit, then replays it.
+    """
+    kept = await replayed_result(uow, key, operation, request)
+    if kept is not None:
+        return await replay(kept)
+    result = await change()
+    await remember_result(uow, key, keep(result))
+    return result

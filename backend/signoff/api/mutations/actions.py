@@ -10,26 +10,12 @@ from strawberry.types import Info
 
 from signoff.api import ids
 from signoff.api.context import SignoffContext, actor_of, services_of
+from signoff.api.guards import GuardsInput, guards_field, versioned_guards
 from signoff.api.mutations.common import ItemPayload, item_payload
 from signoff.domain.errors import invalid
 from signoff.domain.snapshot import HoldOption
 from signoff.services import actions, overrides
-from signoff.services.actions import Guards
 from signoff.services.engine import ItemView
-
-
-@strawberry.input(description="Guards every mutation accepts.")
-class GuardsInput:
-    idempotency_key: str | None = strawberry.field(
-        default=None, description="Replays with the same key return the first result."
-    )
-    expected_version: int | None = strawberry.field(
-        default=None, description="Refuse with VERSION_CONFLICT unless the item is at this version."
-    )
-
-
-def _guards(g: GuardsInput | None) -> Guards:
-    return Guards(g.idempotency_key, g.expected_version) if g else Guards()
 
 
 def _step(global_id: strawberry.ID) -> Any:
@@ -47,7 +33,7 @@ class ReassignStepInput:
     groups: list[str] = strawberry.field(default_factory=list, description="Group names.")
     roles: list[str] = strawberry.field(default_factory=list, description="Role names.")
     reason: str = strawberry.field(description="Why (recorded in the audit trail).")
-    guards: GuardsInput | None = strawberry.field(default=None, description="Guards.")
+    guards: GuardsInput | None = guards_field(versioned=True)
 
 
 @strawberry.input(description="Hand one's own seat on a step to another user.")
@@ -55,7 +41,7 @@ class DelegateStepInput:
     step_id: strawberry.ID = strawberry.field(description="Global id of the step.")
     delegate_to: str = strawberry.field(description="User who will act for you.")
     reason: str = strawberry.field(description="Why (recorded in the audit trail).")
-    guards: GuardsInput | None = strawberry.field(default=None, description="Guards.")
+    guards: GuardsInput | None = guards_field(versioned=True)
 
 
 @strawberry.input(description="New parameters for a step; the originals are kept.")
@@ -63,7 +49,7 @@ class ModifyStepParamsInput:
     step_id: strawberry.ID = strawberry.field(description="Global id of the step.")
     params: JSON = strawberry.field(description="The full new parameters.")
     reason: str = strawberry.field(description="Why.")
-    guards: GuardsInput | None = strawberry.field(default=None, description="Guards.")
+    guards: GuardsInput | None = guards_field(versioned=True)
 
 
 @strawberry.input(description="A new revision after changes were requested.")
@@ -72,21 +58,21 @@ class ResubmitItemInput:
     payload: JSON | None = strawberry.field(default=None, description="New payload, if changed.")
     title: str | None = strawberry.field(default=None, description="New title, if changed.")
     reason: str | None = strawberry.field(default=None, description="What changed.")
-    guards: GuardsInput | None = strawberry.field(default=None, description="Guards.")
+    guards: GuardsInput | None = guards_field(versioned=True)
 
 
 @strawberry.input(description="An action on a whole item that needs a reason.")
 class ItemReasonInput:
     item_id: strawberry.ID = strawberry.field(description="Global id of the item.")
     reason: str | None = strawberry.field(default=None, description="Why.")
-    guards: GuardsInput | None = strawberry.field(default=None, description="Guards.")
+    guards: GuardsInput | None = guards_field(versioned=True)
 
 
 @strawberry.input(description="An action on one step that needs a reason.")
 class StepReasonInput:
     step_id: strawberry.ID = strawberry.field(description="Global id of the step.")
     reason: str | None = strawberry.field(default=None, description="Why.")
-    guards: GuardsInput | None = strawberry.field(default=None, description="Guards.")
+    guards: GuardsInput | None = guards_field(versioned=True)
 
 
 @strawberry.input(description="Choose what happens to a step held by an `ask_user` dependency.")
@@ -102,7 +88,7 @@ class ResolveHeldStepInput:
         description="With PROVIDE: the value the upstream steps would have provided (an "
         "object, merged into the step's params).",
     )
-    guards: GuardsInput | None = strawberry.field(default=None, description="Guards.")
+    guards: GuardsInput | None = guards_field(versioned=True)
 
 
 @strawberry.input(description="Override a step (approve it bypassing review).")
@@ -111,7 +97,7 @@ class OverrideStepInput:
     justification: str = strawberry.field(
         description="Strong justification (minimum length configured by the operator)."
     )
-    guards: GuardsInput | None = strawberry.field(default=None, description="Guards.")
+    guards: GuardsInput | None = guards_field(versioned=True)
 
 
 @strawberry.type
@@ -126,7 +112,9 @@ class ActionMutations:
     ) -> ItemPayload:
         actor, ctx = actor_of(info), services_of(info)
         return await item_payload(
-            lambda: actions.claim_step(actor, ctx, _step(input.step_id), _guards(input.guards))
+            lambda: actions.claim_step(
+                actor, ctx, _step(input.step_id), versioned_guards(input.guards), input.reason
+            )
         )
 
     @strawberry.mutation(description="Release a claim.")
@@ -139,7 +127,9 @@ class ActionMutations:
     ) -> ItemPayload:
         actor, ctx = actor_of(info), services_of(info)
         return await item_payload(
-            lambda: actions.unclaim_step(actor, ctx, _step(input.step_id), _guards(input.guards))
+            lambda: actions.unclaim_step(
+                actor, ctx, _step(input.step_id), versioned_guards(input.guards), input.reason
+            )
         )
 
     @strawberry.mutation(
@@ -163,7 +153,7 @@ class ActionMutations:
                     groups=tuple(input.groups),
                     roles=tuple(input.roles),
                     reason=input.reason,
-                    guards=_guards(input.guards),
+                    guards=versioned_guards(input.guards),
                 ),
             )
         )
@@ -185,7 +175,7 @@ class ActionMutations:
                     step_id=_step(input.step_id),
                     delegate_to=input.delegate_to,
                     reason=input.reason,
-                    guards=_guards(input.guards),
+                    guards=versioned_guards(input.guards),
                 ),
             )
         )
@@ -210,7 +200,7 @@ class ActionMutations:
                     step_id=_step(input.step_id),
                     params=input.params,
                     reason=input.reason,
-                    guards=_guards(input.guards),
+                    guards=versioned_guards(input.guards),
                 ),
             )
 
@@ -237,7 +227,7 @@ class ActionMutations:
                     payload=input.payload,
                     title=input.title,
                     reason=input.reason,
-                    guards=_guards(input.guards),
+                    guards=versioned_guards(input.guards),
                 ),
             )
 
@@ -254,7 +244,7 @@ class ActionMutations:
         actor, ctx = actor_of(info), services_of(info)
         return await item_payload(
             lambda: actions.cancel_item(
-                actor, ctx, _item(input.item_id), input.reason, _guards(input.guards)
+                actor, ctx, _item(input.item_id), input.reason, versioned_guards(input.guards)
             )
         )
 
@@ -269,7 +259,7 @@ class ActionMutations:
         actor, ctx = actor_of(info), services_of(info)
         return await item_payload(
             lambda: actions.approve_all(
-                actor, ctx, _item(input.item_id), input.reason, _guards(input.guards)
+                actor, ctx, _item(input.item_id), input.reason, versioned_guards(input.guards)
             )
         )
 
@@ -297,7 +287,7 @@ class ActionMutations:
                     option=input.option,
                     reason=input.reason,
                     value=input.value,
-                    guards=_guards(input.guards),
+                    guards=versioned_guards(input.guards),
                 ),
             )
 
@@ -322,7 +312,7 @@ class ActionMutations:
                 overrides.OverrideInput(
                     step_id=_step(input.step_id),
                     justification=input.justification,
-                    guards=_guards(input.guards),
+                    guards=versioned_guards(input.guards),
                 ),
             )
         )

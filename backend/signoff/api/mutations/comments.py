@@ -12,12 +12,10 @@ from signoff.api import ids
 from signoff.api.comments import Comment
 from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.errors import UserError, user_error
+from signoff.api.guards import GuardsInput, guards_field, key_guards, versioned_guards
 from signoff.domain.comments import CommentRecord
 from signoff.domain.errors import DomainError
 from signoff.services import comments as comment_services
-
-_KEY = "Replays with the same key return the first result."
-_VERSION = "Refuse with VERSION_CONFLICT unless the comment is at this version."
 
 
 @strawberry.type(description="Result of a mutation on a comment: the comment, or why not.")
@@ -39,7 +37,7 @@ class AddCommentInput:
     reply_to_id: strawberry.ID | None = strawberry.field(
         default=None, description="The comment this one answers."
     )
-    idempotency_key: str | None = strawberry.field(default=None, description=_KEY)
+    guards: GuardsInput | None = guards_field(versioned=False)
 
 
 @strawberry.input(description="A new text for a comment; the earlier ones stay as revisions.")
@@ -49,8 +47,7 @@ class EditCommentInput:
     reason: str | None = strawberry.field(
         default=None, description="Why; required when a moderator edits someone else's comment."
     )
-    expected_version: int | None = strawberry.field(default=None, description=_VERSION)
-    idempotency_key: str | None = strawberry.field(default=None, description=_KEY)
+    guards: GuardsInput | None = guards_field(versioned=True)
 
 
 @strawberry.input(description="Delete a comment: it stays in its thread as a tombstone.")
@@ -59,8 +56,7 @@ class DeleteCommentInput:
     reason: str | None = strawberry.field(
         default=None, description="Why; required when a moderator deletes someone else's comment."
     )
-    expected_version: int | None = strawberry.field(default=None, description=_VERSION)
-    idempotency_key: str | None = strawberry.field(default=None, description=_KEY)
+    guards: GuardsInput | None = guards_field(versioned=True)
 
 
 async def _payload(call: Callable[[], Awaitable[CommentRecord]]) -> CommentPayload:
@@ -88,6 +84,7 @@ class CommentMutations:
         actor = actor_of(info)
 
         async def call() -> CommentRecord:
+            guards = key_guards(input.guards)
             return await comment_services.add_comment(
                 actor,
                 services_of(info),
@@ -96,7 +93,7 @@ class CommentMutations:
                     item_id=_optional(input.item_id, "WorkflowItem", "itemId"),
                     step_id=_optional(input.step_id, "Step", "stepId"),
                     reply_to_id=_optional(input.reply_to_id, "Comment", "replyToId"),
-                    idempotency_key=input.idempotency_key,
+                    idempotency_key=guards.idempotency_key,
                 ),
             )
 
@@ -116,6 +113,7 @@ class CommentMutations:
         actor = actor_of(info)
 
         async def call() -> CommentRecord:
+            guards = versioned_guards(input.guards)
             return await comment_services.edit_comment(
                 actor,
                 services_of(info),
@@ -123,8 +121,8 @@ class CommentMutations:
                     comment_id=ids.decode_uuid(input.comment_id, "Comment", "commentId"),
                     body=input.body,
                     reason=input.reason,
-                    expected_version=input.expected_version,
-                    idempotency_key=input.idempotency_key,
+                    expected_version=guards.expected_version,
+                    idempotency_key=guards.idempotency_key,
                 ),
             )
 
@@ -144,14 +142,15 @@ class CommentMutations:
         actor = actor_of(info)
 
         async def call() -> CommentRecord:
+            guards = versioned_guards(input.guards)
             return await comment_services.delete_comment(
                 actor,
                 services_of(info),
                 comment_services.DeleteCommentInput(
                     comment_id=ids.decode_uuid(input.comment_id, "Comment", "commentId"),
                     reason=input.reason,
-                    expected_version=input.expected_version,
-                    idempotency_key=input.idempotency_key,
+                    expected_version=guards.expected_version,
+                    idempotency_key=guards.idempotency_key,
                 ),
             )
 

@@ -10,7 +10,8 @@ from strawberry.types import Info
 
 from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.enums import described_enum
-from signoff.api.mutations.actions import GuardsInput, _guards, _step
+from signoff.api.guards import GuardsInput, guards_field, versioned_guards
+from signoff.api.mutations.actions import _step
 from signoff.api.mutations.common import ItemPayload, item_payload
 from signoff.domain.errors import invalid
 from signoff.services import execution
@@ -44,7 +45,7 @@ class ReportExecutionInput:
     status: execution.ExecutionStatus = strawberry.field(description="What happened.")
     result: JSON | None = strawberry.field(default=None, description="Result, when completed.")
     error: str | None = strawberry.field(default=None, description="Error, when failed.")
-    guards: GuardsInput | None = strawberry.field(default=None, description="Guards.")
+    guards: GuardsInput | None = guards_field(versioned=True)
 
 
 @strawberry.input(description="Recover from a failed step.")
@@ -54,7 +55,7 @@ class RecoverStepInput:
         description="Retry, skip, compensate, continue."
     )
     reason: str = strawberry.field(description="Why.")
-    guards: GuardsInput | None = strawberry.field(default=None, description="Guards.")
+    guards: GuardsInput | None = guards_field(versioned=True)
 
 
 @strawberry.type
@@ -83,7 +84,7 @@ class ExecutionMutations:
                     status=input.status,
                     result=input.result,
                     error=input.error,
-                    guards=_guards(input.guards),
+                    guards=versioned_guards(input.guards),
                 ),
             )
 
@@ -105,6 +106,6 @@ class ExecutionMutations:
                 _step(input.step_id),
                 input.recovery,
                 input.reason,
-                _guards(input.guards),
+                versioned_guards(input.guards),
             )
         )

@@ -10,6 +10,7 @@ from strawberry.types import Info
 
 from signoff.api import ids
 from signoff.api.context import SignoffContext, actor_of, services_of
+from signoff.api.guards import GuardsInput, guards_field, key_guards, versioned_guards
 from signoff.api.mutations.common import ItemPayload, item_payload
 from signoff.services import items as item_services
 
@@ -32,9 +33,7 @@ class SubmitItemInput:
         default=None, description="Steps of an agent plan, for `plan` templates."
     )
     environment: str = strawberry.field(default="production", description="Environment.")
-    idempotency_key: str | None = strawberry.field(
-        default=None, description="Replays with the same key return the first result."
-    )
+    guards: GuardsInput | None = guards_field(versioned=False)
 
 
 @strawberry.input(description="A reviewer's decision on a step.")
@@ -48,12 +47,7 @@ class DecideStepInput:
     value: str | None = strawberry.field(
         default=None, description="The chosen option, on a `decision` step."
     )
-    expected_version: int | None = strawberry.field(
-        default=None, description="Refuse with VERSION_CONFLICT unless the item is at this version."
-    )
-    idempotency_key: str | None = strawberry.field(
-        default=None, description="Replays with the same key return the first result."
-    )
+    guards: GuardsInput | None = guards_field(versioned=True)
 
 
 async def _decide(
@@ -66,6 +60,7 @@ async def _decide(
     actor = actor_of(info)
 
     async def call() -> item_services.ItemView:
+        guards = versioned_guards(input.guards)
         return await item_services.decide_step(
             actor,
             services_of(info),
@@ -74,8 +69,8 @@ async def _decide(
                 outcome=outcome,
                 reason=input.reason,
                 value=input.value,
-                expected_version=input.expected_version,
-                idempotency_key=input.idempotency_key,
+                expected_version=guards.expected_version,
+                idempotency_key=guards.idempotency_key,
             ),
         )
 
@@ -101,6 +96,7 @@ class ItemMutations:
                 raise item_services.invalid("payload must be an object", "payload")
             if plan is not None and not isinstance(plan, dict):
                 raise item_services.invalid("plan must be an object", "plan")
+            guards = key_guards(input.guards)
             return await item_services.submit_item(
                 actor,
                 services_of(info),
@@ -113,7 +109,7 @@ class ItemMutations:
                     external_ref=input.external_ref,
                     plan=plan,
                     environment=input.environment,
-                    idempotency_key=input.idempotency_key,
+                    idempotency_key=guards.idempotency_key,
                 ),
             )
 

@@ -12,6 +12,7 @@ from strawberry.types import Info
 from signoff.api import ids
 from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.errors import user_error
+from signoff.api.guards import GuardsInput, guards_field, key_guards
 from signoff.api.mutations.common import TemplatePayload
 from signoff.api.types import Template
 from signoff.domain.errors import DomainError, invalid
@@ -25,6 +26,13 @@ class SaveTemplateInput:
     publish: bool = strawberry.field(
         default=False, description="Publish at once instead of saving a draft."
     )
+    guards: GuardsInput | None = guards_field(versioned=False)
+
+
+@strawberry.input(description="Which draft to publish.")
+class PublishTemplateInput:
+    id: strawberry.ID = strawberry.field(description="Global id of the draft.")
+    guards: GuardsInput | None = guards_field(versioned=False)
 
 
 async def _template_payload(call: Callable[[], Awaitable[TemplateVersion]]) -> TemplatePayload:
@@ -54,7 +62,11 @@ class TemplateMutations:
             if not isinstance(input.definition, dict):
                 raise invalid("definition must be an object", "definition")
             return await template_services.save_template(
-                actor, services_of(info), input.definition, publish=input.publish
+                actor,
+                services_of(info),
+                input.definition,
+                publish=input.publish,
+                guards=key_guards(input.guards),
             )
 
         return await _template_payload(call)
@@ -63,11 +75,16 @@ class TemplateMutations:
     async def publish_template(
         self,
         info: Info[SignoffContext, Any],
-        id: Annotated[strawberry.ID, strawberry.argument(description="Global id of the draft.")],
+        input: Annotated[
+            PublishTemplateInput, strawberry.argument(description="The input of the mutation.")
+        ],
     ) -> TemplatePayload:
         actor = actor_of(info)
         return await _template_payload(
             lambda: template_services.publish_template(
-                actor, services_of(info), ids.decode_uuid(id, "Template")
+                actor,
+                services_of(info),
+                ids.decode_uuid(input.id, "Template"),
+                key_guards(input.guards),
             )
         )
