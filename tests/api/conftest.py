@@ -24,7 +24,7 @@ SUBMIT = f"""mutation($input: SubmitItemInput!) {{
 SAVE = f"""mutation($input: SaveTemplateInput!) {{
   saveTemplate(input: $input) {{ template {{ id }} {ERRORS} }} }}"""
 ITEM = f"""query($id: ID!) {{
-  item(id: $id) {{ {ITEM_FIELDS} auditEvents {{ action actorId data }} }} }}"""
+  item(id: $id) {{ {ITEM_FIELDS} auditEvents {{ nodes {{ action actorId data }} }} }} }}"""
 
 
 def mutation(name: str, input_type: str) -> str:

@@ -38,7 +38,10 @@ APPROVE_ALL = mutation("approveAll", "ItemReasonInput")
 RESOLVE = mutation("resolveHeldStep", "ResolveHeldStepInput")
 REPORT = mutation("reportExecution", "ReportExecutionInput")
 RECOVER = mutation("recoverStep", "RecoverStepInput")
-ITEM = f"query($id: ID!) {{ item(id: $id) {{ {ITEM_FIELDS} auditEvents {{ action data }} }} }}"
+ITEM = (
+    f"query($id: ID!) {{ item(id: $id) {{ {ITEM_FIELDS} "
+    "auditEvents { nodes { action data } } } }"
+)
 SAVE_TEMPLATE = """
 mutation($input: SaveTemplateInput!) {
   saveTemplate(input: $input) { template { key status } errors { code message } }
@@ -104,7 +107,7 @@ class Plan:
         return data["item"]
 
     async def audit(self) -> list[str]:
-        return [e["action"] for e in (await self.read())["auditEvents"]]
+        return [e["action"] for e in (await self.read())["auditEvents"]["nodes"]]
 
 
 @pytest.fixture
@@ -377,7 +380,7 @@ async def test_plan_modified_rejected_approved_and_executed(submit_plan, demo_te
         "step.complete",
         "item.complete",
     ]
-    events = (await plan.read())["auditEvents"]
+    events = (await plan.read())["auditEvents"]["nodes"]
     modify = next(e for e in events if e["action"] == "step.modify")
     assert modify["data"]["before"] == {"to": "john@example.com", "subject": "Summary"}
     assert modify["data"]["after"]["subject"] == "Meeting summary"
@@ -436,7 +439,7 @@ async def test_auto_approval_by_policy_records_the_rule_and_spares_high_risk(
     assert plan.step("post")["risk"] == "HIGH"
     for key in ("events", "mails", "wipe", "post"):
         assert plan.step(key)["decisions"] == []
-    audit = (await plan.read())["auditEvents"]
+    audit = (await plan.read())["auditEvents"]["nodes"]
     by_policy = [e for e in audit if e["action"] == "step.approve" and e["data"].get("by")]
     assert {e["data"]["step"] for e in by_policy} == {"contacts"}
     assert all(e["data"]["by"] == "policy" and e["data"]["rule"] for e in by_policy)
@@ -560,7 +563,7 @@ async def test_failed_step_continue_skips_its_dependents(gql, submit_plan, demo_
     assert plan.states() == {"a": "FAILED", "b": "SKIPPED", "c": "APPROVED"}
     await plan.run("c")
     assert plan.item["state"] == "COMPLETED"
-    events = (await plan.read())["auditEvents"]
+    events = (await plan.read())["auditEvents"]["nodes"]
     skip = next(e for e in events if e["action"] == "step.skip")
     assert skip["data"]["by"] == "failed_dependency" and skip["data"]["failed"] == "a"
 
@@ -598,7 +601,7 @@ async def test_failed_step_compensate_goes_in_reverse_order_of_completion(
     await plan.report("b", "COMPENSATED")
     assert plan.item["state"] == "COMPENSATED"
     assert plan.states() == {"a": "COMPENSATED", "b": "COMPENSATED", "c": "FAILED"}
-    events = (await plan.read())["auditEvents"]
+    events = (await plan.read())["auditEvents"]["nodes"]
     compensate = next(e for e in events if e["action"] == "item.compensate")
     assert compensate["data"]["order"] == ["a", "b"]
     assert [e["action"] for e in events][-3:] == [

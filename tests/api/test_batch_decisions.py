@@ -64,7 +64,7 @@ async def test_each_decision_has_its_own_result_in_order_and_refusals_change_not
     assert final["item"]["state"] == "REJECTED"
     assert await desk.read(second) == before_second
     stored = await desk.read(first)
-    decided = [e for e in stored["auditEvents"] if e["actorId"] == "bob"]
+    decided = [e for e in stored["auditEvents"]["nodes"] if e["actorId"] == "bob"]
     actions = [e["action"] for e in decided if e["action"].startswith("step.")]
     assert actions.count("step.approve") == 1 and actions.count("step.reject") == 1
 
@@ -113,7 +113,7 @@ async def test_idempotency_keys_are_shared_with_approve_step(desk):
         desk, [{"stepId": review, "outcome": "APPROVE", "guards": {"idempotencyKey": key}}]
     )
     assert first["results"][0]["errors"] == []
-    events = (await desk.read(item))["auditEvents"]
+    events = (await desk.read(item))["auditEvents"]["nodes"]
     # the same key and input through the single mutation replays the batch's decision
     replay = await desk.call(
         APPROVE, {"input": {"stepId": review, "guards": {"idempotencyKey": key}}}, BOB
@@ -139,7 +139,7 @@ async def test_idempotency_keys_are_shared_with_approve_step(desk):
         ],
     )
     assert other["results"][0]["errors"][0]["code"] == "IDEMPOTENCY_KEY_REUSED"
-    assert (await desk.read(item))["auditEvents"] == events
+    assert (await desk.read(item))["auditEvents"]["nodes"] == events
 
 
 async def test_a_replayed_batch_replays_each_decision_it_made(desk):
@@ -233,7 +233,7 @@ def _state(item: dict[str, Any]) -> Any:
         (s["key"], s["stepState"], sorted((d["actorId"], d["outcome"]) for d in s["decisions"]))
         for s in item["steps"]
     )
-    events = [(e["action"], e["actorId"]) for e in item["auditEvents"]]
+    events = [(e["action"], e["actorId"]) for e in item["auditEvents"]["nodes"]]
     return item["state"], item["version"], steps, events
 
 

@@ -28,7 +28,8 @@ PAYLOAD = {"title": "Deploy", "system": "payments", "rollback_plan": "redeploy p
 AUDIT_BOMB = (
     "{ "
     + " ".join(
-        f"a{n}: inbox(first: 100) {{ edges {{ node {{ id title auditEvents {{ data }} }} }} }}"
+        f"a{n}: inbox(first: 100) "
+        "{ edges { node { id title auditEvents { nodes { data } } } } }"
         for n in range(200)
     )
     + " }"
@@ -112,7 +113,9 @@ async def test_the_statement_counter_sees_a_normal_query(gql, demo_templates, st
 async def test_cost_is_reported_requested_actual_remaining(gql, demo_templates, settings):
     await submit(gql, 2)
     token = gql.token("bob", "change-approver")
-    query = "{ inbox(first: 10) { totalCount edges { node { id auditEvents { seq } } } } }"
+    query = (
+        "{ inbox(first: 10) { totalCount edges { node { id auditEvents { nodes { seq } } } } } }"
+    )
     response = await gql.run(query, token=token)
     body = response.json()
     assert "errors" not in body
@@ -228,7 +231,7 @@ def test_every_list_field_is_bounded():
             if not isinstance(get_nullable_type(definition.type), GraphQLList):
                 continue
             paged = any(arg in definition.args for arg in PAGING_ARGUMENTS)
-            in_connection = type_name.endswith("Connection") and field_name == "edges"
+            in_connection = type_name.endswith("Connection") and field_name in ("edges", "nodes")
             declared = model.rule(type_name, field_name, definition).max_items
             if not (paged or in_connection or declared):
                 unbounded.append(f"{type_name}.{field_name}")
@@ -246,7 +249,7 @@ def inbox_queries(draw: st.DrawFn) -> tuple[str, int]:
     with_steps = draw(st.booleans())
     node = " ".join(fields)
     if with_audit:
-        node += " auditEvents { seq }"
+        node += " auditEvents { nodes { seq } }"
     if with_steps:
         node += " steps { key decisions { outcome } }"
     copies = draw(st.integers(min_value=1, max_value=5))

@@ -37,7 +37,8 @@ mutation($input: ResubmitItemInput!) {{
 
 ITEM = f"""
 query($id: ID!) {{
-  item(id: $id) {{ {ITEM_FIELDS} auditEvents {{ seq action actorId reason stepId data }} }}
+  item(id: $id) {{ {ITEM_FIELDS}
+    auditEvents {{ nodes {{ seq action actorId reason stepId data }} }} }}
 }}"""
 
 MANAGER = ("mona", ("manager",), ())
@@ -174,7 +175,7 @@ async def test_three_stages_with_a_request_changes_loop_end_approved(gql, demo_t
     ]
 
     full = await read(gql, item)
-    actions = [e["action"] for e in full["auditEvents"]]
+    actions = [e["action"] for e in full["auditEvents"]["nodes"]]
     assert actions == [
         "item.submitted",
         "step.activate",  # manager
@@ -189,7 +190,7 @@ async def test_three_stages_with_a_request_changes_loop_end_approved(gql, demo_t
         "step.approve",  # executive
         "item.approve",
     ]
-    events = full["auditEvents"]
+    events = full["auditEvents"]["nodes"]
     by_step = {s["id"]: s["key"] for s in full["steps"]}
     assert [by_step.get(e["stepId"]) for e in events] == [
         None,
@@ -264,11 +265,11 @@ async def test_exceeding_max_revisions_escalates_instead_of_looping(gql, demo_te
     assert "legal" in step(item, "legal")["assignees"]["groups"]
 
     full = await read(gql, item)
-    actions = [e["action"] for e in full["auditEvents"]]
+    actions = [e["action"] for e in full["auditEvents"]["nodes"]]
     assert actions.count("step.request_changes") == max_revisions
     assert actions.count("item.resubmit") == max_revisions
     assert actions[-1] == "step.escalate"
-    escalated = full["auditEvents"][-1]
+    escalated = full["auditEvents"]["nodes"][-1]
     assert escalated["data"]["by"] == "revision_limit"
     assert escalated["data"]["max_revisions"] == max_revisions
     assert escalated["reason"] == "round 4"

@@ -11,7 +11,7 @@ from signoff.request_ids import RequestIdFilter
 
 SUBMIT = """
 mutation($input: SubmitItemInput!) {
-  submitItem(input: $input) { item { id auditEvents { requestId } } errors { code } }
+  submitItem(input: $input) { item { id auditEvents { nodes { requestId } } } errors { code } }
 }"""
 PAYLOAD = {"title": "Deploy", "system": "payments", "rollback_plan": "redeploy previous"}
 
@@ -29,7 +29,7 @@ async def test_a_given_request_id_is_echoed_and_recorded_on_the_audit_event(gql,
         headers={"Authorization": f"Bearer {token}", "X-Request-Id": "req-42.a:b"},
     )
     assert response.headers["x-request-id"] == "req-42.a:b"
-    events = response.json()["data"]["submitItem"]["item"]["auditEvents"]
+    events = response.json()["data"]["submitItem"]["item"]["auditEvents"]["nodes"]
     assert events and {e["requestId"] for e in events} == {"req-42.a:b"}
 
 

@@ -23,7 +23,7 @@ BEN: Who = ("ben", (), ())
 
 
 def actions_of(item: dict[str, Any]) -> list[str]:
-    return [e["action"] for e in item["auditEvents"]]
+    return [e["action"] for e in item["auditEvents"]["nodes"]]
 
 
 # -- risk is assessed by the system (seed 003 ACTION_RISK_LEVELS) -------------------------------
@@ -76,7 +76,7 @@ async def test_auto_approval_needs_an_allowed_action_and_a_low_assessed_risk(des
     [decision] = step_of(item, "allowed")["decisions"]
     assert (decision["actorId"], decision["outcome"]) == ("system", "APPROVE_BY_POLICY")
     assert "low-risk-agent-steps" in decision["rule"]
-    [approved] = [e for e in item["auditEvents"] if e["action"] == "step.approve"]
+    [approved] = [e for e in item["auditEvents"]["nodes"] if e["action"] == "step.approve"]
     data = approved["data"]
     assert (data["step"], data["by"], data["risk"], data["declared_risk"]) == (
         "allowed",
@@ -307,7 +307,7 @@ async def test_a_step_whose_seats_cannot_be_filled_escalates_at_activation(desk)
     review = step_of(item, "review")
     assert review["stepState"] == "ACTIVE" and item["priority"] == 3
     assert review["assignees"]["roles"] == ["lead"]
-    escalated = [e for e in item["auditEvents"] if e["action"] == "step.escalate"]
+    escalated = [e for e in item["auditEvents"]["nodes"] if e["action"] == "step.escalate"]
     assert [e["data"]["by"] for e in escalated] == ["unfillable_seats"]
     item = await desk.act(APPROVE, {"stepId": review["id"]}, ANN)
     assert item["state"] == "PENDING"  # two seats: ann's, and one for a lead

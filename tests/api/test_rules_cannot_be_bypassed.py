@@ -244,7 +244,7 @@ async def test_retries_exhausted_escalate_through_the_steps_escalation_chain(
     assert item["state"] == "FAILED"
     assert item["priority"] == 4  # as far as the chain raises it
     assert "sre" in step_of(item, "x")["assignees"]["groups"]
-    actions = [e["action"] for e in (await desk.read(item))["auditEvents"]]
+    actions = [e["action"] for e in (await desk.read(item))["auditEvents"]["nodes"]]
     assert actions[-2:] == ["step.retries_exhausted", "step.escalate"]
     # no retry is left and people must see to the failed step: its new assignees are told
     await notification_services.plan_notifications(services, tenant, channels=["fake"])

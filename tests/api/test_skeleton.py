@@ -24,7 +24,7 @@ REJECT = APPROVE.replace("approveStep", "rejectStep")
 
 ITEM = """
 query($id: ID!) {
-  item(id: $id) { id state title auditEvents { seq action actorId requestId data } }
+  item(id: $id) { id state title auditEvents { nodes { seq action actorId requestId data } } }
 }"""
 
 PAYLOAD = {"title": "Deploy", "system": "payments", "rollback_plan": "redeploy previous"}
@@ -55,9 +55,9 @@ async def test_submit_read_approve(gql, demo_templates):
     assert result["item"]["steps"][0]["decisions"] == [{"actorId": "bob", "outcome": "APPROVE"}]
 
     read = await gql.data(ITEM, {"id": item["id"]}, as_user="alice")
-    actions = [e["action"] for e in read["item"]["auditEvents"]]
+    actions = [e["action"] for e in read["item"]["auditEvents"]["nodes"]]
     assert actions == ["item.submitted", "step.activate", "step.approve", "item.approve"]
-    seqs = [e["seq"] for e in read["item"]["auditEvents"]]
+    seqs = [e["seq"] for e in read["item"]["auditEvents"]["nodes"]]
     assert seqs == list(range(seqs[0], seqs[0] + 4))
 
 
@@ -71,7 +71,7 @@ async def test_reject_needs_reason_and_changes_nothing(gql, demo_templates):
     assert data["rejectStep"]["errors"][0]["code"] == "JUSTIFICATION_REQUIRED"
     read = await gql.data(ITEM, {"id": item["id"]}, as_user="alice")
     assert read["item"]["state"] == "PENDING"
-    assert len(read["item"]["auditEvents"]) == 2
+    assert len(read["item"]["auditEvents"]["nodes"]) == 2
 
     data = await gql.data(
         REJECT,

@@ -28,7 +28,7 @@ mutation($input: SubmitItemInput!) {
 EVENTS = """
 query($id: ID!) {
   item(id: $id) {
-    auditEvents { action actorId requestId clientAddr userAgent environment seq }
+    auditEvents { nodes { action actorId requestId clientAddr userAgent environment seq } }
   }
 }"""
 VERIFY = """
@@ -57,7 +57,7 @@ async def test_every_event_records_where_it_came_from_seen_only_by_auditors(gql,
     )
     item_id = response.json()["data"]["submitItem"]["item"]["id"]
     plain = await gql.data(EVENTS, {"id": item_id}, as_user="alice")
-    events = plain["item"]["auditEvents"]
+    events = plain["item"]["auditEvents"]["nodes"]
     assert events
     for event in events:
         assert event["actorId"] == "alice" and event["requestId"] == "req-audit-1"
@@ -66,7 +66,7 @@ async def test_every_event_records_where_it_came_from_seen_only_by_auditors(gql,
         assert event["clientAddr"] is None and event["userAgent"] is None
     for roles in (("auditor",), ("admin",)):
         seen = await gql.data(EVENTS, {"id": item_id}, as_user="alice", roles=roles)
-        for event in seen["item"]["auditEvents"]:
+        for event in seen["item"]["auditEvents"]["nodes"]:
             assert event["clientAddr"] == "127.0.0.1" and event["userAgent"] == "console/1.0"
     # stored for every reader, whoever reads them
     stored = [e for e in await audit_repo.events_after(gql.tenant, 0, 100) if e["item_id"]]

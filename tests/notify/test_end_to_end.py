@@ -131,8 +131,8 @@ UPSERT = """mutation($input: UserProfileInput!) {
   upsertUserProfile(input: $input) { profile { userId roles addresses { channel address } }
     errors { code message } } }"""
 
-DEAD_LETTERS = """{ deadLetters(first: 10) { id channel recipientId eventKind deliveryStatus
-  attemptCount lastError attempts { attemptNo status error durationMs startedAt } } }"""
+DEAD_LETTERS = """{ deadLetters(first: 10) { nodes { id channel recipientId eventKind deliveryStatus
+  attemptCount lastError attempts { attemptNo status error durationMs startedAt } } } }"""
 
 RETRY = """mutation($id: ID!) { retryDeadLetter(input: {id: $id}) {
   delivery { id deliveryStatus maxAttempts } errors { code message } } }"""
@@ -257,7 +257,7 @@ async def test_receiver_500_is_retried_then_dead_lettered_visible_and_retryable(
         assert len(webhook.requests) == 3  # three attempts, each a real POST answered 500
         assert len(inbox.messages) == 1 and len(slack.requests) == 1  # others unaffected
         data = await gql.data(DEAD_LETTERS, as_user="ops", roles=("admin",))
-        (dead,) = data["deadLetters"]
+        (dead,) = data["deadLetters"]["nodes"]
         assert dead["channel"] == "webhook" and dead["deliveryStatus"] == "DEAD"
         assert dead["attemptCount"] == 3 and "HTTP 500" in dead["lastError"]
         assert [a["attemptNo"] for a in dead["attempts"]] == [1, 2, 3]
@@ -276,7 +276,7 @@ async def test_receiver_500_is_retried_then_dead_lettered_visible_and_retryable(
         await run_worker(settings, clock, registry)
         assert len(receiver.accepted) == 1
         data = await gql.data(DEAD_LETTERS, as_user="ops", roles=("admin",))
-        assert data["deadLetters"] == []
+        assert data["deadLetters"]["nodes"] == []
         audit = await sql.fetch(
             """SELECT action FROM audit_event WHERE tenant_id = $1
             AND action LIKE 'notification.%' ORDER BY seq""",

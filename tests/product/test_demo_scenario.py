@@ -74,7 +74,7 @@ UPLOAD = """mutation($input: RequestEvidenceUploadInput!) {
   requestEvidenceUpload(input: $input) { upload { url headers { name value } } errors { code } }
 }"""
 READ = f"""query($id: ID!) {{
-  item(id: $id) {{ {ITEM} auditEvents(first: 200) {{ action actorId reason data }} }}
+  item(id: $id) {{ {ITEM} auditEvents(first: 200) {{ nodes {{ action actorId reason data }} }} }}
   comments(itemId: $id) {{ edges {{ node {{ id body replyToId }} }} }}
   evidence(itemId: $id) {{ name sha256 uploadedBy }}
 }}"""
@@ -189,7 +189,7 @@ async def test_the_demo_scenario_runs_end_to_end(
     seen = await desk.read(item_id)
     draft = next(s for s in seen["item"]["steps"] if s["key"] == "draft")
     assert "agent-operators" in draft["assignees"]["groups"]
-    assert "step.escalate" in [e["action"] for e in seen["item"]["auditEvents"]]
+    assert "step.escalate" in [e["action"] for e in seen["item"]["auditEvents"]["nodes"]]
 
     # 4. The supervisor approves the draft; the send step opens.
     approved = await desk.call(
@@ -250,7 +250,7 @@ async def test_the_demo_scenario_runs_end_to_end(
     assert reviewed["incidentReview"]["reviewedItem"] == {"id": item_id, "state": "COMPLETED"}
     assert reviewed["incidentReview"]["snapshot"]["name"] == "history.json"
 
-    history = [e["action"] for e in (await desk.read(item_id))["item"]["auditEvents"]]
+    history = [e["action"] for e in (await desk.read(item_id))["item"]["auditEvents"]["nodes"]]
     for action in (
         "item.submitted",
         "comment.created",

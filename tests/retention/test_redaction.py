@@ -93,7 +93,7 @@ async def hide(services, tenant, path, *roles, template="change-approval"):
 
 
 ITEM = """query($id: ID!) {
-  item(id: $id) { payload auditEvents { action data } }
+  item(id: $id) { payload auditEvents { nodes { action data } } }
 }"""
 
 
@@ -122,7 +122,7 @@ async def test_a_hidden_field_is_absent_from_reads_for_a_role_without_access(
     await actions.resubmit_item(
         actor(tenant, "dave"), services, actions.ResubmitInput(view.id, payload=new)
     )
-    events = (await gql.data(ITEM, {"id": item_id}, as_user="dave"))["item"]["auditEvents"]
+    events = (await gql.data(ITEM, {"id": item_id}, as_user="dave"))["item"]["auditEvents"]["nodes"]
     resubmitted = next(e for e in events if e["action"] == "item.resubmit")
     assert resubmitted["data"]["previous_payload"] == {"title": "Deploy", "system": "payments"}
     stored = next(

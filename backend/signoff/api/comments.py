@@ -13,7 +13,7 @@ from signoff.api import ids
 from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.errors import CodedError
 from signoff.api.event_cursors import EVENT_CURSOR_DESCRIPTION, encode_cursor
-from signoff.api.inbox import PageInfo
+from signoff.api.paging import After, Before, First, Last, PageInfo, page_args
 from signoff.api.types import Node, Person, person
 from signoff.db import feed
 from signoff.domain.comments import CommentRecord, CommentRevisionRecord
@@ -162,40 +162,17 @@ class CommentQueries:
         step_id: Annotated[
             strawberry.ID | None, strawberry.argument(description="Only this step's comments.")
         ] = None,
-        first: Annotated[
-            int | None,
-            strawberry.argument(description="Page size, 1 to the configured maximum (default 50)."),
-        ] = None,
-        after: Annotated[
-            str | None, strawberry.argument(description="`endCursor` of the previous page.")
-        ] = None,
-        last: Annotated[
-            int | None,
-            strawberry.argument(
-                description="The last this many (1 to the configured maximum), instead of `first`."
-            ),
-        ] = None,
-        before: Annotated[
-            str | None,
-            strawberry.argument(description="`startCursor` of the next page: page backwards."),
-        ] = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
     ) -> CommentConnection:
         actor = actor_of(info)
         services = services_of(info)
-        max_size = services.settings.max_page_size
-        backwards = last is not None or before is not None
-        size = (last if backwards else first) or min(DEFAULT_PAGE_SIZE, max_size)
         try:
-            if backwards and (first is not None or after is not None):
-                raise DomainError(
-                    ErrorCode.INVALID_INPUT, "page with first/after or with last/before", "last"
-                )
-            if not 1 <= size <= max_size:
-                raise DomainError(
-                    ErrorCode.INVALID_INPUT,
-                    f"{'last' if backwards else 'first'} must be between 1 and {max_size}",
-                    "last" if backwards else "first",
-                )
+            page = page_args(
+                first, after, last, before, services.settings.max_page_size, DEFAULT_PAGE_SIZE
+            )
             raw_item = ids.decode_uuid(item_id, "WorkflowItem", "itemId")
             raw_step = ids.decode_uuid(step_id, "Step", "stepId") if step_id else None
             after_seq = _after(after) if after else None
@@ -207,23 +184,17 @@ class CommentQueries:
                     raw_item,
                     step_id=raw_step,
                     after_seq=after_seq,
-                    limit=size + 1,
+                    limit=page.size + 1,
                     before_seq=before_seq,
-                    from_end=backwards,
+                    from_end=page.backwards,
                 )
         except DomainError as exc:
             raise CodedError(exc) from None
-        more = len(records) > size
-        page = records[-size:] if backwards else records[:size]
-        edges = [CommentEdge(cursor=_cursor(r.seq), node=Comment.from_record(r)) for r in page]
+        shown, more = page.trim(records)
+        edges = [CommentEdge(cursor=_cursor(r.seq), node=Comment.from_record(r)) for r in shown]
         return CommentConnection(
             edges=edges,
-            page_info=PageInfo(
-                has_next_page=before is not None if backwards else more,
-                has_previous_page=more if backwards else after is not None,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
+            page_info=page.info([e.cursor for e in edges], more),
             event_cursor=encode_cursor(actor.tenant_id, head),
         )
 

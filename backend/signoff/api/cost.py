@@ -10,7 +10,8 @@ Two numbers, as GitHub's API has them (see `docs/reference/limits.md`):
   counts, times the size of every list around it).
 
 A list's size is its `first`/`last` argument when it has one, the paging argument of the
-connection it belongs to (`edges` of `inbox(first: 50)`), or the bound declared for it here
+connection it belongs to (`edges` and `nodes` of `inbox(first: 50)` or `inbox(last: 50)`;
+without either, the page size the field reads by default), or the bound declared for it here
 (or in its field's `metadata={"max_items": n}`). Every list field has a bound: a test walks
 the schema and fails on one that has none.
 
@@ -55,7 +56,8 @@ PAGING_ARGUMENTS = ("first", "last")
 
 @dataclass(frozen=True)
 class FieldCost:
-    """What one field costs: statements per resolution, and the size bound of a list."""
+    """What one field costs: statements per resolution, the size bound of a list, and the
+    page size a paged field reads when it is given no `first` or `last`."""
 
     weight: int = 0
     max_items: int | None = None
@@ -63,6 +65,7 @@ class FieldCost:
     # mutation costs what its entries would cost one by one); `max_items` bounds an unknown
     # length
     per_element: str | None = None
+    default_page: int | None = None
 
 
 @dataclass(frozen=True)
@@ -161,7 +164,7 @@ class _Walk:
         if parent is self.mutation_root:
             weight = max(weight, self.model.mutation_weight)
         weight *= elements(node, rule, self.variables)
-        own_page = self._paging(node, definition)
+        own_page = self._paging(node, definition, rule)
         field_type = get_nullable_type(definition.type)
         named = get_named_type(definition.type)
         composite = is_composite_type(named)
@@ -181,18 +184,20 @@ class _Walk:
         totals.nodes += 1 if composite else 0
         return totals
 
-    def _paging(self, node: FieldNode, definition: GraphQLField) -> int | None:
-        for name in PAGING_ARGUMENTS:
-            if name not in definition.args:
-                continue
-            value = self._argument(node, name)
-            if value is None:
-                default = definition.args[name].default_value
-                value = default if isinstance(default, int) else None
-            if value is not None:
-                return max(value, 0)
-            return self.model.default_page
-        return None
+    def _paging(self, node: FieldNode, definition: GraphQLField, rule: FieldCost) -> int | None:
+        """The page size of a paged field: its `first` or `last` (the larger, should both be
+        given: the resolver refuses that, the price must not be lower), else its default."""
+        names = [name for name in PAGING_ARGUMENTS if name in definition.args]
+        if not names:
+            return None
+        given = [v for v in (self._argument(node, name) for name in names) if v is not None]
+        if given:
+            return max(*given, 0)
+        defaults = [definition.args[name].default_value for name in names]
+        declared = [d for d in defaults if isinstance(d, int) and not isinstance(d, bool)]
+        if declared:
+            return max(*declared, 0)
+        return rule.default_page or self.model.default_page
 
     def _argument(self, node: FieldNode, name: str) -> int | None:
         for argument in node.arguments or ():

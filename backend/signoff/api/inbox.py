@@ -25,6 +25,7 @@ from signoff.api.enums import described_enum
 from signoff.api.errors import CodedError
 from signoff.api.event_cursors import EVENT_CURSOR_DESCRIPTION, encode_cursor
 from signoff.api.loaders import definitions_for, loaders_of
+from signoff.api.paging import After, Before, First, Last, PageArgs, PageInfo, page_args
 from signoff.api.types import WorkflowItem
 from signoff.db import feed
 from signoff.db import inbox as inbox_repo
@@ -40,8 +41,6 @@ from signoff.db.records import item_of
 from signoff.domain.errors import DomainError, ErrorCode
 from signoff.domain.states import ItemState
 from signoff.domain.templates import RiskLevel, TemplateKind
-
-DEFAULT_PAGE_SIZE = 20
 
 InboxSortFieldEnum = described_enum(
     InboxSortField,
@@ -137,18 +136,6 @@ class InboxSort:
     )
 
 
-@strawberry.type(description="Relay page information.")
-class PageInfo:
-    has_next_page: bool = strawberry.field(description="Whether items follow this page.")
-    has_previous_page: bool = strawberry.field(
-        description="Whether this page was requested after a cursor."
-    )
-    start_cursor: str | None = strawberry.field(description="Cursor of the first edge.")
-    end_cursor: str | None = strawberry.field(
-        description="Cursor of the last edge; pass as `after` for the next page."
-    )
-
-
 @strawberry.type(description="One inbox entry: an item and why it is in the caller's inbox.")
 class InboxEdge:
     cursor: str = strawberry.field(description="Opaque position of this entry in its order.")
@@ -170,11 +157,25 @@ class FacetCount:
 
 
 @strawberry.type(description="Counts per filter value, over the items matching the filter.")
-class InboxFacets:
+class ItemFacets:
     states: list[FacetCount] = strawberry.field(description="Per item state.")
     kinds: list[FacetCount] = strawberry.field(description="Per item kind.")
     risks: list[FacetCount] = strawberry.field(description="Per risk level.")
     overdue: list[FacetCount] = strawberry.field(description="Overdue (`true`) or not.")
+
+    @classmethod
+    def counted(cls, facets: dict[str, dict[str, int]]) -> dict[str, list[FacetCount]]:
+        """The lists of these facets, from the counts by facet and value."""
+        return {
+            "states": facet_counts(facets["state"], ItemState),
+            "kinds": facet_counts(facets["kind"], TemplateKind),
+            "risks": facet_counts(facets["risk"], RiskLevel),
+            "overdue": facet_counts(facets["overdue"], None),
+        }
+
+
+@strawberry.type(description="Counts per filter value, over the items matching the filter.")
+class InboxFacets(ItemFacets):
     claim: list[FacetCount] = strawberry.field(description="Per claim state.")
 
 
@@ -202,9 +203,11 @@ class PageCounts:
             return self._result
 
 
-@strawberry.type(description="A page of the caller's inbox.")
-class InboxConnection:
-    edges: list[InboxEdge] = strawberry.field(description="The entries of this page.")
+@strawberry.type(description="A page of items with the counts of its filter.")
+class CountedItemPage:
+    """The counting part of the inbox's and the item lists' connections (one bounded
+    statement for all of it, run when first asked for)."""
+
     page_info: PageInfo = strawberry.field(description="Where this page is.")
     event_cursor: str = strawberry.field(description=EVENT_CURSOR_DESCRIPTION)
     counts: strawberry.Private[PageCounts]
@@ -224,15 +227,16 @@ class InboxConnection:
     async def counts_exact(self) -> bool:
         return (await self.counts.get()).exact
 
+
+@strawberry.type(description="A page of the caller's inbox.")
+class InboxConnection(CountedItemPage):
+    edges: list[InboxEdge] = strawberry.field(description="The entries of this page.")
+
     @strawberry.field(description="Counts per filter value, for the badges of a filter bar.")
     async def facets(self) -> InboxFacets:
         facets = (await self.counts.get()).facets
         return InboxFacets(
-            states=facet_counts(facets["state"], ItemState),
-            kinds=facet_counts(facets["kind"], TemplateKind),
-            risks=facet_counts(facets["risk"], RiskLevel),
-            overdue=facet_counts(facets["overdue"], None),
-            claim=facet_counts(facets["claim"], ClaimState),
+            **ItemFacets.counted(facets), claim=facet_counts(facets["claim"], ClaimState)
         )
 
 
@@ -255,8 +259,8 @@ def encode_page_cursor(order: InboxOrder, value: Any, item_id: UUID) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
-def decode_page_cursor(cursor: str, order: InboxOrder) -> inbox_repo.Keyset:
-    bad = DomainError(ErrorCode.INVALID_INPUT, "not a cursor of this inbox order", "after")
+def decode_page_cursor(cursor: str, order: InboxOrder, field: str) -> inbox_repo.Keyset:
+    bad = DomainError(ErrorCode.INVALID_INPUT, "not a cursor of this inbox order", field)
     try:
         text = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()).decode()
         field, descending, raw, item_id = json.loads(text)
@@ -307,9 +311,31 @@ class PageRequest:
     who: InboxPrincipal
     order: InboxOrder
     keyset: inbox_repo.Keyset | None
-    size: int
+    args: PageArgs
     now: datetime
-    after_given: bool
+
+    @property
+    def read_order(self) -> InboxOrder:
+        """The order rows are read in: a page backwards reads the list's order reversed from
+        its cursor (the same index ranges, scanned the other way)."""
+        if self.args.backwards:
+            return InboxOrder(self.order.field, not self.order.descending)
+        return self.order
+
+    async def rows(
+        self, filters: InboxFilters, scope: ItemScope | None = None
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """The page's rows in the list's order, and whether more lie beyond it."""
+        rows, more = await inbox_repo.inbox_page(
+            self.who,
+            filters,
+            self.read_order,
+            after=self.keyset,
+            limit=self.args.size,
+            now=self.now,
+            scope=scope,
+        )
+        return (rows[::-1] if self.args.backwards else rows), more
 
     def counts(
         self, filters: InboxFilters, limit: int, scope: ItemScope | None = None
@@ -317,31 +343,27 @@ class PageRequest:
         """The counts of this page's filter (computed when first asked for)."""
         return PageCounts(self.who, filters, self.order, self.now, limit, scope)
 
-    def info(self, cursors: list[str], has_next: bool) -> PageInfo:
+    def info(self, cursors: list[str], more: bool) -> PageInfo:
         """The page information of a page with these edge cursors."""
-        return PageInfo(
-            has_next_page=has_next,
-            has_previous_page=self.after_given,
-            start_cursor=cursors[0] if cursors else None,
-            end_cursor=cursors[-1] if cursors else None,
-        )
+        return self.args.info(cursors, more)
 
 
 def parse_page(
-    info: Info[SignoffContext, Any], sort: InboxSort | None, first: int | None, after: str | None
+    info: Info[SignoffContext, Any],
+    sort: InboxSort | None,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
 ) -> PageRequest:
     """The caller, order, cursor and size of a paged read (INVALID_INPUT when out of range)."""
     actor = actor_of(info)
     services = services_of(info)
-    max_size = services.settings.max_page_size
-    size = first if first is not None else min(DEFAULT_PAGE_SIZE, max_size)
     order = order_of(sort)
     try:
-        if not 1 <= size <= max_size:
-            raise DomainError(
-                ErrorCode.INVALID_INPUT, f"first must be between 1 and {max_size}", "first"
-            )
-        keyset = decode_page_cursor(after, order) if after else None
+        args = page_args(first, after, last, before, services.settings.max_page_size)
+        cursor = args.cursor
+        keyset = decode_page_cursor(cursor, order, args.cursor_field) if cursor else None
     except DomainError as exc:
         raise CodedError(exc) from None
     principal = actor.principal
@@ -351,7 +373,7 @@ def parse_page(
         groups=tuple(sorted(principal.groups)),
         roles=tuple(sorted(principal.roles)),
     )
-    return PageRequest(who, order, keyset, size, services.clock.now(), after is not None)
+    return PageRequest(who, order, keyset, args, services.clock.now())
 
 
 async def nodes_of_rows(
@@ -387,21 +409,15 @@ class InboxQueries:
         sort: Annotated[
             InboxSort | None, strawberry.argument(description="Order (default: DUE ascending).")
         ] = None,
-        first: Annotated[
-            int | None,
-            strawberry.argument(description="Page size, 1 to the configured maximum (default 20)."),
-        ] = None,
-        after: Annotated[
-            str | None,
-            strawberry.argument(description="`endCursor` of the previous page, same sort."),
-        ] = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
     ) -> InboxConnection:
-        page = parse_page(info, sort, first, after)
+        page = parse_page(info, sort, first, after, last, before)
         filters = filters_of(filter)
         async with feed.snapshot_read(page.who.tenant_id) as head:
-            rows, has_next = await inbox_repo.inbox_page(
-                page.who, filters, page.order, after=page.keyset, limit=page.size, now=page.now
-            )
+            rows, more = await page.rows(filters)
         nodes = await nodes_of_rows(info, rows)
         edges = [
             InboxEdge(
@@ -415,7 +431,7 @@ class InboxQueries:
         ]
         return InboxConnection(
             edges=edges,
-            page_info=page.info([e.cursor for e in edges], has_next),
+            page_info=page.info([e.cursor for e in edges], more),
             event_cursor=encode_cursor(page.who.tenant_id, head),
             counts=page.counts(filters, services_of(info).settings.inbox_count_limit),
         )

@@ -73,8 +73,12 @@ STRING_BOUNDS: dict[str, int] = {
 }
 PAGING_BOUNDS: dict[str, int] = {
     "Query.overdueSteps.first": 500,
+    "Query.overdueSteps.last": 500,
+    "Query.auditExports.first": 100,
+    "Query.auditExports.last": 100,
     "Query.replayTemplate.last": 200,
     "WorkflowItem.auditEvents.first": 500,
+    "WorkflowItem.auditEvents.last": 500,
 }
 CURSOR_ARGUMENTS = ("after", "before")
 PAGING_ARGUMENTS = ("first", "last")

@@ -14,6 +14,18 @@ from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.enums import NotificationKind, NotificationPriority, described_enum
 from signoff.api.errors import CodedError, UserError, user_error
 from signoff.api.guards import GuardsInput, guards_field, key_guards
+from signoff.api.paging import (
+    After,
+    Before,
+    Connection,
+    First,
+    KeysetOrder,
+    Last,
+    bigint,
+    connection,
+    page_args,
+    timestamp,
+)
 from signoff.api.types import Node
 from signoff.domain import notification_policy
 from signoff.domain.errors import DomainError, ErrorCode
@@ -260,26 +272,41 @@ class UserProfilePayload:
     errors: list[UserError] = strawberry.field(description="Empty on success.")
 
 
+DEAD_LETTER_ORDER: KeysetOrder[dict[str, Any]] = KeysetOrder(
+    "DeadLetter", (timestamp, bigint), lambda row: (row["updated_at"], row["id"])
+)
+
+
 @strawberry.type
 class NotificationQueries:
     @strawberry.field(
-        description="Dead-lettered deliveries of the tenant, newest first "
-        "(administer_notifications)."
+        description="Dead-lettered deliveries of the tenant, most recently changed first "
+        "(administer_notifications); pages of up to the configured maximum (default 50)."
     )
     async def dead_letters(
         self,
         info: Info[SignoffContext, Any],
-        first: Annotated[
-            int, strawberry.argument(description="How many, at most the page size limit.")
-        ] = 50,
-    ) -> list[NotificationDelivery]:
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection[NotificationDelivery]:
         actor = actor_of(info)
+        services = services_of(info)
         try:
-            rows = await notification_admin.dead_letters(actor, services_of(info), first)
+            page = page_args(first, after, last, before, services.settings.max_page_size, 50)
+            rows = await notification_admin.dead_letters(
+                actor, services, DEAD_LETTER_ORDER.window(page)
+            )
         except DomainError as exc:
             raise CodedError(exc) from None
         attempts = await notification_admin.attempts_of([r["id"] for r in rows])
-        return [NotificationDelivery.from_row(r, attempts[r["id"]]) for r in rows]
+        return connection(
+            page,
+            DEAD_LETTER_ORDER,
+            rows,
+            lambda r: NotificationDelivery.from_row(r, attempts[r["id"]]),
+        )
 
     @strawberry.field(description="The caller's notification preferences and addresses.")
     async def my_notification_preferences(

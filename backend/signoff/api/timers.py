@@ -12,6 +12,20 @@ from signoff.api import ids
 from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.errors import CodedError, UserError, user_error
 from signoff.api.guards import GuardsInput, guards_field, key_guards
+from signoff.api.paging import (
+    After,
+    Before,
+    Connection,
+    First,
+    KeysetOrder,
+    Last,
+    connection,
+    page_args,
+    timestamp,
+    uuid_part,
+)
+from signoff.db.timers import NO_DEADLINE
+from signoff.domain import records
 from signoff.domain.calendar import BusinessCalendar
 from signoff.domain.errors import DomainError
 from signoff.domain.records import TimerStatus
@@ -30,6 +44,24 @@ class OverdueStep:
     stuck_timers: int = strawberry.field(
         description="Armed timers overdue by more than a minute: run `signoff sweep` (runbook)."
     )
+
+    @classmethod
+    def from_record(cls, o: records.OverdueStep) -> OverdueStep:
+        return cls(
+            step_id=strawberry.ID(ids.encode("Step", o.step_id)),
+            item_id=strawberry.ID(ids.encode("WorkflowItem", o.item_id)),
+            key=o.key,
+            title=o.title,
+            due_at=o.due_at,
+            next_timer_at=o.next_timer_at,
+            stuck_timers=o.stuck_timers,
+        )
+
+
+MAX_OVERDUE_PAGE = 500
+OVERDUE_ORDER: KeysetOrder[records.OverdueStep] = KeysetOrder(
+    "OverdueStep", (timestamp, uuid_part), lambda o: (o.due_at or NO_DEADLINE, o.step_id)
+)
 
 
 @strawberry.type(description="A stored timer of a step.")
@@ -60,30 +92,27 @@ class BusinessCalendarPayload:
 @strawberry.type
 class TimerQueries:
     @strawberry.field(
-        description="Overdue or stuck steps of the tenant (administer_timers), oldest first."
+        description="Overdue or stuck steps of the tenant (administer_timers), earliest "
+        f"deadline first (steps without one last); pages of up to {MAX_OVERDUE_PAGE} "
+        "(default 50)."
     )
     async def overdue_steps(
         self,
         info: Info[SignoffContext, Any],
-        first: Annotated[int, strawberry.argument(description="At most this many (max 500).")] = 50,
-    ) -> list[OverdueStep]:
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection[OverdueStep]:
         actor = actor_of(info)
         try:
-            overdue = await timer_services.overdue_steps(actor, services_of(info), min(first, 500))
+            page = page_args(first, after, last, before, MAX_OVERDUE_PAGE, 50)
+            rows = await timer_services.overdue_steps(
+                actor, services_of(info), OVERDUE_ORDER.window(page)
+            )
         except DomainError as exc:
             raise CodedError(exc) from None
-        return [
-            OverdueStep(
-                step_id=strawberry.ID(ids.encode("Step", o.step_id)),
-                item_id=strawberry.ID(ids.encode("WorkflowItem", o.item_id)),
-                key=o.key,
-                title=o.title,
-                due_at=o.due_at,
-                next_timer_at=o.next_timer_at,
-                stuck_timers=o.stuck_timers,
-            )
-            for o in overdue
-        ]
+        return connection(page, OVERDUE_ORDER, rows, OverdueStep.from_record)
 
     @strawberry.field(description="The timers of one step (administer_timers).")
     async def step_timers(

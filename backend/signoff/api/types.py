@@ -23,12 +23,25 @@ from signoff.api.enums import (
     StepKindEnum,
     StepStateEnum,
 )
+from signoff.api.errors import CodedError
 from signoff.api.loaders import loaders_of
 from signoff.api.node import Node, Person, person
+from signoff.api.paging import (
+    After,
+    Before,
+    Connection,
+    First,
+    KeysetOrder,
+    Last,
+    bigint,
+    connection,
+    page_args,
+)
 from signoff.api.template_types import Template, TemplateField
 from signoff.domain import diagram_svg, progression, records
 from signoff.domain.calendar import WALL_CLOCK
 from signoff.domain.diagram_svg import DiagramFormat
+from signoff.domain.errors import DomainError
 from signoff.domain.records import DecisionOutcome, SeatVote
 from signoff.domain.redaction import Redactor, redactor_for
 from signoff.domain.snapshot import HoldOption
@@ -59,6 +72,12 @@ __all__ = [
     "TemplateField",
     "person",
 ]
+
+MAX_AUDIT_PAGE = 500
+DEFAULT_AUDIT_PAGE = 100
+AUDIT_ORDER: KeysetOrder[dict[str, Any]] = KeysetOrder(
+    "AuditEvent", (bigint,), lambda row: (row["seq"],)
+)
 
 
 @strawberry.type(description="Who may act on a step: named users, groups and roles.")
@@ -466,19 +485,32 @@ class WorkflowItem(Node):
         rules = await loaders_of(info).redaction_rules.load(self.tenant_id)
         return redactor_for(rules, self.template_key, actor.principal)
 
-    @strawberry.field(description="The audit events of this item, oldest first.")
+    @strawberry.field(
+        description="The audit events of this item, oldest first; pages of up to "
+        f"{MAX_AUDIT_PAGE} (default {DEFAULT_AUDIT_PAGE})."
+    )
     async def audit_events(
         self,
         info: Info[SignoffContext, Any],
-        first: Annotated[
-            int, strawberry.argument(description="At most this many (1 to 500).")
-        ] = 100,
-    ) -> list[AuditEvent]:
-        rows = await audit_services.item_events(
-            actor_of(info), services_of(info), self.raw_id, limit=first
-        )
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection[AuditEvent]:
+        try:
+            page = page_args(first, after, last, before, MAX_AUDIT_PAGE, DEFAULT_AUDIT_PAGE)
+            rows = await audit_services.item_events(
+                actor_of(info), services_of(info), self.raw_id, AUDIT_ORDER.window(page)
+            )
+        except DomainError as exc:
+            raise CodedError(exc) from None
         redactor = await self._redactor(info)
-        return [AuditEvent.from_row({**r, "data": redactor.event_data(r["data"])}) for r in rows]
+        return connection(
+            page,
+            AUDIT_ORDER,
+            rows,
+            lambda r: AuditEvent.from_row({**r, "data": redactor.event_data(r["data"])}),
+        )
 
     @strawberry.field(description="Who submitted it, with their display name.")
     async def requester(self, info: Info[SignoffContext, Any]) -> Person:

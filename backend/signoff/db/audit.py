@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from signoff.db import sql
+from signoff.db.paging import KeyColumn, Window, in_list_order, keyset
 from signoff.domain.audit import (
     GENESIS_HASH,
     REDACTABLE_FIELDS,
@@ -140,6 +141,21 @@ async def events_for_item(
         limit,
     )
     return [sql.record_dict(r, ("data",)) for r in rows]
+
+
+EVENT_KEY = (KeyColumn("seq", "bigint"),)
+
+
+async def item_events_page(tenant_id: str, item_id: UUID, window: Window) -> list[dict[str, Any]]:
+    """A keyset page (`db/paging.py`) of one item's audit events, in the order they happened."""
+    conditions, order, params = keyset(EVENT_KEY, False, window, 3)
+    rows = await sql.fetch(
+        f"SELECT * FROM audit_event WHERE tenant_id = $1 AND item_id = $2{conditions}{order}",
+        tenant_id,
+        item_id,
+        *params,
+    )
+    return in_list_order([sql.record_dict(r, ("data",)) for r in rows], window)
 
 
 async def events_after(tenant_id: str, after_seq: int, limit: int) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ import asyncpg
 
 from signoff.db import sql
 from signoff.db.engine import ENGINE
+from signoff.db.paging import KeyColumn, Window, in_list_order, keyset
 from signoff.domain.audit_export import COLUMNS, ExportFilter, action_patterns
 from signoff.domain.redaction import PAYLOAD_KEYS_OF_EVENTS
 
@@ -149,14 +150,17 @@ async def get(tenant_id: str, export_id: UUID) -> dict[str, Any] | None:
     )
 
 
-async def list_recent(tenant_id: str, limit: int) -> list[dict[str, Any]]:
-    """The tenant's exports, newest first."""
+EXPORT_KEY = (KeyColumn("created_at", "timestamptz"), KeyColumn("id", "uuid"))
+
+
+async def list_recent(tenant_id: str, window: Window) -> list[dict[str, Any]]:
+    """A keyset page (`db/paging.py`) of the tenant's exports, newest first (key:
+    `created_at`, `id`)."""
+    conditions, order, params = keyset(EXPORT_KEY, True, window, 2)
     rows = await sql.fetch(
-        "SELECT * FROM audit_export WHERE tenant_id = $1 ORDER BY created_at DESC, id LIMIT $2",
-        tenant_id,
-        limit,
+        f"SELECT * FROM audit_export WHERE tenant_id = $1{conditions}{order}", tenant_id, *params
     )
-    return [r for r in map(_record, rows) if r is not None]
+    return in_list_order([r for r in map(_record, rows) if r is not None], window)
 
 
 async def claim(

@@ -10,6 +10,7 @@ from uuid import UUID
 
 from signoff.db import sql
 from signoff.db.engine import ENGINE
+from signoff.db.paging import KeyColumn, Window, in_list_order, keyset
 from signoff.db.records import item_of, step_of
 from signoff.domain.records import Item, Step
 
@@ -431,15 +432,20 @@ async def due_deliveries(now: datetime, limit: int) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-async def dead_letters(tenant_id: str, limit: int) -> list[dict[str, Any]]:
-    """A tenant's dead-lettered deliveries, most recent first."""
+DEAD_LETTER_KEY = (KeyColumn("updated_at", "timestamptz"), KeyColumn("id", "bigint"))
+
+
+async def dead_letters(tenant_id: str, window: Window) -> list[dict[str, Any]]:
+    """A keyset page (`db/paging.py`) of a tenant's dead-lettered deliveries, most recently
+    changed first (key: `updated_at`, `id`)."""
+    conditions, order, params = keyset(DEAD_LETTER_KEY, True, window, 2)
     rows = await sql.fetch(
-        """SELECT * FROM notification_delivery WHERE tenant_id = $1 AND status = 'dead'
-        ORDER BY updated_at DESC, id DESC LIMIT $2""",
+        f"""SELECT * FROM notification_delivery WHERE tenant_id = $1 AND status = 'dead'
+        {conditions}{order}""",
         tenant_id,
-        limit,
+        *params,
     )
-    return [sql.record_dict(r, DELIVERY_JSON) for r in rows]
+    return in_list_order([sql.record_dict(r, DELIVERY_JSON) for r in rows], window)
 
 
 async def deliveries_of_tenant(tenant_id: str) -> list[dict[str, Any]]:

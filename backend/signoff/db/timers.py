@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from uuid import UUID
 
 from signoff.db import sql
+from signoff.db.paging import KeyColumn, Window, in_list_order, keyset
 from signoff.db.records import TIMER_JSON, overdue_step_of, timer_of
 from signoff.db.records import calendar_of as _calendar_of
 from signoff.domain.calendar import BusinessCalendar
@@ -135,10 +136,21 @@ async def for_step(step_id: UUID) -> list[Timer]:
     return [timer_of(sql.record_dict(r, TIMER_JSON)) for r in rows]
 
 
-async def overdue_steps(tenant_id: str, now: datetime, limit: int) -> list[OverdueStep]:
-    """Active steps past their SLA, or holding timers overdue by more than a minute (stuck)."""
+# Steps without a deadline (stuck timers only) sort after every real one.
+NO_DEADLINE = datetime(9999, 12, 31, tzinfo=UTC)
+OVERDUE_KEY = (
+    KeyColumn(f"COALESCE(s.due_at, '{NO_DEADLINE.isoformat()}'::timestamptz)", "timestamptz"),
+    KeyColumn("s.id", "uuid"),
+)
+
+
+async def overdue_steps(tenant_id: str, now: datetime, window: Window) -> list[OverdueStep]:
+    """A keyset page (`db/paging.py`) of the active steps past their SLA, or holding timers
+    overdue by more than a minute (stuck), earliest deadline first (key: the deadline, steps
+    without one last, then the step id)."""
+    conditions, order, params = keyset(OVERDUE_KEY, False, window, 3)
     rows = await sql.fetch(
-        """SELECT s.id AS step_id, s.item_id, s.key, s.due_at, i.title,
+        f"""SELECT s.id AS step_id, s.item_id, s.key, s.due_at, i.title,
             (SELECT min(t.due_at) FROM timer t WHERE t.step_id = s.id AND t.status = 'armed')
                 AS next_timer_at,
             (SELECT count(*) FROM timer t WHERE t.step_id = s.id AND t.status = 'armed'
@@ -147,12 +159,12 @@ async def overdue_steps(tenant_id: str, now: datetime, limit: int) -> list[Overd
         WHERE s.tenant_id = $1 AND s.state = 'active'
           AND (s.due_at < $2::timestamptz OR EXISTS (SELECT 1 FROM timer t WHERE t.step_id = s.id
                AND t.status = 'armed' AND t.due_at < $2::timestamptz - interval '1 minute'))
-        ORDER BY s.due_at NULLS LAST LIMIT $3""",
+          {conditions}{order}""",
         tenant_id,
         now,
-        limit,
+        *params,
     )
-    return [overdue_step_of(r) for r in rows]
+    return in_list_order([overdue_step_of(r) for r in rows], window)
 
 
 async def calendar_of(tenant_id: str) -> BusinessCalendar | None:

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from signoff.db import audit as audit_repo
 from signoff.db import scope as tenant_scope
+from signoff.db.paging import Window
 from signoff.domain.actors import Actor
 from signoff.domain.audit import ChainBreak
 from signoff.domain.errors import invalid
@@ -65,15 +66,16 @@ async def tenants_to_verify() -> list[str]:
 
 
 async def item_events(
-    actor: Actor, ctx: ServiceContext, item_id: UUID, limit: int
+    actor: Actor, ctx: ServiceContext, item_id: UUID, window: Window
 ) -> list[dict[str, Any]]:
-    """The audit events of an item the caller has already been allowed to read, oldest first.
+    """A page of the audit events of an item the caller has already been allowed to read,
+    oldest first.
 
     Where each change came from (client address, user agent) is kept only for holders of
     `read_audit_details`; other readers get those fields empty.
     """
     with tenant_scope.tenant(actor.tenant_id):
-        rows = await audit_repo.events_for_item(actor.tenant_id, item_id, limit=limit)
+        rows = await audit_repo.item_events_page(actor.tenant_id, item_id, window)
         details = await permissions.may(actor, ctx, Permission.READ_AUDIT_DETAILS)
     if not details:
         rows = [{**row, "client_addr": None, "user_agent": None} for row in rows]

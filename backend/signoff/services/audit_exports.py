@@ -20,6 +20,7 @@ from signoff.db import audit as audit_repo
 from signoff.db import audit_exports as export_repo
 from signoff.db import redaction as redaction_repo
 from signoff.db import scope as tenant_scope
+from signoff.db.paging import Window
 from signoff.domain.actors import Actor, Principal
 from signoff.domain.audit_export import (
     ExportFilter,
@@ -294,11 +295,11 @@ async def get_export_for_worker(tenant_id: str, export_id: UUID) -> dict[str, An
     return export
 
 
-async def list_exports(actor: Actor, ctx: ServiceContext, limit: int) -> list[dict[str, Any]]:
-    """The tenant's exports, newest first (export_audit)."""
+async def list_exports(actor: Actor, ctx: ServiceContext, window: Window) -> list[dict[str, Any]]:
+    """A page of the tenant's exports, newest first (export_audit)."""
     await require_auditor(actor, ctx, "reading audit exports")
     with tenant_scope.tenant(actor.tenant_id):
-        return await export_repo.list_recent(actor.tenant_id, limit)
+        return await export_repo.list_recent(actor.tenant_id, window)
 
 
 def storage_of(ctx: ServiceContext) -> ObjectStorage:

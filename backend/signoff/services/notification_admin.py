@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from signoff.db import notifications as repo
+from signoff.db.paging import Window
 from signoff.domain import notification_policy as policy
 from signoff.domain.actors import Actor
 from signoff.domain.errors import DomainError, ErrorCode, invalid, not_found
@@ -26,11 +27,11 @@ async def _require_admin(actor: Actor, ctx: ServiceContext) -> None:
     )
 
 
-async def dead_letters(actor: Actor, ctx: ServiceContext, limit: int) -> list[dict[str, Any]]:
-    """The tenant's dead-lettered deliveries (administrators only)."""
+async def dead_letters(actor: Actor, ctx: ServiceContext, window: Window) -> list[dict[str, Any]]:
+    """A page of the tenant's dead-lettered deliveries, most recently changed first
+    (administrators only)."""
     await _require_admin(actor, ctx)
-    limit = max(1, min(limit, ctx.settings.max_page_size))
-    return await repo.dead_letters(actor.tenant_id, limit)
+    return await repo.dead_letters(actor.tenant_id, window)
 
 
 async def delivery(actor: Actor, ctx: ServiceContext, delivery_id: int) -> dict[str, Any]:

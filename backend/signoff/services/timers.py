@@ -19,6 +19,7 @@ from uuid import UUID
 from signoff import metrics
 from signoff.db import items as items_repo
 from signoff.db import timers as timer_repo
+from signoff.db.paging import Window
 from signoff.domain.actors import Actor
 from signoff.domain.calendar import WALL_CLOCK, BusinessCalendar
 from signoff.domain.events import TimerFired
@@ -235,10 +236,11 @@ async def set_business_calendar(
         )
 
 
-async def overdue_steps(actor: Actor, ctx: ServiceContext, limit: int) -> list[OverdueStep]:
-    """Steps past their SLA or with timers that should have fired (operators and admins)."""
+async def overdue_steps(actor: Actor, ctx: ServiceContext, window: Window) -> list[OverdueStep]:
+    """A page of the steps past their SLA or with timers that should have fired, earliest
+    deadline first (operators and admins)."""
     await permissions.require(actor, ctx, Permission.ADMINISTER_TIMERS, "listing overdue steps")
-    return await timer_repo.overdue_steps(actor.tenant_id, ctx.clock.now(), limit)
+    return await timer_repo.overdue_steps(actor.tenant_id, ctx.clock.now(), window)
 
 
 async def step_timers(actor: Actor, ctx: ServiceContext, step_id: UUID) -> list[Timer]:
