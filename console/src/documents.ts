@@ -125,7 +125,7 @@ export const ItemDetailQuery = graphql(`
         requester { userId displayName }
         template { key name version }
         steps { ...StepFields }
-        auditEvents(first: 200) { seq action actorId reason occurredAt stepId }
+        auditEvents(first: 200) { nodes { seq action actorId reason occurredAt stepId } }
       }
     }
     comments(itemId: $id, first: 100) {

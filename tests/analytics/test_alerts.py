@@ -243,14 +243,18 @@ def rule_input(**extra: Any) -> dict[str, Any]:
 async def test_rules_and_alerts_through_graphql(gql, tenant, settings, clock):
     h = History(tenant, settings, clock)
     await h.templates()
-    saved = await gql.data(SAVE, rule_input(idempotencyKey="k1"), as_user="boss", roles=("admin",))
+    saved = await gql.data(
+        SAVE, rule_input(guards={"idempotencyKey": "k1"}), as_user="boss", roles=("admin",)
+    )
     rule = saved["saveAlertRule"]["alertRule"]
     assert (rule["version"], rule["firing"], rule["notify"]["roles"]) == (1, False, ["ops"])
-    again = await gql.data(SAVE, rule_input(idempotencyKey="k1"), as_user="boss", roles=("admin",))
+    again = await gql.data(
+        SAVE, rule_input(guards={"idempotencyKey": "k1"}), as_user="boss", roles=("admin",)
+    )
     assert again["saveAlertRule"]["alertRule"]["id"] == rule["id"]  # a replay, not a second rule
     conflict = await gql.data(
         SAVE,
-        rule_input(id=rule["id"], threshold=1, expectedVersion=7),
+        rule_input(id=rule["id"], threshold=1, guards={"expectedVersion": 7}),
         as_user="boss",
         roles=("admin",),
     )
@@ -288,7 +292,7 @@ async def test_rules_and_alerts_through_graphql(gql, tenant, settings, clock):
         ACK, {"input": {"id": alert["id"]}}, as_user="ann", roles=("auditor",)
     )
     assert not_admin["acknowledgeAlert"]["errors"][0]["code"] == "FORBIDDEN"
-    ack = {"input": {"id": alert["id"], "note": "on it", "idempotencyKey": "a1"}}
+    ack = {"input": {"id": alert["id"], "note": "on it", "guards": {"idempotencyKey": "a1"}}}
     done = await gql.data(ACK, ack, as_user="boss", roles=("admin",))
     assert done["acknowledgeAlert"]["alert"]["acknowledgedBy"] == "boss"
     replay = await gql.data(ACK, ack, as_user="boss", roles=("admin",))

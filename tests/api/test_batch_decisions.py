@@ -154,12 +154,14 @@ async def test_a_replayed_batch_replays_each_decision_it_made(desk):
     guards = {"idempotencyKey": f"batch-{uuid.uuid4().hex}"}
     call = {"input": {"decisions": decisions, "guards": guards}}
     first = await desk.call(BATCH, call, BOB)
-    trails = [(await desk.read(i))["auditEvents"] for i in (first_item, second_item)]
+    trails = [(await desk.read(i))["auditEvents"]["nodes"] for i in (first_item, second_item)]
     again = await desk.call(BATCH, call, BOB)
     made = [0, 2]  # a refused decision is not remembered (as with approveStep): tried again
     assert [again["results"][i] for i in made] == [first["results"][i] for i in made]
     assert again["results"][1]["item"] is None and again["results"][1]["errors"]
-    assert [(await desk.read(i))["auditEvents"] for i in (first_item, second_item)] == trails
+    assert [
+        (await desk.read(i))["auditEvents"]["nodes"] for i in (first_item, second_item)
+    ] == trails
     versioned = await desk.call(
         BATCH, {"input": {"decisions": decisions, "guards": {"expectedVersion": 1}}}, BOB
     )

@@ -129,7 +129,7 @@ async def test_confirming_decides_once_as_the_recipient_and_is_audited(
     assert result["errors"] == [] and result["itemState"] == "APPROVED"
     assert result["stepState"] == "APPROVED"
     assert await _decisions(item) == [("dave", "approve")]
-    events = (await desk.read(item))["auditEvents"]
+    events = (await desk.read(item))["auditEvents"]["nodes"]
     mine = [e["action"] for e in events if e["actorId"] == "dave"]
     assert mine[:1] == ["step.approve"] and "decision_link.used" in mine
     used = next(e for e in events if e["action"] == "decision_link.used")
@@ -225,7 +225,7 @@ async def test_a_replayed_confirmation_returns_the_first_result(desk, services, 
     first = await _confirm(client, token, **guards)
     second = await _confirm(client, token, **guards)
     assert first == second and first["errors"] == []
-    events = (await desk.read(item))["auditEvents"]
+    events = (await desk.read(item))["auditEvents"]["nodes"]
     assert [e["action"] for e in events].count("decision_link.used") == 1
 
 
@@ -248,7 +248,7 @@ async def test_concurrent_confirmations_of_one_link_have_exactly_one_winner(
         assert codes == ["LINK_USED"] * 5 + ["OK"], codes
         decisions = await _decisions(item)
         assert len(decisions) == 1 and decisions[0][0] == "dave"
-        events = (await desk.read(item))["auditEvents"]
+        events = (await desk.read(item))["auditEvents"]["nodes"]
         assert [e["action"] for e in events].count("decision_link.used") == 1
 
 

@@ -354,7 +354,7 @@ async def _audit_details(env: Env, who: Caller) -> str:
     )
     body = await env.call(
         who,
-        "query($id: ID!) { item(id: $id) { auditEvents { clientAddr } } }",
+        "query($id: ID!) { item(id: $id) { auditEvents { nodes { clientAddr } } } }",
         {"id": submitted["data"]["submitItem"]["item"]["id"]},
     )
     if body.get("errors"):
@@ -362,7 +362,7 @@ async def _audit_details(env: Env, who: Caller) -> str:
     item = body["data"]["item"]
     if item is None:
         return "NOT_FOUND"
-    return "ok" if any(e["clientAddr"] for e in item["auditEvents"]) else "HIDDEN"
+    return "ok" if any(e["clientAddr"] for e in item["auditEvents"]["nodes"]) else "HIDDEN"
 
 
 async def _legal_hold(env: Env, who: Caller) -> str:
@@ -471,11 +471,15 @@ ACTIONS = [
     ),
     Action("placeLegalHold", Permission.LEGAL_HOLD, _legal_hold, precondition=_foreign_not_found),
     Action("saveTemplate", Permission.ADMINISTER_TEMPLATES, _save_template),
-    Action("overdueSteps", Permission.ADMINISTER_TIMERS, _query("{ overdueSteps { stepId } }")),
+    Action(
+        "overdueSteps",
+        Permission.ADMINISTER_TIMERS,
+        _query("{ overdueSteps { nodes { stepId } } }"),
+    ),
     Action(
         "deadLetters",
         Permission.ADMINISTER_NOTIFICATIONS,
-        _query("{ deadLetters { id } }"),
+        _query("{ deadLetters { nodes { id } } }"),
     ),
     Action(
         "retentionPolicies",

@@ -20,8 +20,8 @@ from signoff.services import templates as template_services
 ROLES = ["admin", "auditor", "legal", "ops", "executor", "x"]
 TEMPLATES = ["k1", "k2"]
 QUERIES = {
-    Permission.ADMINISTER_TIMERS: "{ overdueSteps { stepId } }",
-    Permission.ADMINISTER_NOTIFICATIONS: "{ deadLetters { id } }",
+    Permission.ADMINISTER_TIMERS: "{ overdueSteps { nodes { stepId } } }",
+    Permission.ADMINISTER_NOTIFICATIONS: "{ deadLetters { nodes { id } } }",
     Permission.ADMINISTER_RETENTION: "{ retentionPolicies { days } }",
     Permission.ADMINISTER_REDACTION: "{ redactionRules { path } }",
     Permission.EXPORT_AUDIT: "{ verifyAuditChain { ok } }",

@@ -175,13 +175,15 @@ async def test_bad_grants_are_invalid_input_and_change_nothing(desk):
 
 
 async def test_setting_a_permission_is_idempotent_by_key(desk, gql):
-    given = {"permission": "LEGAL_HOLD", "grantees": ["legal"], "idempotencyKey": "k1"}
+    given = {"permission": "LEGAL_HOLD", "grantees": ["legal"], "guards": {"idempotencyKey": "k1"}}
     first = await desk.call(SET, {"i": given}, ADMIN)
     second = await desk.call(SET, {"i": given}, ADMIN)
     assert first == second and first["errors"] == []
     assert [e["action"] for e in await _tenant_events(gql)].count("permission.set") == 1
     reused = await desk.call(SET, {"i": {**given, "grantees": ["other"]}}, ADMIN)
-    assert reused["errors"] == [{"code": "IDEMPOTENCY_KEY_REUSED", "field": "idempotencyKey"}]
+    assert reused["errors"] == [
+        {"code": "IDEMPOTENCY_KEY_REUSED", "field": "guards.idempotencyKey"}
+    ]
 
 
 async def test_an_admin_who_takes_the_permission_from_themselves_is_locked_out_not_the_operator(

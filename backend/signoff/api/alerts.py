@@ -14,6 +14,7 @@ from signoff.api import ids
 from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.enums import described_enum
 from signoff.api.errors import CodedError, UserError, user_error
+from signoff.api.guards import GuardsInput, guards_field, key_guards, versioned_guards
 from signoff.api.inbox import PageInfo
 from signoff.api.node import Node
 from signoff.api.types import Assignees
@@ -161,11 +162,9 @@ class SaveAlertRuleInput:
     groups: list[str] = strawberry.field(default_factory=list, description="Groups to notify.")
     roles: list[str] = strawberry.field(default_factory=list, description="Roles to notify.")
     enabled: bool = strawberry.field(default=True, description="Whether it is evaluated.")
-    expected_version: int | None = strawberry.field(
-        default=None, description="Refuse with VERSION_CONFLICT unless the rule is at this version."
-    )
-    idempotency_key: str | None = strawberry.field(
-        default=None, description="Replays with the same key return the first result."
+    guards: GuardsInput | None = strawberry.field(
+        default=None,
+        description="Idempotency key and expected version (the rule's, when replacing one).",
     )
 
 
@@ -173,9 +172,7 @@ class SaveAlertRuleInput:
 class AcknowledgeAlertInput:
     id: strawberry.ID = strawberry.field(description="Global id of the alert.")
     note: str | None = strawberry.field(default=None, description="What is being done about it.")
-    idempotency_key: str | None = strawberry.field(
-        default=None, description="Replays with the same key return the first result."
-    )
+    guards: GuardsInput | None = guards_field(versioned=False)
 
 
 @strawberry.type(description="Result of saving an alert rule.")
@@ -290,8 +287,8 @@ class AlertMutations:
                 alert_services.SaveRuleInput(
                     spec=spec,
                     rule_id=ids.decode_uuid(input.id, "AlertRule") if input.id else None,
-                    expected_version=input.expected_version,
-                    idempotency_key=input.idempotency_key,
+                    expected_version=versioned_guards(input.guards).expected_version,
+                    idempotency_key=versioned_guards(input.guards).idempotency_key,
                 ),
             )
         except DomainError as exc:
@@ -311,7 +308,7 @@ class AlertMutations:
                 services_of(info),
                 ids.decode_uuid(input.id, "Alert"),
                 input.note,
-                input.idempotency_key,
+                key_guards(input.guards).idempotency_key,
             )
         except DomainError as exc:
             return AlertPayload(alert=None, errors=[user_error(exc)])

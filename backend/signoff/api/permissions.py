@@ -11,6 +11,7 @@ from strawberry.types import Info
 from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.enums import described_enum
 from signoff.api.errors import CodedError, UserError, user_error
+from signoff.api.guards import GuardsInput, guards_field, key_guards
 from signoff.domain.errors import DomainError
 from signoff.domain.permissions import SPECS, Permission, Source
 from signoff.services import permissions as permission_services
@@ -73,9 +74,7 @@ class SetPermissionInput:
         description="Only for this template's items (item permissions); omitted: the tenant.",
     )
     reason: str | None = strawberry.field(default=None, description="Why, for the audit trail.")
-    idempotency_key: str | None = strawberry.field(
-        default=None, description="Replaying the same key returns the first result."
-    )
+    guards: GuardsInput | None = guards_field(versioned=False)
 
 
 @strawberry.type(description="Result of setPermission.")
@@ -128,7 +127,7 @@ class PermissionMutations:
                     grantees=None if input.grantees is None else tuple(input.grantees),
                     template_key=input.template_key,
                     reason=input.reason,
-                    idempotency_key=input.idempotency_key,
+                    idempotency_key=key_guards(input.guards).idempotency_key,
                 ),
             )
         except DomainError as exc:

@@ -119,7 +119,7 @@ async def _replace(
         raise DomainError(
             ErrorCode.VERSION_CONFLICT,
             f"the rule is at version {before.version}, not {inp.expected_version}",
-            "expectedVersion",
+            "guards.expectedVersion",
         )
     if await repo.name_taken(actor.tenant_id, spec.name, inp.rule_id):
         raise DomainError(ErrorCode.INVALID_INPUT, f"a rule named {spec.name!r} exists", "name")

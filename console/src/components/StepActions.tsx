@@ -56,7 +56,7 @@ export function StepActions({ step, onDone }: { step: StepFieldsFragment; onDone
   const [delegateTo, setDelegateTo] = useState("");
   const [params, setParams] = useState(() => JSON.stringify(step.params, null, 2));
   const [paramsError, setParamsError] = useState<string | null>(null);
-  const decide = { stepId: step.id, reason: reason || null, idempotencyKey: intentKey() };
+  const decide = { stepId: step.id, reason: reason || null, guards: { idempotencyKey: intentKey() } };
   const guarded = { idempotencyKey: intentKey(), expectedVersion: null };
   const mine = step.claimedBy === session.user;
   return (

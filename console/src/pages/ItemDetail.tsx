@@ -143,7 +143,7 @@ export function ItemDetail({ id }: { id: string }) {
       <form
         onSubmit={async (e) => {
           e.preventDefault();
-          if (await run(AddComment, { input: { itemId: item.id, body: comment, idempotencyKey: intentKey() } }, (d) => d.addComment)) setComment("");
+          if (await run(AddComment, { input: { itemId: item.id, body: comment, guards: { idempotencyKey: intentKey() } } }, (d) => d.addComment)) setComment("");
         }}
       >
         <textarea aria-label="Comment" placeholder="Comment (@user mentions notify)" value={comment} onChange={(e) => setComment(e.target.value)} />
@@ -167,7 +167,7 @@ export function ItemDetail({ id }: { id: string }) {
           <tr><th>#</th><th>When</th><th>Action</th><th>By</th><th>Reason</th></tr>
         </thead>
         <tbody>
-          {item.auditEvents.map((event) => (
+          {item.auditEvents.nodes.map((event) => (
             <tr key={event.seq}>
               <td>{event.seq}</td><td>{when(event.occurredAt)}</td><td>{event.action}</td><td>{event.actorId}</td><td>{event.reason ?? ""}</td>
             </tr>
