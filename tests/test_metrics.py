@@ -54,7 +54,7 @@ def _token(tenant: str, user: str, *roles: str) -> str:
     return mint_token(settings, user_id=user, tenant_id=tenant, roles=roles)
 
 
-async def _wait(check: Any, what: str, timeout: float = 60.0) -> None:
+async def _wait(check: Any, what: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while not await check():
         assert time.monotonic() < deadline, what
