@@ -72,6 +72,13 @@ ALERT_EVALUATIONS = Counter(
 ALERTS_FIRED = Counter(
     "signoff_alerts_fired_total", "Alerts raised (one per rule episode), by rule kind.", ["kind"]
 )
+SNAPSHOT_REWRITE_FAILURES = Counter(
+    "signoff_retention_snapshot_rewrite_failures_total",
+    "Review snapshots retention could not rewrite (each retried by the next run), by the "
+    "evidence store and the stage that failed: `read` (the stored snapshot), `decode` (not the "
+    "JSON of a history) or `write` (the rewritten content).",
+    ["storage", "stage"],
+)
 SUBSCRIPTIONS = Gauge(
     "signoff_open_subscriptions",
     "GraphQL subscriptions open in this process.",

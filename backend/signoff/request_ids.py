@@ -88,12 +88,13 @@ def bind(**fields: str) -> None:
 
 
 class RequestIdFilter(logging.Filter):
-    """Adds `request_id`, `tenant` and `operation` to every record ("-" where unknown)."""
+    """Adds `request_id`, `tenant` and `operation` to every record ("-" where unknown); a line
+    outside a request that names its own `tenant` (a job's) keeps it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = _current.get() or "-"
         fields = _fields.get() or {}
-        record.tenant = fields.get("tenant", "-")
+        record.tenant = fields.get("tenant") or getattr(record, "tenant", "-")
         record.operation = fields.get("operation", "-")
         return True
 

@@ -7,16 +7,20 @@ rewritten it is not served; the rewrite is audited and the chain still verifies.
 from __future__ import annotations
 
 import json
+import logging
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
+from pythonjsonlogger.json import JsonFormatter
 
 from signoff.db import audit as audit_repo
 from signoff.db import items as items_repo
 from signoff.domain.audit import redaction_marker
 from signoff.domain.errors import DomainError, ErrorCode
 from signoff.domain.retention import retained_history
+from signoff.request_ids import JSON_FIELDS, RequestIdFilter
 from signoff.services import actions
 from signoff.services import evidence as evidence_services
 from signoff.services import incidents as incident_services
@@ -178,3 +182,52 @@ def test_redacting_a_history_twice_changes_nothing():
     assert once["audit_events"][0]["data"]["previous_payload"] == redaction_marker({"a": 0})
     assert once["audit_events"][1] == history["audit_events"][1]
     assert once["steps"] == history["steps"]
+
+
+def failures_counted(storage: str, stage: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "signoff_retention_snapshot_rewrite_failures_total", {"storage": storage, "stage": stage}
+    )
+    return value or 0.0
+
+
+@pytest.mark.parametrize("stage", ["read", "decode", "write"])
+async def test_a_failed_snapshot_rewrite_is_counted_and_logged_in_one_structured_line(
+    esvc, store, settings, clock, tenant, demo_templates, caplog, stage
+):
+    await set_policy(esvc, tenant, 30, "redact", template="change-approval")
+    view, review = await reviewed_item(esvc, tenant)
+    record = await evidence_services.get_evidence(
+        actor(tenant, "ivy", "admin"), esvc, review.snapshot_evidence_id
+    )
+    ctx = esvc
+    if stage == "read":
+        store.remove(record.storage_key)
+    elif stage == "decode":
+        store.overwrite(record.storage_key, b"\xff not the JSON of a history")
+    else:
+        ctx = ServiceContext(settings=settings, clock=clock, storage=FailingPuts(store.storage))
+    name = store.storage.name
+    before = {s: failures_counted(name, s) for s in ("read", "decode", "write")}
+    clock.advance(timedelta(days=31))
+    with caplog.at_level(logging.WARNING, logger="signoff.services.retention"):
+        report = await retention_services.apply_retention(ctx, tenant)
+    assert view.id in report.applied and report.snapshot_failures == 1
+    after = {s: failures_counted(name, s) for s in ("read", "decode", "write")}
+    assert after == {s: before[s] + (1 if s == stage else 0) for s in before}
+
+    [line] = [r for r in caplog.records if r.name == "signoff.services.retention"]
+    assert line.levelno == logging.WARNING and line.exc_info is None
+    assert (line.stage, line.storage) == (stage, name)
+    assert line.evidence_id == str(record.id) and line.review_item_id == str(review.item_id)
+    assert line.reviewed_item_id == str(view.id)
+    # As production writes it: one JSON line, these fields among its keys.
+    formatter = JsonFormatter(
+        JSON_FIELDS, rename_fields={"levelname": "level", "name": "logger"}, timestamp=False
+    )
+    RequestIdFilter().filter(line)
+    text = formatter.format(line)
+    assert "\n" not in text
+    fields = json.loads(text)
+    assert fields["tenant"] == tenant and fields["stage"] == stage
+    assert fields["evidence_id"] == str(record.id) and fields["error"]
