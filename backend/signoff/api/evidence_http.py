@@ -135,15 +135,15 @@ async def download_evidence(
     except DomainError as exc:
         return error_response(exc)
     record = content.record
-    return Stream(
-        content.chunks,
-        media_type=record.content_type,
-        headers={
-            "content-length": str(record.size),
-            "content-disposition": f"attachment; filename*=UTF-8''{quote(record.name)}",
-            "x-content-type-options": "nosniff",
-            "content-security-policy": "sandbox",
-            "cache-control": "private, no-store",
-            "etag": f'"{record.sha256}"',
-        },
-    )
+    headers = {
+        "content-length": str(content.size),
+        "content-disposition": f"attachment; filename*=UTF-8''{quote(record.name)}",
+        "x-content-type-options": "nosniff",
+        "content-security-policy": "sandbox",
+        "cache-control": "private, no-store",
+        "etag": f'"{content.sha256}"',
+    }
+    if content.redacted:
+        # Not the recorded bytes: fields the reader may not see are left out.
+        headers["x-signoff-redacted"] = "true"
+    return Stream(content.chunks, media_type=record.content_type, headers=headers)

@@ -1,11 +1,12 @@
 """Redaction rules: payload fields (dotted paths) that only some roles may see.
 
 One function (`redact_document` through `Redactor`) hides them wherever a payload leaves
-signoff — an item read, a subscription push, an audit event's data, an export row — so that
-the paths cannot disagree. A hidden field is absent (not nulled) from what a client reads: it
-cannot tell a redacted field from one that was never sent. In an audit export the field is
-replaced by a redaction marker instead (`mark_document`): an export is a record of the trail,
-and the marker's digest lets whoever holds the original prove it was the value there.
+signoff — an item read, a subscription push, an audit event's data, an export row, the download
+of an incident review's snapshot — so that the paths cannot disagree. A hidden field is absent
+(not nulled) from what a client reads: it cannot tell a redacted field from one that was never
+sent. In an audit export the field is replaced by a redaction marker instead
+(`mark_document`): an export is a record of the trail, and the marker's digest lets whoever
+holds the original prove it was the value there.
 """
 
 from __future__ import annotations
@@ -164,3 +165,33 @@ def _marked(value: Any, path: tuple[str, ...]) -> Any:
             fields[key] = redaction_marker(fields[key])
 
     return _at(value, path, mark, skip_markers=True)
+
+
+def redact_value(value: Any, paths: Sequence[tuple[str, ...]]) -> Any:
+    """Any JSON value without the fields at `paths`: an object as `redact_document` does it, a
+    list element by element (as a path goes through lists), anything else as it is."""
+    if isinstance(value, Mapping):
+        return redact_document(value, paths)
+    if isinstance(value, list):
+        return [redact_value(v, paths) for v in value]
+    return value
+
+
+def redact_history(history: Mapping[str, Any], redactor: Redactor) -> dict[str, Any]:
+    """An incident review's snapshot of a reopened item's history (`history.json`) as a reader
+    sees it: the item's payload and the payload copies in its audit events without the fields
+    `redactor` hides, as `WorkflowItem.payload` and `auditEvents` show them; the rest of the
+    history as it is."""
+    out = dict(history)
+    item = out.get("item")
+    if isinstance(item, Mapping) and isinstance(item.get("payload"), Mapping):
+        out["item"] = {**item, "payload": redactor.payload(item["payload"])}
+    events = out.get("audit_events")
+    if isinstance(events, list):
+        out["audit_events"] = [
+            {**e, "data": redactor.event_data(e["data"])}
+            if isinstance(e, Mapping) and isinstance(e.get("data"), Mapping)
+            else e
+            for e in events
+        ]
+    return out

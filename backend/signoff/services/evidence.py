@@ -12,15 +12,17 @@ streams them pinned to the version it verified.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from signoff.db import evidence as repo
+from signoff.db import incidents as incidents_repo
 from signoff.db import items as items_repo
 from signoff.domain.actors import Actor, Principal, RequestMeta
 from signoff.domain.errors import DomainError, ErrorCode, not_found
@@ -30,11 +32,14 @@ from signoff.domain.evidence import (
     base_media_type,
     check_file,
     digest_of,
+    encode_snapshot,
     upload_id_of,
     upload_token,
 )
+from signoff.domain.redaction import redact_history, redact_value
 from signoff.services import items as item_services
 from signoff.services import links, scopes
+from signoff.services import redaction as redaction_services
 from signoff.services.context import ServiceContext
 from signoff.services.uow import UnitOfWork, remember_result, replayed_result, unit_of_work
 from signoff.storage import ObjectChanged, ObjectMissing, ObjectStorage, StorageError
@@ -72,10 +77,14 @@ class UploadTicket:
 
 @dataclass
 class EvidenceContent:
-    """A verified evidence file, ready to stream."""
+    """A verified evidence file, ready to stream: `size` bytes with `sha256`, those recorded
+    unless `redacted` (a snapshot served without fields the reader may not see)."""
 
     record: EvidenceRecord
     chunks: AsyncIterator[bytes]
+    size: int
+    sha256: str
+    redacted: bool = False
 
 
 def storage_of(ctx: ServiceContext) -> ObjectStorage:
@@ -424,6 +433,7 @@ async def open_content(actor: Actor, ctx: ServiceContext, evidence_id: UUID) -> 
     just verified, hashed again on the way (a change in between ends the stream with an error).
     """
     record = await get_evidence(actor, ctx, evidence_id)
+    view = await _snapshot_view(actor, record)
     if record.storage_key is None or record.purged_at is not None:
         raise DomainError(ErrorCode.NOT_FOUND, "the content of this evidence was purged")
     if record.redaction_due_at is not None:
@@ -436,9 +446,12 @@ async def open_content(actor: Actor, ctx: ServiceContext, evidence_id: UUID) -> 
         reader = await storage.open(record.storage_key)
         digest = hashlib.sha256()
         size = 0
+        kept: list[bytes] = []
         async for chunk in reader.chunks():
             digest.update(chunk)
             size += len(chunk)
+            if view is not None:
+                kept.append(chunk)
         problem = None
         if size != record.size or digest.hexdigest() != record.sha256:
             problem = "the stored bytes are not those recorded"
@@ -446,7 +459,58 @@ async def open_content(actor: Actor, ctx: ServiceContext, evidence_id: UUID) -> 
         problem = "the stored file is missing"
     if problem is not None:
         await _integrity_failed(actor, ctx, record, problem)
-    return EvidenceContent(record, _verified_stream(storage, record, reader.meta.etag))
+    if view is not None:
+        body = view(b"".join(kept))
+        if body is not None:
+            return EvidenceContent(
+                record, _once(body), len(body), hashlib.sha256(body).hexdigest(), redacted=True
+            )
+    return EvidenceContent(
+        record, _verified_stream(storage, record, reader.meta.etag), record.size, record.sha256
+    )
+
+
+SnapshotView = Callable[[bytes], bytes | None]
+
+
+async def _snapshot_view(actor: Actor, record: EvidenceRecord) -> SnapshotView | None:
+    """How `actor` sees an incident review's snapshot when redaction rules hide payload fields
+    from them (None: as stored). A reopened item's `history.json` is redacted under the rules
+    of the reopened item's template (its payload and the payload copies in its audit events,
+    as `WorkflowItem.payload` and `auditEvents` show them); a snapshot sent with
+    `openIncidentReview` is a payload of the review's template, redacted as one."""
+    if record.source != EvidenceSource.SNAPSHOT:
+        return None
+    review = await incidents_repo.get_review(actor.tenant_id, record.item_id)
+    if review is None or review.snapshot_evidence_id != record.id:
+        return None
+    of_item = review.reviewed_item_id or record.item_id
+    template_key = await incidents_repo.template_key_of(actor.tenant_id, of_item) or ""
+    redactor = await redaction_services.redactor(actor, template_key)
+    if not redactor.hidden:
+        return None
+    history = review.reviewed_item_id is not None
+
+    def view(stored: bytes) -> bytes | None:
+        try:
+            document = json.loads(stored)
+        except ValueError:
+            # Never served unredacted: what cannot be read cannot be shown safely.
+            raise DomainError(
+                ErrorCode.INTEGRITY_CHECK_FAILED,
+                f"evidence {record.name!r} cannot be read to redact it; it is not served",
+            ) from None
+        if history and isinstance(document, Mapping):
+            seen = redact_history(document, redactor)
+        else:
+            seen = redact_value(document, redactor.hidden)
+        return None if seen == document else encode_snapshot(seen)
+
+    return view
+
+
+async def _once(body: bytes) -> AsyncIterator[bytes]:
+    yield body
 
 
 async def _verified_stream(
