@@ -410,7 +410,10 @@ def cmd_retention(args: argparse.Namespace) -> None:
             return [
                 f"content removed from {len(report.applied)} items ({report.held} on legal "
                 f"hold); {report.objects_deleted} evidence objects deleted, "
-                f"{report.object_failures} to retry"
+                f"{report.object_failures} to retry",
+                f"{report.exports_expired} audit exports expired; "
+                f"{report.export_files_deleted} export files deleted, "
+                f"{report.export_file_failures} to retry",
             ]
         if args.action == "set":
             if args.days is None or args.mode is None:

@@ -375,6 +375,12 @@ class Settings:
     evidence_download_ttl_seconds: int = _setting(
         300, "How long a download URL handed out in `Evidence.downloadUrl` stays valid."
     )
+    audit_export_retention_days: int = _setting(
+        30,
+        "Days a completed audit export's file and manifest are kept in the evidence store; then "
+        "the retention job removes them (audited) and a download is refused with "
+        "`EXPORT_EXPIRED`. 0: kept until removed by hand.",
+    )
     url_signing_secret: str = _setting(
         "",
         "HMAC key signing evidence upload and download URLs (at least 32 bytes). Empty: derived "
@@ -472,6 +478,8 @@ class Settings:
                 "SIGNOFF_URL_SIGNING_SECRET (at least 32 bytes) is required in production with "
                 "public-key JWT algorithms"
             )
+        if not 0 <= self.audit_export_retention_days <= 36_500:
+            raise SettingsError("SIGNOFF_AUDIT_EXPORT_RETENTION_DAYS must be between 0 and 36500")
         if self.evidence_storage not in ("local", "s3"):
             raise SettingsError("SIGNOFF_EVIDENCE_STORAGE must be local or s3")
         if self.evidence_storage == "s3" and not self.evidence_s3_bucket:

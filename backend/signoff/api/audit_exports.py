@@ -41,6 +41,7 @@ class ExportStatus(StrEnum):
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
+    EXPIRED = "expired"
 
 
 described_enum(
@@ -72,6 +73,8 @@ described_enum(
         ExportStatus.RUNNING: "A worker is writing it; `rowsWritten` grows.",
         ExportStatus.COMPLETED: "Its file and manifest are stored and can be downloaded.",
         ExportStatus.FAILED: "Every attempt failed; `error` says why.",
+        ExportStatus.EXPIRED: "Its file and manifest were removed by retention (`expiredAt`); "
+        "a download is refused with EXPORT_EXPIRED.",
     },
     name="AuditExportStatus",
 )
@@ -127,6 +130,13 @@ class AuditExport(Node):
     manifest: JSON | None = strawberry.field(
         description="Row count, time range, filter, chain segment ends and sha256 of the file."
     )
+    expires_at: datetime | None = strawberry.field(
+        description="When retention removes its file (completed exports; none when the "
+        "deployment keeps files until removed by hand)."
+    )
+    expired_at: datetime | None = strawberry.field(
+        description="When retention removed its file (expired exports)."
+    )
     download_url: str | None = strawberry.field(
         description="Short-lived link to the file (completed exports), for the caller only."
     )
@@ -135,7 +145,9 @@ class AuditExport(Node):
     )
 
     @classmethod
-    def from_row(cls, row: dict[str, Any], token: str | None) -> AuditExport:
+    def from_row(
+        cls, row: dict[str, Any], token: str | None, expires_at: datetime | None = None
+    ) -> AuditExport:
         """Map an export row; `token` makes the download links."""
         global_id = ids.encode("AuditExport", row["id"])
         base = f"/audit-exports/{global_id}"
@@ -157,6 +169,8 @@ class AuditExport(Node):
             file_sha256=row["sha256"],
             file_size=row["size"],
             manifest=row["manifest"],
+            expires_at=expires_at,
+            expired_at=row.get("expired_at"),
             download_url=f"{base}/file{query}" if done else None,
             manifest_url=f"{base}/manifest{query}" if done else None,
         )
@@ -188,8 +202,9 @@ def to_filter(value: AuditExportFilterInput | None) -> ExportFilter:
 
 def audit_export_node(info: Info[SignoffContext, Any], row: dict[str, Any]) -> AuditExport:
     """An export row as the caller sees it (with download links for the caller)."""
-    token = export_services.download_token(actor_of(info), services_of(info), row["id"])
-    return AuditExport.from_row(row, token)
+    services = services_of(info)
+    token = export_services.download_token(actor_of(info), services, row["id"])
+    return AuditExport.from_row(row, token, export_services.expires_at(services, row))
 
 
 @strawberry.type

@@ -118,6 +118,8 @@ ERROR_CODES = {
     "upload, or recorded for a stored file).",
     ErrorCode.UPLOAD_EXPIRED: "The upload URL expired; ask for a new one.",
     ErrorCode.UPLOAD_IN_PROGRESS: "Another upload to this URL is running.",
+    ErrorCode.EXPORT_EXPIRED: "The audit export's file was removed by retention; request "
+    "the export again.",
     ErrorCode.RATE_LIMITED: "The caller's cost budget is spent; retry after `retryAfter` s.",
     ErrorCode.TIMEOUT: "The operation ran longer than the server allows; nothing was kept.",
     ErrorCode.UNKNOWN_TENANT: "The token names a tenant nobody created; an administrator creates "

@@ -32,6 +32,7 @@ STATUS = {
     ErrorCode.FORBIDDEN: 403,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.UPLOAD_EXPIRED: 410,
+    ErrorCode.EXPORT_EXPIRED: 410,
     ErrorCode.UPLOAD_IN_PROGRESS: 409,
     ErrorCode.CONTENT_TYPE_NOT_ALLOWED: 415,
     ErrorCode.LIMIT_EXCEEDED: 413,

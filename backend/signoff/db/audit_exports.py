@@ -265,3 +265,63 @@ async def unfinished(stale_before: datetime, limit: int) -> list[tuple[str, UUID
         limit,
     )
     return [(str(r["tenant_id"]), r["id"]) for r in rows]
+
+
+# -- expiry of the stored files ---------------------------------------------------------------
+
+
+async def due_to_expire(
+    completed_before: datetime, tenant_id: str | None, limit: int
+) -> list[tuple[str, UUID]]:
+    """(tenant, id) of completed exports that finished before `completed_before` (of one
+    tenant, or of every tenant the caller's scope lets it see), oldest first."""
+    rows = await sql.fetch(
+        """SELECT tenant_id, id FROM audit_export
+        WHERE status = 'completed' AND finished_at < $1 AND ($2::text IS NULL OR tenant_id = $2)
+        ORDER BY finished_at, id LIMIT $3""",
+        completed_before,
+        tenant_id,
+        limit,
+    )
+    return [(str(r["tenant_id"]), r["id"]) for r in rows]
+
+
+async def expire(
+    tenant_id: str, export_id: UUID, completed_before: datetime, now: datetime
+) -> dict[str, Any] | None:
+    """Mark a completed export that finished before `completed_before` expired; the export as
+    it was, or None when it is not (any more) such an export."""
+    return _record(
+        await sql.fetchrow(
+            """UPDATE audit_export SET status = 'expired', expired_at = $4
+            WHERE tenant_id = $1 AND id = $2 AND status = 'completed' AND finished_at < $3
+            RETURNING *""",
+            tenant_id,
+            export_id,
+            completed_before,
+            now,
+        )
+    )
+
+
+async def files_to_delete(tenant_id: str | None, limit: int) -> list[tuple[str, UUID, str]]:
+    """(tenant, id, storage key) of expired exports whose file is still stored."""
+    rows = await sql.fetch(
+        """SELECT tenant_id, id, storage_key FROM audit_export
+        WHERE status = 'expired' AND storage_key IS NOT NULL
+          AND ($1::text IS NULL OR tenant_id = $1)
+        ORDER BY expired_at, id LIMIT $2""",
+        tenant_id,
+        limit,
+    )
+    return [(str(r["tenant_id"]), r["id"], str(r["storage_key"])) for r in rows]
+
+
+async def forget_file(tenant_id: str, export_id: UUID) -> None:
+    """Record that an expired export's file and manifest are deleted from the store."""
+    await sql.execute(
+        """UPDATE audit_export SET storage_key = NULL
+        WHERE tenant_id = $1 AND id = $2 AND status = 'expired'""",
+        tenant_id,
+        export_id,
+    )

@@ -37,6 +37,7 @@ class ErrorCode(StrEnum):
     LINK_INVALID = "LINK_INVALID"
     LINK_EXPIRED = "LINK_EXPIRED"
     LINK_USED = "LINK_USED"
+    EXPORT_EXPIRED = "EXPORT_EXPIRED"
 
 
 @dataclass(frozen=True)

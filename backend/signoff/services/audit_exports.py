@@ -9,7 +9,7 @@ import os
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -39,7 +39,7 @@ from signoff.services import links
 from signoff.services.audit import require_auditor
 from signoff.services.context import ServiceContext
 from signoff.services.uow import remember_result, replayed_result, unit_of_work
-from signoff.storage import ObjectMissing, ObjectReader, ObjectStorage
+from signoff.storage import ObjectMissing, ObjectReader, ObjectStorage, StorageError
 from signoff.storage.factory import storage_for
 
 log = logging.getLogger("signoff.exports")
@@ -414,8 +414,15 @@ async def sweep_exports(ctx: ServiceContext, limit: int = 100) -> int:
 async def open_export_file(
     actor: Actor, ctx: ServiceContext, export_id: UUID, manifest: bool = False
 ) -> tuple[dict[str, Any], ObjectReader]:
-    """The completed export's file (or its manifest), for a holder of `export_audit`."""
+    """The completed export's file (or its manifest), for a holder of `export_audit`;
+    EXPORT_EXPIRED once retention removed it."""
     export = await get_export(actor, ctx, export_id)
+    if export["status"] == "expired":
+        raise DomainError(
+            ErrorCode.EXPORT_EXPIRED,
+            f"this audit export's file was removed by retention on "
+            f"{export['expired_at']:%Y-%m-%d}; request the export again",
+        )
     if export["status"] != "completed":
         raise DomainError(ErrorCode.NOT_FOUND, "this audit export has no file yet")
     key = str(export["storage_key"]) + (".manifest.json" if manifest else "")
@@ -439,3 +446,87 @@ def download_token(actor: Actor, ctx: ServiceContext, export_id: UUID) -> str:
 def download_grant(ctx: ServiceContext, token: str) -> tuple[Actor, UUID]:
     """(actor, export id) of a download token; NOT_FOUND when it is invalid or expired."""
     return links.grant(ctx, token, DOWNLOAD_AUDIENCE, "xpt")
+
+
+# -- retention of the stored files ------------------------------------------------------------
+
+
+@dataclass
+class ExpiryReport:
+    """What one retention run did to the stored export files."""
+
+    expired: list[UUID] = field(default_factory=list)
+    files_deleted: int = 0
+    file_failures: int = 0
+
+
+def expires_at(ctx: ServiceContext, export: dict[str, Any]) -> datetime | None:
+    """When a completed export's file will be removed (None: it is not completed, or files are
+    kept until removed by hand)."""
+    days = ctx.settings.audit_export_retention_days
+    if days <= 0 or export["status"] != "completed" or export["finished_at"] is None:
+        return None
+    finished: datetime = export["finished_at"]
+    return finished + timedelta(days=days)
+
+
+def _scope(tenant_id: str | None) -> Any:
+    return tenant_scope.tenant(tenant_id) if tenant_id else tenant_scope.all_tenants()
+
+
+async def expire_exports(
+    ctx: ServiceContext, tenant_id: str | None = None, *, limit: int = 500
+) -> ExpiryReport:
+    """Expire the completed exports (of `tenant_id`, or of every tenant) whose file has been
+    kept `audit_export_retention_days`, then delete the files of expired exports from the store.
+
+    Expiring is one unit of work per export: its status becomes `expired`, with its
+    `audit.export_expired` event, and from that commit on a download is refused with
+    EXPORT_EXPIRED. The file and its manifest are deleted after the commit (no slow call inside
+    the transaction); a deletion that fails is retried by the next run. Safe to run concurrently
+    and again: an export expires once.
+    """
+    report = ExpiryReport()
+    days = ctx.settings.audit_export_retention_days
+    if days > 0:
+        now = ctx.clock.now()
+        cutoff = now - timedelta(days=days)
+        with _scope(tenant_id):
+            due = await export_repo.due_to_expire(cutoff, tenant_id, limit)
+        for tenant, export_id in due:
+            with tenant_scope.tenant(tenant):
+                actor = Actor.system(tenant, f"retention:export:{export_id}")
+                async with unit_of_work(actor, ctx) as uow:
+                    expired = await export_repo.expire(tenant, export_id, cutoff, now)
+                    if expired is not None:
+                        uow.record(
+                            "audit.export_expired",
+                            data={
+                                "export_id": str(export_id),
+                                "sha256": expired["sha256"],
+                                "rows": expired["rows_written"],
+                                "finished_at": expired["finished_at"],
+                                "retention_days": days,
+                            },
+                        )
+            if expired is not None:
+                report.expired.append(export_id)
+    with _scope(tenant_id):
+        files = await export_repo.files_to_delete(tenant_id, limit)
+    store = storage_of(ctx)
+    for tenant, export_id, key in files:
+        try:
+            await store.delete(key + ".manifest.json")
+            await store.delete(key)
+        except StorageError:
+            report.file_failures += 1
+            log.warning(
+                "could not delete the file of expired audit export %s; retried next run",
+                export_id,
+                extra={"tenant": tenant, "export_id": str(export_id), "storage": store.name},
+            )
+            continue
+        with tenant_scope.tenant(tenant):
+            await export_repo.forget_file(tenant, export_id)
+        report.files_deleted += 1
+    return report

@@ -43,6 +43,7 @@ from signoff.domain.retention import (
     retained_payload,
     verdict,
 )
+from signoff.services import audit_exports as export_services
 from signoff.services import permissions
 from signoff.services.context import ServiceContext
 from signoff.services.evidence import storage_of
@@ -83,6 +84,9 @@ class RetentionReport:
     object_failures: int = 0
     snapshots_redacted: int = 0
     snapshot_failures: int = 0
+    exports_expired: int = 0
+    export_files_deleted: int = 0
+    export_file_failures: int = 0
 
 
 def _policy_data(policy: RetentionPolicy | None) -> dict[str, Any] | None:
@@ -269,8 +273,10 @@ async def apply_retention(
     ctx: ServiceContext, tenant_id: str | None = None, *, limit: int | None = None
 ) -> RetentionReport:
     """Apply every tenant's policies (or `tenant_id`'s) to the items due at the clock's now;
-    then delete the stored objects of purged evidence. Safe to run concurrently and again:
-    each item is decided under its lock and handled once."""
+    then delete the stored objects of purged evidence, rewrite the review snapshots that hold
+    removed content, and expire the audit export files kept long enough
+    (`audit_exports.expire_exports`). Safe to run concurrently and again: each item is decided
+    under its lock and handled once."""
     report = RetentionReport()
     if tenant_id:
         tenants = [tenant_id]
@@ -283,6 +289,10 @@ async def apply_retention(
             await _apply_tenant(ctx, tenant, report, limit)
             await _delete_objects(ctx, tenant, report)
             await _redact_snapshots(ctx, tenant, report)
+    exports = await export_services.expire_exports(ctx, tenant_id)
+    report.exports_expired = len(exports.expired)
+    report.export_files_deleted = exports.files_deleted
+    report.export_file_failures = exports.file_failures
     return report
 
 
