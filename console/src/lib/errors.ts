@@ -31,6 +31,7 @@ export const ERROR_WORDS: Partial<Record<ErrorCode, string>> = {
   LINK_INVALID: "This decision link is not valid (mistyped, or not made by this server).",
   LINK_EXPIRED: "This decision link has expired; decide in the console instead.",
   LINK_USED: "This decision link was already used.",
+  EXPORT_EXPIRED: "This audit export was removed by retention; request it again.",
 };
 
 export interface UserErrorLike {
