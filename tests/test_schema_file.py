@@ -75,3 +75,29 @@ def test_every_enum_value_is_described():
         if not described(value)
     ]
     assert missing == [], "add a description to: " + ", ".join(missing)
+
+
+def test_every_connection_has_edges_nodes_and_page_info_and_pages_both_ways():
+    """One shape for every list a client pages through (docs/reference/pagination.md): a
+    `…Connection` has `edges`, `nodes` and `pageInfo`, and every field returning one takes
+    `first`/`after` and `last`/`before`; no field returns a bare list of a connection's
+    elements beside it."""
+    connections = {t.name for t in our_types() if t.name.endswith("Connection")}
+    assert {"InboxConnection", "ItemConnection", "PrecedentEntryConnection"} <= connections
+    problems = []
+    for name in sorted(connections):
+        gtype = schema._schema.type_map[name]
+        assert isinstance(gtype, GraphQLObjectType)
+        missing = {"edges", "nodes", "pageInfo"} - set(gtype.fields)
+        problems += [f"{name} lacks {field}" for field in sorted(missing)]
+    for gtype in our_types():
+        if not isinstance(gtype, GraphQLObjectType | GraphQLInterfaceType):
+            continue
+        for field_name, field in gtype.fields.items():
+            returned = field.type
+            while hasattr(returned, "of_type"):
+                returned = returned.of_type
+            if getattr(returned, "name", "") in connections:
+                missing = {"first", "after", "last", "before"} - set(field.args)
+                problems += [f"{gtype.name}.{field_name} lacks {arg}" for arg in sorted(missing)]
+    assert problems == []

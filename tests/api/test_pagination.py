@@ -31,6 +31,9 @@ INBOX = f"""query({VARS}) {{ inbox(sort: {{field: PRIORITY}}, {ARGS}) {{
   edges {{ cursor node {{ id }} }} {PAGE_INFO} }} }}"""
 ITEMS = f"""query({VARS}) {{ items(scope: REQUESTED, sort: {{field: PRIORITY}}, {ARGS}) {{
   edges {{ cursor node {{ id }} }} {PAGE_INFO} }} }}"""
+PRECEDENT = f"""query($id: ID!, {VARS}) {{ precedent(itemId: $id, {ARGS}) {{
+  edges {{ cursor node {{ item {{ id }} matchedBy }} }}
+  nodes {{ item {{ id }} }} {PAGE_INFO} }} }}"""
 AUDIT = f"""query($id: ID!, {VARS}) {{ item(id: $id) {{ auditEvents({ARGS}) {{
   edges {{ cursor node {{ seq action }} }} {PAGE_INFO} }} }} }}"""
 ADMIN = {"as_user": "root", "roles": ("admin",)}
@@ -53,6 +56,8 @@ class Pager:
 
     @staticmethod
     def id_of(node: dict[str, Any]) -> str:
+        if "item" in node:
+            return str(node["item"]["id"])
         return str(node.get("id", node.get("seq")))
 
     async def page(self, **args: Any) -> dict[str, Any]:
@@ -179,6 +184,46 @@ async def test_inbox_and_items_page_both_ways_over_ties(
     await check_every_row_once_in_order(inbox, expected, sizes, middle)
     mine = Pager(gql, ITEMS, "items", as_user="dave")
     await check_every_row_once_in_order(mine, expected, sizes, middle)
+
+
+@SETTINGS
+@given(
+    items=st.lists(st.tuples(st.integers(0, 1), st.booleans()), max_size=10),
+    sizes=sizes,
+    middle=st.integers(0, 100),
+)
+async def test_precedent_pages_both_ways_over_ties_skipping_what_the_reader_may_not_read(
+    client, settings, services, clock, items, sizes, middle
+):
+    tenant = f"p{uuid.uuid4().hex[:12]}"
+    await load_templates(actor(tenant, "admin", "admin"), services, DEMO_TEMPLATES)
+    bob = actor(tenant, "bob", "change-approver")
+    keyed = []
+    for n, (minutes, mine) in enumerate(items):  # few distinct times: many ties
+        clock.advance(timedelta(minutes=minutes))
+        view = await item_services.submit_item(
+            actor(tenant, "dave" if mine else "erin"),
+            services,
+            item_services.SubmitItemInput(
+                template_key="change-approval", title=f"i{n}", payload=PAYLOAD
+            ),
+        )
+        step = view.steps[0]
+        await item_services.decide_step(
+            bob, services, item_services.DecideStepInput(step.id, item_services.Outcome.APPROVE)
+        )
+        if mine:  # dave reads only his own items: erin's are skipped, not counted
+            keyed.append((view.item.created_at, view.id))
+    target = await item_services.submit_item(
+        actor(tenant, "dave"),
+        services,
+        item_services.SubmitItemInput(template_key="change-approval", title="t", payload=PAYLOAD),
+    )
+    expected = [ids.encode("WorkflowItem", i) for _, i in sorted(keyed, reverse=True)]
+    gql = GraphQLClient(client, settings, tenant)
+    variables = {"id": ids.encode("WorkflowItem", target.id)}
+    pager = Pager(gql, PRECEDENT, "precedent", variables, as_user="dave")
+    await check_every_row_once_in_order(pager, expected, sizes, middle)
 
 
 async def test_audit_events_page_both_ways(gql, services, tenant, demo_templates):

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from signoff.db import audit as audit_repo
+from signoff.db.paging import Window
 from signoff.domain.errors import DomainError, ErrorCode
 from signoff.services import evidence as evidence_services
 from signoff.services import incidents as incident_services
@@ -17,6 +18,7 @@ from tests.conftest import actor
 from tests.realtime.conftest import approve, submit
 
 INVESTIGATOR = ("incident-reviewer",)
+PAGE = Window(10)
 
 
 def investigator(tenant):
@@ -153,7 +155,7 @@ async def test_precedent_shows_earlier_decisions_of_the_template_and_subject(
     review = await incident_services.reopen_as_incident_review(
         ivy, esvc, incident_services.ReopenInput(item_id=target.id)
     )
-    entries = await incident_services.precedent(ivy, esvc, review.id)
+    entries = await incident_services.precedent(ivy, esvc, review.id, PAGE)
     # Newest first; the reopened item itself, open items and other templates are not precedent.
     assert [e.view.id for e in entries] == [earlier[1].id, earlier[0].id]
     assert all(e.same_template for e in entries)
@@ -163,8 +165,8 @@ async def test_precedent_shows_earlier_decisions_of_the_template_and_subject(
 
     # An incident reviewer reads the review (assigned to it) but not those earlier changes.
     rita = actor(tenant, "rita", "incident-reviewer")
-    assert await incident_services.precedent(rita, esvc, review.id) == []
-    dave_sees = await incident_services.precedent(actor(tenant, "dave"), esvc, target.id)
+    assert await incident_services.precedent(rita, esvc, review.id, PAGE) == []
+    dave_sees = await incident_services.precedent(actor(tenant, "dave"), esvc, target.id, PAGE)
     assert {e.view.id for e in dave_sees} == {v.id for v in earlier}  # dave submitted them all
 
 
@@ -192,7 +194,7 @@ async def test_precedent_matches_the_subject_across_templates(esvc, tenant, demo
         esvc,
         incident_services.OpenReviewInput(source_ref="tr-2", title="two", subject="agent:mailer"),
     )
-    entries = await incident_services.precedent(ivy, esvc, second.id)
+    entries = await incident_services.precedent(ivy, esvc, second.id, PAGE)
     assert [e.view.id for e in entries] == [first.id]
     assert entries[0].same_subject and entries[0].same_template
     assert {d.reason for d in entries[0].decisions} == {"root cause found"}

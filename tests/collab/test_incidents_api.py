@@ -21,7 +21,9 @@ REVIEW = """query($itemId: ID!) {
     reviewedItem { id state }
     snapshot { name contentType source downloadUrl }
   }
-  precedent(itemId: $itemId) { item { id state } matchedBy decisions { actorId outcome reason } }
+  precedent(itemId: $itemId) {
+    nodes { item { id state } matchedBy decisions { actorId outcome reason } }
+  }
 }"""
 
 
@@ -86,3 +88,4 @@ async def test_open_read_and_reopen_through_the_api(gql, client, services, tenan
         "state": "APPROVED",
     }
     assert linked["incidentReview"]["snapshot"]["name"] == "history.json"
+    assert linked["precedent"]["nodes"] == []  # the reviewed item is not its own precedent

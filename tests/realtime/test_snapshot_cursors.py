@@ -23,6 +23,7 @@ from tests.realtime.conftest import (
 
 INBOX_PAGE = "{ inbox(first: 100) { eventCursor edges { node { id } } } }"
 ITEM = "query($id: ID!) { item(id: $id) { id eventCursor } }"
+NODE = "query($id: ID!) { node(id: $id) { id ... on WorkflowItem { eventCursor } } }"
 COMMENTS = "query($id: ID!) { comments(itemId: $id) { eventCursor edges { node { body } } } }"
 
 
@@ -131,8 +132,10 @@ async def test_an_item_and_its_comments_carry_the_cursor_to_resume_its_events(
     view = await submit(services, tenant, "change-approval", "commented")
     item_id = global_id("WorkflowItem", view.id)
     item = (await gql.data(ITEM, {"id": item_id}, as_user="dave"))["item"]
+    node = (await gql.data(NODE, {"id": item_id}, as_user="dave"))["node"]
     comments = (await gql.data(COMMENTS, {"id": item_id}, as_user="dave"))["comments"]
-    assert item["eventCursor"] == comments["eventCursor"]
+    assert item["eventCursor"] == node["eventCursor"] == comments["eventCursor"]
+    assert decode_cursor(node["eventCursor"], tenant) == await feed.tenant_head(tenant)
     assert comments["edges"] == []
 
     await comment_services.add_comment(

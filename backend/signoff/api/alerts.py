@@ -15,8 +15,19 @@ from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.enums import described_enum
 from signoff.api.errors import CodedError, UserError, user_error
 from signoff.api.guards import GuardsInput, guards_field, key_guards, versioned_guards
-from signoff.api.inbox import PageInfo
 from signoff.api.node import Node
+from signoff.api.paging import (
+    After,
+    Before,
+    Connection,
+    First,
+    KeysetOrder,
+    Last,
+    connection,
+    page_args,
+    timestamp,
+    uuid_part,
+)
 from signoff.api.types import Assignees
 from signoff.domain import alerts as model
 from signoff.domain.errors import DomainError, ErrorCode
@@ -36,7 +47,6 @@ described_enum(
     },
 )
 
-_CURSOR = "AlertCursor"
 DEFAULT_PAGE = 20
 
 
@@ -125,18 +135,6 @@ class Alert(Node):
         )
 
 
-@strawberry.type(description="One alert in a page of alerts.")
-class AlertEdge:
-    cursor: str = strawberry.field(description="Opaque position; pass as `after` to go on.")
-    node: Alert = strawberry.field(description="The alert.")
-
-
-@strawberry.type(description="A page of the tenant's alerts, newest first.")
-class AlertConnection:
-    edges: list[AlertEdge] = strawberry.field(description="The alerts of this page.")
-    page_info: PageInfo = strawberry.field(description="Where this page is.")
-
-
 @strawberry.input(description="An alert rule to create (no id) or replace (its id).")
 class SaveAlertRuleInput:
     id: strawberry.ID | None = strawberry.field(
@@ -187,21 +185,11 @@ class AlertPayload:
     errors: list[UserError] = strawberry.field(description="Empty on success.")
 
 
-def _cursor(alert: model.Alert) -> str:
-    return ids.encode(_CURSOR, f"{alert.fired_at.isoformat()}|{alert.id}")
-
-
-def _after(cursor: str) -> tuple[datetime, UUID]:
-    type_name, raw = ids.decode(cursor, "after")
-    try:
-        if type_name != _CURSOR:
-            raise ValueError(type_name)
-        moment, _, alert_id = raw.partition("|")
-        return datetime.fromisoformat(moment), UUID(alert_id)
-    except ValueError:
-        raise CodedError(
-            DomainError(ErrorCode.INVALID_INPUT, "not an alert cursor", "after")
-        ) from None
+ALERT_ORDER: KeysetOrder[model.Alert] = KeysetOrder(
+    "Alert", (timestamp, uuid_part), lambda a: (a.fired_at, a.id)
+)
+"""Alerts' cursors: the key of `db.alerts.ALERT_KEY` (time fired, id)."""
+MAX_ALERT_PAGE = 100
 
 
 @strawberry.type
@@ -214,43 +202,30 @@ class AlertQueries:
             raise CodedError(exc) from None
         return [AlertRule.from_record(r) for r in found]
 
-    @strawberry.field(description="The tenant's alerts, newest first (read_analytics).")
+    @strawberry.field(
+        description="The tenant's alerts, newest first (read_analytics); pages of up to "
+        f"{MAX_ALERT_PAGE} (default {DEFAULT_PAGE})."
+    )
     async def alerts(
         self,
         info: Info[SignoffContext, Any],
-        first: Annotated[
-            int | None, strawberry.argument(description="Page size, 1 to 100 (default 20).")
-        ] = None,
-        after: Annotated[
-            str | None, strawberry.argument(description="`endCursor` of the previous page.")
-        ] = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
         open: Annotated[
             bool | None,
             strawberry.argument(description="Only open (true) or only cleared (false) alerts."),
         ] = None,
-    ) -> AlertConnection:
-        size = DEFAULT_PAGE if first is None else first
-        if not 1 <= size <= 100:
-            raise CodedError(
-                DomainError(ErrorCode.INVALID_INPUT, "first must be between 1 and 100", "first")
-            )
-        keyset = _after(after) if after else None
+    ) -> Connection[Alert]:
         try:
-            page = await alert_services.alerts_page(
-                actor_of(info), services_of(info), open_only=open, after=keyset, limit=size + 1
+            page = page_args(first, after, last, before, MAX_ALERT_PAGE, DEFAULT_PAGE)
+            rows = await alert_services.alerts_page(
+                actor_of(info), services_of(info), open_only=open, window=ALERT_ORDER.window(page)
             )
         except DomainError as exc:
             raise CodedError(exc) from None
-        edges = [AlertEdge(cursor=_cursor(a), node=Alert.from_record(a)) for a in page[:size]]
-        return AlertConnection(
-            edges=edges,
-            page_info=PageInfo(
-                has_next_page=len(page) > size,
-                has_previous_page=after is not None,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
-        )
+        return connection(page, ALERT_ORDER, rows, Alert.from_record)
 
 
 @strawberry.type

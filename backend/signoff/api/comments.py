@@ -137,6 +137,10 @@ class CommentConnection:
     page_info: PageInfo = strawberry.field(description="Where this page is.")
     event_cursor: str = strawberry.field(description=EVENT_CURSOR_DESCRIPTION)
 
+    @strawberry.field(description="The comments of this page without their cursors.")
+    def nodes(self) -> list[Comment]:
+        return [edge.node for edge in self.edges]
+
 
 def _cursor(seq: int) -> str:
     return ids.encode(_CURSOR_TYPE, seq)

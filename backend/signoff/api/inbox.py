@@ -232,6 +232,10 @@ class CountedItemPage:
 class InboxConnection(CountedItemPage):
     edges: list[InboxEdge] = strawberry.field(description="The entries of this page.")
 
+    @strawberry.field(description="The items of this page without their cursors.")
+    def nodes(self) -> list[WorkflowItem]:
+        return [edge.node for edge in self.edges]
+
     @strawberry.field(description="Counts per filter value, for the badges of a filter bar.")
     async def facets(self) -> InboxFacets:
         facets = (await self.counts.get()).facets

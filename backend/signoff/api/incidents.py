@@ -18,12 +18,25 @@ from signoff.api.errors import CodedError
 from signoff.api.evidence import Evidence
 from signoff.api.guards import GuardsInput, guards_field, key_guards, versioned_guards
 from signoff.api.mutations.common import ItemPayload, item_payload
+from signoff.api.paging import (
+    After,
+    Before,
+    Connection,
+    First,
+    KeysetOrder,
+    Last,
+    connection,
+    page_args,
+    timestamp,
+    uuid_part,
+)
 from signoff.api.types import Decision, WorkflowItem
 from signoff.db.incidents import IncidentReviewRecord
 from signoff.domain.errors import DomainError, ErrorCode
 from signoff.services import evidence as evidence_services
 from signoff.services import incidents as incident_services
 from signoff.services.engine import ItemView
+from signoff.services.incidents import Precedent
 
 
 class PrecedentMatch(StrEnum):
@@ -112,6 +125,29 @@ class IncidentReview:
         except DomainError:
             return None
         return Evidence.from_record(record)
+
+
+MAX_PRECEDENT_PAGE = 50
+DEFAULT_PRECEDENT_PAGE = 10
+PRECEDENT_ORDER: KeysetOrder[Precedent] = KeysetOrder(
+    "Precedent", (timestamp, uuid_part), lambda e: (e.view.item.created_at, e.view.id)
+)
+"""Precedent's cursors: the key of `db.incidents.PRECEDENT_KEY` (submission time, item id)."""
+
+
+def _precedent_entry(entry: Precedent) -> PrecedentEntry:
+    return PrecedentEntry(
+        item=WorkflowItem.from_view(entry.view),
+        matched_by=[
+            m
+            for m, on in (
+                (PrecedentMatch.TEMPLATE, entry.same_template),
+                (PrecedentMatch.SUBJECT, entry.same_subject),
+            )
+            if on
+        ],
+        decisions=[Decision.from_record(d) for d in entry.decisions],
+    )
 
 
 def _review(view: ItemView, record: IncidentReviewRecord) -> IncidentReview:
@@ -213,44 +249,29 @@ class IncidentQueries:
 
     @strawberry.field(
         description="Earlier decided items like this one, newest first, with how they were "
-        "decided and why: same template or same subject. Only items the caller may read."
+        "decided and why: same template or same subject. Only items the caller may read. "
+        f"Pages of up to {MAX_PRECEDENT_PAGE} (default {DEFAULT_PRECEDENT_PAGE})."
     )
     async def precedent(
         self,
         info: Info[SignoffContext, Any],
         item_id: Annotated[strawberry.ID, strawberry.argument(description="The item.")],
-        first: Annotated[
-            int, strawberry.argument(description="How many, 1 to 50 (default 10).")
-        ] = 10,
-    ) -> list[PrecedentEntry]:
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection[PrecedentEntry]:
         try:
-            if not 1 <= first <= 50:
-                raise DomainError(
-                    ErrorCode.INVALID_INPUT, "first must be between 1 and 50", "first"
-                )
+            page = page_args(first, after, last, before, MAX_PRECEDENT_PAGE, DEFAULT_PRECEDENT_PAGE)
             entries = await incident_services.precedent(
                 actor_of(info),
                 services_of(info),
                 ids.decode_uuid(item_id, "WorkflowItem", "itemId"),
-                limit=first,
+                PRECEDENT_ORDER.window(page),
             )
         except DomainError as exc:
             raise CodedError(exc) from None
-        return [
-            PrecedentEntry(
-                item=WorkflowItem.from_view(e.view),
-                matched_by=[
-                    m
-                    for m, on in (
-                        (PrecedentMatch.TEMPLATE, e.same_template),
-                        (PrecedentMatch.SUBJECT, e.same_subject),
-                    )
-                    if on
-                ],
-                decisions=[Decision.from_record(d) for d in e.decisions],
-            )
-            for e in entries
-        ]
+        return connection(page, PRECEDENT_ORDER, entries, _precedent_entry)
 
 
 @strawberry.type

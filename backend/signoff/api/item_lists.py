@@ -51,6 +51,10 @@ class ItemEdge:
 class ItemConnection(CountedItemPage):
     edges: list[ItemEdge] = strawberry.field(description="The entries of this page.")
 
+    @strawberry.field(description="The items of this page without their cursors.")
+    def nodes(self) -> list[WorkflowItem]:
+        return [edge.node for edge in self.edges]
+
     @strawberry.field(description="Counts per filter value, for the badges of a filter bar.")
     async def facets(self) -> ItemFacets:
         return ItemFacets(**ItemFacets.counted((await self.counts.get()).facets))

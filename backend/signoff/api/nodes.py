@@ -20,9 +20,11 @@ from signoff.api.audit_exports import audit_export_node
 from signoff.api.comments import Comment
 from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.errors import CodedError
+from signoff.api.event_cursors import encode_cursor
 from signoff.api.evidence import Evidence
 from signoff.api.notifications import NotificationDelivery
 from signoff.api.types import Node, Step, Template, WorkflowItem, person
+from signoff.db import feed
 from signoff.db import items as items_repo
 from signoff.db import templates as template_repo
 from signoff.domain.errors import DomainError, ErrorCode, invalid
@@ -36,8 +38,14 @@ Resolver = Callable[[Info[SignoffContext, Any], str], Awaitable[Node | None]]
 
 
 async def _item(info: Info[SignoffContext, Any], raw: str) -> Node | None:
-    view = await item_services.get_item(actor_of(info), services_of(info), _uuid(raw))
-    return WorkflowItem.from_view(view)
+    # Read like `item(id:)`: on one snapshot, whose event cursor it answers.
+    actor = actor_of(info)
+    item_id = _uuid(raw)
+    async with feed.snapshot_read(actor.tenant_id) as head:
+        view = await item_services.get_item(actor, services_of(info), item_id)
+    item = WorkflowItem.from_view(view)
+    item.event_cursor = encode_cursor(actor.tenant_id, head)
+    return item
 
 
 async def _step(info: Info[SignoffContext, Any], raw: str) -> Node | None:

@@ -432,7 +432,9 @@ class WorkflowItem(Node):
         default=None,
         description="Read on its own (`item`, `node`): the event cursor of the snapshot it was "
         "read from; subscribe to `itemEvents` with `after: eventCursor` to miss no change "
-        "after this read (docs/realtime.md). Null where a list carries the cursor.",
+        "after this read (docs/realtime.md). Null elsewhere: in a list, which carries the "
+        "cursor of its page, and where the item is reached from another object (`Step.item`, "
+        "a pushed change).",
     )
     raw_id: strawberry.Private[UUID]
     tenant_id: strawberry.Private[str]

@@ -10,6 +10,7 @@ from uuid import UUID
 import asyncpg
 
 from signoff.db import sql
+from signoff.db.paging import KeyColumn, Window, in_list_order, keyset
 from signoff.domain.alerts import Alert, AlertRule, AlertRuleKind, AlertRuleSpec, Recipients
 
 _RULE_COLUMNS = """r.id, r.tenant_id, r.name, r.kind, r.template_key, r.threshold,
@@ -261,25 +262,21 @@ async def acknowledge(
     return alert_of(row)
 
 
-async def alerts_page(
-    tenant_id: str,
-    *,
-    open_only: bool | None,
-    after: tuple[datetime, UUID] | None,
-    limit: int,
-) -> list[Alert]:
-    """The tenant's alerts, newest first, after a keyset (fired_at, id); only open ones
-    (not cleared) with `open_only`, only cleared ones with False."""
+ALERT_KEY = (KeyColumn("a.fired_at", "timestamptz"), KeyColumn("a.id", "uuid"))
+"""The order of alerts: newest first by the time they fired, then id."""
+
+
+async def alerts_page(tenant_id: str, *, open_only: bool | None, window: Window) -> list[Alert]:
+    """A keyset page (`db/paging.py`, key `ALERT_KEY`, descending) of the tenant's alerts,
+    newest first; only open ones (not cleared) with `open_only`, only cleared ones with
+    False."""
+    conditions, order, params = keyset(ALERT_KEY, True, window, 3)
     rows = await sql.fetch(
         f"""SELECT {_ALERT_COLUMNS} FROM alert a JOIN alert_rule r ON r.id = a.rule_id
             WHERE a.tenant_id = $1
-              AND ($2::boolean IS NULL OR (a.cleared_at IS NULL) = $2)
-              AND ($3::timestamptz IS NULL OR (a.fired_at, a.id) < ($3, $4::uuid))
-            ORDER BY a.fired_at DESC, a.id DESC LIMIT $5""",
+              AND ($2::boolean IS NULL OR (a.cleared_at IS NULL) = $2){conditions}{order}""",
         tenant_id,
         open_only,
-        after[0] if after else None,
-        after[1] if after else None,
-        limit,
+        *params,
     )
-    return [alert_of(r) for r in rows]
+    return in_list_order([alert_of(r) for r in rows], window)

@@ -11,6 +11,7 @@ from uuid import UUID
 import asyncpg
 
 from signoff.db import sql
+from signoff.db.paging import KeyColumn, Window, keyset
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class PrecedentCandidate:
     """An earlier decided item that shares the template or the subject of another."""
 
     item_id: UUID
+    created_at: datetime
     template_key: str
     same_template: bool
     same_subject: bool
@@ -99,6 +101,10 @@ async def template_key_of(tenant_id: str, item_id: UUID) -> str | None:
     return str(row["key"]) if row else None
 
 
+PRECEDENT_KEY = (KeyColumn("i.created_at", "timestamptz"), KeyColumn("i.id", "uuid"))
+"""The order of precedent: newest first by submission time, then item id."""
+
+
 async def precedent_candidates(
     tenant_id: str,
     *,
@@ -107,12 +113,15 @@ async def precedent_candidates(
     template_key: str | None,
     subject: str | None,
     decided_states: Sequence[str],
-    limit: int,
+    window: Window,
 ) -> list[PrecedentCandidate]:
-    """Decided items created before `before`, newest first, of the template `template_key` or
-    about `subject` (their external reference, or the subject of an incident review)."""
+    """A keyset window (`db/paging.py`, key `PRECEDENT_KEY`, descending) of the decided items
+    created before `before` of the template `template_key` or about `subject` (their external
+    reference, or the subject of an incident review), in the order they were read: the list's
+    order, or reversed for a window read from its end."""
+    conditions, order, params = keyset(PRECEDENT_KEY, True, window, 7)
     rows = await sql.fetch(
-        """SELECT i.id, t.key AS template_key,
+        f"""SELECT i.id, i.created_at, t.key AS template_key,
             (t.key = $4) AS same_template,
             ($5::text IS NOT NULL AND (i.external_ref = $5 OR r.subject = $5)) AS same_subject
         FROM workflow_item i
@@ -121,19 +130,19 @@ async def precedent_candidates(
         WHERE i.tenant_id = $1 AND NOT (i.id = ANY($2::uuid[])) AND i.created_at <= $3
           AND i.state = ANY($6::text[])
           AND (t.key = $4 OR ($5::text IS NOT NULL AND (i.external_ref = $5 OR r.subject = $5)))
-        ORDER BY i.created_at DESC, i.id DESC
-        LIMIT $7""",
+          {conditions}{order}""",
         tenant_id,
         list(exclude),
         before,
         template_key,
         subject,
         list(decided_states),
-        limit,
+        *params,
     )
     return [
         PrecedentCandidate(
             item_id=r["id"],
+            created_at=r["created_at"],
             template_key=r["template_key"],
             same_template=bool(r["same_template"]),
             same_subject=bool(r["same_subject"]),

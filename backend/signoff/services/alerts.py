@@ -15,6 +15,7 @@ from uuid import UUID
 from signoff import metrics
 from signoff.db import alerts as repo
 from signoff.db import analytics as figures
+from signoff.db.paging import Window
 from signoff.domain.actors import Actor
 from signoff.domain.alerts import (
     MAX_RULES_PER_TENANT,
@@ -167,15 +168,12 @@ async def alerts_page(
     ctx: ServiceContext,
     *,
     open_only: bool | None,
-    after: tuple[datetime, UUID] | None,
-    limit: int,
+    window: Window,
 ) -> list[Alert]:
-    """A page of the tenant's alerts, newest first (auditors and admins)."""
+    """A keyset page of the tenant's alerts, newest first (auditors and admins)."""
     await require_analytics_reader(actor, ctx)
     with scopes.acting_as(actor):
-        return await repo.alerts_page(
-            actor.tenant_id, open_only=open_only, after=after, limit=limit
-        )
+        return await repo.alerts_page(actor.tenant_id, open_only=open_only, window=window)
 
 
 async def acknowledge(

@@ -10,6 +10,7 @@ as the review; a failed transaction deletes it again.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ from signoff.db import evidence as evidence_repo
 from signoff.db import incidents as repo
 from signoff.db import items as items_repo
 from signoff.db.incidents import IncidentReviewRecord
+from signoff.db.paging import Window, in_list_order
 from signoff.domain.actors import Actor
 from signoff.domain.errors import DomainError, ErrorCode, invalid
 from signoff.domain.evidence import EvidenceSource, encode_snapshot
@@ -38,6 +40,8 @@ MAX_REF = 500
 MAX_SUBJECT = 200
 DECIDED = DECIDED_ITEM_STATES
 SOURCE_KINDS = ("trace", "decision")
+PRECEDENT_SCAN = 10
+"""How many candidates per place in a page `precedent` examines at most (see there)."""
 
 
 @dataclass(frozen=True)
@@ -329,12 +333,16 @@ async def _readable(actor: Actor, ctx: ServiceContext, item_id: UUID) -> ItemVie
 
 
 async def precedent(
-    actor: Actor, ctx: ServiceContext, item_id: UUID, *, limit: int = 10
+    actor: Actor, ctx: ServiceContext, item_id: UUID, window: Window
 ) -> list[Precedent]:
     """Earlier decided items like this one, newest first, with their decisions and reasons:
     of the same template (for a review that reopened an item: that item's template) or about
-    the same subject (the external reference, or a review's subject). Only items the actor may
-    read are shown; the item a review reopened is shown as such, not as precedent."""
+    the same subject (the external reference, or a review's subject); the keyset `window` of
+    that list (key `db.incidents.PRECEDENT_KEY`), in the list's order. Only items the actor
+    may read are shown, and skipped ones do not count towards the window's limit; at most
+    `PRECEDENT_SCAN` times the limit candidates are examined per call, so a reader who may
+    read few of them gets a shorter list rather than an unbounded scan. The item a review
+    reopened is shown as such, not as precedent."""
     view = await item_services.get_item(actor, ctx, item_id)
     tenant = actor.tenant_id
     review = await repo.get_review(tenant, item_id)
@@ -348,8 +356,8 @@ async def precedent(
             template_key = await repo.template_key_of(tenant, review.reviewed_item_id)
     found: list[Precedent] = []
     scanned = 0
-    # Candidates the actor may not read are skipped; scan a bounded number of them.
-    while len(found) < limit and scanned < limit * 10:
+    batch_window = dataclasses.replace(window, limit=window.limit * 2)
+    while len(found) < window.limit and scanned < window.limit * PRECEDENT_SCAN:
         batch = await repo.precedent_candidates(
             tenant,
             exclude=exclude,
@@ -357,19 +365,25 @@ async def precedent(
             template_key=template_key,
             subject=subject,
             decided_states=[s.value for s in DECIDED],
-            limit=limit * 2,
+            window=batch_window,
         )
-        if not batch:
-            break
         scanned += len(batch)
         for candidate in batch:
-            exclude.append(candidate.item_id)
             readable = await _readable(actor, ctx, candidate.item_id)
             if readable is None:
                 continue
             found.append(Precedent(readable, candidate.same_template, candidate.same_subject))
-            if len(found) == limit:
+            if len(found) == window.limit:
                 break
+        if len(batch) < batch_window.limit:
+            break
+        # Go on from the last candidate read, in the direction the window is read.
+        last = (batch[-1].created_at, batch[-1].item_id)
+        if window.from_end:
+            batch_window = dataclasses.replace(batch_window, before=last)
+        else:
+            batch_window = dataclasses.replace(batch_window, after=last)
+    found = in_list_order(found, window)
     decisions = await items_repo.decisions_of_items(tenant, [p.view.id for p in found])
     for entry in found:
         entry.decisions.extend(d for d in decisions if d.item_id == entry.view.id)
