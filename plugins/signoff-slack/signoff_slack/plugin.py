@@ -34,6 +34,16 @@ from signoff_slack.interactions import (
 CHANNEL = "slack"
 #: Kinds that ask someone to decide: their messages get Approve/Reject buttons.
 DECISION_KINDS = frozenset({"assignment", "reminder", "deadline_risk", "escalation"})
+#: Addresses that reach one person only: a user id (``U…``, ``W…``) or a direct-message
+#: conversation (``D…``). Decision links go nowhere else: a link decides as the person it was
+#: made for, so in a channel (or an incoming webhook's fixed channel) anyone reading could use it.
+PERSONAL_ADDRESS_PREFIXES = ("U", "W", "D")
+#: URL buttons of decision links: Slack opens the confirmation page; they decide nothing here.
+LINK_BUTTONS = {
+    "approve": ("signoff_link_approve", "Approve…"),
+    "reject": ("signoff_link_reject", "Reject…"),
+}
+LINK_NOTE = "Approve… and Reject… open a page where you confirm; nothing is decided before."
 #: ``ok: false`` errors that retrying cannot fix; every other error is retried.
 PERMANENT_ERRORS = frozenset(
     {
@@ -108,8 +118,21 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def render_blocks(event: NotificationEvent, interactive: bool) -> list[dict[str, Any]]:
-    """Block Kit for an event; Approve/Reject buttons when the event asks for a decision."""
+def personal(recipient: Recipient, config: SlackConfig | None) -> bool:
+    """Whether a message to `recipient` reaches them alone: a bot's direct message (never an
+    incoming webhook, which posts to its fixed channel)."""
+    return (
+        config is not None
+        and config.webhook_url is None
+        and recipient.address.startswith(PERSONAL_ADDRESS_PREFIXES)
+    )
+
+
+def render_blocks(
+    event: NotificationEvent, interactive: bool, links: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Block Kit for an event; Approve/Reject buttons when the event asks for a decision (the
+    interactive ones when `interactive`, else URL buttons to the decision `links`, if any)."""
     text = f"*{_escape(event.title)}*"
     if event.summary:
         text += f"\n{_escape(event.summary)}"
@@ -142,6 +165,17 @@ def render_blocks(event: NotificationEvent, interactive: bool) -> list[dict[str,
                 "value": value,
             },
         ]
+    elif links and event.kind in DECISION_KINDS:
+        buttons += [
+            {
+                "type": "button",
+                "action_id": LINK_BUTTONS[outcome][0],
+                "text": {"type": "plain_text", "text": LINK_BUTTONS[outcome][1]},
+                "url": links[outcome],
+            }
+            for outcome in ("approve", "reject")
+            if outcome in links
+        ]
     if event.link:
         buttons.append(
             {
@@ -155,7 +189,12 @@ def render_blocks(event: NotificationEvent, interactive: bool) -> list[dict[str,
         blocks.append(
             {"type": "actions", "block_id": f"signoff:{event.id}"[:255], "elements": buttons}
         )
+    if any(b["action_id"] in _LINK_ACTION_IDS for b in buttons):
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": LINK_NOTE}]})
     return blocks
+
+
+_LINK_ACTION_IDS = {action_id for action_id, _ in LINK_BUTTONS.values()}
 
 
 @hookimpl
@@ -166,11 +205,14 @@ def signoff_render(
         return None
     interactive = bool(config and config.signing_secret)
     fallback = f"{event.title}" + (f" — {event.link}" if event.link else "")
+    # Decision links only where they reach their one recipient; the interactive buttons,
+    # verified by Slack's signature, replace them where interactivity is on.
+    links = event.decision_links if personal(recipient, config) else None
     return RenderedMessage(
         event_id=event.id,
         subject=event.title,
         text=fallback,
-        blocks=render_blocks(event, interactive),
+        blocks=render_blocks(event, interactive, links),
         thread_key=f"{event.tenant_id}:{event.item_id}",
         link=event.link,
     )
@@ -216,7 +258,8 @@ async def signoff_deliver(
 ) -> DeliveryResult | None:
     if channel != CHANNEL:
         return None
-    payload: dict[str, Any] = {"text": message.text, "unfurl_links": False}
+    # No previews: Slack would fetch the links (harmless, a GET decides nothing, but useless).
+    payload: dict[str, Any] = {"text": message.text, "unfurl_links": False, "unfurl_media": False}
     if message.blocks:
         payload["blocks"] = message.blocks
     headers = {"content-type": "application/json; charset=utf-8"}

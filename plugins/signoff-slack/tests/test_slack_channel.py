@@ -204,3 +204,65 @@ async def test_parse_interaction_ignores_open_button_and_needs_secret():
     registry = make_registry(bot_token=TOKEN)
     with pytest.raises(InteractionRejected, match="not enabled"):
         await registry.parse_interaction("slack", signed(body), body)
+
+
+LINKS = {
+    "approve": "https://signoff.example/decide/tok-approve",
+    "reject": "https://signoff.example/decide/tok-reject",
+}
+
+
+def linked_event(kind: str = "assignment") -> NotificationEvent:
+    return dataclasses.replace(make_event(kind), decision_links=LINKS)
+
+
+async def post_linked(registry, address: str, kind: str = "assignment"):
+    recipient = Recipient(user_id="u1", address=address)
+    message = await registry.render("slack", linked_event(kind), recipient)
+    return message, await registry.deliver("slack", message, recipient)
+
+
+async def test_decision_links_reach_one_person_as_url_buttons_that_decide_nothing():
+    async with RecordingHTTPServer(slack_ok) as slack:
+        registry = make_registry(bot_token=TOKEN, api_base_url=slack.url)
+        _, result = await post_linked(registry, "U0ALICE")
+        (request,) = await slack.wait_for_requests(1)
+    assert result.status is DeliveryStatus.DELIVERED, result
+    body = request.json()
+    assert body["channel"] == "U0ALICE"
+    assert body["unfurl_links"] is False and body["unfurl_media"] is False
+    buttons = {b["action_id"]: b for b in body["blocks"][-2]["elements"]}
+    assert set(buttons) == {"signoff_link_approve", "signoff_link_reject", "signoff_open"}
+    assert buttons["signoff_link_approve"]["url"] == LINKS["approve"]
+    assert buttons["signoff_link_reject"]["url"] == LINKS["reject"]
+    assert "value" not in buttons["signoff_link_approve"]  # nothing for a callback to act on
+    assert "nothing is decided" in body["blocks"][-1]["elements"][0]["text"]
+    # Slack reports a URL button's click to the interaction endpoint too: it decides nothing.
+    registry = make_registry(bot_token=TOKEN, signing_secret=SIGNING)
+    for action_id in ("signoff_link_approve", "signoff_link_reject"):
+        click = click_body(action_id)
+        assert await registry.parse_interaction("slack", signed(click), click) is None
+
+
+def slack_or_webhook_ok(request: ReceivedRequest) -> HTTPReply:
+    if request.path.startswith("/services/"):
+        return HTTPReply(200, "ok")
+    return slack_ok(request)
+
+
+async def test_no_decision_links_where_others_could_read_them_or_buttons_decide():
+    async with RecordingHTTPServer(slack_or_webhook_ok) as slack:
+        for config, address, kind in (
+            ({"bot_token": TOKEN}, "C0123", "assignment"),  # a channel
+            ({"bot_token": TOKEN}, "G0123", "assignment"),  # a private channel
+            ({"webhook_url": slack.url + "/services/T/B/X"}, "U0ALICE", "assignment"),
+            ({"bot_token": TOKEN}, "U0ALICE", "decision"),  # asks nobody to decide
+            ({"bot_token": TOKEN, "signing_secret": SIGNING}, "U0ALICE", "assignment"),
+        ):
+            registry = make_registry(**config, api_base_url=slack.url)
+            message, result = await post_linked(registry, address, kind)
+            assert result.ok, (config, address, result)
+            text = json.dumps(message.blocks)
+            assert "tok-approve" not in text and "tok-reject" not in text, (config, address)
+        posted = await slack.wait_for_requests(5)
+    assert all("tok-approve" not in r.body.decode() for r in posted)
