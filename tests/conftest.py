@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import email
+import email.policy
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -23,6 +26,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 import uvicorn
+from aiosmtpd.controller import Controller
 
 from signoff import outbound
 from signoff.api.auth import mint_token
@@ -385,3 +389,31 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> StatementLog:
 
         monkeypatch.setattr(asyncpg.Connection, name, recorder())
     return log
+
+
+class Mailbox:
+    """aiosmtpd handler keeping every message the SMTP server received."""
+
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(
+            email.message_from_bytes(envelope.original_content, policy=email.policy.default)
+        )
+        return "250 OK queued"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Mailbox, int]]:
+    """A real SMTP server on loopback (aiosmtpd); yields its mailbox and port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield mailbox, port
+    finally:
+        controller.stop()

@@ -97,9 +97,11 @@ class Settings:
     )
     decision_link_base_url: str = _setting(
         "",
-        "What a decision link's token is appended to. Empty: `public_url` + `/decide/`, the "
-        "built-in confirmation page; a console's page can take it over (e.g. "
-        "`https://review.example.org/console/decide?token=`).",
+        "What a decision link's token is appended to. Empty: `public_url` + `/decide/`, which "
+        "the API redirects to the reviewer console's confirmation page "
+        "(`/console/decide?token=`) when it serves the console, and otherwise answers with its "
+        "built-in page; another frontend's page can take it over (e.g. "
+        "`https://review.example.org/decide?token=`).",
     )
     jwt_algorithms: tuple[str, ...] = _setting(
         ["HS256"],

@@ -4,6 +4,7 @@ import { loadSession, saveSession, type Session } from "./lib/auth";
 import { connect } from "./lib/client";
 import { BASE, navigate, useRoute } from "./lib/router";
 import { SignedInContext, useLiveStatus } from "./lib/session";
+import { Decide } from "./pages/Decide";
 import { Inbox } from "./pages/Inbox";
 import { ItemDetail } from "./pages/ItemDetail";
 import { Requests } from "./pages/Requests";
@@ -30,6 +31,8 @@ export function App() {
   useEffect(() => () => void connections?.ws.dispose(), [connections]);
   const status = useLiveStatus(connections ?? { onStatus: () => () => {} } as never);
 
+  // A decision link's page needs no sign-in: the link's token is the credential.
+  if (route.path === "/decide") return <Decide token={route.params.get("token") ?? ""} />;
   if (!session || !connections) {
     return (
       <main>

@@ -78,6 +78,22 @@ export const ItemsPageQuery = graphql(`
   }
 `);
 
+export const ItemsChangedSubscription = graphql(`
+  subscription ItemsChanged($scope: ItemScope!, $after: String) {
+    itemsChanged(scope: $scope, after: $after) {
+      __typename
+      ... on ItemListChange {
+        cursor
+        seq
+        kind
+        itemId
+        item { ...InboxItemFields }
+      }
+      ... on ResyncRequired { cursor seq }
+    }
+  }
+`);
+
 export const StepFields = graphql(`
   fragment StepFields on Step {
     id
@@ -108,22 +124,14 @@ export const ItemDetailQuery = graphql(`
     item(id: $id) {
       __typename
       ... on WorkflowItem {
-        id
-        title
-        kind
-        state
-        priority
-        risk
-        version
+        ...InboxItemFields
         revision
         summary
         payload
-        createdAt
         updatedAt
         eventCursor
         diagram
-        requester { userId displayName }
-        template { key name version }
+        template { version }
         steps { ...StepFields }
         auditEvents(first: 200) { nodes { seq action actorId reason occurredAt stepId } }
       }
@@ -133,6 +141,24 @@ export const ItemDetailQuery = graphql(`
     }
     evidence(itemId: $id) {
       id name contentType size sha256 description createdAt downloadUrl uploader { displayName }
+    }
+  }
+`);
+
+/**
+ * Any item or step by its global id, with the console's own fragments on both: the `node(id:)`
+ * query with fragments on `WorkflowItem` and `Step` that graphql-codegen, relay-compiler and
+ * graphql-inspector must all accept (`scripts/console check`), which they can because fields of
+ * one name have one type on every `Node`. It is the contract a frontend's "open by id" relies
+ * on; the console itself reads items with `item(id:)`, beside their comments and evidence.
+ */
+export const NodeQuery = graphql(`
+  query Node($id: ID!) {
+    node(id: $id) {
+      __typename
+      id
+      ... on WorkflowItem { ...InboxItemFields eventCursor }
+      ... on Step { ...StepFields item { id } }
     }
   }
 `);
@@ -241,6 +267,39 @@ export const AddComment = graphql(`
   mutation AddComment($input: AddCommentInput!) {
     addComment(input: $input) {
       comment { id }
+      errors { ...UserErrorFields }
+    }
+  }
+`);
+
+/** What a decision link would decide; no bearer token (the link's token is the credential). */
+export const DecisionLinkQuery = graphql(`
+  query DecisionLink($token: String!) {
+    decisionLink(token: $token) {
+      itemId
+      itemTitle
+      itemState
+      stepName
+      stepState
+      outcome
+      recipientId
+      recipientName
+      expiresAt
+      expired
+      used
+      usedAt
+      usable
+      reasonRequired
+    }
+  }
+`);
+
+export const ConfirmDecisionLink = graphql(`
+  mutation ConfirmDecisionLink($input: ConfirmDecisionLinkInput!) {
+    confirmDecisionLink(input: $input) {
+      itemId
+      itemState
+      stepState
       errors { ...UserErrorFields }
     }
   }

@@ -118,6 +118,25 @@ async def test_opening_a_link_decides_nothing_and_shows_what_confirming_would_do
     assert (await desk.read(item))["state"] == "PENDING"
 
 
+async def test_where_the_console_is_served_a_link_opens_its_page_and_decides_nothing(
+    desk, services, tenant, app_client, tmp_path
+):
+    item = await _setup(desk, services, tenant)
+    token = _link(services, tenant, item)
+    (tmp_path / "index.html").write_text('<!doctype html><div id="root"></div>')
+    async with app_client(console_dir=str(tmp_path)) as http:
+        for _ in range(3):  # a mail scanner, a link preview, the person
+            opened = await http.get(f"/decide/{token}")
+            assert opened.status_code == 303
+            assert opened.headers["location"] == f"/console/decide?token={token}"
+            assert opened.headers["cache-control"] == "no-store"
+            assert opened.headers["referrer-policy"] == "no-referrer"
+            page = await http.get(opened.headers["location"])
+            assert page.status_code == 200 and 'id="root"' in page.text
+    assert await _decisions(item) == []
+    assert (await desk.read(item))["state"] == "PENDING"
+
+
 async def test_confirming_decides_once_as_the_recipient_and_is_audited(
     desk, services, tenant, client
 ):

@@ -1,18 +1,28 @@
 """The reference reviewer console in a real browser (Debian's Chromium, driven by Playwright)
-against a real `signoff serve`, a `signoff worker`, PostgreSQL and Redis.
+against a real `signoff serve`, a `signoff worker`, PostgreSQL, Redis and an SMTP server.
 
 bob signs in; alice's new item appears in his inbox live; his connection drops (a proxy between
 the browser and the API cuts every socket and refuses new ones) while alice submits two more,
 and once it is back each of them is there exactly once; he opens an item, sees its step graph,
 approves it and it leaves his inbox; approving it again from a tab loaded before the approval
-shows the typed error in words. Screenshots go to console/artifacts/ (gitignored).
+shows the typed error in words.
+
+alice watches "My requests": her new request appears without a reload. carol, mailed about it,
+opens the decision link of the mail (as the SMTP server received it) and lands on the console's
+confirmation page, which decides nothing until she confirms; then the step is hers, approved,
+with its audit events, alice's list shows it approved live, and the used link says so in words.
+Screenshots go to console/artifacts/ (gitignored).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import email
+import email.policy
+import json
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,6 +34,7 @@ import pytest
 from signoff.api.auth import mint_token
 from signoff.settings import Settings
 from signoff.testing import child_environment, free_port, signoff_processes
+from tests.conftest import Mailbox
 
 REPO = Path(__file__).resolve().parents[2]
 CONSOLE_BUILD = REPO / "console" / "dist"
@@ -41,6 +52,19 @@ CHROMIUM_ARGS = (
     "--disable-sync",
 )
 
+UPSERT_PROFILE = """
+mutation($input: UserProfileInput!) {
+  upsertUserProfile(input: $input) { profile { userId } errors { code message } }
+}"""
+DECIDED = """
+query($id: ID!) {
+  item(id: $id) {
+    state
+    steps { stepState decisions { outcome actor { userId } } }
+    auditEvents(last: 50) { nodes { action actorId } }
+  }
+}"""
+APPROVE_LINK = re.compile(r"^Approve: (\S+)", re.MULTILINE)
 SUBMIT = """
 mutation($input: SubmitItemInput!) {
   submitItem(input: $input) { item { id } errors { code message } }
@@ -112,11 +136,21 @@ class CuttableProxy:
 
 
 @pytest.fixture
-async def deployment(settings: Settings) -> AsyncIterator[str]:
-    """`signoff serve` (serving the console build) and `signoff worker` on the test database;
-    yields the API's base URL. Their logs go to the artifacts."""
+async def deployment(settings: Settings, smtp: tuple[Mailbox, int]) -> AsyncIterator[str]:
+    """`signoff serve` (serving the console build) and `signoff worker` on the test database,
+    mailing through the test's SMTP server with decision links; yields the API's base URL.
+    Their logs go to the artifacts."""
     _require_browser()
     port = free_port()
+    channels = {
+        "email": {
+            "host": "127.0.0.1",
+            "port": smtp[1],
+            "from_address": "signoff@example.org",
+            "security": "none",
+            "timeout_seconds": 5,
+        }
+    }
     env = child_environment(
         SIGNOFF_ENVIRONMENT=settings.environment,
         SIGNOFF_DATABASE_URL=settings.database_url,
@@ -127,6 +161,9 @@ async def deployment(settings: Settings) -> AsyncIterator[str]:
         SIGNOFF_PORT=str(port),
         SIGNOFF_CONSOLE_DIR=str(CONSOLE_BUILD),
         SIGNOFF_TENANTS_ON_FIRST_USE="true",
+        SIGNOFF_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        SIGNOFF_NOTIFY_CHANNELS=json.dumps(channels),
+        SIGNOFF_DECISION_LINK_CHANNELS="email",
     )
     base = f"http://127.0.0.1:{port}"
     commands = {"serve": ["serve"], "worker": ["worker"]}
@@ -137,25 +174,41 @@ async def deployment(settings: Settings) -> AsyncIterator[str]:
         yield base
 
 
-async def _submit(http: httpx.AsyncClient, base: str, token: str, title: str) -> str:
+async def _graphql(
+    http: httpx.AsyncClient, base: str, token: str, query: str, variables: dict[str, Any]
+) -> dict[str, Any]:
     answer = await http.post(
         f"{base}/graphql",
-        json={
-            "query": SUBMIT,
-            "variables": {
-                "input": {
-                    "templateKey": "change-approval",
-                    "title": title,
-                    "payload": {"title": title, "system": "payments", "rollback_plan": "redeploy"},
-                }
-            },
-        },
+        json={"query": query, "variables": variables},
         headers={"Authorization": f"Bearer {token}"},
     )
     body = answer.json()
-    assert body["data"]["submitItem"]["errors"] == [], body
-    item_id: str = body["data"]["submitItem"]["item"]["id"]
+    assert "errors" not in body, body
+    data: dict[str, Any] = body["data"]
+    return data
+
+
+async def _submit(http: httpx.AsyncClient, base: str, token: str, title: str) -> str:
+    payload = {"title": title, "system": "payments", "rollback_plan": "redeploy"}
+    variables = {"input": {"templateKey": "change-approval", "title": title, "payload": payload}}
+    submitted = (await _graphql(http, base, token, SUBMIT, variables))["submitItem"]
+    assert submitted["errors"] == [], submitted
+    item_id: str = submitted["item"]["id"]
     return item_id
+
+
+async def _launch(pw: Any) -> Any:
+    return await pw.chromium.launch(
+        executable_path=CHROMIUM, headless=True, args=list(CHROMIUM_ARGS)
+    )
+
+
+async def _page(context: Any) -> Any:
+    page = await context.new_page()
+    # what the page logged, printed by pytest when the test fails
+    page.on("console", lambda m: print(f"console {m.type}: {m.text}"))
+    page.on("pageerror", lambda e: print(f"page error: {e}"))
+    return page
 
 
 @pytest.mark.timeout(600)
@@ -180,16 +233,11 @@ async def test_a_reviewer_works_the_inbox_live_across_a_dropped_connection(
     await proxy.start()
     console = f"http://127.0.0.1:{proxy.port}/console/"
     async with async_playwright() as pw, httpx.AsyncClient(timeout=30) as http:
-        browser = await pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=list(CHROMIUM_ARGS)
-        )
+        browser = await _launch(pw)
         try:
             context = await browser.new_context(viewport={"width": 1280, "height": 900})
             context.set_default_timeout(UI_TIMEOUT_MS)
-            page = await context.new_page()
-            # what the page logged, printed by pytest when the test fails
-            page.on("console", lambda m: print(f"console {m.type}: {m.text}"))
-            page.on("pageerror", lambda e: print(f"page error: {e}"))
+            page = await _page(context)
             page.on("websocket", lambda ws: print(f"websocket: {ws.url}"))
 
             async def sign_in(tab: Any) -> None:
@@ -264,6 +312,113 @@ async def test_a_reviewer_works_the_inbox_live_across_a_dropped_connection(
         finally:
             await browser.close()
             await proxy.close()
+
+
+async def _mail_to(box: Mailbox, address: str, title: str) -> email.message.EmailMessage:
+    """The first mail to `address` about `title` (waiting for the worker to send it)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + UI_TIMEOUT_MS / 1000
+    while True:
+        for message in box.messages:
+            to = [a.addr_spec for a in message["To"].addresses]
+            if address in to and title in str(message["Subject"]):
+                return message
+        assert loop.time() < deadline, f"no mail to {address} about {title!r}"
+        await asyncio.sleep(0.2)  # waiting for a real worker to deliver over SMTP
+
+
+@pytest.mark.timeout(600)
+async def test_requests_update_live_and_an_emailed_decision_link_decides_only_when_confirmed(
+    deployment: str,
+    settings: Settings,
+    tenant: str,
+    demo_templates: Any,
+    smtp: tuple[Mailbox, int],
+) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    expect.set_options(timeout=UI_TIMEOUT_MS)
+    ARTIFACTS.mkdir(exist_ok=True)
+    box, _ = smtp
+    admin = mint_token(settings, user_id="admin", tenant_id=tenant, roles=["admin"])
+    alice = mint_token(
+        settings, user_id="alice", tenant_id=tenant, roles=["requester"], groups=["engineering"]
+    )
+    async with async_playwright() as pw, httpx.AsyncClient(timeout=30) as http:
+        # carol reviews changes and reads her mail at carol@example.org
+        profile = {
+            "userId": "carol",
+            "displayName": "Carol C.",
+            "roles": ["change-approver"],
+            "addresses": [{"channel": "email", "address": "carol@example.org"}],
+        }
+        upserted = await _graphql(http, deployment, admin, UPSERT_PROFILE, {"input": profile})
+        assert upserted["upsertUserProfile"]["errors"] == []
+        browser = await _launch(pw)
+        try:
+            context = await browser.new_context(viewport={"width": 1280, "height": 900})
+            context.set_default_timeout(UI_TIMEOUT_MS)
+            page = await _page(context)
+
+            # alice watches her requests; a new one appears without a reload
+            await page.goto(f"{deployment}/console/requests")
+            await page.get_by_label("Bearer token").fill(alice)
+            await page.get_by_role("button", name="Sign in with token").click()
+            await expect(page.get_by_test_id("live-status")).to_have_text("live")
+            await expect(page.get_by_test_id("requests-empty")).to_be_visible()
+            title = "Linked: ledger v9"
+            item_id = await _submit(http, deployment, alice, title)
+            row = page.locator(f"tr[data-item-id='{item_id}']")
+            await expect(row).to_be_visible()
+            await expect(row).to_contain_text("pending")
+            await page.screenshot(path=ARTIFACTS / "7-request-live.png")
+
+            # carol's mail, as the SMTP server received it, carries the link
+            mail = await _mail_to(box, "carol@example.org", title)
+            text = mail.get_body(("plain",)).get_content()
+            found = APPROVE_LINK.search(text)
+            assert found is not None, text
+            link = found.group(1)
+            assert link.startswith(f"{deployment}/decide/"), link
+
+            # opening it shows the console's confirmation page, and decides nothing
+            tab = await _page(await browser.new_context())
+            await tab.goto(link)
+            assert "/console/decide?token=" in tab.url, tab.url
+            decide = tab.get_by_test_id("decide")
+            await expect(decide).to_have_attribute("data-state", "open")
+            await expect(tab.get_by_test_id("decide-item")).to_contain_text(title)
+            await expect(tab.get_by_test_id("decide-step")).to_contain_text("Change review")
+            await expect(decide).to_contain_text("Carol C.")
+            await tab.screenshot(path=ARTIFACTS / "8-decision-link.png")
+            before = (await _graphql(http, deployment, alice, DECIDED, {"id": item_id}))["item"]
+            assert before["state"] == "PENDING" and before["steps"][0]["decisions"] == []
+
+            # confirming decides, as carol, audited with the link's use
+            await tab.get_by_role("button", name="Approve").click()
+            await expect(decide).to_have_attribute("data-state", "decided")
+            await expect(tab.get_by_test_id("decide-done")).to_contain_text("approved")
+            await tab.screenshot(path=ARTIFACTS / "9-decided-by-link.png")
+            after = (await _graphql(http, deployment, alice, DECIDED, {"id": item_id}))["item"]
+            assert after["state"] == "APPROVED"
+            decisions = after["steps"][0]["decisions"]
+            assert [(d["outcome"], d["actor"]["userId"]) for d in decisions] == [
+                ("APPROVE", "carol")
+            ]
+            events = [(e["action"], e["actorId"]) for e in after["auditEvents"]["nodes"]]
+            assert ("step.approve", "carol") in events
+            assert ("decision_link.used", "carol") in events
+
+            # alice's list shows it approved, live; the used link says so in words
+            await expect(row).to_contain_text("approved")
+            await tab.goto(link)
+            await expect(decide).to_have_attribute("data-state", "used")
+            await expect(decide.get_by_role("alert")).to_contain_text(
+                "This decision link was already used."
+            )
+            await tab.screenshot(path=ARTIFACTS / "10-link-used.png")
+        finally:
+            await browser.close()
 
 
 def test_the_chromium_named_by_ci_is_the_one_tested() -> None:

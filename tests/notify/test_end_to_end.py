@@ -5,20 +5,13 @@ arq worker in burst mode; the test's ManualClock for every delay."""
 from __future__ import annotations
 
 import dataclasses
-import email
-import email.policy
 import hashlib
 import hmac
 import json
 import re
-import socket
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from urllib.parse import urlencode
-
-import pytest
-from aiosmtpd.controller import Controller
 
 from signoff.api import ids
 from signoff.db import sql
@@ -32,33 +25,6 @@ from tests.notify.conftest import add_profile, deliveries, run_worker, submit_ch
 SLACK_TOKEN = "xoxb-test-token-123"
 SLACK_SIGNING = "slack-signing-secret-abc"
 WEBHOOK_SECRET = "webhook-secret-0123456789"
-
-
-class Inbox:
-    """aiosmtpd handler keeping every received message."""
-
-    def __init__(self) -> None:
-        self.messages: list[email.message.EmailMessage] = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(
-            email.message_from_bytes(envelope.original_content, policy=email.policy.default)
-        )
-        return "250 OK queued"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
 
 
 def slack_ok(request: ReceivedRequest) -> HTTPReply:

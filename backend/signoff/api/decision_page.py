@@ -1,9 +1,15 @@
-"""The built-in confirmation page of decision links: `GET /decide/<token>` shows what the
-link would decide and a form; only the form's POST decides. No JavaScript, no bearer token.
+"""Decision links open at `GET /decide/<token>`: where this process serves the reviewer
+console, a redirect to the console's confirmation page (`/console/decide?token=…`); without
+a console build, the built-in page here, which shows what the link would decide and a form
+whose POST decides. No JavaScript, no bearer token.
 
+Links are minted by whichever process plans the notification (usually a worker, which serves
+no console), so they all take this one form and the API that answers them chooses the page.
 A GET never changes anything, so mail scanners and link previews that follow the link decide
-nothing. The page is never cached, framed or indexed, and sends no referrer (the token is in
-its URL). Both requests are charged to the caller's address in the cost budget.
+nothing (the console's page decides only on its button, through `confirmDecisionLink`). The
+pages are never cached, framed or indexed, and send no referrer (the token is in their URL).
+The built-in page's requests are charged to the caller's address in the cost budget (the
+console's go through GraphQL, which charges them alike).
 """
 
 from __future__ import annotations
@@ -11,11 +17,14 @@ from __future__ import annotations
 import html
 import uuid
 from typing import Any
+from urllib.parse import urlencode
 
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.enums import MediaType
+from litestar.response import Redirect
 
+from signoff.api.console import CONSOLE_PATH
 from signoff.api.evidence_http import request_meta_of
 from signoff.api.ratelimit import RateLimiter
 from signoff.domain.errors import DomainError, ErrorCode
@@ -86,11 +95,18 @@ async def _over_budget(request: Request[Any, Any, Any], state: State) -> Respons
 @get("/decide/{token:str}", include_in_schema=False)
 async def decision_link_page(
     request: Request[Any, Any, Any], state: State, token: str
-) -> Response[str]:
-    """The confirmation page of a decision link: what it would decide, and a form."""
+) -> Response[str] | Redirect:
+    """The confirmation page of a decision link: the console's, or what it would decide and
+    a form."""
+    services: ServiceContext = state.services
+    if services.settings.console_dir:
+        return Redirect(
+            path=f"{CONSOLE_PATH}/decide?{urlencode({'token': token})}",
+            status_code=303,
+            headers=dict(HEADERS),
+        )
     if (limited := await _over_budget(request, state)) is not None:
         return limited
-    services: ServiceContext = state.services
     try:
         found = await decision_links.preview(services, token, request_meta_of(request))
     except DomainError as exc:

@@ -1,15 +1,21 @@
 """`items`: the caller's own requests and their decision history, as connections with the
-inbox's filters, sort, cursors and facets, read from the same entries as the inbox."""
+inbox's filters, sort, cursors and facets, read from the same entries as the inbox; and
+`itemsChanged(scope:, after:)`, their live companion as `inboxChanged` is the inbox's: load a
+page, then subscribe with `after: eventCursor` (docs/realtime.md). It is built on the same
+per-tenant feed and the same per-batch rows as the other subscriptions
+(`api/subscriptions.py`), so it adds no statement per subscriber."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
 import strawberry
 from strawberry.types import Info
 
-from signoff.api.context import SignoffContext, services_of
+from signoff.api import ids
+from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.enums import described_enum
 from signoff.api.event_cursors import encode_cursor
 from signoff.api.inbox import (
@@ -23,9 +29,20 @@ from signoff.api.inbox import (
     parse_page,
 )
 from signoff.api.paging import After, Before, First, Last
+from signoff.api.subscriptions import (
+    _AFTER,
+    Hidden,
+    ResyncRequired,
+    _BatchState,
+    _hub,
+    _resync,
+    _start_cursor,
+)
 from signoff.api.types import WorkflowItem
 from signoff.db import feed
 from signoff.db.inbox import ItemScope
+from signoff.realtime.changes import ItemListChangeKind, item_list_change
+from signoff.realtime.hub import Resync
 
 ItemScopeEnum = described_enum(
     ItemScope,
@@ -106,3 +123,109 @@ class ItemListQueries:
             event_cursor=encode_cursor(page.who.tenant_id, head),
             counts=page.counts(filters, services_of(info).settings.inbox_count_limit, scope),
         )
+
+
+ItemListChangeKindEnum = described_enum(
+    ItemListChangeKind,
+    "What happened to an item in one of the caller's lists of items (`items(scope:)`); items "
+    "never leave these lists.",
+    {
+        ItemListChangeKind.ENTERED: "The item is now in the list (submitted; decided on by the "
+        "caller).",
+        ItemListChangeKind.UPDATED: "An item in the list changed.",
+    },
+)
+
+
+@strawberry.type(description="An item entered or changed in one of the caller's lists of items.")
+class ItemListChange:
+    cursor: str = strawberry.field(
+        description="Opaque position in the tenant's event feed; resume with `after: cursor`."
+    )
+    seq: int = strawberry.field(description="The tenant's audit sequence number of the event.")
+    kind: ItemListChangeKind = strawberry.field(description="Entered the list, or changed in it.")
+    action: str = strawberry.field(description="The audit action behind the change.")
+    actor_id: str = strawberry.field(description="Who made the change.")
+    item_id: strawberry.ID = strawberry.field(description="Global id of the item.")
+    occurred_at: datetime = strawberry.field(description="When it happened.")
+    item: WorkflowItem | None = strawberry.field(
+        description="The item as it is now; null when the caller may no longer read it."
+    )
+
+
+ItemsChangedMessage = Annotated[
+    ItemListChange | ResyncRequired,
+    strawberry.union(
+        "ItemsChangedMessage",
+        description="A change in a list of items, or the marker that the subscriber must "
+        "resubscribe.",
+    ),
+]
+
+
+def _builder(
+    state: _BatchState,
+    event: dict[str, Any],
+    kind: ItemListChangeKind,
+    readable: bool,
+    hidden: Hidden,
+) -> Callable[[], Awaitable[ItemListChange]]:
+    """How to build the pushed object of one event, once per batch for every subscriber who
+    sees the same thing."""
+
+    async def build() -> ItemListChange:
+        return ItemListChange(
+            cursor=encode_cursor(event["tenant_id"], event["seq"]),
+            seq=event["seq"],
+            kind=kind,
+            action=event["action"],
+            actor_id=event["actor_id"],
+            item_id=strawberry.ID(ids.encode("WorkflowItem", event["item_id"])),
+            occurred_at=event["occurred_at"],
+            item=await state.item(event["item_id"], hidden) if readable else None,
+        )
+
+    return build
+
+
+@strawberry.type
+class ItemListSubscription:
+    """The live companion of `items` (a base of `Subscription`)."""
+
+    @strawberry.subscription(
+        description="Items entering and changing in one of the caller's lists (`items(scope:)`: "
+        "what they requested, what they decided on): first the changes after `after` (when "
+        "given), in order, then live ones. Ends with `ResyncRequired` when the caller fell too "
+        "far behind."
+    )
+    async def items_changed(
+        self,
+        info: Info[SignoffContext, Any],
+        scope: Annotated[ItemScope, strawberry.argument(description="Which list.")],
+        after: Annotated[str | None, strawberry.argument(description=_AFTER)] = None,
+    ) -> AsyncGenerator[ItemsChangedMessage, None]:
+        actor = actor_of(info)
+        services = services_of(info)
+        hub = _hub(info)
+        start = await _start_cursor(actor, after)
+        async for batch in hub.batches(actor.tenant_id, start):
+            if isinstance(batch, Resync):
+                yield _resync(actor.tenant_id, batch.seq)
+                return
+            if not any(e["item_id"] for e in batch):
+                continue
+            state = await _BatchState.of(batch, actor.tenant_id, services)
+            for event in batch:
+                item_id = event["item_id"]
+                if item_id not in state.items:
+                    continue
+                kind = item_list_change(
+                    event, scope, actor.principal, state.items[item_id], state.decisions[item_id]
+                )
+                if kind is None:
+                    continue
+                readable = state.readable(actor, item_id)
+                hidden = (await state.redactor(actor, item_id)).hidden if readable else ()
+
+                key = ("item_list", event["seq"], kind, readable, hidden)
+                yield await batch.shared(key, _builder(state, event, kind, readable, hidden))

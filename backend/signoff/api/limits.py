@@ -62,7 +62,7 @@ def cost_model(settings: Settings) -> CostModel:
         "Query.evidence": FieldCost(weight=2, max_items=page),
         "Query.incidentReview": FieldCost(weight=3),
         "Query.incidentReviewsOf": FieldCost(weight=3, max_items=_ERRORS),
-        "Query.precedent": FieldCost(weight=3),
+        "Query.precedent": FieldCost(weight=3, default_page=10),
         "Query.retentionPolicies": FieldCost(weight=1, max_items=_NAMES),
         "Query.legalHold": FieldCost(weight=1),
         "Query.redactionRules": FieldCost(weight=1, max_items=_NAMES),
@@ -86,6 +86,7 @@ def cost_model(settings: Settings) -> CostModel:
         "Query.auditExports": FieldCost(weight=1),
         "Subscription.itemEvents": FieldCost(weight=3),
         "Subscription.inboxChanged": FieldCost(weight=3),
+        "Subscription.itemsChanged": FieldCost(weight=3),
         # per-object statements
         "WorkflowItem.auditEvents": FieldCost(weight=1, default_page=100),
         "Comment.revisions": FieldCost(weight=1, max_items=_ERRORS),

@@ -28,7 +28,7 @@ from signoff.api.guarded_schema import GuardedSchema, OperationTimeout
 from signoff.api.inbox import InboxQueries
 from signoff.api.incidents import IncidentMutations, IncidentQueries
 from signoff.api.inputs import DocumentGuard, InputGuard
-from signoff.api.item_lists import ItemListQueries
+from signoff.api.item_lists import ItemListQueries, ItemListSubscription
 from signoff.api.limits import CostCache, LimitPolicy, QueryLimits
 from signoff.api.mutations.actions import ActionMutations
 from signoff.api.mutations.batch import BatchMutations
@@ -46,7 +46,7 @@ from signoff.api.retention import RetentionMutations, RetentionQueries
 from signoff.api.scalars import SCALAR_OVERRIDES
 from signoff.api.shared_results import SharingExecutor
 from signoff.api.simulation import SimulationQueries
-from signoff.api.subscriptions import Subscription
+from signoff.api.subscriptions import Subscription as LiveSubscription
 from signoff.api.timers import TimerMutations, TimerQueries
 from signoff.api.types import Template, WorkflowItem
 from signoff.db import feed
@@ -62,6 +62,11 @@ class Viewer:
     tenant_id: str = strawberry.field(description="Tenant every read and write is bound to.")
     roles: list[str] = strawberry.field(description="Roles from the token.")
     groups: list[str] = strawberry.field(description="Groups from the token.")
+
+
+@strawberry.type(description="Live updates over graphql-transport-ws. Resume with `after`.")
+class Subscription(LiveSubscription, ItemListSubscription):
+    pass
 
 
 @strawberry.type(description="Reads. Every field needs a bearer token.")

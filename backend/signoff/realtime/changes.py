@@ -1,4 +1,5 @@
-"""How an audit event changes one reviewer's inbox: entered, updated or left, and why.
+"""How an audit event changes one reviewer's inbox (entered, updated or left, and why), and a
+person's lists of requests and history.
 
 Pure rules over an event and the item's current steps; no I/O.
 """
@@ -11,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
+from signoff.db.inbox import ItemScope
 from signoff.domain.actors import Principal
 from signoff.domain.permissions import assignees_match
 from signoff.domain.records import Decision, Item, Step
@@ -168,3 +170,45 @@ def inbox_change(
     if reason in _LEAVING:
         return InboxChange(ChangeKind.LEFT, reason)
     return None
+
+
+class ItemListChangeKind(StrEnum):
+    """What happened to an item in one of a person's lists of items (requests, history)."""
+
+    ENTERED = "entered"
+    UPDATED = "updated"
+
+
+def item_list_change(
+    event: Mapping[str, Any],
+    scope: ItemScope,
+    principal: Principal,
+    item: Item,
+    decisions: Sequence[Decision],
+) -> ItemListChangeKind | None:
+    """How `event` changed the principal's list of items in `scope` (`items(scope:)`), judged
+    against the item and its decisions now (None when the item is not in that list).
+
+    Items never leave these lists: a request stays the requester's in every state, and an item
+    someone decided on stays in their history. So an event is `ENTERED` when it puts the item
+    there (its submission; the principal's own decision) and `UPDATED` otherwise; either way a
+    client upserts the item by id.
+    """
+    user = principal.user_id
+    if item.tenant_id != principal.tenant_id:
+        return None
+    if scope is ItemScope.REQUESTED:
+        if item.requester_id != user:
+            return None
+        return (
+            ItemListChangeKind.ENTERED
+            if event["action"] == "item.submitted"
+            else ItemListChangeKind.UPDATED
+        )
+    if not any(d.actor_id == user for d in decisions):
+        return None
+    own_decision = (
+        event["actor_id"] == user
+        and reason_of(event["action"], event.get("data")) is ChangeReason.DECIDED
+    )
+    return ItemListChangeKind.ENTERED if own_decision else ItemListChangeKind.UPDATED
