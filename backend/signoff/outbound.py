@@ -131,7 +131,9 @@ def _ssl_context(verify: bool | str) -> ssl.SSLContext:
 def client(**kwargs: Any) -> httpx.AsyncClient:
     """An `httpx.AsyncClient` whose requests go through `GuardedTransport` (redirects too).
     Takes `AsyncClient`'s arguments; `verify` (True, False, a CA bundle path or an
-    `ssl.SSLContext`) is handed to the transport, as a context built once per value."""
+    `ssl.SSLContext`) and `limits` (the connection pool's) are handed to the transport,
+    `verify` as a context built once per value."""
     verify = kwargs.pop("verify", True)
     context = verify if isinstance(verify, ssl.SSLContext) else _ssl_context(verify)
-    return httpx.AsyncClient(transport=GuardedTransport(verify=context), **kwargs)
+    pool = {"limits": kwargs.pop("limits")} if "limits" in kwargs else {}
+    return httpx.AsyncClient(transport=GuardedTransport(verify=context, **pool), **kwargs)

@@ -293,12 +293,16 @@ class Settings:
     )
     notify_deliver_batch: int = _setting(
         20,
-        "Deliveries one job claims together, sends at once and records together. Larger "
-        "batches cost fewer transactions per delivery; each waits for its slowest channel.",
+        "Deliveries claimed together (one statement), sent at once and recorded together. "
+        "Larger batches cost fewer transactions per delivery; each waits for its slowest "
+        "channel.",
     )
-    notify_batch_size: int = _setting(
-        500, "Audit events planned, or due deliveries enqueued, per batch."
+    notify_deliver_lanes: int = _setting(
+        8,
+        "Batches of deliveries one delivery job keeps in flight at once: at most this many "
+        "times `notify_deliver_batch` plugin calls wait on receivers together.",
     )
+    notify_batch_size: int = _setting(500, "Audit events planned per batch.")
     timer_horizon_seconds: int = _setting(
         120,
         "Timers due within this many seconds are handed to the job queue (deferred to their due "
@@ -505,6 +509,8 @@ class Settings:
             )
         if self.notify_deliver_batch < 1:
             raise SettingsError("SIGNOFF_NOTIFY_DELIVER_BATCH must be at least 1")
+        if self.notify_deliver_lanes < 1:
+            raise SettingsError("SIGNOFF_NOTIFY_DELIVER_LANES must be at least 1")
         if self.timer_batch_size < 1:
             raise SettingsError("SIGNOFF_TIMER_BATCH_SIZE must be at least 1")
         if self.timer_horizon_seconds < self.timer_sweep_seconds:

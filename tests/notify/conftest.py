@@ -20,6 +20,7 @@ from signoff.services import notification_admin
 from signoff.services.context import ServiceContext
 from signoff.services.items import SubmitItemInput, submit_item
 from signoff.settings import Settings
+from signoff.testing import FakeChannel
 from signoff.worker import build_worker, unbound
 
 
@@ -87,6 +88,25 @@ async def add_profile(
     if preferences is not None:
         await notification_admin.update_notification_preferences(
             person(tenant, user), services, preferences
+        )
+
+
+def fake_registry(name: str = "fake") -> tuple[NotifierRegistry, FakeChannel]:
+    """A registry whose one enabled channel is a `FakeChannel` (it records what it sends)."""
+    registry = NotifierRegistry(deliver_timeout=1)
+    channel = FakeChannel(name)
+    registry.register(channel, name)
+    registry.configure({name: {}})
+    return registry, channel
+
+
+async def add_webhook_approvers(
+    tenant: str, services: ServiceContext, url: str, count: int
+) -> None:
+    """`count` change approvers, `user0`…, each with a webhook address under `url`."""
+    for n in range(count):
+        await add_profile(
+            tenant, services, f"user{n}", {"webhook": f"{url}/u{n}"}, roles=("change-approver",)
         )
 
 

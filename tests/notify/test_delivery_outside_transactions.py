@@ -11,11 +11,16 @@ from typing import Any
 import asyncpg
 
 from signoff.jobs.notifications import build_registry
-from signoff.notify import NotifierRegistry
 from signoff.services import notifications as notification_services
 from signoff.settings import Settings
-from signoff.testing import FakeChannel, HTTPReply, ReceivedRequest, RecordingHTTPServer
-from tests.notify.conftest import add_profile, deliveries, run_worker, submit_change
+from signoff.testing import HTTPReply, ReceivedRequest, RecordingHTTPServer
+from tests.notify.conftest import (
+    add_profile,
+    deliveries,
+    fake_registry,
+    run_worker,
+    submit_change,
+)
 
 SECRET = "webhook-secret-0123456789"
 OPEN_TRANSACTIONS = """SELECT pid, state, left(query, 200) AS query FROM pg_stat_activity
@@ -65,10 +70,7 @@ async def test_no_transaction_is_open_while_a_channel_delivers(
 async def test_a_batch_is_claimed_and_recorded_in_one_transaction_each_whatever_its_size(
     tenant, demo_templates, nsvc, statements
 ):
-    registry = NotifierRegistry(deliver_timeout=1)
-    channel = FakeChannel("fake")
-    registry.register(channel, "fake")
-    registry.configure({"fake": {}})
+    registry, channel = fake_registry()
     for n in range(6):
         await add_profile(tenant, nsvc, f"user{n}", {"fake": f"u{n}"}, roles=("change-approver",))
     await submit_change(tenant, nsvc)

@@ -330,6 +330,42 @@ async def postpone(delivery_ids: Sequence[int], until: datetime, now: datetime) 
     )
 
 
+async def next_due_tenant(now: datetime, skip: Sequence[str]) -> str | None:
+    """The tenant of the oldest open delivery due at `now`, leaving out `skip`; None when
+    nothing is due."""
+    row = await sql.fetchrow(
+        """SELECT tenant_id FROM notification_delivery
+        WHERE status IN ('queued', 'retrying') AND next_attempt_at <= $1
+          AND NOT tenant_id = ANY($2::text[])
+        ORDER BY next_attempt_at LIMIT 1""",
+        now,
+        list(skip),
+    )
+    return str(row["tenant_id"]) if row else None
+
+
+async def claim_due(
+    tenant_id: str, now: datetime, limit: int, until: datetime
+) -> list[dict[str, Any]]:
+    """Claim the tenant's `limit` oldest open deliveries due at `now` in one statement: those
+    another transaction holds are left out (`SKIP LOCKED`), the others get their next attempt
+    moved to `until` and are returned, locked until commit."""
+    rows = await sql.fetch(
+        """UPDATE notification_delivery d SET next_attempt_at = $4, updated_at = $2
+        FROM (SELECT id FROM notification_delivery
+              WHERE tenant_id = $1 AND status IN ('queued', 'retrying') AND next_attempt_at <= $2
+              ORDER BY next_attempt_at LIMIT $3
+              FOR UPDATE SKIP LOCKED) AS due
+        WHERE d.id = due.id
+        RETURNING d.*""",
+        tenant_id,
+        now,
+        limit,
+        until,
+    )
+    return sorted((sql.record_dict(r, DELIVERY_JSON) for r in rows), key=lambda r: r["id"])
+
+
 async def lock_tenant_delivery(tenant_id: str, delivery_id: int) -> dict[str, Any] | None:
     """A tenant's delivery, locked (waiting for a running attempt)."""
     row = await sql.fetchrow(
@@ -418,18 +454,6 @@ async def update_deliveries(changes: Sequence[tuple[int, dict[str, Any]]], now: 
             now,
             *[[values[c] for _, values in rows] for c in columns],
         )
-
-
-async def due_deliveries(now: datetime, limit: int) -> list[dict[str, Any]]:
-    """Open deliveries whose next attempt is due, oldest first."""
-    rows = await sql.fetch(
-        """SELECT id, attempts FROM notification_delivery
-        WHERE status IN ('queued', 'retrying') AND next_attempt_at <= $1
-        ORDER BY next_attempt_at LIMIT $2""",
-        now,
-        limit,
-    )
-    return [dict(r) for r in rows]
 
 
 DEAD_LETTER_KEY = (KeyColumn("updated_at", "timestamptz"), KeyColumn("id", "bigint"))

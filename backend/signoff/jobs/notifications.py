@@ -1,18 +1,18 @@
-"""Notification jobs on arq: planning, one delivery attempt, and the sweeper.
+"""Notification jobs on arq: planning, delivering what is due, and the sweeper.
 
-Jobs carry only ids; the database rows decide what happens. A delivery job takes a batch of
-deliveries; its id is derived from their ids and attempt numbers, so that the after-commit
-enqueue, the sweeper and a retry do not queue the same attempts twice, and a lost job only
-waits for the next sweep.
+Jobs carry no deliveries; the database rows decide what happens. A delivery job claims due
+deliveries from the table in batches (`FOR UPDATE SKIP LOCKED`), so any number of jobs and
+workers share the work without sending one twice, and a lost job only waits for the next
+sweep.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
+import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -86,25 +86,17 @@ def _arq(redis: Redis) -> ArqRedis:
     return ArqRedis(connection_pool=redis.connection_pool)
 
 
-async def enqueue_deliveries(
-    redis: Redis, settings: Settings, due: Iterable[notification_services.Due]
-) -> None:
-    """Hand due deliveries to the queue, `notify_deliver_batch` per job. A job's id names its
-    deliveries and their attempt numbers, so the after-commit enqueue and the sweeper do not
-    queue the same attempts twice (and a second job for them would find them claimed)."""
-    pool = _arq(redis)
-    pending = list(due)
-    size = max(1, settings.notify_deliver_batch)
-    for start in range(0, len(pending), size):
-        batch = pending[start : start + size]
-        key = ",".join(f"{d.delivery_id}:{d.attempts}" for d in batch)
-        await pool.enqueue_job(
-            "deliver_batch_job",
-            [d.delivery_id for d in batch],
-            _job_id=f"{settings.redis_prefix}:deliver:{hashlib.sha256(key.encode()).hexdigest()[:24]}",
-            _queue_name=settings.job_queue_name,
-            **tracing.job_kwargs(),
-        )
+async def enqueue_delivering(redis: Redis, settings: Settings, request: str) -> None:
+    """Ask a worker to deliver whatever is due (`deliver_due_job`). `request` names the ask: a
+    job already queued or running under the same name is not queued again, so the sweeper's
+    fixed name never stacks up jobs, while planning names each run, so that deliveries it
+    commits just as a running job finishes are not left to the next sweep."""
+    await _arq(redis).enqueue_job(
+        "deliver_due_job",
+        _job_id=f"{settings.redis_prefix}:deliver-due:{request}",
+        _queue_name=settings.job_queue_name,
+        **tracing.job_kwargs(),
+    )
 
 
 async def enqueue_planning(
@@ -127,7 +119,7 @@ async def enqueue_planning(
 
 
 async def plan_notifications_job(ctx: dict[str, Any], tenant_id: str) -> int:
-    """arq: plan a tenant's notifications and enqueue those due now."""
+    """arq: plan a tenant's notifications; when some are due now, ask for a delivery job."""
     services = _services(ctx)
     registry = _registry(ctx)
     if not registry.configured_channels():
@@ -135,13 +127,37 @@ async def plan_notifications_job(ctx: dict[str, Any], tenant_id: str) -> int:
     due = await notification_services.plan_notifications(
         services, tenant_id, channels=registry.configured_channels()
     )
-    await enqueue_deliveries(ctx["redis"], services.settings, due)
+    if due:
+        newest = max(d.delivery_id for d in due)
+        await enqueue_delivering(ctx["redis"], services.settings, f"{tenant_id}:{newest}")
     return len(due)
 
 
+MAX_BATCHES_PER_LANE = 25
+"""Batches one delivery job claims per lane before it hands the rest to a follow-up job (a
+job stays well inside its timeout even when receivers are slow)."""
+
+
+async def deliver_due_job(ctx: dict[str, Any]) -> dict[str, int]:
+    """arq: one attempt at every delivery that is due, `notify_deliver_lanes` batches in
+    flight; queues a follow-up when it stopped at its limit. Retries are scheduled in the
+    rows and found due by a later job. Returns how many had each outcome."""
+    services = _services(ctx)
+    registry = _registry(ctx)
+    if not registry.configured_channels():
+        return {}  # a worker without channels would only suppress the deliveries
+    lanes = services.settings.notify_deliver_lanes
+    done = await notification_services.deliver_due(
+        services, registry, lanes=lanes, max_batches=lanes * MAX_BATCHES_PER_LANE
+    )
+    if done.more:
+        await enqueue_delivering(ctx["redis"], services.settings, f"more:{time.time_ns()}")
+    return {**done.outcomes, "batches": done.batches}
+
+
 async def deliver_batch_job(ctx: dict[str, Any], delivery_ids: list[int]) -> dict[str, int]:
-    """arq: one attempt at each of the deliveries (sent at once). Retries are scheduled in the
-    rows; the sweeper enqueues them when they are due. Returns how many had each outcome."""
+    """arq: one attempt at each of the deliveries (jobs queued per batch by earlier
+    releases). Returns how many had each outcome."""
     outcomes = await notification_services.deliver_many(
         _services(ctx), _registry(ctx), delivery_ids
     )
@@ -154,12 +170,13 @@ async def deliver_job(ctx: dict[str, Any], delivery_id: int) -> str:
 
 
 async def notification_sweeper(ctx: dict[str, Any]) -> dict[str, int]:
-    """arq cron: plan every tenant that is behind, fold digests, enqueue due deliveries."""
+    """arq cron: plan every tenant that is behind, fold digests, and ask for a delivery job
+    (one at a time: it delivers whatever is due, retries and lost jobs' deliveries too)."""
     services = _services(ctx)
     channels = _registry(ctx).configured_channels()
     if not channels:
         # Planning would consume the events without anyone to send them to.
-        return {"planned": 0, "digests": 0, "enqueued": 0}
+        return {"planned": 0, "digests": 0}
     planned = 0
     for tenant_id in await notification_services.tenants_behind():
         try:
@@ -172,6 +189,5 @@ async def notification_sweeper(ctx: dict[str, Any]) -> dict[str, int]:
             # One tenant's bad data must not stop the others' notifications.
             log.exception("planning notifications of tenant %r failed", tenant_id)
     digests = await notification_services.flush_digests(services)
-    due = await notification_services.due_deliveries(services)
-    await enqueue_deliveries(ctx["redis"], services.settings, due)
-    return {"planned": planned, "digests": len(digests), "enqueued": len(due)}
+    await enqueue_delivering(ctx["redis"], services.settings, "sweep")
+    return {"planned": planned, "digests": len(digests)}

@@ -126,8 +126,9 @@ class RenderedMessage:
     ``blocks`` carries structured channel content (Slack Block Kit, a webhook's JSON document);
     ``thread_key`` groups messages about one item into one conversation where the channel can.
     ``thread_parent_id`` is the ``provider_message_id`` of an earlier delivery with the same
-    ``thread_key`` to the same recipient on the same channel; the core's pipeline fills it so a
-    channel like Slack can reply in a thread. The registry sets ``event_id`` and ``event_kind``
+    ``thread_key`` to the same recipient on the same channel; the core's pipeline fills it, on
+    channels whose capabilities declare ``threading``, so a channel like Slack can reply in a
+    thread. The registry sets ``event_id`` and ``event_kind``
     from the event after rendering.
     """
 

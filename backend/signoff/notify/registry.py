@@ -260,13 +260,26 @@ def _clip(text: str | None, secrets: Iterable[str], limit: int = _MAX_TEXT) -> s
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-async def _invoke(function: Callable[..., Any], args: list[Any], *, offload: bool) -> Any:
+async def _invoke(
+    function: Callable[..., Any], args: list[Any], seconds: float, *, offload: bool
+) -> Any:
+    """Call a hook implementation, awaiting what it returns, within `seconds`.
+
+    `asyncio.timeout` rather than `wait_for`: no task of its own per call (a delivery makes
+    several). A sync implementation that is not offloaded runs on the loop, where no timeout
+    could interrupt it anyway."""
     if inspect.iscoroutinefunction(function):
-        return await function(*args)
-    # A blocking sync implementation (smtplib, requests) must not stall the event loop.
-    result = await asyncio.to_thread(function, *args) if offload else function(*args)
+        async with asyncio.timeout(seconds):
+            return await function(*args)
+    if offload:
+        # A blocking sync implementation (smtplib, requests) must not stall the event loop.
+        async with asyncio.timeout(seconds):
+            result = await asyncio.to_thread(function, *args)
+    else:
+        result = function(*args)
     if inspect.isawaitable(result):
-        result = await result
+        async with asyncio.timeout(seconds):
+            result = await result
     return result
 
 
@@ -494,9 +507,11 @@ class NotifierRegistry:
         kwargs = {"channel": channel, "event": event, "recipient": recipient, "config": config}
         for impl in ordered:
             try:
-                result = await asyncio.wait_for(
-                    _invoke(impl.function, [kwargs[a] for a in impl.argnames], offload=False),
+                result = await _invoke(
+                    impl.function,
+                    [kwargs[a] for a in impl.argnames],
                     self.render_timeout,
+                    offload=False,
                 )
             except Exception as exc:
                 logger.warning(
@@ -569,9 +584,11 @@ class NotifierRegistry:
         impl = impls[-1]
         kwargs = {"channel": channel, "message": message, "recipient": recipient, "config": config}
         try:
-            result = await asyncio.wait_for(
-                _invoke(impl.function, [kwargs[a] for a in impl.argnames], offload=True),
+            result = await _invoke(
+                impl.function,
+                [kwargs[a] for a in impl.argnames],
                 self.deliver_timeout,
+                offload=True,
             )
         except Exception as exc:
             _log_traceback(f"signoff_deliver of {plugin!r} raised", exc, config)
@@ -603,9 +620,11 @@ class NotifierRegistry:
             "config": config,
         }
         try:
-            result = await asyncio.wait_for(
-                _invoke(impl.function, [kwargs[a] for a in impl.argnames], offload=False),
+            result = await _invoke(
+                impl.function,
+                [kwargs[a] for a in impl.argnames],
                 self.parse_timeout,
+                offload=False,
             )
         except InteractionRejected:
             raise

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -465,6 +466,16 @@ CLAIM_MARGIN = timedelta(seconds=30)
 """How long a claimed delivery stays claimed beyond the longest its plugin calls may take."""
 
 
+@dataclass(frozen=True)
+class Delivering:
+    """What one round of `deliver_due` did: attempts by outcome, batches claimed, and whether
+    deliveries may still be due (the round stopped at its limit)."""
+
+    outcomes: Mapping[str, int]
+    batches: int = 0
+    more: bool = False
+
+
 async def deliver(ctx: ServiceContext, registry: NotifierRegistry, delivery_id: int) -> str:
     """Make one attempt at a delivery; return what happened (see `deliver_many`)."""
     return (await deliver_many(ctx, registry, [delivery_id]))[delivery_id]
@@ -473,7 +484,7 @@ async def deliver(ctx: ServiceContext, registry: NotifierRegistry, delivery_id: 
 async def deliver_many(
     ctx: ServiceContext, registry: NotifierRegistry, delivery_ids: Sequence[int]
 ) -> dict[int, str]:
-    """Make one attempt at each delivery, a tenant's together; what happened, by id.
+    """Make one attempt at each of these deliveries, a tenant's together; what happened, by id.
 
     No transaction is open while a plugin renders or sends: the deliveries are claimed (locked,
     checked open and due, their next attempt moved past the longest the plugin calls may
@@ -495,10 +506,98 @@ async def deliver_many(
         by_tenant.setdefault(tenant_id, []).append(delivery_id)
     for tenant_id, ids in by_tenant.items():
         claimed, started = await _claim(ctx, registry, tenant_id, ids, outcomes)
-        sent = await _send(ctx, registry, tenant_id, claimed)
-        if sent:
-            await _record(ctx, tenant_id, sent, started, outcomes)
+        await _attempt(ctx, registry, tenant_id, claimed, started, outcomes)
     return outcomes
+
+
+async def deliver_due(
+    ctx: ServiceContext, registry: NotifierRegistry, *, lanes: int = 1, max_batches: int = 100
+) -> Delivering:
+    """Make one attempt at every delivery that is due, oldest first, in batches of
+    `notify_deliver_batch` (claim, send, record, as `deliver_many` does).
+
+    `lanes` batches are in flight at once; each lane takes the tenant of the oldest due
+    delivery and claims that tenant's oldest due deliveries in one statement, skipping those
+    another worker holds, so that any number of lanes and workers share the work and never
+    send a delivery twice. Stops after `max_batches` with `more` set, for a follow-up job.
+    """
+    size = max(1, ctx.settings.notify_deliver_batch)
+    counts: Counter[str] = Counter()
+    batches = 0
+
+    async def lane() -> None:
+        nonlocal batches
+        skip: list[str] = []
+        while batches < max_batches:
+            with scopes.across_tenants("finding the tenant of the oldest due delivery"):
+                tenant_id = await repo.next_due_tenant(ctx.clock.now(), skip)
+            if tenant_id is None:
+                return
+            batches += 1
+            outcomes = await deliver_due_of_tenant(ctx, registry, tenant_id, size)
+            if not outcomes:
+                skip.append(tenant_id)  # its due deliveries are all claimed elsewhere
+            counts.update(outcomes.values())
+
+    await asyncio.gather(*(lane() for _ in range(max(1, lanes))))
+    return Delivering(dict(counts), batches, more=batches >= max_batches)
+
+
+async def deliver_due_of_tenant(
+    ctx: ServiceContext, registry: NotifierRegistry, tenant_id: str, limit: int
+) -> dict[int, str]:
+    """Claim up to `limit` of the tenant's oldest due deliveries (those no other worker
+    holds) and make one attempt at each; what happened, by id (empty: none was claimed)."""
+    outcomes: dict[int, str] = {}
+    async with unit_of_work(Actor.system(tenant_id), ctx):
+        now = ctx.clock.now()
+        rows = await repo.claim_due(tenant_id, now, limit, now + _claim_span(registry))
+        claimed = await _suppress_disabled(registry, rows, outcomes, now)
+    await _attempt(ctx, registry, tenant_id, claimed, now, outcomes)
+    return outcomes
+
+
+def _claim_span(registry: NotifierRegistry) -> timedelta:
+    """How far a claim moves a delivery's next attempt: past the longest its plugin calls may
+    take, so that no other attempt starts while one may still be under way."""
+    return timedelta(seconds=registry.render_timeout + registry.deliver_timeout) + CLAIM_MARGIN
+
+
+async def _suppress_disabled(
+    registry: NotifierRegistry,
+    rows: Sequence[dict[str, Any]],
+    outcomes: dict[int, str],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The claimed rows whose channel is enabled; the others become `suppressed`."""
+    enabled = set(registry.configured_channels())
+    for row in rows:
+        if row["channel"] not in enabled:
+            await repo.update_delivery(
+                row["id"],
+                {
+                    "status": "suppressed",
+                    "next_attempt_at": None,
+                    "last_error": f"channel {row['channel']!r} is not enabled",
+                },
+                now,
+            )
+            outcomes[row["id"]] = "suppressed"
+    return [row for row in rows if row["channel"] in enabled]
+
+
+async def _attempt(
+    ctx: ServiceContext,
+    registry: NotifierRegistry,
+    tenant_id: str,
+    claimed: list[dict[str, Any]],
+    started: datetime,
+    outcomes: dict[int, str],
+) -> None:
+    """Send the claimed deliveries with no transaction open, then record what happened."""
+    sent = await _send(ctx, registry, tenant_id, claimed)
+    if sent:
+        await _record(ctx, tenant_id, sent, started, outcomes)
 
 
 Sent = tuple[dict[str, Any], RenderedMessage, DeliveryResult]
@@ -519,7 +618,7 @@ async def _claim(
             for r in await repo.lock_deliveries(tenant_id, delivery_ids, skip_locked=True)
         }
         now = ctx.clock.now()
-        claimed = []
+        due = []
         for delivery_id in delivery_ids:
             row = rows.get(delivery_id)
             if row is None:
@@ -528,22 +627,11 @@ async def _claim(
                 outcomes[delivery_id] = str(row["status"])
             elif row["next_attempt_at"] is not None and row["next_attempt_at"] > now:
                 outcomes[delivery_id] = "not_due"
-            elif row["channel"] not in registry.configured_channels():
-                await repo.update_delivery(
-                    delivery_id,
-                    {
-                        "status": "suppressed",
-                        "next_attempt_at": None,
-                        "last_error": f"channel {row['channel']!r} is not enabled",
-                    },
-                    now,
-                )
-                outcomes[delivery_id] = "suppressed"
             else:
-                claimed.append(row)
+                due.append(row)
+        claimed = await _suppress_disabled(registry, due, outcomes, now)
         if claimed:
-            plugin_time = timedelta(seconds=registry.render_timeout + registry.deliver_timeout)
-            await repo.postpone([r["id"] for r in claimed], now + plugin_time + CLAIM_MARGIN, now)
+            await repo.postpone([r["id"] for r in claimed], now + _claim_span(registry), now)
         return claimed, now
 
 
@@ -554,8 +642,8 @@ async def _send(
     claimed: list[dict[str, Any]],
 ) -> list[Sent]:
     """Render and send claimed deliveries, all at once. No transaction is open while a plugin
-    works: the messages are rendered, their thread parents read in one short transaction,
-    then sent."""
+    works: the messages are rendered, the thread parents of those on channels that thread
+    read in one short transaction, then sent."""
     recipients = [
         Recipient(
             user_id=row["recipient_id"],
@@ -576,7 +664,10 @@ async def _send(
             )
         )
     )
-    threaded = [n for n, m in enumerate(messages) if m.thread_key]
+    threading = {name for name, spec in registry.channels().items() if spec.capabilities.threading}
+    threaded = [
+        n for n, m in enumerate(messages) if m.thread_key and claimed[n]["channel"] in threading
+    ]
     if threaded:
         with scopes.for_tenant(tenant_id):
             async with repo.transaction():
@@ -719,13 +810,6 @@ def _count_delivery(channel: str, outcome: str) -> Callable[[], Awaitable[None]]
 
 def _uuid(value: str | None) -> UUID | None:
     return UUID(value) if value else None
-
-
-async def due_deliveries(ctx: ServiceContext) -> list[Due]:
-    """Open deliveries whose next attempt is due (the sweeper hands them to the queue)."""
-    with scopes.across_tenants("the notification sweeper re-queues every tenant's deliveries"):
-        rows = await repo.due_deliveries(ctx.clock.now(), max(1, ctx.settings.notify_batch_size))
-    return [Due(r["id"], r["attempts"]) for r in rows]
 
 
 async def tenants_behind() -> list[str]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -111,6 +113,44 @@ def signoff_render(
     )
 
 
+MAX_CLIENTS = 256
+"""Receivers' hosts whose HTTP clients are kept (least recently used ones are dropped)."""
+
+_clients: OrderedDict[
+    tuple[float, bool, str], tuple[asyncio.AbstractEventLoop, httpx.AsyncClient]
+] = OrderedDict()
+
+
+def _client(config: WebhookConfig, url: str) -> httpx.AsyncClient:
+    """The HTTP client of this event loop for `url`'s scheme, host and port and `config`'s
+    timeout and TLS choice: kept, so that connections to a receiver stay open and are reused
+    and no delivery pays for building a client. One per receiver host, because the outbound
+    guard connects to the address it checked: a pool shared by two host names on one address
+    would reuse a TLS connection verified for the other name. Its pool does not limit how
+    many requests are open at once (each request's timeout is the bound)."""
+    loop = asyncio.get_running_loop()
+    parsed = httpx.URL(url)
+    key = (
+        config.timeout_seconds,
+        config.verify_tls,
+        f"{parsed.scheme}://{parsed.host}:{parsed.port}",
+    )
+    held = _clients.get(key)
+    if held is not None and held[0] is loop and not held[1].is_closed:
+        _clients.move_to_end(key)
+        return held[1]
+    client = outbound.client(
+        timeout=config.timeout_seconds,
+        verify=config.verify_tls,
+        follow_redirects=False,
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=20),
+    )
+    _clients[key] = (loop, client)
+    while len(_clients) > MAX_CLIENTS:
+        _clients.popitem(last=False)  # its idle connections close when it is collected
+    return client
+
+
 def _body(message: RenderedMessage) -> bytes:
     document = message.blocks
     if not isinstance(document, dict | list):
@@ -172,10 +212,7 @@ async def signoff_deliver(
         SIGNATURE_HEADER: sign(body, [s.reveal() for s in config.secrets]),
     }
     try:
-        async with outbound.client(
-            timeout=config.timeout_seconds, verify=config.verify_tls, follow_redirects=False
-        ) as client:
-            response = await client.post(url, content=body, headers=headers)
+        response = await _client(config, url).post(url, content=body, headers=headers)
     except outbound.OutboundRefused as exc:
         return DeliveryResult.permanent(str(exc))
     except httpx.TimeoutException:

@@ -190,3 +190,36 @@ def test_config_validation_names_field():
     assert "plugin 'webhook', channel 'webhook', field 'secrets'" in text
     assert "field 'timeout_seconds'" in text
     assert "short" not in text
+
+
+async def test_deliveries_to_a_receiver_that_keeps_connections_open_reuse_one():
+    connections = 0
+    bodies: list[bytes] = []
+
+    async def keep_alive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        try:
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                lines = head.decode().split("\r\n")
+                length = next(
+                    int(line.split(":", 1)[1])
+                    for line in lines
+                    if line.lower().startswith("content-length:")
+                )
+                bodies.append(await reader.readexactly(length))
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server = await asyncio.start_server(keep_alive, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        registry = make_registry([NEW])
+        results = [await send(registry, f"http://127.0.0.1:{port}", f"evt-{n}") for n in range(3)]
+    finally:
+        server.close()
+    assert [r.status for r in results] == [DeliveryStatus.DELIVERED] * 3
+    assert len(bodies) == 3
+    assert connections == 1  # one kept-alive connection, not one per delivery
