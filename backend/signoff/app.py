@@ -23,6 +23,7 @@ from signoff.api.decision_page import confirm_decision_link_form, decision_link_
 from signoff.api.evidence_http import download_evidence, receive_evidence_upload
 from signoff.api.graphiql import graphiql_assets
 from signoff.api.interactions import REGISTRY_STATE_KEY, channel_interaction
+from signoff.api.push import keep_transport_send
 from signoff.api.ratelimit import RateLimiter
 from signoff.api.schema import build_schema
 from signoff.api.ws_sessions import SocketCaps
@@ -188,7 +189,7 @@ def create_app(
         routes.extend(console_routes(settings.console_dir, redirect_root=settings.is_development))
     if demo_users is not None and settings.is_development:
         routes.append(demo_users_route(demo_users))
-    return Litestar(
+    app = Litestar(
         route_handlers=routes,
         lifespan=[lifespan],
         middleware=[request_id_middleware],  # type: ignore[list-item]
@@ -209,3 +210,7 @@ def create_app(
         logging_config=None,
         request_max_body_size=settings.max_request_bytes,
     )
+    # Pushed frames go to the server's own send (`api/push.py`); the middlewares' send
+    # wrappers only touch the handshake.
+    app.asgi_handler = keep_transport_send(app.asgi_handler)
+    return app

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from signoff.api import shared_results
 
-_JSON = st.recursive(
+JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
     lambda children: (
         st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4)
@@ -26,7 +26,7 @@ _JSON = st.recursive(
 @settings(max_examples=200, deadline=None)
 @given(
     op_id=st.text(),
-    data=st.dictionaries(st.text(), _JSON, max_size=5),
+    data=st.dictionaries(st.text(), JSON_VALUES, max_size=5),
     kind=st.sampled_from(["next", "complete", "error"]),
 )
 def test_encoding_equals_the_plain_encoding(op_id: str, data: dict[str, Any], kind: str) -> None:

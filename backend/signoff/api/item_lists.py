@@ -3,7 +3,7 @@ inbox's filters, sort, cursors and facets, read from the same entries as the inb
 `itemsChanged(scope:, after:)`, their live companion as `inboxChanged` is the inbox's: load a
 page, then subscribe with `after: eventCursor` (docs/realtime.md). It is built on the same
 per-tenant feed and the same per-batch rows as the other subscriptions
-(`api/subscriptions.py`), so it adds no statement per subscriber."""
+(`api/live_types.py`), so it adds no statement per subscriber."""
 
 from __future__ import annotations
 
@@ -28,16 +28,9 @@ from signoff.api.inbox import (
     nodes_of_rows,
     parse_page,
 )
+from signoff.api.live_types import BatchState, Hidden, ResyncRequired, resync_marker
 from signoff.api.paging import After, Before, First, Last
-from signoff.api.subscriptions import (
-    _AFTER,
-    Hidden,
-    ResyncRequired,
-    _BatchState,
-    _hub,
-    _resync,
-    _start_cursor,
-)
+from signoff.api.subscriptions import _AFTER, _hub, _start_cursor
 from signoff.api.types import WorkflowItem
 from signoff.db import feed
 from signoff.db.inbox import ItemScope
@@ -164,7 +157,7 @@ ItemsChangedMessage = Annotated[
 
 
 def _builder(
-    state: _BatchState,
+    state: BatchState,
     event: dict[str, Any],
     kind: ItemListChangeKind,
     readable: bool,
@@ -210,11 +203,11 @@ class ItemListSubscription:
         start = await _start_cursor(actor, after)
         async for batch in hub.batches(actor.tenant_id, start):
             if isinstance(batch, Resync):
-                yield _resync(actor.tenant_id, batch.seq)
+                yield resync_marker(actor.tenant_id, batch.seq)
                 return
             if not any(e["item_id"] for e in batch):
                 continue
-            state = await _BatchState.of(batch, actor.tenant_id, services)
+            state = await BatchState.of(batch, actor.tenant_id, services)
             for event in batch:
                 item_id = event["item_id"]
                 if item_id not in state.items:

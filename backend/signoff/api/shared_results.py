@@ -2,7 +2,7 @@
 
 graphql-core runs a subscription's selection set once per event per subscriber. The realtime
 layer hands every subscriber who sees the same thing the *same* pushed object (see
-`api/subscriptions.py::_BatchState`), so `SharingExecutor` keys the per-event result by that
+`api/live_types.py::BatchState`), so `SharingExecutor` keys the per-event result by that
 object, the operation, and the values of the variables the selection below the subscription
 field reads (a subscription's own arguments, such as its resume cursor, do not change what
 is selected from the object); the first subscriber runs the selection, the others reuse its
@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import OrderedDict
-from typing import Any
+from typing import Any, cast
 
 from graphql import (
     FieldNode,
@@ -29,8 +29,11 @@ from graphql import (
     Visitor,
     visit,
 )
-from graphql.execution import Executor
+from graphql.execution import ExecutionResult, Executor
+from graphql.pyutils import AwaitableOrValue
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from signoff.api.push import Handover
 
 
 class SharingStats:
@@ -73,6 +76,16 @@ def selection_variables(
     return tuple(sorted(visitor.names))
 
 
+def selection_key(executor: Any) -> tuple[int, str]:
+    """What a subscription's per-event result depends on besides the pushed object: its
+    operation (the parsed document is cached, so the same text is the same node) and the values
+    of the variables its selection reads (not the subscription field's own arguments)."""
+    names = selection_variables(executor.operation, executor.fragment_definitions)
+    coerced = executor.variable_values.coerced
+    values = json.dumps([coerced.get(n) for n in names], default=str, sort_keys=True)
+    return (id(executor.operation), values)
+
+
 async def _shared(future: asyncio.Future[Any]) -> Any:
     # A subscriber cancelled while waiting does not cancel the others' result.
     return await asyncio.shield(future)
@@ -98,10 +111,28 @@ class SharingExecutor(StrawberryGraphQLCoreExecutionContext):
         executor._relevant_sub_fields = {}
         return executor
 
+    @property
+    def strawberry_schema(self) -> Any:
+        """The strawberry schema this executor runs (its error handling)."""
+        return self.schema._strawberry_schema  # type: ignore[attr-defined]
+
+    def execute_event(self, payload: Any) -> AwaitableOrValue[ExecutionResult]:
+        """The subscription's selection over `payload`, run now and not shared (for callers
+        that share results themselves: `api/inbox_fanout.py`)."""
+        executor = self.build_per_event_executor(payload)
+        run = StrawberryGraphQLCoreExecutionContext.execute_operation
+        # a subscription's event never has incremental results
+        return cast(AwaitableOrValue[ExecutionResult], run(executor, False))
+
     def execute_operation(self, serially: bool | None = None) -> Any:
         if not self._per_event:
             return super().execute_operation(serially)
         payload = self.root_value
+        if isinstance(payload, Handover):
+            # Not an event: the stream leaves this path; whoever serves it runs the selection
+            # with this executor (`execute_event`).
+            payload.executor = self
+            return ExecutionResult(data=payload, errors=None)  # type: ignore[arg-type]
         results: _Results | None = getattr(payload, _ATTRIBUTE, None)
         if results is None:
             results = {}

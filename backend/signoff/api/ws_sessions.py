@@ -25,10 +25,13 @@ import jwt
 import redis.asyncio as aioredis
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
+    Operation,
 )
+from strawberry.utils.aio import aclosing
 
 from signoff.api.auth import bearer_token
 from signoff.api.context import SignoffContext, authenticate
+from signoff.api.push import TRANSPORT_SEND, Handover, PushTarget
 from signoff.domain.actors import Actor
 from signoff.domain.errors import DomainError
 from signoff.settings import Settings
@@ -204,6 +207,31 @@ def session_handler(settings: Settings, caps: SocketCaps | None) -> type:
                     await self.websocket.close(code=4403, reason=exc.message[:100])
                     return
             await super().handle_subscribe(message)
+
+        def _transport_send(self) -> Any:
+            websocket = self.signoff_context.websocket
+            assert websocket is not None
+            return websocket.scope.get(TRANSPORT_SEND) or websocket.send
+
+        async def _send_result_stream(self, operation: Operation[Any, Any], source: Any) -> None:
+            # A stream handed over (`api/push.py`) is served in this task until it ends; the
+            # results around it (errors, the end) take strawberry's path as before.
+            async def served() -> Any:
+                async for result in source:
+                    handover = getattr(result, "data", None)
+                    if isinstance(handover, Handover):
+                        target = PushTarget(
+                            self._transport_send(),
+                            operation.id,
+                            result.extensions,
+                            handover.executor,
+                        )
+                        await handover.serve(target)
+                        continue
+                    yield result
+
+            async with aclosing(served()) as results:
+                await super()._send_result_stream(operation, results)
 
         async def shutdown(self) -> None:
             if self.expiry_task is not None:

@@ -10,6 +10,10 @@ number of subscribers, a lost notification (listener reconnecting, a process pau
 delays delivery until the reader's next poll, and the order and completeness of what a
 subscriber receives is the database's.
 
+A consumer (`attach`) is served by the reader itself instead: the reader awaits its
+`deliver(batch)` for every batch, so one task per tenant per process does the work of every
+stream the consumer holds (the API's `inboxChanged` streams, `api/inbox_fanout.py`).
+
 Each subscriber has a bounded queue. A subscriber that does not keep up (a client that does not
 read) gets its queue replaced by a single `Resync` marker carrying the cursor of the last event
 it was given: it can resubscribe from there (replay comes from the database), and the process
@@ -25,7 +29,7 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 
@@ -70,6 +74,20 @@ class Resync:
     seq: int
 
 
+class BatchConsumer(Protocol):
+    """What the tenant's reader serves directly: every batch, in order, awaited by the reader
+    (its sends must not wait on a slow socket), and how many streams it holds."""
+
+    async def deliver(self, batch: FeedBatch) -> None:
+        """Handle one batch (consecutive events after the previous batch)."""
+
+    def __len__(self) -> int:
+        """Streams served (counted in `RealtimeHub.subscriber_count`)."""
+
+    def close(self) -> None:
+        """The hub stops: end every stream (their tasks finish them)."""
+
+
 class _Subscriber:
     """One subscription stream's bounded queue of batches."""
 
@@ -111,6 +129,7 @@ class _TenantFeed:
         self.tenant_id = tenant_id
         self.cursor = 0
         self.subscribers: set[_Subscriber] = set()
+        self.consumers: dict[str, BatchConsumer] = {}
         self.wake = asyncio.Event()
         self.ready = asyncio.Event()
         self.reads = 0
@@ -160,6 +179,8 @@ class _TenantFeed:
                 self.batches += 1
                 for subscriber in self.subscribers:
                     subscriber.push(ready)
+                for consumer in list(self.consumers.values()):
+                    await self._deliver(consumer, ready)
             if len(ready) < len(rows):
                 # Numbers are gapless in commit order (see `append_events`): a hole is an event
                 # not yet visible. Wait for it; skip it only once it is old (logged), so that a
@@ -181,6 +202,21 @@ class _TenantFeed:
             if len(rows) == hub.batch_size:
                 continue  # more to read
             await self._wait(hub.poll_interval)
+
+    async def _deliver(self, consumer: BatchConsumer, batch: FeedBatch) -> None:
+        try:
+            await consumer.deliver(batch)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # One consumer's failure must not stop the tenant's feed for the others.
+            log.exception(
+                "realtime consumer failed on events %d..%d", batch[0]["seq"], batch[-1]["seq"]
+            )
+
+    @property
+    def idle(self) -> bool:
+        return not self.subscribers and not self.consumers
 
     async def _wait(self, seconds: float) -> None:
         # The timeout is the fallback: a missed notification costs at most one poll interval.
@@ -244,11 +280,18 @@ class RealtimeHub:
             feed.stop()
             for subscriber in feed.subscribers:
                 subscriber.wake.set()
+            for consumer in list(feed.consumers.values()):
+                consumer.close()
             feed.ready.set()
         for feed in feeds:
             with contextlib.suppress(asyncio.CancelledError):
                 await feed.task
         self._feeds.clear()
+
+    @property
+    def closed(self) -> bool:
+        """The hub was stopped."""
+        return self._closed
 
     @property
     def listener_pid(self) -> int | None:
@@ -262,8 +305,11 @@ class RealtimeHub:
 
     @property
     def subscriber_count(self) -> int:
-        """Registered subscription streams."""
-        return sum(len(f.subscribers) for f in self._feeds.values())
+        """Registered subscription streams (queued ones and those of consumers)."""
+        return sum(
+            len(f.subscribers) + sum(len(c) for c in f.consumers.values())
+            for f in self._feeds.values()
+        )
 
     @property
     def feed_count(self) -> int:
@@ -342,25 +388,77 @@ class RealtimeHub:
     def _register(self, feed: _TenantFeed) -> _Subscriber:
         subscriber = _Subscriber(feed.tenant_id, self.max_queued_events)
         feed.subscribers.add(subscriber)
-        task = asyncio.current_task()
-        if task is not None and task not in self._tasks:
-            self._tasks.add(task)
-            # The operation task may be cancelled while the stream is suspended at a `yield`
-            # (its `finally` then runs only when the generator is collected): forget the task
-            # and its subscriber as soon as the task ends, whatever way it ends.
-            task.add_done_callback(lambda t: self._forget(t, subscriber))
+        # The operation task may be cancelled while the stream is suspended at a `yield`
+        # (its `finally` then runs only when the generator is collected): forget the task
+        # and its subscriber as soon as the task ends, whatever way it ends.
+        self.track_current_task(lambda: self._forget(None, subscriber))
         return subscriber
+
+    def track_current_task(self, on_done: Callable[[], None]) -> None:
+        """Count the running task among the subscription tasks (`running_tasks`) until it
+        ends; call `on_done` when it ends, whatever way it ends."""
+        task = asyncio.current_task()
+        if task is None:
+            return
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._tasks.discard(t)
+            on_done()
+
+        self._tasks.add(task)
+        task.add_done_callback(done)
 
     def _forget(self, task: asyncio.Task[Any] | None, subscriber: _Subscriber) -> None:
         feed = self._feeds.get(subscriber.tenant_id)
         if feed is not None:
             feed.subscribers.discard(subscriber)
-            if not feed.subscribers:
-                # Nobody left to read for: stop the tenant's reader.
-                feed.stop()
-                del self._feeds[subscriber.tenant_id]
+            self._stop_if_idle(feed)
         if task is not None:
             self._tasks.discard(task)
+
+    def _stop_if_idle(self, feed: _TenantFeed) -> None:
+        if feed.idle and self._feeds.get(feed.tenant_id) is feed:
+            # Nobody left to read for: stop the tenant's reader.
+            feed.stop()
+            del self._feeds[feed.tenant_id]
+
+    def consumer(self, tenant_id: str, name: str, make: Callable[[], T]) -> T:
+        """The tenant's consumer called `name` in this process, made by `make()` and attached
+        to the tenant's reader the first time (the reader starts if need be)."""
+        feed = self._feed(tenant_id)
+        existing = feed.consumers.get(name)
+        if existing is None:
+            existing = feed.consumers[name] = make()  # type: ignore[assignment]
+        return existing  # type: ignore[return-value]
+
+    def release(self, tenant_id: str, name: str, consumer: BatchConsumer) -> None:
+        """Detach `consumer`, the tenant's consumer `name` (its reader stops when nothing else
+        is left)."""
+        feed = self._feeds.get(tenant_id)
+        if feed is not None and feed.consumers.get(name) is consumer:
+            del feed.consumers[name]
+            self._stop_if_idle(feed)
+
+    async def live_cursor(self, tenant_id: str) -> int:
+        """The last event the tenant's running reader has handed out: every later one reaches
+        its consumers and subscribers (wait for the reader to start)."""
+        feed = self._feeds[tenant_id]
+        await feed.ready.wait()
+        return feed.cursor
+
+    async def backlog(self, tenant_id: str, after_seq: int, upto: int) -> AsyncIterator[FeedBatch]:
+        """The tenant's events in (`after_seq`, `upto`], read from the database in batches."""
+        cursor = after_seq
+        while cursor < upto and not self._closed:
+            with tenant_scope.tenant(tenant_id):
+                rows = await audit_repo.events_after(
+                    tenant_id, cursor, min(self.batch_size, upto - cursor)
+                )
+            batch = FeedBatch(r for r in rows if r["seq"] <= upto)
+            if not batch:
+                return
+            cursor = batch[-1]["seq"]
+            yield batch
 
     async def batches(self, tenant_id: str, after_seq: int) -> AsyncIterator[FeedBatch | Resync]:
         """Every event of `tenant_id` after `after_seq`, in sequence order, in batches: first
@@ -378,14 +476,7 @@ class RealtimeHub:
             # `live_from` is committed and visible, so the backlog is read from the table.
             live_from = feed.cursor
             cursor = after_seq
-            while cursor < live_from and not self._closed:
-                with tenant_scope.tenant(tenant_id):
-                    rows = await audit_repo.events_after(
-                        tenant_id, cursor, min(self.batch_size, live_from - cursor)
-                    )
-                backlog = FeedBatch(r for r in rows if r["seq"] <= live_from)
-                if not backlog:
-                    break
+            async for backlog in self.backlog(tenant_id, after_seq, live_from):
                 cursor = backlog[-1]["seq"]
                 yield backlog
             cursor = max(cursor, live_from)

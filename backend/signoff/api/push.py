@@ -1,0 +1,218 @@
+"""Pushing frames to a websocket without a task or a JSON encoding per message.
+
+A subscription that the realtime layer serves itself (`api/inbox_fanout.py`) leaves
+strawberry's per-event machinery by a hand-over: its resolver yields one `Handover`; the
+executor (`api/shared_results.py::SharingExecutor`) attaches itself to it instead of running
+the selection, and the websocket handler (`api/ws_sessions.py`) hands it the operation's id,
+the extension results strawberry would add to every message, and the socket. From then on the
+subscription's messages are written by whoever serves it, with `OperationFrames` (the
+`next` message around pre-encoded JSON) and a `SocketWriter` (the socket's ASGI send, started
+at once and finished by a task only when the socket is congested).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from typing import Any
+
+Send = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
+
+TRANSPORT_SEND = "signoff.transport_send"
+"""Scope key of the server's own ASGI send of a websocket (`keep_transport_send`): frames
+written through it skip the middlewares' send wrappers, which do nothing for data frames."""
+
+
+def encode(value: object) -> str:
+    """JSON as the GraphQL endpoint writes it (compact, ASCII)."""
+    return json.dumps(value, separators=(",", ":"))
+
+
+def keep_transport_send(app: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """ASGI wrapper (outermost) that records a websocket's own send in its scope."""
+
+    async def recording(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            scope[TRANSPORT_SEND] = send
+        await app(scope, receive, send)
+
+    return recording
+
+
+class Handover:
+    """Yielded by a subscription's resolver to be served outside strawberry's per-event path.
+
+    `serve(target)` runs for the subscription's life in its operation task (awaited by the
+    websocket handler); when it returns, the handler completes the operation as usual."""
+
+    __slots__ = ("executor", "serve")
+
+    def __init__(self, serve: Callable[[PushTarget], Awaitable[None]]) -> None:
+        self.serve = serve
+        self.executor: Any = None
+        """The subscription's executor (set while graphql-core runs the hand-over)."""
+
+
+class PushTarget:
+    """Where a handed-over subscription writes: its socket, operation id and executor."""
+
+    __slots__ = ("executor", "extensions", "operation_id", "send")
+
+    def __init__(self, send: Send, operation_id: str, extensions: Any, executor: Any) -> None:
+        self.send = send
+        self.operation_id = operation_id
+        self.extensions = extensions
+        self.executor = executor
+
+
+class OperationFrames:
+    """graphql-transport-ws messages of one operation around pre-encoded JSON: the same text
+    as encoding the whole message (`{"id","type","payload":{"data","errors","extensions"}}`),
+    with the shared part encoded once for every subscriber."""
+
+    __slots__ = ("_head", "_tail")
+
+    def __init__(self, operation_id: str, extensions: Any) -> None:
+        self._head = '{"id":' + encode(operation_id) + ',"type":"next","payload":{"data":'
+        self._tail = (',"extensions":' + encode(extensions) if extensions else "") + "}}"
+
+    def next_text(self, data_json: str, errors_json: str | None = None) -> str:
+        """The `next` message whose payload's data (and errors) are already JSON."""
+        errors = ',"errors":' + errors_json if errors_json is not None else ""
+        return self._head + data_json + errors + self._tail
+
+
+class _Rest:
+    """The rest of a coroutine that was started by hand and suspended on `yielded`: awaiting
+    it drives the coroutine on exactly as the awaiting task would have from the start (what
+    Python 3.12's eager tasks do)."""
+
+    __slots__ = ("coro", "yielded")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], yielded: Any) -> None:
+        self.coro = coro
+        self.yielded = yielded
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, yielded = self.coro, self.yielded
+        while True:
+            try:
+                value = yield yielded
+            except BaseException as exc:  # cancellation reaches the coroutine, as in a task
+                try:
+                    yielded = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    yielded = coro.send(value)
+                except StopIteration as stop:
+                    return stop.value
+
+    def close(self) -> None:
+        """End the coroutine where it stands if it did not finish (its `finally` runs)."""
+        self.coro.close()
+
+
+class SocketWriter:
+    """One subscription's frames to its socket, in order, never waiting in the caller.
+
+    `offer` starts the socket's send at once; an uncongested socket takes the frame before
+    `offer` returns (no task, no queue). When the socket's buffer is full the send suspends:
+    a task finishes it and the frames offered meanwhile wait in a queue of at most `limit`;
+    past that the queue is dropped and the writer is `overflowed` (the subscriber must
+    resynchronise from `sent_seq`, the last frame handed to the socket)."""
+
+    __slots__ = ("_idle", "_queue", "_send", "_task", "closed", "limit", "overflowed", "sent_seq")
+
+    def __init__(self, send: Send, limit: int, sent_seq: int) -> None:
+        self._send = send
+        self._queue: deque[tuple[str, int | None]] = deque()
+        self._task: asyncio.Task[None] | None = None
+        self._idle: asyncio.Event | None = None
+        self.limit = limit
+        self.sent_seq = sent_seq
+        self.overflowed = False
+        self.closed = False
+        """The socket refused a frame (it is gone)."""
+
+    @property
+    def busy(self) -> bool:
+        """A send is suspended on a congested socket."""
+        return self._task is not None
+
+    def offer(self, text: str, seq: int | None = None) -> bool:
+        """Write `text` (the frame of event `seq`) after the frames before it; False when it
+        was not taken (the writer overflowed or the socket is gone)."""
+        if self.overflowed or self.closed:
+            return False
+        if self._task is not None:
+            if len(self._queue) >= self.limit:
+                self._queue.clear()
+                self.overflowed = True
+                return False
+            self._queue.append((text, seq))
+            return True
+        self._start(text, seq)
+        return not self.closed
+
+    def _start(self, text: str, seq: int | None) -> None:
+        if seq is not None:
+            self.sent_seq = seq
+        coro = self._send({"type": "websocket.send", "text": text})
+        try:
+            yielded = coro.send(None)
+        except StopIteration:
+            return
+        except Exception:
+            self.closed = True
+            return
+        rest = _Rest(coro, yielded)
+        self._task = asyncio.ensure_future(self._finish(rest))
+        self._task.add_done_callback(lambda _task: self._settled(rest))
+
+    async def _finish(self, rest: _Rest) -> None:
+        try:
+            await rest
+            while self._queue:
+                text, seq = self._queue.popleft()
+                if seq is not None:
+                    self.sent_seq = seq
+                await self._send({"type": "websocket.send", "text": text})
+        except Exception:
+            self.closed = True
+            self._queue.clear()
+
+    def _settled(self, rest: _Rest) -> None:
+        rest.close()  # a task cancelled before it resumed the send ends it all the same
+        self._task = None
+        if self._idle is not None:
+            self._idle.set()
+
+    async def drained(self) -> None:
+        """Wait until every frame taken was handed to the socket."""
+        while self._task is not None:
+            if self._idle is None:
+                self._idle = asyncio.Event()
+            self._idle.clear()
+            await self._idle.wait()
+
+    async def write_last(self, text: str) -> None:
+        """Write `text` after everything taken (dropped frames stay dropped), waiting for the
+        socket; for the final messages of a subscription."""
+        await self.drained()
+        if self.closed:
+            return
+        try:
+            await self._send({"type": "websocket.send", "text": text})
+        except Exception:
+            self.closed = True
+
+    def cancel(self) -> None:
+        """Stop writing (the subscription ended): queued frames are dropped."""
+        self._queue.clear()
+        self.closed = True
+        if self._task is not None:
+            self._task.cancel()
