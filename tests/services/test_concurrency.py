@@ -62,9 +62,9 @@ class LockProbe:
 
     def __init__(self, monkeypatch: Any) -> None:
         self.inside = self.most = 0
-        original = items_repo.lock_item
+        original = items_repo.lock_for_change
 
-        async def lock_item(tenant_id: str, **which: Any) -> Any:
+        async def lock_for_change(tenant_id: str, **which: Any) -> Any:
             self.inside += 1
             self.most = max(self.most, self.inside)
             try:
@@ -72,7 +72,7 @@ class LockProbe:
             finally:
                 self.inside -= 1
 
-        monkeypatch.setattr(items_repo, "lock_item", lock_item)
+        monkeypatch.setattr(items_repo, "lock_for_change", lock_for_change)
 
 
 async def test_fifty_conflicting_decisions_on_an_any_step_one_wins(

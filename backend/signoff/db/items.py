@@ -7,10 +7,12 @@ written once per transaction, several steps in one statement.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from signoff.db import sql
+from signoff.db.permissions import grants_of_rows
 from signoff.db.records import (
     ITEM_JSON,
     STEP_JSON,
@@ -20,27 +22,30 @@ from signoff.db.records import (
     step_of,
 )
 from signoff.domain.calendar import BusinessCalendar
+from signoff.domain.permissions import Grant
 from signoff.domain.records import Decision, DecisionOutcome, Item, Step
 
 __all__ = [
     "ITEM_JSON",
     "STEP_JSON",
+    "ChangeBasis",
     "NewDecisionRow",
     "count_open_items",
     "decisions_of_items",
     "decisions_of_step",
     "get_item",
-    "insert_decisions",
     "insert_item",
     "insert_steps",
     "item_id_of_step",
+    "lock_for_change",
     "lock_item",
     "lock_items",
     "recent_items_of_template",
-    "save_item",
-    "save_steps",
     "steps_of",
     "steps_of_items",
+    "write_decisions",
+    "write_item",
+    "write_steps",
 ]
 
 
@@ -177,41 +182,44 @@ async def insert_steps(steps: Sequence[Step]) -> None:
     )
 
 
-async def save_steps(steps: Sequence[Step]) -> None:
-    """Write every changeable column of each step as its record holds it (one statement)."""
+def write_steps(steps: Sequence[Step]) -> sql.Write | None:
+    """The statement writing every changeable column of each step as its record holds it."""
     if not steps:
-        return
+        return None
     columns = ["id", *(c for c, _ in _STEP_COLUMNS)]
     types = ["uuid", *(_UNNEST_TYPES.get(k, k) for _, k in _STEP_COLUMNS)]
     rows = [[s.id, *_changeable(s)] for s in steps]
     arrays = [list(column) for column in zip(*rows, strict=True)]
     unnest = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(types))
     assignments = ", ".join(_assignment(c, k) for c, k in _STEP_COLUMNS)
-    await sql.execute(
+    return sql.Write(
         f"""UPDATE step SET {assignments}
         FROM unnest({unnest}) AS u({", ".join(columns)})
         WHERE step.id = u.id""",
-        *arrays,
+        tuple(arrays),
     )
 
 
-async def save_item(item: Item) -> None:
-    """Write every changeable column of `item` as the record holds it (version included)."""
-    await sql.execute(
+def write_item(item: Item) -> sql.Write:
+    """The statement writing every changeable column of `item` as the record holds it
+    (version included)."""
+    return sql.Write(
         """UPDATE workflow_item SET state = $2, payload = $3::jsonb, plan = $4::jsonb,
             revision = $5, priority = $6, due_at = $7, title = $8, version = $9,
             updated_at = $10
         WHERE id = $1""",
-        item.id,
-        item.state.value,
-        sql.dumps(dict(item.payload)),
-        _doc(item.plan),
-        item.revision,
-        item.priority,
-        item.due_at,
-        item.title,
-        item.version,
-        item.updated_at,
+        (
+            item.id,
+            item.state.value,
+            sql.dumps(dict(item.payload)),
+            _doc(item.plan),
+            item.revision,
+            item.priority,
+            item.due_at,
+            item.title,
+            item.version,
+            item.updated_at,
+        ),
     )
 
 
@@ -227,10 +235,43 @@ async def lock_item(
     tenant_id: str, *, item_id: UUID | None = None, step_id: UUID | None = None
 ) -> tuple[Item, BusinessCalendar | None] | None:
     """The item (by its id, or the id of one of its steps) locked until commit, with its
-    tenant's business calendar: one statement for what every change needs first."""
+    tenant's business calendar (`lock_for_change` without the rest)."""
+    basis = await lock_for_change(tenant_id, item_id=item_id, step_id=step_id)
+    return None if basis is None else (basis.item, basis.calendar)
+
+
+@dataclass(frozen=True)
+class ChangeBasis:
+    """What every change of an item reads first: the item locked until commit, its tenant's
+    business calendar, its steps in template order and the tenant's stored grants."""
+
+    item: Item
+    calendar: BusinessCalendar | None
+    steps: tuple[Step, ...]
+    grants: tuple[Grant, ...]
+
+
+async def lock_for_change(
+    tenant_id: str, *, item_id: UUID | None = None, step_id: UUID | None = None
+) -> ChangeBasis | None:
+    """The item (by its id, or the id of one of its steps) locked until commit, with what a
+    change of it reads besides (`ChangeBasis`), in one statement.
+
+    The steps and grants come from the statement's snapshot, taken before the lock was
+    granted. When another transaction changed the item meanwhile (it committed while this one
+    waited for the lock), the locked row is the newer one but the snapshot's steps are not:
+    every change of a step bumps its item's version under the item's lock, so a version that
+    differs from the snapshot's says so, and the steps are read again, now under the lock.
+    """
     row = await sql.fetchrow(
         """SELECT i.*, c.timezone AS cal_timezone, c.workdays AS cal_workdays,
-            c.day_start AS cal_day_start, c.day_end AS cal_day_end, c.holidays AS cal_holidays
+            c.day_start AS cal_day_start, c.day_end AS cal_day_end, c.holidays AS cal_holidays,
+            (SELECT o.version FROM workflow_item o WHERE o.id = i.id) AS snapshot_version,
+            (SELECT array_agg(s ORDER BY s.position) FROM step s
+                WHERE s.tenant_id = i.tenant_id AND s.item_id = i.id) AS snapshot_steps,
+            (SELECT array_agg(g ORDER BY g.template_key, g.permission) FROM (
+                SELECT template_key, permission, grantees FROM permission_grant
+                WHERE tenant_id = i.tenant_id) g) AS grants
         FROM workflow_item i LEFT JOIN business_calendar c ON c.tenant_id = i.tenant_id
         WHERE i.tenant_id = $1
           AND i.id = coalesce($2, (SELECT item_id FROM step WHERE tenant_id = $1 AND id = $3))
@@ -243,7 +284,12 @@ async def lock_item(
         return None
     values = sql.record_dict(row, ITEM_JSON)
     calendar = calendar_of(values, "cal_") if values["cal_timezone"] is not None else None
-    return item_of(values), calendar
+    item = item_of(values)
+    if values["snapshot_version"] == item.version:
+        steps = [step_of(s) for s in values["snapshot_steps"] or ()]
+    else:
+        steps = await steps_of(tenant_id, item.id)
+    return ChangeBasis(item, calendar, tuple(steps), grants_of_rows(values["grants"] or ()))
 
 
 async def lock_items(
@@ -303,11 +349,11 @@ NewDecisionRow = tuple[
 """(step, revision, actor, outcome, acting_for, reason, rule, seat) of a decision to store."""
 
 
-async def insert_decisions(rows: Sequence[NewDecisionRow], now: Any) -> None:
-    """Store decisions (votes, rejections, overrides, rules that decided), one statement."""
+def write_decisions(rows: Sequence[NewDecisionRow], now: Any) -> sql.Write | None:
+    """The statement storing decisions (votes, rejections, overrides, rules that decided)."""
     if not rows:
-        return
-    await sql.execute(
+        return None
+    return sql.Write(
         """INSERT INTO decision (tenant_id, item_id, step_id, revision, actor_id, outcome,
             acting_for, reason, rule, seat, created_at)
         SELECT u.tenant_id, u.item_id, u.step_id, u.revision, u.actor_id, u.outcome,
@@ -317,17 +363,19 @@ async def insert_decisions(rows: Sequence[NewDecisionRow], now: Any) -> None:
             AS u(tenant_id, item_id, step_id, revision, actor_id, outcome, acting_for, reason,
                 rule, seat, n)
         ORDER BY u.n""",
-        [r[0].tenant_id for r in rows],
-        [r[0].item_id for r in rows],
-        [r[0].id for r in rows],
-        [r[1] for r in rows],
-        [r[2] for r in rows],
-        [r[3].value for r in rows],
-        [r[4] for r in rows],
-        [r[5] for r in rows],
-        [r[6] for r in rows],
-        [r[7] for r in rows],
-        now,
+        (
+            [r[0].tenant_id for r in rows],
+            [r[0].item_id for r in rows],
+            [r[0].id for r in rows],
+            [r[1] for r in rows],
+            [r[2] for r in rows],
+            [r[3].value for r in rows],
+            [r[4] for r in rows],
+            [r[5] for r in rows],
+            [r[6] for r in rows],
+            [r[7] for r in rows],
+            now,
+        ),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,11 @@ def _grant(row: Any) -> Grant | None:
     return Grant(permission, frozenset(row["grantees"]), row["template_key"])
 
 
+def grants_of_rows(rows: Sequence[Any]) -> tuple[Grant, ...]:
+    """Grants from `permission_grant` rows (template_key, permission, grantees)."""
+    return tuple(g for g in (_grant(r) for r in rows) if g is not None)
+
+
 async def grants_of(tenant_id: str) -> tuple[Grant, ...]:
     """The tenant's stored grants (tenant-wide and per template)."""
     rows = await sql.fetch(
@@ -25,7 +31,7 @@ async def grants_of(tenant_id: str) -> tuple[Grant, ...]:
         WHERE tenant_id = $1 ORDER BY template_key, permission""",
         tenant_id,
     )
-    return tuple(g for g in (_grant(r) for r in rows) if g is not None)
+    return grants_of_rows(rows)
 
 
 async def put_grant(tenant_id: str, grant: Grant, updated_by: str, now: datetime) -> Grant | None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -42,6 +44,53 @@ async def fetchrow(sql: str, *args: Any) -> asyncpg.Record | None:
 async def execute(sql: str, *args: Any) -> None:
     """Run `sql` for its effect."""
     await fetch(sql, *args)
+
+
+@dataclass(frozen=True)
+class Write:
+    """A data-modifying statement whose result nobody reads ($1 … $n placeholders, exactly
+    one per argument, no RETURNING), to be sent alone or with others in one round trip
+    (`write_all`)."""
+
+    text: str
+    args: tuple[Any, ...]
+
+    def __post_init__(self) -> None:
+        numbers = {int(n) for n in _PLACEHOLDER.findall(self.text)}
+        if numbers != set(range(1, len(self.args) + 1)):
+            raise ValueError("a write uses each of its arguments' placeholders")
+
+
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+def together(writes: Sequence[Write]) -> Write:
+    """One statement making every write of `writes`, each a data-modifying WITH query.
+
+    PostgreSQL runs them all, on one snapshot (none sees another's rows), in an order of its
+    choosing: give it only writes of different rows that do not read what another writes.
+    Triggers fire at the end of the statement, as they would after separate statements.
+    """
+    if len(writes) == 1:
+        return writes[0]
+    parts: list[str] = []
+    args: list[Any] = []
+    for n, write in enumerate(writes):
+        parts.append(f"w{n} AS ({_shifted(write.text, len(args))})")
+        args.extend(write.args)
+    return Write(f"WITH {', '.join(parts)} SELECT", tuple(args))
+
+
+def _shifted(text: str, offset: int) -> str:
+    return _PLACEHOLDER.sub(lambda m: f"${int(m.group(1)) + offset}", text)
+
+
+async def write_all(writes: Sequence[Write | None]) -> None:
+    """Make the writes (None: nothing to write) in one round trip (`together`)."""
+    present = [w for w in writes if w is not None]
+    if present:
+        combined = together(present)
+        await execute(combined.text, *combined.args)
 
 
 def in_transaction() -> bool:

@@ -14,42 +14,46 @@ from signoff.domain.calendar import BusinessCalendar
 from signoff.domain.records import OverdueStep, Step, Timer
 from signoff.domain.timers import TimerSpec
 
+_CANCEL = """UPDATE timer SET status = 'cancelled'
+    WHERE step_id = ANY($1::uuid[]) AND status = 'armed'"""
 
-async def insert_timers(armed: Sequence[tuple[Step, TimerSpec, str]], now: datetime) -> list[Timer]:
-    """Arm timers (each for its step, with its fresh token) in one statement; returns them."""
+
+def write_timers(armed: Sequence[tuple[Step, TimerSpec, str]], now: datetime) -> sql.Write | None:
+    """The statement arming timers (each for its step, with its fresh token)."""
     if not armed:
-        return []
-    rows = await sql.fetch(
+        return None
+    return sql.Write(
         """INSERT INTO timer (tenant_id, item_id, step_id, kind, level, due_at, token, status,
             payload, created_at)
         SELECT u.tenant_id, u.item_id, u.step_id, u.kind, u.level, u.due_at, u.token, 'armed',
             u.payload::jsonb, $9
         FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::int[],
             $6::timestamptz[], $7::text[], $8::text[])
-            AS u(tenant_id, item_id, step_id, kind, level, due_at, token, payload)
-        RETURNING *""",
-        [step.tenant_id for step, _, _ in armed],
-        [step.item_id for step, _, _ in armed],
-        [step.id for step, _, _ in armed],
-        [spec.kind.value for _, spec, _ in armed],
-        [spec.level for _, spec, _ in armed],
-        [spec.due_at for _, spec, _ in armed],
-        [token for _, _, token in armed],
-        [sql.dumps(dict(spec.payload)) for _, spec, _ in armed],
-        now,
+            AS u(tenant_id, item_id, step_id, kind, level, due_at, token, payload)""",
+        (
+            [step.tenant_id for step, _, _ in armed],
+            [step.item_id for step, _, _ in armed],
+            [step.id for step, _, _ in armed],
+            [spec.kind.value for _, spec, _ in armed],
+            [spec.level for _, spec, _ in armed],
+            [spec.due_at for _, spec, _ in armed],
+            [token for _, _, token in armed],
+            [sql.dumps(dict(spec.payload)) for _, spec, _ in armed],
+            now,
+        ),
     )
-    return [timer_of(sql.record_dict(r, TIMER_JSON)) for r in rows]
+
+
+def write_cancel(step_ids: Sequence[UUID]) -> sql.Write | None:
+    """The statement cancelling every armed timer of the steps."""
+    return sql.Write(_CANCEL, (list(step_ids),)) if step_ids else None
 
 
 async def cancel_for_steps(step_ids: Sequence[UUID]) -> list[Timer]:
-    """Cancel every armed timer of the steps; returns what was cancelled."""
+    """Cancel every armed timer of the steps now; returns what was cancelled."""
     if not step_ids:
         return []
-    rows = await sql.fetch(
-        """UPDATE timer SET status = 'cancelled'
-        WHERE step_id = ANY($1::uuid[]) AND status = 'armed' RETURNING *""",
-        list(step_ids),
-    )
+    rows = await sql.fetch(f"{_CANCEL} RETURNING *", list(step_ids))
     return [timer_of(sql.record_dict(r, TIMER_JSON)) for r in rows]
 
 

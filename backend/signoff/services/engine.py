@@ -14,10 +14,12 @@ from uuid import UUID
 
 from signoff import metrics
 from signoff.db import items as items_repo
+from signoff.db import sql
 from signoff.domain.actors import Actor
 from signoff.domain.calendar import WALL_CLOCK, Clockwork
 from signoff.domain.errors import DomainError, ErrorCode, not_found
 from signoff.domain.events import Event
+from signoff.domain.permissions import Grants
 from signoff.domain.progression import Context, Progress, Snapshot, progress
 from signoff.domain.records import Item, Step
 from signoff.domain.states import ItemState
@@ -25,7 +27,7 @@ from signoff.domain.templates import TemplateDefinition, parse_template
 from signoff.services import permissions
 from signoff.services.context import ServiceContext
 from signoff.services.templates import stored_definition, template_limits
-from signoff.services.timer_arming import apply_timer_changes
+from signoff.services.timer_arming import timer_writes
 from signoff.services.uow import UnitOfWork, remember_result, replayed_result, unit_of_work
 
 
@@ -66,10 +68,15 @@ class ItemView:
 
 async def context_for(ctx: ServiceContext, tenant_id: str, calendar: Clockwork) -> Context:
     """The progression's context now: the tenant's calendar and permission table."""
+    return context_with(ctx, calendar, await permissions.grants_of(tenant_id, ctx))
+
+
+def context_with(ctx: ServiceContext, calendar: Clockwork, grants: Grants) -> Context:
+    """The progression's context now, with the calendar and permission table given."""
     return Context(
         now=ctx.clock.now(),
         calendar=calendar,
-        grants=await permissions.grants_of(tenant_id, ctx),
+        grants=grants,
         override_min_justification=ctx.settings.override_min_justification,
     )
 
@@ -95,13 +102,12 @@ async def lock_view(
 ) -> tuple[ItemView, Context]:
     """The item (by id, or by one of its steps' ids) locked until commit, with the context of
     a change to it; NOT_FOUND outside the actor's tenant."""
-    locked = await items_repo.lock_item(actor.tenant_id, item_id=item_id, step_id=step_id)
-    if locked is None:
+    basis = await items_repo.lock_for_change(actor.tenant_id, item_id=item_id, step_id=step_id)
+    if basis is None:
         raise not_found("step" if step_id else "item", step_id or item_id)
-    item, calendar = locked
-    steps = await items_repo.steps_of(actor.tenant_id, item.id)
-    view = ItemView(item, tuple(steps), await item_definition(item, ctx))
-    return view, await context_for(ctx, actor.tenant_id, calendar or WALL_CLOCK)
+    view = ItemView(basis.item, basis.steps, await item_definition(basis.item, ctx))
+    grants = permissions.grants_from(ctx, basis.grants)
+    return view, context_with(ctx, basis.calendar or WALL_CLOCK, grants)
 
 
 def check_version(view: ItemView, expected_version: int | None) -> None:
@@ -148,41 +154,45 @@ async def apply(
     uow: UnitOfWork, view: ItemView, result: Progress, *, new: bool = False
 ) -> ItemView:
     """Write what the progression returned: decisions, each changed step once, the item once
-    (its version bumped: every change to an item or its steps), timers, audit events. A `new`
-    item is inserted as the progression left it."""
+    (its version bumped: every change to an item or its steps), timers — all in one statement,
+    since none reads what another writes — and the audit events. A `new` item is inserted as
+    the progression left it, first."""
     now = uow.ctx.clock.now()
     after = result.after
     steps = {s.key: s for s in after.steps}
     if new:
         await items_repo.insert_item(after.item)
         await items_repo.insert_steps(after.steps)
-    await items_repo.insert_decisions(
-        [
-            (
-                steps[d.step],
-                after.item.revision,
-                d.actor,
-                d.outcome,
-                d.acting_for,
-                d.reason,
-                d.rule,
-                d.seat,
-            )
-            for d in result.decisions
-        ],
-        now,
-    )
+    writes = [
+        items_repo.write_decisions(
+            [
+                (
+                    steps[d.step],
+                    after.item.revision,
+                    d.actor,
+                    d.outcome,
+                    d.acting_for,
+                    d.reason,
+                    d.rule,
+                    d.seat,
+                )
+                for d in result.decisions
+            ],
+            now,
+        )
+    ]
     changed = {
         s.key: replace(s, version=s.version + 1, updated_at=now)
         for s in ([] if new else result.changed_steps())
     }
-    await items_repo.save_steps(list(changed.values()))
+    writes.append(items_repo.write_steps(list(changed.values())))
     steps.update(changed)
     item = after.item
     if not new and (changed or result.item_changed):
         item = replace(item, version=item.version + 1, updated_at=now)
-        await items_repo.save_item(item)
-    await apply_timer_changes(uow, steps, result.timers)
+        writes.append(items_repo.write_item(item))
+    writes += await timer_writes(uow, steps, result.timers)
+    await sql.write_all(writes)
     if result.decisions:
         uow.after_commit(_count_decisions([str(d.outcome.value) for d in result.decisions]))
     for entry in result.entries:

@@ -7,7 +7,10 @@ item permissions (decide, override, execute, manage_items) with the same functio
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
+from types import MappingProxyType
 
 from signoff.db import permissions as repo
 from signoff.domain.actors import Actor
@@ -28,21 +31,45 @@ from signoff.services.uow import remember_result, replayed_result, unit_of_work
 from signoff.settings import Settings
 
 
-def defaults_of(settings: Settings) -> dict[Permission, frozenset[str]]:
-    """The deployment's default grantees, from its role settings."""
-    return default_grantees(
-        {
-            "admin_roles": settings.admin_roles,
-            "override_roles": settings.override_roles,
-            "legal_hold_roles": settings.legal_hold_roles,
-            "auditor_roles": settings.auditor_roles,
-        }
+def defaults_of(settings: Settings) -> Mapping[Permission, frozenset[str]]:
+    """The deployment's default grantees, from its role settings (made once per set of
+    roles: every change reads them)."""
+    return _defaults(
+        settings.admin_roles,
+        settings.override_roles,
+        settings.legal_hold_roles,
+        settings.auditor_roles,
+    )
+
+
+@lru_cache(maxsize=16)
+def _defaults(
+    admin: tuple[str, ...],
+    override: tuple[str, ...],
+    legal_hold: tuple[str, ...],
+    auditor: tuple[str, ...],
+) -> Mapping[Permission, frozenset[str]]:
+    return MappingProxyType(
+        default_grantees(
+            {
+                "admin_roles": admin,
+                "override_roles": override,
+                "legal_hold_roles": legal_hold,
+                "auditor_roles": auditor,
+            }
+        )
     )
 
 
 async def grants_of(tenant_id: str, ctx: ServiceContext) -> Grants:
     """The tenant's permission table (its stored grants over the defaults)."""
-    return Grants(defaults_of(ctx.settings), await repo.grants_of(tenant_id))
+    return grants_from(ctx, await repo.grants_of(tenant_id))
+
+
+def grants_from(ctx: ServiceContext, stored: tuple[Grant, ...]) -> Grants:
+    """The permission table made of a tenant's stored grants (read elsewhere) over the
+    defaults."""
+    return Grants(defaults_of(ctx.settings), stored)
 
 
 async def _grants_for(actor: Actor, ctx: ServiceContext) -> Grants:

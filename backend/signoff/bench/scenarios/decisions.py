@@ -473,12 +473,15 @@ def add_figures(result: ScenarioResult, layout: Layout, runs: Runs) -> None:
                 if_missed=(
                     f"each approval costs {cpu:.1f} ms of API CPU (median), so one process "
                     f"cannot pass {1000 / max(cpu, 1e-9):.0f} approvals/s even on a free core; "
-                    "pgbench's whole transaction costs a fraction of that. The gap is the "
-                    "Python path (GraphQL parse, validation and execution, the token check, "
-                    "the service's round trips and the audit head's lock held across them). "
-                    "What fixes it: "
-                    "fewer round trips per approval, audit numbering in one statement, cached "
-                    "templates and tokens (issue #10, parts 1 and 2)."
+                    "pgbench's whole transaction costs a fraction of that. The service "
+                    "already sends only the five statements an approval's rules need; the gap "
+                    "is the framework's Python per request (strawberry's execution and its "
+                    "extensions, Litestar's request handling: together about as much CPU as "
+                    "the service) and two Redis round trips (the rate limiter's bucket before "
+                    "execution, the notification planning enqueued after commit). What fixes "
+                    "it: less framework work per request (an execution path compiled once per "
+                    "known operation, the rate-limit bucket kept without a round trip per "
+                    "request), and more cores than API processes."
                 ),
             )
         )
@@ -503,8 +506,12 @@ def add_figures(result: ScenarioResult, layout: Layout, runs: Runs) -> None:
                     f"32 clients in a closed loop at {rate_median:.0f} approvals/s wait "
                     f"{CLIENTS * 1000 / max(rate_median, 1e-9):.0f} ms on average (Little's "
                     "law), so p99 < 50 ms needs well over 640 approvals/s; the latency is "
-                    "queueing for CPU and for the tenant's audit lock. What fixes it: the "
-                    "throughput fixes above; in one tenant, a shorter audit lock."
+                    "queueing for CPU and, in one tenant, for the chain head, which "
+                    "`audit_append` holds from the last statement to COMMIT (one round trip, "
+                    "long when the process is short of CPU). What fixes it: the throughput "
+                    "fixes above; in one tenant, numbering at commit inside the database (a "
+                    "deferred trigger) or after commit by a sequencer, so that no round trip "
+                    "lies inside the lock."
                 ),
             )
         )
