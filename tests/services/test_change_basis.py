@@ -9,10 +9,12 @@ from typing import Any
 import pytest
 
 from signoff.db import items as items_repo
+from signoff.db import permissions as permission_repo
 from signoff.db import scope as tenant_scope
 from signoff.db import sql
 from signoff.db.engine import ENGINE
 from signoff.domain.actors import Actor, Principal
+from signoff.domain.permissions import Grant, Permission
 from signoff.services import items as item_services
 from tests.conftest import wait_for
 
@@ -81,12 +83,22 @@ async def test_a_change_reads_its_item_steps_calendar_and_grants_in_one_statemen
     tenant, services, demo_templates, statements
 ):
     view = await submit(services, tenant)
+    grants = [
+        Grant(Permission.EXECUTE, frozenset({"ops"}), "change-approval"),
+        Grant(Permission.DECIDE, frozenset({"change-approver", "@requester"})),
+    ]
+    with tenant_scope.tenant(tenant):
+        for grant in grants:
+            await permission_repo.put_grant(tenant, grant, "admin", view.item.created_at)
     with tenant_scope.tenant(tenant), statements:
         async with ENGINE.transaction():
             basis = await items_repo.lock_for_change(tenant, step_id=view.steps[0].id)
     assert basis is not None
     assert basis.item == view.item
     assert basis.steps == view.steps
+    with tenant_scope.tenant(tenant):
+        assert basis.grants == await permission_repo.grants_of(tenant)
+    assert set(basis.grants) == set(grants)
     begin, read, commit = statements.statements
     assert begin.startswith("BEGIN;") and commit == "COMMIT"
     assert read.endswith("FOR UPDATE OF i")

@@ -269,9 +269,8 @@ async def lock_for_change(
             (SELECT o.version FROM workflow_item o WHERE o.id = i.id) AS snapshot_version,
             (SELECT array_agg(s ORDER BY s.position) FROM step s
                 WHERE s.tenant_id = i.tenant_id AND s.item_id = i.id) AS snapshot_steps,
-            (SELECT array_agg(g ORDER BY g.template_key, g.permission) FROM (
-                SELECT template_key, permission, grantees FROM permission_grant
-                WHERE tenant_id = i.tenant_id) g) AS grants
+            (SELECT array_agg(g ORDER BY g.template_key, g.permission)
+                FROM permission_grant g WHERE g.tenant_id = i.tenant_id) AS grants
         FROM workflow_item i LEFT JOIN business_calendar c ON c.tenant_id = i.tenant_id
         WHERE i.tenant_id = $1
           AND i.id = coalesce($2, (SELECT item_id FROM step WHERE tenant_id = $1 AND id = $3))
