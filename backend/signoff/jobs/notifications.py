@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -21,6 +22,7 @@ from redis.asyncio import Redis
 
 from signoff import tracing
 from signoff.domain.clock import SystemClock
+from signoff.jobs.queue import enqueue_once
 from signoff.notify import NotifierRegistry
 from signoff.services import notifications as notification_services
 from signoff.services.context import ServiceContext
@@ -99,22 +101,29 @@ async def enqueue_delivering(redis: Redis, settings: Settings, request: str) -> 
     )
 
 
-async def enqueue_planning(
-    redis: Redis, settings: Settings, tenant_id: str, up_to_seq: int | None = None
-) -> None:
+PLAN_SLOT_SECONDS = 0.2
+"""How long planning requests of one tenant are gathered into one job."""
+
+
+async def enqueue_planning(redis: Redis, settings: Settings, tenant_id: str) -> None:
     """After a commit: ask a worker to plan the tenant's notifications.
 
-    Planning is idempotent, so a lost or duplicate enqueue is harmless (the sweeper plans
-    what was missed). Pass the last audit sequence number written when it is known, so a
-    planner already running does not swallow the request.
+    Requests are gathered per tenant and time slot (`PLAN_SLOT_SECONDS`): the slot's job is
+    queued once, in one round trip (`enqueue_once`), to run when the slot ends, so it plans
+    every event committed before any request of its slot, and a busy tenant makes a few
+    planning jobs a second instead of one per change. A request made while a slot's job runs
+    belongs to a later slot, so a running planner never swallows it. Planning is idempotent,
+    so a lost or duplicate job is harmless (the sweeper plans what was missed).
     """
-    suffix = f":{up_to_seq}" if up_to_seq is not None else ""
-    await _arq(redis).enqueue_job(
+    now = time.time()
+    slot = math.floor(now / PLAN_SLOT_SECONDS) + 1
+    await enqueue_once(
+        _arq(redis),
+        settings.job_queue_name,
         "plan_notifications_job",
-        tenant_id,
-        _job_id=f"{settings.redis_prefix}:plan:{tenant_id}{suffix}",
-        _queue_name=settings.job_queue_name,
-        **tracing.job_kwargs(),
+        {f"{settings.redis_prefix}:plan:{tenant_id}:{slot}": slot * PLAN_SLOT_SECONDS - now},
+        (tenant_id,),
+        tracing.job_kwargs(),
     )
 
 

@@ -17,12 +17,11 @@ from uuid import UUID
 
 from arq import ArqRedis, create_pool
 from arq.connections import RedisSettings
-from arq.constants import job_key_prefix
-from arq.jobs import serialize_job
 
 from signoff import tracing
 from signoff.domain.clock import Clock
 from signoff.jobs.notifications import enqueue_planning
+from signoff.jobs.queue import enqueue_once
 from signoff.services import timers as timer_services
 from signoff.services.context import ServiceContext
 from signoff.settings import Settings
@@ -63,28 +62,14 @@ class ArqScheduler:
         return f"{self._settings.redis_prefix}:timers:{round(slot.timestamp() * 1000)}"
 
     async def _enqueue(self, jobs: dict[str, float]) -> None:
-        """Write the jobs (id -> seconds to wait) as arq's `enqueue_job` would, in one
-        transaction: `SET NX` leaves a job that is already queued or running alone, `ZADD NX`
-        keeps its place in the queue."""
-        if not jobs:
-            return
+        """Queue a firing job under each id of `jobs` (id -> seconds to wait), leaving one
+        already queued or running alone (`enqueue_once`)."""
         pool = await self.pool()
-        enqueued_ms = round(time.time() * 1000)
-        payload = serialize_job(
-            "fire_due_timers_job", (), {}, None, enqueued_ms, serializer=pool.job_serializer
-        )
-        queue = self._settings.job_queue_name
-        async with pool.pipeline(transaction=True) as pipe:
-            for job_id, wait in sorted(jobs.items()):
-                score = enqueued_ms + max(0, round(wait * 1000))
-                expires_ms = score - enqueued_ms + pool.expires_extra_ms
-                pipe.set(job_key_prefix + job_id, payload, px=expires_ms, nx=True)
-                pipe.zadd(queue, {job_id: score}, nx=True)
-            await pipe.execute()
+        await enqueue_once(pool, self._settings.job_queue_name, "fire_due_timers_job", jobs)
 
-    async def plan_notifications(self, tenant_id: str, up_to_seq: int) -> None:
+    async def plan_notifications(self, tenant_id: str) -> None:
         """Ask a worker to turn the tenant's new audit events into notifications."""
-        await enqueue_planning(await self.pool(), self._settings, tenant_id, up_to_seq)
+        await enqueue_planning(await self.pool(), self._settings, tenant_id)
 
     async def run_audit_export(self, tenant_id: str, export_id: str, attempt: int) -> None:
         """Ask a worker to run an audit export (one job per attempt; the row decides)."""

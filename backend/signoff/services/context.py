@@ -20,8 +20,8 @@ class JobScheduler(Protocol):
         when it runs, so only the times matter)."""
         ...
 
-    async def plan_notifications(self, tenant_id: str, up_to_seq: int) -> None:
-        """Have the tenant's audit events up to `up_to_seq` turned into notifications."""
+    async def plan_notifications(self, tenant_id: str) -> None:
+        """Have the tenant's audit events committed so far turned into notifications."""
         ...
 
     async def run_audit_export(self, tenant_id: str, export_id: str, attempt: int) -> None:

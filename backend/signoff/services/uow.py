@@ -212,10 +212,10 @@ def _plan_notifications_after_commit(uow: UnitOfWork) -> None:
     scheduler = uow.ctx.scheduler
     if scheduler is None:
         return
-    tenant_id, seq = uow.actor.tenant_id, int(uow.written[-1]["seq"])
+    tenant_id = uow.actor.tenant_id
 
     async def plan() -> None:
-        await scheduler.plan_notifications(tenant_id, seq)
+        await scheduler.plan_notifications(tenant_id)
 
     uow.after_commit(plan)
 
