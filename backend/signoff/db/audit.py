@@ -38,6 +38,17 @@ class ChainMismatchError(RuntimeError):
     """The database linked events differently from the application's chain definition."""
 
 
+def _prepared(
+    tenant_id: str, events: Sequence[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    # The stored content is exactly the canonical content its digest was taken over.
+    rows = [
+        {**event, "tenant_id": tenant_id, "data": canonical(event.get("data") or {})}
+        for event in events
+    ]
+    return rows, [content_digest(row) for row in rows]
+
+
 async def append_events(tenant_id: str, events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Number, chain and insert `events` in the current transaction, in one statement.
 
@@ -45,16 +56,12 @@ async def append_events(tenant_id: str, events: Sequence[dict[str, Any]]) -> lis
     it until commit, so one tenant's events are numbered in commit order without gaps: a reader
     that resumes after sequence N never misses an event that commits later with a smaller
     number. Call it as the last statement of the transaction: the lock is held only from here
-    to the commit.
+    to the commit. A transaction that can send its last statement with its COMMIT does better
+    (`append_statement`).
     """
     if not sql.in_transaction():
         raise RuntimeError("audit events are written only inside the transaction of their change")
-    # The stored content is exactly the canonical content its digest was taken over.
-    rows = [
-        {**event, "tenant_id": tenant_id, "data": canonical(event.get("data") or {})}
-        for event in events
-    ]
-    digests = [content_digest(row) for row in rows]
+    rows, digests = _prepared(tenant_id, events)
     head = await sql.fetchrow(
         """SELECT first_seq, prev_hash, last_hash FROM audit_append($1, $2, $3::uuid[],
             $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
@@ -76,6 +83,70 @@ async def append_events(tenant_id: str, events: Sequence[dict[str, Any]]) -> lis
     for row, digest, (seq, prev, current) in zip(rows, digests, links, strict=True):
         row.update(seq=seq, prev_hash=prev, hash=current, content_digest=digest)
     return rows
+
+
+def append_statement(
+    tenant_id: str, events: Sequence[dict[str, Any]]
+) -> tuple[str, list[dict[str, Any]]]:
+    """The `audit_append` of `events` as a statement without parameters, for a transaction to
+    send together with its COMMIT (`ScopedTransaction.commit_with`), and the rows it stores
+    (without their numbers and links: the database makes those at commit).
+
+    Sent with the COMMIT, the tenant's audit lock is held from the statement to the end of the
+    commit without a round trip to this process in between. The events travel as one JSON
+    literal (`E'…'` with backslashes and quotes escaped, whatever `standard_conforming_strings`
+    says), unpacked into `audit_append`'s arrays in the database; the numbers and links are
+    those `append_events` makes, and `audit verify` checks them like any other.
+    """
+    rows, digests = _prepared(tenant_id, events)
+    document = sql.dumps(
+        [
+            {
+                **{column: row.get(column) for column in _TEXT_COLUMNS + _OPTIONAL_TEXT_COLUMNS},
+                "item_id": _text(row.get("item_id")),
+                "step_id": _text(row.get("step_id")),
+                "data": row["data"],
+                "occurred_at": _aware(row["occurred_at"]).isoformat(),
+                "content_digest": digest,
+            }
+            for row, digest in zip(rows, digests, strict=True)
+        ]
+    )
+    for row, digest in zip(rows, digests, strict=True):
+        row["content_digest"] = digest
+
+    def each(expression: str) -> str:
+        return f"ARRAY(SELECT {expression} FROM events ORDER BY n)"
+
+    arguments = [
+        literal(tenant_id),
+        literal(REALTIME_CHANNEL),
+        each("(e->>'item_id')::uuid"),
+        each("(e->>'step_id')::uuid"),
+        *[each(f"e->>'{column}'") for column in _TEXT_COLUMNS],
+        each("e->'data'"),
+        each("(e->>'occurred_at')::timestamptz"),
+        each("e->>'content_digest'"),
+        *[each(f"e->>'{column}'") for column in _OPTIONAL_TEXT_COLUMNS],
+    ]
+    statement = (
+        "WITH events AS (SELECT e, n FROM jsonb_array_elements("
+        f"{literal(document)}::jsonb) WITH ORDINALITY AS x(e, n)) "
+        f"SELECT FROM audit_append({', '.join(arguments)})"
+    )
+    return statement, rows
+
+
+def literal(text: str) -> str:
+    """`text` as an SQL string literal: `E'…'` with backslashes and quotes doubled, which
+    reads back as `text` whatever `standard_conforming_strings` says."""
+    if "\x00" in text:
+        raise ValueError("text with a NUL character cannot be stored")
+    return "E'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def _aware(value: datetime) -> datetime:

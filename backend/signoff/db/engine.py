@@ -24,6 +24,11 @@ class ScopedTransaction(PostgresTransaction):
 
     __slots__ = ("scope",)
 
+    @property
+    def commits_with_statement(self) -> bool:
+        """Whether `commit_with` can end this transaction (it began with a scope)."""
+        return self.scope is not None
+
     async def begin(self) -> None:
         self.scope = tenant_scope.current()
         if self.scope is None:
@@ -36,6 +41,16 @@ class ScopedTransaction(PostgresTransaction):
             await self.transaction.commit()
         else:
             await self.connection.execute("COMMIT")
+        self._committed = True
+
+    async def commit_with(self, statement: str) -> None:
+        """Run `statement` (no parameters) and COMMIT in one round trip, as one simple query:
+        nothing the statement holds until commit (a lock) waits for this process to answer.
+        If the statement fails the server skips the COMMIT and the error propagates, so the
+        transaction's exit rolls it back."""
+        if self.scope is None:
+            raise RuntimeError("commit_with needs a transaction begun with a scope")
+        await self.connection.execute(f"{statement};\nCOMMIT")
         self._committed = True
 
     async def rollback(self) -> None:

@@ -186,7 +186,8 @@ async def decide_step(actor: Actor, ctx: ServiceContext, inp: DecideStepInput) -
         actor,
         ctx,
         operation=f"decideStep:{inp.outcome.value}",
-        fingerprint=_fingerprint(inp),
+        # only a keyed request is compared with an earlier one
+        fingerprint=_fingerprint(inp) if inp.idempotency_key else {},
         idempotency_key=inp.idempotency_key,
         expected_version=inp.expected_version,
         event=event,

@@ -17,7 +17,7 @@ from signoff.db import audit as audit_repo
 from signoff.db import idempotency as idempotency_repo
 from signoff.db import scope as tenant_scope
 from signoff.db import tenants as tenant_repo
-from signoff.db.engine import ENGINE
+from signoff.db.engine import ENGINE, ScopedTransaction
 from signoff.domain.actors import Actor
 from signoff.domain.errors import DomainError, ErrorCode
 from signoff.services.context import ServiceContext
@@ -125,8 +125,9 @@ async def unit_of_work(
 ) -> AsyncIterator[UnitOfWork]:
     """Open a transaction; on a clean exit write the audit events, then commit.
 
-    The events are numbered and chained by the last statement before the commit, which holds
-    the tenant's chain head until the commit. A tenant this process has not seen yet must
+    The events are numbered and chained by the last statement, which holds the tenant's chain
+    head until the commit; the unit of work that began the transaction sends it with the
+    COMMIT, in one round trip. A tenant this process has not seen yet must
     exist (UNKNOWN_TENANT otherwise), unless `tenants_on_first_use` lets this transaction
     create it or the transaction is its creation (`creates_tenant`); once that commits the
     process remembers it.
@@ -145,14 +146,14 @@ async def unit_of_work(
     token = _CURRENT.set(uow)
     try:
         with tenant_scope.tenant(actor.tenant_id):
-            async with ENGINE.transaction():
+            async with ENGINE.transaction() as transaction:
                 if not tenant_known:
                     await _check_tenant(actor.tenant_id, ctx, creates_tenant)
                 yield uow
                 if uow.events:
-                    uow.written = await audit_repo.append_events(actor.tenant_id, uow.events)
                     _plan_notifications_after_commit(uow)
                     _count_after_commit(uow)
+                    await _append(uow, transaction if outermost else None)
     finally:
         _CURRENT.reset(token)
     if outermost and not tenant_known:
@@ -166,6 +167,19 @@ async def unit_of_work(
         except Exception:
             # The change is committed; follow-up work is re-driven by the sweeper.
             log.exception("after-commit callback failed")
+
+
+async def _append(uow: UnitOfWork, own: Any) -> None:
+    """Write the unit's audit events: with the COMMIT, in one round trip, when this unit of
+    work began the transaction (`own`), so that the tenant's audit lock is never held across a
+    round trip to this process; otherwise as the last statement so far of the transaction it
+    joined (whose commit is not ours to send)."""
+    tenant_id = uow.actor.tenant_id
+    if isinstance(own, ScopedTransaction) and own.commits_with_statement:
+        statement, uow.written = audit_repo.append_statement(tenant_id, uow.events)
+        await own.commit_with(statement)
+    else:
+        uow.written = await audit_repo.append_events(tenant_id, uow.events)
 
 
 async def _check_tenant(tenant_id: str, ctx: ServiceContext, creates_tenant: bool) -> None:
@@ -200,10 +214,8 @@ async def _join(outer: Any, tenant_id: str) -> None:
 
 
 def _count_after_commit(uow: UnitOfWork) -> None:
-    written = uow.written
-
     async def count() -> None:
-        metrics.count_committed(written)
+        metrics.count_committed(uow.written)
 
     uow.after_commit(count)
 
