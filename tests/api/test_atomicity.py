@@ -115,7 +115,12 @@ async def test_failing_audit_write_refuses_the_change(
     async def broken_append(tenant_id: str, events: Any) -> list[dict[str, Any]]:
         raise Boom("audit store unavailable")
 
+    def broken_statement(tenant_id: str, events: Any) -> tuple[str, list[dict[str, Any]]]:
+        raise Boom("audit store unavailable")
+
+    # both ways of appending: with the COMMIT (a unit of work's own transaction) and alone
     monkeypatch.setattr(signoff.db.audit, "append_events", broken_append)
+    monkeypatch.setattr(signoff.db.audit, "append_statement", broken_statement)
     with pytest.raises(Boom):
         await item_services.decide_step(approver(tenant), services, approve_input(view))
     monkeypatch.undo()
