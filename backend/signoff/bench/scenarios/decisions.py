@@ -52,7 +52,8 @@ APPROVE = """mutation Approve($input: DecideStepInput!) {
 # The minimal decision transaction on the real tables: lock the item, insert the decision,
 # update the step, insert the audit event and notify — the last two through `audit_append`,
 # the one statement signoff itself numbers, chains and announces events with (so one tenant's
-# pgbench transactions take turns at its chain head exactly as approvals do). Targets cycle
+# pgbench transactions take turns at its chain head as approvals do; pgbench sends END after
+# it, one local round trip inside the lock, where signoff sends both at once). Targets cycle
 # through a table of existing steps; the actor id is unique per transaction so the
 # one-vote-per-person index never refuses. The event's content digest is a digest of its
 # actor, not of its canonical content: these events live in pgbench's own tenants.
