@@ -112,8 +112,10 @@ async def enqueue_planning(redis: Redis, settings: Settings, tenant_id: str) -> 
     queued once, in one round trip (`enqueue_once`), to run when the slot ends, so it plans
     every event committed before any request of its slot, and a busy tenant makes a few
     planning jobs a second instead of one per change. A request made while a slot's job runs
-    belongs to a later slot, so a running planner never swallows it. Planning is idempotent,
-    so a lost or duplicate job is harmless (the sweeper plans what was missed).
+    belongs to a later slot, so a running planner never swallows it. The waiting job takes
+    the latest request's arguments, so it continues the trace of the slot's last change.
+    Planning is idempotent, so a lost or duplicate job is harmless (the sweeper plans what was
+    missed).
     """
     now = time.time()
     slot = math.floor(now / PLAN_SLOT_SECONDS) + 1
@@ -124,6 +126,7 @@ async def enqueue_planning(redis: Redis, settings: Settings, tenant_id: str) -> 
         {f"{settings.redis_prefix}:plan:{tenant_id}:{slot}": slot * PLAN_SLOT_SECONDS - now},
         (tenant_id,),
         tracing.job_kwargs(),
+        replace=True,
     )
 
 

@@ -25,9 +25,13 @@ async def enqueue_once(
     jobs: Mapping[str, float],
     args: Sequence[Any] = (),
     kwargs: Mapping[str, Any] | None = None,
+    *,
+    replace: bool = False,
 ) -> None:
     """Queue `function(*args, **kwargs)` under each id of `jobs` (id -> seconds to wait),
-    unless a job with that id is queued or running, in one round trip."""
+    unless a job with that id is queued or running, in one round trip. With `replace`, a job
+    still waiting under the id takes these arguments instead of its own (its place in the
+    queue stays): for jobs that serve every request made before they start."""
     if not jobs:
         return
     enqueued_ms = round(time.time() * 1000)
@@ -38,6 +42,6 @@ async def enqueue_once(
         for job_id, wait in sorted(jobs.items()):
             score = enqueued_ms + max(0, round(wait * 1000))
             expires_ms = score - enqueued_ms + pool.expires_extra_ms
-            pipe.set(job_key_prefix + job_id, payload, px=expires_ms, nx=True)
+            pipe.set(job_key_prefix + job_id, payload, px=expires_ms, nx=not replace)
             pipe.zadd(queue, {job_id: score}, nx=True)
         await pipe.execute()
