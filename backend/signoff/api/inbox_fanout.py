@@ -35,7 +35,7 @@ from signoff.api.live_types import BatchState, Hidden, resync_marker
 from signoff.api.push import OperationFrames, PushTarget, SocketWriter, encode
 from signoff.api.shared_results import SharingStats, selection_key
 from signoff.domain.actors import Actor
-from signoff.realtime.changes import ChangeKind, ChangeReason, inbox_change, seats_taken
+from signoff.realtime.changes import ChangeKind, ChangeReason
 from signoff.realtime.hub import FeedBatch, RealtimeHub
 from signoff.services.context import ServiceContext
 
@@ -95,10 +95,10 @@ class InboxStream:
             item_id = event["item_id"]
             if seq <= self.cursor or item_id not in state.items:
                 continue
-            voted = seats_taken(principal, state.items[item_id], state.decisions[item_id])
-            change = inbox_change(event, principal, state.steps[item_id], voted)
-            if change is None:
+            judged = state.judge(event, principal)
+            if judged is None:
                 continue
+            change, readable, hidden = judged
             kind = change.kind
             previous = last.get(item_id)
             if kind == ChangeKind.LEFT and previous == ChangeKind.LEFT:
@@ -109,8 +109,6 @@ class InboxStream:
             last.move_to_end(item_id)
             if len(last) > REMEMBERED_ITEMS:
                 last.popitem(last=False)
-            readable = state.readable(self.actor, item_id)
-            hidden = state.hidden(principal, item_id) if readable else ()
             out.append((seq, kind, change.reason, readable, hidden))
         self.cursor = max(self.cursor, batch[-1]["seq"])
         return out

@@ -9,7 +9,7 @@ builds the pushed objects once for every subscriber who sees the same thing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -24,10 +24,11 @@ from signoff.api.loaders import Loaders, definition_for, definitions_for, make_l
 from signoff.api.types import WorkflowItem
 from signoff.domain.actors import Actor, Principal
 from signoff.domain.permissions import Grants, can_read_item
-from signoff.domain.records import Decision, Item, Step
+from signoff.domain.records import Decision, Item, Step, StepAssignees
 from signoff.domain.redaction import RedactionRule, Redactor, redactor_for
 from signoff.domain.template_model import TemplateDefinition
-from signoff.realtime.changes import ChangeKind, ChangeReason
+from signoff.realtime.changes import ChangeKind, ChangeReason, inbox_change, seats_taken
+from signoff.realtime.changes import InboxChange as ChangeOfInbox
 from signoff.realtime.hub import FeedBatch
 from signoff.services import permissions, scopes
 from signoff.services import redaction as redaction_services
@@ -151,6 +152,9 @@ def resync_marker(tenant_id: str, seq: int) -> ResyncRequired:
 Hidden = tuple[tuple[str, ...], ...]
 """The payload paths a redactor hides (`Redactor.hidden`)."""
 
+Judgement = tuple[ChangeOfInbox, bool, Hidden]
+"""How an event changed a caller's inbox, whether they may read the item, what is hidden."""
+
 
 class BatchState:
     """The current rows of the items one batch of events touches, read once per batch for
@@ -169,6 +173,8 @@ class BatchState:
         self.definitions: dict[UUID, TemplateDefinition] = {}
         self.rules: list[RedactionRule] = []
         self._hidden: dict[tuple[str, frozenset[str]], Hidden] = {}
+        self._named: dict[int, frozenset[str]] = {}
+        self._judged: dict[tuple[Any, ...], Judgement | None] = {}
 
     @classmethod
     async def of(cls, batch: FeedBatch, tenant_id: str, services: ServiceContext) -> BatchState:
@@ -204,17 +210,73 @@ class BatchState:
 
     def readable(self, actor: Actor, item_id: UUID) -> bool:
         """Whether the actor may read the item now (the rule of `services.items.get_item`)."""
+        return self.readable_by(actor.principal, item_id)
+
+    def readable_by(self, principal: Principal, item_id: UUID) -> bool:
+        """Whether `principal` may read the item now (the rule of `services.items.get_item`)."""
         item = self.items.get(item_id)
         if item is None:
             return False
         return can_read_item(
-            actor.principal,
+            principal,
             tenant_id=item.tenant_id,
             requester_id=item.requester_id,
             step_assignees=[s.assignees for s in self.steps[item_id]],
             participants=[d.actor_id for d in self.decisions[item_id]],
             grants=self.grants,
         )
+
+    def judge(self, event: dict[str, Any], principal: Principal) -> Judgement | None:
+        """How `event` changes `principal`'s inbox (None: it does not), whether they may read
+        the item and what of its payload is hidden from them (after `prepare_redaction`).
+
+        The rules (`inbox_change`, `seats_taken`, `can_read_item`, `hidden`) look at a user id
+        only where the item or the event names it (assignees, delegates, the requester, who
+        decided, the assignees before a reassignment); grants name roles only. So principals
+        the event's item does not name by user id, with the same roles, groups and tenant, are
+        judged alike: judged once per event for all of them."""
+        seq = event["seq"]
+        named = self._named.get(seq)
+        if named is None:
+            named = self._named[seq] = self._users_named(event)
+        who = principal.user_id if principal.user_id in named else None
+        key = (
+            seq,
+            who,
+            principal.tenant_id,
+            principal.roles,
+            principal.groups,
+            principal.environment,
+            principal.operator,
+        )
+        if key in self._judged:
+            return self._judged[key]
+        judged = self._judged[key] = self._judge(event, principal)
+        return judged
+
+    def _judge(self, event: dict[str, Any], principal: Principal) -> Judgement | None:
+        item_id = event["item_id"]
+        voted = seats_taken(principal, self.items[item_id], self.decisions[item_id])
+        change = inbox_change(event, principal, self.steps[item_id], voted)
+        if change is None:
+            return None
+        readable = self.readable_by(principal, item_id)
+        return change, readable, self.hidden(principal, item_id) if readable else ()
+
+    def _users_named(self, event: dict[str, Any]) -> frozenset[str]:
+        item_id = event["item_id"]
+        names = {self.items[item_id].requester_id}
+        assignees = [s.assignees for s in self.steps[item_id]]
+        before = (event.get("data") or {}).get("before")
+        if isinstance(before, Mapping):
+            assignees.append(StepAssignees.from_dict(before))
+        for a in assignees:
+            names.update(a.users)
+            names.update(a.delegates)
+            names.update(a.delegates.values())
+        names.update(d.actor_id for d in self.decisions[item_id])
+        names.update(d.acting_for for d in self.decisions[item_id] if d.acting_for)
+        return frozenset(names)
 
     async def prepare_redaction(self) -> None:
         """Read the touched items' template versions and the tenant's redaction rules (once
