@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections import OrderedDict
@@ -121,6 +122,13 @@ _clients: OrderedDict[
 ] = OrderedDict()
 
 
+@functools.lru_cache(maxsize=4096)
+def _origin(url: str) -> str:
+    """`scheme://host:port` of a receiver's URL (parsed once per URL, not per delivery)."""
+    parsed = httpx.URL(url)
+    return f"{parsed.scheme}://{parsed.host}:{parsed.port}"
+
+
 def _client(config: WebhookConfig, url: str) -> httpx.AsyncClient:
     """The HTTP client of this event loop for `url`'s scheme, host and port and `config`'s
     timeout and TLS choice: kept, so that connections to a receiver stay open and are reused
@@ -129,12 +137,7 @@ def _client(config: WebhookConfig, url: str) -> httpx.AsyncClient:
     would reuse a TLS connection verified for the other name. Its pool does not limit how
     many requests are open at once (each request's timeout is the bound)."""
     loop = asyncio.get_running_loop()
-    parsed = httpx.URL(url)
-    key = (
-        config.timeout_seconds,
-        config.verify_tls,
-        f"{parsed.scheme}://{parsed.host}:{parsed.port}",
-    )
+    key = (config.timeout_seconds, config.verify_tls, _origin(url))
     held = _clients.get(key)
     if held is not None and held[0] is loop and not held[1].is_closed:
         _clients.move_to_end(key)
