@@ -466,6 +466,12 @@ CLAIM_MARGIN = timedelta(seconds=30)
 """How long a claimed delivery stays claimed beyond the longest its plugin calls may take."""
 
 
+KEEP_TENANT_BATCHES = 4
+"""Full batches a lane takes from one tenant before it looks again for the tenant with the
+oldest due delivery: a backlog saves that look-up on most batches, and still no tenant's
+backlog holds the others' deliveries back for long."""
+
+
 @dataclass(frozen=True)
 class Delivering:
     """What one round of `deliver_due` did: attempts by outcome, batches claimed, and whether
@@ -528,15 +534,22 @@ async def deliver_due(
     async def lane() -> None:
         nonlocal batches
         skip: list[str] = []
+        tenant_id: str | None = None
+        kept = 0
         while batches < max_batches:
-            with scopes.across_tenants("finding the tenant of the oldest due delivery"):
-                tenant_id = await repo.next_due_tenant(ctx.clock.now(), skip)
+            if tenant_id is None or kept >= KEEP_TENANT_BATCHES:
+                with scopes.across_tenants("finding the tenant of the oldest due delivery"):
+                    tenant_id = await repo.next_due_tenant(ctx.clock.now(), skip)
+                kept = 0
             if tenant_id is None:
                 return
             batches += 1
+            kept += 1
             outcomes = await deliver_due_of_tenant(ctx, registry, tenant_id, size)
             if not outcomes:
                 skip.append(tenant_id)  # its due deliveries are all claimed elsewhere
+            if len(outcomes) < size:
+                tenant_id = None  # it may have nothing due left: look again
             counts.update(outcomes.values())
 
     await asyncio.gather(*(lane() for _ in range(max(1, lanes))))
