@@ -320,6 +320,12 @@ class Settings:
         "Due timers fired per transaction. Larger batches fire faster but hold their items' "
         "locks longer (a person acting on one of them waits for the batch).",
     )
+    timer_lanes: int = _setting(
+        2,
+        "Batches of due timers one firing job runs at once, each on its own share of the "
+        "items (split by item id), so that one batch's Python work overlaps another's "
+        "database round trips.",
+    )
     timer_tenants: tuple[str, ...] = _setting(
         [],
         "Tenants whose timers this worker sweeps and fires, and whose alert rules it "
@@ -513,6 +519,8 @@ class Settings:
             raise SettingsError("SIGNOFF_NOTIFY_DELIVER_LANES must be at least 1")
         if self.timer_batch_size < 1:
             raise SettingsError("SIGNOFF_TIMER_BATCH_SIZE must be at least 1")
+        if self.timer_lanes < 1:
+            raise SettingsError("SIGNOFF_TIMER_LANES must be at least 1")
         if self.timer_horizon_seconds < self.timer_sweep_seconds:
             raise SettingsError(
                 "SIGNOFF_TIMER_HORIZON_SECONDS must be at least SIGNOFF_TIMER_SWEEP_SECONDS: "

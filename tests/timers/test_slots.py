@@ -41,3 +41,6 @@ def test_bench_schedule_and_lateness_leave_out_the_flush_window():
     pairs = [(d, d + (5.0 if 104.0 <= d <= 106.0 else 0.1)) for d in due]
     figures = lateness_figures(pairs, (104.0, 106.0))
     assert figures["max_s"] < 0.2  # the late ones were inside the window
+    late_after = [(d, d + (1.0 if d > 106.0 else 0.1)) for d in due]
+    split = lateness_figures(late_after, (104.0, 106.0))
+    assert split["p99_before_s"] < 0.2 < split["p99_after_s"]

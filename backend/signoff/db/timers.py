@@ -84,33 +84,51 @@ async def mark(marks: Sequence[tuple[UUID, str, datetime | None]]) -> None:
     )
 
 
-async def next_due_tenant(now: datetime, tenants: Sequence[str], skip: Sequence[str]) -> str | None:
-    """The tenant of the earliest armed timer due at `now` (among `tenants` when any are
-    named), leaving out `skip`; None when nothing is due."""
+Lane = tuple[int, int]
+"""(k, n): the timers of the items whose id hashes to k modulo n; (0, 1) is every timer."""
+
+
+def _in_lane(first: int) -> str:
+    """The condition that a timer is in the lane given by parameters `first` (n) and
+    `first + 1` (k). Lanes split timers by their item, so that lanes never hold each other's
+    items."""
+    n, k = f"${first}::int", f"${first + 1}::int"
+    return f"({n} <= 1 OR (hashtext(item_id::text) & 2147483647) % {n} = {k})"
+
+
+async def next_due_tenant(
+    now: datetime, tenants: Sequence[str], skip: Sequence[str], lane: Lane = (0, 1)
+) -> str | None:
+    """The tenant of the earliest armed timer due at `now` in `lane` (among `tenants` when
+    any are named), leaving out `skip`; None when nothing is due."""
     row = await sql.fetchrow(
-        """SELECT tenant_id FROM timer
+        f"""SELECT tenant_id FROM timer
         WHERE status = 'armed' AND due_at <= $1
           AND (cardinality($2::text[]) = 0 OR tenant_id = ANY($2::text[]))
-          AND NOT tenant_id = ANY($3::text[])
+          AND NOT tenant_id = ANY($3::text[]) AND {_in_lane(4)}
         ORDER BY due_at LIMIT 1""",
         now,
         list(tenants),
         list(skip),
+        lane[1],
+        lane[0],
     )
     return str(row["tenant_id"]) if row else None
 
 
-async def claim_due(tenant_id: str, now: datetime, limit: int) -> list[Timer]:
-    """The tenant's earliest armed timers due at `now`, locked until commit, leaving out those
-    another transaction holds (another worker claimed them)."""
+async def claim_due(tenant_id: str, now: datetime, limit: int, lane: Lane = (0, 1)) -> list[Timer]:
+    """The tenant's earliest armed timers due at `now` in `lane`, locked until commit, leaving
+    out those another transaction holds (another worker claimed them)."""
     rows = await sql.fetch(
-        """SELECT * FROM timer
-        WHERE status = 'armed' AND due_at <= $2 AND tenant_id = $1
+        f"""SELECT * FROM timer
+        WHERE status = 'armed' AND due_at <= $2 AND tenant_id = $1 AND {_in_lane(4)}
         ORDER BY due_at LIMIT $3
         FOR UPDATE SKIP LOCKED""",
         tenant_id,
         now,
         limit,
+        lane[1],
+        lane[0],
     )
     return [timer_of(sql.record_dict(r, TIMER_JSON)) for r in rows]
 

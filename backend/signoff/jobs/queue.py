@@ -27,11 +27,13 @@ async def enqueue_once(
     kwargs: Mapping[str, Any] | None = None,
     *,
     replace: bool = False,
+    marks: Sequence[str] = (),
 ) -> None:
     """Queue `function(*args, **kwargs)` under each id of `jobs` (id -> seconds to wait),
     unless a job with that id is queued or running, in one round trip. With `replace`, a job
     still waiting under the id takes these arguments instead of its own (its place in the
-    queue stays): for jobs that serve every request made before they start."""
+    queue stays): for jobs that serve every request made before they start. `marks` are keys
+    set in the same transaction (a mark that is gone tells that Redis lost the jobs too)."""
     if not jobs:
         return
     enqueued_ms = round(time.time() * 1000)
@@ -44,4 +46,6 @@ async def enqueue_once(
             expires_ms = score - enqueued_ms + pool.expires_extra_ms
             pipe.set(job_key_prefix + job_id, payload, px=expires_ms, nx=not replace)
             pipe.zadd(queue, {job_id: score}, nx=True)
+        for mark in marks:
+            pipe.set(mark, b"1")
         await pipe.execute()

@@ -61,11 +61,26 @@ class ArqScheduler:
     def _job_id(self, slot: datetime) -> str:
         return f"{self._settings.redis_prefix}:timers:{round(slot.timestamp() * 1000)}"
 
+    def _mark(self) -> str:
+        return f"{self._settings.redis_prefix}:timers:handed-over"
+
+    async def lost_jobs(self) -> bool:
+        """Whether Redis has lost what was handed to it (a `FLUSHALL`, a restart without
+        persistence): the mark every hand-over writes beside its jobs is gone."""
+        pool = await self.pool()
+        return not await pool.exists(self._mark())
+
     async def _enqueue(self, jobs: dict[str, float]) -> None:
         """Queue a firing job under each id of `jobs` (id -> seconds to wait), leaving one
-        already queued or running alone (`enqueue_once`)."""
+        already queued or running alone (`enqueue_once`); the hand-over's mark is written in
+        the same transaction."""
         pool = await self.pool()
-        await enqueue_once(pool, self._settings.job_queue_name, "fire_due_timers_job", jobs)
+        if not jobs:
+            await pool.set(self._mark(), b"1")
+            return
+        await enqueue_once(
+            pool, self._settings.job_queue_name, "fire_due_timers_job", jobs, marks=[self._mark()]
+        )
 
     async def plan_notifications(self, tenant_id: str) -> None:
         """Ask a worker to turn the tenant's new audit events into notifications."""
@@ -99,12 +114,19 @@ def slot_of(due_at: datetime, now: datetime) -> datetime:
 
 async def fire_due_timers_job(ctx: dict[str, Any]) -> dict[str, int]:
     """arq entry point: fire every due timer, in batches; queue a follow-up when the run
-    stopped at its limit."""
+    stopped at its limit, and hand every timer over again at once when Redis lost the jobs
+    (rather than leave them to the next sweep: a firing job still running when Redis was
+    flushed is what notices first)."""
     services: ServiceContext = ctx["services"]
     firing = await timer_services.fire_due(services)
-    if firing.more and isinstance(services.scheduler, ArqScheduler):
-        await services.scheduler.fire_again_now()
-    return {"fired": firing.fired, "void": firing.void, "batches": firing.batches}
+    swept = 0
+    if isinstance(services.scheduler, ArqScheduler):
+        if firing.more:
+            await services.scheduler.fire_again_now()
+        if await services.scheduler.lost_jobs():
+            horizon = timedelta(seconds=services.settings.timer_horizon_seconds)
+            swept = await timer_services.sweep(services, horizon)
+    return {"fired": firing.fired, "void": firing.void, "batches": firing.batches, "swept": swept}
 
 
 async def fire_timer_job(ctx: dict[str, Any], timer_id: str, token: str) -> str:

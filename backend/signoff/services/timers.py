@@ -9,6 +9,8 @@ tenant's due timers, one audit append for all of them.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -40,6 +42,12 @@ log = logging.getLogger("signoff.timers")
 TIMER_SLOT_SECONDS = 0.5
 """Timers are handed to the job queue by due time rounded up to this: one job per slot fires
 every timer due by then, however many there are."""
+
+
+KEEP_TENANT_BATCHES = 4
+"""Full batches a lane fires for one tenant before it looks again for the tenant with the
+earliest due timer: a backlog saves that look-up on most batches, and still no tenant's
+backlog holds the others' due timers back for long."""
 
 
 @dataclass(frozen=True)
@@ -114,8 +122,10 @@ async def fire_timer(ctx: ServiceContext, timer_id: UUID, token: str) -> FireRes
         return FireResult(outcome, str(timer_id))
 
 
-async def fire_batch(ctx: ServiceContext, tenant_id: str, limit: int) -> Firing:
-    """Fire up to `limit` of the tenant's due timers in one transaction.
+async def fire_batch(
+    ctx: ServiceContext, tenant_id: str, limit: int, lane: timer_repo.Lane = (0, 1)
+) -> Firing:
+    """Fire up to `limit` of the tenant's due timers (of `lane`) in one transaction.
 
     The earliest due timers no other worker holds are claimed (row locks), then their items
     (an item another transaction holds is left, with its timers, for a later round: neither
@@ -127,7 +137,7 @@ async def fire_batch(ctx: ServiceContext, tenant_id: str, limit: int) -> Firing:
     actor = Actor.system(tenant_id, request_id="timers")
     async with unit_of_work(actor, ctx) as uow:
         now = ctx.clock.now()
-        timers = await timer_repo.claim_due(tenant_id, now, limit)
+        timers = await timer_repo.claim_due(tenant_id, now, limit, lane)
         if not timers:
             return Firing()
         items, calendar = await items_repo.lock_items(
@@ -158,26 +168,49 @@ async def fire_batch(ctx: ServiceContext, tenant_id: str, limit: int) -> Firing:
 
 
 async def fire_due(
-    ctx: ServiceContext, *, batch: int | None = None, max_batches: int = 100
+    ctx: ServiceContext,
+    *,
+    batch: int | None = None,
+    max_batches: int = 100,
+    lanes: int | None = None,
 ) -> Firing:
     """Fire every armed timer due now (of `timer_tenants` when set), tenant by tenant, in
-    batches of `timer_batch_size`. Several workers may run this at once: each batch skips the
-    items another holds. Stops after `max_batches` with `more` set, for a follow-up job."""
+    batches of `timer_batch_size`, `timer_lanes` batches at once. Lanes split the timers by
+    their item, so one lane's batch never finds its items held by another's, and while one
+    lane waits on the database another works. Several workers may run this at once: each
+    batch skips the timers and items another holds. Stops after `max_batches` with `more`
+    set, for a follow-up job."""
     size = batch or ctx.settings.timer_batch_size
-    fired = void = batches = 0
-    skip: list[str] = []
-    while batches < max_batches:
-        with scopes.across_tenants("finding the next tenant with due timers"):
-            tenant = await timer_repo.next_due_tenant(
-                ctx.clock.now(), ctx.settings.timer_tenants, skip
+    count = max(1, lanes or ctx.settings.timer_lanes)
+    total = Firing()
+
+    async def lane(k: int) -> None:
+        nonlocal total
+        skip: list[str] = []
+        tenant: str | None = None
+        kept = 0
+        while total.batches < max_batches:
+            if tenant is None or kept >= KEEP_TENANT_BATCHES:
+                with scopes.across_tenants("finding the next tenant with due timers"):
+                    tenant = await timer_repo.next_due_tenant(
+                        ctx.clock.now(), ctx.settings.timer_tenants, skip, (k, count)
+                    )
+                kept = 0
+            if tenant is None:
+                return
+            total = dataclasses.replace(total, batches=total.batches + 1)
+            done = await fire_batch(ctx, tenant, size, (k, count))
+            total = dataclasses.replace(
+                total, fired=total.fired + done.fired, void=total.void + done.void
             )
-        if tenant is None:
-            return Firing(fired, void, batches)
-        done = await fire_batch(ctx, tenant, size)
-        fired, void, batches = fired + done.fired, void + done.void, batches + 1
-        if not done.fired and not done.void:
-            skip.append(tenant)  # its due items are all held elsewhere: a later run takes them
-    return Firing(fired, void, batches, more=True)
+            kept += 1
+            if not done.fired and not done.void:
+                skip.append(tenant)  # its due items are all held elsewhere: a later run takes them
+            if done.fired + done.void < size:
+                tenant = None  # it may have nothing due left: look again
+
+    await asyncio.gather(*(lane(k) for k in range(count)))
+    return dataclasses.replace(total, more=total.batches >= max_batches)
 
 
 async def sweep(ctx: ServiceContext, horizon: timedelta) -> int:
