@@ -16,10 +16,8 @@ from uuid import UUID
 from signoff.db import sql
 from signoff.domain.actors import SYSTEM_USER
 from signoff.domain.analytics import (
-    ACTIVATIONS,
     COUNTED_ACTIONS,
     ESCALATION,
-    ITEM_DECISIONS,
     OPEN_ITEM_STATES,
     STEP_REJECT,
     SUBMITTED,
@@ -83,21 +81,21 @@ async def action_counts(
 async def time_to_decision(
     tenant_id: str, start: datetime, end: datetime, templates: Templates
 ) -> Percentiles:
-    """From an item's creation to its approval or rejection, over the decisions in the period."""
-    join, extra = _only(templates, "e", 4)
+    """From an item's creation to its approval or rejection, over the decisions in the period
+    (`item_decision`: one row per decision event, with its item's submission time and
+    template, kept by the audit trail's trigger; migration `2026-12-04T01`)."""
+    only = " AND d.template_id = ANY($4::uuid[])" if templates is not None else ""
     row = await sql.fetchrow(
         f"""SELECT count(*) AS n,
                 percentile_cont(0.5) WITHIN GROUP (ORDER BY w.seconds) AS p50,
                 percentile_cont(0.9) WITHIN GROUP (ORDER BY w.seconds) AS p90
-            FROM (SELECT extract(epoch FROM e.occurred_at - i.created_at)::float8 AS seconds
-                  FROM audit_event e{join}
-                  JOIN workflow_item i ON i.id = e.item_id AND i.tenant_id = $1
-                  WHERE e.tenant_id = $1 AND e.action IN ({_listed(ITEM_DECISIONS)})
-                    AND e.occurred_at >= $2 AND e.occurred_at < $3) w""",
+            FROM (SELECT extract(epoch FROM d.decided_at - d.submitted_at)::float8 AS seconds
+                  FROM item_decision d
+                  WHERE d.tenant_id = $1 AND d.decided_at >= $2 AND d.decided_at < $3{only}) w""",
         tenant_id,
         start,
         end,
-        *extra,
+        *([list(templates)] if templates is not None else []),
     )
     assert row is not None
     return Percentiles(int(row["n"]), row["p50"], row["p90"])
@@ -169,18 +167,15 @@ async def reviewer_load(
     tenant_id: str, start: datetime, end: datetime, templates: Templates, limit: int
 ) -> list[ReviewerLoad]:
     """Per person: active steps naming them now (as a user or a delegate), their decisions in
-    the period, and the median time from the step's latest activation to each decision. The
-    busiest first (decisions, then open steps, then by id)."""
+    the period, and the median time from the step's latest activation to each decision (kept
+    on the decision when it is stored). The busiest first (decisions, then open steps, then
+    by id)."""
     decided_join, extra = _only(templates, "d", 6)
     open_filter = " AND x.template_id = ANY($6::uuid[])" if templates is not None else ""
     rows = await sql.fetch(
         f"""WITH decided AS (
                 SELECT d.actor_id AS user_id,
-                    extract(epoch FROM d.created_at - (
-                        SELECT max(a.occurred_at) FROM audit_event a
-                        WHERE a.step_id = d.step_id AND a.action IN ({_listed(ACTIVATIONS)})
-                          AND a.occurred_at <= d.created_at AND a.tenant_id = $1
-                    ))::float8 AS seconds
+                    extract(epoch FROM d.created_at - d.step_activated_at)::float8 AS seconds
                 FROM decision d{decided_join}
                 WHERE d.tenant_id = $1 AND d.created_at >= $2 AND d.created_at < $3
                   AND d.actor_id <> $4

@@ -21,6 +21,7 @@ from signoff.db.records import (
     item_of,
     step_of,
 )
+from signoff.domain.analytics import ACTIVATIONS
 from signoff.domain.calendar import BusinessCalendar
 from signoff.domain.permissions import Grant
 from signoff.domain.records import Decision, DecisionOutcome, Item, Step
@@ -342,25 +343,36 @@ async def steps_of_items(tenant_id: str, item_ids: Sequence[UUID]) -> list[Step]
     return [step_of(r) for r in rows]
 
 
+# literals, so that the partial index `audit_event_activation` serves the probe
+ACTIVATION_ACTIONS = ", ".join(f"'{a}'" for a in ACTIVATIONS)
+
 NewDecisionRow = tuple[
-    Step, int, str, DecisionOutcome, str | None, str | None, str | None, int | None
+    Step, int, str, DecisionOutcome, str | None, str | None, str | None, int | None, bool
 ]
-"""(step, revision, actor, outcome, acting_for, reason, rule, seat) of a decision to store."""
+"""(step, revision, actor, outcome, acting_for, reason, rule, seat, activated now) of a
+decision to store; `activated now`: the step was activated in the same change."""
 
 
 def write_decisions(rows: Sequence[NewDecisionRow], now: Any) -> sql.Write | None:
-    """The statement storing decisions (votes, rejections, overrides, rules that decided)."""
+    """The statement storing decisions (votes, rejections, overrides, rules that decided).
+    Each keeps when its step was last activated (`step.activate`, `step.resubmit` or
+    `step.reopen` at or before it): now, when that happened in this change (its events are
+    appended at commit), else the latest such audit event (one probe of its index)."""
     if not rows:
         return None
     return sql.Write(
-        """INSERT INTO decision (tenant_id, item_id, step_id, revision, actor_id, outcome,
-            acting_for, reason, rule, seat, created_at)
+        f"""INSERT INTO decision (tenant_id, item_id, step_id, revision, actor_id, outcome,
+            acting_for, reason, rule, seat, created_at, step_activated_at)
         SELECT u.tenant_id, u.item_id, u.step_id, u.revision, u.actor_id, u.outcome,
-            u.acting_for, u.reason, u.rule, u.seat, $11
+            u.acting_for, u.reason, u.rule, u.seat, $11,
+            CASE WHEN u.activated_now THEN $11 ELSE (
+                SELECT max(a.occurred_at) FROM audit_event a
+                WHERE a.step_id = u.step_id AND a.tenant_id = u.tenant_id
+                  AND a.action IN ({ACTIVATION_ACTIONS}) AND a.occurred_at <= $11) END
         FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::int[], $5::text[], $6::text[],
-            $7::text[], $8::text[], $9::text[], $10::int[]) WITH ORDINALITY
+            $7::text[], $8::text[], $9::text[], $10::int[], $12::boolean[]) WITH ORDINALITY
             AS u(tenant_id, item_id, step_id, revision, actor_id, outcome, acting_for, reason,
-                rule, seat, n)
+                rule, seat, activated_now, n)
         ORDER BY u.n""",
         (
             [r[0].tenant_id for r in rows],
@@ -374,6 +386,7 @@ def write_decisions(rows: Sequence[NewDecisionRow], now: Any) -> sql.Write | Non
             [r[6] for r in rows],
             [r[7] for r in rows],
             now,
+            [r[8] for r in rows],
         ),
     )
 

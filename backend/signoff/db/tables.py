@@ -122,6 +122,8 @@ class Decision(Table, tablename="decision", db=ENGINE):
     rule = Text(null=True, default=None)
     created_at = Timestamptz()
     seat = Integer(null=True, default=None)
+    # when the step was last activated before this decision (a reviewer's response time)
+    step_activated_at = Timestamptz(null=True, default=None)
 
 
 class IdempotencyKey(Table, tablename="idempotency_key", db=ENGINE):

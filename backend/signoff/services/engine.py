@@ -16,6 +16,7 @@ from signoff import metrics
 from signoff.db import items as items_repo
 from signoff.db import sql
 from signoff.domain.actors import Actor
+from signoff.domain.analytics import ACTIVATIONS
 from signoff.domain.calendar import WALL_CLOCK, Clockwork
 from signoff.domain.errors import DomainError, ErrorCode, not_found
 from signoff.domain.events import Event
@@ -163,6 +164,7 @@ async def apply(
     if new:
         await items_repo.insert_item(after.item)
         await items_repo.insert_steps(after.steps)
+    activated = {e.step for e in result.entries if e.action in ACTIVATIONS}
     writes = [
         items_repo.write_decisions(
             [
@@ -175,6 +177,7 @@ async def apply(
                     d.reason,
                     d.rule,
                     d.seat,
+                    d.step in activated,
                 )
                 for d in result.decisions
             ],
