@@ -108,3 +108,11 @@ def test_importing_the_engine_connects_to_nothing():
     assert result.stdout == ""
     assert "database" not in result.stderr.lower()
     assert "version" not in result.stderr.lower()
+
+
+def test_a_worker_with_an_uneven_alert_interval_stops_in_one_line():
+    result = signoff("worker", SIGNOFF_ALERT_EVALUATION_SECONDS="45")
+    assert result.returncode != 0
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("configuration error: SIGNOFF_ALERT_EVALUATION_SECONDS must divide 60")
+    assert line.endswith("not 45")

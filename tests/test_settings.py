@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from signoff.settings import PREFIX, Settings, SettingsError, setting_docs
+from signoff.settings import (
+    ALERT_EVALUATION_INTERVALS,
+    PREFIX,
+    Settings,
+    SettingsError,
+    setting_docs,
+)
+from signoff.worker import alert_schedule, cron_jobs
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 GOOD_SECRET = "x" * 32
@@ -182,6 +189,34 @@ def test_a_sweep_interval_that_does_not_divide_60_is_refused(raw):
 def test_sweep_intervals_that_divide_60_are_accepted(raw):
     settings = Settings.from_env({"SIGNOFF_TIMER_SWEEP_SECONDS": raw})
     assert settings.timer_sweep_seconds == int(raw)
+
+
+@pytest.mark.parametrize("raw", ["0", "-60", "7", "45", "61", "90", "150", "420", "7200"])
+def test_an_alert_interval_that_repeats_unevenly_is_refused(raw):
+    with pytest.raises(SettingsError, match="SIGNOFF_ALERT_EVALUATION_SECONDS must divide 60"):
+        Settings.from_env({"SIGNOFF_ALERT_EVALUATION_SECONDS": raw})
+
+
+def test_a_non_numeric_alert_interval_is_refused_naming_the_variable():
+    with pytest.raises(SettingsError, match="SIGNOFF_ALERT_EVALUATION_SECONDS"):
+        Settings.from_env({"SIGNOFF_ALERT_EVALUATION_SECONDS": "a minute"})
+
+
+@pytest.mark.parametrize("seconds", sorted(ALERT_EVALUATION_INTERVALS))
+def test_every_accepted_alert_interval_is_the_schedule_the_worker_runs(seconds):
+    """Over a whole hour, the evaluator's cron fields fire exactly every `seconds`."""
+    settings = Settings.from_env({"SIGNOFF_ALERT_EVALUATION_SECONDS": str(seconds)})
+    minutes, seconds_of_minute = alert_schedule(settings)
+    every_minute = set(range(60)) if minutes is None else minutes
+    fires = sorted(m * 60 + s for m in every_minute for s in seconds_of_minute)
+    gaps = {b - a for a, b in zip(fires, [*fires[1:], fires[0] + 3600], strict=True)}
+    assert gaps == {seconds}
+
+
+def test_the_alert_interval_reaches_the_worker_s_cron_job():
+    settings = Settings.from_env({"SIGNOFF_ALERT_EVALUATION_SECONDS": "300"})
+    (job,) = [c for c in cron_jobs(settings) if c.name.endswith("evaluate_alert_rules_job")]
+    assert (job.minute, job.second) == ({0, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55}, {50})
 
 
 def test_a_horizon_shorter_than_the_sweep_interval_is_refused():

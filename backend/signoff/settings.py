@@ -17,6 +17,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 PREFIX = "SIGNOFF_"
 
+#: The alert evaluator's possible intervals: cron schedules that repeat evenly every hour.
+ALERT_EVALUATION_INTERVALS: frozenset[int] = frozenset(
+    [s for s in range(1, 61) if 60 % s == 0] + [60 * m for m in range(2, 61) if 60 % m == 0]
+)
+
 
 class SettingsError(ValueError):
     """A setting (or a combination of settings) that cannot work; the message names it."""
@@ -333,6 +338,15 @@ class Settings:
         "own.",
     )
 
+    alert_evaluation_seconds: int = _setting(
+        60,
+        "How often a worker evaluates every enabled alert rule, in seconds: a number that "
+        "divides 60 (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30 or 60), or a whole number of minutes "
+        "that divides an hour (120, 180, 240, 300, 360, 600, 720, 900, 1200, 1800 or 3600). "
+        "Rounds start at second 50 of the minute (away from the sweepers at second 0). "
+        "Anything else stops start-up with a configuration error.",
+    )
+
     comment_max_chars: int = _setting(
         10000, "Longest comment body, in characters (after trimming surrounding whitespace)."
     )
@@ -512,6 +526,12 @@ class Settings:
             raise SettingsError(
                 "SIGNOFF_TIMER_SWEEP_SECONDS must divide 60 (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30 "
                 f"or 60), not {self.timer_sweep_seconds}"
+            )
+        if self.alert_evaluation_seconds not in ALERT_EVALUATION_INTERVALS:
+            raise SettingsError(
+                "SIGNOFF_ALERT_EVALUATION_SECONDS must divide 60 (1, 2, 3, 4, 5, 6, 10, 12, 15, "
+                "20, 30 or 60) or be whole minutes that divide an hour (120, 180, 240, 300, 360, "
+                f"600, 720, 900, 1200, 1800 or 3600), not {self.alert_evaluation_seconds}"
             )
         if self.notify_deliver_batch < 1:
             raise SettingsError("SIGNOFF_NOTIFY_DELIVER_BATCH must be at least 1")

@@ -48,8 +48,9 @@ FUNCTIONS += [func(run_audit_export_job, timeout=3600, max_tries=1), sweep_audit
 
 def cron_jobs(settings: Settings) -> list[Any]:
     """Periodic jobs: the timer sweeper, the audit chain check, the notification and upload
-    sweepers, retention (hourly) and the alert evaluator (every minute)."""
+    sweepers, retention (hourly) and the alert evaluator (every `alert_evaluation_seconds`)."""
     every = max(1, settings.timer_sweep_seconds)
+    alert_minutes, alert_seconds = alert_schedule(settings)
     return [
         cron(
             sweep_timers_job,
@@ -69,8 +70,28 @@ def cron_jobs(settings: Settings) -> list[Any]:
         cron(sweep_evidence_uploads, second={20}, unique=True, timeout=120),
         cron(sweep_audit_exports, second={40}, unique=True, timeout=60),
         cron(apply_retention_job, minute={41}, second={10}, unique=True, timeout=3600),
-        cron(evaluate_alert_rules_job, second={50}, unique=True, timeout=120),
+        cron(
+            evaluate_alert_rules_job,
+            minute=alert_minutes,
+            second=alert_seconds,
+            unique=True,
+            timeout=120,
+        ),
     ]
+
+
+ALERT_SECOND = 50
+"""The second of the minute alert rounds start at: away from the sweepers at second 0."""
+
+
+def alert_schedule(settings: Settings) -> tuple[set[int] | None, set[int]]:
+    """The minutes (None: every one) and seconds at which arq's cron runs the alert evaluator:
+    every `alert_evaluation_seconds` (a validated setting: it divides a minute, or is whole
+    minutes dividing an hour)."""
+    every = settings.alert_evaluation_seconds
+    if every <= 60:
+        return None, {(ALERT_SECOND + s) % 60 for s in range(0, 60, every)}
+    return set(range(0, 60, every // 60)), {ALERT_SECOND}
 
 
 def unbound(job: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:

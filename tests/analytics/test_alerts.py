@@ -1,6 +1,7 @@
 """Alert rules: one alert per episode, delivered by the notification pipeline to a real webhook
-receiver through real arq workers; cleared and re-armed; concurrent evaluators; the GraphQL
-surface (rules, the alerts connection, node(id:), acknowledgement) and its refusals."""
+receiver and a real SMTP server through real arq workers; cleared ("resolved", delivered
+once) and re-armed; concurrent evaluators; the GraphQL surface (rules, the alerts
+connection, node(id:), acknowledgement) and its refusals."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from signoff.domain.clock import ManualClock
 from signoff.domain.errors import DomainError, ErrorCode
 from signoff.jobs.alerts import evaluate_alert_rules_job
 from signoff.jobs.notifications import build_registry
-from signoff.services import alerts
+from signoff.services import alerts, notifications
 from signoff.services.context import ServiceContext
 from signoff.settings import Settings
 from signoff.testing import HTTPReply, ReceivedRequest, RecordingHTTPServer
@@ -30,7 +31,7 @@ from signoff.worker import build_worker
 from signoff_webhook import verify_signature
 from tests.analytics.history import History
 from tests.conftest import actor
-from tests.notify.conftest import add_profile, run_worker
+from tests.notify.conftest import add_profile, deliveries, run_worker
 
 H = timedelta(hours=1)
 SECRET = "alert-webhook-secret-0123456789"
@@ -127,13 +128,22 @@ async def test_a_rule_fires_once_is_delivered_clears_and_fires_again(tenant, sco
         await evaluate_by_worker(scoped, clock)
         events = await fired_events(tenant, rule.id)
         assert [e["action"] for e in events] == ["alert.fired", "alert.cleared"]
+        await run_worker(scoped, clock, registry)
+        await run_worker(scoped, clock, registry)  # planned again: nothing new
+        (resolved,) = [r for r in received if r["data"].get("alert_status") == "resolved"]
+        assert resolved["data"]["alert_id"] == alert["data"]["alert_id"]
+        assert resolved["title"] == "Resolved: stuck"
+        assert resolved["summary"].startswith("Back within the threshold: 0 items in review")
+        assert alert["data"]["alert_status"] == "firing"
 
         await h.submit("other")  # a new episode once it is stuck again
         await h.at(3.5 * H, start)
         await evaluate_by_worker(scoped, clock)
         await run_worker(scoped, clock, registry)
-        episodes = [r["data"].get("alert_id") for r in received if r["kind"] == "alert"]
-        assert len(episodes) == 2 and len(set(episodes)) == 2
+        episodes = [r["data"]["alert_id"] for r in received if r["kind"] == "alert"]
+        statuses = [r["data"]["alert_status"] for r in received if r["kind"] == "alert"]
+        assert statuses == ["firing", "resolved", "firing"]
+        assert len(set(episodes)) == 2 and episodes[0] == episodes[1]
         events = await fired_events(tenant, rule.id)
         assert [e["action"] for e in events] == ["alert.fired", "alert.cleared", "alert.fired"]
         assert [e["data"]["episode"] for e in events] == [1, 1, 2]
@@ -325,3 +335,80 @@ async def test_disabling_a_firing_rule_clears_its_alert(tenant, settings, clock)
     ]
     assert await alerts.evaluate_rule(h.ctx, tenant, UUID(rule.id)) is None  # not evaluated
     assert isinstance(h.ctx, ServiceContext)
+
+
+async def test_an_alert_and_its_resolution_arrive_by_email_once_each(tenant, scoped, clock, smtp):
+    inbox, port = smtp
+    email_channel = {
+        "email": {
+            "host": "127.0.0.1",
+            "port": port,
+            "from_address": "signoff@example.org",
+            "security": "none",
+            "timeout_seconds": 5,
+        }
+    }
+    settings = dataclasses.replace(scoped, notify_channels=json.dumps(email_channel))
+    h = History(tenant, settings, clock)
+    await h.templates()
+    await add_profile(tenant, h.ctx, "oncall", {"email": "oncall@example.org"})
+    registry = build_registry(settings)
+    rule = await save(h, stuck_rule("backlog", kind=AlertRuleKind.BACKLOG, window=None))
+    item = await h.submit()
+    await evaluate_by_worker(settings, clock)
+    await run_worker(settings, clock, registry)
+    (fired,) = inbox.messages
+    assert "oncall@example.org" in fired["To"]
+    assert "Alert: backlog" in fired["Subject"]
+    assert "1 items in review (threshold 0)." in fired.get_body(("plain",)).get_content()
+
+    await h.vote(item, "ann", "approve")
+    await evaluate_by_worker(settings, clock)
+    await evaluate_by_worker(settings, clock)  # still quiet: nothing more
+    await run_worker(settings, clock, registry)
+    await run_worker(settings, clock, registry)
+    assert len(inbox.messages) == 2
+    resolved = inbox.messages[1]
+    assert "Resolved: backlog" in resolved["Subject"]
+    body = resolved.get_body(("plain",)).get_content()
+    assert "Back within the threshold: 0 items in review (threshold 0)." in body
+    sent = [d for d in await deliveries(tenant) if d["event_kind"] == "alert"]
+    assert [(d["channel"], d["status"]) for d in sent] == [("email", "delivered")] * 2
+    assert [e["action"] for e in await fired_events(tenant, rule.id)] == [
+        "alert.fired",
+        "alert.cleared",
+    ]
+
+
+async def test_concurrent_evaluators_clear_once_and_notify_once(tenant, scoped, clock):
+    """However many evaluators find the figure back at once, one `alert.cleared` is written
+    and each recipient gets one resolved delivery, however often planning runs."""
+    h = History(tenant, scoped, clock)
+    await h.templates()
+    await add_profile(tenant, h.ctx, "oncall", {"webhook": "https://hooks.example/alerts"})
+    for round_no in range(5):
+        spec = stuck_rule(f"backlog {round_no}", kind=AlertRuleKind.BACKLOG, window=None)
+        rule = await save(h, spec)
+        item = await h.submit()
+        assert await alerts.evaluate_rule(h.ctx, tenant, UUID(rule.id)) is Move.FIRE
+        await h.vote(item, "ann", "approve")
+        moves = await asyncio.gather(
+            alerts.evaluate_rule(h.ctx, tenant, UUID(rule.id)),
+            alerts.evaluate_rule(h.ctx, tenant, UUID(rule.id)),
+            alerts.evaluate_rules(h.ctx, [tenant]),
+        )
+        cleared = moves[:2].count(Move.CLEAR) + moves[2].cleared.count(rule.id)
+        assert cleared == 1
+        events = await fired_events(tenant, rule.id)
+        assert [e["action"] for e in events] == ["alert.fired", "alert.cleared"]
+        await asyncio.gather(
+            notifications.plan_notifications(h.ctx, tenant),
+            notifications.plan_notifications(h.ctx, tenant),
+        )
+        await notifications.plan_notifications(h.ctx, tenant)
+        planned = [
+            d["payload"]["alert_status"]
+            for d in await deliveries(tenant)
+            if d["event_kind"] == "alert" and d["payload"].get("rule_id") == rule.id
+        ]
+        assert sorted(planned) == ["firing", "resolved"]

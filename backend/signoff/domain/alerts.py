@@ -225,6 +225,16 @@ def describe(kind: AlertRuleKind, value: float, threshold: float, window: timede
     return f"{what} {value:.0%} over the last {_span(window)} (threshold {threshold:.0%})."
 
 
+def describe_resolution(
+    kind: AlertRuleKind, value: float | None, threshold: float, window: timedelta | None
+) -> str:
+    """Why an alert ended, in words, for its "resolved" notification: the figure back within
+    the threshold (`value`), or None when its rule was disabled."""
+    if value is None:
+        return "The rule was disabled; the alert is closed."
+    return "Back within the threshold: " + describe(kind, value, threshold, window)
+
+
 def _span(window: timedelta | None) -> str:
     seconds = int(window.total_seconds()) if window else 0
     if seconds % 86400 == 0:

@@ -33,8 +33,10 @@ KIND_OF_ACTION: Mapping[str, str] = {
     # Only the people a comment newly `@mentions` (and who may read the item) are told.
     "comment.created": "mention",
     "comment.edited": "mention",
-    # An alert rule's episode began: its recipients are named in the event (no item).
+    # An alert rule's episode began, or ended (resolved): its recipients are named in the
+    # event (no item).
     "alert.fired": "alert",
+    "alert.cleared": "alert",
 }
 
 #: Priority of each notification kind (`NotificationEvent.priority`).

@@ -1,6 +1,7 @@
 """Alert rules: administrators keep them, the worker evaluates them, an alert fires once per
 episode and reaches its recipients through the notification pipeline (its `alert.fired` audit
-event is planned like any other), auditors and admins read and acknowledge alerts."""
+event is planned like any other, and so is `alert.cleared`: the "resolved" notification),
+auditors and admins read and acknowledge alerts."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from signoff.domain.alerts import (
     check_note,
     check_rule,
     describe,
+    describe_resolution,
     next_move,
     past_threshold,
 )
@@ -132,7 +134,8 @@ async def _replace(
         data={"rule_id": rule.id, "before": _rule_data(before.spec), "after": _rule_data(spec)},
     )
     if cleared is not None:
-        uow.record("alert.cleared", data=_alert_data(rule, cleared, reason="rule disabled"))
+        data = _alert_data(rule, cleared, reason="rule disabled", resolution=_resolution(rule))
+        uow.record("alert.cleared", data=data)
     return rule
 
 
@@ -262,6 +265,12 @@ def _alert_data(rule: AlertRule, alert: Alert, **extra: Any) -> dict[str, Any]:
     }
 
 
+def _resolution(rule: AlertRule, value_now: float | None = None) -> str:
+    """The summary of an alert's "resolved" notification."""
+    spec = rule.spec
+    return describe_resolution(spec.kind, value_now, spec.threshold, spec.window)
+
+
 @dataclass
 class Evaluation:
     """What one evaluation round did."""
@@ -291,7 +300,8 @@ async def evaluate_rule(ctx: ServiceContext, tenant_id: str, rule_id: UUID) -> M
         elif move is Move.CLEAR:
             cleared = await repo.end_episode(rule, now)
             if cleared is not None:
-                data = _alert_data(rule, cleared, value_now=measured.value)
+                resolution = _resolution(rule, measured.value)
+                data = _alert_data(rule, cleared, value_now=measured.value, resolution=resolution)
                 uow.record("alert.cleared", data=data)
     metrics.ALERT_EVALUATIONS.labels(rule.spec.kind.value, move.value).inc()
     if move is Move.FIRE:

@@ -43,6 +43,7 @@ log = logging.getLogger("signoff.notifications")
 
 DIGEST_KIND = "digest"
 ALERT_KIND = "alert"
+ALERT_CLEARED = "alert.cleared"
 MAX_DIGEST_LINES = 50
 
 
@@ -229,16 +230,19 @@ async def _plan_event(
 
 
 def _alert_payload(event: dict[str, Any]) -> dict[str, Any]:
-    """An alert as plugins will see it: about a rule of the tenant, not an item."""
+    """An alert as plugins will see it: about a rule of the tenant, not an item; fired
+    (`alert.fired`) or resolved (`alert.cleared`)."""
     data = event.get("data") or {}
+    resolved = event["action"] == ALERT_CLEARED
     return {
         "kind": ALERT_KIND,
         "action": event["action"],
+        "alert_status": "resolved" if resolved else "firing",
         "item_id": None,
         "step_id": None,
         "step_key": None,
-        "title": f"Alert: {data.get('rule_name', '')}",
-        "summary": data.get("summary", ""),
+        "title": f"{'Resolved' if resolved else 'Alert'}: {data.get('rule_name', '')}",
+        "summary": data.get("resolution", "") if resolved else data.get("summary", ""),
         "risk": None,
         "due_at": None,
         "link": None,
@@ -451,6 +455,7 @@ def notification_event(
                 "comment_id",
                 "alert_id",
                 "rule_id",
+                "alert_status",
             )
             if payload.get(k) is not None
         },
