@@ -34,8 +34,26 @@ async def grants_of(tenant_id: str) -> tuple[Grant, ...]:
     return grants_of_rows(rows)
 
 
+# Any constant: the first key of the advisory locks that serialise changes of one grant.
+_GRANT_LOCK = 0x6752A7
+
+
+async def _lock_grant(tenant_id: str, template_key: str, permission: str) -> None:
+    """Serialise the changes of one grant until the transaction ends. A row lock cannot: while
+    no grant is stored there is no row to lock, and two first grants at once would each
+    record "nothing" as what they replaced. The statements after this one see what the
+    previous holder committed."""
+    await sql.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+        _GRANT_LOCK,
+        f"{tenant_id}\n{template_key}\n{permission}",
+    )
+
+
 async def put_grant(tenant_id: str, grant: Grant, updated_by: str, now: datetime) -> Grant | None:
-    """Store `grant` (replacing the one of its permission and template key); the one replaced."""
+    """Store `grant` (replacing the one of its permission and template key); the one replaced.
+    Runs in the caller's transaction, serialised with other changes of that grant."""
+    await _lock_grant(tenant_id, grant.template_key, grant.permission.value)
     row = await sql.fetchrow(
         """WITH before AS (
             SELECT template_key, permission, grantees FROM permission_grant
@@ -60,7 +78,9 @@ async def put_grant(tenant_id: str, grant: Grant, updated_by: str, now: datetime
 
 
 async def delete_grant(tenant_id: str, template_key: str, permission: Permission) -> Grant | None:
-    """Remove a stored grant (back to the next rule); the one removed, if any."""
+    """Remove a stored grant (back to the next rule); the one removed, if any. Runs in the
+    caller's transaction, serialised with other changes of that grant."""
+    await _lock_grant(tenant_id, template_key, permission.value)
     row = await sql.fetchrow(
         """DELETE FROM permission_grant
         WHERE tenant_id = $1 AND template_key = $2 AND permission = $3

@@ -87,18 +87,20 @@ class ApproveAll:
 
 @dataclass(frozen=True)
 class Claim:
-    """A reviewer takes a step so that others see somebody is on it."""
+    """A reviewer takes a step so that others see somebody is on it (why: audited)."""
 
     step: str
     by: Principal
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
 class Unclaim:
-    """The claimer (or an admin) releases a claim."""
+    """The claimer (or an admin) releases a claim (why: audited)."""
 
     step: str
     by: Principal
+    reason: str | None = None
 
 
 @dataclass(frozen=True)

@@ -198,26 +198,36 @@ def _can_fill(run: Run, key: str, who: Principal) -> bool:
 
 
 def claim(run: Run, event: Claim) -> None:
-    """Take a step so that other assignees see somebody is on it."""
+    """Take a step so that other assignees see somebody is on it; the optional reason is
+    recorded on the `step.claim` audit event."""
     step = run.steps[event.step]
     STEP_MACHINE.next_state(step.state, StepAction.CLAIM)
+    reason = reason_for(event.reason, "", required=False)
     may_act(run, step, event.by)
     if step.claimed_by and step.claimed_by != event.by.user_id:
         raise DomainError(
             ErrorCode.ALREADY_CLAIMED, f"step is claimed by {step.claimed_by}", "stepId"
         )
-    run.move(event.step, StepAction.CLAIM, claimed_by=event.by.user_id)
+    run.move(event.step, StepAction.CLAIM, reason=reason, claimed_by=event.by.user_id)
 
 
 def unclaim(run: Run, event: Unclaim) -> None:
-    """Release a claim (the claimer, or an admin)."""
+    """Release a claim (the claimer, or an admin); the optional reason is recorded on the
+    `step.unclaim` audit event."""
     step = run.steps[event.step]
     STEP_MACHINE.next_state(step.state, StepAction.UNCLAIM)
+    reason = reason_for(event.reason, "", required=False)
     if step.claimed_by is None:
         raise invalid("step is not claimed", "stepId")
     if step.claimed_by != event.by.user_id:
         run.require(event.by, Permission.MANAGE_ITEMS, "releasing someone else's claim")
-    run.move(event.step, StepAction.UNCLAIM, data={"was": step.claimed_by}, claimed_by=None)
+    run.move(
+        event.step,
+        StepAction.UNCLAIM,
+        reason=reason,
+        data={"was": step.claimed_by},
+        claimed_by=None,
+    )
 
 
 def delegate_seat(run: Run, event: Delegate) -> None:

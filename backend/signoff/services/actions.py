@@ -91,8 +91,9 @@ async def _on_item(
 async def claim_step(
     actor: Actor, ctx: ServiceContext, step_id: UUID, g: Guards, reason: str | None = None
 ) -> ItemView:
-    """Take a step so that other assignees see somebody is on it. The reason is part of the
-    request a key guards (a reused key with another reason is refused), not of the event."""
+    """Take a step so that other assignees see somebody is on it. The reason is recorded on
+    the `step.claim` audit event (and is part of the request a key guards: a reused key with
+    another reason is refused)."""
     return await _on_step(
         actor,
         ctx,
@@ -100,15 +101,16 @@ async def claim_step(
         step_id,
         {"step": str(step_id), "reason": reason},
         g,
-        lambda key, view: Claim(key, actor.principal),
+        lambda key, view: Claim(key, actor.principal, reason),
     )
 
 
 async def unclaim_step(
     actor: Actor, ctx: ServiceContext, step_id: UUID, g: Guards, reason: str | None = None
 ) -> ItemView:
-    """Release a claim (the claimer, or an admin). The reason is part of the request a key
-    guards (a reused key with another reason is refused), not of the event."""
+    """Release a claim (the claimer, or an admin). The reason is recorded on the
+    `step.unclaim` audit event (and is part of the request a key guards: a reused key with
+    another reason is refused)."""
     return await _on_step(
         actor,
         ctx,
@@ -116,7 +118,7 @@ async def unclaim_step(
         step_id,
         {"step": str(step_id), "reason": reason},
         g,
-        lambda key, view: Unclaim(key, actor.principal),
+        lambda key, view: Unclaim(key, actor.principal, reason),
     )
 
 

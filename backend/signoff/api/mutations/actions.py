@@ -71,7 +71,9 @@ class ItemReasonInput:
 @strawberry.input(description="An action on one step that needs a reason.")
 class StepReasonInput:
     step_id: strawberry.ID = strawberry.field(description="Global id of the step.")
-    reason: str | None = strawberry.field(default=None, description="Why.")
+    reason: str | None = strawberry.field(
+        default=None, description="Why; recorded as the reason of the step's audit event."
+    )
     guards: GuardsInput | None = guards_field(versioned=True)
 
 
