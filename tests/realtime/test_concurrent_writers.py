@@ -7,9 +7,19 @@ import asyncio
 import contextlib
 import random
 
+import pytest
+
 from signoff.db import feed, sql
 from tests.conftest import wait_for
-from tests.realtime.conftest import INBOX, TIMEOUT, Socket, global_id, submit, wait_subscribed
+from tests.realtime.conftest import (
+    INBOX,
+    RECONNECT_TEST_BOUND,
+    TIMEOUT,
+    Socket,
+    global_id,
+    submit,
+    wait_subscribed,
+)
 
 WRITERS = 10
 ITEMS_PER_WRITER = 6
@@ -31,6 +41,7 @@ async def _write(services, tenant, done: asyncio.Event) -> list:
     return [v for views in results for v in views]
 
 
+@pytest.mark.timeout(RECONNECT_TEST_BOUND)
 async def test_the_hub_streams_every_event_once_in_order_across_restarts(
     hub, services, tenant, demo_templates
 ):
@@ -46,7 +57,7 @@ async def test_the_hub_streams_every_event_once_in_order_across_restarts(
     cursor = start
     rng = random.Random(4)
     # A bound for a hang only; nothing below waits on the clock to decide anything.
-    async with asyncio.timeout(120):
+    async with asyncio.timeout(RECONNECT_TEST_BOUND - 60):
         while len(seen) < total:
             # Read a few batches, then drop the stream and resume from the cursor. The stream
             # is read by this task, as a subscription's stream is read by its own.
@@ -64,6 +75,7 @@ async def test_the_hub_streams_every_event_once_in_order_across_restarts(
     await wait_for(lambda: hub.subscriber_count == 0, timeout=TIMEOUT)
 
 
+@pytest.mark.timeout(RECONNECT_TEST_BOUND)
 async def test_a_reconnecting_subscriber_sees_every_change_once_in_order(
     ws_url, hub, gql, services, tenant, demo_templates
 ):

@@ -17,6 +17,7 @@ from tests.realtime.conftest import (
     INBOX,
     ITEM_EVENTS,
     PROTOCOL,
+    RECONNECT_TEST_BOUND,
     TIMEOUT,
     Socket,
     global_id,
@@ -98,6 +99,7 @@ async def test_legacy_graphql_ws_is_refused(ws_url):
         assert ws.close_code == 4406
 
 
+@pytest.mark.timeout(RECONNECT_TEST_BOUND)
 async def test_a_lost_listener_reconnects_and_nothing_is_lost(
     ws_url, hub, gql, services, tenant, demo_templates
 ):

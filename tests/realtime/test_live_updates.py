@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 from signoff.api.event_cursors import encode_cursor
 from signoff.services import actions
 from tests.conftest import actor, wait_for
 from tests.realtime.conftest import (
     INBOX,
     ITEM_EVENTS,
+    RECONNECT_TEST_BOUND,
+    TIMEOUT,
     Socket,
     approve,
     global_id,
@@ -97,6 +101,7 @@ async def test_a_decision_removes_the_item_from_every_other_quorum_members_inbox
             await socket.close()
 
 
+@pytest.mark.timeout(RECONNECT_TEST_BOUND)
 async def test_inbox_changes_missed_while_disconnected_are_replayed_in_order_then_live(
     ws_url, hub, gql, services, tenant, demo_templates
 ):
@@ -122,9 +127,11 @@ async def test_inbox_changes_missed_while_disconnected_are_replayed_in_order_the
 
 
 async def hub_quiet(hub):
-    await wait_for(lambda: hub.subscriber_count == 0 and not hub.running_tasks())
+    """Wait until the hub has let go of every subscription (its tasks ended)."""
+    await wait_for(lambda: hub.subscriber_count == 0 and not hub.running_tasks(), timeout=TIMEOUT)
 
 
+@pytest.mark.timeout(RECONNECT_TEST_BOUND)
 async def test_item_events_resume_from_a_cursor_without_gaps(
     ws_url, hub, gql, services, tenant, demo_templates
 ):
