@@ -26,6 +26,7 @@ from signoff.db import audit as audit_repo
 from signoff.db.engine import ENGINE
 from signoff.domain.audit import REDACTABLE_FIELDS, redaction_marker
 from signoff.domain.audit_export import (
+    FILE_COLUMNS,
     REDACTED_DIGEST,
     ExportFilter,
     ExportFormat,
@@ -291,3 +292,13 @@ async def test_the_job_writes_an_export_as_its_requester_sees_it(
         assert manifest["redaction"]["rows"] == (1 if hidden else 0)
         lines = body.decode().splitlines(keepends=True)
         assert verify_export(read_rows(ExportFormat.CSV, lines), manifest) is None
+
+
+def test_a_flipped_byte_that_breaks_the_csv_syntax_is_named_not_raised():
+    """A byte flipped into a bare line break inside a cell is a CSV syntax error (not a
+    ValueError): the verifier names the row instead of failing (found by the test above)."""
+    cells = ["1", "t\rx"] + [""] * (len(FILE_COLUMNS) - 2)
+    lines = [",".join(FILE_COLUMNS) + "\r\n", ",".join(cells) + "\r\n"]
+    problem = verify_export(read_rows(ExportFormat.CSV, iter(lines)), {"chain": {}})
+    assert problem is not None and problem.row == 1
+    assert "not a readable row" in problem.detail

@@ -452,7 +452,8 @@ def verify_export(
             row = next(reading)
         except StopIteration:
             break
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # JSON, UTF-8 too
+        except (ValueError, KeyError, TypeError, AttributeError, csv.Error) as exc:
+            # JSON, UTF-8 and CSV syntax too (a flipped byte can make a bare line break)
             return ExportProblem(count + 1, None, f"not a readable row: {exc}")
         count += 1
         try:
