@@ -127,7 +127,18 @@ async def _notifications(w: Two) -> None:
             ),
         )
         await submit(w.services, tenant, "change-approval", f"assigned in {tenant}")
-    result, redis = await w.run("notification_sweeper")
+    last = await value("SELECT coalesce(max(id), 0) FROM notification_delivery")
+    try:
+        result, redis = await w.run("notification_sweeper")
+    finally:
+        # The sweeper plans every tenant that is behind, other tests' too, and nobody runs
+        # these deliveries: close every one it made, or a later worker's sweeper would
+        # spend its time trying them.
+        await sql.execute(
+            "UPDATE notification_delivery SET status = 'suppressed', next_attempt_at = NULL"
+            " WHERE id > $1 AND status IN ('queued', 'retrying', 'digested')",
+            last,
+        )
     assert result["planned"] >= 2
     for tenant in w.tenants:
         rows = await sql.fetch(
@@ -135,15 +146,8 @@ async def _notifications(w: Two) -> None:
             " AND recipient_id = 'bob' AND event_kind = 'assignment'",
             tenant,
         )
-        assert [(r["address"], r["status"]) for r in rows] == [
-            (f"https://hooks.example/{tenant}", "queued")
-        ]
+        assert [r["address"] for r in rows] == [f"https://hooks.example/{tenant}"]
     assert len(await w.queued(redis)) >= 1
-    await sql.execute(  # nobody runs these deliveries: keep later sweepers off them
-        "UPDATE notification_delivery SET status = 'suppressed', next_attempt_at = NULL"
-        " WHERE tenant_id = ANY($1::text[]) AND status IN ('queued', 'retrying')",
-        list(w.tenants),
-    )
 
 
 async def _uploads(w: Two) -> None:
