@@ -22,6 +22,53 @@ _SELECT = ", ".join("data::text AS data" if c == "data" else c for c in COLUMNS)
 _SELECT_LINES = "seq, prev_hash, hash, occurred_at, json_build_object({})::text AS line".format(
     ", ".join(f"'{c}', {c}" for c in COLUMNS)
 )
+# CSV records are built by PostgreSQL too, exactly as Python's `csv.writer` (the `excel`
+# dialect) wrote them from the decoded columns: a cell holding a comma, a double quote, CR or
+# LF is quoted with its quotes doubled, no value is an empty cell, `data` is its jsonb text,
+# times are Python's `isoformat()` in UTC (microseconds only when not zero; PostgreSQL's own
+# output drops trailing zeros), and the record ends in CRLF with an empty `redacted_digest`.
+# Rows the view must redact come with their columns as a JSON `line` in the same forms, for
+# Python to redact and write (`domain/audit_export.py::encode_rows`).
+_TIMES = ("occurred_at", "redacted_at")
+_UNQUOTED = ("seq", "item_id", "step_id", *_TIMES)  # digits, UUIDs, times: nothing to quote
+
+
+def _time_text(column: str) -> str:
+    return f"""replace(to_char({column}, 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), '.000000+', '+')"""
+
+
+def _cell_value(column: str) -> str:
+    if column in _TIMES:
+        return _time_text(column)
+    return f"{column}::text"
+
+
+def _csv_cell(column: str) -> str:
+    value = _cell_value(column)
+    if column in _UNQUOTED:
+        return f"coalesce({value}, '')"
+    return (
+        f"""CASE WHEN {value} ~ '[",\r\n]' THEN '"' || replace({value}, '"', '""') || '"' """
+        f"ELSE coalesce({value}, '') END"
+    )
+
+
+_CSV_RECORD = " || ',' || ".join(_csv_cell(c) for c in COLUMNS) + " || E',\r\n'"
+_CSV_LINE = "json_build_object({})::text".format(
+    ", ".join(f"'{c}', {_time_text(c) if c in _TIMES else c}" for c in COLUMNS)
+)
+
+
+def _select_records(payload_copies: bool) -> str:
+    redact = "redacted_at IS NOT NULL"
+    if payload_copies:
+        redact += f" OR data ?| {_payload_keys()}"
+    return (
+        f"seq, prev_hash, hash, occurred_at, {_CSV_RECORD} AS record, "
+        f"CASE WHEN {redact} THEN {_CSV_LINE} END AS line"
+    )
+
+
 # Which rows the export's reader must see redacted: those redacted in the trail, and, when
 # some redaction rule hides a field from the reader, those holding a copy of a payload (with
 # the key of their item's template, which the rules are per). Every other row passes as is.
@@ -34,8 +81,11 @@ _PAYLOAD_COPIES = """CASE WHEN data ?| {keys} THEN coalesce((SELECT t.key FROM w
 def _view_columns(payload_copies: bool) -> str:
     if not payload_copies:
         return f"{_TRAIL_REDACTED}, NULL::text AS template_key"
-    keys = "ARRAY[{}]".format(", ".join(f"'{k}'" for k in PAYLOAD_KEYS_OF_EVENTS))
-    return f"{_TRAIL_REDACTED}, {_PAYLOAD_COPIES.format(keys=keys)}"
+    return f"{_TRAIL_REDACTED}, {_PAYLOAD_COPIES.format(keys=_payload_keys())}"
+
+
+def _payload_keys() -> str:
+    return "ARRAY[{}]".format(", ".join(f"'{k}'" for k in PAYLOAD_KEYS_OF_EVENTS))
 
 
 def filtered_query(
@@ -89,18 +139,22 @@ async def stream_events(
     batch: int = 2_000,
     *,
     lines: bool = False,
+    records: bool = False,
     payload_copies: bool = False,
 ) -> AsyncIterator[list[asyncpg.Record]]:
     """The export's events in batches of at most `batch`, oldest first, from one snapshot:
-    every column of `COLUMNS`, or with `lines` each event's NDJSON `line` (and the `seq`,
-    `prev_hash`, `hash` and `occurred_at` a manifest needs). Each row also says whether it
-    was `redacted` in the trail and, with `payload_copies`, the `template_key` of the item of
-    a row holding a copy of a payload ('' for none; NULL on rows without a copy).
+    every column of `COLUMNS`, or with `lines` each event's NDJSON `line`, or with `records`
+    each event's CSV `record` (and, on a row the reader may have to see redacted, its columns
+    as a JSON `line` in the record's forms) — both with the `seq`, `prev_hash`, `hash` and
+    `occurred_at` a manifest needs. Each row also says whether it was `redacted` in the trail
+    and, with `payload_copies`, the `template_key` of the item of a row holding a copy of a
+    payload ('' for none; NULL on rows without a copy).
 
     A server-side cursor in a read-only repeatable-read transaction scoped to the tenant (row
     level security), in UTC: memory holds one batch, whatever the number of events.
     """
-    select = f"{_SELECT_LINES if lines else _SELECT}, {_view_columns(payload_copies)}"
+    rows = _select_records(payload_copies) if records else _SELECT_LINES if lines else _SELECT
+    select = f"{rows}, {_view_columns(payload_copies)}"
     query, args = filtered_query(tenant_id, f, to_seq, select)
     async with _own_connection() as conn:
         await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")

@@ -163,14 +163,6 @@ FILE_COLUMNS = (*COLUMNS, REDACTED_DIGEST)
 _TEXT_COLUMNS = tuple(c for c in COLUMNS if c not in ("seq", "data"))
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return canonical(value)
-    if isinstance(value, UUID):
-        return str(value)
-    return value
-
-
 def redacted_row_digest(row: Mapping[str, Any]) -> str:
     """The digest of a row as written (every event column; an empty text counts as no value,
     which CSV cannot tell apart): what a redacted row is checked by."""
@@ -259,30 +251,24 @@ def encode_rows(
 
     A row comes with `redacted` (redacted in the trail) and `template_key` (its item's, when it
     holds a payload copy the view may hide; None otherwise); NDJSON rows with their `line`,
-    built by the database, CSV rows with every column (`data` as its JSON text). Only the rows
+    CSV rows with their `record`, both built by the database (a CSV row the view may change
+    also with its columns as a JSON `line`, times as `canonical` writes them). Only the rows
     the view changes are decoded here.
     """
     redacted: list[tuple[int, str]] = []
-    if fmt is ExportFormat.NDJSON:
-        parts = []
-        for row in rows:
-            if not row["redacted"] and row["template_key"] is None:
-                parts.append(f"{row['line']}\n")
-                continue
-            out = view.row(json.loads(row["line"]), row["template_key"])
-            if REDACTED_DIGEST in out:
-                redacted.append((int(row["seq"]), out[REDACTED_DIGEST]))
-            parts.append(ndjson_line(out))
-        return "".join(parts).encode(), redacted
-    records = []
+    parts = []
     for row in rows:
-        out = {c: _plain(row[c]) for c in COLUMNS}
-        if row["redacted"] or row["template_key"] is not None:
-            out = view.row({**out, "data": json.loads(out["data"])}, row["template_key"])
-            if REDACTED_DIGEST in out:
-                redacted.append((int(row["seq"]), out[REDACTED_DIGEST]))
-        records.append(out)
-    return csv_records(records), redacted
+        if not row["redacted"] and row["template_key"] is None:
+            parts.append(f"{row['line']}\n" if fmt is ExportFormat.NDJSON else row["record"])
+            continue
+        out = view.row(json.loads(row["line"]), row["template_key"])
+        if REDACTED_DIGEST in out:
+            redacted.append((int(row["seq"]), out[REDACTED_DIGEST]))
+        if fmt is ExportFormat.NDJSON:
+            parts.append(ndjson_line(out))
+        else:
+            parts.append(csv_records([out]).decode())
+    return "".join(parts).encode(), redacted
 
 
 @dataclass

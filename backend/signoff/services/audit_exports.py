@@ -81,6 +81,7 @@ class ExportStream:
             self.to_seq,
             BATCH,
             lines=self.fmt is ExportFormat.NDJSON,
+            records=self.fmt is ExportFormat.CSV,
             payload_copies=self.view.hides_payload_fields,
         ):
             self.builder.add_rows(rows)

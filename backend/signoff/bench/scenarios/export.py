@@ -9,10 +9,10 @@ byte-counting sink and reports its rows, time and peak resident memory; the side
 The signoff sides are the real export path (`services/audit_exports.py::export_to_sink`, the
 stream the background export job writes to the store), once per format: a server-side cursor
 read in batches, each written out before the next is read, hashed into the manifest as it
-goes. NDJSON lines are built by PostgreSQL (`json_build_object`); CSV records by Python's
-`csv` module from the decoded columns. The baseline is asyncpg's `COPY (SELECT …) TO STDOUT`
-of the same rows in CSV: what PostgreSQL alone takes to hand them over. Each format's rows/s
-is reported beside COPY's.
+goes. NDJSON lines and CSV records are both built by PostgreSQL (`json_build_object`; the
+CSV record by string functions writing what Python's `csv` module wrote). The baseline is
+asyncpg's `COPY (SELECT …) TO STDOUT` of the same rows in CSV: what PostgreSQL alone takes to
+hand them over. Each format's rows/s is reported beside COPY's.
 """
 
 from __future__ import annotations
