@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from signoff.api import ids
 from signoff.app import create_app
 from tests.conftest import running_app
 
@@ -89,3 +91,19 @@ async def test_demo_users_only_where_signoff_dev_passes_them(settings: Any) -> N
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             assert (await http.get("/dev/demo-users")).status_code == 404
+
+
+async def test_a_notifications_item_link_opens_the_items_page_in_the_console(
+    app_client: Any, build: Path
+) -> None:
+    item_id = uuid.uuid4()
+    async with app_client(console_dir=str(build)) as http:
+        opened = await http.get(f"/items/{item_id}")
+        assert opened.status_code == 303
+        location = opened.headers["location"]
+        assert location == f"/console/item/{ids.encode('WorkflowItem', item_id)}"
+        assert ids.decode(location.rsplit("/", 1)[1]) == ("WorkflowItem", str(item_id))
+        assert (await http.get(location)).status_code == 200  # the page; it checks access
+        assert (await http.get("/items/not-a-uuid")).status_code in (400, 404)
+    async with app_client() as http:  # no console: nothing there, as before
+        assert (await http.get(f"/items/{item_id}")).status_code == 404

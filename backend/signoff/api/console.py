@@ -4,7 +4,9 @@ The console (`console/`, TypeScript built by Vite) is a single-page app that use
 public GraphQL schema. Its build is served at `/console/`: a file that exists is sent as it is,
 any other path under `/console/` without a file extension gets `index.html`, so the app's own
 routes (`/console/item/…`, `/console/decide?token=…`) load on a reload or from a link. Nothing
-is served outside the build directory.
+is served outside the build directory. The item link every notification carries
+(`public_url` + `/items/<uuid>`, minted by workers that serve no console) redirects to the
+item's page in the console.
 """
 
 from __future__ import annotations
@@ -12,12 +14,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from litestar import Router, get
 from litestar.exceptions import NotFoundException
 from litestar.response import File, Redirect
 
+from signoff.api import ids
+
 CONSOLE_PATH = "/console"
+ITEM_LINK_PATH = "/items/{item_id:uuid}"
+"""Where notifications link an item (`services/notifications.py`)."""
 DEMO_USERS_PATH = "/dev/demo-users"
 IMMUTABLE = "public, max-age=31536000, immutable"
 
@@ -61,7 +68,13 @@ def console_routes(directory: str, *, redirect_root: bool) -> list[Any]:
     def anything(path: str) -> File:
         return send(path)
 
-    routes: list[Any] = [Router(path=CONSOLE_PATH, route_handlers=[index, anything])]
+    @get(ITEM_LINK_PATH, include_in_schema=False, sync_to_thread=False)
+    def item_link(item_id: UUID) -> Redirect:
+        # a notification's "open the item": the console's page of it (which checks access)
+        target = f"{CONSOLE_PATH}/item/{ids.encode('WorkflowItem', item_id)}"
+        return Redirect(path=target, status_code=303, headers={"Cache-Control": "no-store"})
+
+    routes: list[Any] = [Router(path=CONSOLE_PATH, route_handlers=[index, anything]), item_link]
     if redirect_root:
 
         @get("/", include_in_schema=False, sync_to_thread=False)
