@@ -306,13 +306,53 @@ def cmd_schema(args: argparse.Namespace) -> None:
 
     text = schema.as_str().rstrip() + "\n"
     target = Path(args.path)
+    released = Path(args.released)
     if args.action == "export":
         target.write_text(text)
         print(f"wrote {target}")
         return
+    if args.action == "release":
+        released.write_text(_RELEASED_HEADER + text)
+        print(f"wrote {released}: breaking changes are now judged against this schema")
+        return
     if not target.exists() or target.read_text() != text:
         sys.exit(f"{target} is out of date: run `signoff schema export`")
     print(f"{target} is up to date")
+    _check_breaking_changes(released, text, Path(args.changelog))
+
+
+_RELEASED_HEADER = (
+    "# The schema of the last release, written by `signoff schema release`.\n"
+    "# `signoff schema check` refuses a breaking change against it that was not deprecated\n"
+    "# first and that the Unreleased section of CHANGELOG.md does not name.\n"
+)
+
+
+def _check_breaking_changes(released: Path, current: str, changelog: Path) -> None:
+    """Refuse a break against the released schema that CHANGELOG's Unreleased section does not
+    name and that was not deprecated first (signoff/api/schema_compat.py)."""
+    from signoff.api.schema_compat import compare_schemas
+
+    if not released.exists():
+        sys.exit(f"{released} is missing: run `signoff schema release` when a version is cut")
+    notes = changelog.read_text() if changelog.exists() else ""
+    comparison = compare_schemas(released.read_text(), current, notes)
+    for description in comparison.dangerous:
+        print(f"dangerous (allowed): {description}")
+    for change in comparison.breaks:
+        if change.allowed:
+            why = "deprecated first" if change.deprecated_first else "announced in CHANGELOG"
+            print(f"breaking, {why}: {change.description}")
+    unannounced = comparison.unannounced
+    if unannounced:
+        lines = "\n".join(f"  {b.coordinate}: {b.description}" for b in unannounced)
+        sys.exit(
+            f"breaking changes against {released.name} that are neither deprecated first nor "
+            f"named in the Unreleased section of {changelog.name}:\n{lines}\n"
+            "deprecate instead, or name each coordinate under `## Unreleased` with what clients "
+            "must do"
+        )
+    print(f"no unannounced breaking change against {released.name}")
 
 
 def cmd_templates(args: argparse.Namespace) -> None:
@@ -507,9 +547,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("worker", help="run an arq worker").set_defaults(func=cmd_worker)
     sub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_migrate)
     sub.add_parser("sweep", help="re-arm due timers once").set_defaults(func=cmd_sweep)
-    schema = sub.add_parser("schema", help="export or check schema.graphql")
-    schema.add_argument("action", choices=["export", "check"])
+    schema = sub.add_parser(
+        "schema",
+        help="export or check schema.graphql; release records it as the last released schema",
+    )
+    schema.add_argument("action", choices=["export", "check", "release"])
     schema.add_argument("--path", default=str(REPO_ROOT / "schema.graphql"))
+    schema.add_argument("--released", default=str(REPO_ROOT / "schema.released.graphql"))
+    schema.add_argument("--changelog", default=str(REPO_ROOT / "CHANGELOG.md"))
     schema.set_defaults(func=cmd_schema)
     token = sub.add_parser("token", help="mint a development token")
     token.add_argument("--user", required=True)
