@@ -22,6 +22,7 @@ from signoff.services.context import ServiceContext
 from signoff.services.templates import load_templates
 from signoff.settings import Settings
 from signoff.testing import RecordingHTTPServer, child_environment, free_port, signoff_processes
+from signoff.worker import cron_jobs
 from tests.conftest import RUN_ID, TEST_SECRET, actor
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,6 +60,18 @@ def _token(tenant: str, user: str, *roles: str) -> str:
 # 12 on 2 cores; the test's own timeout covers the start, the waits and the clean-up.
 DEADLINE = 300.0
 pytestmark = pytest.mark.timeout(3 * DEADLINE)
+
+
+SWEEPER_PERIOD = 15.0
+"""The notification sweeper's cron period in the worker (seconds 0, 15, 30, 45 of a minute)."""
+
+
+async def _clear_of_the_notification_sweeper(margin: float) -> None:
+    """Return just after a sweeper tick when the next one is less than `margin` seconds away:
+    the worker's cron follows the wall clock, which a test cannot move for another process."""
+    until_next = SWEEPER_PERIOD - time.time() % SWEEPER_PERIOD
+    if until_next < margin:
+        await asyncio.sleep(until_next + 0.5)
 
 
 async def _wait(check: Any, what: str, timeout: float = DEADLINE) -> None:
@@ -253,6 +266,15 @@ async def test_a_submission_is_one_trace_from_the_api_through_the_worker(process
     from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
     flow = processes
+    # The worker's notification sweeper (a cron at seconds 0, 15, 30 and 45) plans whatever is
+    # not yet planned, in a trace of its own: if it ran between the commit and the submission's
+    # planning job, that job would find nothing due and queue no delivery in this trace. Submit
+    # where the schedule leaves the planning job (0.2 s away) a clear 10 s.
+    (sweeper,) = [
+        c for c in cron_jobs(Settings()) if c.coroutine.__name__ == "notification_sweeper"
+    ]
+    assert sweeper.second == {0, 15, 30, 45}, "SWEEPER_PERIOD must follow the worker's cron"
+    await _clear_of_the_notification_sweeper(margin=10.0)
     async with httpx.AsyncClient(timeout=30) as http:
         await flow.submit_with_a_webhook_subscriber(http)
 
