@@ -15,8 +15,8 @@ from typing import Any
 import asyncpg
 import pytest
 
+from signoff.db import feed, roles, scope, sql
 from signoff.db import items as items_repo
-from signoff.db import roles, scope, sql
 from signoff.db.engine import ENGINE
 from signoff.db.scope import Scope
 from signoff.services import scopes
@@ -216,6 +216,35 @@ async def test_the_repositories_see_only_the_scopes_tenant(tenant, services):
         assert await items_repo.get_item(theirs, their_item.id) is not None
     with scope.unbound():
         assert await items_repo.get_item(theirs, their_item.id) is None
+
+
+async def test_a_snapshot_read_sees_only_the_scopes_tenant_read_only_and_repeatable(
+    tenant, services
+):
+    """The inbox's and the item's reads (`feed.snapshot_read`) declare the scope with their
+    BEGIN: one REPEATABLE READ, READ ONLY snapshot of the scope's tenant and no other."""
+    mine, theirs = await two_tenants(services, tenant)
+    query = "SELECT DISTINCT tenant_id FROM workflow_item WHERE tenant_id = ANY($1::text[])"
+    seen: dict[str, object] = {}
+    for name, bound in (
+        ("mine", scope.tenant(mine)),
+        ("theirs", scope.tenant(theirs)),
+        ("none", scope.unbound()),
+    ):
+        with bound:
+            async with feed.snapshot_read(mine):
+                rows = await sql.fetch(query, [mine, theirs])
+                mode = await sql.fetchrow(
+                    "SELECT current_setting('transaction_isolation') AS isolation,"
+                    " current_setting('transaction_read_only') AS read_only"
+                )
+            seen[name] = ({r["tenant_id"] for r in rows}, dict(mode or {}))
+    snapshot = {"isolation": "repeatable read", "read_only": "on"}
+    assert seen == {
+        "mine": ({mine}, snapshot),
+        "theirs": ({theirs}, snapshot),
+        "none": (set(), snapshot),
+    }
 
 
 async def test_the_suite_itself_runs_as_a_role_row_security_binds():

@@ -108,18 +108,6 @@ async def fetch_scoped(connection: asyncpg.Connection, query: str, *args: Any) -
     return rows
 
 
-async def declare_scope(connection: asyncpg.Connection) -> None:
-    """Declare the task's scope in a transaction opened on `connection` by other means (a
-    cursor's own connection); without a scope it sees no tenant's rows."""
-    current = tenant_scope.current() or tenant_scope.Scope()
-    await connection.execute(
-        "SELECT set_config('signoff.tenant', $1, true),"
-        " set_config('signoff.all_tenants', $2, true)",
-        current.tenant or "",
-        "on" if current.all_tenants else "",
-    )
-
-
 ENGINE = ScopedEngine(config={}, extensions=())
 
 PICCOLO_CONF_MODULE = "signoff.db.piccolo_conf"

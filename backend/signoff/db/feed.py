@@ -8,8 +8,11 @@ from contextlib import asynccontextmanager
 
 from piccolo.engine.postgres import PostgresTransaction
 
+from signoff.db import scope as tenant_scope
 from signoff.db import sql
-from signoff.db.engine import ENGINE, declare_scope
+from signoff.db.engine import ENGINE
+
+_SNAPSHOT_BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 
 
 async def tenant_head(tenant_id: str) -> int:
@@ -25,8 +28,9 @@ async def tenant_head(tenant_id: str) -> int:
 
 
 class _SnapshotTransaction(PostgresTransaction):
-    """A read-only REPEATABLE READ transaction, begun in the one `BEGIN` round trip, whose
-    connection goes back to the pool however the block ends.
+    """A read-only REPEATABLE READ transaction that declares the task's tenant scope in the
+    same round trip as its BEGIN (as `ScopedTransaction` does), and whose connection goes back
+    to the pool however the block ends.
 
     Sibling fields of a query run concurrently and graphql-core cancels the others when one
     fails: piccolo's own exit would then await a rollback on a connection interrupted mid
@@ -38,12 +42,10 @@ class _SnapshotTransaction(PostgresTransaction):
     async def __aenter__(self) -> _SnapshotTransaction:
         self.connection = await self.get_connection()
         try:
-            self.transaction = self.connection.transaction(
-                isolation="repeatable_read", readonly=True
-            )
-            await self.transaction.start()
-            # row-level security: the task's tenant (one round trip more than a plain BEGIN)
-            await declare_scope(self.connection)
+            # row-level security binds from the first statement: the task's tenant, declared
+            # with the BEGIN (without a scope, no tenant: the snapshot sees no tenant's rows)
+            scope = tenant_scope.current() or tenant_scope.Scope()
+            await self.connection.execute(scope.begin_statement(_SNAPSHOT_BEGIN))
         except BaseException:
             await self._release()
             raise
@@ -53,7 +55,8 @@ class _SnapshotTransaction(PostgresTransaction):
     async def __aexit__(self, *exc: object) -> bool:
         self.engine.current_transaction.reset(self.context)
         try:
-            await self.transaction.rollback()  # read only: ending it is all there is to do
+            # read only: ending it is all there is to do
+            await self.connection.execute("ROLLBACK")
         finally:
             await self._release()
         return False

@@ -27,14 +27,16 @@ class Scope:
     tenant: str | None = None
     all_tenants: bool = False
 
-    def begin_statement(self) -> str:
-        """BEGIN and the transaction-local settings of this scope, as one simple query."""
+    def begin_statement(self, begin: str = "BEGIN") -> str:
+        """`begin` (BEGIN, with a mode if given) and the transaction-local settings of this
+        scope, as one simple query."""
         tenant = self.tenant or ""
         if tenant and not is_tenant_id(tenant):
             raise ValueError("not a tenant id")
         everyone = "on" if self.all_tenants else ""
         return (
-            "BEGIN; SELECT set_config('signoff.tenant', '"
+            begin
+            + "; SELECT set_config('signoff.tenant', '"
             + tenant
             + "', true), set_config('signoff.all_tenants', '"
             + everyone
