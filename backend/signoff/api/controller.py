@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 import strawberry
-from litestar import Response
+from litestar import Request, Response
 from litestar.background_tasks import BackgroundTasks
 from litestar.di import Provide
 from litestar.types import Dependencies
@@ -28,9 +28,31 @@ from signoff.settings import Settings
 MAX_JSON_DEPTH = 64
 
 
-async def sub_response() -> Response[Any]:
-    """The response a GraphQL resolver may add headers or a status to (one per request)."""
-    return Response({}, background=BackgroundTasks([]))
+async def no_root_value(custom_context: Any) -> None:
+    """The root value of every operation: none. It waits for the context only so that
+    Litestar resolves the request's dependencies one after another (see `http_context`)."""
+    return None
+
+
+async def http_context(
+    custom_context: Any, root_value: Any, request: Request[Any, Any, Any]
+) -> Any:
+    """The context of an HTTP request, with the response a resolver may add headers or a
+    status to (one per request).
+
+    strawberry's controller resolves its dependencies as two batches of several, and Litestar
+    runs each batch of more than one in an anyio task group: three tasks on every request.
+    Here each dependency waits for the one before (custom context, root value, this, the
+    response), so Litestar awaits them in turn and starts no task."""
+    custom_context.request = request
+    custom_context.response = Response({}, background=BackgroundTasks([]))
+    return custom_context
+
+
+async def response_of(context: Any) -> Response[Any]:
+    """The response of `http_context` (strawberry's handler takes it as a dependency too)."""
+    response: Response[Any] = context.response
+    return response
 
 
 def decode_request_json(data: str | bytes) -> object:
@@ -83,11 +105,14 @@ def graphql_controller(
     )
 
     class GraphQLController(base):  # type: ignore[valid-type,misc]
-        # strawberry provides the sub-response with a sync function run in a worker thread:
-        # a thread hop on every request. The same response, built on the event loop.
+        # strawberry provides the sub-response with a sync function run in a worker thread
+        # (a thread hop on every request) and resolves the rest in task groups: the same
+        # context and response, built on the event loop one after another (`http_context`).
         dependencies: ClassVar[Dependencies] = {
             **base.dependencies,
-            "response": Provide(sub_response),
+            "root_value": Provide(no_root_value),
+            "context": Provide(http_context),
+            "response": Provide(response_of),
         }
         graphql_transport_ws_handler_class = session_handler(settings, caps)
 
