@@ -280,12 +280,18 @@ async def run(env: BenchEnv) -> ScenarioResult:
             cpu = Figure("", "ms", "lower", runs.series("signoff", "api_cpu_ms")).median
             python = (
                 f"the API process spends {cpu:.1f} ms of CPU per page (median) where the "
-                "page's statement is a few ms of database time: GraphQL parsing, validation, "
-                "the cost and rate checks, and building 20 items with their steps; with "
+                "page's statement is a few ms of database time. A py-spy profile of this "
+                "scenario (`signoff bench --profile inbox`, at f669f2d) put two fifths of it "
+                "in the inbox resolver (two thirds of that the round trips around the page: "
+                "BEGIN, the scope, the event head, ROLLBACK), a sixth in graphql-core "
+                "completing the page's fields, a sixth writing the response to the socket, "
+                "8% in strawberry's extension hooks and 3% in JSON encoding; parsing, "
+                "validation and pricing are cached. With "
                 f"{CLIENTS} clients in a closed loop on 2 cores shared with other work, "
-                "requests queue for that CPU. What would fix it: less Python per page "
-                "(cheaper item mapping, a cached document), and a machine where the API "
-                "process has a core to itself for the measurement."
+                "requests queue for that CPU. What would fix it: fewer round trips per page "
+                "(the head read with the page), less work per field (an execution path "
+                "compiled once per known operation), and a machine where the API process "
+                "has a core to itself for the measurement."
             )
             result.add(
                 Figure(
