@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import functools
 from collections.abc import Awaitable, Callable
@@ -32,6 +34,7 @@ from signoff.jobs.timers import (
     fire_due_timers_job,
     fire_timer_job,
     sweep_timers_job,
+    watch_for_lost_jobs,
 )
 from signoff.services import scopes
 from signoff.services.context import ServiceContext
@@ -136,8 +139,16 @@ def build_worker(
             settings=settings, clock=clock, scheduler=ArqScheduler(settings, clock, ctx["redis"])
         )
         prepare_notifications(ctx, settings)
+        if not overrides.get("burst"):
+            # a burst worker (tests) stops when its queue is empty: nothing to watch for
+            ctx["watch_timers"] = asyncio.create_task(watch_for_lost_jobs(ctx["services"]))
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        watch = ctx.pop("watch_timers", None)
+        if watch is not None:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
         if ctx.get("owns_pool"):
             await close_pool()
         tracing.flush()

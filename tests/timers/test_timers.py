@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import time as time_module
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -17,7 +19,7 @@ from signoff.db import timers as timer_repo
 from signoff.db.paging import Window
 from signoff.domain.calendar import BusinessCalendar
 from signoff.domain.clock import ManualClock
-from signoff.jobs.timers import ArqScheduler, fire_due_timers_job
+from signoff.jobs.timers import ArqScheduler, fire_due_timers_job, watch_for_lost_jobs
 from signoff.services import engine
 from signoff.services import items as item_services
 from signoff.services import timers as timer_services
@@ -233,6 +235,66 @@ async def test_a_firing_job_hands_timers_over_again_when_redis_lost_them(
     assert (result["fired"], result["swept"]) == (0, 1)
     assert len(await queued_timer_jobs(scheduler, own)) == 1
     assert not await scheduler.lost_jobs()
+
+
+def epoch_ms() -> int:
+    return time_module.time_ns() // 1_000_000
+
+
+async def queued_scores(scheduler: ArqScheduler, settings: Settings) -> dict[bytes, float]:
+    """The timer jobs waiting in the queue, each with the time (epoch ms) it may start."""
+    members = await (await scheduler.pool()).zrange(settings.job_queue_name, 0, -1, withscores=True)
+    return {m: s for m, s in members if b":timers:" in m}
+
+
+async def test_what_a_sweep_finds_already_due_gets_a_job_that_starts_at_once(
+    flushable, clock, tenant, demo_templates
+):
+    """The reminder already due and the escalation due later get different jobs: the first
+    may start now (not at its slot's end), the second at its slot."""
+    private, own, scheduler, ctx = flushable
+    await submit(ctx, tenant)
+    clock.advance(timedelta(hours=6) - timedelta(seconds=30))  # reminder due, escalation in 30 s
+    before_ms = epoch_ms()
+    assert await timer_services.sweep(ctx, HORIZON) == 2
+    after_ms = epoch_ms()
+    jobs = await queued_scores(scheduler, own)
+    due_now = {m: s for m, s in jobs.items() if b":timers:due:" in m}
+    later = {m: s for m, s in jobs.items() if m not in due_now}
+    assert len(due_now) == 1 and len(later) == 1
+    assert before_ms <= next(iter(due_now.values())) <= after_ms
+    assert next(iter(later.values())) >= before_ms + 29_500
+
+
+async def test_a_running_worker_notices_a_flush_within_a_look_not_a_sweep(
+    flushable, clock, tenant, demo_templates
+):
+    """Only a whole hand-over (a sweep) writes the mark: a flush followed by one item's
+    hand-over is still noticed, and the watcher hands every timer over again by itself."""
+    private, own, scheduler, ctx = flushable
+    view = await submit(ctx, tenant)
+    clock.advance(timedelta(hours=4) - timedelta(seconds=60))  # the reminder: in a minute
+    assert await timer_services.sweep(ctx, HORIZON) == 1
+    assert not await scheduler.lost_jobs()
+    private.flushall()
+    await submit(ctx, tenant)  # a hand-over after the flush (its timers are hours away)
+    assert await scheduler.lost_jobs()
+    assert await queued_timer_jobs(scheduler, own) == []
+    watch = asyncio.create_task(watch_for_lost_jobs(ctx, every=0.01))
+    try:
+        await wait_for(lambda: queued_timer_jobs(scheduler, own), timeout=60)
+        await wait_for(lambda: not_lost(scheduler), timeout=60)
+    finally:
+        watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watch
+    # the reminder's slot is back (the new item's timers are beyond the horizon)
+    assert len(await queued_timer_jobs(scheduler, own)) == 1
+    assert "timer.reminder" not in await actions_of(tenant, view.id)
+
+
+async def not_lost(scheduler: ArqScheduler) -> bool:
+    return not await scheduler.lost_jobs()
 
 
 async def test_two_workers_racing_on_one_timer_act_once(

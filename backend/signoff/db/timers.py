@@ -134,17 +134,20 @@ async def claim_due(tenant_id: str, now: datetime, limit: int, lane: Lane = (0, 
 
 
 async def due_slots(
-    until: datetime, slot_seconds: float, tenants: Sequence[str] = ()
+    now: datetime, until: datetime, slot_seconds: float, tenants: Sequence[str] = ()
 ) -> list[tuple[datetime, int]]:
     """The armed timers due at or before `until`, counted per slot: (the slot's end, count),
-    each due time rounded up to a multiple of `slot_seconds` (only `tenants` when named)."""
+    each due time rounded up to a multiple of `slot_seconds`, those already due at `now`
+    counted at `now` (only `tenants` when named)."""
     rows = await sql.fetch(
-        """SELECT to_timestamp(ceil(extract(epoch FROM due_at) / $2) * $2) AS slot,
+        """SELECT CASE WHEN due_at <= $1 THEN $1
+                ELSE to_timestamp(ceil(extract(epoch FROM due_at) / $3) * $3) END AS slot,
             count(*) AS timers
         FROM timer
-        WHERE status = 'armed' AND due_at <= $1
-          AND (cardinality($3::text[]) = 0 OR tenant_id = ANY($3::text[]))
+        WHERE status = 'armed' AND due_at <= $2
+          AND (cardinality($4::text[]) = 0 OR tenant_id = ANY($4::text[]))
         GROUP BY 1 ORDER BY 1""",
+        now,
         until,
         slot_seconds,
         list(tenants),

@@ -8,6 +8,8 @@ transaction per hand-over.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -22,9 +24,17 @@ from signoff import tracing
 from signoff.domain.clock import Clock
 from signoff.jobs.notifications import enqueue_planning
 from signoff.jobs.queue import enqueue_once
+from signoff.services import scopes
 from signoff.services import timers as timer_services
 from signoff.services.context import ServiceContext
 from signoff.settings import Settings
+
+log = logging.getLogger("signoff.timers")
+
+LOSS_CHECK_SECONDS = 0.25
+"""How often a running worker looks for the hand-over's mark (one `EXISTS`): Redis losing
+its jobs (`FLUSHALL`, a restart without persistence) is noticed within this, not at the
+next sweep."""
 
 
 class ArqScheduler:
@@ -47,39 +57,46 @@ class ArqScheduler:
             self._pool = await create_pool(RedisSettings.from_dsn(self._settings.redis_url))
         return self._pool
 
-    async def schedule_timers(self, due_times: Sequence[datetime]) -> None:
-        """Make sure a firing job waits for every slot of `due_times` within the horizon."""
+    async def schedule_timers(self, due_times: Sequence[datetime], *, whole: bool = False) -> None:
+        """Make sure a firing job waits for every slot of `due_times` within the horizon; what
+        is already due gets a job that runs at once (`…:timers:due:{slot}`), not at its slot's
+        end. `whole` says that `due_times` are every armed timer's (a sweep): only such a
+        hand-over writes the mark whose absence tells that Redis lost the jobs."""
         now = self._clock.now()
         horizon = now + timedelta(seconds=self._settings.timer_horizon_seconds)
-        slots = {slot_of(due, now) for due in due_times if due <= horizon}
-        await self._enqueue({self._job_id(slot): (slot - now).total_seconds() for slot in slots})
+        slots = {slot_of(due, now) for due in due_times if now < due <= horizon}
+        jobs = {self._job_id(slot): (slot - now).total_seconds() for slot in slots}
+        if any(due <= now for due in due_times):
+            jobs[self._job_id(slot_of(now, now), "due:")] = 0.0
+        await self._enqueue(jobs, marks=[self._mark()] if whole else [])
 
     async def fire_again_now(self) -> None:
         """Queue a firing job to run at once (a run that stopped at its limit continues)."""
         await self._enqueue({f"{self._job_id(self._clock.now())}:more:{time.time_ns()}": 0.0})
 
-    def _job_id(self, slot: datetime) -> str:
-        return f"{self._settings.redis_prefix}:timers:{round(slot.timestamp() * 1000)}"
+    def _job_id(self, slot: datetime, kind: str = "") -> str:
+        return f"{self._settings.redis_prefix}:timers:{kind}{round(slot.timestamp() * 1000)}"
 
     def _mark(self) -> str:
         return f"{self._settings.redis_prefix}:timers:handed-over"
 
     async def lost_jobs(self) -> bool:
         """Whether Redis has lost what was handed to it (a `FLUSHALL`, a restart without
-        persistence): the mark every hand-over writes beside its jobs is gone."""
+        persistence): the mark every sweep writes beside its jobs is gone."""
         pool = await self.pool()
         return not await pool.exists(self._mark())
 
-    async def _enqueue(self, jobs: dict[str, float]) -> None:
+    async def _enqueue(self, jobs: dict[str, float], marks: Sequence[str] = ()) -> None:
         """Queue a firing job under each id of `jobs` (id -> seconds to wait), leaving one
-        already queued or running alone (`enqueue_once`); the hand-over's mark is written in
-        the same transaction."""
+        already queued or running alone (`enqueue_once`); `marks` are written in the same
+        transaction."""
         pool = await self.pool()
         if not jobs:
-            await pool.set(self._mark(), b"1")
+            for mark in marks:
+                await pool.set(mark, b"1")
             return
         await enqueue_once(
-            pool, self._settings.job_queue_name, "fire_due_timers_job", jobs, marks=[self._mark()]
+            pool, self._settings.job_queue_name, "fire_due_timers_job", jobs, marks=marks
         )
 
     async def plan_notifications(self, tenant_id: str) -> None:
@@ -127,6 +144,28 @@ async def fire_due_timers_job(ctx: dict[str, Any]) -> dict[str, int]:
             horizon = timedelta(seconds=services.settings.timer_horizon_seconds)
             swept = await timer_services.sweep(services, horizon)
     return {"fired": firing.fired, "void": firing.void, "batches": firing.batches, "swept": swept}
+
+
+async def watch_for_lost_jobs(services: ServiceContext, every: float = LOSS_CHECK_SECONDS) -> None:
+    """Until cancelled, every `every` seconds: when Redis has lost the hand-over's mark, hand
+    every timer within the horizon over again at once (what is already due to a job that runs
+    at once). A worker runs this beside its jobs; a failed look (Redis restarting) is logged
+    and tried again."""
+    scheduler = services.scheduler
+    if not isinstance(scheduler, ArqScheduler):
+        return
+    horizon = timedelta(seconds=services.settings.timer_horizon_seconds)
+    while True:
+        try:
+            if await scheduler.lost_jobs():
+                with scopes.no_tenant():
+                    swept = await timer_services.sweep(services, horizon)
+                log.warning(
+                    "timers: Redis lost the queued jobs; %s timers handed over again", swept
+                )
+        except Exception:
+            log.exception("timers: looking for lost jobs failed; trying again")
+        await asyncio.sleep(every)
 
 
 async def fire_timer_job(ctx: dict[str, Any], timer_id: str, token: str) -> str:

@@ -15,9 +15,9 @@ from signoff.storage import ObjectStorage
 class JobScheduler(Protocol):
     """Schedules follow-up work after a commit (timers, deliveries)."""
 
-    async def schedule_timers(self, due_times: Sequence[datetime]) -> None:
+    async def schedule_timers(self, due_times: Sequence[datetime], *, whole: bool = False) -> None:
         """Make sure stored timers due at these times will fire (a job fires whatever is due
-        when it runs, so only the times matter)."""
+        when it runs, so only the times matter); `whole`: these are every armed timer's."""
         ...
 
     async def plan_notifications(self, tenant_id: str) -> None:

@@ -216,15 +216,16 @@ async def fire_due(
 async def sweep(ctx: ServiceContext, horizon: timedelta) -> int:
     """Hand every armed timer due within `horizon` to the job queue again (one job per due
     slot, keyed by the slot, so slots still queued are not duplicated and lost ones come
-    back); only those of `timer_tenants` when that setting names any. Returns how many timers
-    were handed over."""
+    back; what is already due to a job that runs at once); only those of `timer_tenants`
+    when that setting names any. Returns how many timers were handed over."""
     if ctx.scheduler is None:
         raise RuntimeError("sweeping needs a job scheduler")
+    now = ctx.clock.now()
     with scopes.across_tenants("the timer sweeper re-arms every tenant's timers"):
         slots = await timer_repo.due_slots(
-            ctx.clock.now() + horizon, TIMER_SLOT_SECONDS, ctx.settings.timer_tenants
+            now, now + horizon, TIMER_SLOT_SECONDS, ctx.settings.timer_tenants
         )
-    await ctx.scheduler.schedule_timers([slot for slot, _ in slots])
+    await ctx.scheduler.schedule_timers([slot for slot, _ in slots], whole=True)
     return sum(count for _, count in slots)
 
 
