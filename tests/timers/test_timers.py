@@ -427,6 +427,41 @@ async def test_lanes_split_due_timers_by_item_and_fire_each_once(scheduled, tena
     assert (await timer_services.fire_due(scheduled, lanes=3)).fired == 0
 
 
+async def test_a_firing_job_that_starts_while_another_runs_hands_it_its_turn(
+    scheduled, tenant, demo_templates, monkeypatch
+):
+    """Of one worker's firing jobs one fires at a time: another that starts meanwhile returns
+    at once and the running one goes round again, so that what came due for the second is
+    fired by the first, once."""
+    views = [await submit(scheduled, tenant) for _ in range(3)]
+    real_fire_due = timer_services.fire_due
+    entered, release = asyncio.Event(), asyncio.Event()
+    rounds: list[int] = []
+
+    async def held_first_round(ctx: ServiceContext, **kwargs: Any) -> Any:
+        done = await real_fire_due(ctx, **kwargs)
+        rounds.append(done.fired)
+        if len(rounds) == 1:  # nothing was due yet: hold the job before it ends
+            entered.set()
+            await release.wait()
+        return done
+
+    monkeypatch.setattr(timer_services, "fire_due", held_first_round)
+    worker_ctx: dict[str, Any] = {"services": scheduled}
+    first = asyncio.create_task(fire_due_timers_job(worker_ctx))
+    await asyncio.wait_for(entered.wait(), timeout=60)
+    scheduled.clock.advance(timedelta(hours=4))  # the reminders come due while it runs
+    second = await fire_due_timers_job(worker_ctx)
+    assert (second["joined"], second["fired"], second["batches"]) == (1, 0, 0)
+    release.set()
+    result = await asyncio.wait_for(first, timeout=120)
+    assert result["joined"] == 0 and result["fired"] == 3 and rounds == [0, 3]
+    for view in views:
+        assert (await actions_of(tenant, view.id)).count("timer.reminder") == 1
+    third = await fire_due_timers_job(worker_ctx)  # nothing runs now: it fires (nothing)
+    assert (third["joined"], third["fired"]) == (0, 0) and rounds == [0, 3, 0]
+
+
 async def test_due_timers_fire_exactly_once_with_two_workers_and_a_flush_half_way(
     settings, clock, tenant, demo_templates, tmp_path
 ):

@@ -13,6 +13,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -129,13 +130,41 @@ def slot_of(due_at: datetime, now: datetime) -> datetime:
     return datetime.fromtimestamp(slot, UTC)
 
 
+@dataclass
+class FiringTurn:
+    """Whether a firing job of this worker is running, and whether another asked it to go
+    round once more."""
+
+    running: bool = False
+    again: bool = False
+
+
 async def fire_due_timers_job(ctx: dict[str, Any]) -> dict[str, int]:
     """arq entry point: fire every due timer, in batches; queue a follow-up when the run
     stopped at its limit, and hand every timer over again at once when Redis lost the jobs
     (rather than leave them to the next sweep: a firing job still running when Redis was
-    flushed is what notices first)."""
+    flushed is what notices first).
+
+    One firing job of a worker fires at a time: a slot's job that starts while another runs
+    asks that one to go round once more and returns (`joined`), instead of claiming timers
+    and items beside it, which made both skip what the other held and fire out of order."""
     services: ServiceContext = ctx["services"]
-    firing = await timer_services.fire_due(services)
+    turn: FiringTurn = ctx.setdefault("timer_firing", FiringTurn())
+    if turn.running:
+        turn.again = True
+        return {"fired": 0, "void": 0, "batches": 0, "swept": 0, "joined": 1}
+    turn.running = True
+    try:
+        fired = void = batches = 0
+        while True:
+            turn.again = False
+            firing = await timer_services.fire_due(services)
+            fired, void = fired + firing.fired, void + firing.void
+            batches += firing.batches
+            if firing.more or not turn.again:
+                break
+    finally:
+        turn.running = False
     swept = 0
     if isinstance(services.scheduler, ArqScheduler):
         if firing.more:
@@ -143,7 +172,7 @@ async def fire_due_timers_job(ctx: dict[str, Any]) -> dict[str, int]:
         if await services.scheduler.lost_jobs():
             horizon = timedelta(seconds=services.settings.timer_horizon_seconds)
             swept = await timer_services.sweep(services, horizon)
-    return {"fired": firing.fired, "void": firing.void, "batches": firing.batches, "swept": swept}
+    return {"fired": fired, "void": void, "batches": batches, "swept": swept, "joined": 0}
 
 
 async def watch_for_lost_jobs(services: ServiceContext, every: float = LOSS_CHECK_SECONDS) -> None:
