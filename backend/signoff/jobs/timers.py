@@ -165,30 +165,31 @@ async def fire_due_timers_job(ctx: dict[str, Any]) -> dict[str, int]:
                 break
     finally:
         turn.running = False
-    swept = 0
-    if isinstance(services.scheduler, ArqScheduler):
-        if firing.more:
-            await services.scheduler.fire_again_now()
-        if await services.scheduler.lost_jobs():
-            horizon = timedelta(seconds=services.settings.timer_horizon_seconds)
-            swept = await timer_services.sweep(services, horizon)
+    if firing.more and isinstance(services.scheduler, ArqScheduler):
+        await services.scheduler.fire_again_now()
+    swept = await recover_lost_jobs(services) or 0
     return {"fired": fired, "void": void, "batches": batches, "swept": swept, "joined": 0}
 
 
-async def watch_for_lost_jobs(services: ServiceContext, every: float = LOSS_CHECK_SECONDS) -> None:
-    """Until cancelled, every `every` seconds: when Redis has lost the hand-over's mark, hand
-    every timer within the horizon over again at once (what is already due to a job that runs
-    at once). A worker runs this beside its jobs; a failed look (Redis restarting) is logged
-    and tried again."""
+async def recover_lost_jobs(services: ServiceContext) -> int | None:
+    """When Redis has lost the hand-over's mark, hand every timer within the horizon over again
+    (what is already due to a job that starts at once): the number handed over, or None when
+    nothing was lost."""
     scheduler = services.scheduler
-    if not isinstance(scheduler, ArqScheduler):
-        return
+    if not isinstance(scheduler, ArqScheduler) or not await scheduler.lost_jobs():
+        return None
     horizon = timedelta(seconds=services.settings.timer_horizon_seconds)
+    with scopes.no_tenant():
+        return await timer_services.sweep(services, horizon)
+
+
+async def watch_for_lost_jobs(services: ServiceContext, every: float = LOSS_CHECK_SECONDS) -> None:
+    """Until cancelled, `recover_lost_jobs` every `every` seconds. A worker runs this beside
+    its jobs; a failed look (Redis restarting) is logged and tried again."""
     while True:
         try:
-            if await scheduler.lost_jobs():
-                with scopes.no_tenant():
-                    swept = await timer_services.sweep(services, horizon)
+            swept = await recover_lost_jobs(services)
+            if swept is not None:
                 log.warning(
                     "timers: Redis lost the queued jobs; %s timers handed over again", swept
                 )
