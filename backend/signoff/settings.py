@@ -327,9 +327,9 @@ class Settings:
     )
     timer_lanes: int = _setting(
         2,
-        "Batches of due timers one firing job runs at once, each on its own share of the "
-        "items (split by item id), so that one batch's Python work overlaps another's "
-        "database round trips.",
+        "Batches of due timers one firing job runs at once, each on a bucket of the items "
+        "(split by item id) that no other lane holds, so that one batch's Python work "
+        "overlaps another's database round trips.",
     )
     timer_tenants: tuple[str, ...] = _setting(
         [],

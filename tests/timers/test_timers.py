@@ -470,6 +470,46 @@ async def test_a_firing_job_that_starts_while_another_runs_hands_it_its_turn(
     assert (third["joined"], third["fired"]) == (0, 0) and rounds == [0, 3, 0]
 
 
+async def test_lanes_take_free_buckets_never_one_at_once_and_move_on_when_done(
+    scheduled, tenant, demo_templates, monkeypatch
+):
+    """Two lanes share four buckets: no bucket is fired by two batches at once, a lane moves
+    to another bucket when its own is done (here it must: at least three buckets hold due
+    timers), and every due timer fires once."""
+    views = [await submit(scheduled, tenant) for _ in range(12)]
+    scheduled.clock.advance(timedelta(hours=4))  # only the reminders are due
+    real_fire_batch = timer_services.fire_batch
+    active: set[int] = set()
+    overlaps: list[int] = []
+    taken: dict[int, set[int]] = {}
+
+    async def watched(ctx: ServiceContext, tenant_id: str, limit: int, lane: Any) -> Any:
+        if lane[0] in active:
+            overlaps.append(lane[0])
+        active.add(lane[0])
+        taken.setdefault(id(asyncio.current_task()), set()).add(lane[0])
+        try:
+            return await real_fire_batch(ctx, tenant_id, limit, lane)
+        finally:
+            active.discard(lane[0])
+
+    monkeypatch.setattr(timer_services, "fire_batch", watched)
+    rows = await sql.fetch(
+        """SELECT DISTINCT (hashtext(item_id::text) & 2147483647) % 4 AS bucket FROM timer
+        WHERE tenant_id = $1 AND status = 'armed' AND due_at <= $2""",
+        tenant,
+        scheduled.clock.now(),
+    )
+    done = await timer_services.fire_due(scheduled, batch=1, lanes=2)
+    assert (done.fired, done.void, done.more) == (12, 0, False)
+    assert overlaps == []
+    assert set().union(*taken.values()) == {r["bucket"] for r in rows}
+    if len(rows) >= 3:  # two lanes, three buckets or more: one lane took a second bucket
+        assert max(len(buckets) for buckets in taken.values()) >= 2
+    for view in views:
+        assert (await actions_of(tenant, view.id)).count("timer.reminder") == 1
+
+
 async def test_due_timers_fire_exactly_once_with_two_workers_and_a_flush_half_way(
     settings, clock, tenant, demo_templates, tmp_path
 ):

@@ -85,35 +85,45 @@ async def mark(marks: Sequence[tuple[UUID, str, datetime | None]]) -> None:
 
 
 Lane = tuple[int, int]
-"""(k, n): the timers of the items whose id hashes to k modulo n; (0, 1) is every timer."""
+"""(k, n): the timers of the items whose id hashes to k modulo n (bucket k of n); (0, 1) is
+every timer."""
+
+_BUCKET = "((hashtext(item_id::text) & 2147483647) % {n})"
 
 
 def _in_lane(first: int) -> str:
-    """The condition that a timer is in the lane given by parameters `first` (n) and
-    `first + 1` (k). Lanes split timers by their item, so that lanes never hold each other's
-    items."""
+    """The condition that a timer is in the bucket given by parameters `first` (n) and
+    `first + 1` (k). Buckets split timers by their item, so that lanes firing different
+    buckets never hold each other's items."""
     n, k = f"${first}::int", f"${first + 1}::int"
-    return f"({n} <= 1 OR (hashtext(item_id::text) & 2147483647) % {n} = {k})"
+    return f"({n} <= 1 OR {_BUCKET.format(n=n)} = {k})"
 
 
-async def next_due_tenant(
-    now: datetime, tenants: Sequence[str], skip: Sequence[str], lane: Lane = (0, 1)
-) -> str | None:
-    """The tenant of the earliest armed timer due at `now` in `lane` (among `tenants` when
-    any are named), leaving out `skip`; None when nothing is due."""
+async def next_due(
+    now: datetime,
+    tenants: Sequence[str],
+    skip: Sequence[tuple[str, int]],
+    buckets: int,
+    busy: Sequence[int] = (),
+) -> tuple[str, int] | None:
+    """(tenant, bucket of `buckets`) of the earliest armed timer due at `now` (among `tenants`
+    when any are named) outside the `busy` buckets, leaving out the (tenant, bucket) pairs of
+    `skip`; None when nothing is due there."""
+    bucket = _BUCKET.format(n="$4::int")
     row = await sql.fetchrow(
-        f"""SELECT tenant_id FROM timer
+        f"""SELECT tenant_id, {bucket} AS bucket FROM timer
         WHERE status = 'armed' AND due_at <= $1
           AND (cardinality($2::text[]) = 0 OR tenant_id = ANY($2::text[]))
-          AND NOT tenant_id = ANY($3::text[]) AND {_in_lane(4)}
+          AND NOT {bucket} = ANY($5::int[])
+          AND NOT (tenant_id || '/' || {bucket}) = ANY($3::text[])
         ORDER BY due_at LIMIT 1""",
         now,
         list(tenants),
-        list(skip),
-        lane[1],
-        lane[0],
+        [f"{tenant}/{k}" for tenant, k in skip],
+        buckets,
+        list(busy),
     )
-    return str(row["tenant_id"]) if row else None
+    return (str(row["tenant_id"]), int(row["bucket"])) if row else None
 
 
 async def claim_due(tenant_id: str, now: datetime, limit: int, lane: Lane = (0, 1)) -> list[Timer]:

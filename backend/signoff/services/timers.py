@@ -44,8 +44,14 @@ TIMER_SLOT_SECONDS = 0.5
 every timer due by then, however many there are."""
 
 
+BUCKETS_PER_LANE = 2
+"""Buckets of items per lane of a firing job: lanes take free buckets as they go, so a lane
+done with its bucket helps with another instead of idling beside a backlog. More buckets
+share work more evenly but make each batch smaller when little is due."""
+
+
 KEEP_TENANT_BATCHES = 4
-"""Full batches a lane fires for one tenant before it looks again for the tenant with the
+"""Full batches a lane fires for one tenant and bucket before it looks again for those of the
 earliest due timer: a backlog saves that look-up on most batches, and still no tenant's
 backlog holds the others' due timers back for long."""
 
@@ -174,42 +180,64 @@ async def fire_due(
     max_batches: int = 100,
     lanes: int | None = None,
 ) -> Firing:
-    """Fire every armed timer due now (of `timer_tenants` when set), tenant by tenant, in
-    batches of `timer_batch_size`, `timer_lanes` batches at once. Lanes split the timers by
-    their item, so one lane's batch never finds its items held by another's, and while one
-    lane waits on the database another works. Several workers may run this at once: each
-    batch skips the timers and items another holds. Stops after `max_batches` with `more`
-    set, for a follow-up job."""
+    """Fire every armed timer due now (of `timer_tenants` when set), in batches of
+    `timer_batch_size`, `timer_lanes` batches at once. The timers are split into
+    `BUCKETS_PER_LANE` buckets a lane by a hash of their item; a lane takes the bucket of the
+    earliest due timer that no other lane of this call is firing, so lanes never find their
+    items held by each other, and a lane whose bucket is done takes over another's work
+    instead of idling beside a backlog. Several workers may run this at once: each batch
+    skips the timers and items another holds. Stops after `max_batches` with `more` set,
+    for a follow-up job."""
     size = batch or ctx.settings.timer_batch_size
     count = max(1, lanes or ctx.settings.timer_lanes)
+    buckets = count * BUCKETS_PER_LANE if count > 1 else 1
+    busy: set[int] = set()
     total = Firing()
 
-    async def lane(k: int) -> None:
-        nonlocal total
-        skip: list[str] = []
-        tenant: str | None = None
-        kept = 0
-        while total.batches < max_batches:
-            if tenant is None or kept >= KEEP_TENANT_BATCHES:
-                with scopes.across_tenants("finding the next tenant with due timers"):
-                    tenant = await timer_repo.next_due_tenant(
-                        ctx.clock.now(), ctx.settings.timer_tenants, skip, (k, count)
-                    )
-                kept = 0
-            if tenant is None:
-                return
-            total = dataclasses.replace(total, batches=total.batches + 1)
-            done = await fire_batch(ctx, tenant, size, (k, count))
-            total = dataclasses.replace(
-                total, fired=total.fired + done.fired, void=total.void + done.void
-            )
-            kept += 1
-            if not done.fired and not done.void:
-                skip.append(tenant)  # its due items are all held elsewhere: a later run takes them
-            if done.fired + done.void < size:
-                tenant = None  # it may have nothing due left: look again
+    async def take(skip: list[tuple[str, int]]) -> tuple[str, int] | None:
+        """The next (tenant, bucket) for a lane, marked busy until the lane lets it go."""
+        while True:
+            with scopes.across_tenants("finding the next tenant with due timers"):
+                found = await timer_repo.next_due(
+                    ctx.clock.now(), ctx.settings.timer_tenants, skip, buckets, sorted(busy)
+                )
+            if found is None or found[1] not in busy:  # another lane may have taken it meanwhile
+                if found is not None:
+                    busy.add(found[1])
+                return found
 
-    await asyncio.gather(*(lane(k) for k in range(count)))
+    async def lane() -> None:
+        nonlocal total
+        skip: list[tuple[str, int]] = []
+        work: tuple[str, int] | None = None
+        kept = 0
+        try:
+            while total.batches < max_batches:
+                if work is None or kept >= KEEP_TENANT_BATCHES:
+                    if work is not None:
+                        busy.discard(work[1])
+                    work = await take(skip)
+                    kept = 0
+                if work is None:
+                    return
+                total = dataclasses.replace(total, batches=total.batches + 1)
+                done = await fire_batch(ctx, work[0], size, (work[1], buckets))
+                total = dataclasses.replace(
+                    total, fired=total.fired + done.fired, void=total.void + done.void
+                )
+                kept += 1
+                if not done.fired and not done.void:
+                    skip.append(
+                        work
+                    )  # its due items are all held elsewhere: a later run takes them
+                if done.fired + done.void < size:
+                    busy.discard(work[1])
+                    work = None  # it may have nothing due left: look again
+        finally:
+            if work is not None:
+                busy.discard(work[1])
+
+    await asyncio.gather(*(lane() for _ in range(count)))
     return dataclasses.replace(total, more=total.batches >= max_batches)
 
 
