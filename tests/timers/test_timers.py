@@ -301,6 +301,25 @@ async def test_a_running_worker_notices_a_flush_within_a_look_not_a_sweep(
     assert "timer.reminder" not in await actions_of(tenant, view.id)
 
 
+async def test_the_watcher_outlives_a_redis_it_cannot_reach(settings, clock, tmp_path, caplog):
+    """A look that fails (Redis away) is logged and the watcher goes on looking."""
+    away = dataclasses.replace(settings, redis_url=f"unix://{tmp_path / 'no-redis.sock'}")
+    scheduler = ArqScheduler(away, clock)
+    ctx = ServiceContext(settings=away, clock=clock, scheduler=scheduler)
+    watch = asyncio.create_task(watch_for_lost_jobs(ctx, every=0.01))
+    try:
+        await wait_for(
+            lambda: any("looking for lost jobs failed" in r.message for r in caplog.records),
+            timeout=60,
+        )
+        assert not watch.done()
+    finally:
+        watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watch
+        await scheduler.close()
+
+
 async def not_lost(scheduler: ArqScheduler) -> bool:
     return not await scheduler.lost_jobs()
 

@@ -37,6 +37,10 @@ LOSS_CHECK_SECONDS = 0.25
 its jobs (`FLUSHALL`, a restart without persistence) is noticed within this, not at the
 next sweep."""
 
+LOOK_AGAIN_AFTER_FAILURE_SECONDS = 5.0
+"""After a look that failed (Redis or the database away), the watcher waits this long: one
+logged failure every few seconds, not four a second."""
+
 
 class ArqScheduler:
     """Hands stored timers to arq: one job per due slot within the horizon, deferred to the
@@ -185,8 +189,10 @@ async def recover_lost_jobs(services: ServiceContext) -> int | None:
 
 async def watch_for_lost_jobs(services: ServiceContext, every: float = LOSS_CHECK_SECONDS) -> None:
     """Until cancelled, `recover_lost_jobs` every `every` seconds. A worker runs this beside
-    its jobs; a failed look (Redis restarting) is logged and tried again."""
+    its jobs; a failed look (Redis restarting) is logged and tried again after
+    `LOOK_AGAIN_AFTER_FAILURE_SECONDS`, not four times a second."""
     while True:
+        wait = every
         try:
             swept = await recover_lost_jobs(services)
             if swept is not None:
@@ -195,7 +201,8 @@ async def watch_for_lost_jobs(services: ServiceContext, every: float = LOSS_CHEC
                 )
         except Exception:
             log.exception("timers: looking for lost jobs failed; trying again")
-        await asyncio.sleep(every)
+            wait = max(every, LOOK_AGAIN_AFTER_FAILURE_SECONDS)
+        await asyncio.sleep(wait)
 
 
 async def fire_timer_job(ctx: dict[str, Any], timer_id: str, token: str) -> str:
