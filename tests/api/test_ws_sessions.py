@@ -17,8 +17,10 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from signoff.api.auth import mint_token
+from signoff.api.ws_sessions import SessionClock, SocketCaps
 from signoff.app import create_app
-from tests.conftest import running_app, served
+from signoff.domain.actors import Actor
+from tests.conftest import actor, running_app, served, wait_for
 
 PROTOCOL = "graphql-transport-ws"
 WAIT = 20  # seconds: generous, the frames come much sooner
@@ -163,3 +165,68 @@ async def test_open_sockets_are_capped_per_address(ws_server, settings, tenant):
         assert await close_frame(third) == (4429, "Too many sockets (address)")
         for ws in opened:
             await ws.close()
+
+
+async def test_one_task_keeps_every_sockets_deadline(ws_server, settings, tenant):
+    """Sockets expire each at its own token's deadline, a refresh moves it, and the process
+    keeps them all with one task, not one per socket."""
+
+    def clocks() -> set[asyncio.Task[Any]]:
+        return {t for t in asyncio.all_tasks() if t.get_name() == "signoff-ws-sessions"}
+
+    async with ws_server(jwt_leeway_seconds=0) as url:
+        others = clocks()
+        opened_at = time.time()
+        short = [await connect(url, token(settings, tenant, f"u{n}", 2 + n)) for n in range(3)]
+        keeper = await connect(url, token(settings, tenant, "keeper", 600))
+        for ws in [*short, keeper]:
+            assert (await receive(ws))["type"] == "connection_ack"
+        assert len(clocks() - others) == 1
+        fresh = token(settings, tenant, "u0", 600)
+        await short[0].send(
+            json.dumps({"type": "ping", "payload": {"authorization": f"Bearer {fresh}"}})
+        )
+        assert (await receive(short[0]))["type"] == "pong"
+        for n, ws in enumerate(short[1:], start=1):
+            assert await close_frame(ws) == (4403, "Token expired")
+            assert time.time() >= opened_at + 2 + n - 1  # not before its own expiry (1 s rounding)
+        # the refreshed socket and the long-lived one still serve
+        for ws, user in ((short[0], "u0"), (keeper, "keeper")):
+            assert (await viewer(ws, "v"))["userId"] == user
+            await ws.close()
+
+
+async def test_the_clock_renews_every_lease_in_one_round(settings, tenant):
+    caps = SocketCaps(settings)
+    clock = SessionClock(caps, 0, renew_every=0.05)
+
+    @dataclasses.dataclass(eq=False)
+    class Held:
+        lease: str
+        leased_as: tuple[Actor, str]
+
+        async def expire(self) -> None:
+            raise AssertionError("no deadline was set")
+
+    try:
+        held = []
+        for n in range(3):
+            who = (actor(tenant, f"lease-{n}"), "10.0.0.9")
+            lease = f"lease-{n}-{time.time()}"
+            assert await caps.acquire(*who, lease) is None
+            held.append(Held(lease, who))
+        keys = [caps._keys(*h.leased_as) for h in held]
+        before = [await caps._redis.zscore(k[0], h.lease) for k, h in zip(keys, held, strict=True)]
+        for h in held:
+            clock.watch(h, None)
+        assert clock.running
+        await wait_for(lambda: clock.renewals >= 2, timeout=WAIT)
+        for k, h, was in zip(keys, held, before, strict=True):
+            for key in k:
+                assert await caps._redis.zscore(key, h.lease) > was
+        for h in held:
+            clock.forget(h)
+            await caps.release(*h.leased_as, h.lease)
+        await wait_for(lambda: not clock.running, timeout=WAIT)
+    finally:
+        await caps.close()

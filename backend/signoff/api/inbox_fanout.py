@@ -1,11 +1,11 @@
 """`inboxChanged` served by the tenant's reader: per event, each distinct result is computed and
 encoded once, and each subscriber's work is a filter check and a socket write.
 
-A subscription's resolver checks its cursor, then hands the stream over (`api/push.py`). From
-then on its operation task only catches up (replays the events after its cursor that precede
-the live feed, for this stream alone) and waits for the end; live batches are served by
-`InboxFanout.deliver`, which the tenant's reader in this process awaits for every batch
-(`RealtimeHub.consumer`):
+A subscription's resolver checks its cursor, then hands the stream over (`api/push.py`). Its
+operation task then only catches up (replays the events after its cursor that precede the live
+feed, for this stream alone) and ends: a live stream holds no task and no suspended GraphQL
+operation, only its `InboxStream`. Live batches are served by `InboxFanout.deliver`, which the
+tenant's reader in this process awaits for every batch (`RealtimeHub.consumer`):
 
 1. the rows the batch touches are read once (`BatchState`, shared with `itemEvents`);
 2. for every stream, in memory: which events change the caller's inbox and how (the rule of
@@ -17,16 +17,16 @@ the live feed, for this stream alone) and waits for the end; live batches are se
    to its socket's `SocketWriter` (no task, no queue unless the socket is congested).
 
 A stream whose socket cannot keep up (its writer overflowed) or whose catch-up falls too far
-behind gets the `ResyncRequired` message (with the last event handed to its socket) and ends;
-nothing buffers without bound.
+behind gets the `ResyncRequired` message (with the last event handed to its socket) and is
+completed by a short task of its own (`_finish`); nothing buffers without bound. The client's
+`complete` and the socket's close cancel the stream's `PushTarget.ended`, which removes it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any
 from uuid import UUID
 
@@ -65,7 +65,7 @@ class InboxStream:
         "last",
         "live",
         "selection",
-        "wake",
+        "target",
         "writer",
     )
 
@@ -73,6 +73,7 @@ class InboxStream:
         self.actor = actor
         self.cursor = start
         """The last event this stream has judged (its frames are with its writer)."""
+        self.target = target
         self.executor = target.executor
         self.selection = selection_key(target.executor)
         self.frames = OperationFrames(target.operation_id, target.extensions)
@@ -82,7 +83,8 @@ class InboxStream:
         """Served by `InboxFanout.deliver`; until then batches are held for its catch-up."""
         self.held: deque[FeedBatch] = deque()
         self.ending = False
-        self.wake: Callable[[], None] = _nothing
+        """The stream is to end (fell behind, or the hub stops): nothing more is written but
+        what ends it."""
 
     def changes(self, batch: FeedBatch, state: BatchState) -> list[ChangeKey]:
         """How each event of `batch` after the cursor changed the caller's inbox (in memory,
@@ -124,19 +126,15 @@ class InboxStream:
         self.held.append(batch)
 
     def end(self) -> None:
-        """Stop serving the stream: its task sends what ends it."""
+        """Stop serving the stream; a live one is finished at once (`InboxFanout.finish`), one
+        catching up when its catch-up returns."""
         self.ending = True
-        self.wake()
 
     @property
     def resync_seq(self) -> int:
         """Where a resubscription must resume: the last frame handed to the socket when frames
         were dropped, else the last event judged (its frames were all taken)."""
         return self.writer.sent_seq if self.writer.overflowed else self.cursor
-
-
-def _nothing() -> None:
-    return None
 
 
 class InboxFanout:
@@ -164,10 +162,23 @@ class InboxFanout:
         if not self.streams:
             self.hub.release(self.tenant_id, CONSUMER, self)
 
+    def end(self, stream: InboxStream) -> None:
+        """End `stream` (it fell behind, or the hub stops); a live one is finished now."""
+        if stream.ending:
+            return
+        stream.end()
+        if stream.live:
+            self.finish(stream)
+
+    def finish(self, stream: InboxStream) -> None:
+        """Send what ends an ended stream and complete its operation, in a task of its own
+        (counted among the hub's running tasks until it is done)."""
+        self.hub.spawn(_finish(self, stream), name="signoff-inbox-end")
+
     def close(self) -> None:
         """The hub stops: end every stream."""
         for stream in list(self.streams):
-            stream.end()
+            self.end(stream)
 
     async def deliver(self, batch: FeedBatch) -> None:
         """Serve one live batch to every live stream; hold it for those catching up."""
@@ -176,7 +187,7 @@ class InboxFanout:
             if stream.live:
                 live.append(stream)
             else:
-                stream.hold(batch, self.hub.max_queued_events)
+                stream.hold(batch, self.hub.max_queued_events)  # (may end it)
         if live:
             await self.render(batch, live)
 
@@ -222,7 +233,7 @@ class InboxFanout:
             for key in keys:
                 data, errors = texts[key, stream.selection]
                 if not writer.offer(frames.next_text(data, errors), key[0]):
-                    stream.end()
+                    self.end(stream)
                     break
                 written += 1
         SharingStats.reused += max(written - (SharingStats.computed - computed), 0)
@@ -257,46 +268,64 @@ async def run_selection(executor: Any, root: object) -> tuple[str, str | None]:
 async def serve(
     hub: RealtimeHub, services: ServiceContext, actor: Actor, start: int, target: PushTarget
 ) -> None:
-    """Serve one `inboxChanged` stream from event `start` on, for the subscription's life (in
-    its operation task): catch up alone, then live from the tenant's fan-out; ends after a
-    resync marker, or when the hub stops."""
+    """Serve one `inboxChanged` stream from event `start` on: catch up alone (in the calling
+    task, the operation's), then hand the stream to the tenant's fan-out and return. From then
+    on it lives without a task until it ends: it falls behind or the hub stops (the fan-out
+    completes it), or `target.ended` is cancelled (the client completed it, the socket
+    closed)."""
     tenant_id = actor.tenant_id
     fanout = hub.consumer(tenant_id, CONSUMER, lambda: InboxFanout(hub, tenant_id, services))
     stream = InboxStream(actor, start, target, hub.max_queued_events)
     fanout.add(stream)
-    hub.track_current_task(lambda: fanout.remove(stream))
-    # The rows read here (the catch-up's) are the caller's tenant's, under row-level security.
-    with tenant_scope_of(target.executor.context_value):
-        try:
-            await _catch_up_then_wait(hub, fanout, stream)
-        finally:
-            fanout.remove(stream)
+    try:
+        # The rows read here (the catch-up's) are the caller's tenant's, under row-level
+        # security.
+        with tenant_scope_of(target.executor.context_value):
+            await _catch_up(hub, fanout, stream)
+    except BaseException:
+        fanout.remove(stream)
+        raise
+    target.ended.add_done_callback(lambda _ended: fanout.remove(stream))
+    if stream.ending or hub.closed:
+        stream.ending = True
+        fanout.finish(stream)
 
 
-async def _catch_up_then_wait(hub: RealtimeHub, fanout: InboxFanout, stream: InboxStream) -> None:
+async def _catch_up(hub: RealtimeHub, fanout: InboxFanout, stream: InboxStream) -> None:
     tenant_id = fanout.tenant_id
     # Every batch after `live_from` reaches the stream (held until it is live); what lies up
     # to it is committed and visible, so it is read from the table.
     live_from = await hub.live_cursor(tenant_id)
     async for batch in hub.backlog(tenant_id, stream.cursor, live_from):
         if stream.ending:
-            break
+            return
         await fanout.render(batch, [stream])
     stream.cursor = max(stream.cursor, live_from)
     while stream.held and not stream.ending:
         await fanout.render(stream.held.popleft(), [stream])
-    stream.live = True
-    woken = asyncio.Event()
-    stream.wake = woken.set
-    while not stream.ending:
-        woken.clear()
-        await woken.wait()
-    await stream.writer.drained()
-    if stream.writer.closed and not stream.writer.overflowed:
-        # The socket is gone: the handler's shutdown cancels this task (nothing to complete).
-        await asyncio.Future()
-    if not hub.closed:  # fell behind (a hub that stops ends its streams without one)
-        data, errors = await run_selection(
-            stream.executor, resync_marker(tenant_id, stream.resync_seq)
-        )
-        await stream.writer.write_last(stream.frames.next_text(data, errors))
+    # No await between the last held batch and this: the next batch is served live.
+    stream.live = not stream.ending
+
+
+async def _finish(fanout: InboxFanout, stream: InboxStream) -> None:
+    """End a stream that fell behind (`ResyncRequired`, then `complete`) or whose hub stops
+    (`complete`), after the frames its socket took; nothing when the socket is gone (its
+    handler's shutdown cancels `ended`, which removes the stream)."""
+    target = stream.target
+    writer = stream.writer
+    try:
+        await writer.drained()
+        if target.ended.done() or (writer.closed and not writer.overflowed):
+            return
+        if not fanout.hub.closed:
+            marker = resync_marker(fanout.tenant_id, stream.resync_seq)
+            data, errors = await run_selection(stream.executor, marker)
+            await writer.write_last(stream.frames.next_text(data, errors))
+        if target.ended.done():  # the client completed it meanwhile
+            return
+        target.complete()
+        await writer.write_last(target.complete_text())
+    finally:
+        fanout.remove(stream)
+        if not target.ended.done():
+            target.ended.set_result(None)

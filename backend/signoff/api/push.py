@@ -3,11 +3,14 @@
 A subscription that the realtime layer serves itself (`api/inbox_fanout.py`) leaves
 strawberry's per-event machinery by a hand-over: its resolver yields one `Handover`; the
 executor (`api/shared_results.py::SharingExecutor`) attaches itself to it instead of running
-the selection, and the websocket handler (`api/ws_sessions.py`) hands it the operation's id,
-the extension results strawberry would add to every message, and the socket. From then on the
-subscription's messages are written by whoever serves it, with `OperationFrames` (the
-`next` message around pre-encoded JSON) and a `SocketWriter` (the socket's ASGI send, started
-at once and finished by a task only when the socket is congested).
+the selection, and the websocket handler (`api/ws_sessions.py`) hands it a `PushTarget`: the
+operation's id, the extension results strawberry would add to every message, the socket, and
+the operation's end. `serve(target)` runs in the operation's task only until the stream is in
+the hands of whoever serves it; then that task ends and the operation lives on without one:
+its messages are written with `OperationFrames` (the `next` message around pre-encoded JSON)
+and a `SocketWriter` (the socket's ASGI send, started at once and finished by a task only when
+the socket is congested), and the server completes it through the target (`complete`) when the
+stream ends. The client's `complete` and the socket's close cancel `PushTarget.ended`.
 """
 
 from __future__ import annotations
@@ -44,8 +47,10 @@ def keep_transport_send(app: Callable[..., Awaitable[None]]) -> Callable[..., Aw
 class Handover:
     """Yielded by a subscription's resolver to be served outside strawberry's per-event path.
 
-    `serve(target)` runs for the subscription's life in its operation task (awaited by the
-    websocket handler); when it returns, the handler completes the operation as usual."""
+    `serve(target)` runs in the operation's task (awaited by the websocket handler) until the
+    stream is handed to whoever serves it; when it returns, the task ends without completing
+    the operation, which stays registered until `target.ended` is done (see `PushTarget`). When
+    it raises, the handler ends the operation as strawberry does for any failed operation."""
 
     __slots__ = ("executor", "serve")
 
@@ -56,15 +61,44 @@ class Handover:
 
 
 class PushTarget:
-    """Where a handed-over subscription writes: its socket, operation id and executor."""
+    """Where a handed-over subscription writes (its socket, operation id and executor), and
+    how its operation ends.
 
-    __slots__ = ("executor", "extensions", "operation_id", "send")
+    `ended` is cancelled when the operation ends from the client's side (its `complete`, the
+    socket closing); whoever serves the stream stops then. When the server ends the stream, it
+    calls `complete()` (the operation's id is free again from then on), writes
+    `complete_text()` after its last frame, and sets `ended`'s result."""
 
-    def __init__(self, send: Send, operation_id: str, extensions: Any, executor: Any) -> None:
+    __slots__ = ("_forget", "ended", "executor", "extensions", "operation_id", "send")
+
+    def __init__(
+        self,
+        send: Send,
+        operation_id: str,
+        extensions: Any,
+        executor: Any,
+        ended: asyncio.Future[None] | None = None,
+        forget: Callable[[], None] | None = None,
+    ) -> None:
         self.send = send
         self.operation_id = operation_id
         self.extensions = extensions
         self.executor = executor
+        self.ended: asyncio.Future[None] = (
+            ended if ended is not None else asyncio.get_running_loop().create_future()
+        )
+        self._forget = forget
+
+    def complete(self) -> None:
+        """Unregister the operation from its socket's handler (before its `complete` is sent,
+        as the protocol's handler does): its id may be used again."""
+        if self._forget is not None:
+            self._forget()
+            self._forget = None
+
+    def complete_text(self) -> str:
+        """The operation's graphql-transport-ws `complete` message."""
+        return '{"id":' + encode(self.operation_id) + ',"type":"complete"}'
 
 
 class OperationFrames:

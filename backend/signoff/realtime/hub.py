@@ -27,7 +27,7 @@ import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -407,6 +407,18 @@ class RealtimeHub:
 
         self._tasks.add(task)
         task.add_done_callback(done)
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Run `coro` in a task counted among the subscription tasks (`running_tasks`) until
+        it ends (a consumer's short work outside its reader, e.g. ending a stream)."""
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._spawned_done)
+
+    def _spawned_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("realtime task %s failed", task.get_name(), exc_info=task.exception())
 
     def _forget(self, task: asyncio.Task[Any] | None, subscriber: _Subscriber) -> None:
         feed = self._feeds.get(subscriber.tenant_id)

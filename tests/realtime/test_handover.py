@@ -1,0 +1,71 @@
+"""A live `inboxChanged` stream holds no task: its operation's task ends when the stream joins
+the tenant's fan-out. The graphql-transport-ws protocol still holds for it, on a real socket:
+the client's `complete` stops it and frees its id, the subscription cap still counts it, and
+the server completes it when it ends the stream."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import wait_for
+from tests.realtime.conftest import INBOX, TIMEOUT, Socket, submit, wait_subscribed
+
+
+async def _subscribe(socket: Socket, op_id: str) -> None:
+    await socket.ws.send(
+        json.dumps({"id": op_id, "type": "subscribe", "payload": {"query": INBOX}})
+    )
+
+
+async def _pushed_title(socket: Socket, op_id: str) -> str:
+    message = await socket.message()
+    assert message["id"] == op_id and message["type"] == "next", message
+    title: str = message["payload"]["data"]["inboxChanged"]["item"]["title"]
+    return title
+
+
+async def test_a_handed_over_stream_keeps_the_protocol(
+    ws_url, hub, gql, services, tenant, demo_templates
+):
+    async with Socket(ws_url, gql.token("bob", "change-approver")) as socket:
+        await _subscribe(socket, "inbox")
+        await wait_subscribed(hub, 1)
+        await wait_for(lambda: not hub.running_tasks(), timeout=TIMEOUT)
+        await submit(services, tenant, "change-approval", "one")
+        assert await _pushed_title(socket, "inbox") == "one"
+
+        # The client completes it: the stream is gone and nothing more is pushed for it ...
+        await socket.ws.send(json.dumps({"id": "inbox", "type": "complete"}))
+        await wait_for(lambda: hub.subscriber_count == 0, timeout=TIMEOUT)
+        await submit(services, tenant, "change-approval", "unseen")
+        # ... and its id is free: a new subscription with it is served (a taken id would close
+        # the socket with 4409), from the newest event on.
+        await _subscribe(socket, "inbox")
+        await wait_subscribed(hub, 1)
+        await submit(services, tenant, "change-approval", "two")
+        assert await _pushed_title(socket, "inbox") == "two"
+
+        # The server ends the stream (its hub stops): the operation is completed.
+        await hub.stop()
+        assert await socket.message() == {"id": "inbox", "type": "complete"}
+        assert hub.subscriber_count == 0
+        await wait_for(lambda: not hub.running_tasks(), timeout=TIMEOUT)
+
+
+async def test_handed_over_streams_count_towards_the_subscription_cap(
+    ws_url, hub, gql, settings, demo_templates
+):
+    cap = settings.ws_max_subscriptions
+    async with Socket(ws_url, gql.token("bob", "change-approver")) as socket:
+        for n in range(cap):
+            await _subscribe(socket, f"s{n}")
+        await wait_subscribed(hub, cap)
+        await wait_for(lambda: not hub.running_tasks(), timeout=TIMEOUT)
+        await _subscribe(socket, "over")
+        refused = await socket.message()
+        assert (refused["id"], refused["type"]) == ("over", "error")
+        # completing one frees a seat
+        await socket.ws.send(json.dumps({"id": "s0", "type": "complete"}))
+        await wait_for(lambda: hub.subscriber_count == cap - 1, timeout=TIMEOUT)
+        await _subscribe(socket, "again")
+        await wait_subscribed(hub, cap)
