@@ -1,14 +1,23 @@
-"""A live `inboxChanged` stream holds no task: its operation's task ends when the stream joins
-the tenant's fan-out. The graphql-transport-ws protocol still holds for it, on a real socket:
-the client's `complete` stops it and frees its id, the subscription cap still counts it, and
-the server completes it when it ends the stream."""
+"""A live stream (`inboxChanged`, `itemsChanged`, `itemEvents`) holds no task: its operation's
+task ends when the stream joins the tenant's fan-out. The graphql-transport-ws protocol still
+holds for it, on a real socket: the client's `complete` stops it and frees its id, the
+subscription cap still counts it, and the server completes it when it ends the stream."""
 
 from __future__ import annotations
 
 import json
 
-from tests.conftest import wait_for
-from tests.realtime.conftest import INBOX, TIMEOUT, Socket, submit, wait_subscribed
+from signoff.services import actions
+from tests.conftest import actor, wait_for
+from tests.realtime.conftest import (
+    INBOX,
+    ITEM_EVENTS,
+    TIMEOUT,
+    Socket,
+    global_id,
+    submit,
+    wait_subscribed,
+)
 
 
 async def _subscribe(socket: Socket, op_id: str) -> None:
@@ -69,3 +78,33 @@ async def test_handed_over_streams_count_towards_the_subscription_cap(
         await wait_for(lambda: hub.subscriber_count == cap - 1, timeout=TIMEOUT)
         await _subscribe(socket, "again")
         await wait_subscribed(hub, cap)
+
+
+async def test_item_events_end_with_complete_when_the_caller_may_no_longer_read_the_item(
+    ws_url, hub, gql, services, tenant, demo_templates
+):
+    view = await submit(services, tenant, "change-approval", "Deploy")
+    step = next(s for s in view.steps if s.state == "active")
+    variables = {"itemId": global_id("WorkflowItem", view.id)}
+    async with (
+        Socket(ws_url, gql.token("bob", "change-approver")) as bob,
+        Socket(ws_url, gql.token("trent")) as trent,
+    ):
+        bob_op = await bob.subscribe(ITEM_EVENTS, variables)
+        await wait_subscribed(hub, 1)
+        # the step moves from bob's role to trent: bob may no longer read the item
+        await actions.reassign_step(
+            actor(tenant, "admin", "admin"),
+            services,
+            actions.ReassignInput(step_id=step.id, users=("trent",), reason="cover"),
+        )
+        # nothing of it is pushed to bob: his operation is completed
+        assert await bob.message() == {"id": bob_op, "type": "complete"}
+        await wait_for(lambda: hub.subscriber_count == 0, timeout=TIMEOUT)
+        # trent, who may read it now, follows its events from here on
+        trent_op = await trent.subscribe(ITEM_EVENTS, variables)
+        await wait_subscribed(hub, 1)
+        await actions.claim_step(actor(tenant, "trent"), services, step.id, actions.Guards())
+        message = await trent.message()
+        assert message["id"] == trent_op
+        assert message["payload"]["data"]["itemEvents"]["action"] == "step.claim"

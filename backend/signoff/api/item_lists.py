@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import strawberry
 from strawberry.types import Info
 
-from signoff.api import ids
+from signoff.api import ids, live_fanout
 from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.enums import described_enum
 from signoff.api.event_cursors import encode_cursor
@@ -28,14 +28,17 @@ from signoff.api.inbox import (
     nodes_of_rows,
     parse_page,
 )
-from signoff.api.live_types import BatchState, Hidden, ResyncRequired, resync_marker
+from signoff.api.live_fanout import LiveStream, PushKey
+from signoff.api.live_types import BatchState, Hidden, ResyncRequired
 from signoff.api.paging import After, Before, First, Last
+from signoff.api.push import Handover, PushTarget
 from signoff.api.subscriptions import _AFTER, _hub, _start_cursor
 from signoff.api.types import WorkflowItem
 from signoff.db import feed
 from signoff.db.inbox import ItemScope
+from signoff.domain.actors import Actor
 from signoff.realtime.changes import ItemListChangeKind, item_list_change
-from signoff.realtime.hub import Resync
+from signoff.realtime.hub import FeedBatch
 
 ItemScopeEnum = described_enum(
     ItemScope,
@@ -181,6 +184,41 @@ def _builder(
     return build
 
 
+class ItemListStream(LiveStream):
+    """One `itemsChanged(scope:)` subscription."""
+
+    __slots__ = ("scope",)
+
+    def __init__(
+        self, actor: Actor, scope: ItemScope, start: int, target: PushTarget, limit: int
+    ) -> None:
+        super().__init__(actor, start, target, limit)
+        self.scope = scope
+
+    def changes(self, batch: FeedBatch, state: BatchState) -> list[PushKey]:
+        principal = self.actor.principal
+        out: list[PushKey] = []
+        for event in batch:
+            seq = event["seq"]
+            item_id = event["item_id"]
+            if seq <= self.cursor or item_id not in state.items:
+                continue
+            kind = item_list_change(
+                event, self.scope, principal, state.items[item_id], state.decisions[item_id]
+            )
+            if kind is None:
+                continue
+            readable = state.readable_by(principal, item_id)
+            hidden = state.hidden(principal, item_id) if readable else ()
+            out.append((seq, kind, readable, hidden))
+        self.cursor = max(self.cursor, batch[-1]["seq"])
+        return out
+
+    async def build(self, state: BatchState, event: dict[str, Any], key: PushKey) -> object:
+        _, kind, readable, hidden = key
+        return await _builder(state, event, kind, readable, hidden)()
+
+
 @strawberry.type
 class ItemListSubscription:
     """The live companion of `items` (a base of `Subscription`)."""
@@ -201,24 +239,13 @@ class ItemListSubscription:
         services = services_of(info)
         hub = _hub(info)
         start = await _start_cursor(actor, after)
-        async for batch in hub.batches(actor.tenant_id, start):
-            if isinstance(batch, Resync):
-                yield resync_marker(actor.tenant_id, batch.seq)
-                return
-            if not any(e["item_id"] for e in batch):
-                continue
-            state = await BatchState.of(batch, actor.tenant_id, services)
-            for event in batch:
-                item_id = event["item_id"]
-                if item_id not in state.items:
-                    continue
-                kind = item_list_change(
-                    event, scope, actor.principal, state.items[item_id], state.decisions[item_id]
+        # Served from here on by the tenant's fan-out (`api/live_fanout.py`).
+        limit = hub.max_queued_events
+        yield cast(
+            ItemsChangedMessage,
+            Handover(
+                lambda target: live_fanout.serve(
+                    hub, services, ItemListStream(actor, scope, start, target, limit)
                 )
-                if kind is None:
-                    continue
-                readable = state.readable(actor, item_id)
-                hidden = (await state.redactor(actor, item_id)).hidden if readable else ()
-
-                key = ("item_list", event["seq"], kind, readable, hidden)
-                yield await batch.shared(key, _builder(state, event, kind, readable, hidden))
+            ),
+        )

@@ -1,6 +1,6 @@
 """Pushing frames to a websocket without a task or a JSON encoding per message.
 
-A subscription that the realtime layer serves itself (`api/inbox_fanout.py`) leaves
+A subscription that the realtime layer serves itself (`api/live_fanout.py`) leaves
 strawberry's per-event machinery by a hand-over: its resolver yields one `Handover`; the
 executor (`api/shared_results.py::SharingExecutor`) attaches itself to it instead of running
 the selection, and the websocket handler (`api/ws_sessions.py`) hands it a `PushTarget`: the

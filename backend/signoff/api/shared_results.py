@@ -118,7 +118,7 @@ class SharingExecutor(StrawberryGraphQLCoreExecutionContext):
 
     def execute_event(self, payload: Any) -> AwaitableOrValue[ExecutionResult]:
         """The subscription's selection over `payload`, run now and not shared (for callers
-        that share results themselves: `api/inbox_fanout.py`)."""
+        that share results themselves: `api/live_fanout.py`)."""
         executor = self.build_per_event_executor(payload)
         run = StrawberryGraphQLCoreExecutionContext.execute_operation
         # a subscription's event never has incremental results

@@ -10,15 +10,17 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncGenerator
 from typing import Annotated, Any, cast
+from uuid import UUID
 
 import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from signoff.api import ids, inbox_fanout
+from signoff.api import ids, live_fanout
 from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.errors import CodedError
 from signoff.api.event_cursors import decode_cursor, encode_cursor
+from signoff.api.live_fanout import InboxStream, LiveStream, PushKey
 from signoff.api.live_types import (
     BatchState,
     InboxChange,
@@ -26,13 +28,12 @@ from signoff.api.live_types import (
     ItemEvent,
     ItemEventsMessage,
     ResyncRequired,
-    resync_marker,
 )
-from signoff.api.push import Handover
+from signoff.api.push import Handover, PushTarget
 from signoff.db import feed
 from signoff.domain.actors import Actor
 from signoff.domain.errors import DomainError
-from signoff.realtime.hub import RealtimeHub, Resync
+from signoff.realtime.hub import FeedBatch, RealtimeHub
 from signoff.services import items as item_services
 
 __all__ = [
@@ -65,6 +66,42 @@ async def _start_cursor(actor: Actor, after: str | None) -> int:
         raise CodedError(exc) from None
 
 
+class ItemEventsStream(LiveStream):
+    """One `itemEvents` subscription: the events of one item, while the caller may read it."""
+
+    __slots__ = ("item_id",)
+
+    def __init__(
+        self, actor: Actor, item_id: UUID, start: int, target: PushTarget, limit: int
+    ) -> None:
+        super().__init__(actor, start, target, limit)
+        self.item_id = item_id
+
+    def changes(self, batch: FeedBatch, state: BatchState) -> list[PushKey]:
+        item_id = self.item_id
+        events = [e for e in batch if e["seq"] > self.cursor and e["item_id"] == item_id]
+        self.cursor = max(self.cursor, batch[-1]["seq"])
+        if not events:
+            return []
+        principal = self.actor.principal
+        # Authorised per batch, against the item as it is now.
+        if not state.readable_by(principal, item_id):
+            self.finished = True
+            return []
+        hidden = state.hidden(principal, item_id)
+        return [(e["seq"], "itemEvent", hidden) for e in events]
+
+    async def build(self, state: BatchState, event: dict[str, Any], key: PushKey) -> object:
+        shared = await state.item_event(event)
+        if not key[2]:
+            return shared
+        # The payload copies in event data are redacted like the item's payload (what is
+        # hidden depends on the caller's roles only: the same for every stream of this key).
+        redactor = await state.redactor(self.actor, self.item_id)
+        data = redactor.event_data(cast(dict[str, Any], shared.data))
+        return dataclasses.replace(shared, data=JSON(data))
+
+
 @strawberry.type(description="Live updates over graphql-transport-ws. Resume with `after`.")
 class Subscription:
     @strawberry.subscription(
@@ -87,26 +124,16 @@ class Subscription:
         except DomainError as exc:
             raise CodedError(exc) from None
         start = await _start_cursor(actor, after)
-        async for batch in hub.batches(actor.tenant_id, start):
-            if isinstance(batch, Resync):
-                yield resync_marker(actor.tenant_id, batch.seq)
-                return
-            events = [e for e in batch if e["item_id"] == raw_id]
-            if not events:
-                continue
-            state = await BatchState.of(batch, actor.tenant_id, services)
-            # Authorised per batch, against the item as it is now.
-            if not state.readable(actor, raw_id):
-                return
-            # The payload copies in event data are redacted for this subscriber like the
-            # item's payload; the shared event is used as is when nothing is hidden from them.
-            redactor = await state.redactor(actor, raw_id)
-            for event in events:
-                shared = await state.item_event(event)
-                if redactor.hidden:
-                    data = redactor.event_data(cast(dict[str, Any], shared.data))
-                    shared = dataclasses.replace(shared, data=JSON(data))
-                yield shared
+        # Served from here on by the tenant's fan-out (`api/live_fanout.py`).
+        limit = hub.max_queued_events
+        yield cast(
+            ItemEventsMessage,
+            Handover(
+                lambda target: live_fanout.serve(
+                    hub, services, ItemEventsStream(actor, raw_id, start, target, limit)
+                )
+            ),
+        )
 
     @strawberry.subscription(
         description="Items entering, changing in and leaving the caller's inbox, with the "
@@ -123,8 +150,13 @@ class Subscription:
         hub = _hub(info)
         start = await _start_cursor(actor, after)
         # Served from here on by the tenant's fan-out, not per event by strawberry: see
-        # `api/inbox_fanout.py`.
+        # `api/live_fanout.py`.
+        limit = hub.max_queued_events
         yield cast(
             InboxChangedMessage,
-            Handover(lambda target: inbox_fanout.serve(hub, services, actor, start, target)),
+            Handover(
+                lambda target: live_fanout.serve(
+                    hub, services, InboxStream(actor, start, target, limit)
+                )
+            ),
         )

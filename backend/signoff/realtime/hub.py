@@ -12,7 +12,7 @@ subscriber receives is the database's.
 
 A consumer (`attach`) is served by the reader itself instead: the reader awaits its
 `deliver(batch)` for every batch, so one task per tenant per process does the work of every
-stream the consumer holds (the API's `inboxChanged` streams, `api/inbox_fanout.py`).
+stream the consumer holds (every GraphQL subscription of the API, `api/live_fanout.py`).
 
 Each subscriber has a bounded queue. A subscriber that does not keep up (a client that does not
 read) gets its queue replaced by a single `Resync` marker carrying the cursor of the last event

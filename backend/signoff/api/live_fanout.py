@@ -1,16 +1,17 @@
-"""`inboxChanged` served by the tenant's reader: per event, each distinct result is computed and
-encoded once, and each subscriber's work is a filter check and a socket write.
+"""The live subscriptions (`inboxChanged`, `itemsChanged`, `itemEvents`) served by the tenant's
+reader: per event, each distinct result is computed and encoded once, and each subscriber's
+work is a filter check and a socket write.
 
-A subscription's resolver checks its cursor, then hands the stream over (`api/push.py`). Its
-operation task then only catches up (replays the events after its cursor that precede the live
-feed, for this stream alone) and ends: a live stream holds no task and no suspended GraphQL
-operation, only its `InboxStream`. Live batches are served by `InboxFanout.deliver`, which the
-tenant's reader in this process awaits for every batch (`RealtimeHub.consumer`):
+A subscription's resolver checks its arguments, then hands the stream over (`api/push.py`).
+Its operation task then only catches up (replays the events after its cursor that precede the
+live feed, for this stream alone) and ends: a live stream holds no task and no suspended
+GraphQL operation, only its `LiveStream`. Live batches are served by `LiveFanout.deliver`,
+which the tenant's reader in this process awaits for every batch (`RealtimeHub.consumer`):
 
-1. the rows the batch touches are read once (`BatchState`, shared with `itemEvents`);
-2. for every stream, in memory: which events change the caller's inbox and how (the rule of
-   `realtime/changes.py`), whether the caller may read the item, what of its payload is
-   hidden (`InboxStream.changes`);
+1. the rows the batch touches are read once (`BatchState`);
+2. for every stream, in memory: what each event means for it (`LiveStream.changes`: for an
+   inbox, the rule of `realtime/changes.py`; for a list of items, `item_list_change`; for an
+   item, its events), whether the caller may read the item, what of its payload is hidden;
 3. for every distinct (pushed object, selection) the GraphQL selection runs once and its
    result is encoded to JSON once;
 4. every stream's `next` frame is its operation's prefix and suffix around that JSON, offered
@@ -18,7 +19,8 @@ tenant's reader in this process awaits for every batch (`RealtimeHub.consumer`):
 
 A stream whose socket cannot keep up (its writer overflowed) or whose catch-up falls too far
 behind gets the `ResyncRequired` message (with the last event handed to its socket) and is
-completed by a short task of its own (`_finish`); nothing buffers without bound. The client's
+completed by a short task of its own (`_finish`); so is an `itemEvents` stream whose caller
+may no longer read its item (without the marker). Nothing buffers without bound. The client's
 `complete` and the socket's close cancel the stream's `PushTarget.ended`, which removes it.
 """
 
@@ -31,15 +33,15 @@ from typing import Any
 from uuid import UUID
 
 from signoff.api.context import tenant_scope_of
-from signoff.api.live_types import BatchState, Hidden, resync_marker
+from signoff.api.live_types import BatchState, resync_marker
 from signoff.api.push import OperationFrames, PushTarget, SocketWriter, encode
 from signoff.api.shared_results import SharingStats, selection_key
 from signoff.domain.actors import Actor
-from signoff.realtime.changes import ChangeKind, ChangeReason
+from signoff.realtime.changes import ChangeKind
 from signoff.realtime.hub import FeedBatch, RealtimeHub
 from signoff.services.context import ServiceContext
 
-CONSUMER = "inboxChanged"
+CONSUMER = "live"
 
 REMEMBERED_ITEMS = 32
 """How many of its most recent items an `inboxChanged` stream remembers the last kind of (to
@@ -48,21 +50,24 @@ socket holds must not grow with the inbox. Measured with tracemalloc (50 sockets
 each): 11.6 KiB per socket with the former bound of 10,000, growing ~80 bytes per item, and
 4.3 KiB with 32."""
 
-ChangeKey = tuple[int, ChangeKind, ChangeReason, bool, Hidden]
-"""What an `InboxChange` pushed for an event depends on: (seq, kind, reason, readable, hidden)."""
+PushKey = tuple[Any, ...]
+"""What a pushed object depends on, beginning with its event's `seq`: equal keys (of streams
+with the same selection) get the same message."""
 
 
-class InboxStream:
-    """One `inboxChanged` subscription: who asks, where it is in the feed, its socket."""
+class LiveStream:
+    """One live subscription: who asks, where it is in the feed, its socket. A kind of
+    subscription says what each event means for it (`changes`) and builds what is pushed
+    (`build`)."""
 
     __slots__ = (
         "actor",
         "cursor",
         "ending",
         "executor",
+        "finished",
         "frames",
         "held",
-        "last",
         "live",
         "selection",
         "target",
@@ -78,19 +83,63 @@ class InboxStream:
         self.selection = selection_key(target.executor)
         self.frames = OperationFrames(target.operation_id, target.extensions)
         self.writer = SocketWriter(target.send, limit, start)
-        self.last: OrderedDict[UUID, ChangeKind] = OrderedDict()
         self.live = False
-        """Served by `InboxFanout.deliver`; until then batches are held for its catch-up."""
+        """Served by `LiveFanout.deliver`; until then batches are held for its catch-up."""
         self.held: deque[FeedBatch] = deque()
         self.ending = False
         """The stream is to end (fell behind, or the hub stops): nothing more is written but
         what ends it."""
+        self.finished = False
+        """The stream has nothing more to send (set by `changes`): it ends without a resync
+        marker."""
 
-    def changes(self, batch: FeedBatch, state: BatchState) -> list[ChangeKey]:
+    def changes(self, batch: FeedBatch, state: BatchState) -> list[PushKey]:
+        """The keys of what each event of `batch` after the cursor pushes to this stream (in
+        memory, against the batch's rows, after `BatchState.prepare_redaction`); moves the
+        cursor past the batch."""
+        raise NotImplementedError
+
+    async def build(self, state: BatchState, event: dict[str, Any], key: PushKey) -> object:
+        """The object pushed for `key` (made once for every stream with the same key and
+        selection, by the first of them)."""
+        raise NotImplementedError
+
+    def hold(self, batch: FeedBatch, limit: int) -> None:
+        """Keep a live batch for the catch-up; too many: end with a resync marker."""
+        if self.ending:
+            return
+        if sum(len(b) for b in self.held) + len(batch) > limit and self.held:
+            self.held.clear()
+            self.end()
+            return
+        self.held.append(batch)
+
+    def end(self) -> None:
+        """Stop serving the stream; a live one is finished at once (`LiveFanout.finish`), one
+        catching up when its catch-up returns."""
+        self.ending = True
+
+    @property
+    def resync_seq(self) -> int:
+        """Where a resubscription must resume: the last frame handed to the socket when frames
+        were dropped, else the last event judged (its frames were all taken)."""
+        return self.writer.sent_seq if self.writer.overflowed else self.cursor
+
+
+class InboxStream(LiveStream):
+    """One `inboxChanged` subscription."""
+
+    __slots__ = ("last",)
+
+    def __init__(self, actor: Actor, start: int, target: PushTarget, limit: int) -> None:
+        super().__init__(actor, start, target, limit)
+        self.last: OrderedDict[UUID, ChangeKind] = OrderedDict()
+
+    def changes(self, batch: FeedBatch, state: BatchState) -> list[PushKey]:
         """How each event of `batch` after the cursor changed the caller's inbox (in memory,
         against the batch's rows); moves the cursor past the batch."""
         principal = self.actor.principal
-        out: list[ChangeKey] = []
+        out: list[PushKey] = []
         last = self.last
         for event in batch:
             seq = event["seq"]
@@ -115,45 +164,28 @@ class InboxStream:
         self.cursor = max(self.cursor, batch[-1]["seq"])
         return out
 
-    def hold(self, batch: FeedBatch, limit: int) -> None:
-        """Keep a live batch for the catch-up; too many: end with a resync marker."""
-        if self.ending:
-            return
-        if sum(len(b) for b in self.held) + len(batch) > limit and self.held:
-            self.held.clear()
-            self.end()
-            return
-        self.held.append(batch)
-
-    def end(self) -> None:
-        """Stop serving the stream; a live one is finished at once (`InboxFanout.finish`), one
-        catching up when its catch-up returns."""
-        self.ending = True
-
-    @property
-    def resync_seq(self) -> int:
-        """Where a resubscription must resume: the last frame handed to the socket when frames
-        were dropped, else the last event judged (its frames were all taken)."""
-        return self.writer.sent_seq if self.writer.overflowed else self.cursor
+    async def build(self, state: BatchState, event: dict[str, Any], key: PushKey) -> object:
+        _, kind, reason, readable, hidden = key
+        return await state.inbox_change(event, kind, reason, readable, hidden)
 
 
-class InboxFanout:
-    """The `inboxChanged` streams of one tenant in this process, served by its reader."""
+class LiveFanout:
+    """The live streams of one tenant in this process, served by its reader."""
 
     def __init__(self, hub: RealtimeHub, tenant_id: str, services: ServiceContext) -> None:
         self.hub = hub
         self.tenant_id = tenant_id
         self.services = services
-        self.streams: set[InboxStream] = set()
+        self.streams: set[LiveStream] = set()
 
     def __len__(self) -> int:
         return len(self.streams)
 
-    def add(self, stream: InboxStream) -> None:
+    def add(self, stream: LiveStream) -> None:
         """Register a stream (held until its catch-up makes it live)."""
         self.streams.add(stream)
 
-    def remove(self, stream: InboxStream) -> None:
+    def remove(self, stream: LiveStream) -> None:
         """Forget a stream; the last one detaches the fan-out from the tenant's reader."""
         if stream not in self.streams:
             return
@@ -162,7 +194,7 @@ class InboxFanout:
         if not self.streams:
             self.hub.release(self.tenant_id, CONSUMER, self)
 
-    def end(self, stream: InboxStream) -> None:
+    def end(self, stream: LiveStream) -> None:
         """End `stream` (it fell behind, or the hub stops); a live one is finished now."""
         if stream.ending:
             return
@@ -170,7 +202,7 @@ class InboxFanout:
         if stream.live:
             self.finish(stream)
 
-    def finish(self, stream: InboxStream) -> None:
+    def finish(self, stream: LiveStream) -> None:
         """Send what ends an ended stream and complete its operation, in a task of its own
         (counted among the hub's running tasks until it is done)."""
         self.hub.spawn(_finish(self, stream), name="signoff-inbox-end")
@@ -191,7 +223,7 @@ class InboxFanout:
         if live:
             await self.render(batch, live)
 
-    async def render(self, batch: FeedBatch, streams: list[InboxStream]) -> None:
+    async def render(self, batch: FeedBatch, streams: list[LiveStream]) -> None:
         """Write the batch's inbox changes to `streams`' sockets."""
         if not any(e["item_id"] for e in batch):
             for stream in streams:
@@ -199,9 +231,9 @@ class InboxFanout:
             return
         state = await BatchState.of(batch, self.tenant_id, self.services)
         await state.prepare_redaction()
-        events = {e["seq"]: e for e in batch}
-        plans: list[tuple[InboxStream, list[ChangeKey]]] = []
-        wanted: dict[tuple[ChangeKey, Any], InboxStream] = {}
+        plans: list[tuple[LiveStream, list[PushKey]]] = []
+        wanted: dict[tuple[PushKey, Any], LiveStream] = {}
+        finished: list[LiveStream] = []
         for stream in streams:
             if stream.ending:
                 continue
@@ -210,19 +242,32 @@ class InboxFanout:
                 plans.append((stream, keys))
                 for key in keys:
                     wanted.setdefault((key, stream.selection), stream)
-        if not plans:
-            return
-        texts: dict[tuple[ChangeKey, Any], tuple[str, str | None]] = {}
+            if stream.finished:
+                finished.append(stream)
+        if plans:
+            await self._write(state, batch, plans, wanted)
+        for stream in finished:
+            self.end(stream)
+
+    async def _write(
+        self,
+        state: BatchState,
+        batch: FeedBatch,
+        plans: list[tuple[LiveStream, list[PushKey]]],
+        wanted: dict[tuple[PushKey, Any], LiveStream],
+    ) -> None:
+        events = {e["seq"]: e for e in batch}
+        texts: dict[tuple[PushKey, Any], tuple[str, str | None]] = {}
         computed = SharingStats.computed
         for (key, selection), stream in wanted.items():
 
             def encode_once(
-                key: ChangeKey = key, stream: InboxStream = stream
+                key: PushKey = key, stream: LiveStream = stream
             ) -> Awaitable[tuple[str, str | None, object]]:
                 return self._encode(state, events[key[0]], key, stream)
 
             # (the operation is kept with its text, so that its id names no other meanwhile)
-            data, errors, _ = await batch.shared(("inbox-json", key, selection), encode_once)
+            data, errors, _ = await batch.shared(("live-json", key, selection), encode_once)
             texts[key, selection] = (data, errors)
         written = 0
         for stream, keys in plans:
@@ -239,11 +284,10 @@ class InboxFanout:
         SharingStats.reused += max(written - (SharingStats.computed - computed), 0)
 
     async def _encode(
-        self, state: BatchState, event: dict[str, Any], key: ChangeKey, stream: InboxStream
+        self, state: BatchState, event: dict[str, Any], key: PushKey, stream: LiveStream
     ) -> tuple[str, str | None, object]:
-        _, kind, reason, readable, hidden = key
-        change = await state.inbox_change(event, kind, reason, readable, hidden)
-        data, errors = await run_selection(stream.executor, change)
+        pushed = await stream.build(state, event, key)
+        data, errors = await run_selection(stream.executor, pushed)
         return data, errors, stream.executor.operation
 
 
@@ -265,17 +309,15 @@ async def run_selection(executor: Any, root: object) -> tuple[str, str | None]:
     )
 
 
-async def serve(
-    hub: RealtimeHub, services: ServiceContext, actor: Actor, start: int, target: PushTarget
-) -> None:
-    """Serve one `inboxChanged` stream from event `start` on: catch up alone (in the calling
-    task, the operation's), then hand the stream to the tenant's fan-out and return. From then
-    on it lives without a task until it ends: it falls behind or the hub stops (the fan-out
-    completes it), or `target.ended` is cancelled (the client completed it, the socket
-    closed)."""
-    tenant_id = actor.tenant_id
-    fanout = hub.consumer(tenant_id, CONSUMER, lambda: InboxFanout(hub, tenant_id, services))
-    stream = InboxStream(actor, start, target, hub.max_queued_events)
+async def serve(hub: RealtimeHub, services: ServiceContext, stream: LiveStream) -> None:
+    """Serve `stream` from its cursor on: catch up alone (in the calling task, the
+    operation's), then hand the stream to the tenant's fan-out and return. From then on it
+    lives without a task until it ends: it falls behind, has nothing more to send, or the hub
+    stops (the fan-out completes it), or `target.ended` is cancelled (the client completed it,
+    the socket closed)."""
+    target = stream.target
+    tenant_id = stream.actor.tenant_id
+    fanout = hub.consumer(tenant_id, CONSUMER, lambda: LiveFanout(hub, tenant_id, services))
     fanout.add(stream)
     try:
         # The rows read here (the catch-up's) are the caller's tenant's, under row-level
@@ -291,7 +333,7 @@ async def serve(
         fanout.finish(stream)
 
 
-async def _catch_up(hub: RealtimeHub, fanout: InboxFanout, stream: InboxStream) -> None:
+async def _catch_up(hub: RealtimeHub, fanout: LiveFanout, stream: LiveStream) -> None:
     tenant_id = fanout.tenant_id
     # Every batch after `live_from` reaches the stream (held until it is live); what lies up
     # to it is committed and visible, so it is read from the table.
@@ -307,7 +349,7 @@ async def _catch_up(hub: RealtimeHub, fanout: InboxFanout, stream: InboxStream) 
     stream.live = not stream.ending
 
 
-async def _finish(fanout: InboxFanout, stream: InboxStream) -> None:
+async def _finish(fanout: LiveFanout, stream: LiveStream) -> None:
     """End a stream that fell behind (`ResyncRequired`, then `complete`) or whose hub stops
     (`complete`), after the frames its socket took; nothing when the socket is gone (its
     handler's shutdown cancels `ended`, which removes the stream)."""
@@ -317,7 +359,7 @@ async def _finish(fanout: InboxFanout, stream: InboxStream) -> None:
         await writer.drained()
         if target.ended.done() or (writer.closed and not writer.overflowed):
             return
-        if not fanout.hub.closed:
+        if not fanout.hub.closed and not stream.finished:
             marker = resync_marker(fanout.tenant_id, stream.resync_seq)
             data, errors = await run_selection(stream.executor, marker)
             await writer.write_last(stream.frames.next_text(data, errors))
