@@ -19,14 +19,16 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 
+from signoff.db import audit as audit_repo
 from signoff.db import roles, scope, sql
+from signoff.db.engine import ENGINE
 from signoff.domain.alerts import AlertRuleKind, AlertRuleSpec, Recipients
 from signoff.domain.audit_export import ExportFilter, ExportFormat
 from signoff.domain.clock import ManualClock
@@ -41,6 +43,7 @@ from tests.realtime.conftest import submit
 from tests.retention.conftest import decided_item, set_policy
 
 ADMIN = ("admin", "admin")
+NOW = datetime(2026, 12, 10, 21, 0, tzinfo=UTC)
 
 
 async def value(query: str, *args: Any) -> Any:
@@ -112,6 +115,27 @@ async def _audit_check(w: Two) -> None:
         await submit(w.services, tenant, "change-approval", f"audited in {tenant}")
     report, _ = await w.run("verify_audit_chains")
     assert {t: report.get(t, "not checked") for t in w.tenants} == {w.a: None, w.b: None}
+
+
+async def _sequence_sweep(w: Two) -> None:
+    # what a process that crashed between its commit and its sequencing leaves staged
+    for tenant in w.tenants:
+        with scope.tenant(tenant):
+            async with ENGINE.transaction() as transaction:
+                statement, _ = audit_repo.append_statement(
+                    tenant, [{"action": "test.staged", "actor_id": "u", "occurred_at": NOW}]
+                )
+                await transaction.commit_with(statement)
+    heads = {
+        t: await value("SELECT count(*) FROM audit_event WHERE tenant_id = $1", t)
+        for t in w.tenants
+    }
+    swept, _ = await w.run("sequence_audit_events")
+    assert {t: swept.get(t) for t in w.tenants} == {w.a: 1, w.b: 1}
+    for tenant in w.tenants:
+        count = await value("SELECT count(*) FROM audit_event WHERE tenant_id = $1", tenant)
+        assert count == heads[tenant] + 1
+        assert await value("SELECT count(*) FROM audit_pending WHERE tenant_id = $1", tenant) == 0
 
 
 async def _notifications(w: Two) -> None:
@@ -240,6 +264,7 @@ async def _alerts(w: Two) -> None:
 SCENARIOS: dict[str, Callable[[Two], Awaitable[None]]] = {
     "sweep_timers_job": _timers,
     "verify_audit_chains": _audit_check,
+    "sequence_audit_events": _sequence_sweep,
     "notification_sweeper": _notifications,
     "sweep_evidence_uploads": _uploads,
     "sweep_audit_exports": _exports,

@@ -17,7 +17,7 @@ from signoff import tracing
 from signoff.db.engine import ENGINE, close_pool, configure_engine, start_pool
 from signoff.domain.clock import Clock, SystemClock
 from signoff.jobs.alerts import evaluate_alert_rules_job
-from signoff.jobs.audit_check import verify_audit_chains
+from signoff.jobs.audit_check import sequence_audit_events, verify_audit_chains
 from signoff.jobs.audit_exports import run_audit_export_job, sweep_audit_exports
 from signoff.jobs.evidence import sweep_evidence_uploads
 from signoff.jobs.notifications import (
@@ -50,8 +50,9 @@ FUNCTIONS += [func(run_audit_export_job, timeout=3600, max_tries=1), sweep_audit
 
 
 def cron_jobs(settings: Settings) -> list[Any]:
-    """Periodic jobs: the timer sweeper, the audit chain check, the notification and upload
-    sweepers, retention (hourly) and the alert evaluator (every `alert_evaluation_seconds`)."""
+    """Periodic jobs: the timer sweeper, the audit chain check, the sweep of staged audit
+    events (every `SEQUENCE_SWEEP_SECONDS`), the notification and upload sweepers, retention
+    (hourly) and the alert evaluator (every `alert_evaluation_seconds`)."""
     every = max(1, settings.timer_sweep_seconds)
     alert_minutes, alert_seconds = alert_schedule(settings)
     return [
@@ -63,6 +64,13 @@ def cron_jobs(settings: Settings) -> list[Any]:
             timeout=60,
         ),
         cron(verify_audit_chains, minute={7}, second={30}, unique=True),
+        cron(
+            sequence_audit_events,
+            second=set(range(3, 60, SEQUENCE_SWEEP_SECONDS)),
+            run_at_startup=True,
+            unique=True,
+            timeout=60,
+        ),
         cron(
             notification_sweeper,
             second={0, 15, 30, 45},
@@ -82,6 +90,10 @@ def cron_jobs(settings: Settings) -> list[Any]:
         ),
     ]
 
+
+SEQUENCE_SWEEP_SECONDS = 5
+"""How often a worker numbers audit events that a crash between a commit and its sequencing
+left staged (the next commit of their tenant numbers them sooner)."""
 
 ALERT_SECOND = 50
 """The second of the minute alert rounds start at: away from the sweepers at second 0."""

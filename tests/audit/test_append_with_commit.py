@@ -1,7 +1,7 @@
-"""A unit of work sends its audit append with its COMMIT: one round trip, so the tenant's
-chain head is never held while the database waits for this process. The events travel as one
-SQL literal; whatever they hold, they are stored as written, numbered and chained as always,
-and a failure leaves nothing behind."""
+"""A unit of work stages its audit events with its COMMIT: one round trip, and no tenant-wide
+lock inside the transaction; the sequencer numbers them after the commit. The events travel as
+one SQL literal; whatever they hold, they are stored as written, numbered and chained as
+always, and a failure leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ async def test_events_sent_with_the_commit_are_stored_as_written_and_chained(
         async with unit_of_work(uow_actor(tenant), services) as uow:
             uow.record("test.event", reason=reason, data={key: value, "n": [1, 2.5, None]})
             uow.record("test.second", data={})
-    [sent] = statements.matching("audit_append")
+    [sent] = statements.matching("audit_stage")
     assert sent.endswith("; COMMIT") and "$1" not in sent
     rows = await sql.fetch(
         "SELECT * FROM audit_event WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 2", tenant
@@ -87,7 +87,7 @@ async def test_an_append_that_fails_at_commit_writes_nothing_and_frees_its_conne
 
     def broken(tenant_id: str, events: Any) -> tuple[str, list[dict[str, Any]]]:
         statement, rows = original(tenant_id, events)
-        return statement.replace("FROM audit_append(", "FROM audit_append_missing("), rows
+        return statement.replace("FROM audit_stage(", "FROM audit_stage_missing("), rows
 
     original = audit_repo.append_statement
     monkeypatch.setattr(audit_repo, "append_statement", broken)
@@ -97,6 +97,7 @@ async def test_an_append_that_fails_at_commit_writes_nothing_and_frees_its_conne
             uow.record("test.lost")
     monkeypatch.undo()
     assert await audit_repo.chain_head(tenant) == head
+    assert await sql.fetch("SELECT * FROM audit_pending WHERE tenant_id = $1", tenant) == []
     assert ENGINE.pool is not None
     assert ENGINE.pool.get_idle_size() == ENGINE.pool.get_size()
     # every pooled connection is outside any transaction again

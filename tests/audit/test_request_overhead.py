@@ -51,18 +51,22 @@ async def test_an_approval_reads_no_template_and_upserts_no_tenant(
         assert statements.matching("FROM template") == []
         assert statements.matching("INSERT INTO tenant") == []
         assert statements.matching("RESET ALL") == []
-        assert len(statements.matching("audit_append")) == 1
+        assert statements.matching("audit_append") == []
+        assert len(statements.matching("audit_stage")) == 1
         # Everything else is the engine's own reading and writing of the item: the minimum
         # its rules need — what it decides on (the item locked, with its steps, calendar and
         # grants), what it writes (the decision, the step, the item, the void timers: one
-        # statement), and the audit events numbered and chained with the COMMIT.
-        begin, basis, writes, audit = statements.statements
+        # statement), and the audit events staged with the COMMIT; after the commit, outside
+        # the transaction, one round trip numbers and chains them.
+        begin, basis, writes, audit, sequencing = statements.statements
         assert begin.startswith("BEGIN;") and audit.endswith("; COMMIT")
         assert basis.endswith("FOR UPDATE OF i") and "snapshot_steps" in basis
         for table in ("INSERT INTO decision", "UPDATE step", "UPDATE workflow_item"):
             assert writes.count(table) == 1, table
         assert writes.count("UPDATE timer SET status = 'cancelled'") == 1
-        assert "audit_append" in audit
+        assert "audit_stage" in audit and "pg_notify" not in audit
+        assert sequencing.startswith("BEGIN;") and sequencing.endswith("; COMMIT")
+        assert "audit_sequence(" in sequencing
     assert DEFINITIONS.parses == parses
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from signoff.db import scope as tenant_scope
 from signoff.db import sql
 from signoff.db.paging import KeyColumn, Window, in_list_order, keyset
 from signoff.domain.audit import (
@@ -88,15 +89,16 @@ async def append_events(tenant_id: str, events: Sequence[dict[str, Any]]) -> lis
 def append_statement(
     tenant_id: str, events: Sequence[dict[str, Any]]
 ) -> tuple[str, list[dict[str, Any]]]:
-    """The `audit_append` of `events` as a statement without parameters, for a transaction to
-    send together with its COMMIT (`ScopedTransaction.commit_with`), and the rows it stores
-    (without their numbers and links: the database makes those at commit).
+    """The staging of `events` (`audit_stage`) as a statement without parameters, for a
+    transaction to send together with its COMMIT (`ScopedTransaction.commit_with`), and the rows
+    it stores (without their numbers and links: the sequencer makes those after the commit,
+    `sequence_pending`).
 
-    Sent with the COMMIT, the tenant's audit lock is held from the statement to the end of the
-    commit without a round trip to this process in between. The events travel as one JSON
-    literal (`E'…'` with backslashes and quotes escaped, whatever `standard_conforming_strings`
-    says), unpacked into `audit_append`'s arrays in the database; the numbers and links are
-    those `append_events` makes, and `audit verify` checks them like any other.
+    Staging takes no tenant-wide lock and sends no notification, so the commits of one tenant
+    share WAL flushes. The events travel as one JSON literal (`E'…'` with backslashes and quotes
+    escaped, whatever `standard_conforming_strings` says), unpacked into `audit_stage`'s arrays
+    in the database; the numbers and links the sequencer gives them are those `append_events`
+    makes, and `audit verify` checks them like any other.
     """
     rows, digests = _prepared(tenant_id, events)
     document = sql.dumps(
@@ -120,7 +122,6 @@ def append_statement(
 
     arguments = [
         literal(tenant_id),
-        literal(REALTIME_CHANNEL),
         each("(e->>'item_id')::uuid"),
         each("(e->>'step_id')::uuid"),
         *[each(f"e->>'{column}'") for column in _TEXT_COLUMNS],
@@ -132,9 +133,49 @@ def append_statement(
     statement = (
         "WITH events AS (SELECT e, n FROM jsonb_array_elements("
         f"{literal(document)}::jsonb) WITH ORDINALITY AS x(e, n)) "
-        f"SELECT FROM audit_append({', '.join(arguments)})"
+        f"SELECT FROM audit_stage({', '.join(arguments)})"
     )
     return statement, rows
+
+
+async def sequence_pending(tenant_id: str) -> None:
+    """Number and chain the tenant's committed pending events (`audit_sequence`), in a
+    transaction of its own sent as one round trip, and announce the new head.
+
+    Returns once every event staged by a transaction that committed before the call is
+    numbered (by this call or by a sequencer that held the tenant's chain lock before it). Must
+    not run inside a transaction: its lock would be held to that transaction's end.
+    """
+    if sql.in_transaction():
+        raise RuntimeError("the sequencer runs in a transaction of its own")
+    statement = (
+        f"{tenant_scope.Scope(tenant=tenant_id).begin_statement()};"
+        f" SELECT audit_sequence({literal(tenant_id)}, {literal(REALTIME_CHANNEL)}); COMMIT"
+    )
+    await sql.execute_alone(statement)
+
+
+async def sequence_here(tenant_id: str) -> None:
+    """Number the tenant's committed pending events inside the current transaction, which
+    then holds the tenant's chain lock to its end: for a change that must see every event
+    committed before it numbered (retention redacting an item's events)."""
+    if not sql.in_transaction():
+        raise RuntimeError("sequence_here runs inside a transaction")
+    await sql.execute("SELECT audit_sequence($1, $2)", tenant_id, REALTIME_CHANNEL)
+
+
+async def tenants_with_pending() -> list[str]:
+    """The tenants with staged events the sequencer has not numbered yet (run across tenants):
+    after a crash between a commit and its sequencing, or while a sequencer is running."""
+    rows = await sql.fetch(
+        """WITH RECURSIVE t AS (
+            (SELECT tenant_id FROM audit_pending ORDER BY tenant_id LIMIT 1)
+            UNION ALL
+            SELECT (SELECT p.tenant_id FROM audit_pending p WHERE p.tenant_id > t.tenant_id
+                ORDER BY p.tenant_id LIMIT 1) FROM t WHERE t.tenant_id IS NOT NULL)
+        SELECT tenant_id FROM t WHERE tenant_id IS NOT NULL"""
+    )
+    return [str(r["tenant_id"]) for r in rows]
 
 
 def literal(text: str) -> str:

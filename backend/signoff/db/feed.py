@@ -18,8 +18,9 @@ _SNAPSHOT_BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 async def tenant_head(tenant_id: str) -> int:
     """The last sequence number handed out in `tenant_id` (0 for a tenant not yet seen).
 
-    Events are numbered in commit order (see `db.audit.append_events`), so every event up to the
-    head visible now is committed: a subscriber starting "live" resumes from here.
+    Only numbered events are visible, and numbers are handed out by one sequencer per tenant at
+    a time (see `db.audit.sequence_pending`), so every event up to the head visible now is
+    committed: a subscriber starting "live" resumes from here.
     """
     row = await sql.fetchrow(
         "SELECT coalesce(max(seq), 0) AS seq FROM audit_event WHERE tenant_id = $1", tenant_id

@@ -46,6 +46,26 @@ async def execute(sql: str, *args: Any) -> None:
     await fetch(sql, *args)
 
 
+async def execute_alone(statements: str) -> None:
+    """Send `statements` (a simple query without parameters that opens and ends its own
+    transaction) in one round trip on a connection of its own; if one fails, the open
+    transaction is rolled back before the connection goes back."""
+    if ENGINE.pool is None:
+        conn = await ENGINE.get_new_connection()
+        try:
+            await conn.execute(statements)
+        finally:
+            await conn.close()
+        return
+    async with ENGINE.pool.acquire() as pooled:
+        try:
+            await pooled.execute(statements)
+        except Exception:
+            if not pooled.is_closed() and pooled.is_in_transaction():
+                await pooled.execute("ROLLBACK")
+            raise
+
+
 @dataclass(frozen=True)
 class Write:
     """A data-modifying statement whose result nobody reads ($1 … $n placeholders, exactly

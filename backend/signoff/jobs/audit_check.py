@@ -1,4 +1,5 @@
-"""Periodic verification of every tenant's audit chain (tamper evidence)."""
+"""Periodic verification of every tenant's audit chain (tamper evidence), and the sweep that
+numbers audit events left staged by a crash."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import logging
 from typing import Any
 
 from signoff.db import audit as audit_repo
-from signoff.services import scopes
+from signoff.services import scopes, sequencing
 
 log = logging.getLogger("signoff.jobs.audit")
 
@@ -25,3 +26,9 @@ async def verify_audit_chains(ctx: dict[str, Any]) -> dict[str, int | None]:
         if broken is not None:
             log.error("audit chain of tenant %s is broken at %s", tenant_id, broken)
     return report
+
+
+async def sequence_audit_events(ctx: dict[str, Any]) -> dict[str, int]:
+    """Number the audit events a crash left staged (committed, never sequenced), every tenant;
+    per tenant, 1 when it was sequenced."""
+    return await sequencing.sweep_pending()

@@ -1,8 +1,9 @@
 """Cross-process fan-out of committed events: one LISTEN connection per process, one reader per
 tenant per process, the database as the source of every event.
 
-A change's transaction writes its audit events and `pg_notify('signoff_events', {tenant, seq})`;
-PostgreSQL delivers the notification on commit to every process's listener. A notification
+A change's transaction stages its audit events; after its commit the sequencer numbers them and
+calls `pg_notify('signoff_events', {tenant, seq})` (`services/sequencing.py`); PostgreSQL
+delivers the notification on the sequencer's commit to every process's listener. A notification
 carries no event: it only wakes the process's reader of that tenant (`_TenantFeed`), which reads
 the events after its cursor from `audit_event` once and hands the same batch to every
 subscriber of the tenant in the process. So the database work per event does not grow with the
@@ -182,7 +183,7 @@ class _TenantFeed:
                 for consumer in list(self.consumers.values()):
                     await self._deliver(consumer, ready)
             if len(ready) < len(rows):
-                # Numbers are gapless in commit order (see `append_events`): a hole is an event
+                # Only numbered events are visible, gapless (`audit_sequence`): a hole is an event
                 # not yet visible. Wait for it; skip it only once it is old (logged), so that a
                 # broken chain cannot stall every stream of the tenant.
                 now = loop.time()

@@ -20,6 +20,7 @@ from signoff.db import tenants as tenant_repo
 from signoff.db.engine import ENGINE, ScopedTransaction
 from signoff.domain.actors import Actor
 from signoff.domain.errors import DomainError, ErrorCode
+from signoff.services import sequencing
 from signoff.services.context import ServiceContext
 
 log = logging.getLogger("signoff.services")
@@ -44,6 +45,7 @@ class UnitOfWork:
     ctx: ServiceContext
     events: list[dict[str, Any]] = field(default_factory=list)
     written: list[dict[str, Any]] = field(default_factory=list)
+    staged: bool = False
     _after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def record(
@@ -125,9 +127,11 @@ async def unit_of_work(
 ) -> AsyncIterator[UnitOfWork]:
     """Open a transaction; on a clean exit write the audit events, then commit.
 
-    The events are numbered and chained by the last statement, which holds the tenant's chain
-    head until the commit; the unit of work that began the transaction sends it with the
-    COMMIT, in one round trip. A tenant this process has not seen yet must
+    The unit of work that began the transaction stages the events with the COMMIT, in one
+    round trip, and once committed waits for the sequencer to number and chain them
+    (`services/sequencing.py`); one that joined a transaction numbers them as its last
+    statement, holding the tenant's chain lock to that commit. A tenant this process has not
+    seen yet must
     exist (UNKNOWN_TENANT otherwise), unless `tenants_on_first_use` lets this transaction
     create it or the transaction is its creation (`creates_tenant`); once that commits the
     process remembers it.
@@ -158,6 +162,13 @@ async def unit_of_work(
         _CURRENT.reset(token)
     if outermost and not tenant_known:
         KNOWN_TENANTS.add(actor.tenant_id)
+    if uow.staged:
+        try:
+            await sequencing.number_events(actor.tenant_id)
+        except Exception:
+            # Committed and staged: the next sequencing of the tenant, or the worker's sweep,
+            # numbers them.
+            log.exception("numbering the audit events of tenant %r failed", actor.tenant_id)
     if parent is not None:
         parent._after_commit.extend(uow._after_commit)
         return
@@ -170,14 +181,16 @@ async def unit_of_work(
 
 
 async def _append(uow: UnitOfWork, own: Any) -> None:
-    """Write the unit's audit events: with the COMMIT, in one round trip, when this unit of
-    work began the transaction (`own`), so that the tenant's audit lock is never held across a
-    round trip to this process; otherwise as the last statement so far of the transaction it
-    joined (whose commit is not ours to send)."""
+    """Write the unit's audit events: staged with the COMMIT, in one round trip, when this unit
+    of work began the transaction (`own`), to be numbered by the sequencer once it has
+    committed (no tenant-wide lock inside the transaction); otherwise numbered now, as the
+    last statement so far of the transaction it joined (whose commit is not ours to send,
+    so the tenant's chain lock is held to that commit)."""
     tenant_id = uow.actor.tenant_id
     if isinstance(own, ScopedTransaction) and own.commits_with_statement:
         statement, uow.written = audit_repo.append_statement(tenant_id, uow.events)
         await own.commit_with(statement)
+        uow.staged = True
     else:
         uow.written = await audit_repo.append_events(tenant_id, uow.events)
 

@@ -116,7 +116,7 @@ class Stock:
     audit events are not copied (the copies' first events are the approvals measured)."""
 
     # rows maintained by the database itself, or the trail, which a copy must not duplicate
-    SKIPPED = ("audit_event", "inbox_entry")
+    SKIPPED = ("audit_event", "audit_pending", "inbox_entry")
 
     def __init__(self, ctx: ServiceContext, conn: Any) -> None:
         self.ctx = ctx
