@@ -16,6 +16,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar, Token
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -79,23 +80,34 @@ def service_urls() -> Iterator[tuple[str, str]]:
 APP_LOGIN_ROLE = "signoff_app_test"
 
 
+async def _as_admin(admin_url: str, statement: str) -> None:
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(statement)
+    finally:
+        await admin.close()
+
+
+async def _migrated_database(admin_url: str, name: str) -> str:
+    """Create the database `name`, migrated by the role that owns its tables (the server's
+    administrator here), with the application's test login role; its owner's URL."""
+    await _as_admin(admin_url, f'CREATE DATABASE "{name}"')
+    url = _with_database(admin_url, name)
+    await apply_migrations(url)
+    await ensure_login_role(url, APP_LOGIN_ROLE)
+    return url
+
+
 @pytest.fixture(scope="session")
 async def owner_database_url(service_urls: tuple[str, str]) -> AsyncIterator[str]:
     """A fresh database for this test session, migrated by the role that owns its tables
     (the server's administrator here), dropped at the end."""
     admin_url, _ = service_urls
     name = f"signoff_test_{RUN_ID}"
-    admin = await asyncpg.connect(admin_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    url = _with_database(admin_url, name)
-    configure_engine(url)
-    await apply_migrations(url)
-    await ensure_login_role(url, APP_LOGIN_ROLE)
+    configure_engine(_with_database(admin_url, name))
+    url = await _migrated_database(admin_url, name)
     yield url
-    admin = await asyncpg.connect(admin_url)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
+    await _as_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
@@ -107,6 +119,29 @@ async def database_url(owner_database_url: str) -> AsyncIterator[str]:
     await start_pool(2, 20)
     yield url
     await close_pool()
+
+
+@pytest.fixture
+async def database_of_its_own(
+    service_urls: tuple[str, str], database_url: str
+) -> AsyncIterator[str]:
+    """A fresh migrated database for one test, the engine's pool pointed at it (as the
+    application's role) until the test ends; yields its URL. For a test that reads PostgreSQL's
+    view of every session of its database (`pg_stat_activity`): there the only sessions are
+    the test's own, never a sweeper, a listener or a worker another test left running."""
+    admin_url, _ = service_urls
+    name = f"signoff_test_{RUN_ID}_{uuid.uuid4().hex[:8]}"
+    saved_config, saved_pool = ENGINE.config, ENGINE.pool
+    try:
+        url = login_url(await _migrated_database(admin_url, name), APP_LOGIN_ROLE)
+        ENGINE.config, ENGINE.pool = {"dsn": url}, None
+        await start_pool(1, 10)
+        yield url
+    finally:
+        if ENGINE.pool is not saved_pool:
+            await close_pool()
+        ENGINE.config, ENGINE.pool = saved_config, saved_pool
+        await _as_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
@@ -345,13 +380,22 @@ async def wait_for(predicate: Any, timeout: float = 5.0, interval: float = 0.02)
         await asyncio.sleep(interval)
 
 
+_RECORDING: ContextVar[StatementLog | None] = ContextVar("signoff_test_statements", default=None)
+
+
 class StatementLog:
     """The SQL statements sent to PostgreSQL while recording: one per round trip, once a
-    statement is prepared (asyncpg caches prepared statements per connection)."""
+    statement is prepared (asyncpg caches prepared statements per connection).
+
+    Only the work of the recording code counts: the statements sent by the task that entered
+    `with log:` and by the tasks it starts inside (they inherit its context), never those of
+    a task that was already running (a sweeper, a listener, a worker another test left behind).
+    """
 
     def __init__(self) -> None:
         self.statements: list[str] = []
         self.recording = False
+        self._token: Token[StatementLog | None] | None = None
 
     def __len__(self) -> int:
         return len(self.statements)
@@ -366,10 +410,18 @@ class StatementLog:
     def __enter__(self) -> StatementLog:
         self.clear()
         self.recording = True
+        self._token = _RECORDING.set(self)
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.recording = False
+        if self._token is not None:
+            _RECORDING.reset(self._token)
+            self._token = None
+
+    def counts(self) -> bool:
+        """Whether a statement sent now, by the running task, is part of the recording."""
+        return self.recording and _RECORDING.get() is self
 
 
 @pytest.fixture
@@ -381,7 +433,7 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> StatementLog:
 
         def recorder(original: Any = original) -> Any:
             async def send(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
-                if log.recording:
+                if log.counts():
                     log.statements.append(" ".join(query.split()))
                 return await original(self, query, *args, **kwargs)
 

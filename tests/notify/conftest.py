@@ -122,8 +122,11 @@ async def submit_change(tenant: str, services: ServiceContext, title: str = "Dep
     )
 
 
-async def run_worker(settings: Settings, clock: ManualClock, registry: NotifierRegistry) -> None:
-    """Run a real arq worker in burst mode until its queue is empty.
+async def run_worker(
+    settings: Settings, clock: ManualClock, registry: NotifierRegistry, **overrides: Any
+) -> None:
+    """Run a real arq worker in burst mode until its queue is empty (`overrides`: more of
+    arq's worker options, e.g. `max_jobs`).
 
     Its only cron job is the notification sweeper, run at start-up: it plans every tenant that
     is behind, folds digests and enqueues due deliveries, which the same burst then runs.
@@ -138,6 +141,7 @@ async def run_worker(settings: Settings, clock: ManualClock, registry: NotifierR
         # bound to no tenant, as `build_worker` binds its own crons: the sweeper must declare
         # that it spans tenants, or it sees none
         cron_jobs=[cron(unbound(notification_sweeper), run_at_startup=True, unique=True)],
+        **overrides,
     )
     try:
         await worker.run_check()

@@ -1,6 +1,7 @@
 """A channel plugin sends with no database transaction of ours open: claim, commit, deliver,
-record. Checked from inside a real webhook receiver, on PostgreSQL's own view of sessions; and
-a batch of deliveries costs the same transactions as one."""
+record. Checked from inside a real webhook receiver, on PostgreSQL's own view of sessions (in a
+database of the test's own, whose every session is the code under test); and a batch of
+deliveries costs the same transactions as one."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import asyncpg
 
 from signoff.jobs.notifications import build_registry
 from signoff.services import notifications as notification_services
+from signoff.services.templates import load_templates
 from signoff.settings import Settings
 from signoff.testing import HTTPReply, ReceivedRequest, RecordingHTTPServer
+from tests.conftest import DEMO_TEMPLATES, actor
 from tests.notify.conftest import (
     add_profile,
     deliveries,
@@ -33,18 +36,34 @@ def webhook_settings(base: Settings) -> Settings:
     return dataclasses.replace(base, notify_channels=json.dumps(channels))
 
 
+async def open_transactions(database_url: str) -> list[dict[str, Any]]:
+    """The sessions of the database that are inside a transaction and waiting on their client,
+    seen from a connection of its own."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return [dict(r) for r in await conn.fetch(OPEN_TRANSACTIONS)]
+    finally:
+        await conn.close()
+
+
 async def test_no_transaction_is_open_while_a_channel_delivers(
-    tenant, demo_templates, nsvc, clock, database_url
+    tenant, database_of_its_own, nsvc, clock
 ):
+    # PostgreSQL's view of the sessions must show the delivery's only: a database of its own
+    # (no other test's sweeper or worker is in it), a worker that runs one job at a time and
+    # a delivery job of one lane. Otherwise a look-up running beside the delivery (another
+    # lane's or the sweeper's, a transaction of three round trips that declares its scope)
+    # can show as idle in transaction while the delivery waits on the receiver: work beside
+    # the plugin call, not a transaction around it.
+    database_url = database_of_its_own
+    own = dataclasses.replace(nsvc.settings, database_url=database_url, notify_deliver_lanes=1)
+    nsvc = dataclasses.replace(nsvc, settings=own)
+    await load_templates(actor(tenant, "admin", "admin"), nsvc, DEMO_TEMPLATES)
     seen: list[list[dict[str, Any]]] = []
 
     async def receiver(request: ReceivedRequest) -> HTTPReply:
         # While this request is held, the worker's delivery call is waiting on it.
-        conn = await asyncpg.connect(database_url)
-        try:
-            seen.append([dict(r) for r in await conn.fetch(OPEN_TRANSACTIONS)])
-        finally:
-            await conn.close()
+        seen.append(await open_transactions(database_url))
         status = 500 if len(seen) == 1 else 200  # a retry goes through the same path
         return HTTPReply(status, {"ok": status == 200})
 
@@ -55,16 +74,26 @@ async def test_no_transaction_is_open_while_a_channel_delivers(
             tenant, nsvc, "alice", {"webhook": hook.url + "/in"}, roles=("change-approver",)
         )
         await submit_change(tenant, nsvc)
-        await run_worker(settings, clock, registry)
+        await run_worker(settings, clock, registry, max_jobs=1)
         (row,) = await deliveries(tenant)
         assert row["status"] == "retrying" and row["attempts"] == 1
         clock.set(row["next_attempt_at"])
-        await run_worker(settings, clock, registry)
+        await run_worker(settings, clock, registry, max_jobs=1)
 
     assert len(hook.requests) == 2
     assert seen == [[], []]
     (row,) = await deliveries(tenant)
     assert row["status"] == "delivered" and row["attempts"] == 2
+
+    # the control: the same look sees a transaction left open in that database
+    holder = await asyncpg.connect(database_url)
+    try:
+        async with holder.transaction():
+            await holder.fetchval("SELECT 1")
+            held = await open_transactions(database_url)
+        assert [r["pid"] for r in held] == [holder.get_server_pid()]
+    finally:
+        await holder.close()
 
 
 async def test_a_batch_is_claimed_and_recorded_in_one_transaction_each_whatever_its_size(
