@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -155,7 +156,10 @@ async def test_open_sockets_are_capped_per_user_across_processes(ws_server, sett
 
 
 async def test_open_sockets_are_capped_per_address(ws_server, settings, tenant):
-    async with ws_server(ws_max_sockets_per_address=2) as url:
+    # Leases are counted in Redis under the key prefix; the run's prefix also holds the leases
+    # of other tests' sockets (on the same address) until they are released or lapse.
+    own_prefix = f"{settings.redis_prefix}-a{uuid.uuid4().hex[:8]}"
+    async with ws_server(ws_max_sockets_per_address=2, redis_prefix=own_prefix) as url:
         opened = []
         for user in ("u1", "u2"):
             ws = await connect(url, token(settings, tenant, user, 60))
