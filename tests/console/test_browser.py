@@ -136,41 +136,59 @@ class CuttableProxy:
 
 
 @pytest.fixture
-async def deployment(settings: Settings, smtp: tuple[Mailbox, int]) -> AsyncIterator[str]:
-    """`signoff serve` (serving the console build) and `signoff worker` on the test database,
-    mailing through the test's SMTP server with decision links; yields the API's base URL.
-    Their logs go to the artifacts."""
-    _require_browser()
-    port = free_port()
-    channels = {
-        "email": {
-            "host": "127.0.0.1",
-            "port": smtp[1],
-            "from_address": "signoff@example.org",
-            "security": "none",
-            "timeout_seconds": 5,
+def deploy(settings: Settings, smtp: tuple[Mailbox, int], tenant: str) -> Any:
+    """`async with deploy(**more_env) as base:` `signoff serve` (serving the console build) and
+    `signoff worker` on the test database, mailing through the test's SMTP server with decision
+    links; yields the API's base URL. Their logs go to the artifacts.
+
+    The worker keeps real time, in which every timer other tests left armed (their clocks
+    start in January 2026) is long due: it sweeps and fires the timers of this test's tenant
+    only, or it would spend the test firing thousands of them beside the API under test."""
+
+    @contextlib.asynccontextmanager
+    async def start(**more_env: str) -> AsyncIterator[str]:
+        _require_browser()
+        port = free_port()
+        channels = {
+            "email": {
+                "host": "127.0.0.1",
+                "port": smtp[1],
+                "from_address": "signoff@example.org",
+                "security": "none",
+                "timeout_seconds": 5,
+            }
         }
-    }
-    env = child_environment(
-        SIGNOFF_ENVIRONMENT=settings.environment,
-        SIGNOFF_DATABASE_URL=settings.database_url,
-        SIGNOFF_REDIS_URL=settings.redis_url,
-        SIGNOFF_REDIS_PREFIX=settings.redis_prefix,
-        SIGNOFF_JWT_SECRET=settings.jwt_secret,
-        SIGNOFF_HOST="127.0.0.1",
-        SIGNOFF_PORT=str(port),
-        SIGNOFF_CONSOLE_DIR=str(CONSOLE_BUILD),
-        SIGNOFF_TENANTS_ON_FIRST_USE="true",
-        SIGNOFF_PUBLIC_URL=f"http://127.0.0.1:{port}",
-        SIGNOFF_NOTIFY_CHANNELS=json.dumps(channels),
-        SIGNOFF_DECISION_LINK_CHANNELS="email",
-    )
-    base = f"http://127.0.0.1:{port}"
-    commands = {"serve": ["serve"], "worker": ["worker"]}
-    async with signoff_processes(
-        commands, env, ARTIFACTS, [f"{base}/readyz"], timeout=STARTUP_TIMEOUT
-    ) as running:
-        assert running.processes["worker"].poll() is None, running.log("worker")
+        env = child_environment(
+            SIGNOFF_ENVIRONMENT=settings.environment,
+            SIGNOFF_DATABASE_URL=settings.database_url,
+            SIGNOFF_REDIS_URL=settings.redis_url,
+            SIGNOFF_REDIS_PREFIX=settings.redis_prefix,
+            SIGNOFF_JWT_SECRET=settings.jwt_secret,
+            SIGNOFF_HOST="127.0.0.1",
+            SIGNOFF_PORT=str(port),
+            SIGNOFF_CONSOLE_DIR=str(CONSOLE_BUILD),
+            SIGNOFF_TENANTS_ON_FIRST_USE="true",
+            SIGNOFF_PUBLIC_URL=f"http://127.0.0.1:{port}",
+            SIGNOFF_NOTIFY_CHANNELS=json.dumps(channels),
+            SIGNOFF_DECISION_LINK_CHANNELS="email",
+            SIGNOFF_TIMER_TENANTS=tenant,
+            **more_env,
+        )
+        base = f"http://127.0.0.1:{port}"
+        commands = {"serve": ["serve"], "worker": ["worker"]}
+        async with signoff_processes(
+            commands, env, ARTIFACTS, [f"{base}/readyz"], timeout=STARTUP_TIMEOUT
+        ) as running:
+            assert running.processes["worker"].poll() is None, running.log("worker")
+            yield base
+
+    return start
+
+
+@pytest.fixture
+async def deployment(deploy: Any) -> AsyncIterator[str]:
+    """The deployment of the console tests (`deploy`), as configured by default."""
+    async with deploy() as base:
         yield base
 
 
@@ -208,7 +226,14 @@ async def _page(context: Any) -> Any:
     # what the page logged, printed by pytest when the test fails
     page.on("console", lambda m: print(f"console {m.type}: {m.text}"))
     page.on("pageerror", lambda e: print(f"page error: {e}"))
+    # every socket's end, with its last frame from the server (a close code shows there)
+    page.on("websocket", _watch_socket)
     return page
+
+
+def _watch_socket(ws: Any) -> None:
+    ws.on("close", lambda _: print(f"websocket closed: {ws.url}"))
+    ws.on("socketerror", lambda error: print(f"websocket error: {ws.url}: {error}"))
 
 
 @pytest.mark.timeout(600)
@@ -312,6 +337,50 @@ async def test_a_reviewer_works_the_inbox_live_across_a_dropped_connection(
         finally:
             await browser.close()
             await proxy.close()
+
+
+@pytest.mark.timeout(600)
+async def test_a_tab_refused_by_the_socket_cap_goes_live_once_a_seat_frees(
+    deploy: Any, settings: Settings, tenant: str, demo_templates: Any
+) -> None:
+    """bob may hold one socket: his second tab's socket is refused by the cap (close 4429,
+    which the graphql-ws client would take as final); it keeps retrying, and once the first
+    tab is closed it goes live and its inbox updates live."""
+    from playwright.async_api import async_playwright, expect
+
+    expect.set_options(timeout=UI_TIMEOUT_MS)
+    bob = mint_token(settings, user_id="bob", tenant_id=tenant, roles=["change-approver"])
+    alice = mint_token(settings, user_id="alice", tenant_id=tenant, roles=["requester"])
+    async with (
+        deploy(SIGNOFF_WS_MAX_SOCKETS_PER_USER="1") as base,
+        async_playwright() as pw,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
+        browser = await _launch(pw)
+        try:
+            context = await browser.new_context(viewport={"width": 1280, "height": 900})
+            context.set_default_timeout(UI_TIMEOUT_MS)
+            tabs = [await _page(context), await _page(context)]
+            for tab in tabs:
+                await tab.goto(f"{base}/console/")
+                await tab.get_by_label("Bearer token").fill(bob)
+            first, second = tabs
+            await first.get_by_role("button", name="Sign in with token").click()
+            await expect(first.get_by_test_id("live-status")).to_have_text("live")
+
+            # the second tab's socket is refused: the first holds bob's one seat
+            async with second.expect_websocket() as opened:
+                await second.get_by_role("button", name="Sign in with token").click()
+            await (await opened.value).wait_for_event("close")
+            await expect(second.get_by_test_id("live-status")).not_to_have_text("live")
+
+            await first.close()  # the seat frees as the server sees the socket end
+            await expect(second.get_by_test_id("live-status")).to_have_text("live")
+            await expect(second.get_by_test_id("inbox-empty")).to_be_visible()
+            item_id = await _submit(http, base, alice, "After the cap: ledger v3")
+            await expect(second.locator(f"tr[data-item-id='{item_id}']")).to_be_visible()
+        finally:
+            await browser.close()
 
 
 async def _mail_to(box: Mailbox, address: str, title: str) -> email.message.EmailMessage:
