@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 import asyncpg
@@ -37,19 +38,38 @@ AUDIT_BOMB = (
 COUNT_BOMB = "{ " + " ".join(f"c{n}: inbox {{ totalCount }}" for n in range(1000)) + " }"
 
 
+class Seen(list[str]):
+    """SQL statements, recorded while the task that entered `with seen:` (or a task it starts
+    inside) sends them: not those of tasks already running (the application's realtime
+    listener checks its connection with a query of its own now and then)."""
+
+    def __enter__(self) -> Seen:
+        self.clear()
+        self._token = _RECORDING.set(self)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        _RECORDING.reset(self._token)
+
+
+_RECORDING: ContextVar[Seen | None] = ContextVar("test_limits_statements", default=None)
+
+
 @pytest.fixture
-def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Every SQL statement any asyncpg connection of this process sends while the test runs."""
-    seen: list[str] = []
+def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[Seen]:
+    """Every SQL statement any asyncpg connection of this process sends for the code inside
+    `with statements:`, at the lowest level (prepared or not)."""
+    seen = Seen()
     real_execute = asyncpg.connection.Connection._execute
     real_plain = asyncpg.connection.Connection.execute
 
     async def counting_execute(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
-        seen.append(query)
+        if _RECORDING.get() is seen:
+            seen.append(query)
         return await real_execute(self, query, *args, **kwargs)
 
     async def counting_plain(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
-        if not args:  # with arguments it goes through _execute, counted there
+        if not args and _RECORDING.get() is seen:  # with arguments: through _execute
             seen.append(query)
         return await real_plain(self, query, *args, **kwargs)
 
@@ -78,12 +98,12 @@ async def test_alias_amplification_is_refused_before_any_sql(
 ):
     await submit(gql, 3)
     token = gql.token("bob", "change-approver")
-    statements.clear()
-    response = await gql.http.post(
-        "/graphql",
-        json={"query": query},
-        headers={"Authorization": f"Bearer {token}"},
-    )
+    with statements:
+        response = await gql.http.post(
+            "/graphql",
+            json={"query": query},
+            headers={"Authorization": f"Bearer {token}"},
+        )
     assert statements == []
     body = response.json()
     assert body["data"] is None
@@ -100,12 +120,12 @@ async def test_alias_amplification_is_refused_before_any_sql(
 async def test_the_statement_counter_sees_a_normal_query(gql, demo_templates, statements):
     """The control for the test above: the same counter counts the statements of a real read."""
     await submit(gql)
-    statements.clear()
-    data = await gql.data(
-        "{ inbox(first: 5) { totalCount edges { node { id } } } }",
-        as_user="bob",
-        roles=("change-approver",),
-    )
+    with statements:
+        data = await gql.data(
+            "{ inbox(first: 5) { totalCount edges { node { id } } } }",
+            as_user="bob",
+            roles=("change-approver",),
+        )
     assert data["inbox"]["totalCount"] == 1
     assert len(statements) >= 2
 
