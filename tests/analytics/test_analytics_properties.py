@@ -1,6 +1,9 @@
 """The SQL of the approval analytics against the definitions written out in plain Python, over
-random histories made through the real services (random people voting, resubmitting and
-time passing, timers firing) and random questions about them."""
+random histories of two tenants made through the real services (random people voting,
+resubmitting, overriding, time passing, timers firing, events redacted) and random questions
+about them, whose periods cross UTC midnights (whole days are read from the maintained
+`analytics_day`, their ends from the trail). The maintained aggregates themselves are held
+equal to a recomputation from scratch in SQL (tests/analytics/aggregates.py)."""
 
 from __future__ import annotations
 
@@ -15,14 +18,18 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from signoff.db import audit as audit_repo
 from signoff.db import sql
+from signoff.db.engine import ENGINE
 from signoff.domain import analytics as model
 from signoff.domain.actors import SYSTEM_USER
+from signoff.domain.audit import redaction_marker
 from signoff.domain.clock import ManualClock
 from signoff.domain.errors import DomainError
-from signoff.services import analytics
+from signoff.services import analytics, overrides, scopes
 from signoff.settings import Settings
-from tests.analytics.history import History
+from tests.analytics.aggregates import assert_maintained
+from tests.analytics.history import ADMIN, History
 from tests.conftest import actor
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -36,28 +43,65 @@ vote = st.tuples(
     st.sampled_from(REASONS),
 )
 move = st.tuples(
-    st.integers(0, 150),  # minutes passing first (timers fire)
+    st.integers(0, 1),  # which tenant moves
+    st.integers(0, 300),  # minutes passing first on that tenant's clock (timers fire)
     st.one_of(
         st.tuples(st.just("submit"), st.sampled_from(["flow", "other"])),
         vote,
         vote,
         st.tuples(st.just("resubmit"), st.integers(0, 5)),
+        st.tuples(st.just("override"), st.integers(0, 5)),
+        st.tuples(st.just("redact"), st.integers(0, 9), st.sampled_from(["reason", "level"])),
     ),
 )
+JUSTIFICATION = "the change window closes tonight and the risk is accepted"
 
 
-async def play(h: History, moves: list[tuple[int, tuple[Any, ...]]]) -> None:
-    items: list[Any] = []
-    for wait, m in moves:
+async def redact(h: History, index: int, what: str) -> None:
+    """Redact the `index`-th rejection's reason or escalation's rung (the one UPDATE the trail
+    allows), as retention or an operator would."""
+    action = model.STEP_REJECT if what == "reason" else model.ESCALATION
+    with scopes.for_tenant(h.tenant):
+        async with ENGINE.transaction():
+            events = await sql.fetch(
+                "SELECT seq, data FROM audit_event WHERE tenant_id = $1 AND action = $2 "
+                "AND redacted_at IS NULL ORDER BY seq",
+                h.tenant,
+                action,
+            )
+            if not events:
+                return
+            event = events[index % len(events)]
+            seq, at = event["seq"], h.clock.now()
+            if what == "reason":
+                await audit_repo.redact_event(h.tenant, seq, at=at, clear=("reason",))
+                return
+            data = sql.loads(event["data"]) if isinstance(event["data"], str) else event["data"]
+            if "level" in data:
+                data = {**data, "level": redaction_marker(data["level"])}
+                await audit_repo.redact_event(h.tenant, seq, at=at, data=data)
+
+
+async def play(histories: list[History], moves: list[tuple[int, int, tuple[Any, ...]]]) -> None:
+    items: list[list[Any]] = [[] for _ in histories]
+    for who, wait, m in moves:
+        h, mine = histories[who], items[who]
         await h.at(timedelta(minutes=wait), h.clock.now())
         try:
             if m[0] == "submit":
-                items.append(await h.submit(m[1]))
-            elif m[0] == "vote" and items:
-                view = items[m[1] % len(items)]
+                mine.append(await h.submit(m[1]))
+            elif m[0] == "vote" and mine:
+                view = mine[m[1] % len(mine)]
                 await h.vote(view, m[2], m[3], m[4])
-            elif m[0] == "resubmit" and items:
-                await h.resubmit(items[m[1] % len(items)].item.id)
+            elif m[0] == "resubmit" and mine:
+                await h.resubmit(mine[m[1] % len(mine)].item.id)
+            elif m[0] == "override" and mine:
+                step = mine[m[1] % len(mine)].steps[0]
+                await overrides.override_step(
+                    actor(h.tenant, *ADMIN), h.ctx, overrides.OverrideInput(step.id, JUSTIFICATION)
+                )
+            elif m[0] == "redact":
+                await redact(h, m[1], m[2])
         except DomainError:
             pass  # a refused action changes nothing; the history goes on
 
@@ -223,9 +267,9 @@ def close(a: Any, b: Any) -> bool:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(
-    moves=st.lists(move, min_size=4, max_size=20),
-    start=st.integers(-30, 240),
-    length=st.integers(30, 3 * 24 * 60),
+    moves=st.lists(move, min_size=4, max_size=30),
+    start=st.one_of(st.integers(-600, 2400), st.sampled_from([-480, 960, 2400])),
+    length=st.one_of(st.integers(30, 4 * 24 * 60), st.sampled_from([1440, 2880])),
     template=st.sampled_from([None, "flow", "other"]),
     stuck_minutes=st.integers(1, 600),
     top=st.integers(0, 3),
@@ -233,7 +277,7 @@ def close(a: Any, b: Any) -> bool:
 )
 async def test_the_sql_agrees_with_the_definitions(
     settings: Settings,
-    moves: list[tuple[int, tuple[Any, ...]]],
+    moves: list[tuple[int, int, tuple[Any, ...]]],
     start: int,
     length: int,
     template: str | None,
@@ -241,10 +285,12 @@ async def test_the_sql_agrees_with_the_definitions(
     top: int,
     reviewers: int,
 ) -> None:
-    tenant = f"p{uuid.uuid4().hex[:12]}"
-    h = History(tenant, settings, ManualClock(T0))
-    await h.templates()
-    await play(h, moves)
+    # two tenants with the same templates, people and times: neither's figures may hold the
+    # other's events (each answer is compared with its own tenant's rows only)
+    histories = [History(f"p{uuid.uuid4().hex[:12]}", settings, ManualClock(T0)) for _ in "ab"]
+    for h in histories:
+        await h.templates()
+    await play(histories, moves)
     question = model.AnalyticsQuestion(
         start=T0 + timedelta(minutes=start),
         end=T0 + timedelta(minutes=start + length),
@@ -254,8 +300,10 @@ async def test_the_sql_agrees_with_the_definitions(
         reviewers=reviewers,
         stuck_items=2,
     )
-    got = await analytics.approval_analytics(actor(tenant, "boss", "admin"), h.ctx, question)
-    want = await expected(tenant, question, h.clock.now())
-    mine = figures(got)
-    assert {k: v for k, v in mine.items() if not close(v, want[k])} == {}, (mine, want)
-    assert replace(question) == got.question
+    for h in histories:
+        got = await analytics.approval_analytics(actor(h.tenant, "boss", "admin"), h.ctx, question)
+        want = await expected(h.tenant, question, h.clock.now())
+        mine = figures(got)
+        assert {k: v for k, v in mine.items() if not close(v, want[k])} == {}, (mine, want)
+        assert replace(question) == got.question
+        await assert_maintained(h.tenant)

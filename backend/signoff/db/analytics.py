@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from uuid import UUID
 
 from signoff.db import sql
@@ -20,7 +20,6 @@ from signoff.domain.analytics import (
     ESCALATION,
     OPEN_ITEM_STATES,
     STEP_REJECT,
-    SUBMITTED,
     DecisionFatigue,
     LevelCount,
     Percentiles,
@@ -60,19 +59,54 @@ async def template_versions(tenant_id: str, key: str) -> list[UUID]:
     return [row["id"] for row in rows]
 
 
+def whole_days(start: datetime, end: datetime) -> tuple[date, date, list[datetime]]:
+    """[start, end) as the whole UTC days inside it, `[first, last)` (empty when `first >=
+    last`), and the bounds of its two partial ends `[s1, e1)`, `[s2, e2)` (each possibly
+    empty): the days are read from `analytics_day`, the ends from the trail."""
+    first = start.astimezone(UTC)
+    if first.timetz() != time(0, tzinfo=UTC):
+        first = datetime.combine(first.date() + timedelta(days=1), time(0), UTC)
+    last = datetime.combine(end.astimezone(UTC).date(), time(0), UTC)
+    if first >= last:
+        return first.date(), first.date(), [start, end, end, end]
+    return first.date(), last.date(), [start, first, last, end]
+
+
+def _counted(templates: Templates, actions: str, param: int) -> tuple[str, list[object]]:
+    """The counted events of the period as rows `(action, reason, level, n)`: whole days from
+    `analytics_day` ($2, $3 its days) and the partial ends from the trail ($4-$7 their
+    bounds), limited to `templates` (parameter `param`). `actions` is a literal SQL list."""
+    day_only = f" AND d.template_id = ANY(${param}::uuid[])" if templates is not None else ""
+    join, extra = _only(templates, "e", param)
+    return (
+        f"""SELECT d.action, d.reason, d.level, d.n FROM analytics_day d
+            WHERE d.tenant_id = $1 AND d.day >= $2 AND d.day < $3
+              AND d.action IN ({actions}){day_only}
+            UNION ALL
+            SELECT e.action, CASE WHEN e.action = '{STEP_REJECT}' THEN e.reason END,
+                CASE WHEN e.action = '{ESCALATION}' AND jsonb_typeof(e.data -> 'level') = 'number'
+                     THEN (e.data ->> 'level')::numeric::int END, 1
+            FROM audit_event e{join}
+            WHERE e.tenant_id = $1 AND e.action IN ({actions})
+              AND (e.occurred_at >= $4 AND e.occurred_at < $5
+                   OR e.occurred_at >= $6 AND e.occurred_at < $7)""",
+        extra,
+    )
+
+
 async def action_counts(
     tenant_id: str, start: datetime, end: datetime, templates: Templates
 ) -> dict[str, int]:
     """How many events of each counted action occurred in [start, end)."""
-    join, extra = _only(templates, "e", 4)
+    first, last, ends = whole_days(start, end)
+    counted, extra = _counted(templates, _listed(COUNTED_ACTIONS), 8)
     rows = await sql.fetch(
-        f"""SELECT e.action, count(*) AS n FROM audit_event e{join}
-            WHERE e.tenant_id = $1 AND e.action IN ({_listed(COUNTED_ACTIONS)})
-              AND e.occurred_at >= $2 AND e.occurred_at < $3
-            GROUP BY e.action""",
+        f"""SELECT c.action, sum(c.n) AS n FROM ({counted}) c
+            GROUP BY c.action HAVING sum(c.n) > 0""",
         tenant_id,
-        start,
-        end,
+        first,
+        last,
+        *ends,
         *extra,
     )
     return {row["action"]: int(row["n"]) for row in rows}
@@ -105,15 +139,16 @@ async def rejection_reasons(
     tenant_id: str, start: datetime, end: datetime, templates: Templates, limit: int
 ) -> list[ReasonCount]:
     """The most frequent reasons of step rejections in the period (then alphabetical)."""
-    join, extra = _only(templates, "e", 5)
+    first, last, ends = whole_days(start, end)
+    counted, extra = _counted(templates, f"'{STEP_REJECT}'", 9)
     rows = await sql.fetch(
-        f"""SELECT e.reason, count(*) AS n FROM audit_event e{join}
-            WHERE e.tenant_id = $1 AND e.action = '{STEP_REJECT}'
-              AND e.occurred_at >= $2 AND e.occurred_at < $3
-            GROUP BY e.reason ORDER BY n DESC, e.reason ASC NULLS LAST LIMIT $4""",
+        f"""SELECT c.reason, sum(c.n) AS n FROM ({counted}) c
+            GROUP BY c.reason HAVING sum(c.n) > 0
+            ORDER BY n DESC, c.reason ASC NULLS LAST LIMIT $8""",
         tenant_id,
-        start,
-        end,
+        first,
+        last,
+        *ends,
         limit,
         *extra,
     )
@@ -124,18 +159,15 @@ async def escalation_levels(
     tenant_id: str, start: datetime, end: datetime, templates: Templates
 ) -> list[LevelCount]:
     """Escalations in the period by the chain's rung (the event's `level`; none: no rung)."""
-    join, extra = _only(templates, "e", 4)
+    first, last, ends = whole_days(start, end)
+    counted, extra = _counted(templates, f"'{ESCALATION}'", 8)
     rows = await sql.fetch(
-        f"""SELECT CASE WHEN jsonb_typeof(e.data -> 'level') = 'number'
-                        THEN (e.data ->> 'level')::numeric::int END AS level,
-                   count(*) AS n
-            FROM audit_event e{join}
-            WHERE e.tenant_id = $1 AND e.action = '{ESCALATION}'
-              AND e.occurred_at >= $2 AND e.occurred_at < $3
-            GROUP BY 1 ORDER BY 1 NULLS LAST""",
+        f"""SELECT c.level, sum(c.n) AS n FROM ({counted}) c
+            GROUP BY c.level HAVING sum(c.n) > 0 ORDER BY c.level NULLS LAST""",
         tenant_id,
-        start,
-        end,
+        first,
+        last,
+        *ends,
         *extra,
     )
     return [LevelCount(row["level"], int(row["n"])) for row in rows]
@@ -253,29 +285,19 @@ async def decision_fatigue(
     tenant_id: str, start: datetime, end: datetime, templates: Templates
 ) -> DecisionFatigue:
     """Over the items submitted in the period: their steps, the steps a person decided on
-    (at least one decision not by the system), and people's decisions."""
-    join, extra = _only(templates, "e", 5)
+    (at least one decision not by the system), and people's decisions (`item_tally`: one row
+    per submitted item, kept by triggers; migration `2026-12-10T61`)."""
+    only = " AND t.template_id = ANY($4::uuid[])" if templates is not None else ""
     row = await sql.fetchrow(
-        f"""WITH submitted AS (
-                SELECT DISTINCT e.item_id FROM audit_event e{join}
-                WHERE e.tenant_id = $1 AND e.action = '{SUBMITTED}'
-                  AND e.occurred_at >= $2 AND e.occurred_at < $3 AND e.item_id IS NOT NULL
-            ), human AS (
-                SELECT d.step_id, count(*) AS n FROM decision d JOIN submitted u USING (item_id)
-                WHERE d.tenant_id = $1 AND d.actor_id <> $4
-                GROUP BY d.step_id
-            )
-            SELECT (SELECT count(*) FROM submitted) AS items,
-                count(s.id) AS steps,
-                count(h.step_id) AS decision_steps,
-                coalesce(sum(h.n), 0) AS decisions
-            FROM submitted u JOIN step s ON s.item_id = u.item_id AND s.tenant_id = $1
-            LEFT JOIN human h ON h.step_id = s.id""",
+        f"""SELECT count(*) AS items, coalesce(sum(t.steps), 0) AS steps,
+                coalesce(sum(t.decision_steps), 0) AS decision_steps,
+                coalesce(sum(t.human_decisions), 0) AS decisions
+            FROM item_tally t
+            WHERE t.tenant_id = $1 AND t.submitted_at >= $2 AND t.submitted_at < $3{only}""",
         tenant_id,
         start,
         end,
-        SYSTEM_USER,
-        *extra,
+        *([list(templates)] if templates is not None else []),
     )
     assert row is not None
     return DecisionFatigue(
