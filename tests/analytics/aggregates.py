@@ -1,6 +1,7 @@
-"""The invariant of the analytics' maintained aggregates (migration `2026-12-10T61`): whatever
-happened, `analytics_day` and `item_tally` equal their recomputation from scratch over the
-audit trail, the steps and the decisions, and a statement bound to a tenant sees only that
+"""The invariant of the analytics' maintained aggregates and copies (migrations `2026-12-10T61`
+and `T62`): whatever happened, `analytics_day`, `item_tally`, `decision_response` and
+`step_deadline` equal their recomputation from scratch over the audit trail, the items, the
+steps and the decisions, and a statement bound to a tenant sees only that
 tenant's rows of them (row-level security, as the application's role)."""
 
 from __future__ import annotations
@@ -46,6 +47,31 @@ JOIN (SELECT item_id, min(occurred_at) AS submitted_at FROM audit_event
 """
 
 
+MAINTAINED_RESPONSES = """
+SELECT tenant_id, decision_id, decided_at, template_id, actor_id, seconds FROM decision_response
+"""
+RECOMPUTED_RESPONSES = """
+SELECT d.tenant_id, d.id AS decision_id, d.created_at AS decided_at, i.template_id, d.actor_id,
+    extract(epoch FROM d.created_at - d.step_activated_at)::float8 AS seconds
+FROM decision d JOIN workflow_item i ON i.id = d.item_id
+WHERE d.actor_id <> 'system'
+"""
+MAINTAINED_DEADLINES = """
+SELECT tenant_id, step_id, template_id, due_at, decided_at FROM step_deadline
+"""
+RECOMPUTED_DEADLINES = """
+SELECT s.tenant_id, s.id AS step_id, i.template_id, s.due_at, s.decided_at
+FROM step s JOIN workflow_item i ON i.id = s.item_id
+WHERE s.due_at IS NOT NULL
+"""
+COPIES = (
+    (MAINTAINED_DAYS, RECOMPUTED_DAYS),
+    (MAINTAINED_TALLIES, RECOMPUTED_TALLIES),
+    (MAINTAINED_RESPONSES, RECOMPUTED_RESPONSES),
+    (MAINTAINED_DEADLINES, RECOMPUTED_DEADLINES),
+)
+
+
 def _key(row: dict[str, Any]) -> tuple[str, ...]:
     return tuple(str(v) for v in row.values())
 
@@ -59,15 +85,13 @@ async def assert_maintained(tenant: str) -> None:
     tenant's rows."""
     with scopes.for_tenant(tenant):
         async with ENGINE.transaction():
-            days, recomputed_days = await _rows(MAINTAINED_DAYS), await _rows(RECOMPUTED_DAYS)
-            tallies = await _rows(MAINTAINED_TALLIES)
-            recomputed_tallies = await _rows(RECOMPUTED_TALLIES)
+            pairs = [(await _rows(kept), await _rows(recomputed)) for kept, recomputed in COPIES]
             negative = await sql.fetchrow("SELECT count(*) AS n FROM analytics_day WHERE n < 0")
             trail = await sql.fetch("SELECT DISTINCT tenant_id FROM audit_event")
     # the statements were bound to the tenant: they saw its trail (its templates' events at
     # least), and nothing else
     assert [r["tenant_id"] for r in trail] == [tenant]
-    assert days == recomputed_days
-    assert tallies == recomputed_tallies
+    for kept, recomputed in pairs:
+        assert kept == recomputed
+        assert {r["tenant_id"] for r in kept} <= {tenant}
     assert negative is not None and negative["n"] == 0
-    assert {r["tenant_id"] for r in days + tallies} <= {tenant}

@@ -177,19 +177,19 @@ async def sla_figures(
     tenant_id: str, start: datetime, end: datetime, now: datetime, templates: Templates
 ) -> SlaFigures:
     """Steps whose deadline fell in the period and has passed by `now`; breached: not
-    decided by it (still open, or decided later)."""
-    join, extra = _only(templates, "s", 4)
+    decided by it (still open, or decided later). Read from `step_deadline`, the steps'
+    deadlines with their item's template (migration `2026-12-10T62`)."""
+    only = " AND s.template_id = ANY($4::uuid[])" if templates is not None else ""
     row = await sql.fetchrow(
         f"""SELECT count(*) AS due,
                 count(*) FILTER (WHERE s.decided_at IS NULL OR s.decided_at > s.due_at)
                     AS breached
-            FROM step s{join}
-            WHERE s.tenant_id = $1 AND s.due_at IS NOT NULL
-              AND s.due_at >= $2 AND s.due_at < $3""",
+            FROM step_deadline s
+            WHERE s.tenant_id = $1 AND s.due_at >= $2 AND s.due_at < $3{only}""",
         tenant_id,
         start,
         min(end, now),
-        *extra,
+        *([list(templates)] if templates is not None else []),
     )
     assert row is not None
     return SlaFigures(int(row["due"]), int(row["breached"]))
@@ -200,17 +200,18 @@ async def reviewer_load(
 ) -> list[ReviewerLoad]:
     """Per person: active steps naming them now (as a user or a delegate), their decisions in
     the period, and the median time from the step's latest activation to each decision (kept
-    on the decision when it is stored). The busiest first (decisions, then open steps, then
-    by id)."""
-    decided_join, extra = _only(templates, "d", 6)
+    on the decision when it is stored, copied with the item's template into
+    `decision_response`, migration `2026-12-10T62`). The busiest first (decisions, then open
+    steps, then by id)."""
+    decided_filter = " AND d.template_id = ANY($6::uuid[])" if templates is not None else ""
     open_filter = " AND x.template_id = ANY($6::uuid[])" if templates is not None else ""
+    extra: list[object] = [list(templates)] if templates is not None else []
     rows = await sql.fetch(
         f"""WITH decided AS (
-                SELECT d.actor_id AS user_id,
-                    extract(epoch FROM d.created_at - d.step_activated_at)::float8 AS seconds
-                FROM decision d{decided_join}
-                WHERE d.tenant_id = $1 AND d.created_at >= $2 AND d.created_at < $3
-                  AND d.actor_id <> $4
+                SELECT d.actor_id AS user_id, d.seconds
+                FROM decision_response d
+                WHERE d.tenant_id = $1 AND d.decided_at >= $2 AND d.decided_at < $3
+                  AND d.actor_id <> $4{decided_filter}
             ), by_person AS (
                 SELECT user_id, count(*) AS decisions,
                     percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds) AS median

@@ -17,9 +17,10 @@ period's events (no index serves it, so it scans the table).
 
 Loading goes through SQL, not the service layer: one prototype item is submitted through the
 service layer, then `generate_series` writes the items, steps, decisions and events in four
-statements (the events with stand-in hashes: the chain is not what is measured; the audit
-trail's trigger keeps `item_decision` as it does for every decision; each decision carries its
-step's activation time, the submission's, as the engine stores it). The plans of the nine
+statements (the events with stand-in hashes: the chain is not what is measured; the tables'
+triggers keep `item_decision`, the daily counts, the items' tallies and the copies of
+decisions and deadlines as they do for every change; each decision carries its step's
+activation time, the submission's, as the engine stores it). The plans of the nine
 statements (`EXPLAIN`) are recorded with the indexes they use.
 """
 
@@ -61,6 +62,10 @@ INDEXES = (
     "decision_tenant_time",
     "step_tenant_due",
     "workflow_item_open_updated",
+    "analytics_day_key",
+    "item_tally_period",
+    "decision_response_period",
+    "step_deadline_period",
 )
 
 # Items are numbered 1..N, submitted N..1 steps of `spacing` seconds before the prototype's
@@ -172,7 +177,8 @@ async def load(env: BenchEnv, items: int) -> datetime:
     await conn.execute(LOAD_EVENTS, TENANT, items, head, REVIEWERS)
     log.info("analytics: loaded in %.0f s", time.perf_counter() - started)
     await conn.execute(
-        "VACUUM ANALYZE workflow_item, step, decision, audit_event, inbox_entry, item_decision"
+        "VACUUM ANALYZE workflow_item, step, decision, audit_event, inbox_entry, item_decision, "
+        "analytics_day, item_tally, decision_response, step_deadline"
     )
     return prototype.item.created_at
 
