@@ -63,6 +63,9 @@ TALLY_ITEMS = """INSERT INTO item_tally (tenant_id, item_id, template_id, submit
 
 FORWARDS = (
     """
+-- The backfills below look rows up by item: plan them with the tables' real statistics.
+ANALYZE workflow_item, step, decision, audit_event;
+
 CREATE TABLE analytics_day (
     tenant_id    text NOT NULL REFERENCES tenant(id) ON DELETE RESTRICT,
     day          date NOT NULL,
