@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -261,6 +262,8 @@ def close(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+# fifteen histories of two tenants through the real services: minutes on a loaded machine
+@pytest.mark.timeout(900)
 @hypothesis_settings(
     max_examples=15,
     deadline=None,
