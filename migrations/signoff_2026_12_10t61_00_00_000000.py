@@ -7,12 +7,13 @@
   UPDATE the trail allows) moves its event from its old reason or rung to the new one. The
   period's counts read the whole UTC days from here and the partial days at its two ends from
   the trail, so any period answers from at most two days of events.
-- `item_tally`: per submitted item, its template, its submission time (the `item.submitted`
-  event's), its steps, the steps a person decided on and people's decisions: decision fatigue
-  reads one index range of it. The item's row is written by the submission's event and
-  recounted from `step` and `decision` whenever a statement inserts or deletes either for the
-  item (or moves a decision), under the row's lock, so that a concurrent change is counted by
-  whichever commits second.
+- `item_tally`: per item, its template, its submission time (`workflow_item.created_at`, as
+  time to decision reads it), its steps, the steps a person decided on and people's
+  decisions: decision fatigue reads one index range of it. The item's row is written with the
+  item (in its transaction, so a later change always finds it, whenever the audit trail
+  numbers the submission's event) and recounted from `step` and `decision` whenever a
+  statement inserts or deletes either for the item (or moves a decision), under the row's
+  lock, so that a concurrent change is counted by whichever commits second.
 """
 
 from signoff.db.migrate import sql_migration
@@ -48,17 +49,13 @@ ADD_EVENTS = (
         DO UPDATE SET n = a.n + excluded.n"""
 )
 
-# A tally for each item submitted in `{events}` (its first submission's time).
-TALLY_ITEMS = """INSERT INTO item_tally (tenant_id, item_id, template_id, submitted_at, steps,
+# A tally for each item of `{items}` (workflow_item's columns), submitted at its creation.
+ADD_TALLIES = """INSERT INTO item_tally (tenant_id, item_id, template_id, submitted_at, steps,
         decision_steps, human_decisions)
-    SELECT e.tenant_id, e.item_id, i.template_id, e.occurred_at, c.steps, c.decision_steps,
+    SELECT i.tenant_id, i.id, i.template_id, i.created_at, c.steps, c.decision_steps,
         c.human_decisions
-    FROM (SELECT DISTINCT ON (tenant_id, item_id) tenant_id, item_id, occurred_at
-          FROM {events} WHERE action = 'item.submitted' AND item_id IS NOT NULL
-          ORDER BY tenant_id, item_id, seq) e
-    JOIN workflow_item i ON i.id = e.item_id AND i.tenant_id = e.tenant_id
-    CROSS JOIN LATERAL signoff_item_tally_counts(e.tenant_id, e.item_id) c
-    ORDER BY e.tenant_id, e.item_id
+    FROM {items} i CROSS JOIN LATERAL signoff_item_tally_counts(i.id) c
+    ORDER BY i.tenant_id, i.id
     ON CONFLICT (tenant_id, item_id) DO NOTHING"""
 
 FORWARDS = (
@@ -124,26 +121,40 @@ CREATE INDEX item_tally_period ON item_tally (tenant_id, submitted_at)
     INCLUDE (template_id, steps, decision_steps, human_decisions);
 
 -- The item's steps, the steps a person (not 'system') decided on, and people's decisions.
-CREATE FUNCTION signoff_item_tally_counts(p_tenant text, p_item uuid,
+-- (By item id alone, which `step_item_id_key_key` leads with: item ids are unique across
+-- tenants, and a tenant condition let plans made without statistics combine the tenant's
+-- whole index range with the item's.)
+CREATE FUNCTION signoff_item_tally_counts(p_item uuid,
     OUT steps int, OUT decision_steps int, OUT human_decisions int)
 LANGUAGE sql STABLE AS $$
-    SELECT (SELECT count(*) FROM step s WHERE s.tenant_id = p_tenant AND s.item_id = p_item),
+    SELECT (SELECT count(*) FROM step s WHERE s.item_id = p_item),
         count(DISTINCT d.step_id), count(*)
     FROM step s JOIN decision d ON d.step_id = s.id AND d.actor_id <> 'system'
-    WHERE s.tenant_id = p_tenant AND s.item_id = p_item
+    WHERE s.item_id = p_item
 $$;
 
-CREATE FUNCTION signoff_tally_submitted_items() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION signoff_tally_new_items() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     """
-    + TALLY_ITEMS.replace("{events}", "new_events")
+    + ADD_TALLIES.replace("{items}", "new_rows")
     + """;
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER audit_event_item_tally AFTER INSERT ON audit_event
-    REFERENCING NEW TABLE AS new_events
-    FOR EACH STATEMENT EXECUTE FUNCTION signoff_tally_submitted_items();
+CREATE TRIGGER workflow_item_tally_insert AFTER INSERT ON workflow_item
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION signoff_tally_new_items();
+CREATE FUNCTION signoff_tally_moved_item() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE item_tally SET submitted_at = NEW.created_at, template_id = NEW.template_id
+    WHERE tenant_id = NEW.tenant_id AND item_id = NEW.id;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER workflow_item_tally_moved AFTER UPDATE OF created_at, template_id
+    ON workflow_item FOR EACH ROW
+    WHEN ((OLD.created_at, OLD.template_id) IS DISTINCT FROM (NEW.created_at, NEW.template_id))
+    EXECUTE FUNCTION signoff_tally_moved_item();
 
 -- Recount the tallies of the items a statement changed: lock their rows first (in key
 -- order), then count in a statement of its own, whose snapshot sees whatever a concurrent
@@ -158,7 +169,7 @@ BEGIN
     UPDATE item_tally t SET steps = c.steps, decision_steps = c.decision_steps,
         human_decisions = c.human_decisions
     FROM jsonb_to_recordset(p_items) AS x(tenant_id text, item_id uuid)
-    CROSS JOIN LATERAL signoff_item_tally_counts(x.tenant_id, x.item_id) c
+    CROSS JOIN LATERAL signoff_item_tally_counts(x.item_id) c
     WHERE t.tenant_id = x.tenant_id AND t.item_id = x.item_id
       AND (t.steps, t.decision_steps, t.human_decisions)
           IS DISTINCT FROM (c.steps, c.decision_steps, c.human_decisions);
@@ -218,7 +229,7 @@ CREATE TRIGGER decision_item_tally_moved AFTER UPDATE OF tenant_id, item_id, ste
     EXECUTE FUNCTION signoff_tally_moved_decision();
 
 """
-    + TALLY_ITEMS.replace("{events}", "audit_event")
+    + ADD_TALLIES.replace("{items}", "workflow_item")
     + """;
 
 SELECT signoff_isolate_tenant_tables();
@@ -231,14 +242,16 @@ DROP TRIGGER IF EXISTS decision_item_tally_delete ON decision;
 DROP TRIGGER IF EXISTS decision_item_tally_insert ON decision;
 DROP TRIGGER IF EXISTS step_item_tally_delete ON step;
 DROP TRIGGER IF EXISTS step_item_tally_insert ON step;
-DROP TRIGGER IF EXISTS audit_event_item_tally ON audit_event;
+DROP TRIGGER IF EXISTS workflow_item_tally_moved ON workflow_item;
+DROP TRIGGER IF EXISTS workflow_item_tally_insert ON workflow_item;
 DROP TRIGGER IF EXISTS audit_event_analytics_day_redacted ON audit_event;
 DROP TRIGGER IF EXISTS audit_event_analytics_day ON audit_event;
 DROP FUNCTION IF EXISTS signoff_tally_moved_decision();
 DROP FUNCTION IF EXISTS signoff_tally_changed_rows();
 DROP FUNCTION IF EXISTS signoff_recount_item_tallies(jsonb);
-DROP FUNCTION IF EXISTS signoff_tally_submitted_items();
-DROP FUNCTION IF EXISTS signoff_item_tally_counts(text, uuid);
+DROP FUNCTION IF EXISTS signoff_tally_moved_item();
+DROP FUNCTION IF EXISTS signoff_tally_new_items();
+DROP FUNCTION IF EXISTS signoff_item_tally_counts(uuid);
 DROP FUNCTION IF EXISTS signoff_count_analytics_events();
 DROP TABLE IF EXISTS item_tally;
 DROP TABLE IF EXISTS analytics_day;

@@ -35,18 +35,14 @@ SELECT tenant_id, item_id, template_id, submitted_at, steps, decision_steps, hum
 FROM item_tally
 """
 RECOMPUTED_TALLIES = """
-SELECT i.tenant_id, i.id AS item_id, i.template_id, e.submitted_at,
+SELECT i.tenant_id, i.id AS item_id, i.template_id, i.created_at AS submitted_at,
     (SELECT count(*) FROM step s WHERE s.item_id = i.id) AS steps,
     (SELECT count(DISTINCT d.step_id) FROM decision d
      WHERE d.item_id = i.id AND d.actor_id <> 'system') AS decision_steps,
     (SELECT count(*) FROM decision d
      WHERE d.item_id = i.id AND d.actor_id <> 'system') AS human_decisions
 FROM workflow_item i
-JOIN (SELECT item_id, min(occurred_at) AS submitted_at FROM audit_event
-      WHERE action = 'item.submitted' GROUP BY item_id) e ON e.item_id = i.id
 """
-
-
 MAINTAINED_RESPONSES = """
 SELECT tenant_id, decision_id, decided_at, template_id, actor_id, seconds FROM decision_response
 """

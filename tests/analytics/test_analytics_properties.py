@@ -204,7 +204,8 @@ async def expected(tenant: str, q: model.AnalyticsQuestion, now: datetime) -> di
             if i["state"] in model.OPEN_ITEM_STATES and i["updated_at"] < cutoff and ours(i["id"])
         ),
     )
-    submitted = {e["item_id"] for e in period if e["action"] == model.SUBMITTED}
+    # submitted in the period: created in it (the submission's time, as time to decision)
+    submitted = {i for i, item in items.items() if within(item["created_at"]) and ours(i)}
     their_steps = [s for s in steps if s["item_id"] in submitted]
     human = [d for d in decisions if d["item_id"] in submitted and d["actor_id"] != SYSTEM_USER]
     return {

@@ -285,9 +285,9 @@ async def open_items(tenant_id: str, templates: Templates) -> int:
 async def decision_fatigue(
     tenant_id: str, start: datetime, end: datetime, templates: Templates
 ) -> DecisionFatigue:
-    """Over the items submitted in the period: their steps, the steps a person decided on
-    (at least one decision not by the system), and people's decisions (`item_tally`: one row
-    per submitted item, kept by triggers; migration `2026-12-10T61`)."""
+    """Over the items submitted in the period (`workflow_item.created_at`): their steps, the
+    steps a person decided on (at least one decision not by the system), and people's
+    decisions (`item_tally`: one row per item, kept by triggers; migration `2026-12-10T61`)."""
     only = " AND t.template_id = ANY($4::uuid[])" if templates is not None else ""
     row = await sql.fetchrow(
         f"""SELECT count(*) AS items, coalesce(sum(t.steps), 0) AS steps,
