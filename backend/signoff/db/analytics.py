@@ -2,8 +2,10 @@
 state tables where they are the truth), run together in one snapshot by the service.
 
 Each statement is written once with an optional template filter: the caller passes the ids of
-the template's versions, or None for every template. The indexes the statements use are those
-of migration `2026-12-01T04` (see docs/operations/analytics.md, "Cost").
+the template's versions, or None for every template. What the statements read is kept for
+them by the database: the indexes of migration `2026-12-01T04`, and the daily counts, item
+tallies and copies with their template of migrations `2026-12-10T61` and `T62`, kept by
+triggers in the transaction of each change (see docs/operations/analytics.md, "Cost").
 """
 
 from __future__ import annotations

@@ -310,9 +310,9 @@ async def run(env: BenchEnv) -> ScenarioResult:
                 baseline=baseline,
                 target=Target.ratio_at_most(1.0),
                 if_missed="the question runs nine statements, each an index range of its own "
-                "(a template filter joins the range's events to their items; the figures over "
-                "the period's submissions join them to their steps and decisions), where the "
-                "count reads the period's events once in one sequential pass.",
+                "(the rollup's days and the trail's two partial days, the tallies, the copies of "
+                "decisions and deadlines, the open items and inbox entries), where the count "
+                "reads the period's events once in one sequential pass.",
             )
         )
         result.add(
