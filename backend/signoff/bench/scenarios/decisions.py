@@ -114,11 +114,12 @@ class Stock:
     """Open change-approval items by the thousand: one prototype per tenant goes through the
     service layer (so it is exactly what a submission writes), then SQL copies it with every
     row that names it (its steps, its timers), each copy under fresh ids. The inbox entries
-    of the copies are written by the inbox triggers, as for a real write; the prototype's
-    audit events are not copied (the copies' first events are the approvals measured)."""
+    and analytics tallies of the copies are written by their triggers, as for a real write;
+    the prototype's audit events are not copied (the copies' first events are the approvals
+    measured)."""
 
     # rows maintained by the database itself, or the trail, which a copy must not duplicate
-    SKIPPED = ("audit_event", "audit_pending", "inbox_entry")
+    SKIPPED = ("audit_event", "audit_pending", "inbox_entry", "item_tally")
 
     def __init__(self, ctx: ServiceContext, conn: Any) -> None:
         self.ctx = ctx
