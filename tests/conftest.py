@@ -42,6 +42,7 @@ from signoff.embedded import EmbeddedServices, reachable, start_embedded
 from signoff.services.context import ServiceContext
 from signoff.services.templates import load_templates
 from signoff.settings import Settings
+from signoff.testing import forget_started_logs, log_tail, started_logs
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_TEMPLATES = REPO / "backend" / "signoff" / "demo"
@@ -210,6 +211,21 @@ def settings(
         # every test invents a tenant of its own (tests/audit/test_tenants.py turns it off)
         tenants_on_first_use=True,
     )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    forget_started_logs()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failing test that started `signoff` processes shows the tail of each one's log."""
+    report = yield
+    if report.failed:
+        for path in started_logs():
+            report.sections.append((f"log of {path.stem} ({path})", log_tail(path)))
+    return report
 
 
 @pytest.fixture(autouse=True)

@@ -370,6 +370,29 @@ def child_environment(**settings: str) -> dict[str, str]:
     return env
 
 
+_started_logs: list[Path] = []
+
+
+def started_logs() -> list[Path]:
+    """The log files of the `signoff` processes started (by `signoff_processes`) since
+    `forget_started_logs`, oldest first: a test harness shows their tails when a test fails."""
+    return list(_started_logs)
+
+
+def forget_started_logs() -> None:
+    """Start a new list for `started_logs` (a harness calls it before each test)."""
+    _started_logs.clear()
+
+
+def log_tail(path: Path, lines: int = 80) -> str:
+    """The last `lines` lines of a child's log file (all of it when shorter)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        return f"(cannot read {path}: {exc})"
+    return "\n".join(text.splitlines()[-lines:])
+
+
 @dataclass
 class RunningProcesses:
     """`signoff` commands started by `signoff_processes`, each writing to `<logs>/<name>.log`."""
@@ -386,10 +409,12 @@ def _start(
 ) -> tuple[RunningProcesses, list[Any]]:
     logs.mkdir(parents=True, exist_ok=True)
     outputs = {name: (logs / f"{name}.log").open("w") for name in commands}
+    _started_logs.extend(logs / f"{name}.log" for name in commands)
     processes = {
         name: subprocess.Popen(  # noqa: S603 - our own command, arguments from the test
             [sys.executable, "-m", "signoff.cli", *arguments],
-            env=dict(env),
+            # unbuffered: a log read while the process runs (a failing test's) is complete
+            env={**env, "PYTHONUNBUFFERED": "1"},
             stdout=outputs[name],
             stderr=subprocess.STDOUT,
         )
@@ -408,7 +433,8 @@ async def signoff_processes(
 ) -> AsyncIterator[RunningProcesses]:
     """Start `signoff <arguments>` for each named command (``{"serve": ["serve"]}``), wait
     until every URL in `ready` answers 200 (failing with the log of a process that exits
-    first), and terminate them all (SIGTERM, as a process manager does) on the way out."""
+    first), and terminate them all (SIGTERM, as a process manager does) on the way out.
+    Their log files are listed by `started_logs`, for a harness to show when a test fails."""
     import httpx
 
     running, outputs = _start(commands, env, logs)
