@@ -122,7 +122,7 @@ def filtered_query(
 async def _own_connection() -> AsyncIterator[asyncpg.Connection]:
     # A connection of its own: the cursor's transaction stays open while the export runs.
     if ENGINE.pool is not None:
-        async with ENGINE.pool.acquire() as conn:
+        async with ENGINE.pool.acquire(timeout=ENGINE.acquire_timeout) as conn:
             yield conn
         return
     conn = await ENGINE.get_new_connection()

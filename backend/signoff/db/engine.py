@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
@@ -20,9 +20,55 @@ from signoff.db import scope as tenant_scope
 class ScopedTransaction(PostgresTransaction):
     """A transaction that declares its tenant scope (`signoff.db.scope`) in the same round trip
     as BEGIN, so row-level security binds every statement in it; the settings are
-    transaction-local and leave nothing on the pooled connection."""
+    transaction-local and leave nothing on the pooled connection.
+
+    Its connection goes back to the pool however the transaction ends. piccolo's own exit
+    releases it only when BEGIN, COMMIT and ROLLBACK all succeed: a COMMIT refused by the
+    server (a deferred constraint, a serialization failure), a connection lost or a task
+    cancelled at the wrong moment kept the connection out of the pool for good and left the
+    task bound to the dead transaction, and a pool of a few connections then hung every
+    later query of the process."""
 
     __slots__ = ("scope",)
+
+    async def __aenter__(self) -> ScopedTransaction:
+        if self._parent is not None:
+            return cast(ScopedTransaction, self._parent)
+        self.connection = await self.get_connection()
+        try:
+            self.transaction = self.connection.transaction()
+            await self.begin()
+        except BaseException:
+            await self._give_back()
+            raise
+        self.context = self.engine.current_transaction.set(self)
+        return self
+
+    async def __aexit__(self, exception_type: Any, exception: Any, traceback: Any) -> bool:
+        if self._parent is not None:
+            return exception is None
+        try:
+            if exception is not None:
+                if not self._rolled_back:
+                    await self.rollback()
+            elif not self._committed and not self._rolled_back:
+                await self.commit()
+        finally:
+            self.engine.current_transaction.reset(self.context)
+            await self._give_back()
+        return exception is None
+
+    async def get_connection(self) -> asyncpg.Connection:
+        engine = cast(ScopedEngine, self.engine)
+        return await engine.acquire()
+
+    async def _give_back(self) -> None:
+        # The pool's release rolls back a transaction still open (and closes a connection
+        # it cannot reset); it is shielded from cancellation.
+        if self.engine.pool is not None:
+            await self.engine.pool.release(self.connection)
+        else:
+            await self.connection.close()
 
     @property
     def commits_with_statement(self) -> bool:
@@ -70,8 +116,20 @@ class ScopedEngine(PostgresEngine):
     so it would probe the machine's default PostgreSQL (printing another server's version, or a
     warning where there is none)."""
 
+    acquire_timeout: float = 60.0
+    """Longest a task waits for a pooled connection before it fails (TimeoutError): a pool
+    that cannot serve is an error to see, not a wait without end (a leaked or deadlocked
+    pool would otherwise hang every job and request behind it)."""
+
     async def check_version(self) -> None:
         return None
+
+    async def acquire(self) -> asyncpg.Connection:
+        """A pooled connection (give it back with `pool.release`), waiting at most
+        `acquire_timeout`; a new one of its own when no pool runs (close it)."""
+        if self.pool is None:
+            return await self.get_new_connection()
+        return await self.pool.acquire(timeout=self.acquire_timeout)
 
     def transaction(self, allow_nested: bool = True) -> ScopedTransaction:
         return ScopedTransaction(engine=self, allow_nested=allow_nested)
@@ -79,7 +137,7 @@ class ScopedEngine(PostgresEngine):
     async def _run_in_pool(self, query: str, args: Sequence[Any] | None = None) -> Any:
         if self.pool is None:
             raise ValueError("A pool isn't currently running.")
-        async with self.pool.acquire() as connection:
+        async with self.pool.acquire(timeout=self.acquire_timeout) as connection:
             return await fetch_scoped(connection, query, *(args or ()))
 
     async def _run_in_new_connection(self, query: str, args: Sequence[Any] | None = None) -> Any:

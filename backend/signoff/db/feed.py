@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
 from piccolo.engine.postgres import PostgresTransaction
 
 from signoff.db import scope as tenant_scope
@@ -61,6 +62,9 @@ class _SnapshotTransaction(PostgresTransaction):
         finally:
             await self._release()
         return False
+
+    async def get_connection(self) -> asyncpg.Connection:
+        return await ENGINE.acquire()
 
     async def _release(self) -> None:
         if self.engine.pool:

@@ -30,7 +30,7 @@ async def fetch(sql: str, *args: Any) -> list[asyncpg.Record]:
             return rows
         finally:
             await conn.close()
-    async with ENGINE.pool.acquire() as pooled:
+    async with ENGINE.pool.acquire(timeout=ENGINE.acquire_timeout) as pooled:
         rows = await fetch_scoped(pooled, sql, *args)
         return rows
 
