@@ -88,17 +88,32 @@ def _arq(redis: Redis) -> ArqRedis:
     return ArqRedis(connection_pool=redis.connection_pool)
 
 
-async def enqueue_delivering(redis: Redis, settings: Settings, request: str) -> None:
-    """Ask a worker to deliver whatever is due (`deliver_due_job`). `request` names the ask: a
-    job already queued or running under the same name is not queued again, so the sweeper's
-    fixed name never stacks up jobs, while planning names each run, so that deliveries it
-    commits just as a running job finishes are not left to the next sweep."""
+async def enqueue_delivering(
+    redis: Redis, settings: Settings, request: str, tenant_id: str | None = None
+) -> None:
+    """Ask a worker to deliver whatever is due (`deliver_due_job`): of `tenant_id` only, or of
+    every tenant. `request` names the ask: a job already queued or running under the same
+    name is not queued again. Whoever plans deliveries that are due asks for a job of their
+    tenant under a name of its own, so that they never wait for another job to finish, nor
+    behind other tenants' backlog."""
+    kwargs: dict[str, Any] = tracing.job_kwargs()
+    if tenant_id is not None:
+        kwargs["tenant_id"] = tenant_id
     await _arq(redis).enqueue_job(
         "deliver_due_job",
         _job_id=f"{settings.redis_prefix}:deliver-due:{request}",
         _queue_name=settings.job_queue_name,
-        **tracing.job_kwargs(),
+        **kwargs,
     )
+
+
+async def _deliver_planned(
+    redis: Redis, settings: Settings, tenant_id: str, due: list[notification_services.Due]
+) -> None:
+    """After planning committed deliveries that are due: a delivery job for their tenant."""
+    if due:
+        newest = max(d.delivery_id for d in due)
+        await enqueue_delivering(redis, settings, f"{tenant_id}:{newest}", tenant_id)
 
 
 PLAN_SLOT_SECONDS = 0.2
@@ -139,9 +154,7 @@ async def plan_notifications_job(ctx: dict[str, Any], tenant_id: str) -> int:
     due = await notification_services.plan_notifications(
         services, tenant_id, channels=registry.configured_channels()
     )
-    if due:
-        newest = max(d.delivery_id for d in due)
-        await enqueue_delivering(ctx["redis"], services.settings, f"{tenant_id}:{newest}")
+    await _deliver_planned(ctx["redis"], services.settings, tenant_id, due)
     return len(due)
 
 
@@ -150,20 +163,27 @@ MAX_BATCHES_PER_LANE = 25
 job stays well inside its timeout even when receivers are slow)."""
 
 
-async def deliver_due_job(ctx: dict[str, Any]) -> dict[str, int]:
-    """arq: one attempt at every delivery that is due, `notify_deliver_lanes` batches in
-    flight; queues a follow-up when it stopped at its limit. Retries are scheduled in the
-    rows and found due by a later job. Returns how many had each outcome."""
+async def deliver_due_job(ctx: dict[str, Any], tenant_id: str | None = None) -> dict[str, int]:
+    """arq: one attempt at every delivery that is due (of `tenant_id` only, when given),
+    `notify_deliver_lanes` batches in flight; queues a follow-up when it stopped at its limit.
+    Retries are scheduled in the rows and found due by a later job. Returns how many had each
+    outcome."""
     services = _services(ctx)
     registry = _registry(ctx)
     if not registry.configured_channels():
         return {}  # a worker without channels would only suppress the deliveries
     lanes = services.settings.notify_deliver_lanes
     done = await notification_services.deliver_due(
-        services, registry, lanes=lanes, max_batches=lanes * MAX_BATCHES_PER_LANE
+        services,
+        registry,
+        lanes=lanes,
+        max_batches=lanes * MAX_BATCHES_PER_LANE,
+        tenant_id=tenant_id,
     )
     if done.more:
-        await enqueue_delivering(ctx["redis"], services.settings, f"more:{time.time_ns()}")
+        await enqueue_delivering(
+            ctx["redis"], services.settings, f"more:{time.time_ns()}", tenant_id
+        )
     return {**done.outcomes, "batches": done.batches}
 
 
@@ -182,8 +202,12 @@ async def deliver_job(ctx: dict[str, Any], delivery_id: int) -> str:
 
 
 async def notification_sweeper(ctx: dict[str, Any]) -> dict[str, int]:
-    """arq cron: plan every tenant that is behind, fold digests, and ask for a delivery job
-    (one at a time: it delivers whatever is due, retries and lost jobs' deliveries too)."""
+    """arq cron: plan every tenant that is behind (asking for a delivery job for each one that
+    has deliveries due, as planning jobs do), fold digests, and ask for a delivery job of
+    every tenant: it delivers whatever else is due, retries and lost jobs' deliveries.
+
+    That job is named after this sweep: a delivery job of an earlier sweep that is still
+    running (slow receivers) does not stop it from being queued."""
     services = _services(ctx)
     channels = _registry(ctx).configured_channels()
     if not channels:
@@ -192,14 +216,15 @@ async def notification_sweeper(ctx: dict[str, Any]) -> dict[str, int]:
     planned = 0
     for tenant_id in await notification_services.tenants_behind():
         try:
-            planned += len(
-                await notification_services.plan_notifications(
-                    services, tenant_id, channels=channels
-                )
+            due = await notification_services.plan_notifications(
+                services, tenant_id, channels=channels
             )
         except Exception:
             # One tenant's bad data must not stop the others' notifications.
             log.exception("planning notifications of tenant %r failed", tenant_id)
+            continue
+        planned += len(due)
+        await _deliver_planned(ctx["redis"], services.settings, tenant_id, due)
     digests = await notification_services.flush_digests(services)
-    await enqueue_delivering(ctx["redis"], services.settings, "sweep")
+    await enqueue_delivering(ctx["redis"], services.settings, f"sweep:{time.time_ns()}")
     return {"planned": planned, "digests": len(digests)}

@@ -522,7 +522,12 @@ async def deliver_many(
 
 
 async def deliver_due(
-    ctx: ServiceContext, registry: NotifierRegistry, *, lanes: int = 1, max_batches: int = 100
+    ctx: ServiceContext,
+    registry: NotifierRegistry,
+    *,
+    lanes: int = 1,
+    max_batches: int = 100,
+    tenant_id: str | None = None,
 ) -> Delivering:
     """Make one attempt at every delivery that is due, oldest first, in batches of
     `notify_deliver_batch` (claim, send, record, as `deliver_many` does).
@@ -530,11 +535,20 @@ async def deliver_due(
     `lanes` batches are in flight at once; each lane takes the tenant of the oldest due
     delivery and claims that tenant's oldest due deliveries in one statement, skipping those
     another worker holds, so that any number of lanes and workers share the work and never
-    send a delivery twice. Stops after `max_batches` with `more` set, for a follow-up job.
+    send a delivery twice. With `tenant_id`, only that tenant's deliveries are taken. Stops
+    after `max_batches` with `more` set, for a follow-up job.
     """
     size = max(1, ctx.settings.notify_deliver_batch)
     counts: Counter[str] = Counter()
     batches = 0
+
+    only = tenant_id
+
+    async def next_tenant(skip: list[str]) -> str | None:
+        if only is not None:
+            return None if only in skip else only
+        with scopes.across_tenants("finding the tenant of the oldest due delivery"):
+            return await repo.next_due_tenant(ctx.clock.now(), skip)
 
     async def lane() -> None:
         nonlocal batches
@@ -543,8 +557,7 @@ async def deliver_due(
         kept = 0
         while batches < max_batches:
             if tenant_id is None or kept >= KEEP_TENANT_BATCHES:
-                with scopes.across_tenants("finding the tenant of the oldest due delivery"):
-                    tenant_id = await repo.next_due_tenant(ctx.clock.now(), skip)
+                tenant_id = await next_tenant(skip)
                 kept = 0
             if tenant_id is None:
                 return
@@ -557,7 +570,11 @@ async def deliver_due(
                 tenant_id = None  # it may have nothing due left: look again
             counts.update(outcomes.values())
 
-    await asyncio.gather(*(lane() for _ in range(max(1, lanes))))
+    # A lane that fails cancels the others: when this returns or raises, none of them is
+    # still claiming or sending (gather would leave them running behind the failed job).
+    async with asyncio.TaskGroup() as group:
+        for _ in range(max(1, lanes)):
+            group.create_task(lane())
     return Delivering(dict(counts), batches, more=batches >= max_batches)
 
 

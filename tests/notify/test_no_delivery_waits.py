@@ -1,0 +1,157 @@
+"""A due delivery never waits for another delivery job to finish: whoever plans it (a planning
+job or the sweeper) asks for a delivery job of its tenant under a name of its own.
+
+The sweeper used to ask for one job under a fixed name, which arq refuses to queue while a job
+of that name runs: an event the sweeper planned while an earlier sweep's job was held by a
+slow receiver (up to the job's 900 s timeout) was not sent until that job ended, whatever the
+worker did meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+from arq import create_pool
+from arq.connections import RedisSettings
+
+from signoff.db import scope, sql
+from signoff.jobs.notifications import REGISTRY_KEY, build_registry
+from signoff.services import notifications as notification_services
+from signoff.services.context import ServiceContext
+from signoff.services.templates import load_templates
+from signoff.settings import Settings
+from signoff.testing import HTTPReply, ReceivedRequest, RecordingHTTPServer
+from signoff.worker import build_worker
+from tests.conftest import DEMO_TEMPLATES, actor
+from tests.notify.conftest import add_webhook_approvers, deliveries, submit_change
+
+SECRET = "webhook-secret-0123456789"
+HANG = 60.0  # only catches a hang: the worker polls every 50 ms
+HELD = 600.0  # the slow receiver's deadline, far beyond the test's
+
+
+@asynccontextmanager
+async def running_worker(settings: Settings) -> AsyncIterator[None]:
+    """A real arq worker on the test's queue, running until the block ends; no cron jobs (the
+    test queues the sweeper itself)."""
+    worker = build_worker(
+        settings,
+        handle_signals=False,
+        poll_delay=0.05,
+        cron_jobs=[],
+        ctx={REGISTRY_KEY: build_registry(settings)},
+    )
+    task = asyncio.create_task(worker.async_run())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await worker.close()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_the_sweeper_delivers_what_it_plans_while_an_earlier_delivery_job_is_held(
+    tenant, demo_templates, nsvc
+):
+    settings = dataclasses.replace(
+        nsvc.settings,
+        notify_channels=json.dumps({"webhook": {"secrets": [SECRET], "timeout_seconds": HELD}}),
+        notify_deliver_timeout_seconds=HELD,
+    )
+    services = dataclasses.replace(nsvc, settings=settings)  # no scheduler: no planning jobs
+    other = f"t{uuid.uuid4().hex[:12]}"
+    await load_templates(actor(other, "admin", "admin"), ServiceContext(settings), DEMO_TEMPLATES)
+    release = asyncio.Event()
+
+    async def slow(request: ReceivedRequest) -> HTTPReply:
+        await release.wait()
+        return HTTPReply(200, {"ok": True})
+
+    async with (
+        RecordingHTTPServer(slow) as slow_hook,
+        RecordingHTTPServer() as hook,
+        running_worker(settings),
+    ):
+        queue = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+        try:
+            # the first sweep plans a delivery to a receiver that holds it: its delivery job
+            # keeps running
+            await add_webhook_approvers(tenant, services, slow_hook.url, 1)
+            await submit_change(tenant, services)
+            await queue.enqueue_job("notification_sweeper", _queue_name=settings.job_queue_name)
+            await slow_hook.wait_for_requests(1, timeout=HANG)
+
+            # the next sweep plans another tenant's event: it is sent while the first is held
+            await add_webhook_approvers(other, services, hook.url, 1)
+            await submit_change(other, services)
+            await queue.enqueue_job("notification_sweeper", _queue_name=settings.job_queue_name)
+            (request,) = await hook.wait_for_requests(1, timeout=HANG)
+            (delivery,) = await deliveries(other)
+            assert request.headers["signoff-event-id"] == delivery["idempotency_key"]
+            assert not release.is_set() and len(slow_hook.requests) == 1
+            # the worker records the attempt once the receiver has answered: polled
+            async with asyncio.timeout(HANG):
+                while (await deliveries(other))[0]["status"] != "delivered":
+                    await asyncio.sleep(0.05)
+        finally:
+            release.set()
+            await queue.aclose()
+
+
+def _running_lanes() -> list[asyncio.Task[object]]:
+    return [
+        t
+        for t in asyncio.all_tasks()
+        if not t.done() and t.get_coro().__qualname__.endswith("deliver_due.<locals>.lane")
+    ]
+
+
+async def test_a_lane_that_fails_cancels_the_others_and_loses_nothing(tenant, demo_templates, nsvc):
+    settings = dataclasses.replace(
+        nsvc.settings,
+        notify_channels=json.dumps({"webhook": {"secrets": [SECRET], "timeout_seconds": HELD}}),
+        notify_deliver_timeout_seconds=HELD,
+        notify_deliver_batch=1,
+    )
+    services = dataclasses.replace(nsvc, settings=settings)
+    release = asyncio.Event()
+
+    async def slow(request: ReceivedRequest) -> HTTPReply:
+        await release.wait()
+        return HTTPReply(200, {"ok": True})
+
+    async with RecordingHTTPServer(slow) as hook:
+        await add_webhook_approvers(tenant, services, hook.url, 2)
+        await submit_change(tenant, services)
+        due = await notification_services.plan_notifications(services, tenant)
+        assert len(due) == 2
+        # one delivery's stored event cannot be read back: the lane that takes it fails
+        bad = due[1].delivery_id
+        with scope.tenant(tenant):
+            await sql.execute(
+                """UPDATE notification_delivery
+                SET payload = jsonb_set(payload, '{occurred_at}', '"not a time"')
+                WHERE id = $1""",
+                bad,
+            )
+        try:
+            async with asyncio.timeout(HANG):
+                with pytest.raises(ExceptionGroup) as failed:
+                    await notification_services.deliver_due(
+                        services, build_registry(settings), lanes=2, tenant_id=tenant
+                    )
+            assert failed.group_contains(ValueError)
+            # the other lane (holding the slow receiver, or claiming) ended with it
+            assert _running_lanes() == []
+        finally:
+            release.set()
+
+    rows = await deliveries(tenant)
+    assert len(rows) == 2
+    # nothing was settled by a lane left behind: both are open, tried again once claims run out
+    assert {(r["status"], r["attempts"]) for r in rows} == {("queued", 0)}
