@@ -368,10 +368,12 @@ async def test_a_tab_refused_by_the_socket_cap_goes_live_once_a_seat_frees(
             await first.get_by_role("button", name="Sign in with token").click()
             await expect(first.get_by_test_id("live-status")).to_have_text("live")
 
-            # the second tab's socket is refused: the first holds bob's one seat
-            async with second.expect_websocket() as opened:
-                await second.get_by_role("button", name="Sign in with token").click()
-            await (await opened.value).wait_for_event("close")
+            # the second tab's socket is refused: the first holds bob's one seat (the listener
+            # is there before the socket opens: a refusal can end it before any later wait)
+            refused = asyncio.Event()
+            second.on("websocket", lambda ws: ws.on("close", lambda _: refused.set()))
+            await second.get_by_role("button", name="Sign in with token").click()
+            await asyncio.wait_for(refused.wait(), UI_TIMEOUT_MS / 1000)
             await expect(second.get_by_test_id("live-status")).not_to_have_text("live")
 
             await first.close()  # the seat frees as the server sees the socket end
