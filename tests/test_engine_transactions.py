@@ -76,17 +76,32 @@ async def test_a_rollback_on_a_lost_connection_gives_the_connection_back(
         await _pool_still_serves(engine)
 
 
-async def test_a_cancelled_transaction_gives_the_connection_back(engine: ScopedEngine) -> None:
+async def test_a_cancelled_transaction_gives_the_connection_back(
+    engine: ScopedEngine, database_url: str
+) -> None:
     for _ in range(ROUNDS):
-        entered = asyncio.Event()
+        entered: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
-        async def body(entered: asyncio.Event = entered) -> None:
+        async def body(entered: asyncio.Future[int] = entered) -> None:
             async with engine.transaction() as transaction:
-                entered.set()
+                entered.set_result(transaction.connection.get_server_pid())
                 await transaction.connection.execute("SELECT pg_sleep(600)")
 
         task = asyncio.create_task(body())
-        await asyncio.wait_for(entered.wait(), HANG)
+        pid = await asyncio.wait_for(entered, HANG)
+        # cancel once the server runs the statement: a cancel request that arrives before it
+        # starts is ignored by PostgreSQL, and the statement would then run its full length
+        watcher = await asyncpg.connect(database_url)
+        try:
+            async with asyncio.timeout(HANG):
+                while not await watcher.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'active'"
+                    " AND query LIKE 'SELECT pg_sleep%'",
+                    pid,
+                ):
+                    await asyncio.sleep(0.01)  # polling the server's state, not a timer
+        finally:
+            await watcher.close()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
