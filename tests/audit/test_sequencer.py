@@ -28,13 +28,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from signoff.db import audit as audit_repo
-from signoff.db import feed, sql
 from signoff.db import scope as tenant_scope
+from signoff.db import sql
 from signoff.db.engine import ENGINE
 from signoff.db.tenants import ensure_tenant
 from signoff.domain.actors import Actor, Principal
 from signoff.services import sequencing
 from signoff.services.uow import unit_of_work
+from tests.audit.test_concurrent_appends import read_until_done
 
 NOW = datetime(2026, 12, 10, 21, 0, tzinfo=UTC)
 WRITERS = 8
@@ -76,23 +77,6 @@ async def pending(tenant: str) -> list[dict[str, Any]]:
 
 def markers(events: list[dict[str, Any]]) -> list[tuple[str, int]]:
     return [(e["data"]["m"], e["data"]["i"]) for e in events]
-
-
-async def read_until_done(tenant: str, done: asyncio.Event) -> list[int]:
-    """Poll like a resuming subscriber; every seq seen, in order."""
-    cursor, seen = 0, []
-    while True:
-        finished = done.is_set()
-        head = await feed.tenant_head(tenant)
-        rows = await audit_repo.events_after(tenant, cursor, 10_000)
-        seqs = [r["seq"] for r in rows]
-        assert seqs == list(range(cursor + 1, cursor + 1 + len(seqs))), (cursor, seqs[:10])
-        assert cursor + len(seqs) >= head
-        seen += seqs
-        cursor = seqs[-1] if seqs else cursor
-        if finished and not seqs:
-            return seen
-        await asyncio.sleep(0)
 
 
 async def test_writers_and_several_sequencers_number_every_committed_event_once(
@@ -141,7 +125,7 @@ async def test_writers_and_several_sequencers_number_every_committed_event_once(
         done.set()
     await asyncio.gather(*others)
     await sequencing.number_events(tenant)
-    seen = await reader
+    seen, _polls = await reader
 
     events = await numbered(tenant)
     assert await pending(tenant) == []
