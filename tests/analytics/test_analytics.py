@@ -195,7 +195,7 @@ async def test_the_graphql_query_for_admins_and_auditors_only(gql, tenant, setti
         assert a["sla"]["breachRate"] == pytest.approx(0.25)
         assert a["escalationsByLevel"] == [{"level": 1, "count": 1}, {"level": None, "count": 1}]
         assert a["decisionFatigue"]["score"] == pytest.approx(0.75)
-        assert a["stuck"]["oldest"][0]["itemState"] == "pending"
+        assert a["stuck"]["oldest"][0]["itemState"] == "PENDING"
     assert h.tenant == tenant
     for roles in ((), ("change-approver",)):
         response = await gql.run(QUERY, period(), token=gql.token("ann", *roles))

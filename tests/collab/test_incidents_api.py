@@ -37,7 +37,7 @@ async def test_open_read_and_reopen_through_the_api(gql, client, services, tenan
                     "sourceKind": "DECISION",
                     "title": "Refund agent paid twice",
                     "subject": "agent:refunds",
-                    "severity": "high",
+                    "severity": "HIGH",
                     "snapshot": {"decision": "dec-77", "amount": 120},
                 }
             },

@@ -240,7 +240,7 @@ async def test_the_demo_scenario_runs_end_to_end(
             input={
                 "itemId": item_id,
                 "summary": "credit mail reached accounts closed before the outage",
-                "severity": "medium",
+                "severity": "MEDIUM",
             },
         )
     )["item"]

@@ -13,6 +13,7 @@ from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.errors import CodedError
 from signoff.domain import analytics as model
 from signoff.domain.errors import DomainError
+from signoff.domain.states import ItemState
 from signoff.services import analytics as analytics_services
 
 
@@ -110,7 +111,7 @@ class ReviewerLoad:
 class StuckItem:
     item_id: strawberry.ID = strawberry.field(description="Global id of the item.")
     title: str = strawberry.field(description="Item title.")
-    item_state: str = strawberry.field(description="pending or changes_requested.")
+    item_state: ItemState = strawberry.field(description="`PENDING` or `CHANGES_REQUESTED`.")
     template_key: str = strawberry.field(description="Its template.")
     last_change_at: datetime = strawberry.field(description="When it last changed.")
 
@@ -219,7 +220,7 @@ class ApprovalAnalytics:
                     StuckItem(
                         item_id=strawberry.ID(ids.encode("WorkflowItem", s.item_id)),
                         title=s.title,
-                        item_state=s.state,
+                        item_state=ItemState(s.state),
                         template_key=s.template_key,
                         last_change_at=s.last_change_at,
                     )

@@ -33,6 +33,7 @@ from signoff.api.paging import (
 from signoff.api.types import Decision, WorkflowItem
 from signoff.db.incidents import IncidentReviewRecord
 from signoff.domain.errors import DomainError, ErrorCode
+from signoff.domain.templates import RiskLevel
 from signoff.services import evidence as evidence_services
 from signoff.services import incidents as incident_services
 from signoff.services.engine import ItemView
@@ -175,8 +176,8 @@ class OpenIncidentReviewInput:
         description="What the incident is about (a system, an agent, a policy), for precedent.",
     )
     summary: str | None = strawberry.field(default=None, description="What happened.")
-    severity: str | None = strawberry.field(
-        default=None, description="low, medium, high or critical."
+    severity: RiskLevel | None = strawberry.field(
+        default=None, description="How severe the incident is."
     )
     snapshot: JSON | None = strawberry.field(
         default=None,
@@ -196,8 +197,8 @@ class ReopenAsIncidentReviewInput:
         default=None, description="Title of the review (default: `Review: <item title>`)."
     )
     summary: str | None = strawberry.field(default=None, description="Why it is reviewed.")
-    severity: str | None = strawberry.field(
-        default=None, description="low, medium, high or critical."
+    severity: RiskLevel | None = strawberry.field(
+        default=None, description="How severe the incident is."
     )
     template_key: str = strawberry.field(
         default=incident_services.DEFAULT_TEMPLATE,
@@ -300,7 +301,7 @@ class IncidentMutations:
                     source_kind=input.source_kind.value,
                     subject=input.subject,
                     summary=input.summary,
-                    severity=input.severity,
+                    severity=input.severity.value if input.severity else None,
                     snapshot=input.snapshot,
                     template_key=input.template_key,
                     idempotency_key=guards.idempotency_key,
@@ -332,7 +333,7 @@ class IncidentMutations:
                     item_id=ids.decode_uuid(input.item_id, "WorkflowItem", "itemId"),
                     title=input.title,
                     summary=input.summary,
-                    severity=input.severity,
+                    severity=input.severity.value if input.severity else None,
                     template_key=input.template_key,
                     expected_version=guards.expected_version,
                     idempotency_key=guards.idempotency_key,
