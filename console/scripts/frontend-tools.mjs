@@ -1,7 +1,8 @@
 // The console's GraphQL documents checked by the frontend tools other teams use on signoff's
-// schema (issue 13): relay-compiler and graphql-inspector, beside graphql-codegen (npm run
-// codegen). `node scripts/frontend-tools.mjs [SRC]` exits non-zero when either refuses a
-// document of SRC (default: src/).
+// schema: relay-compiler and graphql-inspector, beside graphql-codegen (npm run codegen).
+// `node scripts/frontend-tools.mjs [SRC]` exits non-zero when either refuses a document of SRC
+// (default: src/), or when `graphql-inspector diff` finds a breaking change against the released
+// schema that the changelog does not announce (scripts/schema-diff.mjs).
 //
 // relay-compiler reads documents from `graphql` tagged templates, not from the `graphql(…)` calls
 // of graphql-codegen's client preset: each document is copied, as written, into a module of a
@@ -49,14 +50,14 @@ function relayModules(found) {
   return modules;
 }
 
-function run(what, command, args, cwd) {
+function run(what, command, args, cwd, refused = "the console's documents") {
   console.log(`== console: ${what}`);
   try {
     execFileSync(command, args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
   } catch (error) {
     process.stdout.write(String(error.stdout ?? ""));
     process.stderr.write(String(error.stderr ?? ""));
-    console.error(`${what} refused the console's documents`);
+    console.error(`${what} refused ${refused}`);
     rmSync(work, { recursive: true, force: true });
     process.exit(1);
   }
@@ -93,3 +94,7 @@ run(
   root,
 );
 rmSync(work, { recursive: true, force: true });
+
+// graphql-inspector diff (scripts/schema-diff.mjs, which says what it found): nothing breaks
+// against the released schema unannounced.
+run("graphql-inspector diff", process.execPath, [join(root, "scripts", "schema-diff.mjs")], root, "the schema");
