@@ -30,7 +30,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_TEMPLATES = Path(__file__).resolve().parent / "demo"
 CONSOLE_BUILD = REPO_ROOT / "console" / "dist"
 CONSOLE_HOWTO = (
-    "the reviewer console is not built: install Node.js 20 or newer and run `scripts/dev` "
+    "the reviewer console is not built: install Node.js 20.19 or newer and run `scripts/dev` "
     "again (it builds console/ when Node.js is present), or `scripts/console build`"
 )
 

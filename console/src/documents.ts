@@ -263,6 +263,40 @@ export const CancelItem = graphql(`
   }
 `);
 
+export const OverrideStep = graphql(`
+  mutation OverrideStep($input: OverrideStepInput!) {
+    overrideStep(input: $input) {
+      ...ItemResult
+    }
+  }
+`);
+
+export const ApproveAll = graphql(`
+  mutation ApproveAll($input: ItemReasonInput!) {
+    approveAll(input: $input) {
+      ...ItemResult
+    }
+  }
+`);
+
+export const ResubmitItem = graphql(`
+  mutation ResubmitItem($input: ResubmitItemInput!) {
+    resubmitItem(input: $input) {
+      ...ItemResult
+    }
+  }
+`);
+
+/** Where to PUT an evidence file (the URL is the permission: no bearer token with the PUT). */
+export const RequestEvidenceUpload = graphql(`
+  mutation RequestEvidenceUpload($input: RequestEvidenceUploadInput!) {
+    requestEvidenceUpload(input: $input) {
+      upload { url method headers { name value } evidenceId }
+      errors { ...UserErrorFields }
+    }
+  }
+`);
+
 export const AddComment = graphql(`
   mutation AddComment($input: AddCommentInput!) {
     addComment(input: $input) {

@@ -20,12 +20,8 @@ import asyncio
 import contextlib
 import email
 import email.policy
-import json
-import os
 import re
 import shutil
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,23 +29,16 @@ import pytest
 
 from signoff.api.auth import mint_token
 from signoff.settings import Settings
-from signoff.testing import child_environment, free_port, signoff_processes
 from tests.conftest import Mailbox
-
-REPO = Path(__file__).resolve().parents[2]
-CONSOLE_BUILD = REPO / "console" / "dist"
-ARTIFACTS = REPO / "console" / "artifacts"
-CHROMIUM = os.environ.get("SIGNOFF_CHROMIUM", "/usr/bin/chromium")
-STARTUP_TIMEOUT = 90.0
-UI_TIMEOUT_MS = 60_000
-# no calls home: on a closed network they fail, many at a time, at every start
-CHROMIUM_ARGS = (
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
+from tests.console.conftest import (
+    ARTIFACTS,
+    CHROMIUM,
+    REPO,
+    UI_TIMEOUT_MS,
+    graphql,
+    launch,
+    new_page,
+    submit,
 )
 
 UPSERT_PROFILE = """
@@ -65,27 +54,6 @@ query($id: ID!) {
   }
 }"""
 APPROVE_LINK = re.compile(r"^Approve: (\S+)", re.MULTILINE)
-SUBMIT = """
-mutation($input: SubmitItemInput!) {
-  submitItem(input: $input) { item { id } errors { code message } }
-}"""
-
-
-def _require_browser() -> None:
-    """Skip without Chromium or a console build, unless SIGNOFF_REQUIRE_BROWSER is set (CI)."""
-    missing = [
-        what
-        for what, ok in (
-            (f"Chromium at {CHROMIUM} (apt-get install chromium)", Path(CHROMIUM).is_file()),
-            ("the console build (scripts/console build)", (CONSOLE_BUILD / "index.html").is_file()),
-        )
-        if not ok
-    ]
-    if missing:
-        reason = "missing " + " and ".join(missing)
-        if os.environ.get("SIGNOFF_REQUIRE_BROWSER"):
-            pytest.fail(reason + " (SIGNOFF_REQUIRE_BROWSER is set)")
-        pytest.skip(reason)
 
 
 class CuttableProxy:
@@ -135,107 +103,6 @@ class CuttableProxy:
             await self.server.wait_closed()
 
 
-@pytest.fixture
-def deploy(settings: Settings, smtp: tuple[Mailbox, int], tenant: str) -> Any:
-    """`async with deploy(**more_env) as base:` `signoff serve` (serving the console build) and
-    `signoff worker` on the test database, mailing through the test's SMTP server with decision
-    links; yields the API's base URL. Their logs go to the artifacts.
-
-    The worker keeps real time, in which every timer other tests left armed (their clocks
-    start in January 2026) is long due: it sweeps and fires the timers of this test's tenant
-    only, or it would spend the test firing thousands of them beside the API under test."""
-
-    @contextlib.asynccontextmanager
-    async def start(**more_env: str) -> AsyncIterator[str]:
-        _require_browser()
-        port = free_port()
-        channels = {
-            "email": {
-                "host": "127.0.0.1",
-                "port": smtp[1],
-                "from_address": "signoff@example.org",
-                "security": "none",
-                "timeout_seconds": 5,
-            }
-        }
-        env = child_environment(
-            SIGNOFF_ENVIRONMENT=settings.environment,
-            SIGNOFF_DATABASE_URL=settings.database_url,
-            SIGNOFF_REDIS_URL=settings.redis_url,
-            SIGNOFF_REDIS_PREFIX=settings.redis_prefix,
-            SIGNOFF_JWT_SECRET=settings.jwt_secret,
-            SIGNOFF_HOST="127.0.0.1",
-            SIGNOFF_PORT=str(port),
-            SIGNOFF_CONSOLE_DIR=str(CONSOLE_BUILD),
-            SIGNOFF_TENANTS_ON_FIRST_USE="true",
-            SIGNOFF_PUBLIC_URL=f"http://127.0.0.1:{port}",
-            SIGNOFF_NOTIFY_CHANNELS=json.dumps(channels),
-            SIGNOFF_DECISION_LINK_CHANNELS="email",
-            SIGNOFF_TIMER_TENANTS=tenant,
-            **more_env,
-        )
-        base = f"http://127.0.0.1:{port}"
-        commands = {"serve": ["serve"], "worker": ["worker"]}
-        async with signoff_processes(
-            commands, env, ARTIFACTS, [f"{base}/readyz"], timeout=STARTUP_TIMEOUT
-        ) as running:
-            assert running.processes["worker"].poll() is None, running.log("worker")
-            yield base
-
-    return start
-
-
-@pytest.fixture
-async def deployment(deploy: Any) -> AsyncIterator[str]:
-    """The deployment of the console tests (`deploy`), as configured by default."""
-    async with deploy() as base:
-        yield base
-
-
-async def _graphql(
-    http: httpx.AsyncClient, base: str, token: str, query: str, variables: dict[str, Any]
-) -> dict[str, Any]:
-    answer = await http.post(
-        f"{base}/graphql",
-        json={"query": query, "variables": variables},
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    body = answer.json()
-    assert "errors" not in body, body
-    data: dict[str, Any] = body["data"]
-    return data
-
-
-async def _submit(http: httpx.AsyncClient, base: str, token: str, title: str) -> str:
-    payload = {"title": title, "system": "payments", "rollback_plan": "redeploy"}
-    variables = {"input": {"templateKey": "change-approval", "title": title, "payload": payload}}
-    submitted = (await _graphql(http, base, token, SUBMIT, variables))["submitItem"]
-    assert submitted["errors"] == [], submitted
-    item_id: str = submitted["item"]["id"]
-    return item_id
-
-
-async def _launch(pw: Any) -> Any:
-    return await pw.chromium.launch(
-        executable_path=CHROMIUM, headless=True, args=list(CHROMIUM_ARGS)
-    )
-
-
-async def _page(context: Any) -> Any:
-    page = await context.new_page()
-    # what the page logged, printed by pytest when the test fails
-    page.on("console", lambda m: print(f"console {m.type}: {m.text}"))
-    page.on("pageerror", lambda e: print(f"page error: {e}"))
-    # every socket's end, with its last frame from the server (a close code shows there)
-    page.on("websocket", _watch_socket)
-    return page
-
-
-def _watch_socket(ws: Any) -> None:
-    ws.on("close", lambda _: print(f"websocket closed: {ws.url}"))
-    ws.on("socketerror", lambda error: print(f"websocket error: {ws.url}: {error}"))
-
-
 @pytest.mark.timeout(600)
 async def test_a_reviewer_works_the_inbox_live_across_a_dropped_connection(
     deployment: str, settings: Settings, tenant: str, demo_templates: Any
@@ -258,11 +125,11 @@ async def test_a_reviewer_works_the_inbox_live_across_a_dropped_connection(
     await proxy.start()
     console = f"http://127.0.0.1:{proxy.port}/console/"
     async with async_playwright() as pw, httpx.AsyncClient(timeout=30) as http:
-        browser = await _launch(pw)
+        browser = await launch(pw)
         try:
             context = await browser.new_context(viewport={"width": 1280, "height": 900})
             context.set_default_timeout(UI_TIMEOUT_MS)
-            page = await _page(context)
+            page = await new_page(context)
             page.on("websocket", lambda ws: print(f"websocket: {ws.url}"))
 
             async def sign_in(tab: Any) -> None:
@@ -277,7 +144,7 @@ async def test_a_reviewer_works_the_inbox_live_across_a_dropped_connection(
             rows = page.locator("[data-testid=inbox] tbody tr")
 
             # alice's new item appears live
-            first = await _submit(http, deployment, alice, "Live: payments v2.4")
+            first = await submit(http, deployment, alice, "Live: payments v2.4")
             await expect(page.locator(f"tr[data-item-id='{first}']")).to_be_visible()
             await expect(rows).to_have_count(1)
             await page.screenshot(path=ARTIFACTS / "1-live-item.png")
@@ -285,8 +152,8 @@ async def test_a_reviewer_works_the_inbox_live_across_a_dropped_connection(
             # the connection drops; two items arrive meanwhile; both appear once it is back
             proxy.cut()
             await expect(page.get_by_test_id("live-status")).to_have_text("reconnecting")
-            second = await _submit(http, deployment, alice, "Offline: billing v7")
-            third = await _submit(http, deployment, alice, "Offline: search v3")
+            second = await submit(http, deployment, alice, "Offline: billing v7")
+            third = await submit(http, deployment, alice, "Offline: search v3")
             await page.screenshot(path=ARTIFACTS / "2-offline.png")
             await expect(rows).to_have_count(1)
             proxy.restore()
@@ -356,11 +223,11 @@ async def test_a_tab_refused_by_the_socket_cap_goes_live_once_a_seat_frees(
         async_playwright() as pw,
         httpx.AsyncClient(timeout=30) as http,
     ):
-        browser = await _launch(pw)
+        browser = await launch(pw)
         try:
             context = await browser.new_context(viewport={"width": 1280, "height": 900})
             context.set_default_timeout(UI_TIMEOUT_MS)
-            tabs = [await _page(context), await _page(context)]
+            tabs = [await new_page(context), await new_page(context)]
             for tab in tabs:
                 await tab.goto(f"{base}/console/")
                 await tab.get_by_label("Bearer token").fill(bob)
@@ -379,7 +246,7 @@ async def test_a_tab_refused_by_the_socket_cap_goes_live_once_a_seat_frees(
             await first.close()  # the seat frees as the server sees the socket end
             await expect(second.get_by_test_id("live-status")).to_have_text("live")
             await expect(second.get_by_test_id("inbox-empty")).to_be_visible()
-            item_id = await _submit(http, base, alice, "After the cap: ledger v3")
+            item_id = await submit(http, base, alice, "After the cap: ledger v3")
             await expect(second.locator(f"tr[data-item-id='{item_id}']")).to_be_visible()
         finally:
             await browser.close()
@@ -423,13 +290,13 @@ async def test_requests_update_live_and_an_emailed_decision_link_decides_only_wh
             "roles": ["change-approver"],
             "addresses": [{"channel": "email", "address": "carol@example.org"}],
         }
-        upserted = await _graphql(http, deployment, admin, UPSERT_PROFILE, {"input": profile})
+        upserted = await graphql(http, deployment, admin, UPSERT_PROFILE, {"input": profile})
         assert upserted["upsertUserProfile"]["errors"] == []
-        browser = await _launch(pw)
+        browser = await launch(pw)
         try:
             context = await browser.new_context(viewport={"width": 1280, "height": 900})
             context.set_default_timeout(UI_TIMEOUT_MS)
-            page = await _page(context)
+            page = await new_page(context)
 
             # alice watches her requests; a new one appears without a reload
             await page.goto(f"{deployment}/console/requests")
@@ -438,7 +305,7 @@ async def test_requests_update_live_and_an_emailed_decision_link_decides_only_wh
             await expect(page.get_by_test_id("live-status")).to_have_text("live")
             await expect(page.get_by_test_id("requests-empty")).to_be_visible()
             title = "Linked: ledger v9"
-            item_id = await _submit(http, deployment, alice, title)
+            item_id = await submit(http, deployment, alice, title)
             row = page.locator(f"tr[data-item-id='{item_id}']")
             await expect(row).to_be_visible()
             await expect(row).to_contain_text("pending")
@@ -453,7 +320,7 @@ async def test_requests_update_live_and_an_emailed_decision_link_decides_only_wh
             assert link.startswith(f"{deployment}/decide/"), link
 
             # opening it shows the console's confirmation page, and decides nothing
-            tab = await _page(await browser.new_context())
+            tab = await new_page(await browser.new_context())
             await tab.goto(link)
             assert "/console/decide?token=" in tab.url, tab.url
             decide = tab.get_by_test_id("decide")
@@ -462,7 +329,7 @@ async def test_requests_update_live_and_an_emailed_decision_link_decides_only_wh
             await expect(tab.get_by_test_id("decide-step")).to_contain_text("Change review")
             await expect(decide).to_contain_text("Carol C.")
             await tab.screenshot(path=ARTIFACTS / "8-decision-link.png")
-            before = (await _graphql(http, deployment, alice, DECIDED, {"id": item_id}))["item"]
+            before = (await graphql(http, deployment, alice, DECIDED, {"id": item_id}))["item"]
             assert before["state"] == "PENDING" and before["steps"][0]["decisions"] == []
 
             # confirming decides, as carol, audited with the link's use
@@ -470,7 +337,7 @@ async def test_requests_update_live_and_an_emailed_decision_link_decides_only_wh
             await expect(decide).to_have_attribute("data-state", "decided")
             await expect(tab.get_by_test_id("decide-done")).to_contain_text("approved")
             await tab.screenshot(path=ARTIFACTS / "9-decided-by-link.png")
-            after = (await _graphql(http, deployment, alice, DECIDED, {"id": item_id}))["item"]
+            after = (await graphql(http, deployment, alice, DECIDED, {"id": item_id}))["item"]
             assert after["state"] == "APPROVED"
             decisions = after["steps"][0]["decisions"]
             assert [(d["outcome"], d["actor"]["userId"]) for d in decisions] == [

@@ -5,6 +5,7 @@ import {
   ClaimStep,
   DelegateStep,
   ModifyStepParams,
+  OverrideStep,
   ReassignStep,
   RejectStep,
   RequestChanges,
@@ -63,7 +64,7 @@ export function StepActions({ step, onDone }: { step: StepFieldsFragment; onDone
     <div className="actions" data-testid={`actions-${step.key}`}>
       <textarea
         aria-label={`Reason for ${step.name}`}
-        placeholder="Reason (required to reject or request changes)"
+        placeholder="Reason (required to reject, request changes or override)"
         value={reason}
         onChange={(e) => setReason(e.target.value)}
       />
@@ -72,6 +73,13 @@ export function StepActions({ step, onDone }: { step: StepFieldsFragment; onDone
         <button disabled={busy} onClick={() => run(RejectStep, { input: decide }, (d) => d.rejectStep)}>Reject</button>
         <button disabled={busy} onClick={() => run(RequestChanges, { input: decide }, (d) => d.requestChanges)}>
           Request changes
+        </button>
+        <button
+          disabled={busy}
+          title="Needs an override role and a strong justification (the reason); a sensitive step needs a second person's override to confirm"
+          onClick={() => run(OverrideStep, { input: { stepId: step.id, justification: reason, guards: { idempotencyKey: intentKey() } } }, (d) => d.overrideStep)}
+        >
+          Override
         </button>
         {mine ? (
           <button disabled={busy} onClick={() => run(UnclaimStep, { input: { stepId: step.id, reason: reason || null, guards: guarded } }, (d) => d.unclaimStep)}>

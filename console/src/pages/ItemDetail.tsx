@@ -1,8 +1,9 @@
 import { useCallback, useEffect, useState } from "react";
+import { AttachEvidence } from "../components/AttachEvidence";
 import { Diagram } from "../components/Diagram";
 import { ErrorList } from "../components/ErrorList";
 import { StepActions, useMutationRunner } from "../components/StepActions";
-import { AddComment, CancelItem, ItemDetailQuery, ItemEventsSubscription } from "../documents";
+import { AddComment, ApproveAll, CancelItem, ItemDetailQuery, ItemEventsSubscription, ResubmitItem } from "../documents";
 import type { ItemDetailQuery as Detail, ItemEventsSubscription as ItemEventMessage } from "../gql/graphql";
 import { intentKey, when, words } from "../lib/format";
 import { subscribeResumable } from "../lib/live";
@@ -54,6 +55,7 @@ export function ItemDetail({ id }: { id: string }) {
 
   const refresh = () => void load();
   const { run, errors, busy } = useMutationRunner(refresh);
+  const commenting = useMutationRunner(refresh);
   const [comment, setComment] = useState("");
 
   if (problem) return <ErrorList errors={[problem]} />;
@@ -124,14 +126,33 @@ export function ItemDetail({ id }: { id: string }) {
           {step.stepState === "ACTIVE" && <StepActions step={step} onDone={refresh} />}
         </section>
       ))}
-      {item.requester.userId === session.user && ["PENDING", "CHANGES_REQUESTED"].includes(item.state) && (
-        <button
-          disabled={busy}
-          onClick={() => run(CancelItem, { input: { itemId: item.id, reason: "cancelled by the requester", guards: { idempotencyKey: intentKey(), expectedVersion: item.version } } }, (d) => d.cancelItem)}
-        >
-          Cancel this request
-        </button>
-      )}
+      <div className="buttons" data-testid="item-actions">
+        {item.kind === "PLAN" && item.state === "PENDING" && (
+          <button
+            disabled={busy}
+            onClick={() => run(ApproveAll, { input: { itemId: item.id, reason: null, guards: { idempotencyKey: intentKey(), expectedVersion: item.version } } }, (d) => d.approveAll)}
+          >
+            Approve all open steps
+          </button>
+        )}
+        {item.requester.userId === session.user && item.state === "CHANGES_REQUESTED" && (
+          <button
+            disabled={busy}
+            onClick={() => run(ResubmitItem, { input: { itemId: item.id, reason: "resubmitted by the requester", guards: { idempotencyKey: intentKey(), expectedVersion: item.version } } }, (d) => d.resubmitItem)}
+          >
+            Resubmit
+          </button>
+        )}
+        {item.requester.userId === session.user && ["PENDING", "CHANGES_REQUESTED"].includes(item.state) && (
+          <button
+            disabled={busy}
+            onClick={() => run(CancelItem, { input: { itemId: item.id, reason: "cancelled by the requester", guards: { idempotencyKey: intentKey(), expectedVersion: item.version } } }, (d) => d.cancelItem)}
+          >
+            Cancel this request
+          </button>
+        )}
+      </div>
+      <ErrorList errors={errors} />
       <h2>Comments</h2>
       <ul className="comments" data-testid="comments">
         {data.comments.edges.map(({ node }) => (
@@ -143,13 +164,13 @@ export function ItemDetail({ id }: { id: string }) {
       <form
         onSubmit={async (e) => {
           e.preventDefault();
-          if (await run(AddComment, { input: { itemId: item.id, body: comment, guards: { idempotencyKey: intentKey() } } }, (d) => d.addComment)) setComment("");
+          if (await commenting.run(AddComment, { input: { itemId: item.id, body: comment, guards: { idempotencyKey: intentKey() } } }, (d) => d.addComment)) setComment("");
         }}
       >
         <textarea aria-label="Comment" placeholder="Comment (@user mentions notify)" value={comment} onChange={(e) => setComment(e.target.value)} />
-        <button type="submit" disabled={busy}>Add comment</button>
+        <button type="submit" disabled={commenting.busy}>Add comment</button>
       </form>
-      <ErrorList errors={errors} />
+      <ErrorList errors={commenting.errors} />
       <h2>Evidence</h2>
       <ul data-testid="evidence">
         {data.evidence.map((file) => (
@@ -161,6 +182,7 @@ export function ItemDetail({ id }: { id: string }) {
         ))}
         {!data.evidence.length && <li>None.</li>}
       </ul>
+      <AttachEvidence itemId={item.id} onDone={refresh} />
       <h2>Audit trail</h2>
       <table className="audit" data-testid="audit">
         <thead>
