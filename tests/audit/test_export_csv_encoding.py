@@ -4,7 +4,8 @@ What must always hold, for any events (any text in every text column — quotes,
 unicode, an empty text beside no value, very long values — any moment, any data), any
 redaction in the trail and any reader under a rule hiding a payload field: the CSV file the
 export writes is byte for byte the file the former encoding gives for the same rows (the
-decoded columns written by `csv.writer`, redacted rows through the view), the manifest holds
+decoded columns written by `csv.writer`, redacted rows through the view, each record with the
+sha256 of its bytes in its last cell), the manifest holds
 that file's sha256, and the file verifies alone — through `signoff audit verify --file` too.
 """
 
@@ -95,10 +96,12 @@ def _plain(value: Any) -> Any:
 
 async def former_csv(tenant: str, to_seq: int, view: ExportView) -> bytes:
     """The file as the former encoding wrote it: the decoded columns of each row (a row the view
-    redacts through it), then `csv.writer` with its default dialect."""
+    redacts through it), then `csv.writer` with its default dialect; each record then gets the
+    sha256 of its bytes (written with an empty last cell) in its last cell."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(FILE_COLUMNS)
+    body = [buffer.getvalue().encode()]
     async for rows in export_repo.stream_events(
         tenant, ExportFilter(), to_seq, 7, payload_copies=view.hides_payload_fields
     ):
@@ -112,8 +115,14 @@ async def former_csv(tenant: str, to_seq: int, view: ExportView) -> bytes:
                 if column == "data" and not isinstance(value, str):
                     value = json.dumps(value, ensure_ascii=False)
                 cells.append("" if value is None else value)
+            buffer.seek(0)
+            buffer.truncate()
             writer.writerow(cells)
-    return buffer.getvalue().encode()
+            record = buffer.getvalue().encode()
+            assert record.endswith(b",\r\n")
+            digest = hashlib.sha256(record).hexdigest().encode()
+            body.append(record[:-2] + digest + b"\r\n")
+    return b"".join(body)
 
 
 async def load(tenant: str, events: list[dict[str, Any]], redactions: Any) -> None:

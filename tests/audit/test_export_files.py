@@ -2,7 +2,8 @@
 
 What must always hold: an export holds exactly the events its filter selects, in seq order, up
 to the head it was made at; its file verifies alone against its manifest (sha256, count, links,
-digests, the chain segment's ends), in NDJSON and CSV; any change to the file is named.
+digests, the chain segment's ends), in NDJSON and CSV; any change to the file is named, by
+its row when it is in one, even when the row still says the same.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ import pytest
 from signoff.db import audit as audit_repo
 from signoff.db.engine import ENGINE
 from signoff.db.tenants import ensure_tenant
-from signoff.domain.audit_export import EventKind, ExportFilter, ExportFormat, read_rows
+from signoff.domain.audit_export import (
+    EventKind,
+    ExportFilter,
+    ExportFormat,
+    read_rows,
+    seal_row,
+    verify_export,
+)
 from signoff.services.audit_exports import export_to_file, manifest_path, verify_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -123,6 +131,7 @@ async def test_any_change_to_a_file_is_named(database_url, tenant, tmp_path):
     path = tmp_path / "trail.ndjson"
     await export_to_file(tenant, ExportFilter(), ExportFormat.NDJSON, path)
     original = path.read_bytes(), manifest_path(path).read_text()
+    manifest = json.loads(original[1])
 
     def restore() -> None:
         path.write_bytes(original[0])
@@ -132,10 +141,42 @@ async def test_any_change_to_a_file_is_named(database_url, tenant, tmp_path):
     path.write_bytes(original[0].replace(b"Change 3", b"Change 4"))
     problem = verify_file(path)
     assert problem is not None and problem.seq == 4 and "content" in problem.detail
-    # a change that leaves every row saying the same: the sha256 says so
-    path.write_bytes(original[0].replace(b'"seq" : 4', b'"seq" :\t4'))
+    # a change that leaves its row saying the same: its row's own digest says so
+    lines = original[0].splitlines(keepends=True)
+    same_meaning = [
+        (b'"seq" : 4', b'"seq" :\t4'),  # a space
+        (b'"title": "Change 3"', b'"title": "\\u0043hange 3"'),  # an escape
+        (b'"n": 3,', b'"n": 3.0,'),  # a number's spelling
+        (b"06:00:03+00:00", b"06:00:03Z"),  # a time's spelling
+        (b'"}\n', b'"} \n'),  # after the object
+    ]
+    for old, new in same_meaning:
+        k = next(i for i, line in enumerate(lines) if old in line)
+        changed = [*lines[:k], lines[k].replace(old, new, 1), *lines[k + 1 :]]
+        # the rows say the same: read as plain values (no bytes to check), they verify
+        said = [dict(r) for r in read_rows(ExportFormat.NDJSON, [x.decode() for x in changed])]
+        assert verify_export(said, manifest) is None, old
+        path.write_bytes(b"".join(changed))
+        problem = verify_file(path)
+        assert problem is not None and problem.row == k + 1 and "bytes" in problem.detail, (
+            old,
+            problem,
+        )
+    # a blank line between rows, and a last line without its line ending
+    path.write_bytes(b"".join([*lines[:3], b"\n", *lines[3:]]))
     problem = verify_file(path)
-    assert problem is not None and "sha256" in problem.detail
+    assert problem is not None and problem.row == 4 and "blank" in problem.detail
+    path.write_bytes(original[0][:-1])
+    problem = verify_file(path)
+    assert problem is not None and problem.row == len(lines) and "bytes" in problem.detail
+    # a forger who seals the changed row again: the file's sha256 says so
+    k = 4
+    respelt = lines[k].replace(b'"seq" : 5', b'"seq":5')
+    unsealed = respelt[: -3 - 64] + respelt[-3:]
+    resealed = seal_row(unsealed.decode(), ExportFormat.NDJSON)
+    path.write_bytes(b"".join([*lines[:k], resealed, *lines[k + 1 :]]))
+    problem = verify_file(path)
+    assert problem is not None and problem.row == 0 and "sha256" in problem.detail
     cases = [
         (edit_line(3, '"Change 3"', '"Change 4"'), 4, "content"),
         (edit_line(5, '"actor_id" : "user2"', '"actor_id" : "user0"'), 6, "content"),

@@ -13,20 +13,22 @@ import asyncpg
 from signoff.db import sql
 from signoff.db.engine import ENGINE
 from signoff.db.paging import KeyColumn, Window, in_list_order, keyset
-from signoff.domain.audit_export import COLUMNS, ExportFilter, action_patterns
+from signoff.domain.audit_export import COLUMNS, ROW_DIGEST, ExportFilter, action_patterns
 from signoff.domain.redaction import PAYLOAD_KEYS_OF_EVENTS
 
 _SELECT = ", ".join("data::text AS data" if c == "data" else c for c in COLUMNS)
 # NDJSON lines are built by PostgreSQL: Python only passes the text on (and reads what the
 # manifest needs). Times come out in ISO 8601 in the transaction's time zone, set to UTC.
+# Each line ends with an empty `row_sha256`, which Python fills with the digest of the line.
 _SELECT_LINES = "seq, prev_hash, hash, occurred_at, json_build_object({})::text AS line".format(
-    ", ".join(f"'{c}', {c}" for c in COLUMNS)
+    ", ".join([*(f"'{c}', {c}" for c in COLUMNS), f"'{ROW_DIGEST}', ''"])
 )
 # CSV records are built by PostgreSQL too, exactly as Python's `csv.writer` (the `excel`
 # dialect) wrote them from the decoded columns: a cell holding a comma, a double quote, CR or
 # LF is quoted with its quotes doubled, no value is an empty cell, `data` is its jsonb text,
 # times are Python's `isoformat()` in UTC (microseconds only when not zero; PostgreSQL's own
-# output drops trailing zeros), and the record ends in CRLF with an empty `redacted_digest`.
+# output drops trailing zeros), and the record ends in CRLF with an empty `redacted_digest` and
+# an empty `row_sha256` (Python fills it with the digest of the record).
 # Rows the view must redact come with their columns as a JSON `line` in the same forms, for
 # Python to redact and write (`domain/audit_export.py::encode_rows`).
 _TIMES = ("occurred_at", "redacted_at")
@@ -53,7 +55,7 @@ def _csv_cell(column: str) -> str:
     )
 
 
-_CSV_RECORD = " || ',' || ".join(_csv_cell(c) for c in COLUMNS) + " || E',\r\n'"
+_CSV_RECORD = " || ',' || ".join(_csv_cell(c) for c in COLUMNS) + " || E',,\r\n'"
 _CSV_LINE = "json_build_object({})::text".format(
     ", ".join(f"'{c}', {_time_text(c) if c in _TIMES else c}" for c in COLUMNS)
 )

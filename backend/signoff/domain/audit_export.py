@@ -17,6 +17,11 @@ redaction rules are replaced by redaction markers (`ExportView`). Such a row's c
 matches its `content_digest`; it carries a `redacted_digest` instead — the digest of the row as
 written — and the manifest the digest of all of them (`redaction`), so the row's links still
 prove its place in the chain and any change to what it says is named.
+
+Every row also carries the sha256 of its own bytes as written (`row_sha256`, the last field,
+digested while empty; `seal_row`), so a change that leaves a row saying the same — a space, a
+JSON escape, another spelling of a number or a time, a line ending — is named by its row too,
+not only by the file's sha256.
 """
 
 from __future__ import annotations
@@ -156,9 +161,41 @@ COLUMNS = (
 """The columns of an event in an export, in file order."""
 
 REDACTED_DIGEST = "redacted_digest"
-FILE_COLUMNS = (*COLUMNS, REDACTED_DIGEST)
+ROW_DIGEST = "row_sha256"
+FILE_COLUMNS = (*COLUMNS, REDACTED_DIGEST, ROW_DIGEST)
 """The columns of a file: an event's, then the digest of a row whose content is redacted
-(empty, or absent in NDJSON, on other rows)."""
+(empty, or absent in NDJSON, on other rows), then the sha256 of the row's own bytes."""
+_FORMER_COLUMNS = ((*COLUMNS, REDACTED_DIGEST), COLUMNS)
+"""The CSV columns of files made before row digests, and before redaction digests."""
+_EXTRA_FIELDS = frozenset({REDACTED_DIGEST, ROW_DIGEST})
+_SEALED_END = {"ndjson": len('"}\n'), "csv": len("\r\n")}
+_DIGEST_SIZE = 64
+
+
+def seal_row(text: str, fmt: ExportFormat) -> bytes:
+    """A written row (`text`, its line ending included, its `row_sha256` empty and last: `""}`
+    in NDJSON, an empty last cell in CSV) with the sha256 of those bytes put in that place."""
+    raw = text.encode()
+    end = len(raw) - _SEALED_END[fmt.value]
+    return raw[:end] + hashlib.sha256(raw).hexdigest().encode() + raw[end:]
+
+
+def row_bytes_match(text: str, digest: str, fmt: ExportFormat) -> bool:
+    """Whether a row read from a file (`text`, as written) is the one `seal_row` made with
+    `digest`: the digest in its place, and the row's bytes without it hashing to it."""
+    raw = text.encode()
+    end = len(raw) - _SEALED_END[fmt.value]
+    start = end - _DIGEST_SIZE
+    if start < 0 or raw[start:end] != digest.encode():
+        return False
+    return hashlib.sha256(raw[:start] + raw[end:]).hexdigest() == digest
+
+
+class WrittenRow(dict[str, Any]):
+    """A row read back from a file, with the text it was read from (`text`)."""
+
+    text: str | None = None
+
 
 _TEXT_COLUMNS = tuple(c for c in COLUMNS if c not in ("seq", "data"))
 
@@ -247,28 +284,31 @@ def encode_rows(
     fmt: ExportFormat, rows: Sequence[Mapping[str, Any]], view: ExportView
 ) -> tuple[bytes, list[tuple[int, str]]]:
     """One chunk of the file: `rows` of the database in `fmt` as the view's reader sees them,
-    and the (seq, redacted digest) of its redacted rows.
+    each sealed with its `row_sha256`, and the (seq, redacted digest) of its redacted rows.
 
     A row comes with `redacted` (redacted in the trail) and `template_key` (its item's, when it
     holds a payload copy the view may hide; None otherwise); NDJSON rows with their `line`,
-    CSV rows with their `record`, both built by the database (a CSV row the view may change
-    also with its columns as a JSON `line`, times as `canonical` writes them). Only the rows
-    the view changes are decoded here.
+    CSV rows with their `record`, both built by the database with an empty `row_sha256` last
+    (a CSV row the view may change also with its columns as a JSON `line`, times as
+    `canonical` writes them). Only the rows the view changes are decoded here.
     """
     redacted: list[tuple[int, str]] = []
     parts = []
     for row in rows:
         if not row["redacted"] and row["template_key"] is None:
-            parts.append(f"{row['line']}\n" if fmt is ExportFormat.NDJSON else row["record"])
+            text = f"{row['line']}\n" if fmt is ExportFormat.NDJSON else row["record"]
+            parts.append(seal_row(text, fmt))
             continue
         out = view.row(json.loads(row["line"]), row["template_key"])
         if REDACTED_DIGEST in out:
             redacted.append((int(row["seq"]), out[REDACTED_DIGEST]))
+        out.pop(ROW_DIGEST, None)
+        out[ROW_DIGEST] = ""  # last, as `seal_row` fills it
         if fmt is ExportFormat.NDJSON:
-            parts.append(ndjson_line(out))
+            parts.append(seal_row(ndjson_line(out), fmt))
         else:
-            parts.append(csv_records([out]).decode())
-    return "".join(parts).encode(), redacted
+            parts.append(seal_row(csv_records([out]).decode(), fmt))
+    return b"".join(parts), redacted
 
 
 @dataclass
@@ -339,6 +379,7 @@ class ManifestBuilder:
                 "rows": self.redacted_rows,
                 "sha256": self._redacted_sha.hexdigest(),
             },
+            "row_digests": True,
             "sha256": self._sha.hexdigest(),
             "bytes": self.size,
             "generated_at": canonical(generated_at),
@@ -366,26 +407,41 @@ class ExportProblem:
         return f"{where}: {self.detail}" if self.row else self.detail
 
 
-def read_rows(fmt: ExportFormat, lines: Iterable[str]) -> Iterator[dict[str, Any]]:
-    """Parse a file's rows back into events (text lines, newline included)."""
+def read_rows(fmt: ExportFormat, lines: Iterable[str]) -> Iterator[WrittenRow]:
+    """Parse a file's rows back into events (text lines, newline included), each with the
+    text it was read from. A blank line is not a row: it is refused."""
     if fmt is ExportFormat.NDJSON:
         for line in lines:
-            if line.strip():
-                yield json.loads(line)
+            if not line.strip():
+                raise ValueError("a blank line")
+            row = WrittenRow(json.loads(line))
+            row.text = line
+            yield row
         return
-    reader = csv.reader(lines)
+    consumed: list[str] = []
+
+    def kept(source: Iterable[str]) -> Iterator[str]:
+        for line in source:
+            consumed.append(line)
+            yield line
+
+    reader = csv.reader(kept(lines))
     header = next(reader, None)
     if header is None:
         return
     columns = tuple(header)
-    if columns not in (FILE_COLUMNS, COLUMNS):  # COLUMNS: files made before redaction digests
+    if columns not in (FILE_COLUMNS, *_FORMER_COLUMNS):
         raise ValueError("the CSV header is not an audit export's")
-    for record in reader:
+    if columns == FILE_COLUMNS and "".join(consumed) != csv_header().decode():
+        raise ValueError("the CSV header is not spelt as written")
+    consumed.clear()
+    for record in reader:  # the reader reads no further than the end of a record
+        text = "".join(consumed)
+        consumed.clear()
         if len(record) != len(columns):
             raise ValueError(f"line {reader.line_num}: {len(record)} cells, not {len(columns)}")
-        row: dict[str, Any] = {
-            c: (v if v != "" else None) for c, v in zip(columns, record, strict=True)
-        }
+        row = WrittenRow((c, v if v != "" else None) for c, v in zip(columns, record, strict=True))
+        row.text = text
         row["seq"] = int(record[1])
         row["prev_hash"] = row["prev_hash"] or ""  # the first event links to the empty hash
         row["data"] = json.loads(record[COLUMNS.index("data")])
@@ -420,11 +476,14 @@ def verify_export(
     its digest — a row with a `redacted_digest` against that, and all of them together against
     the manifest's `redaction` — that seqs increase, and, for a contiguous export, that each row
     links to the one before; then that the count and the segment's first and last hashes are
-    those of the manifest. A row that cannot be read is named too. The file's sha256 is checked
-    by the caller, who reads its bytes.
+    those of the manifest. A row that cannot be read is named too. A row read from a file
+    (`read_rows`: it has its `text`) is checked against its `row_sha256` last, so that a change
+    which leaves it saying the same is named by its row. The file's sha256 is checked by the
+    caller, who reads its bytes.
 
     Files made before redaction digests (no `redaction` in the manifest) check rows redacted in
-    the trail by their links only.
+    the trail by their links only; files made before row digests (no `row_digests`), their rows'
+    bytes by the file's sha256 only.
     """
     chain = manifest["chain"]
     redaction = manifest.get("redaction")
@@ -476,7 +535,7 @@ def _row_problem(
     fmt = ExportFormat(manifest["format"])
     chain = manifest["chain"]
     tenant = manifest["tenant_id"]
-    if set(row) - {REDACTED_DIGEST} != set(COLUMNS):
+    if set(row) - _EXTRA_FIELDS != set(COLUMNS):
         return ExportProblem(count, None, "its fields are not an audit event's")
     seq = int(row["seq"])
     if row["tenant_id"] != tenant:
@@ -504,6 +563,15 @@ def _row_problem(
                 return ExportProblem(count, seq, "redacted, without its redacted digest (content)")
         elif not _digest_matches(row, fmt):
             return ExportProblem(count, seq, "content does not match its digest (content)")
+    if manifest.get("row_digests"):
+        digest = row.get(ROW_DIGEST)
+        text = getattr(row, "text", None)
+        if not digest:
+            return ExportProblem(count, seq, "without its row_sha256 (bytes)")
+        if text is not None and not row_bytes_match(text, digest, fmt):
+            return ExportProblem(
+                count, seq, "its bytes are not those written, though it may say the same (bytes)"
+            )
     if count == 1 and (
         seq != chain["first_seq"]
         or row["prev_hash"] != chain["first_prev_hash"]

@@ -180,8 +180,8 @@ def verify_file(path: Path, manifest: dict[str, Any] | None = None) -> ExportPro
     """Check an exported file against its manifest (read from beside it unless given), without
     the database: every row (`domain.audit_export.verify_export`), then its sha256 and size.
 
-    The rows come first so that a change is named by the row it is in; a change that leaves
-    every row saying the same (JSON's spelling of a value, its spaces) is the sha256's to find.
+    The rows come first so that a change is named by the row it is in, one that leaves the row
+    saying the same (JSON's spelling of a value, its spaces) too, by the row's `row_sha256`.
     Each line is decoded on its own, so a byte that is not UTF-8 is named by its row too.
     """
     if manifest is None:
