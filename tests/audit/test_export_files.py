@@ -243,3 +243,36 @@ async def test_the_command_exports_and_verifies_a_file(
     path.write_text(path.read_text().replace("Change 7", "Change 8"))
     broken = signoff_audit("postgresql://nowhere.invalid/none", "verify", "--file", str(path))
     assert broken.returncode == 1 and "BROKEN" in broken.stdout
+
+
+@pytest.mark.parametrize("fmt", list(ExportFormat))
+async def test_a_file_made_before_row_digests_still_verifies(database_url, tenant, tmp_path, fmt):
+    """A file without `row_sha256` (and a manifest without `row_digests`) verifies by its rows
+    and its sha256, as it did; a current file whose row lost its digest is refused."""
+    await load(tenant, 6, batch=6)
+    path = tmp_path / f"trail.{fmt.value}"
+    current = await export_to_file(tenant, ExportFilter(), fmt, path)
+    end = "\n" if fmt is ExportFormat.NDJSON else "\r\n"  # no value here holds a line break
+    header, *rows = path.read_bytes().decode().split(end)[:-1]
+    if fmt is ExportFormat.NDJSON:
+        rows, header = [header, *rows], ""
+
+    def strip(row: str) -> str:  # the sealed digest, and in NDJSON its key
+        if fmt is ExportFormat.NDJSON:
+            return row[: row.rindex(', "row_sha256"')] + "}" + end
+        return row[: -(64 + 1)] + end
+
+    if header:
+        assert header.endswith(",row_sha256")
+        header = header.removesuffix(",row_sha256") + end
+    older = (header + "".join(strip(r) for r in rows)).encode()
+    path.write_bytes(older)
+    manifest = {k: v for k, v in current.items() if k != "row_digests"}
+    manifest.update(sha256=hashlib.sha256(older).hexdigest(), bytes=len(older))
+    assert verify_file(path, manifest) is None
+    # its rows are still checked by what they say
+    problem = verify_file(path, {**manifest, "rows": 5})
+    assert problem is not None and "rows" in problem.detail
+    # with a current manifest, a row without its digest is named
+    problem = verify_file(path, {**current, **{k: manifest[k] for k in ("sha256", "bytes")}})
+    assert problem is not None and problem.row == 1
