@@ -16,6 +16,7 @@ from signoff.services import audit as audit_services
 from signoff.services import audit_exports as export_services
 from signoff.services import scopes
 from signoff.services.audit import ChainReport
+from signoff.services.context import ServiceContext
 from signoff.settings import Settings
 
 EXIT_BROKEN = 1
@@ -70,8 +71,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--role",
         action="append",
         default=[],
-        help="write it as a reader with this role sees it under the redaction rules "
-        "(repeatable; without one, every payload field a rule names is redacted)",
+        help="write it as a reader with this role sees it under the redaction rules and "
+        "the permission table (repeatable; without one, every payload field a rule names is "
+        "redacted, and so are client addresses and user agents unless a role holds "
+        "read_audit_details)",
     )
     export.set_defaults(func=cmd_export)
 
@@ -155,9 +158,18 @@ async def export(settings: Settings, args: argparse.Namespace) -> dict[str, obje
             actor_id=args.actor,
             kinds=tuple(EventKind(k) for k in args.kind or ()),
         )
+        reader = export_services.export_reader(args.tenant, args.role or ())
         with scopes.for_tenant(args.tenant):
+            details = await export_services.sees_client_details(
+                ServiceContext(settings=settings), reader
+            )
             return await export_services.export_to_file(
-                args.tenant, f, ExportFormat(args.format), args.out, reader_roles=args.role
+                args.tenant,
+                f,
+                ExportFormat(args.format),
+                args.out,
+                reader_roles=args.role,
+                hide_client_details=not details,
             )
     finally:
         await close_pool()

@@ -2,11 +2,12 @@
 
 What must always hold, for any events (any text in every text column — quotes, commas, CR, LF,
 unicode, an empty text beside no value, very long values — any moment, any data), any
-redaction in the trail and any reader under a rule hiding a payload field: the CSV file the
-export writes is byte for byte the file the former encoding gives for the same rows (the
-decoded columns written by `csv.writer`, redacted rows through the view, each record with the
-sha256 of its bytes in its last cell), the manifest holds
-that file's sha256, and the file verifies alone — through `signoff audit verify --file` too.
+redaction in the trail, any reader under a rule hiding a payload field, and a reader who may
+or may not see client details: the CSV file the export writes is byte for byte the file the
+former encoding gives for the same rows (the decoded columns written by `csv.writer`, redacted
+rows through the view, each record with the sha256 of its bytes in its last cell), the
+manifest holds that file's sha256, no client detail reaches a reader who may not see them, and
+the file verifies alone — through `signoff audit verify --file` too.
 """
 
 from __future__ import annotations
@@ -31,11 +32,13 @@ from signoff.db.engine import ENGINE
 from signoff.db.tenants import ensure_tenant
 from signoff.domain.audit import REDACTABLE_FIELDS, canonical
 from signoff.domain.audit_export import (
+    CLIENT_DETAILS,
     COLUMNS,
     FILE_COLUMNS,
     ExportFilter,
     ExportFormat,
     ExportView,
+    read_rows,
 )
 from signoff.services import redaction as redaction_services
 from signoff.services.audit_exports import (
@@ -103,11 +106,16 @@ async def former_csv(tenant: str, to_seq: int, view: ExportView) -> bytes:
     writer.writerow(FILE_COLUMNS)
     body = [buffer.getvalue().encode()]
     async for rows in export_repo.stream_events(
-        tenant, ExportFilter(), to_seq, 7, payload_copies=view.hides_payload_fields
+        tenant,
+        ExportFilter(),
+        to_seq,
+        7,
+        payload_copies=view.hides_payload_fields,
+        client_details=view.hides_client_details,
     ):
         for row in rows:
             out = {c: _plain(row[c]) for c in COLUMNS}
-            if row["redacted"] or row["template_key"] is not None:
+            if row["redacted"] or row["template_key"] is not None or row["details"]:
                 out = view.row({**out, "data": json.loads(out["data"])}, row["template_key"])
             cells = []
             for column in FILE_COLUMNS:
@@ -157,9 +165,10 @@ async def load(tenant: str, events: list[dict[str, Any]], redactions: Any) -> No
     redactions=TRAIL_REDACTIONS,
     hide_iban=st.booleans(),
     roles=st.frozensets(st.sampled_from(["auditor", "finance"])),
+    hide_details=st.booleans(),
 )
 async def test_the_database_writes_the_csv_python_wrote(
-    database_url, services, events, redactions, hide_iban, roles
+    database_url, services, events, redactions, hide_iban, roles, hide_details
 ):
     tenant = f"t{uuid4().hex[:12]}"
     await load(tenant, events, redactions)
@@ -169,8 +178,9 @@ async def test_the_database_writes_the_csv_python_wrote(
             services,
             redaction_services.SetRuleInput("iban", ("finance",)),
         )
+    reader = export_reader(tenant, roles)
     stream = await open_stream(
-        tenant, ExportFilter(), ExportFormat.CSV, export_reader(tenant, roles)
+        tenant, ExportFilter(), ExportFormat.CSV, reader, hide_client_details=hide_details
     )
     body = b"".join([chunk async for chunk in stream.chunks()])
     assert body == await former_csv(tenant, stream.to_seq, stream.view)
@@ -181,11 +191,24 @@ async def test_the_database_writes_the_csv_python_wrote(
         k for k, e in enumerate(events) if "iban" in e.get("payload", {}) and "finance" not in roles
     }
     trail = {index % len(events) for index, _ in redactions}
-    assert manifest["redaction"]["rows"] == len(trail | (hidden if hide_iban else set()))
+    stored = (await audit_repo.events_after(tenant, 0, 10_000))[: len(events)]
+    details = {  # a client detail left after the trail's redactions
+        k for k, e in enumerate(stored) if any(e[c] not in (None, "") for c in CLIENT_DETAILS)
+    }
+    expected = trail | (hidden if hide_iban else set()) | (details if hide_details else set())
+    assert manifest["redaction"]["rows"] == len(expected)
+    if hide_details:
+        rows = list(read_rows(ExportFormat.CSV, io.StringIO(body.decode(), newline="")))
+        assert all(r[c] is None for r in rows for c in CLIENT_DETAILS)
 
     path = Path(tempfile.mkdtemp()) / "trail.csv"
     written = await export_to_file(
-        tenant, ExportFilter(), ExportFormat.CSV, path, reader_roles=roles
+        tenant,
+        ExportFilter(),
+        ExportFormat.CSV,
+        path,
+        reader_roles=roles,
+        hide_client_details=hide_details,
     )
     assert path.read_bytes() == body and written["sha256"] == manifest["sha256"]
     assert verify_file(path) is None

@@ -61,10 +61,12 @@ _CSV_LINE = "json_build_object({})::text".format(
 )
 
 
-def _select_records(payload_copies: bool) -> str:
+def _select_records(payload_copies: bool, client_details: bool) -> str:
     redact = "redacted_at IS NOT NULL"
     if payload_copies:
         redact += f" OR data ?| {_payload_keys()}"
+    if client_details:
+        redact += f" OR {_HAS_DETAILS}"
     return (
         f"seq, prev_hash, hash, occurred_at, {_CSV_RECORD} AS record, "
         f"CASE WHEN {redact} THEN {_CSV_LINE} END AS line"
@@ -80,10 +82,15 @@ _PAYLOAD_COPIES = """CASE WHEN data ?| {keys} THEN coalesce((SELECT t.key FROM w
     AS template_key"""
 
 
-def _view_columns(payload_copies: bool) -> str:
+# And, when the reader may not see where changes came from, the rows that say it.
+_HAS_DETAILS = "(client_addr IS NOT NULL OR user_agent IS NOT NULL)"
+
+
+def _view_columns(payload_copies: bool, client_details: bool) -> str:
+    details = f"{_HAS_DETAILS if client_details else 'false'} AS details"
     if not payload_copies:
-        return f"{_TRAIL_REDACTED}, NULL::text AS template_key"
-    return f"{_TRAIL_REDACTED}, {_PAYLOAD_COPIES.format(keys=_payload_keys())}"
+        return f"{_TRAIL_REDACTED}, NULL::text AS template_key, {details}"
+    return f"{_TRAIL_REDACTED}, {_PAYLOAD_COPIES.format(keys=_payload_keys())}, {details}"
 
 
 def _payload_keys() -> str:
@@ -143,6 +150,7 @@ async def stream_events(
     lines: bool = False,
     records: bool = False,
     payload_copies: bool = False,
+    client_details: bool = False,
 ) -> AsyncIterator[list[asyncpg.Record]]:
     """The export's events in batches of at most `batch`, oldest first, from one snapshot:
     every column of `COLUMNS`, or with `lines` each event's NDJSON `line`, or with `records`
@@ -150,13 +158,17 @@ async def stream_events(
     as a JSON `line` in the record's forms) — both with the `seq`, `prev_hash`, `hash` and
     `occurred_at` a manifest needs. Each row also says whether it was `redacted` in the trail
     and, with `payload_copies`, the `template_key` of the item of a row holding a copy of a
-    payload ('' for none; NULL on rows without a copy).
+    payload ('' for none; NULL on rows without a copy), and with `client_details` whether it
+    holds a client address or user agent (`details`; false without it).
 
     A server-side cursor in a read-only repeatable-read transaction scoped to the tenant (row
     level security), in UTC: memory holds one batch, whatever the number of events.
     """
-    rows = _select_records(payload_copies) if records else _SELECT_LINES if lines else _SELECT
-    select = f"{rows}, {_view_columns(payload_copies)}"
+    if records:
+        rows = _select_records(payload_copies, client_details)
+    else:
+        rows = _SELECT_LINES if lines else _SELECT
+    select = f"{rows}, {_view_columns(payload_copies, client_details)}"
     query, args = filtered_query(tenant_id, f, to_seq, select)
     async with _own_connection() as conn:
         await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")

@@ -216,13 +216,19 @@ def redacted_row_digest(row: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+CLIENT_DETAILS = ("client_addr", "user_agent")
+"""Where a change came from: only for readers holding `read_audit_details`."""
+
+
 @dataclass
 class ExportView:
     """What an export's reader may see: the redaction rules of the tenant, applied as for a
-    principal with the reader's roles (no roles: every rule's fields are hidden)."""
+    principal with the reader's roles (no roles: every rule's fields are hidden), and where
+    each change came from (`CLIENT_DETAILS`) unless `hides_client_details`."""
 
     rules: Sequence[RedactionRule]
     reader: Principal
+    hides_client_details: bool = False
     _redactors: dict[str, Redactor] = field(default_factory=dict)
 
     @property
@@ -241,12 +247,18 @@ class ExportView:
 
     def row(self, row: Mapping[str, Any], template_key: str | None) -> dict[str, Any]:
         """A row as written (`row` in its written form) for the reader: hidden payload fields
-        of its `data` replaced by redaction markers, and the `redacted_digest` of a row whose
-        content is not all there (hidden now, or redacted in the trail)."""
+        of its `data` replaced by redaction markers, client details emptied for a reader who
+        may not see them, and the `redacted_digest` of a row whose content is not all there
+        (hidden now, or redacted in the trail)."""
         out = dict(row)
         if template_key is not None and isinstance(row.get("data"), Mapping):
             out["data"] = self.redactor(template_key).event_data_marked(row["data"])
-        if out["data"] != row.get("data") or row.get("redacted_at") not in (None, ""):
+        hidden = self.hides_client_details and any(
+            row.get(c) not in (None, "") for c in CLIENT_DETAILS
+        )
+        if hidden:  # an empty text says nothing: a row of only those is left as it is
+            out.update(dict.fromkeys(CLIENT_DETAILS))
+        if hidden or out["data"] != row.get("data") or row.get("redacted_at") not in (None, ""):
             out[REDACTED_DIGEST] = redacted_row_digest(out)
         return out
 
@@ -286,8 +298,9 @@ def encode_rows(
     """One chunk of the file: `rows` of the database in `fmt` as the view's reader sees them,
     each sealed with its `row_sha256`, and the (seq, redacted digest) of its redacted rows.
 
-    A row comes with `redacted` (redacted in the trail) and `template_key` (its item's, when it
-    holds a payload copy the view may hide; None otherwise); NDJSON rows with their `line`,
+    A row comes with `redacted` (redacted in the trail), `template_key` (its item's, when it
+    holds a payload copy the view may hide; None otherwise) and `details` (whether it holds
+    client details the view hides); NDJSON rows with their `line`,
     CSV rows with their `record`, both built by the database with an empty `row_sha256` last
     (a CSV row the view may change also with its columns as a JSON `line`, times as
     `canonical` writes them). Only the rows the view changes are decoded here.
@@ -295,7 +308,7 @@ def encode_rows(
     redacted: list[tuple[int, str]] = []
     parts = []
     for row in rows:
-        if not row["redacted"] and row["template_key"] is None:
+        if not row["redacted"] and row["template_key"] is None and not row["details"]:
             text = f"{row['line']}\n" if fmt is ExportFormat.NDJSON else row["record"]
             parts.append(seal_row(text, fmt))
             continue

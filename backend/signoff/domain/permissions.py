@@ -164,7 +164,8 @@ SPECS: tuple[PermissionSpec, ...] = (
     ),
     PermissionSpec(
         Permission.READ_AUDIT_DETAILS,
-        "See where each change came from (client address, user agent) on audit events.",
+        "See where each change came from (client address, user agent) on audit events and in "
+        "the audit exports written for them.",
         ("AuditEvent.clientAddr", "AuditEvent.userAgent"),
         ("settings:auditor_roles", "settings:admin_roles"),
     ),

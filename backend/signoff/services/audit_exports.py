@@ -35,7 +35,8 @@ from signoff.domain.audit_export import (
 )
 from signoff.domain.clock import Clock, SystemClock
 from signoff.domain.errors import DomainError, ErrorCode, invalid
-from signoff.services import links
+from signoff.domain.permissions import Permission
+from signoff.services import links, permissions
 from signoff.services.audit import require_auditor
 from signoff.services.context import ServiceContext
 from signoff.services.uow import remember_result, replayed_result, unit_of_work
@@ -83,6 +84,7 @@ class ExportStream:
             lines=self.fmt is ExportFormat.NDJSON,
             records=self.fmt is ExportFormat.CSV,
             payload_copies=self.view.hides_payload_fields,
+            client_details=self.view.hides_client_details,
         ):
             self.builder.add_rows(rows)
             chunk, redacted = encode_rows(self.fmt, rows, self.view)
@@ -110,14 +112,24 @@ async def open_stream(
     *,
     to_seq: int | None = None,
     on_progress: Progress | None = None,
+    hide_client_details: bool = False,
 ) -> ExportStream:
     """An export of `tenant_id`'s events up to `to_seq` (default: the head now), as `reader`
-    may see them under the tenant's redaction rules."""
+    may see them under the tenant's redaction rules (and without client details when
+    `hide_client_details`: see `sees_client_details`)."""
     with tenant_scope.tenant(tenant_id):
         rules = await redaction_repo.rules_of(tenant_id)
         if to_seq is None:
             to_seq, _ = await audit_repo.chain_head(tenant_id)
-    return ExportStream(tenant_id, f, fmt, to_seq, ExportView(rules, reader), on_progress)
+    view = ExportView(rules, reader, hides_client_details=hide_client_details)
+    return ExportStream(tenant_id, f, fmt, to_seq, view, on_progress)
+
+
+async def sees_client_details(ctx: ServiceContext, reader: Principal) -> bool:
+    """Whether an export's `reader` may see where each change came from (client address,
+    user agent): `read_audit_details` under its tenant's permission table, as on every read."""
+    with tenant_scope.tenant(reader.tenant_id):
+        return await permissions.may(Actor(reader), ctx, Permission.READ_AUDIT_DETAILS)
 
 
 async def export_to_sink(
@@ -130,7 +142,13 @@ async def export_to_sink(
     """Stream the actor's tenant's trail into `sink` (export_audit), redacted as the actor may
     see it; its manifest."""
     await require_auditor(actor, ctx, "exporting the audit trail")
-    stream = await open_stream(actor.tenant_id, f or ExportFilter(), fmt, actor.principal)
+    stream = await open_stream(
+        actor.tenant_id,
+        f or ExportFilter(),
+        fmt,
+        actor.principal,
+        hide_client_details=not await sees_client_details(ctx, actor.principal),
+    )
     async for chunk in stream.chunks():
         await sink(chunk)
     return stream.builder.manifest(ctx.clock.now())
@@ -148,15 +166,22 @@ async def export_to_file(
     path: Path,
     clock: Clock | None = None,
     reader_roles: Iterable[str] = (),
+    hide_client_details: bool = False,
 ) -> dict[str, Any]:
     """Export into `path` and its manifest beside it (operators, from the command line), as a
     reader with `reader_roles` may see it under the redaction rules (none: every field a rule
-    names is hidden).
+    names is hidden), without client details when `hide_client_details`.
 
     Written to a temporary file renamed into place when complete: a failed export leaves no
     file, never a truncated one.
     """
-    stream = await open_stream(tenant_id, f, fmt, export_reader(tenant_id, reader_roles))
+    stream = await open_stream(
+        tenant_id,
+        f,
+        fmt,
+        export_reader(tenant_id, reader_roles),
+        hide_client_details=hide_client_details,
+    )
     await anyio.Path(path.parent).mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
@@ -343,13 +368,15 @@ async def run_export(ctx: ServiceContext, tenant_id: str, export_id: UUID) -> st
                 raise LeaseLost
 
         fmt = ExportFormat(export["format"])
+        reader = export_reader(tenant_id, export["reader_roles"] or ())
         stream = await open_stream(
             tenant_id,
             f,
             fmt,
-            export_reader(tenant_id, export["reader_roles"] or ()),
+            reader,
             to_seq=to_seq,
             on_progress=on_progress,
+            hide_client_details=not await sees_client_details(ctx, reader),
         )
         key = _key(export, int(export["attempts"]))
         store = storage_of(ctx)
