@@ -58,6 +58,7 @@ async def load(tenant: str, count: int, batch: int = 2_000, items: int = 4) -> l
     return item_ids
 
 
+@pytest.mark.timeout(900)  # loading 100,000 events took 164-188 s at a load average of 18-22
 async def test_a_100k_event_export_streams_and_verifies_alone(database_url, tenant, tmp_path):
     await load(tenant, 100_000, batch=5_000)
     path = tmp_path / "trail.ndjson"

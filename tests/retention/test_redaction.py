@@ -1,6 +1,7 @@
 """Redaction rules: one function hides a payload field from the roles without access, on every
-path the payload leaves by — a GraphQL read, an inbox push, an item's event stream, its audit
-events — and hides nothing else."""
+path the payload leaves by — a GraphQL read, an inbox push, an item's event stream, a requests
+list push (`itemsChanged`), its audit events — and hides nothing else; the pushes carry
+client details only to holders of `read_audit_details`, and the chain still verifies."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from signoff.api import ids
 from signoff.db import audit as audit_repo
 from signoff.domain.actors import Principal
 from signoff.domain.errors import DomainError, ErrorCode
 from signoff.domain.redaction import RedactionRule, redact_document, redactor_for
 from signoff.services import actions
+from signoff.services import audit as audit_services
 from signoff.services import items as item_services
 from signoff.services import redaction as redaction_services
 from tests.conftest import actor
@@ -227,3 +230,69 @@ async def test_rules_are_admin_only_validated_and_audited(gql, services, tenant)
     assert removed.dotted == "customer.iban"
     actions_ = [e["action"] for e in await audit_repo.events_after(tenant, 0, 100)]
     assert actions_ == ["redaction.rule_set", "redaction.rule_removed"]
+
+
+ITEMS = """subscription {
+  itemsChanged(scope: REQUESTED) {
+    ... on ItemListChange {
+      kind itemId item { payload auditEvents { nodes { action clientAddr userAgent } } }
+    }
+  }
+}"""
+SUBMIT = """mutation($input: SubmitItemInput!) {
+  submitItem(input: $input) { item { id } errors { code } }
+}"""
+
+
+async def test_items_changed_pushes_keep_hidden_fields_and_client_details_from_other_roles(
+    ws_url, hub, gql, services, tenant, demo_templates
+):
+    await hide(services, tenant, "system", "auditor")
+    payload = {"title": "Deploy", "system": "payments", "rollback_plan": "redeploy"}
+    # submitted over HTTP, so that its events record where the change came from
+    response = await gql.http.post(
+        "/graphql",
+        json={
+            "query": SUBMIT,
+            "variables": {
+                "input": {"templateKey": "change-approval", "title": "Deploy", "payload": payload}
+            },
+        },
+        headers={"Authorization": f"Bearer {gql.token('dave')}", "User-Agent": "console/2.0"},
+    )
+    item_id = response.json()["data"]["submitItem"]["item"]["id"]
+    raw_id = ids.decode_uuid(item_id, "WorkflowItem")
+    step = (await item_services.get_item(actor(tenant, "dave"), services, raw_id)).steps[0]
+    plain = Socket(ws_url, gql.token("dave"))
+    audited = Socket(ws_url, gql.token("dave", "auditor"))
+    pushed: dict[str, dict[str, Any]] = {}
+    async with plain, audited:
+        await plain.subscribe(ITEMS)
+        await audited.subscribe(ITEMS)
+        await wait_subscribed(hub, 2)
+        await item_services.decide_step(
+            actor(tenant, "bob", "change-approver"),
+            services,
+            item_services.DecideStepInput(
+                step.id, item_services.Outcome.REQUEST_CHANGES, reason="window?"
+            ),
+        )
+        for name, socket in (("plain", plain), ("audited", audited)):
+            while name not in pushed:
+                change = (await socket.next())["itemsChanged"]
+                if change["itemId"] == item_id:
+                    pushed[name] = change["item"]
+    assert "system" not in pushed["plain"]["payload"]
+    assert pushed["plain"]["payload"]["rollback_plan"] == "redeploy"
+    assert pushed["audited"]["payload"]["system"] == "payments"
+    plain_events = pushed["plain"]["auditEvents"]["nodes"]
+    assert plain_events and all(
+        e["clientAddr"] is None and e["userAgent"] is None for e in plain_events
+    )
+    submitted = [
+        e for e in pushed["audited"]["auditEvents"]["nodes"] if e["action"] == "item.submitted"
+    ]
+    assert submitted and all(
+        e["clientAddr"] == "127.0.0.1" and e["userAgent"] == "console/2.0" for e in submitted
+    )
+    assert (await audit_services.verify_tenant_chain(tenant)).ok
