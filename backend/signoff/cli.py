@@ -617,6 +617,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="small sizes: a development run")
     bench.add_argument("--repeats", type=int, default=3, help="runs per figure (default 3)")
     bench.add_argument("--keep", action="store_true", help="keep the benchmark databases")
+    bench.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep each scenario's database under a fixed name and reuse what an earlier "
+        "--reuse run loaded there (scenarios that support it skip their load)",
+    )
     bench.add_argument("--out", default=str(REPO_ROOT / "docs"), help="where to write reports")
     bench.add_argument("--list", action="store_true", help="list the scenarios and exit")
     bench.add_argument("--profile", action="store_true", help="py-spy every started process")

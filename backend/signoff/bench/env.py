@@ -3,6 +3,8 @@
 `BenchEnv.open` creates a uniquely named database on the configured PostgreSQL server (or an
 embedded one), migrates it, and on the way out stops every process the scenario started,
 closes its connections, deletes its Redis keys and drops the database (unless `keep`).
+With `reuse`, a scenario's database has a fixed name and outlives the run: the next run with
+`reuse` migrates it and finds the data a scenario loaded before (`BenchEnv.reused`).
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ class BenchConfig:
     quick: bool = False
     repeats: int = 3
     keep: bool = False
+    # one database per scenario under a fixed name, kept and found again by the next such run
+    reuse: bool = False
     profile: bool = False  # sample every started process with py-spy (see bench/profile.py)
     work_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="signoff-bench-")))
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
@@ -174,7 +178,10 @@ class BenchEnv:
         self.scenario = scenario
         self._stack = stack
         safe = re.sub(r"[^a-z0-9_]", "_", scenario.lower())
-        self.database = f"signoff_bench_{config.run_id}_{safe}"[:63]
+        run = ("reuse_quick" if config.quick else "reuse") if config.reuse else config.run_id
+        self.database = f"signoff_bench_{run}_{safe}"[:63]
+        # set by `open`: the database existed (a `reuse` run), with what a scenario loaded then
+        self.reused = False
         # the owner's URL: migrations, pgbench, sampling; the API and workers connect as a
         # member of signoff_app, bound by row-level security as in production
         self.database_url = with_database(config.servers.admin_url, self.database)
@@ -216,12 +223,19 @@ class BenchEnv:
     @classmethod
     @asynccontextmanager
     async def open(cls, config: BenchConfig, scenario: str) -> AsyncIterator[BenchEnv]:
-        """A migrated database of its own for `scenario`; everything is cleaned on exit."""
+        """A migrated database of its own for `scenario`; everything is cleaned on exit (the
+        database itself is kept with `keep` or `reuse`, and found again with `reuse`)."""
         async with AsyncExitStack() as stack:
             env = cls(config, scenario, stack)
             admin = await asyncpg.connect(config.servers.admin_url)
             try:
-                await admin.execute(f'CREATE DATABASE "{env.database}"')
+                env.reused = config.reuse and bool(
+                    await admin.fetchval(
+                        "SELECT 1 FROM pg_database WHERE datname = $1", env.database
+                    )
+                )
+                if not env.reused:
+                    await admin.execute(f'CREATE DATABASE "{env.database}"')
             finally:
                 await admin.close()
             stack.push_async_callback(env._drop_database)
@@ -235,7 +249,7 @@ class BenchEnv:
 
     async def _drop_database(self) -> None:
         await self._close_services()
-        if self.config.keep:
+        if self.config.keep or self.config.reuse:
             log.warning("kept database %s", self.database)
             return
         admin = await asyncpg.connect(self.config.servers.admin_url)

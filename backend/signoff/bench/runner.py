@@ -135,6 +135,7 @@ def command(args: argparse.Namespace) -> int:
             quick=args.quick,
             repeats=max(1, args.repeats),
             keep=args.keep,
+            reuse=args.reuse,
             profile=args.profile,
         )
         try:
