@@ -21,6 +21,7 @@ from strawberry.types.unset import UnsetType
 from signoff.api import shared_results
 from signoff.api.context import SignoffContext, authenticate
 from signoff.api.graphiql import GRAPHIQL_PAGE
+from signoff.api.loaders import release_loaders
 from signoff.api.ws_sessions import SocketCaps, session_handler
 from signoff.domain.errors import DomainError
 from signoff.settings import Settings
@@ -53,6 +54,22 @@ async def response_of(context: Any) -> Response[Any]:
     """The response of `http_context` (strawberry's handler takes it as a dependency too)."""
     response: Response[Any] = context.response
     return response
+
+
+def end_request(context: Any) -> None:
+    """Let go of what an answered HTTP request's context holds (its loaders' rows, the actor,
+    the request and the sub-response). graphql-core's execution leaves the context in
+    reference cycles; cut loose here, a page's objects are freed when the request ends
+    instead of piling up as cyclic garbage that a young collection must walk with the event
+    loop stopped (docs/architecture.md, "Inbox pages and the garbage collector")."""
+    if not isinstance(context, SignoffContext):
+        return
+    loaders = context.cache.get("loaders")
+    if loaders is not None:
+        release_loaders(loaders)
+    context.cache.clear()
+    context.request = None
+    context.response = None
 
 
 def decode_request_json(data: str | bytes) -> object:
@@ -120,6 +137,17 @@ def graphql_controller(
         def graphql_ide_html(self) -> str:
             # Our page, loading GraphiQL from the package (api/graphiql.py), never from a CDN.
             return GRAPHIQL_PAGE
+
+        async def execute_request(
+            self, request: Request[Any, Any, Any], context: Any, root_value: Any
+        ) -> Response[Any]:
+            try:
+                response: Response[Any] = await super().execute_request(
+                    request=request, context=context, root_value=root_value
+                )
+            finally:
+                end_request(context)
+            return response
 
         def decode_json(self, data: str | bytes) -> object:
             return decode_request_json(data)

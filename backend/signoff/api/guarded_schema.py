@@ -131,6 +131,8 @@ class GuardedSchema(strawberry.Schema):
                 finish_error(e, mask=self.mask, hide_suggestions=self.hide_suggestions)
                 for e in errors
             ]
+            for error in errors:
+                drop_tracebacks(error)
         return result
 
     def process_errors(
@@ -157,6 +159,24 @@ class GuardedSchema(strawberry.Schema):
             seen.add((code, error.message))
             level = logging.WARNING if code == ErrorCode.UNAUTHENTICATED.value else logging.INFO
             log.log(level, "refused %s: %s", code, error.message)
+
+
+def drop_tracebacks(error: BaseException) -> None:
+    """Forget the tracebacks of an error and of the errors behind it, once it is logged
+    (`process_errors` runs first). A traceback holds the frames that raised and caught it, and
+    those hold the error: a cycle that would keep the request's executor and context for the
+    garbage collector (docs/architecture.md, "Inbox pages and the garbage collector")."""
+    pending: list[BaseException] = [error]
+    seen: set[int] = set()
+    while pending:
+        exc = pending.pop()
+        if id(exc) in seen:
+            continue
+        seen.add(id(exc))
+        exc.__traceback__ = None
+        for behind in (exc.__cause__, exc.__context__, getattr(exc, "original_error", None)):
+            if isinstance(behind, BaseException):
+                pending.append(behind)
 
 
 def _context(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -113,6 +113,25 @@ def make_loaders(tenant_id: str, services: ServiceContext, *, cache: bool) -> Lo
     )
 
 
+def release_loaders(loaders: Loaders) -> None:
+    """Drop what the request's loaders hold (their cached futures and pending batch, with the
+    rows in them) once the request is answered. The loaders themselves sit in reference cycles
+    (each one's batch and load function refer back to it), so without this their rows outlive
+    the request until the garbage collector walks them (docs/architecture.md, "Inbox pages and
+    the garbage collector")."""
+    for loader in (
+        loaders.items,
+        loaders.steps_by_item,
+        loaders.decisions_by_item,
+        loaders.templates,
+        loaders.definitions,
+        loaders.display_names,
+        loaders.redaction_rules,
+    ):
+        loader.clear_all()
+        loader.batch = None
+
+
 def loaders_of(info: Info[SignoffContext, Any]) -> Loaders:
     """The loaders of this request (made on first use, for the caller's tenant)."""
     context = info.context

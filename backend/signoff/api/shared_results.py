@@ -25,6 +25,7 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     OperationDefinitionNode,
+    OperationType,
     VariableNode,
     Visitor,
     visit,
@@ -111,6 +112,20 @@ class SharingExecutor(StrawberryGraphQLCoreExecutionContext):
         executor._relevant_sub_fields = {}
         return executor
 
+    async def _released_after(self, result: Any) -> Any:
+        try:
+            return await result
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        """Cut the executor's reference to itself once its query or mutation is answered:
+        graphql-core hands resolvers helpers that are the executor's own bound methods, so
+        without this every executor, with its memo of collected fields and the context,
+        outlives its request as cyclic garbage that a young collection must walk
+        (docs/architecture.md, "Inbox pages and the garbage collector")."""
+        self.__dict__.pop("async_helpers", None)
+
     @property
     def strawberry_schema(self) -> Any:
         """The strawberry schema this executor runs (its error handling)."""
@@ -126,7 +141,13 @@ class SharingExecutor(StrawberryGraphQLCoreExecutionContext):
 
     def execute_operation(self, serially: bool | None = None) -> Any:
         if not self._per_event:
-            return super().execute_operation(serially)
+            result = super().execute_operation(serially)
+            if self.operation.operation is OperationType.SUBSCRIPTION:
+                return result
+            if self.is_awaitable(result):
+                return self._released_after(result)
+            self._release()
+            return result
         payload = self.root_value
         if isinstance(payload, Handover):
             # Not an event: the stream leaves this path; whoever serves it runs the selection
