@@ -310,3 +310,44 @@ def test_profile_summary_counts_inclusive_and_self(tmp_path):
     assert "  100.0%   0.0%  main (a.py)" in text
     assert "   75.0%  75.0%  query (signoff/db/sql.py)" in text
     assert "\n 25.0%  handle (x/y.py)" in text
+
+
+REUSE_SCRIPT = """
+import asyncio, sys
+from signoff.bench.env import BenchConfig, BenchEnv, Servers
+
+async def main(admin_url, redis_url, scenario):
+    seen = []
+    for _ in range(2):
+        config = BenchConfig(Servers(admin_url, redis_url), quick=True, reuse=True)
+        async with BenchEnv.open(config, scenario) as env:
+            conn = await env.connect()
+            await conn.execute("CREATE TABLE IF NOT EXISTS reuse_mark (n int)")
+            await conn.execute("INSERT INTO reuse_mark VALUES (1)")
+            seen.append((env.reused, await conn.fetchval("SELECT count(*) FROM reuse_mark")))
+    print(seen)
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+async def test_a_reuse_run_finds_the_database_an_earlier_one_kept(service_urls, tmp_path):
+    admin_url, redis_url = service_urls
+    scenario = f"reuse-{uuid.uuid4().hex[:8]}"
+    database = f"signoff_bench_reuse_quick_{scenario.replace('-', '_')}"
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *[sys.executable, "-c", REUSE_SCRIPT, admin_url, redis_url, scenario],
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), RUN_BOUND)
+        assert proc.returncode == 0, err.decode()[-3000:]
+        # the first run creates it, the second finds it with what the first wrote
+        assert out.decode().strip() == "[(False, 1), (True, 2)]"
+    finally:
+        conn = await asyncpg.connect(admin_url)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        finally:
+            await conn.close()
