@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import inspect
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -355,11 +358,59 @@ class RecordingHTTPServer:
         return ReceivedRequest(parts[0], parts[1], headers, body)
 
 
+PORT_CLAIMS = Path(tempfile.gettempdir()) / "signoff-port-claims"
+"""Where `free_port` claims ports: one file per port, locked by the process it was handed to."""
+
+_CLAIMED: dict[int, int] = {}  # port -> the open file whose lock claims it, for life
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free now (for a server a test starts)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 for a server a test starts in another process.
+
+    The kernel's `bind(("127.0.0.1", 0))` hands out a port of its ephemeral range, and once
+    that socket is closed, any outgoing connection of any process (another suite's database
+    client) or another process's `bind(0)` may take the same port before the server binds it.
+    So the port is picked below the ephemeral range (where outgoing connections never take
+    one), free now, and claimed for the life of this process (`claim_port`) against every
+    other process that asks here; one process never hands out a port twice.
+    """
+    low = ephemeral_ports()[0]
+    candidates = range(max(1024, low - 12_000), low)
+    for _ in range(500):
+        port = random.choice(candidates)
+        if port in _CLAIMED or not claim_port(port):
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use by a process that does not claim ports (the claim stays)
+        return port
+    raise RuntimeError(f"no free port in {candidates}")
+
+
+def claim_port(port: int) -> bool:
+    """Claim `port` for the life of this process (an exclusive advisory lock on a file of its
+    own, released by the kernel when the process ends): False when another process holds it."""
+    PORT_CLAIMS.mkdir(exist_ok=True)
+    descriptor = os.open(PORT_CLAIMS / str(port), os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(descriptor)
+        return False
+    _CLAIMED[port] = descriptor
+    return True
+
+
+def ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range of ports for outgoing connections and `bind(0)` (Linux's default
+    when it cannot be read)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def child_environment(**settings: str) -> dict[str, str]:
