@@ -64,6 +64,12 @@ DELIVERIES = Counter(
     "Notification delivery attempts by channel and outcome.",
     ["channel", "outcome"],
 )
+NOTIFICATION_FAILURES = Counter(
+    "signoff_notification_failures_total",
+    "Notification work of one tenant that failed and was left to a later run, by stage: "
+    "`plan` (planning the tenant's events) or `deliver` (a batch of its deliveries).",
+    ["stage"],
+)
 ALERT_EVALUATIONS = Counter(
     "signoff_alert_evaluations_total",
     "Alert rule evaluations, by rule kind and what they did (fire, clear, stay).",

@@ -333,9 +333,10 @@ class Settings:
     )
     timer_tenants: tuple[str, ...] = _setting(
         [],
-        "Tenants whose timers this worker sweeps and fires, and whose alert rules it "
-        "evaluates (comma separated). Empty: every tenant. Lets a tenant have workers of its "
-        "own.",
+        "Tenants this worker works for (comma separated): whose timers it sweeps and fires, "
+        "whose alert rules it evaluates, whose notifications its sweeper plans, folds into "
+        "digests and delivers, and whose retention policies it applies. Empty: every tenant. "
+        "Lets a tenant have workers of its own.",
     )
 
     alert_evaluation_seconds: int = _setting(

@@ -8,32 +8,37 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from arq import cron
+from arq import create_pool
+from arq.connections import RedisSettings
 
 from signoff.db import notifications as notification_repo
 from signoff.db import sql
 from signoff.domain.actors import Actor, Principal
 from signoff.domain.clock import ManualClock
-from signoff.jobs.notifications import REGISTRY_KEY, notification_sweeper
+from signoff.jobs.notifications import REGISTRY_KEY
 from signoff.notify import NotifierRegistry
 from signoff.services import notification_admin
 from signoff.services.context import ServiceContext
 from signoff.services.items import SubmitItemInput, submit_item
 from signoff.settings import Settings
 from signoff.testing import FakeChannel
-from signoff.worker import build_worker, unbound
+from signoff.worker import build_worker
 
 
 @pytest.fixture
-def notify_settings(settings: Settings) -> Settings:
-    """Session settings with small retry/digest numbers and a job queue of this test's own.
+def notify_settings(settings: Settings, tenant: str) -> Settings:
+    """Session settings with small retry/digest numbers, a job queue of this test's own and
+    the worker's sweeps limited to the test's tenant.
 
     The queue of its own keeps jobs other tests left deferred (timers) out of these burst
-    workers, which would otherwise wait for them.
+    workers, which would otherwise wait for them; the tenant keeps the sweeper from planning,
+    folding and delivering other tests' notifications (and a worker's timer recovery, which
+    finds no hand-over in a new queue, from handing over other tests' timers).
     """
     return dataclasses.replace(
         settings,
         redis_prefix=f"{settings.redis_prefix}-n{uuid.uuid4().hex[:8]}",
+        timer_tenants=(tenant,),
         notify_max_attempts=3,
         notify_backoff_base_seconds=10.0,
         notify_backoff_cap_seconds=60.0,
@@ -128,8 +133,10 @@ async def run_worker(
     """Run a real arq worker in burst mode until its queue is empty (`overrides`: more of
     arq's worker options, e.g. `max_jobs`).
 
-    Its only cron job is the notification sweeper, run at start-up: it plans every tenant that
-    is behind, folds digests and enqueues due deliveries, which the same burst then runs.
+    It starts with one notification sweep queued (no cron: arq's crons follow the wall
+    clock, and one that came due during the burst would sweep again): the sweep asks for a
+    planning job of the tenants that are behind, folds digests and asks for a delivery job,
+    which the same burst then runs.
     """
     worker = build_worker(
         settings,
@@ -138,11 +145,18 @@ async def run_worker(
         poll_delay=0.01,
         handle_signals=False,
         ctx={REGISTRY_KEY: registry},
-        # bound to no tenant, as `build_worker` binds its own crons: the sweeper must declare
-        # that it spans tenants, or it sees none
-        cron_jobs=[cron(unbound(notification_sweeper), run_at_startup=True, unique=True)],
+        cron_jobs=[],
         **overrides,
     )
+    queue = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+    try:
+        await queue.enqueue_job(
+            "notification_sweeper",
+            _job_id=f"{settings.redis_prefix}:sweep:{uuid.uuid4().hex}",
+            _queue_name=settings.job_queue_name,
+        )
+    finally:
+        await queue.aclose()
     try:
         await worker.run_check()
     finally:

@@ -151,13 +151,15 @@ async def advance_cursor(tenant_id: str, last_seq: int, now: datetime) -> None:
     )
 
 
-async def tenants_behind() -> list[str]:
-    """Tenants with audit events not yet planned."""
+async def tenants_behind(only: Sequence[str] | None = None) -> list[str]:
+    """Tenants with audit events not yet planned (of `only`, when given)."""
     rows = await sql.fetch(
         """SELECT t.id FROM tenant t LEFT JOIN notification_cursor c ON c.tenant_id = t.id
-        WHERE EXISTS (SELECT 1 FROM audit_event e
+        WHERE ($1::text[] IS NULL OR t.id = ANY($1::text[]))
+        AND EXISTS (SELECT 1 FROM audit_event e
             WHERE e.tenant_id = t.id AND e.seq > coalesce(c.last_seq, 0))
-        ORDER BY t.id"""
+        ORDER BY t.id""",
+        None if only is None else list(only),
     )
     return [r["id"] for r in rows]
 
@@ -254,14 +256,17 @@ async def recent_foldable_counts(
 # --------------------------------------------------------------------------- digests
 
 
-async def held_groups(before: datetime) -> list[dict[str, Any]]:
-    """(tenant, channel, recipient) whose oldest held delivery was created before `before`."""
+async def held_groups(before: datetime, only: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """(tenant, channel, recipient) whose oldest held delivery was created before `before`
+    (of the tenants `only`, when given)."""
     rows = await sql.fetch(
         """SELECT tenant_id, channel, recipient_id FROM notification_delivery
         WHERE status = 'digested' AND digest_id IS NULL
+        AND ($2::text[] IS NULL OR tenant_id = ANY($2::text[]))
         GROUP BY tenant_id, channel, recipient_id HAVING min(created_at) <= $1
         ORDER BY 1, 2, 3""",
         before,
+        None if only is None else list(only),
     )
     return [dict(r) for r in rows]
 

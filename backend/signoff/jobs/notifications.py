@@ -20,7 +20,7 @@ from typing import Any
 from arq import ArqRedis
 from redis.asyncio import Redis
 
-from signoff import tracing
+from signoff import metrics, tracing
 from signoff.domain.clock import SystemClock
 from signoff.jobs.queue import enqueue_once
 from signoff.notify import NotifierRegistry
@@ -151,9 +151,14 @@ async def plan_notifications_job(ctx: dict[str, Any], tenant_id: str) -> int:
     registry = _registry(ctx)
     if not registry.configured_channels():
         return 0  # a worker without channels leaves the events to one that has them
-    due = await notification_services.plan_notifications(
-        services, tenant_id, channels=registry.configured_channels()
-    )
+    try:
+        due = await notification_services.plan_notifications(
+            services, tenant_id, channels=registry.configured_channels()
+        )
+    except Exception:
+        # (arq logs the job's failure; the next sweep asks again)
+        metrics.NOTIFICATION_FAILURES.labels("plan").inc()
+        raise
     await _deliver_planned(ctx["redis"], services.settings, tenant_id, due)
     return len(due)
 
@@ -201,30 +206,43 @@ async def deliver_job(ctx: dict[str, Any], delivery_id: int) -> str:
     return await notification_services.deliver(_services(ctx), _registry(ctx), delivery_id)
 
 
-async def notification_sweeper(ctx: dict[str, Any]) -> dict[str, int]:
-    """arq cron: plan every tenant that is behind (asking for a delivery job for each one that
-    has deliveries due, as planning jobs do), fold digests, and ask for a delivery job of
-    every tenant: it delivers whatever else is due, retries and lost jobs' deliveries.
+async def enqueue_sweep_planning(redis: Redis, settings: Settings, tenant_id: str) -> None:
+    """The sweeper's ask for a planning job of a tenant that is behind: under one id per
+    tenant, so that while the job of an earlier sweep is queued or running (a long backlog)
+    later sweeps queue no other."""
+    await _arq(redis).enqueue_job(
+        "plan_notifications_job",
+        tenant_id,
+        _job_id=f"{settings.redis_prefix}:plan-sweep:{tenant_id}",
+        _queue_name=settings.job_queue_name,
+        **tracing.job_kwargs(),
+    )
 
-    That job is named after this sweep: a delivery job of an earlier sweep that is still
-    running (slow receivers) does not stop it from being queued."""
+
+async def notification_sweeper(ctx: dict[str, Any]) -> dict[str, int]:
+    """arq cron: ask for a planning job of every tenant that is behind (one job per tenant:
+    a backlog of many tenants spreads over jobs and workers, each job with a timeout of its
+    own, instead of filling this one), fold digests, and ask for a delivery job: it delivers
+    whatever else is due, retries and lost jobs' deliveries. With `timer_tenants` set, only
+    those tenants' notifications, each in a delivery job of its own.
+
+    A delivery job is named after this sweep: one of an earlier sweep that is still running
+    (slow receivers) does not stop it from being queued."""
     services = _services(ctx)
-    channels = _registry(ctx).configured_channels()
-    if not channels:
+    settings = services.settings
+    if not _registry(ctx).configured_channels():
         # Planning would consume the events without anyone to send them to.
-        return {"planned": 0, "digests": 0}
-    planned = 0
-    for tenant_id in await notification_services.tenants_behind():
-        try:
-            due = await notification_services.plan_notifications(
-                services, tenant_id, channels=channels
-            )
-        except Exception:
-            # One tenant's bad data must not stop the others' notifications.
-            log.exception("planning notifications of tenant %r failed", tenant_id)
-            continue
-        planned += len(due)
-        await _deliver_planned(ctx["redis"], services.settings, tenant_id, due)
+        return {"behind": 0, "digests": 0}
+    behind = await notification_services.tenants_behind(services)
+    for tenant_id in behind:
+        await enqueue_sweep_planning(ctx["redis"], settings, tenant_id)
     digests = await notification_services.flush_digests(services)
-    await enqueue_delivering(ctx["redis"], services.settings, f"sweep:{time.time_ns()}")
-    return {"planned": planned, "digests": len(digests)}
+    sweep = time.time_ns()
+    if settings.timer_tenants:
+        for tenant_id in settings.timer_tenants:
+            await enqueue_delivering(
+                ctx["redis"], settings, f"sweep:{sweep}:{tenant_id}", tenant_id
+            )
+    else:
+        await enqueue_delivering(ctx["redis"], settings, f"sweep:{sweep}")
+    return {"behind": len(behind), "digests": len(digests)}

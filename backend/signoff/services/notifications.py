@@ -353,13 +353,14 @@ async def _bursting(
 
 
 async def flush_digests(ctx: ServiceContext) -> list[Due]:
-    """Fold held deliveries whose window has passed into one digest delivery per recipient
-    and channel; return the digests due now."""
+    """Fold held deliveries whose window has passed (of `timer_tenants` when that setting
+    names any) into one digest delivery per recipient and channel; return the digests due
+    now."""
     now = ctx.clock.now()
     window = timedelta(seconds=ctx.settings.notify_digest_window_seconds)
     due: list[Due] = []
     with scopes.across_tenants("digest windows of every tenant"):
-        groups = await repo.held_groups(now - window)
+        groups = await repo.held_groups(now - window, ctx.settings.timer_tenants or None)
     for group in groups:
         with scopes.for_tenant(group["tenant_id"]):
             async with repo.transaction():
@@ -563,15 +564,25 @@ async def deliver_due(
                 return
             batches += 1
             kept += 1
-            outcomes = await deliver_due_of_tenant(ctx, registry, tenant_id, size)
+            try:
+                outcomes = await deliver_due_of_tenant(ctx, registry, tenant_id, size)
+            except Exception:
+                # One tenant's failing batch must not stop the other lanes' deliveries: its
+                # claimed rows are tried again when their claim runs out.
+                log.exception("delivering notifications of tenant %r failed", tenant_id)
+                metrics.NOTIFICATION_FAILURES.labels("deliver").inc()
+                skip.append(tenant_id)
+                tenant_id = None
+                continue
             if not outcomes:
                 skip.append(tenant_id)  # its due deliveries are all claimed elsewhere
             if len(outcomes) < size:
                 tenant_id = None  # it may have nothing due left: look again
             counts.update(outcomes.values())
 
-    # A lane that fails cancels the others: when this returns or raises, none of them is
-    # still claiming or sending (gather would leave them running behind the failed job).
+    # A lane that fails (its look-up for the next tenant: the database is away) cancels the
+    # others: when this returns or raises, none of them is still claiming or sending (gather
+    # would leave them running behind the failed job). A tenant's failing batch is skipped.
     async with asyncio.TaskGroup() as group:
         for _ in range(max(1, lanes)):
             group.create_task(lane())
@@ -635,7 +646,8 @@ async def _attempt(
         await _record(ctx, tenant_id, sent, started, outcomes)
 
 
-Sent = tuple[dict[str, Any], RenderedMessage, DeliveryResult]
+Sent = tuple[dict[str, Any], RenderedMessage | None, DeliveryResult]
+"""A claimed row, its message (None: the row could not be read) and the attempt's result."""
 
 
 async def _claim(
@@ -670,6 +682,28 @@ async def _claim(
         return claimed, now
 
 
+UNREADABLE = (AttributeError, KeyError, TypeError, ValueError)
+"""What reading a delivery row whose stored content is malformed raises (a payload that is
+not an object, a date or id that does not parse, a field missing)."""
+
+
+def _readable(
+    ctx: ServiceContext, row: dict[str, Any]
+) -> tuple[NotificationEvent, Recipient] | str:
+    """The event and recipient a plugin gets for a claimed delivery, or why the row cannot
+    be read (it is then dead-lettered with that reason instead of failing the job that
+    claimed it, and every later one)."""
+    try:
+        recipient = Recipient(
+            user_id=row["recipient_id"],
+            address=row["address"],
+            display_name=row["payload"].get("recipient_name") or "",
+        )
+        return notification_event(row, decision_links.links_for_delivery(ctx, row)), recipient
+    except UNREADABLE as exc:
+        return f"the delivery cannot be read: {type(exc).__name__}: {exc}"
+
+
 async def _send(
     ctx: ServiceContext,
     registry: NotifierRegistry,
@@ -678,30 +712,27 @@ async def _send(
 ) -> list[Sent]:
     """Render and send claimed deliveries, all at once. No transaction is open while a plugin
     works: the messages are rendered, the thread parents of those on channels that thread
-    read in one short transaction, then sent."""
-    recipients = [
-        Recipient(
-            user_id=row["recipient_id"],
-            address=row["address"],
-            display_name=row["payload"].get("recipient_name") or "",
-        )
-        for row in claimed
-    ]
+    read in one short transaction, then sent. A row that cannot be read is not sent: its
+    attempt fails for good with the reason (`_readable`)."""
+    readable: list[tuple[dict[str, Any], NotificationEvent, Recipient]] = []
+    unreadable: list[Sent] = []
+    for row in claimed:
+        read = _readable(ctx, row)
+        if isinstance(read, str):
+            unreadable.append((row, None, DeliveryResult.permanent(read)))
+        else:
+            readable.append((row, *read))
     messages = list(
         await asyncio.gather(
             *(
-                registry.render(
-                    row["channel"],
-                    notification_event(row, decision_links.links_for_delivery(ctx, row)),
-                    recipient,
-                )
-                for row, recipient in zip(claimed, recipients, strict=True)
+                registry.render(row["channel"], event, recipient)
+                for row, event, recipient in readable
             )
         )
     )
     threading = {name for name, spec in registry.channels().items() if spec.capabilities.threading}
     threaded = [
-        n for n, m in enumerate(messages) if m.thread_key and claimed[n]["channel"] in threading
+        n for n, m in enumerate(messages) if m.thread_key and readable[n][0]["channel"] in threading
     ]
     if threaded:
         with scopes.for_tenant(tenant_id):
@@ -710,10 +741,10 @@ async def _send(
                     tenant_id,
                     [
                         (
-                            claimed[n]["channel"],
-                            claimed[n]["recipient_id"],
+                            readable[n][0]["channel"],
+                            readable[n][0]["recipient_id"],
                             messages[n].thread_key or "",
-                            claimed[n]["id"],
+                            readable[n][0]["id"],
                         )
                         for n in threaded
                     ],
@@ -724,10 +755,14 @@ async def _send(
     results = await asyncio.gather(
         *(
             registry.deliver(row["channel"], message, recipient)
-            for row, message, recipient in zip(claimed, messages, recipients, strict=True)
+            for (row, _, recipient), message in zip(readable, messages, strict=True)
         )
     )
-    return list(zip(claimed, messages, results, strict=True))
+    sent: list[Sent] = [
+        (row, message, result)
+        for (row, _, _), message, result in zip(readable, messages, results, strict=True)
+    ]
+    return sent + unreadable
 
 
 async def _record(
@@ -774,7 +809,7 @@ async def _record(
 def _settle(
     uow: UnitOfWork,
     row: dict[str, Any],
-    message: RenderedMessage,
+    message: RenderedMessage | None,
     result: DeliveryResult,
     attempt_no: int,
     now: datetime,
@@ -785,7 +820,9 @@ def _settle(
     if row["status"] not in repo.OPEN_STATUSES:
         # Another attempt settled it while this one outlived its claim: keep its outcome.
         return str(row["status"]), {"attempts": attempt_no}
-    changes: dict[str, Any] = {"attempts": attempt_no, "thread_key": message.thread_key}
+    changes: dict[str, Any] = {"attempts": attempt_no}
+    if message is not None:
+        changes["thread_key"] = message.thread_key
     if result.ok:
         changes |= {
             "status": "delivered",
@@ -812,8 +849,8 @@ def _settle(
         outcome = "dead"
         uow.record(
             "notification.dead_lettered",
-            item_id=_uuid(row["payload"].get("item_id")),
-            step_id=_uuid(row["payload"].get("step_id")),
+            item_id=_payload_uuid(row, "item_id"),
+            step_id=_payload_uuid(row, "step_id"),
             reason=result.error,
             data={
                 "delivery_id": delivery_id,
@@ -843,11 +880,19 @@ def _count_delivery(channel: str, outcome: str) -> Callable[[], Awaitable[None]]
     return count
 
 
-def _uuid(value: str | None) -> UUID | None:
-    return UUID(value) if value else None
+def _payload_uuid(row: Mapping[str, Any], key: str) -> UUID | None:
+    """An id the delivery's payload names, or None when it names none (or the row is
+    unreadable: its dead letter still records what can be read)."""
+    payload = row["payload"]
+    value = payload.get(key) if isinstance(payload, dict) else None
+    try:
+        return UUID(value) if isinstance(value, str) and value else None
+    except ValueError:
+        return None
 
 
-async def tenants_behind() -> list[str]:
-    """Tenants with audit events not yet planned."""
+async def tenants_behind(ctx: ServiceContext) -> list[str]:
+    """Tenants with audit events not yet planned (of `timer_tenants` when that setting names
+    any)."""
     with scopes.across_tenants("the notification sweeper plans every tenant that is behind"):
-        return await repo.tenants_behind()
+        return await repo.tenants_behind(ctx.settings.timer_tenants or None)

@@ -272,14 +272,15 @@ async def retention_of(
 async def apply_retention(
     ctx: ServiceContext, tenant_id: str | None = None, *, limit: int | None = None
 ) -> RetentionReport:
-    """Apply every tenant's policies (or `tenant_id`'s) to the items due at the clock's now;
-    then delete the stored objects of purged evidence, rewrite the review snapshots that hold
-    removed content, and expire the audit export files kept long enough
-    (`audit_exports.expire_exports`). Safe to run concurrently and again: each item is decided
-    under its lock and handled once."""
+    """Apply every tenant's policies (or `tenant_id`'s; of `timer_tenants` only, when that
+    setting names any) to the items due at the clock's now; then delete the stored objects of
+    purged evidence, rewrite the review snapshots that hold removed content, and expire the
+    audit export files kept long enough (`audit_exports.expire_exports`). Safe to run
+    concurrently and again: each item is decided under its lock and handled once."""
     report = RetentionReport()
-    if tenant_id:
-        tenants = [tenant_id]
+    only = [tenant_id] if tenant_id else list(ctx.settings.timer_tenants)
+    if only:
+        tenants = only
     else:
         # The one read across tenants: which of them have a policy.
         with scope.all_tenants():
@@ -289,10 +290,12 @@ async def apply_retention(
             await _apply_tenant(ctx, tenant, report, limit)
             await _delete_objects(ctx, tenant, report)
             await _redact_snapshots(ctx, tenant, report)
-    exports = await export_services.expire_exports(ctx, tenant_id)
-    report.exports_expired = len(exports.expired)
-    report.export_files_deleted = exports.files_deleted
-    report.export_file_failures = exports.file_failures
+    export_scopes: list[str | None] = [*only] or [None]
+    for exports_of in export_scopes:
+        exports = await export_services.expire_exports(ctx, exports_of)
+        report.exports_expired += len(exports.expired)
+        report.export_files_deleted += exports.files_deleted
+        report.export_file_failures += exports.file_failures
     return report
 
 
