@@ -44,7 +44,7 @@ FUNCTIONS: list[Any] = [verify_audit_chains, fire_due_timers_job, fire_timer_job
 FUNCTIONS += [plan_notifications_job, deliver_batch_job, deliver_job, notification_sweeper]
 # A delivery job stops after a bounded number of batches, but slow receivers make each long.
 FUNCTIONS += [func(deliver_due_job, timeout=900)]
-FUNCTIONS += [sweep_evidence_uploads, apply_retention_job]
+FUNCTIONS += [sweep_evidence_uploads, apply_retention_job, evaluate_alert_rules_job]
 # An export of millions of events outlasts arq's default 300 s job timeout.
 FUNCTIONS += [func(run_audit_export_job, timeout=3600, max_tries=1), sweep_audit_exports]
 

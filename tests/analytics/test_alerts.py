@@ -14,14 +14,14 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from arq import cron
+from arq import create_pool
+from arq.connections import RedisSettings
 from prometheus_client import REGISTRY
 
 from signoff.db import sql
 from signoff.domain.alerts import AlertRuleKind, AlertRuleSpec, Move, Recipients
 from signoff.domain.clock import ManualClock
 from signoff.domain.errors import DomainError, ErrorCode
-from signoff.jobs.alerts import evaluate_alert_rules_job
 from signoff.jobs.notifications import build_registry
 from signoff.services import alerts, notifications
 from signoff.services.context import ServiceContext
@@ -78,15 +78,21 @@ def scoped(settings: Settings, tenant: str) -> Settings:
 
 
 async def evaluate_by_worker(settings: Settings, clock: ManualClock) -> None:
-    """One round of the worker's alert evaluator (a real arq worker in burst mode)."""
+    """One round of the worker's alert evaluator (a real arq worker in burst mode), queued
+    before it starts: arq's cron follows the wall clock, and one that came due during the
+    burst would evaluate again."""
     worker = build_worker(
-        settings,
-        clock=clock,
-        burst=True,
-        poll_delay=0.01,
-        handle_signals=False,
-        cron_jobs=[cron(evaluate_alert_rules_job, run_at_startup=True, unique=True)],
+        settings, clock=clock, burst=True, poll_delay=0.01, handle_signals=False, cron_jobs=[]
     )
+    queue = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+    try:
+        await queue.enqueue_job(
+            "evaluate_alert_rules_job",
+            _job_id=f"{settings.redis_prefix}:alerts:{uuid.uuid4().hex}",
+            _queue_name=settings.job_queue_name,
+        )
+    finally:
+        await queue.aclose()
     try:
         await worker.run_check()
     finally:
