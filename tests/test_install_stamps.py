@@ -39,7 +39,10 @@ def _copy(tmp: Path) -> Path:
         root / "console",
         ignore=shutil.ignore_patterns("node_modules", "dist", "gql"),
     )
-    shutil.copy2(REPO / "schema.graphql", root / "schema.graphql")
+    # what scripts/console reads besides console/ (its check also reads the released schema
+    # and the changelog)
+    for name in ("schema.graphql", "schema.released.graphql", "CHANGELOG.md"):
+        shutil.copy2(REPO / name, root / name)
     return root
 
 
