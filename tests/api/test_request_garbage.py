@@ -19,13 +19,13 @@ import pytest
 from strawberry.dataloader import DataLoader
 
 from signoff.api.context import SignoffContext
-from signoff.api.shared_results import SharingExecutor
+from signoff.api.shared_results import LiveExecutor
 from signoff.domain.records import Item, Step
 from tests.api.test_inbox import INBOX, submit_inbox_items
 
 # What one request makes and nothing outlives: if any of these is cyclic garbage after the
 # requests, a request left a cycle holding it.
-REQUEST_SCOPED = (SharingExecutor, SignoffContext, DataLoader, Item, Step)
+REQUEST_SCOPED = (LiveExecutor, SignoffContext, DataLoader, Item, Step)
 
 SUBMIT = """mutation($input: SubmitItemInput!) {
   submitItem(input: $input) { item { id title steps { key name } } errors { code message } }

@@ -1,58 +1,18 @@
-"""The JSON of pushed messages: the same text as a plain encoding, whatever the data, and one
-encoding of a shared result's data for every subscriber."""
+"""A handed-over subscription's executor runs its selection once per pushed object and keeps
+nothing per event (the path `api/live_fanout.py::run_selection` takes for every push)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Any, cast
 
 import strawberry
 from graphql import ExecutionResult
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from strawberry.extensions import ParserCache
 
 from signoff.api import shared_results
-
-JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4)
-    ),
-    max_leaves=20,
-)
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    op_id=st.text(),
-    data=st.dictionaries(st.text(), JSON_VALUES, max_size=5),
-    kind=st.sampled_from(["next", "complete", "error"]),
-)
-def test_encoding_equals_the_plain_encoding(op_id: str, data: dict[str, Any], kind: str) -> None:
-    message = {"id": op_id, "type": kind, "payload": {"data": data}}
-    plain = json.dumps(message, separators=(",", ":"))
-    assert shared_results.encode_json(message) == plain
-    assert shared_results.encode_json(message) == plain  # remembered: the same text
-
-
-def test_a_shared_payload_is_encoded_once(monkeypatch: Any) -> None:
-    data = {"inboxChanged": {"seq": 7, "item": {"title": "Deploy"}}}
-    calls: list[object] = []
-    real = json.dumps
-
-    def counting(value: Any, **kwargs: Any) -> str:
-        calls.append(value)
-        return real(value, **kwargs)
-
-    monkeypatch.setattr(shared_results.json, "dumps", counting)
-    texts = [
-        shared_results.encode_json({"id": str(n), "type": "next", "payload": {"data": data}})
-        for n in range(50)
-    ]
-    assert [json.loads(t)["id"] for t in texts] == [str(n) for n in range(50)]
-    assert all(json.loads(t)["payload"] == {"data": data} for t in texts)
-    assert sum(1 for c in calls if isinstance(c, dict)) == 1  # the payload, once
+from signoff.api.live_fanout import run_selection
+from signoff.api.push import Handover
 
 
 @strawberry.type
@@ -74,34 +34,72 @@ class _Query:
 @strawberry.type
 class _Subscription:
     @strawberry.subscription
-    async def events(self, count: int) -> AsyncGenerator[_Event, None]:
-        for n in range(count):
-            yield _Event(seq=n, leaves=[_Leaf(name=f"leaf-{n}")])
+    async def events(self, label: str = "") -> AsyncGenerator[_Event, None]:
+        # What the live subscriptions do: hand the stream over instead of yielding events.
+        yield cast(_Event, Handover(lambda target: _never_served()))
 
 
-async def test_a_subscription_keeps_nothing_per_event(monkeypatch: Any) -> None:
+async def _never_served() -> None:
+    raise AssertionError("not served in this test")
+
+
+_SCHEMA = strawberry.Schema(
+    query=_Query,
+    subscription=_Subscription,
+    # as the API's schema: the same text is the same parsed operation
+    extensions=[ParserCache(maxsize=16)],
+    execution_context_class=shared_results.LiveExecutor,
+)
+
+
+async def _handed_over_executor(query: str, variables: dict[str, Any] | None = None) -> Any:
+    stream = await _SCHEMA.subscribe(query, variable_values=variables)
+    assert not isinstance(stream, ExecutionResult)
+    first = await anext(stream)
+    handover = first.data
+    assert isinstance(handover, Handover)
+    await stream.aclose()
+    return handover.executor
+
+
+async def test_a_handed_over_subscription_keeps_nothing_per_event(monkeypatch: Any) -> None:
     """Each event's executor has its own memo of collected subfields: graphql-core's per-event
-    copy would otherwise share the subscription's, where every event's entries stay."""
-    executors: list[Any] = []
-    build = shared_results.SharingExecutor.build_per_event_executor
+    copy would otherwise share the subscription's, where every event's entries stay for the
+    subscription's life."""
+    executor = await _handed_over_executor("subscription { events { seq leaves { name } } }")
+    assert isinstance(executor, shared_results.LiveExecutor)
+    built: list[Any] = []
+    build = shared_results.LiveExecutor.build_per_event_executor
 
     def recording(self: Any, payload: Any) -> Any:
-        executor = build(self, payload)
-        executors.append((self, executor))
-        return executor
+        per_event = build(self, payload)
+        built.append(per_event)
+        return per_event
 
-    monkeypatch.setattr(shared_results.SharingExecutor, "build_per_event_executor", recording)
-    schema = strawberry.Schema(
-        query=_Query,
-        subscription=_Subscription,
-        execution_context_class=shared_results.SharingExecutor,
-    )
-    stream = await schema.subscribe("subscription { events(count: 30) { seq leaves { name } } }")
-    assert not isinstance(stream, ExecutionResult)
-    seqs = [result.data["events"]["seq"] async for result in stream if result.data]
-    assert seqs == list(range(30))
-    assert len(executors) == 30
-    parents = {id(parent): parent for parent, _ in executors}
-    assert all(not p._relevant_sub_fields for p in parents.values())
-    memos = {id(e._relevant_sub_fields) for _, e in executors}
-    assert len(memos) == 30  # one memo per event, dropped with its executor
+    monkeypatch.setattr(shared_results.LiveExecutor, "build_per_event_executor", recording)
+    texts = [
+        (await run_selection(executor, _Event(seq=n, leaves=[_Leaf(name=f"leaf-{n}")])))
+        for n in range(30)
+    ]
+    assert texts == [
+        (f'{{"events":{{"seq":{n},"leaves":[{{"name":"leaf-{n}"}}]}}}}', None) for n in range(30)
+    ]
+    assert len(built) == 30
+    assert not executor._relevant_sub_fields
+    assert len({id(e._relevant_sub_fields) for e in built}) == 30  # one memo per event
+
+
+async def test_the_selection_key_ignores_the_subscription_fields_own_arguments() -> None:
+    query = "subscription($label: String!) { events(label: $label) { seq } }"
+    one = await _handed_over_executor(query, {"label": "a"})
+    other = await _handed_over_executor(query, {"label": "b"})
+    # The same selection below the field: one result serves both.
+    assert shared_results.selection_key(one) == shared_results.selection_key(other)
+    reading = """
+    subscription($label: String!, $skip: Boolean!) {
+      events(label: $label) { seq leaves @skip(if: $skip) { name } }
+    }"""
+    shown = await _handed_over_executor(reading, {"label": "a", "skip": False})
+    hidden = await _handed_over_executor(reading, {"label": "a", "skip": True})
+    # A variable the selection reads splits it.
+    assert shared_results.selection_key(shown) != shared_results.selection_key(hidden)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -28,12 +29,17 @@ TIMEOUT = 120.0
 RECONNECT_TEST_BOUND = 900
 
 
-async def serve(app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
-    """Run `app` (lifespan already entered) under uvicorn on a free loopback port."""
+async def serve(
+    app: Any, listening: socket.socket | None = None, **options: Any
+) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
+    """Run `app` (lifespan already entered) under uvicorn on a free loopback port, or on the
+    `listening` socket (`options`: more of uvicorn's settings)."""
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="warning")
+        uvicorn.Config(
+            app, host="127.0.0.1", port=0, lifespan="off", log_level="warning", **options
+        )
     )
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve([listening] if listening is not None else None))
     loop = asyncio.get_running_loop()
     deadline = loop.time() + TIMEOUT
     while not server.started:

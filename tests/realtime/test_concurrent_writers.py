@@ -4,11 +4,12 @@ once, in sequence order, with no gap."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import json
 import random
 
 import pytest
 
+from signoff.api.event_cursors import encode_cursor
 from signoff.db import feed, sql
 from tests.conftest import wait_for
 from tests.realtime.conftest import (
@@ -41,38 +42,62 @@ async def _write(services, tenant, done: asyncio.Event) -> list:
     return [v for views in results for v in views]
 
 
+EVERY_EVENT = """
+subscription($after: String) {
+  itemsChanged(scope: REQUESTED, after: $after) {
+    ... on ItemListChange { cursor seq }
+    ... on ResyncRequired { __typename cursor seq }
+  }
+}"""
+
+
 @pytest.mark.timeout(RECONNECT_TEST_BOUND)
-async def test_the_hub_streams_every_event_once_in_order_across_restarts(
-    hub, services, tenant, demo_templates
+async def test_every_event_arrives_once_in_order_across_resubscriptions(
+    ws_url, hub, gql, services, tenant, demo_templates
 ):
+    """The requester's `itemsChanged(REQUESTED)` carries every event of the tenant here (every
+    item is theirs): a stream completed and started again from its last cursor, on the same
+    socket, while writers commit, receives each event exactly once, in sequence order."""
     # How many events one submission writes (the same for every submission of the template):
     # the reader then knows how many to expect and never waits for one that will not come.
     before = await feed.tenant_head(tenant)
     await submit(services, tenant, "change-approval", "probe")
     start = await feed.tenant_head(tenant)
     total = (start - before) * WRITERS * ITEMS_PER_WRITER
-    done = asyncio.Event()
-    writing = asyncio.create_task(_write(services, tenant, done))
     seen: list[int] = []
-    cursor = start
+    cursor = None
     rng = random.Random(4)
-    # A bound for a hang only; nothing below waits on the clock to decide anything.
-    async with asyncio.timeout(RECONNECT_TEST_BOUND - 60):
-        while len(seen) < total:
-            # Read a few batches, then drop the stream and resume from the cursor. The stream
-            # is read by this task, as a subscription's stream is read by its own.
-            async with contextlib.aclosing(hub.batches(tenant, cursor)) as stream:
-                for _ in range(rng.randint(1, 3)):
+    restarts = 0
+    async with Socket(ws_url, gql.token("dave")) as socket:
+        operation = await socket.subscribe(EVERY_EVENT, {"after": encode_cursor(tenant, start)})
+        await wait_subscribed(hub, 1)
+        writing = asyncio.create_task(_write(services, tenant, asyncio.Event()))
+        # A bound for a hang only; nothing below waits on the clock to decide anything.
+        async with asyncio.timeout(RECONNECT_TEST_BOUND - 60):
+            while len(seen) < total:
+                for _ in range(rng.randint(1, 4)):
                     if len(seen) >= total:
                         break
-                    batch = await anext(stream)
-                    seen += [e["seq"] for e in batch]
-                    cursor = batch[-1]["seq"]
-    await writing
+                    message = await socket.message()
+                    if message.get("id") != operation:
+                        continue  # sent before the previous stream's `complete` was read
+                    assert message["type"] == "next", message
+                    change = message["payload"]["data"]["itemsChanged"]
+                    assert "__typename" not in change, change  # never a ResyncRequired here
+                    seen.append(change["seq"])
+                    cursor = change["cursor"]
+                if len(seen) < total:
+                    # End the stream (the client's `complete`), start it again after the last
+                    # event applied.
+                    await socket.ws.send(json.dumps({"id": operation, "type": "complete"}))
+                    operation = await socket.subscribe(EVERY_EVENT, {"after": cursor})
+                    restarts += 1
+        await writing
+    assert restarts >= 5
     head = await feed.tenant_head(tenant)
     assert head == start + total  # several events per submission, every one seen
     assert seen == list(range(start + 1, head + 1))
-    await wait_for(lambda: hub.subscriber_count == 0, timeout=TIMEOUT)
+    await wait_for(lambda: hub.subscriber_count == 0 and not hub.running_tasks(), timeout=TIMEOUT)
 
 
 @pytest.mark.timeout(RECONNECT_TEST_BOUND)

@@ -18,10 +18,10 @@ from strawberry.litestar import make_graphql_controller
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UnsetType
 
-from signoff.api import shared_results
 from signoff.api.context import SignoffContext, authenticate
 from signoff.api.graphiql import GRAPHIQL_PAGE
 from signoff.api.loaders import release_loaders
+from signoff.api.push import encode
 from signoff.api.ws_sessions import SocketCaps, session_handler
 from signoff.domain.errors import DomainError
 from signoff.settings import Settings
@@ -153,7 +153,7 @@ def graphql_controller(
             return decode_request_json(data)
 
         def encode_json(self, data: object) -> str:
-            return shared_results.encode_json(data)
+            return encode(data)
 
         async def on_ws_connect(self, context: Any) -> UnsetType | dict[str, object] | None:
             """Authenticate the websocket from the `connection_init` payload."""

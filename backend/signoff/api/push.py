@@ -2,7 +2,7 @@
 
 A subscription that the realtime layer serves itself (`api/live_fanout.py`) leaves
 strawberry's per-event machinery by a hand-over: its resolver yields one `Handover`; the
-executor (`api/shared_results.py::SharingExecutor`) attaches itself to it instead of running
+executor (`api/shared_results.py::LiveExecutor`) attaches itself to it instead of running
 the selection, and the websocket handler (`api/ws_sessions.py`) hands it a `PushTarget`: the
 operation's id, the extension results strawberry would add to every message, the socket, and
 the operation's end. `serve(target)` runs in the operation's task only until the stream is in

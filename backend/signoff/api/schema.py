@@ -44,7 +44,7 @@ from signoff.api.ratelimit import RateLimiter
 from signoff.api.redaction import RedactionMutations, RedactionQueries
 from signoff.api.retention import RetentionMutations, RetentionQueries
 from signoff.api.scalars import SCALAR_OVERRIDES
-from signoff.api.shared_results import SharingExecutor
+from signoff.api.shared_results import LiveExecutor
 from signoff.api.simulation import SimulationQueries
 from signoff.api.subscriptions import Subscription as LiveSubscription
 from signoff.api.timers import TimerMutations, TimerQueries
@@ -179,7 +179,7 @@ def build_schema(
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
-        execution_context_class=SharingExecutor,
+        execution_context_class=LiveExecutor,
         config=StrawberryConfig(auto_camel_case=True, disable_field_suggestions=production),
         scalar_overrides=SCALAR_OVERRIDES,
         mask=production,

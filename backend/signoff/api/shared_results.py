@@ -1,13 +1,11 @@
-"""Subscription results shared between subscribers: the selection of a pushed object is run once.
+"""What a live subscription's pushed result depends on, and the executor that hands a
+subscription over to the realtime layer.
 
-graphql-core runs a subscription's selection set once per event per subscriber. The realtime
-layer hands every subscriber who sees the same thing the *same* pushed object (see
-`api/live_types.py::BatchState`), so `SharingExecutor` keys the per-event result by that
-object, the operation, and the values of the variables the selection below the subscription
-field reads (a subscription's own arguments, such as its resume cursor, do not change what
-is selected from the object); the first subscriber runs the selection, the others reuse its
-result. A result lives as long as the object: a batch's objects are released when every
-subscriber has taken them.
+The realtime layer (`api/live_fanout.py`) gives every subscriber who sees the same thing the
+*same* pushed object (`api/live_types.py::BatchState`) and runs the selection once per pushed
+object and `selection_key`: the operation and the values of the variables the selection below
+the subscription field reads (a subscription's own arguments, such as its resume cursor, do
+not change what is selected from the object).
 
 The rule this relies on: what a field of a pushed type returns depends on the object, the
 tenant and the variables, never on which caller asks (the objects encode per-caller
@@ -16,9 +14,7 @@ visibility, e.g. `InboxChange.item` is null for a caller who may not read the it
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections import OrderedDict
 from typing import Any, cast
 
 from graphql import (
@@ -38,15 +34,11 @@ from signoff.api.push import Handover
 
 
 class SharingStats:
-    """How many subscription event results were computed and how many were reused (for tests
+    """How many pushed results the realtime layer computed and how many it reused (for tests
     and the benchmark)."""
 
     computed = 0
     reused = 0
-
-
-_Results = dict[tuple[int, str], tuple[Any, "asyncio.Future[Any]"]]
-_ATTRIBUTE = "_signoff_shared_results"
 
 
 class _VariablesBelowRoot(Visitor):
@@ -87,21 +79,13 @@ def selection_key(executor: Any) -> tuple[int, str]:
     return (id(executor.operation), values)
 
 
-async def _shared(future: asyncio.Future[Any]) -> Any:
-    # A subscriber cancelled while waiting does not cancel the others' result.
-    return await asyncio.shield(future)
+class LiveExecutor(StrawberryGraphQLCoreExecutionContext):
+    """strawberry's executor; a subscription's `Handover` takes it along, and the realtime layer
+    runs the selection with it once per distinct pushed object (`execute_event`)."""
 
-
-class SharingExecutor(StrawberryGraphQLCoreExecutionContext):
-    """strawberry's executor, sharing a subscription event's result between the subscribers
-    given the same object (see the module's docstring)."""
-
-    _variables: tuple[str, ...] | None = None
     _per_event = False
 
     def build_per_event_executor(self, payload: Any) -> Executor:
-        if self._variables is None:
-            self._variables = selection_variables(self.operation, self.fragment_definitions)
         executor = super().build_per_event_executor(payload)
         executor._per_event = True  # type: ignore[attr-defined]
         # graphql-core's per-event executor is a shallow copy that shares the subscription's
@@ -154,60 +138,4 @@ class SharingExecutor(StrawberryGraphQLCoreExecutionContext):
             # with this executor (`execute_event`).
             payload.executor = self
             return ExecutionResult(data=payload, errors=None)  # type: ignore[arg-type]
-        results: _Results | None = getattr(payload, _ATTRIBUTE, None)
-        if results is None:
-            results = {}
-            try:
-                # Kept on the object itself: it lives exactly as long as the object.
-                object.__setattr__(payload, _ATTRIBUTE, results)
-            except (AttributeError, TypeError):  # an object without a __dict__
-                return super().execute_operation(serially)
-        coerced = self.variable_values.coerced
-        values = json.dumps(
-            [coerced.get(name) for name in self._variables or ()], default=str, sort_keys=True
-        )
-        key = (id(self.operation), values)
-        known = results.get(key)
-        if known is not None:
-            SharingStats.reused += 1
-            return _shared(known[1])
-        SharingStats.computed += 1
-        result = super().execute_operation(serially)
-        if self.is_awaitable(result):
-            future: asyncio.Future[Any] = asyncio.ensure_future(result)  # type: ignore[arg-type]
-            # The operation node is kept with the result so that its id is not reused meanwhile.
-            results[key] = (self.operation, future)
-            return _shared(future)
-        done = asyncio.get_running_loop().create_future()
-        done.set_result(result)
-        results[key] = (self.operation, done)
-        return result
-
-
-_ENCODED: OrderedDict[int, tuple[object, str]] = OrderedDict()
-_ENCODED_MAX = 1024
-
-
-def encode_json(message: object) -> str:
-    """A message as JSON, compact (what strawberry's view writes). The payload of a `next`
-    message is encoded once per result data and reused: subscribers given a shared result
-    differ only in their operation id. The data objects are kept while remembered (the last
-    1,024), so that an id cannot name another object meanwhile."""
-    if (
-        isinstance(message, dict)
-        and message.get("type") == "next"
-        and message.keys() == {"id", "type", "payload"}
-        and isinstance(message["payload"], dict)
-        and message["payload"].keys() == {"data"}
-    ):
-        data = message["payload"]["data"]
-        known = _ENCODED.get(id(data))
-        if known is not None and known[0] is data:
-            text = known[1]
-        else:
-            text = json.dumps(message["payload"], separators=(",", ":"))
-            _ENCODED[id(data)] = (data, text)
-            if len(_ENCODED) > _ENCODED_MAX:
-                _ENCODED.popitem(last=False)
-        return '{"id":' + json.dumps(message["id"]) + ',"type":"next","payload":' + text + "}"
-    return json.dumps(message, separators=(",", ":"))
+        return super().execute_operation(serially)

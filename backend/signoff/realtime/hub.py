@@ -6,19 +6,16 @@ calls `pg_notify('signoff_events', {tenant, seq})` (`services/sequencing.py`); P
 delivers the notification on the sequencer's commit to every process's listener. A notification
 carries no event: it only wakes the process's reader of that tenant (`_TenantFeed`), which reads
 the events after its cursor from `audit_event` once and hands the same batch to every
-subscriber of the tenant in the process. So the database work per event does not grow with the
+consumer of the tenant in the process. So the database work per event does not grow with the
 number of subscribers, a lost notification (listener reconnecting, a process paused) only
 delays delivery until the reader's next poll, and the order and completeness of what a
 subscriber receives is the database's.
 
-A consumer (`attach`) is served by the reader itself instead: the reader awaits its
-`deliver(batch)` for every batch, so one task per tenant per process does the work of every
-stream the consumer holds (every GraphQL subscription of the API, `api/live_fanout.py`).
-
-Each subscriber has a bounded queue. A subscriber that does not keep up (a client that does not
-read) gets its queue replaced by a single `Resync` marker carrying the cursor of the last event
-it was given: it can resubscribe from there (replay comes from the database), and the process
-never buffers without bound.
+Subscribers are served by consumers attached to the reader (`RealtimeHub.consumer`): the
+reader awaits a consumer's `deliver(batch)` for every batch, so one task per tenant per process
+does the work of every stream the consumer holds (every GraphQL subscription of the API,
+`api/live_fanout.py`, which bounds what each stream queues and ends a stream that falls too
+far behind with a "resync from cursor" marker).
 """
 
 from __future__ import annotations
@@ -27,9 +24,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
-from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import asyncpg
@@ -67,14 +62,6 @@ class FeedBatch(list[dict[str, Any]]):
         return result
 
 
-@dataclass(frozen=True)
-class Resync:
-    """The subscriber fell too far behind: its queued events were dropped. Everything up to
-    `seq` was delivered; resubscribe after it to receive the rest from the database."""
-
-    seq: int
-
-
 class BatchConsumer(Protocol):
     """What the tenant's reader serves directly: every batch, in order, awaited by the reader
     (its sends must not wait on a slow socket), and how many streams it holds."""
@@ -89,39 +76,6 @@ class BatchConsumer(Protocol):
         """The hub stops: end every stream (their tasks finish them)."""
 
 
-class _Subscriber:
-    """One subscription stream's bounded queue of batches."""
-
-    __slots__ = ("limit", "overflowed", "queue", "queued", "tenant_id", "wake")
-
-    def __init__(self, tenant_id: str, limit: int) -> None:
-        self.tenant_id = tenant_id
-        self.limit = limit
-        self.queue: deque[FeedBatch] = deque()
-        self.queued = 0
-        self.overflowed = False
-        self.wake = asyncio.Event()
-
-    def push(self, batch: FeedBatch) -> None:
-        if self.overflowed:
-            return
-        if self.queue and self.queued + len(batch) > self.limit:
-            # Never buffer without bound: drop what is queued, keep only the marker. (A batch
-            # always fits an empty queue, so the bound is the limit plus one batch.)
-            self.queue.clear()
-            self.queued = 0
-            self.overflowed = True
-        else:
-            self.queue.append(batch)
-            self.queued += len(batch)
-        self.wake.set()
-
-    def pop(self) -> FeedBatch:
-        batch = self.queue.popleft()
-        self.queued -= len(batch)
-        return batch
-
-
 class _TenantFeed:
     """The single reader of one tenant's events in this process."""
 
@@ -129,7 +83,6 @@ class _TenantFeed:
         self.hub = hub
         self.tenant_id = tenant_id
         self.cursor = 0
-        self.subscribers: set[_Subscriber] = set()
         self.consumers: dict[str, BatchConsumer] = {}
         self.wake = asyncio.Event()
         self.ready = asyncio.Event()
@@ -178,8 +131,6 @@ class _TenantFeed:
                 self.cursor = ready[-1]["seq"]
                 gap_since = None
                 self.batches += 1
-                for subscriber in self.subscribers:
-                    subscriber.push(ready)
                 for consumer in list(self.consumers.values()):
                     await self._deliver(consumer, ready)
             if len(ready) < len(rows):
@@ -217,7 +168,7 @@ class _TenantFeed:
 
     @property
     def idle(self) -> bool:
-        return not self.subscribers and not self.consumers
+        return not self.consumers
 
     async def _wait(self, seconds: float) -> None:
         # The timeout is the fallback: a missed notification costs at most one poll interval.
@@ -227,7 +178,7 @@ class _TenantFeed:
 
 class RealtimeHub:
     """Wakes a process's tenant readers when their tenant commits events, hands each batch to
-    the tenant's subscribers in the process, and tracks the subscription tasks."""
+    the tenant's consumers in the process, and tracks the tasks that end their streams."""
 
     def __init__(
         self,
@@ -279,8 +230,6 @@ class RealtimeHub:
         feeds = list(self._feeds.values())
         for feed in feeds:
             feed.stop()
-            for subscriber in feed.subscribers:
-                subscriber.wake.set()
             for consumer in list(feed.consumers.values()):
                 consumer.close()
             feed.ready.set()
@@ -301,16 +250,13 @@ class RealtimeHub:
         return conn.get_server_pid() if conn is not None and not conn.is_closed() else None
 
     def running_tasks(self) -> set[asyncio.Task[Any]]:
-        """Subscription tasks of this process that have not finished."""
+        """Tasks of this process's consumers (`spawn`) that have not finished."""
         return {t for t in self._tasks if not t.done()}
 
     @property
     def subscriber_count(self) -> int:
-        """Registered subscription streams (queued ones and those of consumers)."""
-        return sum(
-            len(f.subscribers) + sum(len(c) for c in f.consumers.values())
-            for f in self._feeds.values()
-        )
+        """Subscription streams served by the consumers of this process's readers."""
+        return sum(len(c) for f in self._feeds.values() for c in f.consumers.values())
 
     @property
     def feed_count(self) -> int:
@@ -386,31 +332,8 @@ class RealtimeHub:
             feed = self._feeds[tenant_id] = _TenantFeed(self, tenant_id)
         return feed
 
-    def _register(self, feed: _TenantFeed) -> _Subscriber:
-        subscriber = _Subscriber(feed.tenant_id, self.max_queued_events)
-        feed.subscribers.add(subscriber)
-        # The operation task may be cancelled while the stream is suspended at a `yield`
-        # (its `finally` then runs only when the generator is collected): forget the task
-        # and its subscriber as soon as the task ends, whatever way it ends.
-        self.track_current_task(lambda: self._forget(None, subscriber))
-        return subscriber
-
-    def track_current_task(self, on_done: Callable[[], None]) -> None:
-        """Count the running task among the subscription tasks (`running_tasks`) until it
-        ends; call `on_done` when it ends, whatever way it ends."""
-        task = asyncio.current_task()
-        if task is None:
-            return
-
-        def done(t: asyncio.Task[Any]) -> None:
-            self._tasks.discard(t)
-            on_done()
-
-        self._tasks.add(task)
-        task.add_done_callback(done)
-
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        """Run `coro` in a task counted among the subscription tasks (`running_tasks`) until
+        """Run `coro` in a task counted among the consumers' tasks (`running_tasks`) until
         it ends (a consumer's short work outside its reader, e.g. ending a stream)."""
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
@@ -420,14 +343,6 @@ class RealtimeHub:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("realtime task %s failed", task.get_name(), exc_info=task.exception())
-
-    def _forget(self, task: asyncio.Task[Any] | None, subscriber: _Subscriber) -> None:
-        feed = self._feeds.get(subscriber.tenant_id)
-        if feed is not None:
-            feed.subscribers.discard(subscriber)
-            self._stop_if_idle(feed)
-        if task is not None:
-            self._tasks.discard(task)
 
     def _stop_if_idle(self, feed: _TenantFeed) -> None:
         if feed.idle and self._feeds.get(feed.tenant_id) is feed:
@@ -454,7 +369,7 @@ class RealtimeHub:
 
     async def live_cursor(self, tenant_id: str) -> int:
         """The last event the tenant's running reader has handed out: every later one reaches
-        its consumers and subscribers (wait for the reader to start)."""
+        its consumers (wait for the reader to start)."""
         feed = self._feeds[tenant_id]
         await feed.ready.wait()
         return feed.cursor
@@ -472,44 +387,6 @@ class RealtimeHub:
                 return
             cursor = batch[-1]["seq"]
             yield batch
-
-    async def batches(self, tenant_id: str, after_seq: int) -> AsyncIterator[FeedBatch | Resync]:
-        """Every event of `tenant_id` after `after_seq`, in sequence order, in batches: first
-        the backlog (read from the database by this stream alone), then the live batches of the
-        tenant's reader (shared with every other stream of the tenant), until the hub stops or
-        the consumer stops iterating. A stream that falls more than `max_queued_events` behind
-        gets a `Resync` and ends.
-        """
-        feed = self._feed(tenant_id)
-        subscriber = self._register(feed)
-        try:
-            await feed.ready.wait()
-            # Every batch the reader reads from now on reaches the queue (batches it read
-            # before this line are skipped below by their numbers); what lies up to
-            # `live_from` is committed and visible, so the backlog is read from the table.
-            live_from = feed.cursor
-            cursor = after_seq
-            async for backlog in self.backlog(tenant_id, after_seq, live_from):
-                cursor = backlog[-1]["seq"]
-                yield backlog
-            cursor = max(cursor, live_from)
-            while not self._closed:
-                if subscriber.overflowed:
-                    yield Resync(cursor)
-                    return
-                if not subscriber.queue:
-                    subscriber.wake.clear()
-                    await subscriber.wake.wait()
-                    continue
-                batch = subscriber.pop()
-                if batch[0]["seq"] <= cursor:  # the caller's cursor was ahead of the reader
-                    batch = FeedBatch(e for e in batch if e["seq"] > cursor)
-                    if not batch:
-                        continue
-                cursor = batch[-1]["seq"]
-                yield batch
-        finally:
-            self._forget(None, subscriber)
 
 
 async def _close_quietly(conn: asyncpg.Connection) -> None:
