@@ -31,6 +31,7 @@ from aiosmtpd.controller import Controller
 
 from signoff import outbound
 from signoff.api.auth import mint_token
+from signoff.api.push import WEBSOCKET_OPTIONS
 from signoff.app import create_app
 from signoff.db import scope
 from signoff.db.engine import ENGINE, close_pool, configure_engine, start_pool
@@ -295,7 +296,14 @@ async def served(application: Any) -> AsyncIterator[str]:
     """`application` (lifespan already entered) served by uvicorn on a loopback port of its
     own, on the test loop; yields its `host:port`."""
     server = uvicorn.Server(
-        uvicorn.Config(application, host="127.0.0.1", port=0, lifespan="off", log_level="warning")
+        uvicorn.Config(
+            application,
+            host="127.0.0.1",
+            port=0,
+            lifespan="off",
+            log_level="warning",
+            **WEBSOCKET_OPTIONS,
+        )
     )
     task = asyncio.create_task(server.serve())
     loop = asyncio.get_running_loop()

@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from websockets.frames import OP_TEXT
+from websockets.frames import Frame as WebSocketFrame
 
-from signoff.api.push import OperationFrames, SocketWriter, encode
+from signoff.api.push import Frame, OperationFrames, SocketWriter, encode, text_frame
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
@@ -45,6 +47,18 @@ def test_a_frame_is_the_encoding_of_the_whole_message(
     assert text == json.dumps(message, separators=(",", ":"))
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    size=st.sampled_from([0, 1, 125, 126, 127, 65535, 65536, 70000]) | st.integers(0, 70000),
+    fill=st.binary(min_size=1, max_size=8),
+)
+def test_a_direct_frame_is_the_frame_the_connection_would_write(size: int, fill: bytes) -> None:
+    payload = (fill * (size // len(fill) + 1))[:size]
+    # what `websockets` serialises for a server's unfragmented text frame, uncompressed
+    expected = WebSocketFrame(OP_TEXT, payload).serialize(mask=False, extensions=[])
+    assert text_frame(payload) == expected
+
+
 class Socket:
     """A socket's ASGI send as uvicorn's is: it writes at once unless the socket's buffer is
     full, then waits until it drains (`writable`)."""
@@ -69,16 +83,16 @@ async def test_an_uncongested_socket_takes_each_frame_in_the_call() -> None:
     socket = Socket()
     writer = SocketWriter(socket.send, limit=3, sent_seq=0)
     for n in range(1, 50):
-        assert writer.offer(f"f{n}", n)
+        assert writer.offer(Frame(f"f{n}"), n)
         # written before `offer` returned: no task, no queue
         assert socket.written[-1] == f"f{n}" and not writer.busy
     assert writer.sent_seq == 49
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     limit=st.integers(1, 5),
-    plan=st.lists(st.sampled_from(["frame", "block", "drain"]), min_size=1, max_size=40),
+    plan=st.lists(st.sampled_from(["frame", "block", "unblock", "tick", "drain"]), max_size=40),
 )
 def test_frames_keep_their_order_and_a_congested_writer_is_bounded(
     limit: int, plan: list[str]
@@ -91,12 +105,16 @@ def test_frames_keep_their_order_and_a_congested_writer_is_bounded(
         for step in plan:
             if step == "block":
                 socket.writable.clear()
+            elif step == "unblock":  # the socket drains while frames keep coming
+                socket.writable.set()
+            elif step == "tick":  # the finishing task runs a step (frames offered in between)
+                await asyncio.sleep(0)
             elif step == "drain":
                 socket.writable.set()
                 await writer.drained()
             else:
                 seq += 1
-                if writer.offer(f"f{seq}", seq):
+                if writer.offer(Frame(f"f{seq}"), seq):
                     taken.append(f"f{seq}")
                 if writer.overflowed:
                     break
@@ -108,7 +126,7 @@ def test_frames_keep_their_order_and_a_congested_writer_is_bounded(
             # what was handed to the socket arrives, in order, and the resync point is its last
             assert socket.written == taken[: len(socket.written)]
             assert writer.sent_seq == int(socket.written[-1][1:]) if socket.written else 0
-            assert not writer.offer("late", seq + 1)
+            assert not writer.offer(Frame("late"), seq + 1)
         else:
             assert socket.written == taken
             assert writer.sent_seq == seq
@@ -120,10 +138,10 @@ async def test_a_writer_overflows_past_its_limit_and_writes_its_last_frame_after
     socket = Socket()
     writer = SocketWriter(socket.send, limit=2, sent_seq=0)
     socket.writable.clear()
-    assert writer.offer("f1", 1)  # in flight, waiting for the socket
+    assert writer.offer(Frame("f1"), 1)  # in flight, waiting for the socket
     assert writer.busy and socket.suspended == 1
-    assert writer.offer("f2", 2) and writer.offer("f3", 3)  # queued
-    assert not writer.offer("f4", 4)  # past the limit: the queue is dropped
+    assert writer.offer(Frame("f2"), 2) and writer.offer(Frame("f3"), 3)  # queued
+    assert not writer.offer(Frame("f4"), 4)  # past the limit: the queue is dropped
     assert writer.overflowed and writer.sent_seq == 1
     last = asyncio.create_task(writer.write_last("marker"))
     await asyncio.sleep(0)
@@ -137,9 +155,9 @@ async def test_a_gone_socket_closes_the_writer() -> None:
     socket = Socket()
     writer = SocketWriter(socket.send, limit=2, sent_seq=0)
     socket.gone = True
-    assert not writer.offer("f1", 1)
+    assert not writer.offer(Frame("f1"), 1)
     assert writer.closed
-    assert not writer.offer("f2", 2)
+    assert not writer.offer(Frame("f2"), 2)
 
 
 @pytest.mark.parametrize("resumed_first", [False, True])
@@ -154,7 +172,7 @@ async def test_cancelling_a_writer_ends_the_suspended_send(resumed_first: bool) 
             ended.set()
 
     writer = SocketWriter(send, limit=2, sent_seq=0)
-    assert writer.offer("f1", 1) and writer.busy
+    assert writer.offer(Frame("f1"), 1) and writer.busy
     if resumed_first:  # the finishing task has taken over the send
         await asyncio.sleep(0)
     writer.cancel()

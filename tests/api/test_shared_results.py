@@ -47,7 +47,7 @@ _SCHEMA = strawberry.Schema(
     query=_Query,
     subscription=_Subscription,
     # as the API's schema: the same text is the same parsed operation
-    extensions=[ParserCache(maxsize=16)],
+    extensions=[lambda: ParserCache(maxsize=16)],
     execution_context_class=shared_results.LiveExecutor,
 )
 

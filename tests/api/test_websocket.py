@@ -13,6 +13,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from signoff.api.auth import mint_token
+from signoff.api.push import WEBSOCKET_OPTIONS
 
 PROTOCOL = "graphql-transport-ws"
 TIMEOUT = 5
@@ -22,7 +23,9 @@ TIMEOUT = 5
 async def ws_url(app: Any) -> AsyncIterator[str]:
     """The app served by uvicorn on a loopback port of its own, on the test loop."""
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="warning")
+        uvicorn.Config(
+            app, host="127.0.0.1", port=0, lifespan="off", log_level="warning", **WEBSOCKET_OPTIONS
+        )
     )
     task = asyncio.create_task(server.serve())
 

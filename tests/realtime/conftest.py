@@ -14,6 +14,7 @@ import uvicorn
 import websockets
 
 from signoff.api import ids
+from signoff.api.push import WEBSOCKET_OPTIONS
 from signoff.services import items as item_services
 from signoff.services.context import ServiceContext
 from signoff.services.engine import ItemView
@@ -36,7 +37,12 @@ async def serve(
     `listening` socket (`options`: more of uvicorn's settings)."""
     server = uvicorn.Server(
         uvicorn.Config(
-            app, host="127.0.0.1", port=0, lifespan="off", log_level="warning", **options
+            app,
+            host="127.0.0.1",
+            port=0,
+            lifespan="off",
+            log_level="warning",
+            **{**WEBSOCKET_OPTIONS, **options},
         )
     )
     task = asyncio.create_task(server.serve([listening] if listening is not None else None))

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from signoff.api.live_fanout import CONSUMER
 from signoff.services import actions
 from tests.conftest import actor, wait_for
 from tests.realtime.conftest import (
@@ -59,6 +62,24 @@ async def test_a_handed_over_stream_keeps_the_protocol(
         assert await socket.message() == {"id": "inbox", "type": "complete"}
         assert hub.subscriber_count == 0
         await wait_for(lambda: not hub.running_tasks(), timeout=TIMEOUT)
+
+
+async def test_a_live_stream_writes_its_frames_straight_to_the_connection(
+    ws_url, hub, gql, services, tenant, demo_templates
+):
+    """On the API's own websocket server (`WEBSOCKET_OPTIONS`) every stream's frames bypass
+    the connection's ASGI send; what the clients read is the same messages."""
+    async with (
+        Socket(ws_url, gql.token("bob", "change-approver")) as bob,
+        Socket(ws_url, gql.token("carol", "change-approver")) as carol,
+    ):
+        await _subscribe(bob, "same")
+        await _subscribe(carol, "same")
+        await wait_subscribed(hub, 2)
+        fanout = hub.consumer(tenant, CONSUMER, lambda: pytest.fail("no fan-out"))
+        assert len(fanout.streams) == 2 and all(s.writer.direct for s in fanout.streams)
+        await submit(services, tenant, "change-approval", "one")
+        assert await _pushed_title(bob, "same") == await _pushed_title(carol, "same") == "one"
 
 
 async def test_handed_over_streams_count_towards_the_subscription_cap(

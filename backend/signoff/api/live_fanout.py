@@ -34,7 +34,7 @@ from uuid import UUID
 
 from signoff.api.context import tenant_scope_of
 from signoff.api.live_types import BatchState, resync_marker
-from signoff.api.push import OperationFrames, PushTarget, SocketWriter, encode
+from signoff.api.push import Frame, OperationFrames, PushTarget, SocketWriter, encode
 from signoff.api.shared_results import SharingStats, selection_key
 from signoff.domain.actors import Actor
 from signoff.realtime.changes import ChangeKind
@@ -81,7 +81,7 @@ class LiveStream:
         self.target = target
         self.executor = target.executor
         self.selection = selection_key(target.executor)
-        self.frames = OperationFrames(target.operation_id, target.extensions)
+        self.frames = OperationFrames.of(target.operation_id, target.extensions)
         self.writer = SocketWriter(target.send, limit, start)
         self.live = False
         """Served by `LiveFanout.deliver`; until then batches are held for its catch-up."""
@@ -270,14 +270,21 @@ class LiveFanout:
             data, errors, _ = await batch.shared(("live-json", key, selection), encode_once)
             texts[key, selection] = (data, errors)
         written = 0
+        # One frame per message text: streams of operations with the same id and extensions
+        # (the same `OperationFrames`) are given the very same bytes.
+        made: dict[tuple[OperationFrames, PushKey, Any], Frame] = {}
         for stream, keys in plans:
             if stream.ending:
                 continue
             writer = stream.writer
             frames = stream.frames
+            selection = stream.selection
             for key in keys:
-                data, errors = texts[key, stream.selection]
-                if not writer.offer(frames.next_text(data, errors), key[0]):
+                frame = made.get((frames, key, selection))
+                if frame is None:
+                    data, errors = texts[key, selection]
+                    frame = made[frames, key, selection] = Frame(frames.next_text(data, errors))
+                if not writer.offer(frame, key[0]):
                     self.end(stream)
                     break
                 written += 1
