@@ -6,14 +6,17 @@ assigns, so each submitted item enters every subscriber's inbox once. The subscr
 client processes of their own (``python -m signoff.bench.scenarios.fanout client ...``), a
 thousand sockets each, on `signoff.bench.wsclient` (a protocol that parses frame headers only
 and finds the event's number by a byte search), so that the clients' Python is not what is
-measured; they note when each event arrives. Both sides use the same client. The producer
-submits items through the service layer at a fixed rate and notes when each submission has
-committed; the baseline's producer sends the same payload (a
-message captured from signoff, numbered the same way) through a socket to a server that
+measured; they note when each event arrives, and a subscription ended by `ResyncRequired`
+resubscribes after the marker's cursor, as a frontend does. Both sides use the same client.
+The producer submits items through the service layer at a fixed rate and notes when each
+submission has committed; the baseline's producer sends the same payload (a message captured
+from signoff, numbered the same way) through a socket to a server that
 broadcasts it with `websockets.broadcast`. Both sides start fresh processes for every run.
 
 Figures: latency from commit (or send) to arrival, p50 and p99 over every (socket, event);
-events still missing 2 s after the last one was produced; database transactions per event
+events still missing 2 s after the last one was produced, and the sockets they are missing
+from (the same events missing from every socket: the server is behind; from a few: those fell
+behind, see the resync count); database transactions per event
 beyond the producer's own (PostgreSQL's `pg_stat_database`, read after its statistics are
 flushed; the producer's own transactions per event are measured first, without subscribers);
 resident memory per socket of the server process (after the events minus before the sockets).
@@ -62,8 +65,8 @@ MARK = b"fanout-"
 MARK_PATTERN = re.compile(r"fanout-(\d+)")
 
 INBOX = """
-subscription {
-  inboxChanged {
+subscription($after: String) {
+  inboxChanged(after: $after) {
     __typename
     ... on InboxChange {
       cursor seq kind reason action actorId itemId stepId occurredAt
@@ -92,6 +95,7 @@ class _Client:
         arrivals: list[tuple[int, float]] = []
         acknowledged = asyncio.get_running_loop().create_future()
         socket: wsclient.RawWebSocket | None = None
+        operations = iter(range(2, 1 << 30))
 
         def on_frame(_opcode: int, payload: bytes, now: float) -> None:
             at = payload.find(MARK)
@@ -102,7 +106,12 @@ class _Client:
                     end += 1
                 arrivals.append((int(payload[start:end]), now))
             elif b"ResyncRequired" in payload:
+                # Fell behind: the stream ends; resume after the marker's cursor (rare, so the
+                # frame is parsed).
                 self.resyncs += 1
+                marker = json.loads(payload)["payload"]["data"]["inboxChanged"]
+                if socket is not None:
+                    socket.send(wsclient.TEXT, _subscribe(next(operations), marker["cursor"]))
             elif b'"connection_ack"' in payload and not acknowledged.done():
                 acknowledged.set_result(None)
             elif b'"ping"' in payload and socket is not None:
@@ -119,8 +128,7 @@ class _Client:
                 init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
                 socket.send(wsclient.TEXT, json.dumps(init).encode())
                 await asyncio.wait_for(acknowledged, 120)
-                subscribe = {"id": "1", "type": "subscribe", "payload": {"query": INBOX}}
-                socket.send(wsclient.TEXT, json.dumps(subscribe).encode())
+                socket.send(wsclient.TEXT, _subscribe(1, None))
         except Exception as exc:
             self.failed += 1
             print(f"socket failed: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -130,8 +138,11 @@ class _Client:
     def report(self, sent: dict[int, float]) -> dict[str, Any]:
         latencies: Counter[float] = Counter()
         received = 0
+        short = 0
         for arrivals in self.arrivals:
-            received += len({n for n, _ in arrivals if n in sent})
+            got = len({n for n, _ in arrivals if n in sent})
+            received += got
+            short += got < len(sent)
             for n, at in arrivals:
                 if n in sent:
                     latencies[_bucket((at - sent[n]) * 1000)] += 1
@@ -140,8 +151,19 @@ class _Client:
             "failed": self.failed,
             "resyncs": self.resyncs,
             "received": received,
+            "short": short,
             "latency_ms": [[k, v] for k, v in latencies.items()],
         }
+
+
+def _subscribe(operation: int, after: str | None) -> bytes:
+    variables = {"after": after} if after is not None else {}
+    message = {
+        "id": str(operation),
+        "type": "subscribe",
+        "payload": {"query": INBOX, "variables": variables},
+    }
+    return json.dumps(message).encode()
 
 
 def _bucket(ms: float) -> float:
@@ -249,7 +271,13 @@ class _Clients:
     async def report(self, work: Path, sent: dict[int, float]) -> dict[str, Any]:
         path = work / "sent.json"
         path.write_text(json.dumps(sent))
-        total: dict[str, Any] = {"sockets": 0, "failed": 0, "resyncs": 0, "received": 0}
+        total: dict[str, Any] = {
+            "sockets": 0,
+            "failed": 0,
+            "resyncs": 0,
+            "received": 0,
+            "short": 0,
+        }
         latencies: Counter[float] = Counter()
         for proc in self.procs:
             assert proc.stdin is not None and proc.stdout is not None
@@ -259,7 +287,7 @@ class _Clients:
             assert proc.stdout is not None
             line = await asyncio.wait_for(proc.stdout.readline(), 300)
             part = json.loads(line)
-            for key in ("sockets", "failed", "resyncs", "received"):
+            for key in ("sockets", "failed", "resyncs", "received", "short"):
                 total[key] += part[key]
             for bucket, count in part["latency_ms"]:
                 latencies[bucket] += count
@@ -449,6 +477,7 @@ class _Bench:
             "p50_ms": _percentile(histogram, 50),
             "p99_ms": _percentile(histogram, 99),
             "missing": expected - totals["received"],
+            "sockets_short": totals["short"],
             "resyncs": totals["resyncs"],
             "kb_per_socket": grown_mb * 1024 / self.subscribers,
         }
@@ -488,24 +517,53 @@ async def run(env: BenchEnv) -> ScenarioResult:
         "p99 latency",
         "ms",
         Target.ratio_at_most(5),
-        "the API process spends more CPU per pushed message than the plain server (see "
-        "`CPU per message` below); profile it with `signoff bench --profile fanout`.",
+        "the reader writes every socket of a batch in one pass, so a message waits for the "
+        "judgement and the writes of the sockets before it: the API process spends more CPU "
+        "per pushed message than the plain server (`API CPU per pushed message` below); "
+        "`signoff bench --profile fanout` shows where.",
     )
     pair(
         "missing",
         f"events missing {GRACE:g} s after the last",
         "",
         Target.at_most(0),
-        "subscribers fell behind by more than the queue bound (they got ResyncRequired) or the "
-        "server could not push the messages in time.",
+        "when the same events are missing from every socket (`sockets missing events` equals "
+        "the subscribers) the server was still behind, short of the CPU the messages need "
+        "(`API CPU per pushed message`); subscribers that fell behind by more than the queue "
+        "bound were ended with ResyncRequired (`subscriptions ended by ResyncRequired`), "
+        "resumed after its cursor, and miss only what they had not caught up with.",
     )
     pair(
         "kb_per_socket",
         "memory per socket",
         "KiB",
         Target.ratio_at_most(2),
-        "per-socket state in the API process (the GraphQL connection, its operation task, its "
-        "queue) is larger than a bare websocket's.",
+        "the API process keeps more per socket than a bare websocket: the connection's ASGI "
+        "task with Litestar's and strawberry's handler frames, the handshake's headers as "
+        "websockets and Litestar keep them, the request-id middleware's copy of the scope, the "
+        "operation's executor (docs/architecture.md, tracemalloc breakdown).",
+    )
+    result.add(
+        Figure(
+            f"sockets missing events {GRACE:g} s after the last, {label}",
+            "",
+            "lower",
+            runs.series("signoff", "sockets_short"),
+            baseline=Figure(
+                "plain broadcast sockets missing events",
+                "",
+                "lower",
+                runs.series("broadcast", "sockets_short"),
+            ),
+        )
+    )
+    result.add(
+        Figure(
+            f"subscriptions ended by ResyncRequired (then resumed), {label}",
+            "",
+            "lower",
+            runs.series("signoff", "resyncs"),
+        )
     )
     result.add(
         Figure(
