@@ -10,7 +10,8 @@ What must always hold, whatever runs at once:
 - a transaction's events are consecutive and in the order recorded, and a transaction that
   committed before another began is numbered before it;
 - the hash chain verifies;
-- a unit of work returns only once its events are numbered;
+- a unit of work returns only once its events are numbered (by a sequencing its COMMIT's
+  message carries, or by the run after the one in flight in its process);
 - events left staged by a crash between a commit and its sequencing are numbered by the next
   sequencing of their tenant or by the worker's sweep.
 """
@@ -189,13 +190,81 @@ async def test_a_failed_sequencing_loses_nothing(tenant, services, monkeypatch):
         raise ConnectionError("the database went away")
 
     monkeypatch.setattr(audit_repo, "sequence_pending", broken)
-    async with unit_of_work(Actor(Principal("ann", tenant)), services) as uow:
-        uow.record("test.staged", data={"m": "kept", "i": 0})
+    # another commit's message carries the tenant's sequencing: this one waits for the next
+    with sequencing.SEQUENCER.in_commit(tenant) as carried:
+        assert carried
+        change = asyncio.create_task(write_one(tenant, services, "kept"))
+        await wait_for(lambda: pending_markers(tenant), lambda found: found == [("kept", 0)])
+        assert not change.done()
+    await change
     monkeypatch.undo()
     assert await numbered(tenant) == []
     assert markers(await pending(tenant)) == [("kept", 0)]
     await sequencing.number_events(tenant)
     assert markers(await numbered(tenant)) == [("kept", 0)]
+
+
+async def test_a_failed_sequencing_carried_by_the_commit_loses_nothing(
+    tenant, services, monkeypatch
+):
+    await ensure_tenant(tenant)
+    carried = audit_repo.sequence_after_commit_statement
+    channel = audit_repo.literal(audit_repo.REALTIME_CHANNEL)
+    # the database refuses its notification (an empty channel): the numbering is undone
+    monkeypatch.setattr(
+        audit_repo,
+        "sequence_after_commit_statement",
+        lambda tenant_id: carried(tenant_id).replace(channel, "NULL"),
+    )
+    await write_one(tenant, services, "kept")  # the change commits all the same
+    monkeypatch.undo()
+    assert await numbered(tenant) == []
+    assert markers(await pending(tenant)) == [("kept", 0)]
+    await write_one(tenant, services, "next")
+    assert markers(await numbered(tenant)) == [("kept", 0), ("next", 0)]
+    assert await audit_repo.verify_chain(tenant) is None
+
+
+async def test_a_commit_carries_its_sequencing_unless_one_is_in_flight(
+    tenant, services, statements
+):
+    await ensure_tenant(tenant)
+    with statements:
+        await write_one(tenant, services, "alone")
+    # one round trip stages, commits and numbers: nothing is sent after it
+    [message] = statements.matching("audit_stage(")
+    assert statements.statements[-1] == message
+    staged, numbering = message.split("COMMIT", 1)
+    assert "audit_sequence_after_commit(" in numbering and numbering.strip().endswith("COMMIT")
+    assert markers(await numbered(tenant)) == [("alone", 0)]
+    with statements:
+        with sequencing.SEQUENCER.in_commit(tenant) as carried:
+            assert carried
+            change = asyncio.create_task(write_one(tenant, services, "behind"))
+            await wait_for(lambda: pending_markers(tenant), lambda found: found == [("behind", 0)])
+            assert not change.done()  # it waits for the run after the one in flight
+        await change
+    [message] = statements.matching("audit_stage(")
+    assert "audit_sequence" not in message
+    assert len(statements.matching("SELECT audit_sequence(")) == 1
+    assert markers(await numbered(tenant)) == [("alone", 0), ("behind", 0)]
+    assert await audit_repo.verify_chain(tenant) is None
+
+
+async def write_one(tenant: str, services: Any, marker: str) -> None:
+    async with unit_of_work(Actor(Principal("ann", tenant)), services) as uow:
+        uow.record("test.staged", data={"m": marker, "i": 0})
+
+
+async def pending_markers(tenant: str) -> list[tuple[str, int]]:
+    return markers(await pending(tenant))
+
+
+async def wait_for(read: Any, done: Any, timeout: float = 30.0) -> None:
+    """Poll `read()` until `done(result)`; fail after `timeout` seconds."""
+    async with asyncio.timeout(timeout):
+        while not done(await read()):
+            await asyncio.sleep(0.01)
 
 
 async def test_concurrent_callers_in_one_process_share_sequencings(tenant, services, statements):

@@ -148,11 +148,23 @@ async def sequence_pending(tenant_id: str) -> None:
     """
     if sql.in_transaction():
         raise RuntimeError("the sequencer runs in a transaction of its own")
-    statement = (
+    await sql.execute_alone(_sequencing("audit_sequence", tenant_id))
+
+
+def sequence_after_commit_statement(tenant_id: str) -> str:
+    """The sequencing of the tenant's committed pending events as a transaction of its own
+    that never fails (`audit_sequence_after_commit`, migration 2026-12-20T01: a failure is a
+    WARNING in the server's log, the events stay staged), for a change to send after its
+    COMMIT in the same message (`ScopedTransaction.commit_with(..., then=...)`): once that
+    message is answered, the change's events are numbered, with no round trip of their own."""
+    return _sequencing("audit_sequence_after_commit", tenant_id)
+
+
+def _sequencing(function: str, tenant_id: str) -> str:
+    return (
         f"{tenant_scope.Scope(tenant=tenant_id).begin_statement()};"
-        f" SELECT audit_sequence({literal(tenant_id)}, {literal(REALTIME_CHANNEL)}); COMMIT"
+        f" SELECT {function}({literal(tenant_id)}, {literal(REALTIME_CHANNEL)}); COMMIT"
     )
-    await sql.execute_alone(statement)
 
 
 async def sequence_here(tenant_id: str) -> None:

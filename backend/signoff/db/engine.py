@@ -89,14 +89,19 @@ class ScopedTransaction(PostgresTransaction):
             await self.connection.execute("COMMIT")
         self._committed = True
 
-    async def commit_with(self, statement: str) -> None:
+    async def commit_with(self, statement: str, *, then: str | None = None) -> None:
         """Run `statement` (no parameters) and COMMIT in one round trip, as one simple query:
         nothing the statement holds until commit (a lock) waits for this process to answer.
         If the statement fails the server skips the COMMIT and the error propagates, so the
-        transaction's exit rolls it back."""
+        transaction's exit rolls it back.
+
+        `then`, if given, travels in the same message after the COMMIT: a whole transaction
+        of its own (BEGIN … COMMIT) that must not fail, since its error would read as the
+        change's although the change has committed."""
         if self.scope is None:
             raise RuntimeError("commit_with needs a transaction begun with a scope")
-        await self.connection.execute(f"{statement};\nCOMMIT")
+        after = f";\n{then}" if then else ""
+        await self.connection.execute(f"{statement};\nCOMMIT{after}")
         self._committed = True
 
     async def rollback(self) -> None:

@@ -9,6 +9,13 @@ process at most one sequencing in flight and one waiting, whatever its request r
 caller returns only once its own events are numbered (a client that reads the trail after its
 mutation finds them).
 
+A commit that finds no sequencing of its tenant in flight or queued in its process carries
+the sequencing itself, in the same message as its COMMIT (`Sequencer.in_commit`,
+`db.audit.sequence_after_commit_statement`): no round trip, pooled connection or task of its
+own, and the numbering is done when the COMMIT's answer arrives. While that message is in
+flight it counts as the tenant's running sequencing: commits that finish meanwhile wait for
+the run after it, as above.
+
 Events a crash left staged (committed, never sequenced) are numbered by the next commit of
 their tenant in any process, or by the worker's `sequence_audit_events` sweep, whichever
 comes first.
@@ -17,11 +24,15 @@ comes first.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from signoff.db import audit as audit_repo
+from signoff.db.engine import ENGINE
 from signoff.services import scopes
 
 log = logging.getLogger("signoff.services.sequencing")
@@ -34,6 +45,7 @@ class _Tenant:
 
     running: asyncio.Task[None] | None = None
     next_run: asyncio.Future[None] | None = None
+    in_commit: bool = False  # a commit message in flight carries the sequencing
 
 
 class Sequencer:
@@ -54,10 +66,44 @@ class Sequencer:
         if state.next_run is None:
             state.next_run = loop.create_future()
         wanted = state.next_run
-        if state.running is None:
-            state.running = loop.create_task(self._drive(tenants, tenant_id, state))
+        if state.running is None and not state.in_commit:
+            self._start(loop, tenants, tenant_id, state)
         # Shielded: a caller that gives up does not cancel the run the others wait for.
         await asyncio.shield(wanted)
+
+    @contextmanager
+    def in_commit(self, tenant_id: str) -> Iterator[bool]:
+        """Whether the caller's COMMIT message may carry the tenant's sequencing: True when
+        none is in flight or queued in this process. Until the block ends, that message is
+        the tenant's running sequencing; callers of `number` meanwhile wait for the run
+        after it, which starts when the block ends (however it ends)."""
+        loop = asyncio.get_running_loop()
+        tenants = self._loops.setdefault(loop, {})
+        if tenant_id in tenants:
+            yield False
+            return
+        state = tenants[tenant_id] = _Tenant(in_commit=True)
+        try:
+            yield True
+        finally:
+            state.in_commit = False
+            if state.next_run is not None:
+                self._start(loop, tenants, tenant_id, state)
+            elif tenants.get(tenant_id) is state:
+                del tenants[tenant_id]
+
+    def _start(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        tenants: dict[str, _Tenant],
+        tenant_id: str,
+        state: _Tenant,
+    ) -> None:
+        # Outside the transaction a caller of `in_commit` is still inside (the run would
+        # otherwise be sent there); it binds its own tenant scope.
+        context = contextvars.copy_context()
+        context.run(ENGINE.current_transaction.set, None)
+        state.running = loop.create_task(self._drive(tenants, tenant_id, state), context=context)
 
     async def _drive(self, tenants: dict[str, _Tenant], tenant_id: str, state: _Tenant) -> None:
         try:

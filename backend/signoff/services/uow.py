@@ -128,13 +128,14 @@ async def unit_of_work(
     """Open a transaction; on a clean exit write the audit events, then commit.
 
     The unit of work that began the transaction stages the events with the COMMIT, in one
-    round trip, and once committed waits for the sequencer to number and chain them
-    (`services/sequencing.py`); one that joined a transaction numbers them as its last
-    statement, holding the tenant's chain lock to that commit. A tenant this process has not
-    seen yet must
-    exist (UNKNOWN_TENANT otherwise), unless `tenants_on_first_use` lets this transaction
-    create it or the transaction is its creation (`creates_tenant`); once that commits the
-    process remembers it.
+    round trip, and returns once they are numbered and chained: by a sequencing sent in the
+    same message after the COMMIT, or, when one of its tenant is already in flight in this
+    process, by the coalesced next one it waits for (`services/sequencing.py`); one that
+    joined a transaction numbers them as its last statement, holding the tenant's chain lock
+    to that commit. A tenant this process has not seen yet must exist (UNKNOWN_TENANT
+    otherwise), unless `tenants_on_first_use` lets this transaction create it or the
+    transaction is its creation (`creates_tenant`); once that commits the process remembers
+    it.
 
     A unit of work opened inside another joins its transaction (piccolo nests by joining) and
     hands its after-commit callbacks to the outermost one, so they run only after the real
@@ -183,14 +184,17 @@ async def unit_of_work(
 async def _append(uow: UnitOfWork, own: Any) -> None:
     """Write the unit's audit events: staged with the COMMIT, in one round trip, when this unit
     of work began the transaction (`own`), to be numbered by the sequencer once it has
-    committed (no tenant-wide lock inside the transaction); otherwise numbered now, as the
-    last statement so far of the transaction it joined (whose commit is not ours to send,
-    so the tenant's chain lock is held to that commit)."""
+    committed (no tenant-wide lock inside the transaction) — in the same message, after the
+    COMMIT, when no sequencing of the tenant is in flight in this process; otherwise
+    numbered now, as the last statement so far of the transaction it joined (whose commit is
+    not ours to send, so the tenant's chain lock is held to that commit)."""
     tenant_id = uow.actor.tenant_id
     if isinstance(own, ScopedTransaction) and own.commits_with_statement:
         statement, uow.written = audit_repo.append_statement(tenant_id, uow.events)
-        await own.commit_with(statement)
-        uow.staged = True
+        with sequencing.SEQUENCER.in_commit(tenant_id) as carried:
+            then = audit_repo.sequence_after_commit_statement(tenant_id) if carried else None
+            await own.commit_with(statement, then=then)
+        uow.staged = not carried
     else:
         uow.written = await audit_repo.append_events(tenant_id, uow.events)
 
