@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -517,3 +518,26 @@ async def signoff_processes(
                 process.wait()
         for output in outputs:
             output.close()
+
+
+async def run_burst_after_one(worker: Any, settings: Any, function: str, tag: str) -> None:
+    """Queue one `function` job (a unique id under the settings' prefix and `tag`), then run
+    the burst `worker` until its queue is empty and close it. Tests queue the one round they
+    want instead of giving the burst arq's cron, which follows the wall clock and could come
+    due during the burst and run again."""
+    from arq import create_pool
+    from arq.connections import RedisSettings
+
+    queue = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+    try:
+        await queue.enqueue_job(
+            function,
+            _job_id=f"{settings.redis_prefix}:{tag}:{uuid.uuid4().hex}",
+            _queue_name=settings.job_queue_name,
+        )
+    finally:
+        await queue.aclose()
+    try:
+        await worker.run_check()
+    finally:
+        await worker.close()

@@ -14,8 +14,6 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from arq import create_pool
-from arq.connections import RedisSettings
 from prometheus_client import REGISTRY
 
 from signoff.db import sql
@@ -26,7 +24,7 @@ from signoff.jobs.notifications import build_registry
 from signoff.services import alerts, notifications
 from signoff.services.context import ServiceContext
 from signoff.settings import Settings
-from signoff.testing import HTTPReply, ReceivedRequest, RecordingHTTPServer
+from signoff.testing import HTTPReply, ReceivedRequest, RecordingHTTPServer, run_burst_after_one
 from signoff.worker import build_worker
 from signoff_webhook import verify_signature
 from tests.analytics.history import History
@@ -84,19 +82,7 @@ async def evaluate_by_worker(settings: Settings, clock: ManualClock) -> None:
     worker = build_worker(
         settings, clock=clock, burst=True, poll_delay=0.01, handle_signals=False, cron_jobs=[]
     )
-    queue = await create_pool(RedisSettings.from_dsn(settings.redis_url))
-    try:
-        await queue.enqueue_job(
-            "evaluate_alert_rules_job",
-            _job_id=f"{settings.redis_prefix}:alerts:{uuid.uuid4().hex}",
-            _queue_name=settings.job_queue_name,
-        )
-    finally:
-        await queue.aclose()
-    try:
-        await worker.run_check()
-    finally:
-        await worker.close()
+    await run_burst_after_one(worker, settings, "evaluate_alert_rules_job", "alerts")
 
 
 async def test_a_rule_fires_once_is_delivered_clears_and_fires_again(tenant, scoped, clock):

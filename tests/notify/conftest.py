@@ -8,8 +8,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from arq import create_pool
-from arq.connections import RedisSettings
 
 from signoff.db import notifications as notification_repo
 from signoff.db import sql
@@ -21,7 +19,7 @@ from signoff.services import notification_admin
 from signoff.services.context import ServiceContext
 from signoff.services.items import SubmitItemInput, submit_item
 from signoff.settings import Settings
-from signoff.testing import FakeChannel
+from signoff.testing import FakeChannel, run_burst_after_one
 from signoff.worker import build_worker
 
 
@@ -148,19 +146,7 @@ async def run_worker(
         cron_jobs=[],
         **overrides,
     )
-    queue = await create_pool(RedisSettings.from_dsn(settings.redis_url))
-    try:
-        await queue.enqueue_job(
-            "notification_sweeper",
-            _job_id=f"{settings.redis_prefix}:sweep:{uuid.uuid4().hex}",
-            _queue_name=settings.job_queue_name,
-        )
-    finally:
-        await queue.aclose()
-    try:
-        await worker.run_check()
-    finally:
-        await worker.close()
+    await run_burst_after_one(worker, settings, "notification_sweeper", "sweep")
 
 
 async def deliveries(tenant: str) -> list[dict[str, Any]]:
