@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import hashlib
@@ -236,3 +237,24 @@ def test_rs256_configuration_refuses_other_key(settings, rsa_key):
         TokenVerifier(rs_settings).verify(token)
     assert refused.value.code == ErrorCode.UNAUTHENTICATED
     assert "signature" in refused.value.message
+
+
+async def test_concurrent_requests_each_get_their_own_status(gql, demo_templates):
+    """A 401 set by one request's resolver never reaches another request's answer: the
+    sub-response a resolver writes to is the request's own, however requests interleave."""
+    token = gql.token("alice")
+
+    async def one(i: int) -> tuple[bool, Any]:
+        signed = i % 2 == 0
+        response = await gql.run(SUBMIT, SUBMIT_VARS, token=token if signed else None)
+        return signed, response
+
+    results = await asyncio.gather(*(one(i) for i in range(40)))
+    for signed, response in results:
+        if signed:
+            assert response.status_code == 200, response.text
+            assert response.json()["data"]["submitItem"]["errors"] == []
+        else:
+            assert response.status_code == 401, response.text
+            assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert await item_count(gql.tenant) == 20

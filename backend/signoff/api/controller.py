@@ -27,6 +27,7 @@ from signoff.domain.errors import DomainError
 from signoff.settings import Settings
 
 MAX_JSON_DEPTH = 64
+SUB_RESPONSE = "signoff.sub_response"
 
 
 async def no_root_value(custom_context: Any) -> None:
@@ -47,6 +48,7 @@ async def http_context(
     response), so Litestar awaits them in turn and starts no task."""
     custom_context.request = request
     custom_context.response = Response({}, background=BackgroundTasks([]))
+    request.state[SUB_RESPONSE] = custom_context.response
     return custom_context
 
 
@@ -147,6 +149,14 @@ def graphql_controller(
                 )
             finally:
                 end_request(context)
+            return response
+
+        async def get_sub_response(self, request: Request[Any, Any, Any]) -> Response[Any]:
+            # strawberry keeps the sub-response on the controller, one instance for every
+            # request, and reads it back here; this request's own is in its state, so a
+            # status or header a resolver sets (401, 429 and Retry-After) can never reach
+            # another request's answer, whatever the library awaits in between.
+            response: Response[Any] = request.state[SUB_RESPONSE]
             return response
 
         def decode_json(self, data: str | bytes) -> object:
