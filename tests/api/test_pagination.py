@@ -125,6 +125,29 @@ SETTINGS = hsettings(
 )
 
 
+async def insert_dead_letter(tenant: str, n: int, at: datetime, kind: str = "assignment") -> int:
+    """A dead webhook delivery of a `kind` notification to user `u{n}`, last changed `at`."""
+    row = await notification_repo.insert_delivery(
+        {
+            "tenant_id": tenant,
+            "event_seq": 1,
+            "event_kind": kind,
+            "channel": "webhook",
+            "recipient_id": f"u{n}",
+            "address": "http://127.0.0.1:9/hook",
+            "idempotency_key": f"{tenant}-{n}",
+            "status": "dead",
+            "priority": "normal",
+            "max_attempts": 1,
+            "next_attempt_at": at,
+            "payload": {},
+            "now": at,
+        }
+    )
+    assert row is not None
+    return int(row["id"])
+
+
 @SETTINGS
 @given(changed=st.lists(st.integers(0, 5), max_size=25), sizes=sizes, middle=st.integers(0, 100))
 async def test_dead_letters_page_both_ways_over_ties(client, settings, changed, sizes, middle):
@@ -134,25 +157,7 @@ async def test_dead_letters_page_both_ways_over_ties(client, settings, changed, 
     rows = []
     for n, minutes in enumerate(changed):  # few distinct times: many ties on the first key
         at = start + timedelta(minutes=minutes)
-        row = await notification_repo.insert_delivery(
-            {
-                "tenant_id": tenant,
-                "event_seq": 1,
-                "event_kind": "assignment",
-                "channel": "webhook",
-                "recipient_id": f"u{n}",
-                "address": "http://127.0.0.1:9/hook",
-                "idempotency_key": f"{tenant}-{n}",
-                "status": "dead",
-                "priority": "normal",
-                "max_attempts": 1,
-                "next_attempt_at": at,
-                "payload": {},
-                "now": at,
-            }
-        )
-        assert row is not None
-        rows.append((at, row["id"]))
+        rows.append((at, await insert_dead_letter(tenant, n, at)))
     # most recently changed first, then the newer id
     expected = [ids.encode("NotificationDelivery", i) for _, i in sorted(rows, reverse=True)]
     gql = GraphQLClient(client, settings, tenant)

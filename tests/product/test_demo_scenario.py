@@ -31,22 +31,22 @@ PLAN = {
         {
             "key": "lookup",
             "action": "search_contacts",
-            "risk": "low",
+            "risk": "LOW",
             "params": {"query": "accounts affected by INC-2291"},
         },
         {
             "key": "draft",
             "action": "create_draft",
-            "risk": "medium",
+            "risk": "MEDIUM",
             "params": {"subject": "A credit for Tuesday's outage", "amount_eur": 25},
-            "depends_on": ["lookup"],
+            "dependsOn": [{"step": "lookup"}],
         },
         {
             "key": "send",
             "action": "send_email",
-            "risk": "high",
+            "risk": "HIGH",
             "params": {"batch": "INC-2291-affected"},
-            "depends_on": [{"step": "draft", "effect": "blocks", "resolution": "ask_user"}],
+            "dependsOn": [{"step": "draft", "effect": "BLOCKS", "resolution": "ASK_USER"}],
         },
     ],
 }
@@ -123,7 +123,7 @@ async def test_the_demo_scenario_runs_end_to_end(
             "templateKey": "agent-plan",
             "title": PLAN["title"],
             "payload": {"summary": PLAN["summary"]},
-            "plan": PLAN,
+            "agentPlan": PLAN,
             "guards": {"idempotencyKey": "inc-2291-credit"},
         },
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -105,12 +106,141 @@ class RequestAuditExportInput:
     guards: GuardsInput | None = guards_field(versioned=False)
 
 
+@strawberry.type(
+    description="Which audit events an export holds, as it was requested: a field that is "
+    "null (or `kinds` empty) does not narrow it."
+)
+class AuditExportFilter:
+    since: datetime | None = strawberry.field(description="Events at or after.")
+    until: datetime | None = strawberry.field(description="Events before.")
+    template_key: str | None = strawberry.field(description="Events of items of this template.")
+    item_id: strawberry.ID | None = strawberry.field(description="Events of this item (global id).")
+    actor_id: str | None = strawberry.field(description="Events by this actor.")
+    kinds: list[EventKind] = strawberry.field(description="Only events of these kinds.")
+
+    @classmethod
+    def from_dict(cls, value: Mapping[str, Any]) -> AuditExportFilter:
+        """The filter as stored (`ExportFilter.to_dict`)."""
+        f = ExportFilter.from_dict(value)
+        return cls(
+            since=f.since,
+            until=f.until,
+            template_key=f.template_key,
+            item_id=strawberry.ID(ids.encode("WorkflowItem", f.item_id)) if f.item_id else None,
+            actor_id=f.actor_id,
+            kinds=list(f.kinds),
+        )
+
+
+@strawberry.type(description="When the first and the last event of an export happened.")
+class AuditExportTimeRange:
+    first: datetime | None = strawberry.field(description="The earliest event's time.")
+    last: datetime | None = strawberry.field(description="The latest event's time.")
+
+
+@strawberry.type(
+    description="Where an export's rows sit in the tenant's hash chain: its ends, to tie the "
+    "file to the live trail (compare `lastHash` with the event of `lastSeq`)."
+)
+class AuditExportChain:
+    to_seq: int = strawberry.field(description="The chain's head when it was requested.")
+    contiguous: bool = strawberry.field(
+        description="Whether its rows are a whole segment of the chain, each linked to the one "
+        "before (an unfiltered export)."
+    )
+    first_seq: int | None = strawberry.field(description="seq of the first row.")
+    first_prev_hash: str | None = strawberry.field(description="The hash the first row links to.")
+    first_hash: str | None = strawberry.field(description="Hash of the first row.")
+    last_seq: int | None = strawberry.field(description="seq of the last row.")
+    last_hash: str | None = strawberry.field(description="Hash of the last row.")
+
+
+@strawberry.type(description="What an export's reader could not see, and its digest.")
+class AuditExportRedaction:
+    reader_roles: list[str] = strawberry.field(
+        description="The roles of the reader it was redacted for."
+    )
+    rows: int = strawberry.field(description="Rows written redacted.")
+    sha256: str = strawberry.field(description="sha256 over the redacted rows' digests.")
+
+
+@strawberry.type(
+    description="The manifest stored beside an export's file (also served at `manifestUrl`), "
+    "what `signoff audit verify` checks the file against."
+)
+class AuditExportManifest:
+    tenant_id: str = strawberry.field(description="The tenant whose trail it is.")
+    format: ExportFormat = strawberry.field(description="File format.")
+    filter: AuditExportFilter = strawberry.field(description="The filter it was made with.")
+    rows: int = strawberry.field(description="Rows in the file.")
+    time_range: AuditExportTimeRange = strawberry.field(description="Times of its events.")
+    chain: AuditExportChain = strawberry.field(description="Its place in the hash chain.")
+    redaction: AuditExportRedaction | None = strawberry.field(
+        description="Its redacted rows (none for files made before redaction digests)."
+    )
+    row_digests: bool = strawberry.field(
+        description="Whether each row ends with the sha256 of its own bytes (`row_sha256`)."
+    )
+    sha256: str = strawberry.field(description="sha256 of the file.")
+    bytes: int = strawberry.field(description="Size of the file in bytes.")
+    generated_at: datetime = strawberry.field(description="When the file was completed.")
+
+    @classmethod
+    def from_dict(cls, value: Mapping[str, Any]) -> AuditExportManifest:
+        """The manifest as written (`ManifestBuilder.manifest`)."""
+        span, chain, redaction = value["time_range"], value["chain"], value.get("redaction")
+        return cls(
+            tenant_id=value["tenant_id"],
+            format=ExportFormat(value["format"]),
+            filter=AuditExportFilter.from_dict(value["filter"]),
+            rows=value["rows"],
+            time_range=AuditExportTimeRange(
+                first=_time(span.get("first")), last=_time(span.get("last"))
+            ),
+            chain=AuditExportChain(
+                to_seq=chain["to_seq"],
+                contiguous=chain["contiguous"],
+                first_seq=chain.get("first_seq"),
+                first_prev_hash=chain.get("first_prev_hash"),
+                first_hash=chain.get("first_hash"),
+                last_seq=chain.get("last_seq"),
+                last_hash=chain.get("last_hash"),
+            ),
+            redaction=(
+                AuditExportRedaction(
+                    reader_roles=list(redaction["reader_roles"]),
+                    rows=redaction["rows"],
+                    sha256=redaction["sha256"],
+                )
+                if redaction is not None
+                else None
+            ),
+            row_digests=bool(value.get("row_digests")),
+            sha256=value["sha256"],
+            bytes=value["bytes"],
+            generated_at=datetime.fromisoformat(value["generated_at"]),
+        )
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+UNTYPED = "Untyped (JSON with the stored snake_case keys); use `{}`, the same data typed."
+
+
 @strawberry.type(description="An export of the tenant's audit trail, run by a worker.")
 class AuditExport(Node):
     id: strawberry.ID = strawberry.field(description="Global id.")
     export_status: ExportStatus = strawberry.field(description="Where it is.")
     format: ExportFormat = strawberry.field(description="File format.")
-    filter: JSON = strawberry.field(description="The filter it was requested with.")
+    filter: JSON = strawberry.field(
+        description="The filter it was requested with.",
+        deprecation_reason=UNTYPED.format("exportFilter"),
+    )
+    export_filter: AuditExportFilter = strawberry.field(
+        description="The filter it was requested with."
+    )
     to_seq: int = strawberry.field(
         description="It holds events up to this seq: the chain's head when it was requested."
     )
@@ -128,7 +258,12 @@ class AuditExport(Node):
     file_sha256: str | None = strawberry.field(description="sha256 of the file, once completed.")
     file_size: int | None = strawberry.field(description="Bytes of the file, once completed.")
     manifest: JSON | None = strawberry.field(
-        description="Row count, time range, filter, chain segment ends and sha256 of the file."
+        description="Row count, time range, filter, chain segment ends and sha256 of the file.",
+        deprecation_reason=UNTYPED.format("exportManifest"),
+    )
+    export_manifest: AuditExportManifest | None = strawberry.field(
+        description="The manifest stored beside the file (completed exports): row count, time "
+        "range, filter, chain segment ends and sha256 of the file."
     )
     expires_at: datetime | None = strawberry.field(
         description="When retention removes its file (completed exports; none when the "
@@ -158,6 +293,7 @@ class AuditExport(Node):
             export_status=ExportStatus(row["status"]),
             format=ExportFormat(row["format"]),
             filter=row["filter"],
+            export_filter=AuditExportFilter.from_dict(row["filter"]),
             to_seq=row["to_seq"],
             requested_by=row["requested_by"],
             export_attempts=row["attempts"],
@@ -169,6 +305,9 @@ class AuditExport(Node):
             file_sha256=row["sha256"],
             file_size=row["size"],
             manifest=row["manifest"],
+            export_manifest=(
+                AuditExportManifest.from_dict(row["manifest"]) if row["manifest"] else None
+            ),
             expires_at=expires_at,
             expired_at=row.get("expired_at"),
             download_url=f"{base}/file{query}" if done else None,

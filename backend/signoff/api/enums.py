@@ -180,7 +180,20 @@ class NotificationKind(StrEnum):
     DEADLINE_RISK = "deadline_risk"
     FAILURE = "failure"
     DEPENDENCY_CONFLICT = "dependency_conflict"
+    ALERT = "alert"
     DIGEST = "digest"
+
+
+NotificationPreferenceKind = StrEnum(  # type: ignore[misc]
+    "NotificationPreferenceKind",
+    {
+        **{k.name: k.value for k in NotificationKind if k is not NotificationKind.DIGEST},
+        "DEFAULT": "default",
+    },
+)
+"""What a person's channel preference applies to: a kind they can be notified of (every
+`NotificationKind` but a digest: `domain/notification_policy.py::NOTIFIABLE_KINDS`), or every
+kind without its own entry (DEFAULT)."""
 
 
 class NotificationPriority(StrEnum):
@@ -316,19 +329,32 @@ ImpactOutcomeEnum = described_enum(
         ImpactOutcome.WAIT: "It would wait.",
     },
 )
+NOTIFICATION_KINDS = {
+    NotificationKind.ASSIGNMENT: "A step now needs them.",
+    NotificationKind.MENTION: "A comment `@mentions` them.",
+    NotificationKind.DECISION: "An item they requested or reviewed was decided.",
+    NotificationKind.ESCALATION: "A step was escalated to them.",
+    NotificationKind.REMINDER: "A step still waits for them.",
+    NotificationKind.DEADLINE_RISK: "A step's deadline is near (bypasses quiet hours).",
+    NotificationKind.FAILURE: "An approved step failed in execution.",
+    NotificationKind.DEPENDENCY_CONFLICT: "A step's dependency did not succeed.",
+    NotificationKind.ALERT: "An alert rule that names them fired or cleared.",
+    NotificationKind.DIGEST: "Several notifications folded into one.",
+}
 NotificationKindEnum = described_enum(
-    NotificationKind,
-    "Why a person is notified.",
+    NotificationKind, "Why a person is notified.", NOTIFICATION_KINDS
+)
+NotificationPreferenceKindEnum = described_enum(
+    NotificationPreferenceKind,
+    "What a channel preference applies to: one kind of notification, or DEFAULT for every "
+    "kind without an entry of its own.",
     {
-        NotificationKind.ASSIGNMENT: "A step now needs them.",
-        NotificationKind.MENTION: "A comment `@mentions` them.",
-        NotificationKind.DECISION: "An item they requested or reviewed was decided.",
-        NotificationKind.ESCALATION: "A step was escalated to them.",
-        NotificationKind.REMINDER: "A step still waits for them.",
-        NotificationKind.DEADLINE_RISK: "A step's deadline is near (bypasses quiet hours).",
-        NotificationKind.FAILURE: "An approved step failed in execution.",
-        NotificationKind.DEPENDENCY_CONFLICT: "A step's dependency did not succeed.",
-        NotificationKind.DIGEST: "Several notifications folded into one.",
+        NotificationPreferenceKind("default"): "Every kind without an entry of its own.",
+        **{
+            NotificationPreferenceKind(kind.value): text
+            for kind, text in NOTIFICATION_KINDS.items()
+            if kind is not NotificationKind.DIGEST
+        },
     },
 )
 NotificationPriorityEnum = described_enum(

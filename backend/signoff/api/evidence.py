@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -12,6 +13,7 @@ from strawberry.types import Info
 
 from signoff.api import ids
 from signoff.api.context import SignoffContext, actor_of, services_of
+from signoff.api.enums import described_enum
 from signoff.api.errors import CodedError, UserError, user_error
 from signoff.api.guards import GuardsInput, guards_field, key_guards
 from signoff.api.types import Node, Person, person
@@ -83,6 +85,19 @@ class Evidence(Node):
         )
 
 
+class UploadMethod(StrEnum):
+    """The HTTP method of an upload."""
+
+    PUT = "PUT"
+
+
+described_enum(
+    UploadMethod,
+    "The HTTP method that uploads a file.",
+    {UploadMethod.PUT: "The file's raw bytes as the request body."},
+)
+
+
 @strawberry.type(description="One HTTP header.")
 class UploadHeader:
     name: str = strawberry.field(description="Header name.")
@@ -95,7 +110,7 @@ class EvidenceUpload:
         description="PUT the file's raw bytes here (no multipart, no Authorization header "
         "needed: the URL is the permission), with the declared Content-Type and size."
     )
-    method: str = strawberry.field(description="Always `PUT`.")
+    method: UploadMethod = strawberry.field(description="Always `PUT`.")
     headers: list[UploadHeader] = strawberry.field(description="Headers the PUT must carry.")
     expires_at: datetime = strawberry.field(
         description="After this the URL is refused (UPLOAD_EXPIRED); ask for a new one."
@@ -198,7 +213,7 @@ class EvidenceMutations:
         return EvidenceUploadPayload(
             upload=EvidenceUpload(
                 url=f"{base_url(info)}{UPLOAD_PATH}{ticket.token}",
-                method="PUT",
+                method=UploadMethod.PUT,
                 headers=[UploadHeader(name="Content-Type", value=ticket.content_type)],
                 expires_at=ticket.expires_at,
                 evidence_id=strawberry.ID(ids.encode("Evidence", ticket.upload_id)),

@@ -23,6 +23,7 @@ from strawberry.extensions import SchemaExtension
 from signoff.api.context import SignoffContext, authenticate
 from signoff.api.cost import CostModel, FieldCost, Totals, actual_cost, analyse
 from signoff.api.ratelimit import BucketState, RateLimiter
+from signoff.domain.audit_export import EventKind
 from signoff.domain.errors import DomainError, ErrorCode
 from signoff.domain.permissions import MAX_GRANTEES, Permission
 from signoff.settings import Settings
@@ -118,6 +119,9 @@ def cost_model(settings: Settings) -> CostModel:
         "NotificationDelivery.attempts": FieldCost(max_items=max(settings.notify_max_attempts, 1)),
         "NotificationPreferences.channels": FieldCost(max_items=20),
         "NotificationPreferences.digestKinds": FieldCost(max_items=20),
+        "NotificationPreferences.digestNotificationKinds": FieldCost(max_items=20),
+        "AuditExportFilter.kinds": FieldCost(max_items=len(EventKind)),
+        "AuditExportRedaction.readerRoles": FieldCost(max_items=_NAMES),
         "NotificationPreferences.addresses": FieldCost(max_items=_ERRORS),
         "ReplayedItem.differences": FieldCost(max_items=_NAMES),
         "Simulation.steps": FieldCost(max_items=steps),

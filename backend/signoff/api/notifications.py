@@ -11,7 +11,12 @@ from strawberry.types import Info
 
 from signoff.api import ids
 from signoff.api.context import SignoffContext, actor_of, services_of
-from signoff.api.enums import NotificationKind, NotificationPriority, described_enum
+from signoff.api.enums import (
+    NotificationKind,
+    NotificationPreferenceKind,
+    NotificationPriority,
+    described_enum,
+)
 from signoff.api.errors import CodedError, UserError, user_error
 from signoff.api.guards import GuardsInput, guards_field, key_guards
 from signoff.api.paging import (
@@ -138,7 +143,13 @@ class QuietHours:
 
 @strawberry.type(description="The channels used for one kind of notification.")
 class KindChannels:
-    kind: str = strawberry.field(description="Notification kind, or `default` for the rest.")
+    kind: str = strawberry.field(
+        description="Notification kind, or `default` for the rest.",
+        deprecation_reason="Untyped; use `notificationKind`, the same kind as an enum.",
+    )
+    notification_kind: NotificationPreferenceKind = strawberry.field(
+        description="The kind of notification, or DEFAULT for every kind without an entry."
+    )
     channels: list[str] = strawberry.field(description="Channels; empty mutes the kind.")
 
 
@@ -156,6 +167,10 @@ class NotificationPreferences:
     )
     quiet_hours: QuietHours | None = strawberry.field(description="Quiet hours, if any.")
     digest_kinds: list[str] = strawberry.field(
+        description="Kinds collected into a digest instead of sent one by one.",
+        deprecation_reason="Untyped; use `digestNotificationKinds`, the same kinds as enums.",
+    )
+    digest_notification_kinds: list[NotificationKind] = strawberry.field(
         description="Kinds collected into a digest instead of sent one by one."
     )
     addresses: list[ChannelAddress] = strawberry.field(
@@ -168,9 +183,15 @@ class NotificationPreferences:
         prefs = notification_policy.preferences_or_default(profile["preferences"])
         quiet = prefs.quiet_hours
         return cls(
-            channels=[KindChannels(kind=k, channels=list(v)) for k, v in prefs.channels.items()],
+            channels=[
+                KindChannels(
+                    kind=k, notification_kind=NotificationPreferenceKind(k), channels=list(v)
+                )
+                for k, v in prefs.channels.items()
+            ],
             quiet_hours=QuietHours(**quiet.to_dict()) if quiet else None,
             digest_kinds=sorted(prefs.digest_kinds),
+            digest_notification_kinds=[NotificationKind(k) for k in sorted(prefs.digest_kinds)],
             addresses=[
                 ChannelAddress(channel=c, address=a)
                 for c, a in sorted((profile["addresses"] or {}).items())
@@ -226,9 +247,20 @@ class QuietHoursInput:
     timezone: str = strawberry.field(default="UTC", description="IANA time zone.")
 
 
-@strawberry.input(description="Channels for one kind of notification.")
+@strawberry.input(
+    description="Channels for one kind of notification: give `notificationKind` (or the "
+    "deprecated `kind`)."
+)
 class KindChannelsInput:
-    kind: str = strawberry.field(description="Notification kind, or `default`.")
+    kind: str | None = strawberry.field(
+        default=None,
+        description="Notification kind, or `default`.",
+        deprecation_reason="Untyped; use `notificationKind`, the same kind as an enum.",
+    )
+    notification_kind: NotificationPreferenceKind | None = strawberry.field(
+        default=None,
+        description="The kind of notification, or DEFAULT for every kind without an entry.",
+    )
     channels: list[str] = strawberry.field(description="Channels; empty mutes the kind.")
 
 
@@ -241,9 +273,61 @@ class NotificationPreferencesInput:
         default=None, description="Quiet hours; null for none."
     )
     digest_kinds: list[str] = strawberry.field(
-        default_factory=list, description="Kinds to collect into a digest."
+        default_factory=list,
+        description="Kinds to collect into a digest.",
+        deprecation_reason="Untyped; use `digestNotificationKinds`, the same kinds as enums.",
+    )
+    digest_notification_kinds: list[NotificationKind] | None = strawberry.field(
+        default=None, description="Kinds to collect into a digest (DIGEST is refused)."
     )
     guards: GuardsInput | None = guards_field(versioned=False)
+
+
+def _preference_kind(entry: KindChannelsInput, path: str) -> str:
+    if (entry.kind is None) == (entry.notification_kind is None):
+        raise DomainError(
+            ErrorCode.INVALID_INPUT,
+            "give `notificationKind` (or the deprecated `kind`), exactly one",
+            f"{path}.notificationKind",
+        )
+    return entry.notification_kind.value if entry.notification_kind else str(entry.kind)
+
+
+def preferences_document(input: NotificationPreferencesInput) -> dict[str, Any]:
+    """The preferences as the document `notification_policy.parse_preferences` reads (what the
+    untyped fields carry); INVALID_INPUT for an entry with no kind or two."""
+    digest: list[str] = list(input.digest_kinds)
+    if input.digest_notification_kinds is not None:
+        if digest:
+            raise DomainError(
+                ErrorCode.INVALID_INPUT,
+                "give `digestNotificationKinds` or `digestKinds`, not both",
+                "digestKinds",
+            )
+        digest = [k.value for k in input.digest_notification_kinds]
+    channels: dict[str, list[str]] = {}
+    for i, entry in enumerate(input.channels):
+        kind = _preference_kind(entry, f"channels[{i}]")
+        if kind in channels:
+            raise DomainError(
+                ErrorCode.INVALID_INPUT,
+                f"the kind {kind!r} has two entries",
+                f"channels[{i}].notificationKind",
+            )
+        channels[kind] = list(entry.channels)
+    return {
+        "channels": channels,
+        "digest_kinds": digest,
+        "quiet_hours": (
+            {
+                "start": input.quiet_hours.start,
+                "end": input.quiet_hours.end,
+                "timezone": input.quiet_hours.timezone,
+            }
+            if input.quiet_hours
+            else None
+        ),
+    }
 
 
 @strawberry.input(description="Which dead letter to retry.")
@@ -355,20 +439,8 @@ class NotificationMutations:
         ],
     ) -> NotificationPreferencesPayload:
         actor = actor_of(info)
-        raw: dict[str, Any] = {
-            "channels": {c.kind: list(c.channels) for c in input.channels},
-            "digest_kinds": list(input.digest_kinds),
-            "quiet_hours": (
-                {
-                    "start": input.quiet_hours.start,
-                    "end": input.quiet_hours.end,
-                    "timezone": input.quiet_hours.timezone,
-                }
-                if input.quiet_hours
-                else None
-            ),
-        }
         try:
+            raw = preferences_document(input)
             row = await notification_admin.update_notification_preferences(
                 actor, services_of(info), raw, key_guards(input.guards)
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 import strawberry
@@ -11,15 +12,78 @@ from strawberry.types import Info
 
 from signoff.api import ids
 from signoff.api.context import SignoffContext, actor_of, services_of
-from signoff.api.enums import NotificationKind, ReplayDifferenceKind
+from signoff.api.enums import NotificationKind, ReplayDifferenceKind, described_enum
 from signoff.api.errors import CodedError
 from signoff.api.types import Assignees
 from signoff.domain import simulation as sim
+from signoff.domain.durations import parse_duration
 from signoff.domain.errors import DomainError, invalid
 from signoff.domain.states import ItemState, StepState
 from signoff.domain.templates import Assignees as DomainAssignees
 from signoff.domain.timers import TimerKind
 from signoff.services import simulation as sim_services
+
+
+class SimulatedVerdict(StrEnum):
+    """How a step is decided in a dry run (`domain/simulation.py::read_decision`)."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
+    OPTION = "option"
+    TIMEOUT = "timeout"
+
+
+described_enum(
+    SimulatedVerdict,
+    "How a step is decided in a dry run.",
+    {
+        SimulatedVerdict.APPROVE: "Approved (a decision step: its first option).",
+        SimulatedVerdict.REJECT: "Rejected.",
+        SimulatedVerdict.OPTION: "A decision step's option, named by `option`.",
+        SimulatedVerdict.TIMEOUT: "Nobody acts: the step's timers (reminders, escalations, "
+        "the SLA) decide.",
+    },
+)
+
+
+@strawberry.input(
+    description="How one step is decided in a dry run; steps without one are approved (a "
+    "decision step: its first option) the instant they open."
+)
+class SimulatedDecisionInput:
+    step: str = strawberry.field(description="The step's key.")
+    verdict: SimulatedVerdict = strawberry.field(description="How it is decided.")
+    option: str | None = strawberry.field(
+        default=None, description="With OPTION: the option chosen."
+    )
+    after: str | None = strawberry.field(
+        default=None,
+        description="Decided this long after it opened, in counted (calendar) time, as an "
+        "ISO-8601 duration (`PT5H`), so deadlines and breaches show; default at once.",
+    )
+
+
+def scenario_decisions(entries: list[SimulatedDecisionInput]) -> dict[str, str]:
+    """The typed decisions as the step key -> decision text that `decisions` carries
+    (`approve@PT5H`); INVALID_INPUT, naming the entry, for what cannot be one."""
+    decisions: dict[str, str] = {}
+    for i, entry in enumerate(entries):
+        path = f"stepDecisions[{i}]"
+        if entry.step in decisions:
+            raise invalid(f"step {entry.step!r} is decided twice", f"{path}.step")
+        if (entry.verdict is SimulatedVerdict.OPTION) != (entry.option is not None):
+            raise invalid("give `option` with OPTION, and only then", f"{path}.option")
+        if entry.option is not None and (not entry.option.strip() or "@" in entry.option):
+            raise invalid("an option is a non-empty value without `@`", f"{path}.option")
+        verdict = entry.option if entry.option is not None else entry.verdict.value
+        if entry.after is not None:
+            try:
+                parse_duration(entry.after)
+            except DomainError as exc:
+                raise invalid(exc.message, f"{path}.after") from None
+            verdict = f"{verdict}@{entry.after}"
+        decisions[entry.step] = verdict
+    return decisions
 
 
 def _assignees(a: DomainAssignees) -> Assignees:
@@ -155,22 +219,38 @@ class SimulationQueries:
         decisions: Annotated[
             JSON | None,
             strawberry.argument(
-                description="Step key -> approve, reject, an option or timeout (optionally @PT5H)."
+                description="Step key -> approve, reject, an option or timeout (optionally @PT5H).",
+                deprecation_reason="Untyped; use `stepDecisions`, the same decisions typed.",
+            ),
+        ] = None,
+        step_decisions: Annotated[
+            list[SimulatedDecisionInput] | None,
+            strawberry.argument(
+                description="How steps are decided (default: each approved the instant it "
+                "opens); a step the template lacks is reported in `problems`."
             ),
         ] = None,
     ) -> Simulation:
         try:
-            if decisions is not None and not (
-                isinstance(decisions, dict) and all(isinstance(v, str) for v in decisions.values())
-            ):
-                raise invalid("an object of step key to decision text", "decisions")
+            scenario: dict[str, str] | None = None
+            if step_decisions is not None:
+                if decisions is not None:
+                    raise invalid("give `stepDecisions` or `decisions`, not both", "decisions")
+                scenario = scenario_decisions(step_decisions)
+            elif decisions is not None:
+                if not (
+                    isinstance(decisions, dict)
+                    and all(isinstance(v, str) for v in decisions.values())
+                ):
+                    raise invalid("an object of step key to decision text", "decisions")
+                scenario = decisions
             actor, defn = await _definition(info, template_key, template_version, definition)
             result = await sim_services.simulate_template(
                 actor,
                 services_of(info),
                 defn,
                 payload if isinstance(payload, dict) else {},
-                decisions if isinstance(decisions, dict) else None,
+                scenario,
             )
         except DomainError as exc:
             raise CodedError(exc) from None

@@ -9,6 +9,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from signoff.api import ids
+from signoff.api.agent_plan_input import AgentPlanInput, plan_document
 from signoff.api.context import SignoffContext, actor_of, services_of
 from signoff.api.guards import GuardsInput, guards_field, key_guards, versioned_guards
 from signoff.api.mutations.common import ItemPayload, item_payload
@@ -30,7 +31,12 @@ class SubmitItemInput:
         default=None, description="An external trace or decision id this item is about."
     )
     plan: JSON | None = strawberry.field(
-        default=None, description="Steps of an agent plan, for `plan` templates."
+        default=None,
+        description="Steps of an agent plan, for `plan` templates.",
+        deprecation_reason="Untyped; use `agentPlan`, the same plan typed.",
+    )
+    agent_plan: AgentPlanInput | None = strawberry.field(
+        default=None, description="An agent plan, for `plan` templates."
     )
     environment: str = strawberry.field(default="production", description="Environment.")
     guards: GuardsInput | None = guards_field(versioned=False)
@@ -89,12 +95,16 @@ class ItemMutations:
     ) -> ItemPayload:
         actor = actor_of(info)
         payload: Any = input.payload if input.payload is not None else {}
-        plan = input.plan
 
         async def call() -> item_services.ItemView:
             if not isinstance(payload, dict):
                 raise item_services.invalid("payload must be an object", "payload")
-            if plan is not None and not isinstance(plan, dict):
+            plan: Any = input.plan
+            if input.agent_plan is not None:
+                if plan is not None:
+                    raise item_services.invalid("give `agentPlan` or `plan`, not both", "plan")
+                plan = plan_document(input.agent_plan)
+            elif plan is not None and not isinstance(plan, dict):
                 raise item_services.invalid("plan must be an object", "plan")
             guards = key_guards(input.guards)
             return await item_services.submit_item(
