@@ -30,6 +30,7 @@ from graphql.execution import ExecutionResult, Executor
 from graphql.pyutils import AwaitableOrValue
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from signoff.api.leaf_fields import LeafFieldsExecutor
 from signoff.api.push import Handover
 
 
@@ -79,7 +80,7 @@ def selection_key(executor: Any) -> tuple[int, str]:
     return (id(executor.operation), values)
 
 
-class LiveExecutor(StrawberryGraphQLCoreExecutionContext):
+class LiveExecutor(LeafFieldsExecutor):
     """strawberry's executor; a subscription's `Handover` takes it along, and the realtime layer
     runs the selection with it once per distinct pushed object (`execute_event`)."""
 
