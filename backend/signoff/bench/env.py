@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -44,6 +43,7 @@ from signoff.db.migrate import apply_migrations
 from signoff.db.roles import ensure_login_role, login_url
 from signoff.services.context import ServiceContext
 from signoff.settings import PREFIX, Settings
+from signoff.testing import free_port
 
 log = logging.getLogger("signoff.bench")
 
@@ -79,14 +79,6 @@ def with_database(url: str, database: str) -> str:
     """`url` pointing at another database of the same server."""
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def settings_environ(settings: Settings) -> dict[str, str]:

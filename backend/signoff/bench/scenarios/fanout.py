@@ -45,11 +45,11 @@ from websockets.asyncio.server import broadcast, serve
 from websockets.typing import Subprotocol
 
 from signoff.bench import BenchEnv, Figure, Scenario, ScenarioResult, Target, alternate, wsclient
-from signoff.bench.env import free_port
 from signoff.domain.actors import Actor, Principal
 from signoff.services.context import ServiceContext
 from signoff.services.items import SubmitItemInput, submit_item
 from signoff.services.templates import load_templates
+from signoff.testing import free_port
 
 log = logging.getLogger("signoff.bench")
 
