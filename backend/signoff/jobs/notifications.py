@@ -120,7 +120,39 @@ PLAN_SLOT_SECONDS = 0.2
 """How long planning requests of one tenant are gathered into one job."""
 
 
-async def enqueue_planning(redis: Redis, settings: Settings, tenant_id: str) -> None:
+def planning_slot(now: float) -> int:
+    """The slot of planning requests made at `now` (seconds since the epoch); its job runs
+    at `slot * PLAN_SLOT_SECONDS`, when the slot ends."""
+    return math.floor(now / PLAN_SLOT_SECONDS) + 1
+
+
+class PlanningRequests:
+    """The planning requests one process has queued, so that a change committed in a slot
+    whose job this process has already queued sends nothing to Redis: the job waits for the
+    slot's end and plans every event committed before it, ours included. The first request
+    of a tenant's slot is sent (`enqueue_planning`); the others of that slot only check the
+    table (the job then carries the trace of the slot's first change in this process, not
+    its last). A request whose sending failed is not remembered, so the next one sends
+    again; a job Redis loses after it was queued is what the sweeper plans."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._limit = limit
+        self._queued: dict[str, int] = {}
+
+    def queued(self, tenant_id: str, slot: int) -> bool:
+        """Whether this process has queued the job of `tenant_id`'s `slot`."""
+        return self._queued.get(tenant_id) == slot
+
+    def remember(self, tenant_id: str, slot: int) -> None:
+        """`tenant_id`'s job for `slot` is queued (call once Redis has answered)."""
+        if len(self._queued) >= self._limit and tenant_id not in self._queued:
+            self._queued.clear()
+        self._queued[tenant_id] = slot
+
+
+async def enqueue_planning(
+    redis: Redis, settings: Settings, tenant_id: str, *, now: float | None = None
+) -> None:
     """After a commit: ask a worker to plan the tenant's notifications.
 
     Requests are gathered per tenant and time slot (`PLAN_SLOT_SECONDS`): the slot's job is
@@ -132,8 +164,8 @@ async def enqueue_planning(redis: Redis, settings: Settings, tenant_id: str) -> 
     Planning is idempotent, so a lost or duplicate job is harmless (the sweeper plans what was
     missed).
     """
-    now = time.time()
-    slot = math.floor(now / PLAN_SLOT_SECONDS) + 1
+    now = time.time() if now is None else now
+    slot = planning_slot(now)
     await enqueue_once(
         _arq(redis),
         settings.job_queue_name,

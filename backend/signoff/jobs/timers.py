@@ -23,7 +23,7 @@ from arq.connections import RedisSettings
 
 from signoff import tracing
 from signoff.domain.clock import Clock
-from signoff.jobs.notifications import enqueue_planning
+from signoff.jobs.notifications import PlanningRequests, enqueue_planning, planning_slot
 from signoff.jobs.queue import enqueue_once
 from signoff.services import scopes
 from signoff.services import timers as timer_services
@@ -55,6 +55,7 @@ class ArqScheduler:
         self._clock = clock
         self._pool = pool
         self._owns_pool = pool is None
+        self._planning = PlanningRequests()
 
     async def pool(self) -> ArqRedis:
         """The arq connection, opened on first use."""
@@ -105,8 +106,14 @@ class ArqScheduler:
         )
 
     async def plan_notifications(self, tenant_id: str) -> None:
-        """Ask a worker to turn the tenant's new audit events into notifications."""
-        await enqueue_planning(await self.pool(), self._settings, tenant_id)
+        """Ask a worker to turn the tenant's new audit events into notifications: the slot's
+        job, unless this scheduler has queued it already (`PlanningRequests`)."""
+        now = time.time()
+        slot = planning_slot(now)
+        if self._planning.queued(tenant_id, slot):
+            return
+        await enqueue_planning(await self.pool(), self._settings, tenant_id, now=now)
+        self._planning.remember(tenant_id, slot)
 
     async def run_audit_export(self, tenant_id: str, export_id: str, attempt: int) -> None:
         """Ask a worker to run an audit export (one job per attempt; the row decides)."""
