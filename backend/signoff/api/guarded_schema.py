@@ -13,12 +13,14 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from signoff import metrics
 from signoff.api.context import tenant_scope_of
 from signoff.api.errors import should_mask
+from signoff.api.extension_hooks import ResolvedExtensionsRunner
 from signoff.domain.errors import DomainError, ErrorCode
 from signoff.request_ids import current_request_id
 
@@ -73,6 +75,13 @@ class GuardedSchema(strawberry.Schema):
         super().__init__(*args, **kwargs)
         self.mask = mask
         self.hide_suggestions = hide_suggestions
+
+    def create_extensions_runner(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
+    ) -> SchemaExtensionsRunner:
+        """The runner of one operation's extensions, their hooks looked up once per class
+        (`api/extension_hooks.py`), not on every request."""
+        return ResolvedExtensionsRunner(execution_context=execution_context, extensions=extensions)
 
     async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
         """Run the operation in the caller's tenant scope; finish its errors."""
