@@ -54,6 +54,7 @@ export const InboxChangedSubscription = graphql(`
         reason
         actorId
         itemId
+        claim
         item { ...InboxItemFields }
       }
       ... on ResyncRequired { cursor seq }

@@ -1,7 +1,7 @@
 """The fan-out judges an event once for every caller its item does not name by user id: that
 shared judgement is, for every caller, exactly the one the inbox, read-access and redaction
 rules give for that caller alone (every caller of a small world, against real rows: items with
-user-named and role-named steps, decisions, a delegation and a reassignment)."""
+user-named and role-named steps, decisions, a delegation, a reassignment and a claim)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from signoff.db import audit as audit_repo
 from signoff.domain.actors import Principal
 from signoff.realtime.hub import FeedBatch
 from signoff.services import actions
+from signoff.services.uow import Guards
 from tests.conftest import actor
 from tests.realtime.conftest import approve, submit
 
@@ -47,6 +48,10 @@ async def test_a_shared_judgement_is_each_callers_own(
         services,
         actions.ReassignInput(step_id=step.id, users=("trent",), reason="cover"),
     )
+    # a claim by a reviewer the step names by role only: MINE for them, OTHERS for the rest
+    claimed = await submit(services, tenant, "change-approval", "claimed")
+    step = next(s for s in claimed.steps if s.state == "active")
+    await actions.claim_step(actor(tenant, "bob", "change-approver"), services, step.id, Guards())
     batch = await _events(tenant)
     state = await BatchState.of(batch, tenant, services)
     await state.prepare_redaction()

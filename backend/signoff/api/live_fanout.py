@@ -160,13 +160,13 @@ class InboxStream(LiveStream):
             last.move_to_end(item_id)
             if len(last) > REMEMBERED_ITEMS:
                 last.popitem(last=False)
-            out.append((seq, kind, change.reason, readable, hidden))
+            out.append((seq, kind, change.reason, change.claim, readable, hidden))
         self.cursor = max(self.cursor, batch[-1]["seq"])
         return out
 
     async def build(self, state: BatchState, event: dict[str, Any], key: PushKey) -> object:
-        _, kind, reason, readable, hidden = key
-        return await state.inbox_change(event, kind, reason, readable, hidden)
+        _, kind, reason, claim, readable, hidden = key
+        return await state.inbox_change(event, kind, reason, claim, readable, hidden)
 
 
 class LiveFanout:

@@ -22,6 +22,7 @@ from signoff.api.enums import described_enum
 from signoff.api.event_cursors import encode_cursor
 from signoff.api.loaders import Loaders, definition_for, definitions_for, make_loaders
 from signoff.api.types import WorkflowItem
+from signoff.db.inbox import ClaimState
 from signoff.domain.actors import Actor, Principal
 from signoff.domain.permissions import Grants, can_read_item
 from signoff.domain.records import Decision, Item, Step, StepAssignees
@@ -114,6 +115,10 @@ class InboxChange:
     occurred_at: datetime = strawberry.field(description="When it happened.")
     item: WorkflowItem | None = strawberry.field(
         description="The item as it is now; null when the caller may no longer read it."
+    )
+    claim: ClaimState | None = strawberry.field(
+        description="Claim state of the caller's steps of the item now, as the inbox's "
+        "`InboxEdge.claim` gives it; null when the item left the inbox."
     )
 
 
@@ -270,6 +275,8 @@ class BatchState:
         before = (event.get("data") or {}).get("before")
         if isinstance(before, Mapping):
             assignees.append(StepAssignees.from_dict(before))
+        # a claim is mine or others' by user id
+        names.update(s.claimed_by for s in self.steps[item_id] if s.claimed_by)
         for a in assignees:
             names.update(a.users)
             names.update(a.delegates)
@@ -334,6 +341,7 @@ class BatchState:
         event: dict[str, Any],
         kind: ChangeKind,
         reason: ChangeReason,
+        claim: ClaimState | None,
         readable: bool,
         hidden: Hidden = (),
     ) -> InboxChange:
@@ -351,7 +359,8 @@ class BatchState:
                 step_id=strawberry.ID(ids.encode("Step", step)) if step else None,
                 occurred_at=event["occurred_at"],
                 item=await self.item(item_id, hidden) if readable else None,
+                claim=claim,
             )
 
-        key = ("inbox", event["seq"], kind, reason, readable, hidden)
+        key = ("inbox", event["seq"], kind, reason, claim, readable, hidden)
         return await self.batch.shared(key, build)

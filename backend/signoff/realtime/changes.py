@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from signoff.db.inbox import ItemScope
+from signoff.db.inbox import ClaimState, ItemScope
 from signoff.domain.actors import Principal
 from signoff.domain.permissions import assignees_match
 from signoff.domain.records import Decision, Item, Step
@@ -108,10 +108,12 @@ def reason_of(action: str, data: Mapping[str, Any] | None = None) -> ChangeReaso
 
 @dataclass(frozen=True)
 class InboxChange:
-    """One item's change in one reviewer's inbox."""
+    """One item's change in one reviewer's inbox, and the claim state of their steps of the
+    item after it (None when it left the inbox)."""
 
     kind: ChangeKind
     reason: ChangeReason
+    claim: ClaimState | None = None
 
 
 SEAT_OUTCOMES = frozenset({"approve", "reject"})
@@ -130,13 +132,34 @@ def seats_taken(principal: Principal, item: Item, decisions: Sequence[Decision])
     }
 
 
-def in_inbox(principal: Principal, steps: Sequence[Step], voted: Collection[UUID] = ()) -> bool:
-    """Whether an item with `steps` is in the principal's inbox now: an active step names them
-    and they have not yet filled a seat on it (`voted`: ids of such steps)."""
-    return any(
-        s.state == StepState.ACTIVE and s.id not in voted and s.assignees.matches(principal)
+def steps_to_act_on(
+    principal: Principal, steps: Sequence[Step], voted: Collection[UUID] = ()
+) -> list[Step]:
+    """The principal's steps of an item now: active, naming them, and without a seat they
+    already filled (`voted`: ids of such steps). The inbox's entries of the item for them: the
+    item is in their inbox while there is one."""
+    return [
+        s
         for s in steps
-    )
+        if s.state == StepState.ACTIVE and s.id not in voted and s.assignees.matches(principal)
+    ]
+
+
+def claim_of(
+    principal: Principal, steps: Sequence[Step], voted: Collection[UUID] = ()
+) -> ClaimState | None:
+    """The claim state of the principal's steps of an item (`steps_to_act_on`), as the inbox
+    query reports it in `InboxEdge.claim` (`db.inbox._claim_of`): theirs when they claimed
+    one, unclaimed when nobody claimed any, else others'; None when they have none (the item
+    is not in their inbox)."""
+    mine = steps_to_act_on(principal, steps, voted)
+    if not mine:
+        return None
+    if any(s.claimed_by == principal.user_id for s in mine):
+        return ClaimState.MINE
+    if all(s.claimed_by is None for s in mine):
+        return ClaimState.UNCLAIMED
+    return ClaimState.OTHERS
 
 
 def inbox_change(
@@ -164,9 +187,10 @@ def inbox_change(
         concerned = any(s.assignees.matches(principal) for s in steps)
     if not concerned:
         return None
-    if in_inbox(principal, steps, voted):
+    claim = claim_of(principal, steps, voted)
+    if claim is not None:
         kind = ChangeKind.ENTERED if reason in _ENTERING else ChangeKind.UPDATED
-        return InboxChange(kind, reason)
+        return InboxChange(kind, reason, claim)
     if reason in _LEAVING:
         return InboxChange(ChangeKind.LEFT, reason)
     return None

@@ -26,6 +26,17 @@ function ids(view: InboxView): string[] {
 }
 
 describe("applyChange", () => {
+  it("shows the claim a change carries, on a new row as on a loaded one", () => {
+    let view = applyChange(empty, { ...entered(1, "a"), claim: "UNCLAIMED" }, {});
+    expect(view.rows[0].claim).toBe("UNCLAIMED");
+    view = applyChange(view, { seq: 2, kind: "UPDATED", itemId: "a", item: item("a"), claim: "OTHERS" }, {});
+    expect(view.rows[0].claim).toBe("OTHERS");
+    // a loaded row (claim from the page) follows a release the same way
+    const loaded: InboxView = { rows: [{ ...view.rows[0], claim: "MINE", fresh: false }], lastSeq: 2 };
+    view = applyChange(loaded, { seq: 3, kind: "UPDATED", itemId: "a", item: item("a"), claim: "UNCLAIMED" }, {});
+    expect(view.rows[0].claim).toBe("UNCLAIMED");
+  });
+
   it("adds an entered item once, however often the change is replayed", () => {
     let view = applyChange(empty, entered(5, "a"), {});
     view = applyChange(view, entered(5, "a"), {});

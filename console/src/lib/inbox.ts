@@ -23,6 +23,8 @@ export interface InboxChangeLike {
   kind: InboxChangeKind;
   itemId: string;
   item?: InboxItemFieldsFragment | null;
+  /** The claim state of the reader's steps of the item after the change (`InboxEdge.claim`). */
+  claim?: InboxClaim | null;
 }
 
 /** Earliest deadline of the item's active steps: what a live row shows before a reload. */
@@ -55,10 +57,10 @@ export function applyChange(view: InboxView, change: InboxChangeLike, filter: In
   }
   if (at >= 0) {
     const rows = view.rows.slice();
-    rows[at] = { ...rows[at], item, dueAt: earliestDue(item) ?? rows[at].dueAt };
+    rows[at] = { ...rows[at], item, dueAt: earliestDue(item) ?? rows[at].dueAt, claim: change.claim ?? rows[at].claim };
     return { rows, lastSeq };
   }
-  const row: InboxRow = { item, dueAt: earliestDue(item), overdue: false, claim: null, fresh: true };
+  const row: InboxRow = { item, dueAt: earliestDue(item), overdue: false, claim: change.claim ?? null, fresh: true };
   return { rows: [row, ...view.rows], lastSeq };
 }
 
