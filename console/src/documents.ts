@@ -116,7 +116,9 @@ export const StepFields = graphql(`
     claimedBy
     claimant { displayName }
     assignees { users groups roles }
+    seats { holder group role delegate }
     decisions { outcome reason createdAt actor { userId displayName } }
+    hold { upstreams since options }
   }
 `);
 
@@ -267,6 +269,30 @@ export const CancelItem = graphql(`
 export const OverrideStep = graphql(`
   mutation OverrideStep($input: OverrideStepInput!) {
     overrideStep(input: $input) {
+      ...ItemResult
+    }
+  }
+`);
+
+/** Several decisions in one request, each with its own result and typed errors. */
+export const DecideSteps = graphql(`
+  mutation DecideSteps($input: DecideStepsInput!) {
+    decideSteps(input: $input) {
+      results {
+        stepId
+        outcome
+        item { id title state version }
+        errors { ...UserErrorFields }
+      }
+      errors { ...UserErrorFields }
+    }
+  }
+`);
+
+/** What happens to a step held by an `ask_user` dependency (the requester's choice). */
+export const ResolveHeldStep = graphql(`
+  mutation ResolveHeldStep($input: ResolveHeldStepInput!) {
+    resolveHeldStep(input: $input) {
       ...ItemResult
     }
   }

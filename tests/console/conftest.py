@@ -127,6 +127,14 @@ async def graphql(
     return data
 
 
+async def read_item(
+    http: httpx.AsyncClient, base: str, token: str, query: str, item_id: str
+) -> dict[str, Any]:
+    """`query` (of `$id`) answered for `token`: its `item`."""
+    item: dict[str, Any] = (await graphql(http, base, token, query, {"id": item_id}))["item"]
+    return item
+
+
 async def submit(
     http: httpx.AsyncClient,
     base: str,

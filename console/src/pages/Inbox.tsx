@@ -15,6 +15,7 @@ import type {
 import { appendPage, applyChange, type InboxRow, type InboxView } from "../lib/inbox";
 import { subscribeResumable } from "../lib/live";
 import { useSignedIn } from "../lib/session";
+import { BatchDecisions } from "../components/BatchDecisions";
 import { ItemTable } from "../components/ItemTable";
 
 const PAGE_SIZE = 20;
@@ -44,6 +45,7 @@ export function Inbox() {
   const [view, setView] = useState<InboxView>({ rows: [], lastSeq: 0 });
   const [page, setPage] = useState<InboxPage["inbox"] | null>(null);
   const [problem, setProblem] = useState<string | null>(null);
+  const [picked, setPicked] = useState<ReadonlySet<string>>(new Set());
   const sort = useMemo(
     () => ({ field: sortField, direction: direction || null }),
     [sortField, direction],
@@ -140,9 +142,25 @@ export function Inbox() {
           {page.countsExact ? "" : "+"} items match (counts as loaded; rows update live)
         </p>
       )}
-      <ItemTable rows={view.rows} showClaim testId="inbox" />
+      <ItemTable
+        rows={view.rows}
+        showClaim
+        testId="inbox"
+        selection={{
+          selected: picked,
+          toggle: (id) =>
+            setPicked((current) => {
+              const next = new Set(current);
+              if (!next.delete(id)) next.add(id);
+              return next;
+            }),
+        }}
+      />
       {page?.pageInfo.hasNextPage && (
         <button type="button" onClick={loadMore}>Load more</button>
+      )}
+      {picked.size > 0 && (
+        <BatchDecisions rows={view.rows.filter((row) => picked.has(row.item.id))} />
       )}
     </section>
   );

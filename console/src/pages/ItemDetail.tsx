@@ -2,6 +2,7 @@ import { useCallback, useEffect, useState } from "react";
 import { AttachEvidence } from "../components/AttachEvidence";
 import { Diagram } from "../components/Diagram";
 import { ErrorList } from "../components/ErrorList";
+import { HeldStep } from "../components/HeldStep";
 import { StepActions, useMutationRunner } from "../components/StepActions";
 import { AddComment, ApproveAll, CancelItem, ItemDetailQuery, ItemEventsSubscription, ResubmitItem } from "../documents";
 import type { ItemDetailQuery as Detail, ItemEventsSubscription as ItemEventMessage } from "../gql/graphql";
@@ -9,6 +10,9 @@ import { intentKey, when, words } from "../lib/format";
 import { subscribeResumable } from "../lib/live";
 import { useSignedIn } from "../lib/session";
 
+
+const NOT_READABLE =
+  "No such item, or you may not read it (a step reassigned away from you takes the item with it).";
 
 function Json({ value }: { value: unknown }) {
   return <pre className="json">{JSON.stringify(value, null, 2)}</pre>;
@@ -27,9 +31,12 @@ export function ItemDetail({ id }: { id: string }) {
   const load = useCallback(async () => {
     const result = await connections.http.query(ItemDetailQuery, { id }).toPromise();
     if (result.error || !result.data) {
-      setProblem(result.error?.message ?? "The item could not be loaded.");
+      // An item the caller may not read (any more) is NOT_FOUND for its comments and evidence.
+      const gone = result.error?.graphQLErrors.some((e) => e.extensions?.code === "NOT_FOUND");
+      setProblem(gone ? NOT_READABLE : (result.error?.message ?? "The item could not be loaded."));
       return;
     }
+    setProblem(null);
     setData(result.data);
     setChanges(0);
   }, [connections, id]);
@@ -57,11 +64,12 @@ export function ItemDetail({ id }: { id: string }) {
   const { run, errors, busy } = useMutationRunner(refresh);
   const commenting = useMutationRunner(refresh);
   const [comment, setComment] = useState("");
+  const [itemReason, setItemReason] = useState("");
 
   if (problem) return <ErrorList errors={[problem]} />;
   if (!data) return <p>Loading…</p>;
   const item = data.item;
-  if (!item || item.__typename !== "WorkflowItem") return <ErrorList errors={["No such item, or you may not read it."]} />;
+  if (!item || item.__typename !== "WorkflowItem") return <ErrorList errors={[NOT_READABLE]} />;
   return (
     <article data-testid="item" data-state={item.state}>
       <h1>{item.title}</h1>
@@ -95,6 +103,17 @@ export function ItemDetail({ id }: { id: string }) {
           <p className="meta">
             Assignees: {[...step.assignees.users, ...step.assignees.groups.map((g) => `group ${g}`), ...step.assignees.roles.map((r) => `role ${r}`)].join(", ") || "—"}
           </p>
+          {step.seats.some((seat) => seat.delegate) && (
+            <p className="meta" data-testid={`seats-${step.key}`}>
+              Seats:{" "}
+              {step.seats
+                .map((seat) => {
+                  const who = seat.holder ?? (seat.group ? `group ${seat.group}` : seat.role ? `role ${seat.role}` : "open");
+                  return seat.delegate ? `${who} (delegated to ${seat.delegate})` : who;
+                })
+                .join(", ")}
+            </p>
+          )}
           {step.action && (
             <div className="plan">
               <p>
@@ -124,8 +143,17 @@ export function ItemDetail({ id }: { id: string }) {
             </ul>
           )}
           {step.stepState === "ACTIVE" && <StepActions step={step} onDone={refresh} />}
+          {step.stepState === "HELD" && <HeldStep step={step} onDone={refresh} />}
         </section>
       ))}
+      {item.requester.userId === session.user && ["PENDING", "CHANGES_REQUESTED"].includes(item.state) && (
+        <textarea
+          aria-label="Reason for this request"
+          placeholder="Reason (required to cancel)"
+          value={itemReason}
+          onChange={(e) => setItemReason(e.target.value)}
+        />
+      )}
       <div className="buttons" data-testid="item-actions">
         {item.kind === "PLAN" && item.state === "PENDING" && (
           <button
@@ -138,7 +166,7 @@ export function ItemDetail({ id }: { id: string }) {
         {item.requester.userId === session.user && item.state === "CHANGES_REQUESTED" && (
           <button
             disabled={busy}
-            onClick={() => run(ResubmitItem, { input: { itemId: item.id, reason: "resubmitted by the requester", guards: { idempotencyKey: intentKey(), expectedVersion: item.version } } }, (d) => d.resubmitItem)}
+            onClick={() => run(ResubmitItem, { input: { itemId: item.id, reason: itemReason || null, guards: { idempotencyKey: intentKey(), expectedVersion: item.version } } }, (d) => d.resubmitItem)}
           >
             Resubmit
           </button>
@@ -146,7 +174,7 @@ export function ItemDetail({ id }: { id: string }) {
         {item.requester.userId === session.user && ["PENDING", "CHANGES_REQUESTED"].includes(item.state) && (
           <button
             disabled={busy}
-            onClick={() => run(CancelItem, { input: { itemId: item.id, reason: "cancelled by the requester", guards: { idempotencyKey: intentKey(), expectedVersion: item.version } } }, (d) => d.cancelItem)}
+            onClick={() => run(CancelItem, { input: { itemId: item.id, reason: itemReason || null, guards: { idempotencyKey: intentKey(), expectedVersion: item.version } } }, (d) => d.cancelItem)}
           >
             Cancel this request
           </button>
