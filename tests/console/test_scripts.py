@@ -222,7 +222,11 @@ async def test_scripts_dev_as_a_newcomer_runs_it_serves_a_console_and_stops_clea
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-        for pid in (servers | _pids_with(str(data_dir))) - {proc.pid}:
+        # the embedded Redis names its socket, not the data directory: found by the socket the
+        # log gave, should the test fail before it listed the servers
+        logged = re.search(r"Redis at (\S+)", log_path.read_text())
+        redis = _pids_with(f"unixsocket:{logged.group(1)}") if logged else set()
+        for pid in (servers | redis | _pids_with(str(data_dir))) - {proc.pid}:
             with contextlib.suppress(ProcessLookupError):  # already gone
                 os.kill(pid, signal.SIGKILL)
         shutil.rmtree(tmp, ignore_errors=True)
