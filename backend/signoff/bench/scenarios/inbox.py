@@ -308,20 +308,24 @@ async def run(env: BenchEnv) -> ScenarioResult:
             cpu = Figure("", "ms", "lower", runs.series("signoff", "api_cpu_ms")).median
             python = (
                 f"the API process spends {cpu:.1f} ms of CPU per page (median) where the "
-                "page's statement is a few ms of database time. A py-spy profile of this "
-                "scenario (`signoff bench --profile inbox`, at f669f2d) put two fifths of it "
-                "in the inbox resolver (most of that the round trips around the page: BEGIN "
-                "with the scope, the event head, ROLLBACK), a sixth in graphql-core "
-                "completing the page's fields, a sixth writing the response to the socket, "
-                "8% in strawberry's extension hooks and 3% in JSON encoding; parsing, "
-                "validation and pricing are cached, and a request leaves no garbage for the "
-                'collector (docs/architecture.md, "Inbox pages and the garbage collector"). '
-                f"With {CLIENTS} clients in a closed loop on 2 cores shared with other work, "
-                "requests queue for that CPU. What would fix it: fewer round trips per page "
-                "(the head read with the page, or no snapshot when the event cursor is not "
-                "asked for), less work per field (an execution path compiled once per known "
-                "operation), and a machine where the API process has a core to itself for "
-                "the measurement."
+                "page's statement is a few ms of database time. Measured with one sequential "
+                "client on the quick inbox database (API CPU from /proc, at 277fc6a): "
+                "`{ __typename }` costs 1.8-2.1 ms, an inbox page of 20 rows with no fields "
+                "but `pageInfo` ~5.6 ms, the full page ~7.3-7.8 ms. py-spy (`--gil --native`, "
+                "samples waiting in a loopback `write` left out, since the woken peer takes "
+                "the core) spreads it thin: about a quarter completing the page's objects in "
+                "graphql-core (leaf fields are already answered without its per-field "
+                'machinery: docs/architecture.md, "A page\'s leaf fields"), a tenth the '
+                "resolver's reads (scope, head, page; ~60 us of CPU per round trip), the "
+                "rest strawberry's request and extension handling, Litestar's routing and "
+                "dependency injection, and JSON encoding. Parsing, validation and pricing "
+                "are cached, and a request leaves no garbage for the collector. "
+                f"With {CLIENTS} clients in a closed loop on 2 cores shared with the "
+                "database and the load generator, requests queue for that CPU. What would "
+                "fix it: an execution path compiled once per known operation document that "
+                "writes a page's JSON from its rows without the generic per-request "
+                "pipeline (the framework floor alone is a quarter of a page), and a machine "
+                "where the API process has a core to itself for the measurement."
             )
             result.add(
                 Figure(
