@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from signoff.api.enums import ReplayDifferenceKind
 from signoff.db import sql
 
 DEMO = Path(__file__).resolve().parents[2] / "backend" / "signoff" / "demo"
@@ -242,3 +243,88 @@ async def test_replay_recent_items_through_a_changed_draft(gql, tenant, clock, d
     )
     assert len(data["replayTemplate"]) == 2
     assert all(r["differences"] == [] for r in data["replayTemplate"])
+
+
+REPLAY_TYPED = """
+query($key: String!, $definition: JSON!) {
+  replayTemplate(templateKey: $key, definition: $definition, last: 10) {
+    differences {
+      kind step before after
+      beforeValue { ...side } afterValue { ...side }
+    }
+  }
+}
+fragment side on ReplayValue {
+  stepState itemState assignees { users groups roles } slaDue breached rule count
+}"""
+
+SIDE_FIELD = {
+    "STEP_REMOVED": "stepState",
+    "STEP_ADDED": "stepState",
+    "STATE": "stepState",
+    "ASSIGNEES": "assignees",
+    "DEADLINE": "slaDue",
+    "BREACH": "breached",
+    "AUTO_APPROVAL": "rule",
+    "NOTIFICATIONS": "count",
+    "OUTCOME": "itemState",
+}
+
+
+def as_json(kind: str, side: dict[str, Any] | None) -> Any:
+    """A typed side of a difference in the form of the deprecated JSON `before`/`after`."""
+    if side is None:
+        return None
+    field = SIDE_FIELD[kind]
+    assert all(v is None for k, v in side.items() if k != field), (kind, side)
+    value = side[field]
+    if field in ("stepState", "itemState"):
+        return value.lower()
+    if field == "slaDue" and value is not None:
+        return at(value).isoformat()
+    return value
+
+
+async def test_typed_replay_values_say_what_the_json_ones_say(gql, tenant, clock, demo_templates):
+    # three real items: approved after 3 hours, rejected at once, still waiting
+    for n, verdict in enumerate(["approve", "reject", None]):
+        clock.advance(timedelta(minutes=10))
+        data = await gql.data(
+            SUBMIT,
+            {"input": {"templateKey": "change-approval", "title": f"c{n}", "payload": CHANGE}},
+            as_user="alice",
+        )
+        step_id = data["submitItem"]["item"]["steps"][0]["id"]
+        if verdict is None:
+            continue
+        clock.advance(timedelta(hours=3 if verdict == "approve" else 0))
+        mutation = APPROVE if verdict == "approve" else APPROVE.replace("approveStep", "rejectStep")
+        await gql.data(
+            mutation,
+            {"input": {"stepId": step_id, "reason": "no"}},
+            as_user="bob",
+            roles=("change-approver",),
+        )
+    base = demo("change-approval")
+    tighter = copy.deepcopy(base)  # other people, a 2-hour SLA the approval breaches
+    tighter["steps"][0].update(assignees={"roles": ["release-manager"]}, sla="PT2H")
+    tighter["steps"][0]["escalation"] = []
+    longer = copy.deepcopy(base)  # a second step after the review
+    longer["steps"].append(
+        {"key": "cab", "name": "CAB", "assignees": {"groups": ["cab"]}, "depends_on": ["review"]}
+    )
+    renamed = copy.deepcopy(base)  # the review under another key
+    renamed["steps"][0]["key"] = "check"
+    automatic = copy.deepcopy(base)  # the review approved by policy
+    automatic["auto_approval"] = {"name": "everything", "below_risk": "critical"}
+    seen: set[str] = set()
+    for draft in (tighter, longer, renamed, automatic):
+        data = await gql.data(
+            REPLAY_TYPED, {"key": "change-approval", "definition": draft}, **ADMIN
+        )
+        for item in data["replayTemplate"]:
+            for d in item["differences"]:
+                seen.add(d["kind"])
+                assert as_json(d["kind"], d["beforeValue"]) == d["before"], d
+                assert as_json(d["kind"], d["afterValue"]) == d["after"], d
+    assert seen == set(SIDE_FIELD) == {k.name for k in ReplayDifferenceKind}  # every kind

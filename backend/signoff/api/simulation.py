@@ -168,14 +168,47 @@ class Simulation:
         )
 
 
+@strawberry.type(
+    description="One side of a replay difference. The field its `kind` names holds the value, "
+    "the others are null: STEP_REMOVED, STEP_ADDED and STATE `stepState`; ASSIGNEES "
+    "`assignees`; DEADLINE `slaDue` (null: no SLA); BREACH `breached`; AUTO_APPROVAL `rule` "
+    "(null: no rule); NOTIFICATIONS `count`; OUTCOME `itemState`."
+)
+class ReplayValue:
+    step_state: StepState | None = strawberry.field(
+        default=None, description="The state the step ended (or would end) in."
+    )
+    item_state: ItemState | None = strawberry.field(
+        default=None, description="The state the item ended (or would end) in."
+    )
+    assignees: Assignees | None = strawberry.field(default=None, description="Who was assigned.")
+    sla_due: datetime | None = strawberry.field(default=None, description="The SLA deadline.")
+    breached: bool | None = strawberry.field(
+        default=None, description="Whether the SLA was breached."
+    )
+    rule: str | None = strawberry.field(default=None, description="The auto-approval rule.")
+    count: int | None = strawberry.field(default=None, description="Notifications about it.")
+
+
 @strawberry.type(description="One thing that would have been different for a replayed item.")
 class ReplayDifference:
     kind: ReplayDifferenceKind = strawberry.field(description="What differs.")
     step: str | None = strawberry.field(description="The step's key; null for the item.")
     before: JSON | None = strawberry.field(
-        description="As it went (a state, a time, assignees, a count, ...)."
+        description="As it went (a state, a time, assignees, a count, ...).",
+        deprecation_reason="Untyped; use `beforeValue`, the same value typed.",
     )
-    after: JSON | None = strawberry.field(description="As it would have gone under the draft.")
+    after: JSON | None = strawberry.field(
+        description="As it would have gone under the draft.",
+        deprecation_reason="Untyped; use `afterValue`, the same value typed.",
+    )
+    before_value: ReplayValue | None = strawberry.field(
+        description="As it went; null for a step the item did not have (STEP_ADDED)."
+    )
+    after_value: ReplayValue | None = strawberry.field(
+        description="As it would have gone under the draft; null for a step the draft does "
+        "not have (STEP_REMOVED)."
+    )
 
 
 @strawberry.type(description="How one real item would have gone under the draft.")
@@ -291,12 +324,38 @@ class SimulationQueries:
 
 
 def _difference(d: sim.Difference) -> ReplayDifference:
+    kind = ReplayDifferenceKind(d.kind)
     return ReplayDifference(
-        kind=ReplayDifferenceKind(d.kind),
+        kind=kind,
         step=d.step,
         before=_plain(d.before),
         after=_plain(d.after),
+        before_value=None if kind is ReplayDifferenceKind.STEP_ADDED else _value(kind, d.before),
+        after_value=None if kind is ReplayDifferenceKind.STEP_REMOVED else _value(kind, d.after),
     )
+
+
+def _value(kind: ReplayDifferenceKind, value: Any) -> ReplayValue:
+    """One side of a difference, in the field its kind names (`domain/simulation.py::compare`)."""
+    match kind:
+        case (
+            ReplayDifferenceKind.STEP_REMOVED
+            | ReplayDifferenceKind.STEP_ADDED
+            | ReplayDifferenceKind.STATE
+        ):
+            return ReplayValue(step_state=StepState(value))
+        case ReplayDifferenceKind.ASSIGNEES:
+            return ReplayValue(assignees=_assignees(value))
+        case ReplayDifferenceKind.DEADLINE:
+            return ReplayValue(sla_due=value)
+        case ReplayDifferenceKind.BREACH:
+            return ReplayValue(breached=value)
+        case ReplayDifferenceKind.AUTO_APPROVAL:
+            return ReplayValue(rule=value)
+        case ReplayDifferenceKind.NOTIFICATIONS:
+            return ReplayValue(count=value)
+        case ReplayDifferenceKind.OUTCOME:
+            return ReplayValue(item_state=ItemState(value))
 
 
 def _plain(value: Any) -> Any:
