@@ -83,6 +83,8 @@ CREATE TABLE IF NOT EXISTS bench_decision_target (
     n integer PRIMARY KEY, tenant_id text NOT NULL, item_id uuid NOT NULL, step_id uuid NOT NULL
 );
 CREATE SEQUENCE IF NOT EXISTS bench_decision_seq;
+-- a --reuse run finds the targets an earlier run listed (their steps are decided): start over
+TRUNCATE bench_decision_target;
 """
 
 
