@@ -7,13 +7,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from signoff.api.auth import mint_token
 from signoff.settings import Settings
 from signoff.testing import child_environment, free_port, signoff_processes
 from tests.conftest import Mailbox
@@ -152,6 +153,21 @@ async def submit(
     assert submitted["errors"] == [], submitted
     item_id: str = submitted["item"]["id"]
     return item_id
+
+
+def minter(settings: Settings, tenant: str) -> Callable[..., str]:
+    """`token(user, *roles)`: a bearer token for `user` of `tenant` with `roles`."""
+
+    def token(user: str, *roles: str) -> str:
+        return mint_token(settings, user_id=user, tenant_id=tenant, roles=list(roles))
+
+    return token
+
+
+def audited(item: dict[str, Any]) -> list[tuple[str, str, str | None]]:
+    """An item's audit events (`auditEvents { nodes { action actorId reason } }`) as
+    (action, actor, reason)."""
+    return [(e["action"], e["actorId"], e["reason"]) for e in item["auditEvents"]["nodes"]]
 
 
 async def launch(pw: Any) -> Any:

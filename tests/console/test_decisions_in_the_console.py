@@ -16,10 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
-from signoff.api.auth import mint_token
 from signoff.settings import Settings
 from tests.console.conftest import (
     ARTIFACTS,
+    audited,
+    minter,
     new_context,
     new_page,
     read_item,
@@ -46,9 +47,7 @@ async def test_a_reviewer_rejects_a_requester_resubmits_and_an_administrator_ove
 ) -> None:
     from playwright.async_api import expect
 
-    def token(user: str, *roles: str) -> str:
-        return mint_token(settings, user_id=user, tenant_id=tenant, roles=list(roles))
-
+    token = minter(settings, tenant)
     bob, alice = token("bob", "change-approver"), token("alice", "requester")
     admin = token("admin", "admin")
     async with httpx.AsyncClient(timeout=30) as http:
@@ -57,9 +56,6 @@ async def test_a_reviewer_rejects_a_requester_resubmits_and_an_administrator_ove
 
         async def read(item_id: str) -> dict[str, Any]:
             return await read_item(http, deployment, admin, READ, item_id)
-
-        def audited(item: dict[str, Any]) -> list[tuple[str, str, str | None]]:
-            return [(e["action"], e["actorId"], e["reason"]) for e in item["auditEvents"]["nodes"]]
 
         async def refused_in_words(page: Any, within: Any, button: str, item_id: str) -> None:
             """`button` is refused as JUSTIFICATION_REQUIRED, in words, and changes nothing."""

@@ -18,11 +18,12 @@ from typing import Any
 import httpx
 import pytest
 
-from signoff.api.auth import mint_token
 from signoff.settings import Settings
 from tests.console.conftest import (
     ARTIFACTS,
+    audited,
     graphql,
+    minter,
     new_context,
     new_page,
     read_item,
@@ -61,9 +62,7 @@ async def test_a_reviewer_claims_releases_requests_changes_delegates_and_reassig
 ) -> None:
     from playwright.async_api import expect
 
-    def token(user: str, *roles: str) -> str:
-        return mint_token(settings, user_id=user, tenant_id=tenant, roles=list(roles))
-
+    token = minter(settings, tenant)
     bob, carol = token("bob", "change-approver"), token("carol", "change-approver")
     alice = token("alice", "requester")
     async with httpx.AsyncClient(timeout=30) as http:
@@ -72,9 +71,6 @@ async def test_a_reviewer_claims_releases_requests_changes_delegates_and_reassig
 
         async def read(item_id: str) -> dict[str, Any]:
             return await read_item(http, deployment, token("admin", "admin"), READ, item_id)
-
-        def audited(item: dict[str, Any]) -> list[tuple[str, str, str | None]]:
-            return [(e["action"], e["actorId"], e["reason"]) for e in item["auditEvents"]["nodes"]]
 
         page = await new_page(await new_context(chromium, height=1100))
         await page.goto(f"{deployment}/console/")
