@@ -18,6 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from signoff.api.auth import mint_token
+from signoff.jobs.notifications import planning_slot
 from signoff.services.context import ServiceContext
 from signoff.services.templates import load_templates
 from signoff.settings import Settings
@@ -72,6 +73,18 @@ async def _clear_of_the_notification_sweeper(margin: float) -> None:
     until_next = SWEEPER_PERIOD - time.time() % SWEEPER_PERIOD
     if until_next < margin:
         await asyncio.sleep(until_next + 0.5)
+
+
+async def _next_planning_slot() -> None:
+    """Return once the planning slot of a change committed before now has ended.
+
+    An API process queues one planning job per tenant and 0.2 s slot, sent by the slot's first
+    change and carrying that change's trace (jobs/notifications.py::PlanningRequests); the
+    request is sent before the mutation answers. So the next change is its slot's first, and
+    the job it queues continues its trace."""
+    slot = planning_slot(time.time())
+    while planning_slot(time.time()) == slot:
+        await asyncio.sleep(0.02)  # the API process's slots follow the wall clock
 
 
 async def _wait(check: Any, what: str, timeout: float = DEADLINE) -> None:
@@ -147,6 +160,7 @@ class Flow:
         }
         answer = await self.gql(http, UPSERT, {"input": profile}, "admin", "admin")
         assert answer.get("data") and answer["data"]["upsertUserProfile"]["errors"] == [], answer
+        await _next_planning_slot()
         submitted = await self.gql(
             http,
             SUBMIT,
