@@ -170,6 +170,21 @@ def audited(item: dict[str, Any]) -> list[tuple[str, str, str | None]]:
     return [(e["action"], e["actorId"], e["reason"]) for e in item["auditEvents"]["nodes"]]
 
 
+async def submit_plan(
+    http: httpx.AsyncClient, base: str, token: str, plan: dict[str, Any], summary: str
+) -> str:
+    """Submit an agent's plan (the `agent-plan` template) through the API; its global id."""
+    return await submit(
+        http,
+        base,
+        token,
+        plan["title"],
+        template="agent-plan",
+        payload={"summary": summary},
+        plan=plan,
+    )
+
+
 async def launch(pw: Any) -> Any:
     """Debian's Chromium, headless, with no calls home."""
     return await pw.chromium.launch(

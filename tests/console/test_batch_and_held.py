@@ -30,6 +30,7 @@ from tests.console.conftest import (
     read_item,
     sign_in,
     submit,
+    submit_plan,
 )
 
 READ = """
@@ -157,15 +158,7 @@ async def test_the_requester_resolves_a_held_step_and_nobody_else_may(
     agent = mint_token(settings, user_id="agent-7", tenant_id=tenant, roles=["agent"])
     sam = mint_token(settings, user_id="sam", tenant_id=tenant, roles=["agent-supervisor"])
     async with httpx.AsyncClient(timeout=30) as http:
-        item_id = await submit(
-            http,
-            deployment,
-            agent,
-            PLAN["title"],
-            template="agent-plan",
-            payload={"summary": "a sync"},
-            plan=PLAN,
-        )
+        item_id = await submit_plan(http, deployment, agent, PLAN, "a sync")
 
         async def read() -> dict[str, Any]:
             return await read_item(http, deployment, agent, READ, item_id)

@@ -21,7 +21,14 @@ import pytest
 
 from signoff.api.auth import mint_token
 from signoff.settings import Settings
-from tests.console.conftest import ARTIFACTS, graphql, new_context, new_page, sign_in, submit
+from tests.console.conftest import (
+    ARTIFACTS,
+    graphql,
+    new_context,
+    new_page,
+    sign_in,
+    submit_plan,
+)
 
 PLAN = {
     "title": "Follow up with John",
@@ -58,15 +65,7 @@ async def test_a_supervisor_reviews_an_agent_plan_with_parameter_edits_comments_
     agent = mint_token(settings, user_id="agent-7", tenant_id=tenant, roles=["agent"])
     sam = mint_token(settings, user_id="sam", tenant_id=tenant, roles=["agent-supervisor"])
     async with httpx.AsyncClient(timeout=30) as http:
-        item_id = await submit(
-            http,
-            deployment,
-            agent,
-            PLAN["title"],
-            template="agent-plan",
-            payload={"summary": "meeting follow-up"},
-            plan=PLAN,
-        )
+        item_id = await submit_plan(http, deployment, agent, PLAN, "meeting follow-up")
 
         async def read() -> dict[str, Any]:
             return await graphql(http, deployment, sam, READ, {"id": item_id})
