@@ -377,6 +377,8 @@ async def run(env: BenchEnv) -> ScenarioResult:
             await load_templates(admin, ctx, DEMO_TEMPLATES)
     conn = await env.connect()
     await conn.execute(PGBENCH_SETUP)
+    # a --reuse run finds the decisions of earlier runs: the check counts this run's only
+    before = await _approver_decisions(conn)
     stock = Stock(ctx, conn)
     api = await env.start_api(2)
     workers = await env.start_workers(2)
@@ -425,7 +427,7 @@ async def run(env: BenchEnv) -> ScenarioResult:
         )
         add_figures(result, layout, runs)
         result.note(f"{layout.label}: order of runs {' '.join(runs.order())}.")
-    await check_decisions(conn, result, [calibration, *sides.values()])
+    await check_decisions(conn, result, [calibration, *sides.values()], before)
     for key, side in sides.items():
         if side.lock_waits:
             common = ", ".join(f"{k} ({n})" for k, n in side.lock_waits.most_common(3))
@@ -573,9 +575,20 @@ def add_figures(result: ScenarioResult, layout: Layout, runs: Runs) -> None:
     )
 
 
-async def check_decisions(conn: Any, result: ScenarioResult, sides: list[ApiSide]) -> None:
-    """Every approval the clients saw succeed is one stored decision, and no step got two."""
-    stored = await conn.fetchval("SELECT count(*) FROM decision WHERE actor_id LIKE 'approver-%'")
+async def _approver_decisions(conn: Any) -> int:
+    query = "SELECT count(*) FROM decision WHERE actor_id LIKE 'approver-%'"
+    return int(await conn.fetchval(query))
+
+
+async def check_decisions(
+    conn: Any, result: ScenarioResult, sides: list[ApiSide], before: int
+) -> None:
+    """Every approval the clients saw succeed is one stored decision, and no step got two.
+
+    `before` is the count of the benchmark's decisions stored before this run (a --reuse run
+    keeps earlier runs' decisions); steps are never decided twice across runs either.
+    """
+    stored = await _approver_decisions(conn) - before
     doubled = await conn.fetchval(
         """SELECT count(*) FROM (SELECT step_id FROM decision WHERE actor_id LIKE 'approver-%'
         GROUP BY step_id HAVING count(*) > 1) d"""
@@ -583,8 +596,8 @@ async def check_decisions(conn: Any, result: ScenarioResult, sides: list[ApiSide
     seen = sum(side.successes for side in sides)
     verdict = "as expected" if stored == seen and doubled == 0 else "**MISMATCH**"
     result.note(
-        f"Check: {seen} approvals succeeded for the clients, {stored} decisions are stored, "
-        f"{doubled} steps have more than one: {verdict}."
+        f"Check: {seen} approvals succeeded for the clients, {stored} decisions were stored by "
+        f"this run, {doubled} steps have more than one: {verdict}."
     )
 
 
