@@ -178,7 +178,8 @@ async def test_a_crashed_run_is_fired_again_by_the_sweeper_exactly_once(
 
     monkeypatch.setattr(timer_services, "apply", crash_once)
     await tick(scheduled, settings, clock, timedelta(hours=4))
-    # The crash rolled the whole firing back: nothing recorded, the timer still armed.
+    # The crash rolled the whole firing back: nothing recorded, the timer still armed; and
+    # the job's other lane stopped with it (it must not take the timer over and fire it).
     assert "timer.reminder" not in await actions_of(tenant, view.id)
     assert (await timer_rows(view.steps[0].id))[0]["status"] == "armed"
     await tick(scheduled, settings, clock, timedelta(seconds=1))

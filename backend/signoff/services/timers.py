@@ -237,7 +237,13 @@ async def fire_due(
             if work is not None:
                 busy.discard(work[1])
 
-    await asyncio.gather(*(lane() for _ in range(count)))
+    # A lane that fails cancels the others: when this returns or raises, no lane is still
+    # firing. With gather the others went on behind the failed job: one of them took the
+    # failed lane's bucket once it was let go and fired the very timers whose firing had
+    # just been rolled back, while the job was reported failed.
+    async with asyncio.TaskGroup() as group:
+        for _ in range(count):
+            group.create_task(lane())
     return dataclasses.replace(total, more=total.batches >= max_batches)
 
 
