@@ -247,7 +247,9 @@ async def test_a_firing_job_hands_timers_over_again_when_redis_lost_them(
 
 
 def epoch_ms() -> int:
-    return time_module.time_ns() // 1_000_000
+    """Now in epoch ms, rounded as the queue rounds its scores (`jobs/queue.py`): a floor here
+    put a score made in the same millisecond, rounded up, 1 ms after the bound."""
+    return round(time_module.time() * 1000)
 
 
 async def queued_scores(scheduler: ArqScheduler, settings: Settings) -> dict[bytes, float]:
