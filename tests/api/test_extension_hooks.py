@@ -4,6 +4,7 @@ same outcome when one fails; and the library still has the shape the runner reli
 
 from __future__ import annotations
 
+import gc
 import inspect
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -135,3 +136,66 @@ async def test_hooks_run_as_strawberry_runs_them(extensions: list[Any]) -> None:
             "resolve",
             "<operation",
         ]
+
+
+class Swallows(SchemaExtension):
+    """Leaves its execution stage by suppressing whatever it is handed."""
+
+    def on_execute(self) -> Iterator[None]:
+        try:
+            yield
+        except Exception as exc:
+            LOG.append(f"swallowed {exc}")
+
+
+class SwallowsOperation(SchemaExtension):
+    """Suppresses whatever its operation stage's body raised (strawberry's stage raises it
+    all the same)."""
+
+    def on_operation(self) -> Iterator[None]:
+        try:
+            yield
+        except Exception as exc:
+            LOG.append(f"swallowed operation {exc}")
+
+
+class FailsOnLeaving(SchemaExtension):
+    def on_execute(self) -> Iterator[None]:
+        yield
+        LOG.append("fails-on-leaving")
+        raise ValueError("on the way out")
+
+
+class FailsOnLeavingAsync(SchemaExtension):
+    async def on_execute(self) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            LOG.append("async-leaving")
+        raise LookupError("async on the way out")
+
+
+@pytest.mark.parametrize(
+    "extensions",
+    [
+        [Outer, FailsOnLeaving],
+        [Swallows, FailsOnLeaving],
+        [FailsOnLeaving, Swallows],
+        [Outer, FailsOnLeavingAsync, FailsOnLeaving],
+        [Swallows, FailsOnLeavingAsync, Outer],
+        [EveryKind, Swallows, Refuses],
+        [SwallowsOperation, Refuses],
+        [SwallowsOperation, Outer, FailsOnLeaving],
+    ],
+)
+async def test_hooks_leave_as_strawberrys_exit_stack_leaves_them(extensions: list[Any]) -> None:
+    # Leaving a stage: in reverse order, each hook handed what the ones after it left (the
+    # error one raised, or nothing when one suppressed it), as contextlib's exit stack does.
+    outcomes = []
+    for cls in (strawberry.Schema, GuardedSchema):
+        gc.collect()  # hooks an earlier test left entered finish now, not during this one
+        LOG.clear()
+        result = await _schema(cls, extensions).execute("{ hello }")
+        errors = [(e.message, type(e.original_error).__name__) for e in result.errors or []]
+        outcomes.append((list(LOG), result.data, errors))
+    assert outcomes[0] == outcomes[1]

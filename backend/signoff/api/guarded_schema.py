@@ -8,6 +8,7 @@ import asyncio
 import logging
 import re
 from collections.abc import AsyncGenerator, AsyncIterator
+from contextvars import ContextVar
 from typing import Any
 
 import strawberry
@@ -20,7 +21,7 @@ from strawberry.types.graphql import OperationType
 from signoff import metrics
 from signoff.api.context import tenant_scope_of
 from signoff.api.errors import should_mask
-from signoff.api.extension_hooks import ResolvedExtensionsRunner
+from signoff.api.extension_hooks import KnownDocuments, ResolvedExtensionsRunner
 from signoff.domain.errors import DomainError, ErrorCode
 from signoff.request_ids import current_request_id
 
@@ -28,6 +29,9 @@ log = logging.getLogger("signoff.api")
 
 _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 UNEXPECTED = "Unexpected error."
+# Set while `GuardedSchema.execute` (a query or mutation) builds its runner: only there does a
+# known document skip its document-level hooks (a websocket's streams keep the generic way).
+_EXECUTING: ContextVar[bool] = ContextVar("signoff_executing", default=False)
 
 
 def timeout_error(seconds: float) -> GraphQLError:
@@ -70,23 +74,48 @@ class GuardedSchema(strawberry.Schema):
         *args: Any,
         mask: bool = True,
         hide_suggestions: bool = True,
+        document_level: tuple[type[SchemaExtension], ...] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.mask = mask
         self.hide_suggestions = hide_suggestions
+        self.document_level = document_level
+        self.known_documents = KnownDocuments(maxsize=512)
 
     def create_extensions_runner(
         self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
     ) -> SchemaExtensionsRunner:
         """The runner of one operation's extensions, their hooks looked up once per class
-        (`api/extension_hooks.py`), not on every request."""
+        (`api/extension_hooks.py`), not on every request. A query or mutation whose text is a
+        known document starts from its parsed document and skips the `document_level`
+        extensions' hooks, whose outcome its text has already decided."""
+        query = execution_context.query
+        if (
+            self.document_level
+            and query
+            and execution_context.graphql_document is None
+            and _EXECUTING.get()
+        ):
+            document = self.known_documents.get(query)
+            if document is not None:
+                execution_context.graphql_document = document
+                return ResolvedExtensionsRunner(
+                    execution_context=execution_context,
+                    extensions=extensions,
+                    known=True,
+                    document_level=self.document_level,
+                )
         return ResolvedExtensionsRunner(execution_context=execution_context, extensions=extensions)
 
     async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
         """Run the operation in the caller's tenant scope; finish its errors."""
         with tenant_scope_of(_context(args, kwargs)):
-            result = await super().execute(*args, **kwargs)
+            executing = _EXECUTING.set(True)
+            try:
+                result = await super().execute(*args, **kwargs)
+            finally:
+                _EXECUTING.reset(executing)
         return self._finish(result)
 
     async def subscribe(self, *args: Any, **kwargs: Any) -> Any:

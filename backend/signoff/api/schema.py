@@ -24,6 +24,7 @@ from signoff.api.decision_links import DecisionLinkMutations, DecisionLinkQuerie
 from signoff.api.errors import CodedError
 from signoff.api.event_cursors import encode_cursor
 from signoff.api.evidence import EvidenceMutations, EvidenceQueries
+from signoff.api.extension_hooks import RememberValidDocuments
 from signoff.api.guarded_schema import GuardedSchema, OperationTimeout
 from signoff.api.inbox import InboxQueries
 from signoff.api.incidents import IncidentMutations, IncidentQueries
@@ -168,6 +169,7 @@ def build_schema(
         DocumentGuard,
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
+        RememberValidDocuments,
         InputGuard,
         lambda: QueryLimits(policy=policy, limiter=limiter, cache=costs),
         # Last: its execute hook is the innermost, entered when the others' are (strawberry
@@ -184,6 +186,14 @@ def build_schema(
         scalar_overrides=SCALAR_OVERRIDES,
         mask=production,
         hide_suggestions=production,
+        # what these decide depends on the document's text alone: a known document skips them
+        document_level=(
+            MaxTokensLimiter,
+            DocumentGuard,
+            ParserCache,
+            ValidationCache,
+            RememberValidDocuments,
+        ),
     )
 
 
