@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import Any
 
 import strawberry
-from litestar import Request, Response
+from litestar import Request, Response, get, post
 from litestar.background_tasks import BackgroundTasks
-from litestar.di import Provide
-from litestar.types import Dependencies
+from litestar.exceptions import NotFoundException, ValidationException
+from litestar.status_codes import HTTP_200_OK
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.litestar import make_graphql_controller
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -30,32 +30,22 @@ MAX_JSON_DEPTH = 64
 SUB_RESPONSE = "signoff.sub_response"
 
 
-async def no_root_value(custom_context: Any) -> None:
-    """The root value of every operation: none. It waits for the context only so that
-    Litestar resolves the request's dependencies one after another (see `http_context`)."""
-    return None
-
-
 async def http_context(
-    custom_context: Any, root_value: Any, request: Request[Any, Any, Any]
-) -> Any:
+    request: Request[Any, Any, Any],
+    context_getter: Callable[..., Awaitable[SignoffContext]],
+) -> SignoffContext:
     """The context of an HTTP request, with the response a resolver may add headers or a
-    status to (one per request).
+    status to (one per request, also kept in the request's state: `get_sub_response`).
 
-    strawberry's controller resolves its dependencies as two batches of several, and Litestar
-    runs each batch of more than one in an anyio task group: three tasks on every request.
-    Here each dependency waits for the one before (custom context, root value, this, the
-    response), so Litestar awaits them in turn and starts no task."""
-    custom_context.request = request
-    custom_context.response = Response({}, background=BackgroundTasks([]))
-    request.state[SUB_RESPONSE] = custom_context.response
-    return custom_context
-
-
-async def response_of(context: Any) -> Response[Any]:
-    """The response of `http_context` (strawberry's handler takes it as a dependency too)."""
-    response: Response[Any] = context.response
-    return response
+    strawberry's handlers take the context, the root value and that response as four
+    dependencies, which Litestar resolves on every request (in batches of several, as anyio
+    task groups, and the response in a worker thread); the handlers here build the same
+    context themselves, on the event loop, without dependency injection."""
+    context = await context_getter(request.app.state)
+    context.request = request
+    context.response = Response({}, background=BackgroundTasks([]))
+    request.state[SUB_RESPONSE] = context.response
+    return context
 
 
 def end_request(context: Any) -> None:
@@ -78,6 +68,9 @@ def decode_request_json(data: str | bytes) -> object:
     """JSON of a request body or websocket message; anything the decoder cannot take (too
     deep, a number too long for an int) is a JSONDecodeError, i.e. a 400 / a 4400 close."""
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        # no deeper than its brackets, strings included: the scan below cannot refuse it
+        return _loads(text)
     depth = 0
     in_string = escaped = False
     for char in text:  # a cheap bracket scan, so the recursive decoder never runs too deep
@@ -96,6 +89,10 @@ def decode_request_json(data: str | bytes) -> object:
                 raise json.JSONDecodeError("nested too deeply", text, 0)
         elif char in "]}":
             depth -= 1
+    return _loads(text)
+
+
+def _loads(text: str) -> object:
     try:
         return json.loads(text)
     except (ValueError, RecursionError) as exc:
@@ -124,16 +121,19 @@ def graphql_controller(
     )
 
     class GraphQLController(base):  # type: ignore[valid-type,misc]
-        # strawberry provides the sub-response with a sync function run in a worker thread
-        # (a thread hop on every request) and resolves the rest in task groups: the same
-        # context and response, built on the event loop one after another (`http_context`).
-        dependencies: ClassVar[Dependencies] = {
-            **base.dependencies,
-            "root_value": Provide(no_root_value),
-            "context": Provide(http_context),
-            "response": Provide(response_of),
-        }
         graphql_transport_ws_handler_class = session_handler(settings, caps)
+
+        # strawberry's HTTP handlers, taking only the request: the context is built by
+        # `http_context` (the websocket's handler keeps strawberry's dependencies)
+        @get(raises=[ValidationException, NotFoundException])
+        async def handle_http_get(self, request: Request[Any, Any, Any]) -> Response[Any]:
+            context = await http_context(request, context_getter)
+            return await self.execute_request(request=request, context=context, root_value=None)
+
+        @post(status_code=HTTP_200_OK)
+        async def handle_http_post(self, request: Request[Any, Any, Any]) -> Response[Any]:
+            context = await http_context(request, context_getter)
+            return await self.execute_request(request=request, context=context, root_value=None)
 
         @property
         def graphql_ide_html(self) -> str:
