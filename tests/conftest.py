@@ -40,6 +40,7 @@ from signoff.db.roles import ensure_login_role, login_url
 from signoff.domain.actors import Actor, Principal
 from signoff.domain.clock import ManualClock
 from signoff.embedded import EmbeddedServices, reachable, start_embedded
+from signoff.http_server import OneWriteHttpToolsProtocol
 from signoff.services.context import ServiceContext
 from signoff.services.templates import load_templates
 from signoff.settings import Settings
@@ -302,6 +303,7 @@ async def served(application: Any) -> AsyncIterator[str]:
             port=0,
             lifespan="off",
             log_level="warning",
+            http=OneWriteHttpToolsProtocol,  # as `signoff serve` runs
             **WEBSOCKET_OPTIONS,
         )
     )

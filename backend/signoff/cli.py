@@ -21,6 +21,7 @@ import uvloop
 from signoff import audit_cli, permissions_cli
 from signoff.api.push import WEBSOCKET_OPTIONS
 from signoff.domain.records import TemplateVersion
+from signoff.http_server import OneWriteHttpToolsProtocol
 from signoff.request_ids import configure_logging
 from signoff.settings import Settings, get_settings
 
@@ -106,14 +107,15 @@ def cmd_migrate(args: argparse.Namespace) -> None:
 
 
 def server_options(settings: Settings, port: int) -> dict[str, Any]:
-    """uvicorn's options: uvloop and httptools (`uvicorn[standard]`), websockets as the
-    fan-out writes to them (`api/push.py::WEBSOCKET_OPTIONS`), the access log only when
-    `SIGNOFF_ACCESS_LOG` asks for it, the server's messages at `SIGNOFF_LOG_LEVEL`."""
+    """uvicorn's options: uvloop and httptools (`uvicorn[standard]`; a response's head and body
+    in one write: `http_server.py`), websockets as the fan-out writes to them
+    (`api/push.py::WEBSOCKET_OPTIONS`), the access log only when `SIGNOFF_ACCESS_LOG` asks for
+    it, the server's messages at `SIGNOFF_LOG_LEVEL`."""
     return {
         "host": settings.host,
         "port": port,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": OneWriteHttpToolsProtocol,
         **WEBSOCKET_OPTIONS,
         "access_log": settings.access_log,
         "log_level": settings.log_level.lower(),

@@ -9,10 +9,12 @@ from typing import Any
 import litestar.concurrency
 import pytest
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from signoff.cli import server_options
 from signoff.domain.actors import Actor, Principal
 from signoff.domain.records import TemplateStatus
+from signoff.http_server import OneWriteHttpToolsProtocol
 from signoff.services import items as item_services
 from signoff.services.templates import DEFINITIONS, definition_of
 from signoff.settings import Settings
@@ -114,8 +116,7 @@ def test_the_server_runs_uvloop_and_httptools_and_logs_requests_only_when_asked(
     assert options["access_log"] is access_log
     config = uvicorn.Config(lambda *a: None, **options)
     config.load()
-    assert config.loop == "uvloop" and config.http_protocol_class.__module__.endswith(
-        "httptools_impl"
-    )
+    assert config.loop == "uvloop" and config.http_protocol_class is OneWriteHttpToolsProtocol
+    assert issubclass(OneWriteHttpToolsProtocol, HttpToolsProtocol)
     assert config.log_level == "warning"
     assert Settings.from_env({}).access_log is False
