@@ -64,9 +64,15 @@ def plan_of(field_def: GraphQLField) -> _Plan:
 class LeafFieldsExecutor(StrawberryGraphQLCoreExecutionContext):
     """strawberry's executor, answering basic leaf fields directly (see the module)."""
 
+    _plans: dict[int, _Plan] | None = None
+
     @property
     def _leaf_plans(self) -> dict[int, _Plan]:
-        return plans_of(self.schema)
+        # the schema's plans, looked up once per executor (not once per field)
+        plans = self._plans
+        if plans is None:
+            plans = self._plans = plans_of(self.schema)
+        return plans
 
     def execute_field(
         self,
@@ -82,7 +88,9 @@ class LeafFieldsExecutor(StrawberryGraphQLCoreExecutionContext):
             node = field_details_list[0].node
             field_def = self.schema.get_field(parent_type, node.name.value)
             if field_def is not None and not node.arguments:
-                plans = self._leaf_plans
+                plans = self._plans
+                if plans is None:
+                    plans = self._leaf_plans
                 key = id(field_def)
                 try:
                     plan = plans[key]
