@@ -37,7 +37,8 @@ def test_a_failing_test_shows_the_logs_of_the_processes_it_started(tmp_path: Pat
     )
     (tmp_path / "pytest.ini").write_text("[pytest]\nasyncio_mode = auto\n")
     (tmp_path / "test_child.py").write_text(CHILD_TESTS)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # this checkout's tests and this checkout's package (not whichever one is installed)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "backend")])}
     run = subprocess.run(  # noqa: S603 - pytest on the files written above
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rA", str(tmp_path)],
         cwd=tmp_path,
