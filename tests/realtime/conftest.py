@@ -15,6 +15,7 @@ import websockets
 
 from signoff.api import ids
 from signoff.api.push import WEBSOCKET_OPTIONS
+from signoff.services import actions
 from signoff.services import items as item_services
 from signoff.services.context import ServiceContext
 from signoff.services.engine import ItemView
@@ -194,6 +195,27 @@ async def approve(
         item_services.DecideStepInput(
             step_id=step.id, outcome=item_services.Outcome.APPROVE, reason="looks right"
         ),
+    )
+
+
+async def resubmit_after_changes(
+    services: ServiceContext,
+    tenant: str,
+    view: ItemView,
+    payload: dict[str, Any],
+    reason: str = "which window?",
+) -> ItemView:
+    """bob (a change approver) requests changes on the item's first step; its requester, dave,
+    resubmits it with `payload`."""
+    await item_services.decide_step(
+        actor(tenant, "bob", "change-approver"),
+        services,
+        item_services.DecideStepInput(
+            view.steps[0].id, item_services.Outcome.REQUEST_CHANGES, reason=reason
+        ),
+    )
+    return await actions.resubmit_item(
+        actor(tenant, "dave"), services, actions.ResubmitInput(view.id, payload=payload)
     )
 
 

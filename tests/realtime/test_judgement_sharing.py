@@ -26,9 +26,9 @@ async def _events(tenant: str) -> FeedBatch:
     return FeedBatch(await audit_repo.events_after(tenant, 0, 1000))
 
 
-async def test_a_shared_judgement_is_each_callers_own(
-    services: Any, tenant: str, demo_templates: Any
-) -> None:
+async def small_world(services: Any, tenant: str) -> None:
+    """Items with user-named and role-named steps, decisions, a delegation, a reassignment
+    and a claim (the demo templates published)."""
     # user-named steps (exception-request: alice, bob, carol), role-named ones, decisions
     change = await submit(services, tenant, "change-approval", "change")
     await approve(services, tenant, change, "bob", "change-approver")
@@ -52,6 +52,12 @@ async def test_a_shared_judgement_is_each_callers_own(
     claimed = await submit(services, tenant, "change-approval", "claimed")
     step = next(s for s in claimed.steps if s.state == "active")
     await actions.claim_step(actor(tenant, "bob", "change-approver"), services, step.id, Guards())
+
+
+async def test_a_shared_judgement_is_each_callers_own(
+    services: Any, tenant: str, demo_templates: Any
+) -> None:
+    await small_world(services, tenant)
     batch = await _events(tenant)
     state = await BatchState.of(batch, tenant, services)
     await state.prepare_redaction()
@@ -63,8 +69,8 @@ async def test_a_shared_judgement_is_each_callers_own(
     callers = [
         Principal(user, tenant, frozenset(roles), frozenset(groups))
         for user in USERS
-        for roles in _subsets(ROLES)
-        for groups in _subsets(GROUPS)
+        for roles in subsets(ROLES)
+        for groups in subsets(GROUPS)
     ] + [Principal("bob", "elsewhere", frozenset(ROLES), frozenset(GROUPS))]
     for order in (callers, callers[::-1]):
         state._judged.clear()
@@ -80,7 +86,7 @@ async def test_a_shared_judgement_is_each_callers_own(
     assert len(state._judged) < len(callers) * len(events)
 
 
-def _subsets(names: list[str]) -> list[tuple[str, ...]]:
+def subsets(names: list[str]) -> list[tuple[str, ...]]:
     return [
         tuple(n for k, n in enumerate(names) if mask >> k & 1) for mask in range(2 ** len(names))
     ]

@@ -20,15 +20,13 @@ from signoff.domain.audit import redaction_marker
 from signoff.domain.errors import DomainError, ErrorCode
 from signoff.domain.retention import digest_of
 from signoff.jobs.retention import apply_retention_job
-from signoff.services import actions
 from signoff.services import evidence as evidence_services
-from signoff.services import items as item_services
 from signoff.services import retention as retention_services
 from signoff.worker import cron_jobs
 from tests.collab.conftest import comment
 from tests.collab.test_evidence import upload
 from tests.conftest import actor
-from tests.realtime.conftest import PAYLOADS, approve, submit
+from tests.realtime.conftest import PAYLOADS, approve, resubmit_after_changes, submit
 from tests.retention.conftest import ADMIN, decided_item, set_policy
 
 Hold = retention_services.HoldInput
@@ -260,17 +258,8 @@ async def test_payload_copies_in_the_items_audit_events_are_redacted(
 ):
     await set_policy(services, tenant, 3, "purge")
     view = await submit(services, tenant, "change-approval", "Deploy")
-    await item_services.decide_step(
-        actor(tenant, "bob", "change-approver"),
-        services,
-        item_services.DecideStepInput(
-            view.steps[0].id, item_services.Outcome.REQUEST_CHANGES, reason="which window?"
-        ),
-    )
     new = {**PAYLOADS["change-approval"], "window": "saturday"}
-    view = await actions.resubmit_item(
-        actor(tenant, "dave"), services, actions.ResubmitInput(view.id, payload=new)
-    )
+    view = await resubmit_after_changes(services, tenant, view, new)
     view = await approve(services, tenant, view, "bob", "change-approver")
     clock.advance(timedelta(days=4))
     assert (await retention_services.apply_retention(services, tenant)).applied == [view.id]

@@ -12,6 +12,8 @@ which the tenant's reader in this process awaits for every batch (`RealtimeHub.c
 2. for every stream, in memory: what each event means for it (`LiveStream.changes`: for an
    inbox, the rule of `realtime/changes.py`; for a list of items, `item_list_change`; for an
    item, its events), whether the caller may read the item, what of its payload is hidden;
+   `inboxChanged` streams of one cohort (same roles, groups, selection, operation id) together,
+   each event judged once for the members it does not name (`InboxStream.judge_cohort`);
 3. for every distinct (pushed object, selection) the GraphQL selection runs once and its
    result is encoded to JSON once;
 4. every stream's `next` frame is its operation's prefix and suffix around that JSON, offered
@@ -33,7 +35,7 @@ from typing import Any
 from uuid import UUID
 
 from signoff.api.context import tenant_scope_of
-from signoff.api.live_types import BatchState, resync_marker
+from signoff.api.live_types import BatchState, judgement_class, resync_marker
 from signoff.api.push import Frame, OperationFrames, PushTarget, SocketWriter, encode
 from signoff.api.shared_results import SharingStats, selection_key
 from signoff.domain.actors import Actor
@@ -54,11 +56,54 @@ PushKey = tuple[Any, ...]
 """What a pushed object depends on, beginning with its event's `seq`: equal keys (of streams
 with the same selection) get the same message."""
 
+_UNJUDGED = object()
+
+
+class Slot:
+    """One message of a batch, for every stream planned to get it: its key, the first such
+    stream (whose selection and context make it), and its frame once made."""
+
+    __slots__ = ("frame", "key", "seq", "stream")
+
+    def __init__(self, key: PushKey, stream: LiveStream) -> None:
+        self.key = key
+        self.seq: int = key[0]
+        self.stream = stream
+        self.frame: Frame | None = None
+
+
+class WritePlan:
+    """What one batch writes: for each stream, its slots in order; one slot per key, selection
+    and `OperationFrames` (their message is the same text)."""
+
+    __slots__ = ("slots", "writes")
+
+    def __init__(self) -> None:
+        self.slots: dict[tuple[PushKey, Any, OperationFrames], Slot] = {}
+        self.writes: list[tuple[LiveStream, list[Slot]]] = []
+
+    def slot(self, stream: LiveStream, key: PushKey) -> Slot:
+        """The slot of `key` for streams like `stream` (its selection and frames)."""
+        index = (key, stream.selection, stream.frames)
+        slot = self.slots.get(index)
+        if slot is None:
+            slot = self.slots[index] = Slot(key, stream)
+        return slot
+
+    def add(self, stream: LiveStream, keys: list[PushKey]) -> None:
+        """Write the messages of `keys` to `stream`, in order."""
+        if keys:
+            self.writes.append((stream, [self.slot(stream, key) for key in keys]))
+
 
 class LiveStream:
     """One live subscription: who asks, where it is in the feed, its socket. A kind of
     subscription says what each event means for it (`changes`) and builds what is pushed
     (`build`)."""
+
+    cohort: Any = None
+    """Streams with the same cohort (not None) are judged together (`judge_cohort`): the
+    same as each one's `changes`, with what they share worked out once."""
 
     __slots__ = (
         "actor",
@@ -99,6 +144,14 @@ class LiveStream:
         cursor past the batch."""
         raise NotImplementedError
 
+    @staticmethod
+    def judge_cohort(
+        batch: FeedBatch, state: BatchState, members: list[Any], plan: WritePlan
+    ) -> None:
+        """Plan for every stream of one cohort what `changes` would give it (moving their
+        cursors past the batch)."""
+        raise NotImplementedError
+
     async def build(self, state: BatchState, event: dict[str, Any], key: PushKey) -> object:
         """The object pushed for `key` (made once for every stream with the same key and
         selection, by the first of them)."""
@@ -129,18 +182,35 @@ class LiveStream:
 class InboxStream(LiveStream):
     """One `inboxChanged` subscription."""
 
-    __slots__ = ("last",)
+    __slots__ = ("cohort", "last", "user")
 
     def __init__(self, actor: Actor, start: int, target: PushTarget, limit: int) -> None:
         super().__init__(actor, start, target, limit)
         self.last: OrderedDict[UUID, ChangeKind] = OrderedDict()
+        principal = actor.principal
+        self.user = principal.user_id
+        self.cohort = (InboxStream, judgement_class(principal), self.selection, self.frames)
+
+    def kind_to_send(self, item_id: UUID, kind: ChangeKind) -> ChangeKind | None:
+        """The kind of change this stream reports for a change of `kind` to `item_id` (None:
+        nothing), remembered for the item's next change."""
+        last = self.last
+        previous = last.get(item_id)
+        if kind == ChangeKind.LEFT and previous == ChangeKind.LEFT:
+            return None  # one transaction can end a step, then the item: one LEFT
+        if kind == ChangeKind.ENTERED and previous in (ChangeKind.ENTERED, ChangeKind.UPDATED):
+            kind = ChangeKind.UPDATED
+        last[item_id] = kind
+        last.move_to_end(item_id)
+        if len(last) > REMEMBERED_ITEMS:
+            last.popitem(last=False)
+        return kind
 
     def changes(self, batch: FeedBatch, state: BatchState) -> list[PushKey]:
         """How each event of `batch` after the cursor changed the caller's inbox (in memory,
         against the batch's rows); moves the cursor past the batch."""
         principal = self.actor.principal
         out: list[PushKey] = []
-        last = self.last
         for event in batch:
             seq = event["seq"]
             item_id = event["item_id"]
@@ -150,23 +220,90 @@ class InboxStream(LiveStream):
             if judged is None:
                 continue
             change, readable, hidden = judged
-            kind = change.kind
-            previous = last.get(item_id)
-            if kind == ChangeKind.LEFT and previous == ChangeKind.LEFT:
-                continue  # one transaction can end a step, then the item: one LEFT
-            if kind == ChangeKind.ENTERED and previous in (ChangeKind.ENTERED, ChangeKind.UPDATED):
-                kind = ChangeKind.UPDATED
-            last[item_id] = kind
-            last.move_to_end(item_id)
-            if len(last) > REMEMBERED_ITEMS:
-                last.popitem(last=False)
-            out.append((seq, kind, change.reason, change.claim, readable, hidden))
+            kind = self.kind_to_send(item_id, change.kind)
+            if kind is not None:
+                out.append((seq, kind, change.reason, change.claim, readable, hidden))
         self.cursor = max(self.cursor, batch[-1]["seq"])
         return out
+
+    @staticmethod
+    def judge_cohort(
+        batch: FeedBatch, state: BatchState, members: list[InboxStream], plan: WritePlan
+    ) -> None:
+        """What `changes` gives each member, judged once per event for the members the event
+        does not name (`BatchState.judge`: their judgement is their class's, which every
+        member shares), and one slot per event and kind for all of them: a member's own work
+        is its cursor, the kind it reports (`kind_to_send`) and a list of slots."""
+        end = batch[-1]["seq"]
+        events = [e for e in batch if e["item_id"] in state.items]
+        named = [state.named(e) for e in events]
+        shared: list[Any] = [_UNJUDGED] * len(events)
+        slots_of: list[dict[ChangeKind, Slot]] = [{} for _ in events]
+        writes = plan.writes
+        for stream in members:
+            cursor = stream.cursor
+            user = stream.user
+            slots: list[Slot] | None = None
+            for i, event in enumerate(events):
+                seq = event["seq"]
+                if seq <= cursor:
+                    continue
+                own = user in named[i]
+                judged: Any = shared[i] if not own else _UNJUDGED
+                if judged is _UNJUDGED:
+                    judged = state.judge(event, stream.actor.principal)
+                    if not own:
+                        shared[i] = judged
+                if judged is None:
+                    continue
+                change, readable, hidden = judged
+                kind = stream.kind_to_send(event["item_id"], change.kind)
+                if kind is None:
+                    continue
+                slot = None if own else slots_of[i].get(kind)
+                if slot is None:
+                    key = (seq, kind, change.reason, change.claim, readable, hidden)
+                    slot = plan.slot(stream, key)
+                    if not own:
+                        slots_of[i][kind] = slot
+                if slots is None:
+                    slots = [slot]
+                else:
+                    slots.append(slot)
+            if end > cursor:
+                stream.cursor = end
+            if slots is not None:
+                writes.append((stream, slots))
 
     async def build(self, state: BatchState, event: dict[str, Any], key: PushKey) -> object:
         _, kind, reason, claim, readable, hidden = key
         return await state.inbox_change(event, kind, reason, claim, readable, hidden)
+
+
+def plan_writes(batch: FeedBatch, state: BatchState, streams: list[LiveStream]) -> WritePlan:
+    """What `batch` writes to each of `streams` (in memory, against the batch's rows, after
+    `BatchState.prepare_redaction`), moving their cursors past it: each stream's `changes`;
+    streams of one cohort together (`judge_cohort`: the same messages)."""
+    plan = WritePlan()
+    cohorts: dict[Any, list[LiveStream]] = {}
+    for stream in streams:
+        if stream.ending:
+            continue
+        cohort = stream.cohort
+        if cohort is None:
+            plan.add(stream, stream.changes(batch, state))
+            continue
+        members = cohorts.get(cohort)
+        if members is None:
+            cohorts[cohort] = [stream]
+        else:
+            members.append(stream)
+    for members in cohorts.values():
+        if len(members) == 1:  # nothing to share
+            plan.add(members[0], members[0].changes(batch, state))
+        else:
+            members[0].judge_cohort(batch, state, members, plan)
+    return plan
 
 
 class LiveFanout:
@@ -231,35 +368,21 @@ class LiveFanout:
             return
         state = await BatchState.of(batch, self.tenant_id, self.services)
         await state.prepare_redaction()
-        plans: list[tuple[LiveStream, list[PushKey]]] = []
-        wanted: dict[tuple[PushKey, Any], LiveStream] = {}
-        finished: list[LiveStream] = []
+        plan = plan_writes(batch, state, streams)
+        if plan.writes:
+            await self._write(state, batch, plan)
         for stream in streams:
-            if stream.ending:
-                continue
-            keys = stream.changes(batch, state)
-            if keys:
-                plans.append((stream, keys))
-                for key in keys:
-                    wanted.setdefault((key, stream.selection), stream)
             if stream.finished:
-                finished.append(stream)
-        if plans:
-            await self._write(state, batch, plans, wanted)
-        for stream in finished:
-            self.end(stream)
+                self.end(stream)
 
-    async def _write(
-        self,
-        state: BatchState,
-        batch: FeedBatch,
-        plans: list[tuple[LiveStream, list[PushKey]]],
-        wanted: dict[tuple[PushKey, Any], LiveStream],
-    ) -> None:
+    async def _write(self, state: BatchState, batch: FeedBatch, plan: WritePlan) -> None:
         events = {e["seq"]: e for e in batch}
-        texts: dict[tuple[PushKey, Any], tuple[str, str | None]] = {}
         computed = SharingStats.computed
-        for (key, selection), stream in wanted.items():
+        # One frame per message text: streams of operations with the same id and extensions
+        # (the same `OperationFrames`) and selection are given the very same bytes.
+        for slot in plan.slots.values():
+            stream = slot.stream
+            key = slot.key
 
             def encode_once(
                 key: PushKey = key, stream: LiveStream = stream
@@ -267,24 +390,15 @@ class LiveFanout:
                 return self._encode(state, events[key[0]], key, stream)
 
             # (the operation is kept with its text, so that its id names no other meanwhile)
-            data, errors, _ = await batch.shared(("live-json", key, selection), encode_once)
-            texts[key, selection] = (data, errors)
+            data, errors, _ = await batch.shared(("live-json", key, stream.selection), encode_once)
+            slot.frame = Frame(stream.frames.next_text(data, errors))
         written = 0
-        # One frame per message text: streams of operations with the same id and extensions
-        # (the same `OperationFrames`) are given the very same bytes.
-        made: dict[tuple[OperationFrames, PushKey, Any], Frame] = {}
-        for stream, keys in plans:
+        for stream, slots in plan.writes:
             if stream.ending:
                 continue
             writer = stream.writer
-            frames = stream.frames
-            selection = stream.selection
-            for key in keys:
-                frame = made.get((frames, key, selection))
-                if frame is None:
-                    data, errors = texts[key, selection]
-                    frame = made[frames, key, selection] = Frame(frames.next_text(data, errors))
-                if not writer.offer(frame, key[0]):
+            for slot in slots:
+                if not writer.offer(slot.frame, slot.seq):  # type: ignore[arg-type]
                     self.end(stream)
                     break
                 written += 1

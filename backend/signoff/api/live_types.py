@@ -161,6 +161,18 @@ Judgement = tuple[ChangeOfInbox, bool, Hidden]
 """How an event changed a caller's inbox, whether they may read the item, what is hidden."""
 
 
+def judgement_class(principal: Principal) -> tuple[Any, ...]:
+    """What the rules of a judgement read of a principal besides their user id (which they
+    read only where an event's item names it: `BatchState.judge`)."""
+    return (
+        principal.tenant_id,
+        principal.roles,
+        principal.groups,
+        principal.environment,
+        principal.operator,
+    )
+
+
 class BatchState:
     """The current rows of the items one batch of events touches, read once per batch for
     every subscriber of the process that is given the batch (a constant number of statements
@@ -241,23 +253,21 @@ class BatchState:
         the event's item does not name by user id, with the same roles, groups and tenant, are
         judged alike: judged once per event for all of them."""
         seq = event["seq"]
-        named = self._named.get(seq)
-        if named is None:
-            named = self._named[seq] = self._users_named(event)
-        who = principal.user_id if principal.user_id in named else None
-        key = (
-            seq,
-            who,
-            principal.tenant_id,
-            principal.roles,
-            principal.groups,
-            principal.environment,
-            principal.operator,
-        )
+        who = principal.user_id if principal.user_id in self.named(event) else None
+        key = (seq, who, *judgement_class(principal))
         if key in self._judged:
             return self._judged[key]
         judged = self._judged[key] = self._judge(event, principal)
         return judged
+
+    def named(self, event: dict[str, Any]) -> frozenset[str]:
+        """The user ids the event's item, the event and its decisions name: the principals
+        whose judgement of the event is their own (`judge`)."""
+        seq = event["seq"]
+        named = self._named.get(seq)
+        if named is None:
+            named = self._named[seq] = self._users_named(event)
+        return named
 
     def _judge(self, event: dict[str, Any], principal: Principal) -> Judgement | None:
         item_id = event["item_id"]

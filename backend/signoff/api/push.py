@@ -123,21 +123,15 @@ def text_frame(payload: bytes) -> bytes:
 
 
 class Frame:
-    """One message, written to any number of sockets: its text, and its websocket frame made
-    once, when a socket first takes it whole (`wire`)."""
+    """One message, written to any number of sockets: its text, and its websocket frame
+    (`wire`), made once for all of them."""
 
-    __slots__ = ("_wire", "text")
+    __slots__ = ("text", "wire")
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self._wire: bytes | None = None
-
-    @property
-    def wire(self) -> bytes:
+        self.wire = text_frame(text.encode())
         """The message as a whole websocket text frame."""
-        if self._wire is None:
-            self._wire = text_frame(self.text.encode())
-        return self._wire
 
 
 _FRAMES: weakref.WeakValueDictionary[tuple[str, str], OperationFrames] = (
