@@ -78,6 +78,10 @@ async def test_a_live_stream_writes_its_frames_straight_to_the_connection(
         await wait_subscribed(hub, 2)
         fanout = hub.consumer(tenant, CONSUMER, lambda: pytest.fail("no fan-out"))
         assert len(fanout.streams) == 2 and all(s.writer.direct for s in fanout.streams)
+        await wait_for(lambda: all(s.live for s in fanout.streams), timeout=TIMEOUT)
+        # A live stream on an uncongested socket keeps no queue: neither the catch-up's held
+        # batches nor its writer's frames (made only when needed).
+        assert all(s.held is None and s.writer._queue is None for s in fanout.streams)
         await submit(services, tenant, "change-approval", "one")
         assert await _pushed_title(bob, "same") == await _pushed_title(carol, "same") == "one"
 

@@ -271,7 +271,8 @@ class SocketWriter:
     def __init__(self, send: Send, limit: int, sent_seq: int) -> None:
         self._send = send
         self._direct = direct_output(send)
-        self._queue: deque[tuple[Frame, int | None]] = deque()
+        # made when a congested socket first needs it (an empty deque is ~0.8 KiB a socket)
+        self._queue: deque[tuple[Frame, int | None]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._idle: asyncio.Event | None = None
         self.limit = limit
@@ -296,11 +297,14 @@ class SocketWriter:
         if self.overflowed or self.closed:
             return False
         if self._task is not None:
-            if len(self._queue) >= self.limit:
-                self._queue.clear()
+            queue = self._queue
+            if queue is None:
+                queue = self._queue = deque()
+            if len(queue) >= self.limit:
+                self._queue = None
                 self.overflowed = True
                 return False
-            self._queue.append((frame, seq))
+            queue.append((frame, seq))
             return True
         if self._direct is not None and self._direct(frame.wire):
             if seq is not None:
@@ -332,9 +336,10 @@ class SocketWriter:
                 if seq is not None:
                     self.sent_seq = seq
                 await self._send({"type": "websocket.send", "text": frame.text})
+            self._queue = None
         except Exception:
             self.closed = True
-            self._queue.clear()
+            self._queue = None
         # Not busy from here on, with no await since the queue was seen empty: a frame offered
         # before the task's done callbacks run is written by `offer`, not left in the queue.
         self._task = None
@@ -369,7 +374,7 @@ class SocketWriter:
 
     def cancel(self) -> None:
         """Stop writing (the subscription ended): queued frames are dropped."""
-        self._queue.clear()
+        self._queue = None
         self.closed = True
         if self._task is not None:
             self._task.cancel()
