@@ -39,6 +39,35 @@ def accept_or_create(given: str | None) -> str:
     return uuid.uuid4().hex
 
 
+def settle_header(scope: Scope) -> str:
+    """The request's id: leaves the request's headers with one `x-request-id`, last, the
+    client's when it is well formed (`accept_or_create`), else a fresh one.
+
+    In the request's own scope, not a copy: the server reads nothing of it back, and Litestar
+    adds its own keys to it too. A websocket's scope lives as long as its socket, and a copy
+    with its headers was ~2 KiB per socket (docs/architecture.md, "Memory per socket")."""
+    headers = scope.get("headers") or []
+    given: str | None = None
+    found = 0
+    for key, value in headers:
+        if key.lower() == _HEADER_BYTES:
+            found += 1
+            if given is None:
+                given = value.decode("latin-1")
+    request_id = accept_or_create(given)
+    if found == 1 and request_id == given and headers[-1][0] == _HEADER_BYTES:
+        return request_id
+    entry = (_HEADER_BYTES, request_id.encode())
+    if not found and isinstance(headers, list):
+        headers.append(entry)
+        scope["headers"] = headers
+        return request_id
+    kept = [(k, v) for k, v in headers if k.lower() != _HEADER_BYTES]
+    kept.append(entry)
+    scope["headers"] = kept
+    return request_id
+
+
 def request_id_middleware(app: ASGIApp) -> ASGIApp:
     """ASGI middleware: settles the request id, puts it into the request's headers (so every
     reader downstream sees the same one), the context variable and the response headers."""
@@ -47,18 +76,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
         if scope["type"] not in ("http", "websocket"):
             await app(scope, receive, send)
             return
-        headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != HEADER.encode()]
-        given = next(
-            (
-                v.decode("latin-1")
-                for k, v in scope.get("headers", [])
-                if k.lower() == b"x-request-id"
-            ),
-            None,
-        )
-        request_id = accept_or_create(given)
-        headers.append((_HEADER_BYTES, request_id.encode()))
-        scope = {**scope, "headers": headers}
+        request_id = settle_header(scope)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] in ("http.response.start", "websocket.accept"):

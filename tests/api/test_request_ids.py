@@ -4,10 +4,13 @@ event; refused tokens log one WARNING line without a traceback."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from signoff.request_ids import RequestIdFilter
+from signoff.request_ids import RequestIdFilter, accept_or_create, settle_header
 
 SUBMIT = """
 mutation($input: SubmitItemInput!) {
@@ -75,3 +78,30 @@ async def test_a_refused_token_logs_one_warning_line_with_the_request_id(client,
     assert "UNAUTHENTICATED" in record.getMessage()
     assert record.request_id == "r-2"  # type: ignore[attr-defined]
     assert len(caplog.text) < 1000
+
+
+HEADER_NAMES = st.sampled_from([b"x-request-id", b"X-Request-Id", b"user-agent", b"host", b"a"])
+HEADER_VALUES = st.one_of(
+    st.sampled_from([b"", b"req-1", b"r" * 100, b"r" * 101, b"a b", b"ok:._-"]),
+    st.binary(max_size=8),
+)
+
+
+@given(st.lists(st.tuples(HEADER_NAMES, HEADER_VALUES), max_size=6))
+def test_the_request_id_header_is_settled_in_the_scope_itself(headers: list[Any]) -> None:
+    """Whatever headers arrive: one `x-request-id` is left, last, the first given one when it
+    is well formed, else a fresh one; every other header stays, in order; the scope is the
+    same object (a websocket keeps it for its life: no copy per socket)."""
+    scope: dict[str, Any] = {"type": "websocket", "headers": list(headers)}
+    original = scope
+    request_id = settle_header(scope)
+    assert scope is original
+    settled = scope["headers"]
+    assert settled[-1] == (b"x-request-id", request_id.encode())
+    assert [h for h in settled[:-1] if h[0].lower() == b"x-request-id"] == []
+    assert settled[:-1] == [h for h in headers if h[0].lower() != b"x-request-id"]
+    given_ids = [v.decode("latin-1") for k, v in headers if k.lower() == b"x-request-id"]
+    if given_ids and accept_or_create(given_ids[0]) == given_ids[0]:
+        assert request_id == given_ids[0]
+    else:
+        assert len(request_id) == 32 and request_id not in given_ids
