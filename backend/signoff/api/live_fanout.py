@@ -29,6 +29,7 @@ may no longer read its item (without the marker). Nothing buffers without bound.
 from __future__ import annotations
 
 import json
+import weakref
 from collections import OrderedDict, deque
 from collections.abc import Awaitable
 from typing import Any
@@ -107,6 +108,7 @@ class LiveStream:
 
     __slots__ = (
         "actor",
+        "context",
         "cursor",
         "ending",
         "executor",
@@ -124,8 +126,13 @@ class LiveStream:
         self.cursor = start
         """The last event this stream has judged (its frames are with its writer)."""
         self.target = target
+        self.context = target.executor.context_value
+        """The subscription's GraphQL context (its socket's): the selection runs in it."""
         self.executor = target.executor
+        """What runs the selection: the operation's own executor until the fan-out gives the
+        stream the one shared by every stream of its selection (`LiveFanout.add`)."""
         self.selection = selection_key(target.executor)
+        target.executor = None
         self.frames = OperationFrames.of(target.operation_id, target.extensions)
         self.writer = SocketWriter(target.send, limit, start)
         self.live = False
@@ -319,12 +326,22 @@ class LiveFanout:
         self.tenant_id = tenant_id
         self.services = services
         self.streams: set[LiveStream] = set()
+        self.executors: weakref.WeakValueDictionary[Any, Any] = weakref.WeakValueDictionary()
+        """One executor per selection, shared by its streams (kept while any holds it)."""
 
     def __len__(self) -> int:
         return len(self.streams)
 
     def add(self, stream: LiveStream) -> None:
-        """Register a stream (held until its catch-up makes it live)."""
+        """Register a stream (held until its catch-up makes it live). It lets go of its
+        operation's executor for the one of its selection: graphql-core's plans of an operation
+        are ~3.4 KiB, kept once per selection instead of once per socket; the selection runs
+        in each stream's own context (`run_selection`), so the shared executor holds no
+        socket's (`LiveExecutor.detached`)."""
+        shared = self.executors.get(stream.selection)
+        if shared is None:
+            shared = self.executors[stream.selection] = stream.executor.detached()
+        stream.executor = shared
         self.streams.add(stream)
 
     def remove(self, stream: LiveStream) -> None:
@@ -413,16 +430,19 @@ class LiveFanout:
         self, state: BatchState, event: dict[str, Any], key: PushKey, stream: LiveStream
     ) -> tuple[str, str | None, object]:
         pushed = await stream.build(state, event, key)
-        data, errors = await run_selection(stream.executor, pushed)
+        data, errors = await run_selection(stream.executor, pushed, stream.context)
         return data, errors, stream.executor.operation
 
 
-async def run_selection(executor: Any, root: object) -> tuple[str, str | None]:
-    """The subscription's selection over `root` (once), as the JSON of the `next` payload's
-    data and errors (None: no errors), errors finished as the schema finishes every result."""
+async def run_selection(executor: Any, root: object, context: Any = None) -> tuple[str, str | None]:
+    """The subscription's selection over `root` (once), in `context` (default: the
+    executor's), as the JSON of the `next` payload's data and errors (None: no errors), errors
+    finished as the schema finishes every result."""
     SharingStats.computed += 1
-    with tenant_scope_of(executor.context_value):
-        result = executor.execute_event(root)
+    if context is None:
+        context = executor.context_value
+    with tenant_scope_of(context):
+        result = executor.execute_event(root, context)
         if executor.is_awaitable(result):
             result = await result
     if not result.errors:
@@ -448,7 +468,7 @@ async def serve(hub: RealtimeHub, services: ServiceContext, stream: LiveStream) 
     try:
         # The rows read here (the catch-up's) are the caller's tenant's, under row-level
         # security.
-        with tenant_scope_of(target.executor.context_value):
+        with tenant_scope_of(stream.context):
             await _catch_up(hub, fanout, stream)
     except BaseException:
         fanout.remove(stream)
@@ -488,7 +508,7 @@ async def _finish(fanout: LiveFanout, stream: LiveStream) -> None:
             return
         if not fanout.hub.closed and not stream.finished:
             marker = resync_marker(fanout.tenant_id, stream.resync_seq)
-            data, errors = await run_selection(stream.executor, marker)
+            data, errors = await run_selection(stream.executor, marker, stream.context)
             await writer.write_last(stream.frames.next_text(data, errors))
         if target.ended.done():  # the client completed it meanwhile
             return

@@ -15,6 +15,7 @@ visibility, e.g. `InboxChange.item` is null for a caller who may not read the it
 from __future__ import annotations
 
 import json
+from copy import copy
 from typing import Any, cast
 
 from graphql import (
@@ -27,7 +28,9 @@ from graphql import (
     visit,
 )
 from graphql.execution import ExecutionResult, Executor
-from graphql.pyutils import AwaitableOrValue
+from graphql.execution.executor import CollectedErrors
+from graphql.pyutils import AwaitableOrValue, RefMap
+from graphql.type import GraphQLResolveInfoHelpers
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from signoff.api.leaf_fields import LeafFieldsExecutor
@@ -111,15 +114,38 @@ class LiveExecutor(LeafFieldsExecutor):
         (docs/architecture.md, "Inbox pages and the garbage collector")."""
         self.__dict__.pop("async_helpers", None)
 
+    def detached(self) -> LiveExecutor:
+        """A copy that runs this operation's selection for any stream with its
+        `selection_key`, holding nothing of this operation's socket: no root value (the
+        hand-over), no context (each run is given the stream's: `execute_event`), helpers and
+        execution state of its own (graphql-core's are bound to the executor they were made
+        by, which holds the context)."""
+        executor = copy(self)
+        executor.root_value = None
+        executor.context_value = None
+        executor.async_helpers = GraphQLResolveInfoHelpers(
+            gather=executor.gather_async_work, track=executor.track_async_work
+        )
+        executor.collected_errors = CollectedErrors()
+        executor.pending_incremental_futures = set()
+        executor.background_futures = set()
+        executor.async_work_finished_hook_task = None
+        executor._relevant_sub_fields = {}
+        executor._stream_usages = RefMap()
+        return executor
+
     @property
     def strawberry_schema(self) -> Any:
         """The strawberry schema this executor runs (its error handling)."""
         return self.schema._strawberry_schema  # type: ignore[attr-defined]
 
-    def execute_event(self, payload: Any) -> AwaitableOrValue[ExecutionResult]:
-        """The subscription's selection over `payload`, run now and not shared (for callers
-        that share results themselves: `api/live_fanout.py`)."""
+    def execute_event(self, payload: Any, context: Any = None) -> AwaitableOrValue[ExecutionResult]:
+        """The subscription's selection over `payload` in `context` (default: the executor's),
+        run now and not shared (for callers that share results themselves:
+        `api/live_fanout.py`)."""
         executor = self.build_per_event_executor(payload)
+        if context is not None:
+            executor.context_value = context
         run = StrawberryGraphQLCoreExecutionContext.execute_operation
         # a subscription's event never has incremental results
         return cast(AwaitableOrValue[ExecutionResult], run(executor, False))
