@@ -11,6 +11,7 @@ reassignment, a claim, a hidden payload field)."""
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,11 +20,12 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from signoff.api.live_fanout import InboxStream, plan_writes
+from signoff.api.live_fanout import REMEMBERED_ITEMS, InboxStream, plan_writes
 from signoff.api.live_types import BatchState
 from signoff.api.push import PushTarget
 from signoff.db import audit as audit_repo
 from signoff.domain.actors import Actor, Principal
+from signoff.realtime.changes import ChangeKind
 from signoff.realtime.hub import FeedBatch
 from signoff.services import redaction as redaction_services
 from tests.conftest import actor
@@ -140,3 +142,36 @@ async def test_a_cohort_is_planned_what_each_member_would_be_alone(
             for slot in slots:
                 assert plan.slots[slot.key, mine.selection, mine.frames] is slot
                 assert (slot.stream.selection, slot.stream.frames) == (mine.selection, mine.frames)
+
+
+def _remembered_kind(
+    last: OrderedDict[Any, ChangeKind], item: Any, kind: ChangeKind
+) -> ChangeKind | None:
+    """The rule of docs/realtime.md ("`inboxChanged` kinds and reasons"), as a model."""
+    previous = last.get(item)
+    if kind == ChangeKind.LEFT and previous == ChangeKind.LEFT:
+        return None
+    if kind == ChangeKind.ENTERED and previous in (ChangeKind.ENTERED, ChangeKind.UPDATED):
+        kind = ChangeKind.UPDATED
+    last[item] = kind
+    last.move_to_end(item)
+    if len(last) > REMEMBERED_ITEMS:
+        last.popitem(last=False)
+    return kind
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, REMEMBERED_ITEMS + 8), st.sampled_from(list(ChangeKind))),
+        max_size=200,
+    )
+)
+async def test_a_stream_remembers_the_kinds_of_its_most_recent_items(
+    changes: list[tuple[int, ChangeKind]],
+) -> None:
+    stream = _stream(Principal("zoe", "t"), 0, "1")
+    model: OrderedDict[Any, ChangeKind] = OrderedDict()
+    for item, kind in changes:
+        assert stream.kind_to_send(item, kind) == _remembered_kind(model, item, kind)
+        assert list(stream.last.items()) == list(model.items())
