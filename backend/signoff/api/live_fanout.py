@@ -166,6 +166,11 @@ class LiveStream:
         selection, by the first of them)."""
         raise NotImplementedError
 
+    def follow(self, actor: Actor) -> None:
+        """Judge from now on for `actor`: the socket's token was refreshed (its roles and
+        groups apply to what is pushed next, docs/realtime.md)."""
+        self.actor = actor
+
     def hold(self, batch: FeedBatch, limit: int) -> None:
         """Keep a live batch for the catch-up; too many: end with a resync marker."""
         if self.ending:
@@ -201,6 +206,10 @@ class InboxStream(LiveStream):
         self.last: dict[UUID, ChangeKind] = {}
         """The kind last reported for each of its most recent items, oldest first (a plain
         dict: an `OrderedDict` of 32 items was ~2 KiB more per socket)."""
+        self.follow(actor)
+
+    def follow(self, actor: Actor) -> None:
+        super().follow(actor)
         principal = actor.principal
         self.user = principal.user_id
         self.cohort = (InboxStream, judgement_class(principal), self.selection, self.frames)
@@ -304,6 +313,12 @@ def plan_writes(batch: FeedBatch, state: BatchState, streams: list[LiveStream]) 
     for stream in streams:
         if stream.ending:
             continue
+        # The socket's actor now: a refreshed token replaces it (`api/ws_sessions.py`).
+        context = stream.context
+        if context is not None:
+            actor = context.cache.get("actor")
+            if actor is not None and actor is not stream.actor:
+                stream.follow(actor)
         cohort = stream.cohort
         if cohort is None:
             plan.add(stream, stream.changes(batch, state))
