@@ -2,11 +2,11 @@
 (`InboxStream.judge_cohort`: an event judged once for every member it does not name, one slot per
 event and kind for all of them). What each stream is planned to get, in order, and what it then
 remembers, is exactly what its own `changes` gives it with every judgement made for that caller
-alone (`BatchState._judge`, nothing shared); and streams of one selection and operation frames
-share one slot per message. Property-based over the subscribers (users named by the events or
-not, roles, groups, operation ids, starting cursors) and over how the events fall into batches,
-against the rows of a small world (user- and role-named steps, decisions, a delegation, a
-reassignment, a claim, a hidden payload field)."""
+alone (`BatchState._judge`, nothing shared); and streams of one selection, operation frames and
+judgement class share one slot per message. Property-based over the subscribers (users named by
+the events or not, roles, groups, operation ids, starting cursors) and over how the events fall
+into batches, against the rows of a small world (user- and role-named steps, decisions, a
+delegation, a reassignment, a claim, a hidden payload field)."""
 
 from __future__ import annotations
 
@@ -138,10 +138,12 @@ async def test_a_cohort_is_planned_what_each_member_would_be_alone(
                 reference.cursor,
                 list(reference.last.items()),
             )
-            # one slot per message text, whoever it is planned for
+            # one slot per message text, whoever of the class it is planned for
             for slot in slots:
-                assert plan.slots[slot.key, mine.selection, mine.frames] is slot
-                assert (slot.stream.selection, slot.stream.frames) == (mine.selection, mine.frames)
+                index = (slot.key, mine.selection, mine.frames, mine.judgement_class())
+                assert plan.slots[index] is slot
+                maker = slot.stream
+                assert (maker.selection, maker.frames, maker.judgement_class()) == index[1:]
 
 
 def _remembered_kind(

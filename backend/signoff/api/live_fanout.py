@@ -74,18 +74,19 @@ class Slot:
 
 
 class WritePlan:
-    """What one batch writes: for each stream, its slots in order; one slot per key, selection
-    and `OperationFrames` (their message is the same text)."""
+    """What one batch writes: for each stream, its slots in order; one slot per key, selection,
+    `OperationFrames` and judgement class (their message is the same text)."""
 
     __slots__ = ("slots", "writes")
 
     def __init__(self) -> None:
-        self.slots: dict[tuple[PushKey, Any, OperationFrames], Slot] = {}
+        self.slots: dict[tuple[PushKey, Any, OperationFrames, Any], Slot] = {}
         self.writes: list[tuple[LiveStream, list[Slot]]] = []
 
     def slot(self, stream: LiveStream, key: PushKey) -> Slot:
-        """The slot of `key` for streams like `stream` (its selection and frames)."""
-        index = (key, stream.selection, stream.frames)
+        """The slot of `key` for streams like `stream` (its selection, frames and judgement
+        class)."""
+        index = (key, stream.selection, stream.frames, stream.judgement_class())
         slot = self.slots.get(index)
         if slot is None:
             slot = self.slots[index] = Slot(key, stream)
@@ -171,6 +172,12 @@ class LiveStream:
         groups apply to what is pushed next, docs/realtime.md)."""
         self.actor = actor
 
+    def judgement_class(self) -> tuple[Any, ...]:
+        """Who the stream's caller is besides their user id (`judgement_class`): a pushed
+        result is shared only by callers of one class, because fields below a pushed object
+        may answer by the caller's roles (`AuditEvent.clientAddr` by `read_audit_details`)."""
+        return judgement_class(self.actor.principal)
+
     def hold(self, batch: FeedBatch, limit: int) -> None:
         """Keep a live batch for the catch-up; too many: end with a resync marker."""
         if self.ending:
@@ -207,6 +214,10 @@ class InboxStream(LiveStream):
         """The kind last reported for each of its most recent items, oldest first (a plain
         dict: an `OrderedDict` of 32 items was ~2 KiB more per socket)."""
         self.follow(actor)
+
+    def judgement_class(self) -> tuple[Any, ...]:
+        judged_as: tuple[Any, ...] = self.cohort[1]
+        return judged_as
 
     def follow(self, actor: Actor) -> None:
         super().follow(actor)
@@ -419,7 +430,7 @@ class LiveFanout:
         events = {e["seq"]: e for e in batch}
         computed = SharingStats.computed
         # One frame per message text: streams of operations with the same id and extensions
-        # (the same `OperationFrames`) and selection are given the very same bytes.
+        # (the same `OperationFrames`), selection and judgement class get the very same bytes.
         for slot in plan.slots.values():
             stream = slot.stream
             key = slot.key
@@ -430,7 +441,8 @@ class LiveFanout:
                 return self._encode(state, events[key[0]], key, stream)
 
             # (the operation is kept with its text, so that its id names no other meanwhile)
-            data, errors, _ = await batch.shared(("live-json", key, stream.selection), encode_once)
+            shared = ("live-json", key, stream.selection, stream.judgement_class())
+            data, errors, _ = await batch.shared(shared, encode_once)
             slot.frame = Frame(stream.frames.next_text(data, errors))
         written = 0
         for stream, slots in plan.writes:

@@ -8,8 +8,11 @@ the subscription field reads (a subscription's own arguments, such as its resume
 not change what is selected from the object).
 
 The rule this relies on: what a field of a pushed type returns depends on the object, the
-tenant and the variables, never on which caller asks (the objects encode per-caller
-visibility, e.g. `InboxChange.item` is null for a caller who may not read the item).
+variables and the caller's judgement class (tenant, roles, groups, environment: what
+permissions and redaction read), never on the caller's user id (the objects encode per-caller
+visibility, e.g. `InboxChange.item` is null for a caller who may not read the item). So a
+result is shared only by streams of one class (`api/live_fanout.py::WritePlan`): a field may
+answer by the caller's roles, as `AuditEvent.clientAddr` does by `read_audit_details`.
 """
 
 from __future__ import annotations
