@@ -216,9 +216,13 @@ def copy_statement(table: str, columns: list[Any]) -> str:
             value = f"p.{name}"
         names.append(name)
         values.append(value)
+    # The prototype's rows are read once (MATERIALIZED): without statistics (a new database,
+    # no autovacuum) the planner joined the copies' ids to a scan of the whole table, once per
+    # id, and a table without an index on item_id (timer) made the load quadratic.
     return (
+        f"WITH p AS MATERIALIZED (SELECT * FROM {table} WHERE {key} = $1) "
         f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(values)} "
-        f"FROM {table} p, unnest($2::uuid[]) AS c(id) WHERE p.{key} = $1"
+        f"FROM p, unnest($2::uuid[]) AS c(id)"
     )
 
 
