@@ -252,6 +252,22 @@ class ChangeBasis:
     grants: tuple[Grant, ...]
 
 
+# The item by its id ($2) or by one of its steps ($3) in tenant $1, locked, with its calendar,
+# its steps as of the statement's snapshot and its tenant's grants (see `lock_for_change`).
+LOCK_FOR_CHANGE = """SELECT i.*, c.timezone AS cal_timezone, c.workdays AS cal_workdays,
+        c.day_start AS cal_day_start, c.day_end AS cal_day_end, c.holidays AS cal_holidays,
+        (SELECT o.version FROM workflow_item o WHERE o.id = i.id) AS snapshot_version,
+        (SELECT array_agg(s ORDER BY s.position) FROM step s
+            WHERE s.tenant_id = i.tenant_id AND s.item_id = i.id) AS snapshot_steps,
+        (SELECT array_agg(g ORDER BY g.template_key, g.permission)
+            FROM permission_grant g WHERE g.tenant_id = i.tenant_id) AS grants
+    FROM workflow_item i LEFT JOIN business_calendar c ON c.tenant_id = i.tenant_id
+    WHERE i.tenant_id = $1
+      AND i.id = (SELECT coalesce($2, (SELECT item_id FROM step
+                                           WHERE tenant_id = $1 AND id = $3)))
+    FOR UPDATE OF i"""
+
+
 async def lock_for_change(
     tenant_id: str, *, item_id: UUID | None = None, step_id: UUID | None = None
 ) -> ChangeBasis | None:
@@ -263,19 +279,14 @@ async def lock_for_change(
     waited for the lock), the locked row is the newer one but the snapshot's steps are not:
     every change of a step bumps its item's version under the item's lock, so a version that
     differs from the snapshot's says so, and the steps are read again, now under the lock.
+
+    The item's id is a scalar subquery (an init plan, a parameter to the index scan), not a
+    bare `coalesce(...)`: under row-level security a qualifier that is not leakproof (a
+    COALESCE is not) is evaluated only after the policy's, on every row of the table, so the
+    bare form scanned the whole `workflow_item` table on every change by step id.
     """
     row = await sql.fetchrow(
-        """SELECT i.*, c.timezone AS cal_timezone, c.workdays AS cal_workdays,
-            c.day_start AS cal_day_start, c.day_end AS cal_day_end, c.holidays AS cal_holidays,
-            (SELECT o.version FROM workflow_item o WHERE o.id = i.id) AS snapshot_version,
-            (SELECT array_agg(s ORDER BY s.position) FROM step s
-                WHERE s.tenant_id = i.tenant_id AND s.item_id = i.id) AS snapshot_steps,
-            (SELECT array_agg(g ORDER BY g.template_key, g.permission)
-                FROM permission_grant g WHERE g.tenant_id = i.tenant_id) AS grants
-        FROM workflow_item i LEFT JOIN business_calendar c ON c.tenant_id = i.tenant_id
-        WHERE i.tenant_id = $1
-          AND i.id = coalesce($2, (SELECT item_id FROM step WHERE tenant_id = $1 AND id = $3))
-        FOR UPDATE OF i""",
+        LOCK_FOR_CHANGE,
         tenant_id,
         item_id,
         step_id,
