@@ -351,3 +351,28 @@ async def test_a_reuse_run_finds_the_database_an_earlier_one_kept(service_urls, 
             await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         finally:
             await conn.close()
+
+
+def test_missed_targets_share_what_they_have_in_common(tmp_path):
+    """Explanations that differ only in their first sentence are written once after their
+    figures; the rest, and every figure's own first sentence, stay in full."""
+    data = load(tmp_path / "benchmarks.json")
+    result = ScenarioResult("s", "- grouped")
+    shared = "The floor costs 1.5 ms. What fixes it: a compiled path."
+    reasons = {
+        "a": f"a spends 5.4 ms. {shared}",
+        "b": f"b spends 6.1 ms. {shared}",
+        "c": "c has its own reason. And a second sentence.",
+        "d": "one sentence only",
+    }
+    for name, reason in reasons.items():
+        figure = Figure(name, "ms", "lower", [Run(2.0)], target=Target.at_most(1))
+        figure.if_missed = reason
+        result.add(figure)
+    record(data, result, {"quick": False, "machine": {}})
+    text = render(data)
+    assert "- **a**: a spends 5.4 ms.\n- **b**: b spends 6.1 ms.\n" in text
+    assert text.count(shared) == 1
+    assert f"Why, for each of the 2 figures above: {shared}" in text
+    assert "- **c**: c has its own reason. And a second sentence." in text
+    assert "- **d**: one sentence only" in text

@@ -157,8 +157,7 @@ def _section(result: ScenarioResult, run: dict[str, Any]) -> str:
     missed = [f for f in result.figures if f.verdict == "missed"]
     if missed:
         lines += ["Missed targets:", ""]
-        lines += [f"- **{f.name}**: {f.if_missed or 'no explanation given.'}" for f in missed]
-        lines.append("")
+        lines += _missed(missed)
     not_built = [f for f in result.figures if f.not_built]
     if not_built:
         lines += [f"- **{f.name}**: not built yet — {f.not_built}" for f in not_built]
@@ -168,6 +167,32 @@ def _section(result: ScenarioResult, run: dict[str, Any]) -> str:
         lines += [f"- {note}" for note in result.notes]
         lines.append("")
     return "\n".join(lines)
+
+
+def _sentences(text: str) -> list[str]:
+    """`text` cut after each ". " (a decimal point is never followed by a space)."""
+    parts = text.split(". ")
+    return [p + "." for p in parts[:-1]] + [parts[-1]]
+
+
+def _missed(missed: list[Figure]) -> list[str]:
+    """Why each missed figure misses. Figures whose explanations differ only in their first
+    sentence (the figure's own numbers) share the rest: it is written once, after them."""
+    groups: dict[str, list[tuple[Figure, str]]] = {}
+    for figure in missed:
+        first, *rest = _sentences(figure.if_missed or "no explanation given.")
+        groups.setdefault(" ".join(rest), []).append((figure, first))
+    lines: list[str] = []
+    for rest, members in groups.items():
+        if len(members) == 1 or not rest:
+            lines += [
+                f"- **{f.name}**: {f.if_missed or 'no explanation given.'}" for f, _ in members
+            ]
+            lines.append("")
+            continue
+        lines += [f"- **{f.name}**: {first}" for f, first in members]
+        lines += ["", f"Why, for each of the {len(members)} figures above: {rest}", ""]
+    return lines
 
 
 def _value(figure: Figure) -> str:
