@@ -21,6 +21,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+from uuid import UUID
 
 import asyncpg
 import httpx
@@ -33,7 +34,7 @@ from signoff import outbound
 from signoff.api.auth import mint_token
 from signoff.api.push import WEBSOCKET_OPTIONS
 from signoff.app import create_app
-from signoff.db import scope
+from signoff.db import scope, sql
 from signoff.db.engine import ENGINE, close_pool, configure_engine, start_pool
 from signoff.db.migrate import apply_migrations
 from signoff.db.roles import ensure_login_role, login_url
@@ -495,3 +496,17 @@ def smtp() -> Iterator[tuple[Mailbox, int]]:
         yield mailbox, port
     finally:
         controller.stop()
+
+
+async def bulk_tenant(prefix: str) -> tuple[str, UUID]:
+    """A new tenant with one published template `bulk` (no steps), for tests that load rows
+    by SQL; returns the tenant's id and the template's."""
+    tenant = f"{prefix}{uuid.uuid4().hex[:12]}"
+    await sql.execute("INSERT INTO tenant (id, name) VALUES ($1, $1)", tenant)
+    row = await sql.fetchrow(
+        """INSERT INTO template (tenant_id, key, version, name, kind, status, definition,
+            created_by)
+        VALUES ($1, 'bulk', 1, 'Bulk', 'approval', 'published', '{}', 'admin') RETURNING id""",
+        tenant,
+    )
+    return tenant, row["id"]

@@ -4,7 +4,6 @@ ranges in order and never sorts the reader's entries, whatever the order or the 
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -21,6 +20,7 @@ from signoff.db.inbox import (
     Keyset,
     page_statement,
 )
+from tests.conftest import bulk_tenant
 
 ITEMS = 4000
 
@@ -69,15 +69,8 @@ def outer_path(plan: dict[str, Any]) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 async def big_role_inbox(database_url):
     """A tenant where the role `approver` (and the user zoe) has 4,000 active steps."""
-    tenant = f"plan{uuid.uuid4().hex[:12]}"
-    await sql.execute("INSERT INTO tenant (id, name) VALUES ($1, $1)", tenant)
-    row = await sql.fetchrow(
-        """INSERT INTO template (tenant_id, key, version, name, kind, status, definition,
-            created_by)
-        VALUES ($1, 'bulk', 1, 'Bulk', 'approval', 'published', '{}', 'admin') RETURNING id""",
-        tenant,
-    )
-    await load_items(tenant, row["id"], ITEMS, {"roles": ["approver"], "users": ["zoe"]})
+    tenant, template = await bulk_tenant("plan")
+    await load_items(tenant, template, ITEMS, {"roles": ["approver"], "users": ["zoe"]})
     await sql.execute("ANALYZE inbox_entry")
     return tenant
 
