@@ -180,18 +180,18 @@ def _missed(missed: list[Figure]) -> list[str]:
     sentence (the figure's own numbers) share the rest: it is written once, after them."""
     groups: dict[str, list[tuple[Figure, str]]] = {}
     for figure in missed:
-        first, *rest = _sentences(figure.if_missed or "no explanation given.")
-        groups.setdefault(" ".join(rest), []).append((figure, first))
+        first, *others = _sentences(figure.if_missed or "no explanation given.")
+        groups.setdefault(" ".join(others), []).append((figure, first))
     lines: list[str] = []
-    for rest, members in groups.items():
-        if len(members) == 1 or not rest:
+    for shared, members in groups.items():
+        if len(members) == 1 or not shared:
             lines += [
                 f"- **{f.name}**: {f.if_missed or 'no explanation given.'}" for f, _ in members
             ]
             lines.append("")
             continue
         lines += [f"- **{f.name}**: {first}" for f, first in members]
-        lines += ["", f"Why, for each of the {len(members)} figures above: {rest}", ""]
+        lines += ["", f"Why, for each of the {len(members)} figures above: {shared}", ""]
     return lines
 
 
