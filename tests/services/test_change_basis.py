@@ -4,7 +4,6 @@ may cost the freshness or the all-or-nothing of separate statements."""
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 import pytest
@@ -149,58 +148,3 @@ async def test_writes_made_together_all_happen_or_none(owner_transaction):
             async with conn.transaction():
                 await conn.execute(clash.text, *clash.args)
         assert {r["x"] for r in await conn.fetch("SELECT x FROM w_a")} == {"new", "old"}
-
-
-def plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    out = [plan]
-    for child in plan.get("Plans", []):
-        out += plan_nodes(child)
-    return out
-
-
-@pytest.mark.parametrize("plan_cache_mode", ["auto", "force_generic_plan"])
-async def test_a_change_finds_its_item_by_index_however_many_items_its_tenant_holds(
-    tenant, services, demo_templates, plan_cache_mode
-):
-    """Under row-level security the item is reached through the primary key, by its id or by
-    a step's, in a custom plan and in the generic plan a prepared statement settles on: a
-    qualifier the policy must not see before its own (one that is not leakproof) would make
-    every change read every row of `workflow_item`, which grows with the database."""
-    view = await submit(services, tenant)
-    with tenant_scope.tenant(tenant):
-        await sql.execute(
-            """INSERT INTO workflow_item (tenant_id, template_id, kind, title, state,
-                requester_id)
-            SELECT $1, $2, 'approval', 'copy ' || n, 'pending', 'dave'
-            FROM generate_series(1, 3000) AS n""",
-            tenant,
-            view.item.template_id,
-        )
-        await sql.execute(
-            """INSERT INTO step (tenant_id, item_id, key, name, kind, position, state,
-                assignees)
-            SELECT i.tenant_id, i.id, 'review', 'Review', 'approval', 0, 'active', '{}'
-            FROM workflow_item i WHERE i.tenant_id = $1 AND i.id <> $2""",
-            tenant,
-            view.id,
-        )
-        for by in ({"item": view.id, "step": None}, {"item": None, "step": view.steps[0].id}):
-            async with ENGINE.transaction():
-                await sql.execute(f"SET LOCAL plan_cache_mode = {plan_cache_mode}")
-                rows = await sql.fetch(
-                    f"EXPLAIN (FORMAT JSON) {items_repo.LOCK_FOR_CHANGE}",
-                    tenant,
-                    by["item"],
-                    by["step"],
-                )
-                basis = await items_repo.lock_for_change(
-                    tenant, item_id=by["item"], step_id=by["step"]
-                )
-            assert basis is not None and basis.item.id == view.id
-            nodes = plan_nodes(json.loads(rows[0][0])[0]["Plan"])
-            scans = [n for n in nodes if n.get("Relation Name") in ("workflow_item", "step")]
-            assert scans
-            assert all(n["Node Type"] != "Seq Scan" for n in scans), by
-            locked = next(n for n in scans if n.get("Alias") == "i")
-            assert locked["Node Type"] == "Index Scan", by
-            assert locked["Index Name"] == "workflow_item_pkey", by

@@ -29,7 +29,13 @@ class ScopedTransaction(PostgresTransaction):
     task bound to the dead transaction, and a pool of a few connections then hung every
     later query of the process."""
 
-    __slots__ = ("scope",)
+    __slots__ = ("generic_plans", "scope")
+
+    def __init__(
+        self, engine: PostgresEngine, allow_nested: bool = True, generic_plans: bool = False
+    ) -> None:
+        super().__init__(engine=engine, allow_nested=allow_nested)
+        self.generic_plans = generic_plans
 
     async def __aenter__(self) -> ScopedTransaction:
         if self._parent is not None:
@@ -80,7 +86,7 @@ class ScopedTransaction(PostgresTransaction):
         if self.scope is None:
             await self.transaction.start()
             return
-        await self.connection.execute(self.scope.begin_statement())
+        await self.connection.execute(self.scope.begin_statement(generic_plans=self.generic_plans))
 
     async def commit(self) -> None:
         if self.scope is None:
@@ -136,8 +142,21 @@ class ScopedEngine(PostgresEngine):
             return await self.get_new_connection()
         return await self.pool.acquire(timeout=self.acquire_timeout)
 
-    def transaction(self, allow_nested: bool = True) -> ScopedTransaction:
-        return ScopedTransaction(engine=self, allow_nested=allow_nested)
+    def transaction(
+        self, allow_nested: bool = True, *, generic_plans: bool = False
+    ) -> ScopedTransaction:
+        """A transaction bound to the current scope (joined, if one is open on this task).
+
+        `generic_plans`: its prepared statements run their generic plan from the first
+        execution on (`plan_cache_mode`, transaction-local; only for a transaction begun with
+        a scope). For a unit of work: its statements find rows by key and write arrays of
+        rows (`unnest`), and a custom plan of those knows each array's length while the
+        generic plan guesses, so the planner judged the custom plan cheaper at every
+        execution and planned the change's writes anew each time (docs/architecture.md,
+        "A unit of work plans its statements once")."""
+        return ScopedTransaction(
+            engine=self, allow_nested=allow_nested, generic_plans=generic_plans
+        )
 
     async def _run_in_pool(self, query: str, args: Sequence[Any] | None = None) -> Any:
         if self.pool is None:

@@ -27,13 +27,16 @@ class Scope:
     tenant: str | None = None
     all_tenants: bool = False
 
-    def begin_statement(self, begin: str = "BEGIN") -> str:
+    def begin_statement(self, begin: str = "BEGIN", *, generic_plans: bool = False) -> str:
         """`begin` (BEGIN, with a mode if given) and the transaction-local settings of this
-        scope, as one simple query."""
+        scope, as one simple query; with `generic_plans`, the transaction's prepared
+        statements also use their generic plans from the first execution on (see
+        `ScopedEngine.transaction`)."""
         tenant = self.tenant or ""
         if tenant and not is_tenant_id(tenant):
             raise ValueError("not a tenant id")
         everyone = "on" if self.all_tenants else ""
+        plans = ", set_config('plan_cache_mode', 'force_generic_plan', true)"
         return (
             begin
             + "; SELECT set_config('signoff.tenant', '"
@@ -41,6 +44,7 @@ class Scope:
             + "', true), set_config('signoff.all_tenants', '"
             + everyone
             + "', true)"
+            + (plans if generic_plans else "")
         )
 
 

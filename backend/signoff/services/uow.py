@@ -151,7 +151,7 @@ async def unit_of_work(
     token = _CURRENT.set(uow)
     try:
         with tenant_scope.tenant(actor.tenant_id):
-            async with ENGINE.transaction() as transaction:
+            async with ENGINE.transaction(generic_plans=True) as transaction:
                 if not tenant_known:
                     await _check_tenant(actor.tenant_id, ctx, creates_tenant)
                 yield uow
