@@ -3,6 +3,7 @@ reads that say which event they reflect."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -37,8 +38,9 @@ class _SnapshotTransaction(PostgresTransaction):
     Sibling fields of a query run concurrently and graphql-core cancels the others when one
     fails: piccolo's own exit would then await a rollback on a connection interrupted mid
     statement, fail, and never release it (the pool then waits for it forever at shutdown).
-    Here the release always runs; asyncpg's release is shielded from cancellation and rolls
-    back a transaction still open.
+    Here the ROLLBACK and the release run as one step shielded from cancellation, so the
+    transaction never reaches the pool still open (asyncpg would roll it back itself, and report
+    it as an error of the event loop: an ERROR line in the log for each such request).
     """
 
     async def __aenter__(self) -> _SnapshotTransaction:
@@ -49,19 +51,33 @@ class _SnapshotTransaction(PostgresTransaction):
             scope = tenant_scope.current() or tenant_scope.Scope()
             await self.connection.execute(scope.begin_statement(_SNAPSHOT_BEGIN))
         except BaseException:
-            await self._release()
+            # the BEGIN may have run although its wait was cancelled
+            await asyncio.shield(self._end(quiet=True))
             raise
         self.context = self.engine.current_transaction.set(self)
         return self
 
     async def __aexit__(self, *exc: object) -> bool:
         self.engine.current_transaction.reset(self.context)
+        # Ended and given back as one shielded step: a cancellation landing here (a sibling
+        # field failed) no longer leaves the ROLLBACK unsent, which made the pool's release
+        # roll back itself and asyncpg report "Resetting connection with an active
+        # transaction" as an error of the event loop, one ERROR log line per such request.
+        await asyncio.shield(self._end())
+        return False
+
+    async def _end(self, *, quiet: bool = False) -> None:
+        """ROLLBACK (read only: ending it is all there is to do; after a statement that a
+        cancellation interrupted, asyncpg first waits for the server to cancel it), then give
+        the connection back; `quiet`: a failed ROLLBACK is left to the pool's release (the
+        error being raised is the one that counts)."""
         try:
-            # read only: ending it is all there is to do
             await self.connection.execute("ROLLBACK")
+        except Exception:
+            if not quiet:
+                raise
         finally:
             await self._release()
-        return False
 
     async def get_connection(self) -> asyncpg.Connection:
         return await ENGINE.acquire()
