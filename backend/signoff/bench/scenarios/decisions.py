@@ -498,7 +498,16 @@ def add_figures(result: ScenarioResult, layout: Layout, runs: Runs) -> None:
                     "document already skips the hooks its text decided, the handlers build "
                     "their context without dependency injection and a response leaves in one "
                     'write ("The framework floor under every request": 6.75 -> 6.32 ms of API '
-                    "CPU per approval, A/B). What fixes it: fewer round trips (BEGIN merged "
+                    "CPU per approval, A/B). On the database's side an approval costs about "
+                    "what pgbench's transaction does plus its read: the read finds its item "
+                    "through the primary key under row-level security (it scanned the whole "
+                    "item table, 14 ms per approval at 30,000 open items), a unit of work runs "
+                    "generic plans (the writes were planned at every approval, 0.9 ms) and the "
+                    "tally recount its decision triggers is inlined (0.7 -> 0.15 ms); "
+                    '"A qualifier that is not leakproof" and "A unit of work plans its '
+                    'statements once" in docs/architecture.md. The load generator shares the '
+                    "machine (its CPU per approval is in the notes). "
+                    "What fixes it: fewer round trips (BEGIN merged "
                     "into the first statement), an HTTP route for /graphql of our own instead "
                     "of strawberry's view, a compiled execution of a known document, and more "
                     "cores than API processes."
