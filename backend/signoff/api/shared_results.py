@@ -36,8 +36,8 @@ from graphql.pyutils import AwaitableOrValue, RefMap
 from graphql.type import GraphQLResolveInfoHelpers
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from signoff.api.leaf_fields import LeafFieldsExecutor
 from signoff.api.push import Handover
+from signoff.api.selection_plans import PlannedExecutor
 
 
 class SharingStats:
@@ -86,7 +86,7 @@ def selection_key(executor: Any) -> tuple[int, str]:
     return (id(executor.operation), values)
 
 
-class LiveExecutor(LeafFieldsExecutor):
+class LiveExecutor(PlannedExecutor):
     """strawberry's executor; a subscription's `Handover` takes it along, and the realtime layer
     runs the selection with it once per distinct pushed object (`execute_event`)."""
 
@@ -134,6 +134,7 @@ class LiveExecutor(LeafFieldsExecutor):
         executor.background_futures = set()
         executor.async_work_finished_hook_task = None
         executor._relevant_sub_fields = {}
+        executor._selection_plans = None
         executor._stream_usages = RefMap()
         return executor
 
