@@ -181,19 +181,26 @@ async def test_one_task_keeps_every_sockets_deadline(ws_server, settings, tenant
     async with ws_server(jwt_leeway_seconds=0) as url:
         others = clocks()
         opened_at = time.time()
-        short = [await connect(url, token(settings, tenant, f"u{n}", 2 + n)) for n in range(3)]
-        keeper = await connect(url, token(settings, tenant, "keeper", 600))
-        for ws in [*short, keeper]:
-            assert (await receive(ws))["type"] == "connection_ack"
-        assert len(clocks() - others) == 1
+        # u0's token is refreshed as soon as its socket is up, well inside its 4 s, whatever
+        # the machine's load; u1 and u2 expire at 5 and 6 s, after u0's first deadline
+        first = await connect(url, token(settings, tenant, "u0", 4))
+        assert (await receive(first))["type"] == "connection_ack"
         fresh = token(settings, tenant, "u0", 600)
-        await short[0].send(
+        await first.send(
             json.dumps({"type": "ping", "payload": {"authorization": f"Bearer {fresh}"}})
         )
-        assert (await receive(short[0]))["type"] == "pong"
+        assert (await receive(first))["type"] == "pong"
+        short = [first]
+        short += [await connect(url, token(settings, tenant, f"u{n}", 4 + n)) for n in (1, 2)]
+        keeper = await connect(url, token(settings, tenant, "keeper", 600))
+        for ws in [*short[1:], keeper]:
+            assert (await receive(ws))["type"] == "connection_ack"
+        assert len(clocks() - others) == 1
         for n, ws in enumerate(short[1:], start=1):
             assert await close_frame(ws) == (4403, "Token expired")
-            assert time.time() >= opened_at + 2 + n - 1  # not before its own expiry (1 s rounding)
+            assert time.time() >= opened_at + 4 + n - 1  # not before its own expiry (1 s rounding)
+        # u0's first deadline has passed: the refresh moved it
+        assert time.time() >= opened_at + 4
         # the refreshed socket and the long-lived one still serve
         for ws, user in ((short[0], "u0"), (keeper, "keeper")):
             assert (await viewer(ws, "v"))["userId"] == user
