@@ -502,8 +502,7 @@ def add_figures(result: ScenarioResult, layout: Layout, runs: Runs) -> None:
                     "what pgbench's transaction does plus its read: the read finds its item "
                     "through the primary key under row-level security (it scanned the whole "
                     "item table, 14 ms per approval at 30,000 open items), a unit of work runs "
-                    "generic plans (the writes were planned at every approval, 0.9 ms) and the "
-                    "tally recount its decision triggers is inlined (0.7 -> 0.15 ms); "
+                    "generic plans (the writes were planned at every approval, 0.9 ms); "
                     '"A qualifier that is not leakproof" and "A unit of work plans its '
                     'statements once" in docs/architecture.md. The load generator shares the '
                     "machine (its CPU per approval is in the notes). "
