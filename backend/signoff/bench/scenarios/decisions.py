@@ -136,6 +136,12 @@ class Stock:
         async with self.conn.transaction():
             for statement in (await self._statements()).values():
                 await self.conn.execute(statement, item, copies)
+        # Statistics for what the copies added. Without them (a new database, no autovacuum)
+        # the plans this session's triggers cached while the tables were nearly empty stayed
+        # (nothing invalidated them): the inbox trigger, run for every copied step, found its
+        # item by a scan of the whole item table, and loading 30,000 items read billions of
+        # rows. An ANALYZE invalidates those plans; the next copy plans with the real sizes.
+        await self.conn.execute("ANALYZE workflow_item, step, timer, inbox_entry, item_tally")
         return [(str(c), str(copied_id(c, step))) for c in copies]
 
     async def _prototype(self, tenant: str) -> tuple[UUID, UUID]:
