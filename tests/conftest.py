@@ -2,7 +2,9 @@
 
 PostgreSQL and Redis are the real ones: SIGNOFF_TEST_DATABASE_URL / SIGNOFF_TEST_REDIS_URL, or
 the machine's (127.0.0.1:5432 and :6379); on a machine without them, embedded ones are started
-under `.signoff/test` so that the test command needs nothing installed by hand.
+under `.signoff/test/<worker>` so that the test command needs nothing installed by hand.
+scripts/test runs the suite in several processes (pytest-xdist, a test file to a process):
+each process has its own database, Redis prefix and, where they are embedded, servers.
 """
 
 from __future__ import annotations
@@ -69,7 +71,9 @@ def service_urls() -> Iterator[tuple[str, str]]:
     if not rd and reachable("127.0.0.1", 6379):
         rd = "redis://127.0.0.1:6379/0"
     if not pg or not rd:
-        embedded = start_embedded(REPO / ".signoff" / "test", database="postgres")
+        # One pair per test process: scripts/test runs the suite in several (pytest-xdist).
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        embedded = start_embedded(REPO / ".signoff" / "test" / worker, database="postgres")
         pg = pg or embedded.database_url
         rd = rd or embedded.redis_url
     yield pg, rd

@@ -46,12 +46,13 @@ def _copy(tmp: Path) -> Path:
     return root
 
 
-def _run(root: Path, path: str, log: Path) -> list[str]:
+def _run(root: Path, path: str, log: Path, **env: str) -> list[str]:
     log.write_text("")
+    inherited = {k: v for k, v in os.environ.items() if k != "SIGNOFF_TEST_WORKERS"}
     subprocess.run(
         ["bash", "scripts/test", "-q"],
         cwd=root,
-        env={**os.environ, "PATH": path},
+        env={**inherited, "PATH": path, **env},
         capture_output=True,
         text=True,
         timeout=120,
@@ -84,7 +85,11 @@ def test_a_second_run_installs_nothing_and_a_changed_dependency_list_installs_ag
     ]
     second = _run(root, path, log)
     assert _installs(second) == []
-    assert second[-1] == "pytest -q"  # it ran to the end
+    # it ran to the end: the tests in one process more than the machine has cores, at most
+    # three, a file to a process; or in as many as SIGNOFF_TEST_WORKERS says (0: in its own)
+    workers = min(len(os.sched_getaffinity(0)) + 1, 3)
+    assert second[-1] == f"pytest -n {workers} --dist loadfile -q"
+    assert _run(root, path, log, SIGNOFF_TEST_WORKERS="0")[-1] == "pytest -n 0 --dist loadfile -q"
 
     with (root / "plugins" / "signoff-slack" / "pyproject.toml").open("a") as f:
         f.write("\n# a dependency changed\n")

@@ -13,6 +13,7 @@ refused without a reason, then done. Screenshots go to console/artifacts/.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -198,3 +199,43 @@ async def test_a_reviewer_claims_releases_requests_changes_delegates_and_reassig
         item = await read(rotate)
         assert item["state"] == "CANCELLED"
         assert ("item.cancel", "alice", "The keys were rotated by hand") in audited(item)
+
+
+@pytest.mark.timeout(300)
+async def test_nothing_on_an_item_page_moves_when_its_graph_appears(
+    deployment: str, settings: Settings, tenant: str, demo_templates: Any, chromium: Any
+) -> None:
+    """The graph is drawn after the item, once mermaid has loaded: its box is the same size
+    before and after, so a button below it does not move under the pointer (a click aimed at
+    it while the graph appeared went to whatever moved in its place). mermaid is held back
+    until the page has been measured without it."""
+    from playwright.async_api import expect
+
+    token = minter(settings, tenant)
+    alice = token("alice", "requester")
+    async with httpx.AsyncClient(timeout=30) as http:
+        item_id = await submit(http, deployment, alice, "Rotate the signing keys")
+        page = await new_page(await new_context(chromium))
+        held: list[Any] = []
+        asked = asyncio.Event()
+
+        def hold(route: Any) -> None:
+            held.append(route)
+            asked.set()
+
+        await page.route("**/assets/mermaid.core-*.js", hold)
+        await page.goto(f"{deployment}/console/")
+        await sign_in(page, alice, "alice")
+        await page.goto(f"{deployment}/console/item/{item_id}")
+        cancel = page.get_by_test_id("item-actions").get_by_role(
+            "button", name="Cancel this request"
+        )
+        await expect(cancel).to_be_visible()
+        await asyncio.wait_for(asked.wait(), 60)
+        graph = page.locator("[data-testid=diagram] svg")
+        assert await graph.count() == 0  # the graph is not drawn yet
+        before = await cancel.bounding_box()
+        for route in held:
+            await route.continue_()
+        await expect(graph.locator("g.node")).to_have_count(1)
+        assert await cancel.bounding_box() == before
