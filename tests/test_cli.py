@@ -116,3 +116,42 @@ def test_a_worker_with_an_uneven_alert_interval_stops_in_one_line():
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("configuration error: SIGNOFF_ALERT_EVALUATION_SECONDS must divide 60")
     assert line.endswith("not 45")
+
+
+def test_signoff_dev_that_cannot_seed_its_demo_data_says_why_and_stops(
+    settings: Settings, owner_database_url: str
+):
+    """Without its demo data nobody can sign in to `signoff dev`'s console: a seeding that
+    fails is logged with its cause and the command stops, rather than serve on without it."""
+    from signoff.testing import free_port
+
+    code = (
+        "import sys, signoff.cli, signoff.demo_data\n"
+        "async def refuse(*args, **kwargs):\n"
+        "    raise RuntimeError('the demo templates are unreadable')\n"
+        "signoff.demo_data.seed_demo = refuse\n"
+        "signoff.cli.main(sys.argv[1:])\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SIGNOFF_")}
+    result = subprocess.run(
+        [sys.executable, "-c", code, "dev", "--port", str(free_port())],
+        env={
+            **clean,
+            "SIGNOFF_ENVIRONMENT": "development",
+            "SIGNOFF_DATABASE_URL": settings.database_url,
+            "SIGNOFF_MIGRATION_DATABASE_URL": owner_database_url,
+            "SIGNOFF_REDIS_URL": settings.redis_url,
+            "SIGNOFF_REDIS_PREFIX": f"{settings.redis_prefix}-unseeded",
+            "SIGNOFF_TIMER_TENANTS": "demo",
+        },
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "signoff dev could not seed its demo data; stopping" in output, output
+    assert "RuntimeError: the demo templates are unreadable" in output, output
+    assert "demo tokens" not in output

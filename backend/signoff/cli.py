@@ -241,11 +241,17 @@ async def _dev(settings: Settings, port: int) -> None:
     server = uvicorn.Server(uvicorn.Config(app, **server_options(settings, port)))
     worker = build_worker(settings, handle_signals=False)
 
-    async def seed_when_started() -> None:
+    async def seed_when_started() -> bool:
         # uvicorn offers no event for "listening"
         while not server.started:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
-        tokens = await seed_demo(settings, DEMO_TEMPLATES)
+        try:
+            tokens = await seed_demo(settings, DEMO_TEMPLATES)
+        except Exception:
+            # without its demo data nobody can sign in: say why and stop, never serve on silently
+            log.exception("signoff dev could not seed its demo data; stopping")
+            server.should_exit = True
+            return False
         demo_users.extend(
             {"user": user, "roles": USERS[user][0], "token": token}
             for user, token in tokens.items()
@@ -259,6 +265,7 @@ async def _dev(settings: Settings, port: int) -> None:
         print("demo tokens (tenant 'demo'; use as `Authorization: Bearer <token>`):")
         for user, token in tokens.items():
             print(f"  {user:6} {token}")
+        return True
 
     worker_task = asyncio.create_task(worker.async_run())
     seed_task = asyncio.create_task(seed_when_started())
@@ -272,6 +279,8 @@ async def _dev(settings: Settings, port: int) -> None:
             await worker.close()
         with contextlib.suppress(asyncio.CancelledError):
             await worker_task
+    if seed_task.done() and not seed_task.cancelled() and not seed_task.result():
+        raise SystemExit(1)
 
 
 DEV_LOGIN_ROLE = "signoff_dev"

@@ -31,7 +31,9 @@ async def _demo_tokens(http: httpx.AsyncClient, base: str) -> dict[str, str]:
         users = (await http.get(f"{base}/dev/demo-users")).json()["users"]
         if users:
             return {u["user"]: u["token"] for u in users}
-        assert loop.time() < deadline, "signoff dev did not seed its demo data"
+        assert loop.time() < deadline, "signoff dev did not seed its demo data:\n" + "\n".join(
+            (ARTIFACTS / "dev.log").read_text(errors="replace").splitlines()[:60]
+        )
         await asyncio.sleep(0.2)  # waiting for a real process to seed
 
 
@@ -48,7 +50,10 @@ async def test_signoff_dev_opens_a_console_where_demo_users_sign_in_with_one_cli
         SIGNOFF_DATABASE_URL=settings.database_url,
         SIGNOFF_MIGRATION_DATABASE_URL=owner_database_url,
         SIGNOFF_REDIS_URL=settings.redis_url,
-        SIGNOFF_REDIS_PREFIX=settings.redis_prefix,
+        # a queue of its own: its worker runs this test's jobs only, not those other tests of
+        # this process left queued (a failed run's log showed it running other tenants' audit
+        # exports while its seeding never finished)
+        SIGNOFF_REDIS_PREFIX=f"{settings.redis_prefix}-dev-console",
         SIGNOFF_DATA_DIR=tempfile.mkdtemp(prefix="signoff-dev-console-"),
         # the worker in real time fires the demo tenant's timers only, not other tests'
         SIGNOFF_TIMER_TENANTS="demo",
