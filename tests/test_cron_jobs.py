@@ -326,3 +326,34 @@ async def test_a_cron_job_does_its_work_in_every_tenant_under_row_level_security
 ) -> None:
     assert await roles.row_security_bypasses() == []  # the suite's role is bound
     await SCENARIOS[name](two)
+
+
+async def test_deployments_that_share_a_redis_each_run_every_tick_of_their_crons(
+    settings: Settings, redis_url: str
+) -> None:
+    """Two deployments on one Redis (two key prefixes): each worker queues every tick of its
+    own crons, under its own prefix. arq keeps one job of an id in the whole Redis and names a
+    tick's job after its cron; under arq's default names the second deployment found the
+    first's job of the tick and queued nothing, so only one of them swept."""
+    tick = datetime(2026, 12, 1, 5, 0, 3, tzinfo=UTC)
+    pool = await create_pool(RedisSettings.from_dsn(redis_url))
+    try:
+        queued: dict[str, list[str]] = {}
+        for deployment in ("a", "b"):
+            prefix = f"{settings.redis_prefix}-cron-{deployment}"
+            worker = build_worker(
+                dataclasses.replace(settings, redis_prefix=prefix), handle_signals=False
+            )
+            worker._pool = pool  # what the worker's own start-up connects
+            await worker.run_cron(tick, delay=0.5)
+            ids = [job.decode() for job in await pool.zrange(worker.queue_name, 0, -1)]
+            queued[prefix] = ids
+            for job_id in ids:
+                assert job_id.startswith(f"cron:{prefix}:"), job_id
+                assert await pool.exists(f"arq:job:{job_id}")
+        # the crons that run at start-up, each queued by both deployments for the same tick
+        at_start = {"sweep_timers_job", "sequence_audit_events", "notification_sweeper"}
+        for prefix, ids in queued.items():
+            assert {job_id.split(":")[2] for job_id in ids} == at_start, (prefix, ids)
+    finally:
+        await pool.aclose()

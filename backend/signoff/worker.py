@@ -9,7 +9,7 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from arq import cron
+from arq import cron as arq_cron
 from arq.connections import RedisSettings
 from arq.worker import Function, Worker, func
 
@@ -55,6 +55,15 @@ def cron_jobs(settings: Settings) -> list[Any]:
     (hourly) and the alert evaluator (every `alert_evaluation_seconds`)."""
     every = max(1, settings.timer_sweep_seconds)
     alert_minutes, alert_seconds = alert_schedule(settings)
+
+    def cron(coroutine: Any, **options: Any) -> Any:
+        # arq names a tick's job `{name}:{time}` and keeps one job of an id in the whole Redis
+        # (`arq:job:{id}`): named under the key prefix, deployments that share a Redis each run
+        # every tick of their own, and a stopped worker's queued tick is under its prefix too
+        return arq_cron(
+            coroutine, name=f"cron:{settings.redis_prefix}:{coroutine.__name__}", **options
+        )
+
     return [
         cron(
             sweep_timers_job,
