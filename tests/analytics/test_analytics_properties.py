@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given
+from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
@@ -164,19 +164,33 @@ async def expected(tenant: str, q: model.AnalyticsQuestion, now: datetime) -> di
     ]
     breached = [s for s in due if s["decided_at"] is None or s["decided_at"] > s["due_at"]]
 
-    def activated(step_id: Any, at: datetime) -> datetime:
+    def activated(step_id: Any, at: datetime, by: str) -> datetime:
+        # the latest activation before the decision in the trail's order: one at the same
+        # moment after it (the requester resubmitting in the same instant) is not what the
+        # decision answered
+        own = [
+            e["seq"]
+            for e in events
+            if e["step_id"] == step_id
+            and e["actor_id"] == by
+            and e["occurred_at"] == at
+            and e["action"] not in model.ACTIVATIONS
+        ]
+        before = min(own) if own else math.inf
         return max(
             e["occurred_at"]
             for e in events
             if e["step_id"] == step_id
             and e["action"] in model.ACTIVATIONS
             and e["occurred_at"] <= at
+            and e["seq"] < before
         )
 
     responses: dict[str, list[float]] = {}
     for d in decisions:
         if within(d["created_at"]) and d["actor_id"] != SYSTEM_USER and ours(d["item_id"]):
-            wait = (d["created_at"] - activated(d["step_id"], d["created_at"])).total_seconds()
+            since = activated(d["step_id"], d["created_at"], d["actor_id"])
+            wait = (d["created_at"] - since).total_seconds()
             responses.setdefault(d["actor_id"], []).append(wait)
     open_steps = Counter(
         x["principal"][2:]
@@ -278,6 +292,20 @@ def close(a: Any, b: Any) -> bool:
     stuck_minutes=st.integers(1, 600),
     top=st.integers(0, 3),
     reviewers=st.integers(0, 3),
+)
+@example(  # ann asks for changes a minute in; the requester resubmits in the same instant
+    moves=[
+        (0, 0, ("submit", "flow")),
+        (1, 0, ("submit", "flow")),
+        (1, 1, ("vote", 0, "ann", "request_changes", "too risky")),
+        (1, 0, ("resubmit", 0)),
+    ],
+    start=0,
+    length=30,
+    template=None,
+    stuck_minutes=1,
+    top=0,
+    reviewers=1,
 )
 async def test_the_sql_agrees_with_the_definitions(
     settings: Settings,
