@@ -16,9 +16,7 @@ import csv
 import hashlib
 import io
 import json
-import tempfile
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -168,7 +166,7 @@ async def load(tenant: str, events: list[dict[str, Any]], redactions: Any) -> No
     hide_details=st.booleans(),
 )
 async def test_the_database_writes_the_csv_python_wrote(
-    database_url, services, events, redactions, hide_iban, roles, hide_details
+    database_url, services, tmp_path, events, redactions, hide_iban, roles, hide_details
 ):
     tenant = f"t{uuid4().hex[:12]}"
     await load(tenant, events, redactions)
@@ -201,7 +199,7 @@ async def test_the_database_writes_the_csv_python_wrote(
         rows = list(read_rows(ExportFormat.CSV, io.StringIO(body.decode(), newline="")))
         assert all(r[c] is None for r in rows for c in CLIENT_DETAILS)
 
-    path = Path(tempfile.mkdtemp()) / "trail.csv"
+    path = tmp_path / f"trail-{tenant}.csv"  # a file of this example's own
     written = await export_to_file(
         tenant,
         ExportFilter(),

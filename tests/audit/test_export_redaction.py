@@ -13,10 +13,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import tempfile
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -185,7 +184,7 @@ def parsed(fmt: ExportFormat, body: bytes) -> list[dict[str, Any]] | None:
     flip=(0, 0, 1),
 )
 async def test_any_redacted_export_verifies_and_any_flipped_byte_is_named(
-    tenant, services, items, events, rules, roles, trail_redactions, fmt, flip
+    tenant, services, items, tmp_path, events, rules, roles, trail_redactions, fmt, flip
 ):
     admin = actor(tenant, "ada", "admin")
     for rule in await redaction_services.list_rules(admin, services):
@@ -224,7 +223,7 @@ async def test_any_redacted_export_verifies_and_any_flipped_byte_is_named(
         async with ENGINE.transaction():
             await audit_repo.redact_event(tenant, seq, at=NOW, clear=tuple(clear), data=data)
 
-    path = Path(tempfile.mkdtemp()) / f"trail.{fmt.value}"
+    path = tmp_path / f"trail-{uuid4().hex}.{fmt.value}"  # a file of this example's own
     manifest = await export_to_file(tenant, ExportFilter(), fmt, path, reader_roles=roles)
     assert verify_file(path) is None
     assert manifest["redaction"]["reader_roles"] == sorted(roles)

@@ -314,12 +314,15 @@ def test_profile_summary_counts_inclusive_and_self(tmp_path):
 
 REUSE_SCRIPT = """
 import asyncio, sys
+from pathlib import Path
 from signoff.bench.env import BenchConfig, BenchEnv, Servers
 
-async def main(admin_url, redis_url, scenario):
+async def main(admin_url, redis_url, scenario, work):
     seen = []
-    for _ in range(2):
-        config = BenchConfig(Servers(admin_url, redis_url), quick=True, reuse=True)
+    for run in range(2):
+        config = BenchConfig(
+            Servers(admin_url, redis_url), quick=True, reuse=True, work_dir=Path(work) / str(run)
+        )
         async with BenchEnv.open(config, scenario) as env:
             conn = await env.connect()
             await conn.execute("CREATE TABLE IF NOT EXISTS reuse_mark (n int)")
@@ -337,7 +340,7 @@ async def test_a_reuse_run_finds_the_database_an_earlier_one_kept(service_urls, 
     database = f"signoff_bench_reuse_quick_{scenario.replace('-', '_')}"
     try:
         proc = await asyncio.create_subprocess_exec(
-            *[sys.executable, "-c", REUSE_SCRIPT, admin_url, redis_url, scenario],
+            *[sys.executable, "-c", REUSE_SCRIPT, admin_url, redis_url, scenario, str(tmp_path)],
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )

@@ -9,7 +9,7 @@ request outside the server refused.
 from __future__ import annotations
 
 import asyncio
-import tempfile
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -39,7 +39,7 @@ async def _demo_tokens(http: httpx.AsyncClient, base: str) -> dict[str, str]:
 
 @pytest.mark.timeout(600)
 async def test_signoff_dev_opens_a_console_where_demo_users_sign_in_with_one_click(
-    settings: Settings, owner_database_url: str, chromium: Any
+    settings: Settings, owner_database_url: str, chromium: Any, tmp_path: Path
 ) -> None:
     from playwright.async_api import expect
 
@@ -54,7 +54,7 @@ async def test_signoff_dev_opens_a_console_where_demo_users_sign_in_with_one_cli
         # this process left queued (a failed run's log showed it running other tenants' audit
         # exports while its seeding never finished)
         SIGNOFF_REDIS_PREFIX=f"{settings.redis_prefix}-dev-console",
-        SIGNOFF_DATA_DIR=tempfile.mkdtemp(prefix="signoff-dev-console-"),
+        SIGNOFF_DATA_DIR=str(tmp_path),
         # the worker in real time fires the demo tenant's timers only, not other tests'
         SIGNOFF_TIMER_TENANTS="demo",
     )

@@ -4,7 +4,6 @@ the root redirect and the demo users only in development."""
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,10 @@ from tests.conftest import running_app
 
 
 @pytest.fixture
-def build() -> Path:
-    """A console build: the page and one hashed asset."""
-    root = Path(tempfile.mkdtemp(prefix="signoff-console-"))
+def build(tmp_path: Path) -> Path:
+    """A console build: the page and one hashed asset, and a file beside it that is not."""
+    root = tmp_path / "console"
+    root.mkdir()
     (root / "assets").mkdir()
     (root / "index.html").write_text('<!doctype html><div id="root"></div>')
     (root / "assets" / "index-abc123.js").write_text("console.log('hi')")
